@@ -1,0 +1,39 @@
+/** API-key authentication for the HTTP API: `Authorization: Bearer <key>` or `X-Api-Key: <key>`. */
+import { timingSafeEqual, createHash } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+
+function digest(s: string): Buffer {
+  return createHash('sha256').update(s).digest();
+}
+
+export class ApiKeys {
+  private readonly digests: Buffer[];
+  constructor(keys: readonly string[]) {
+    this.digests = keys.map(digest);
+  }
+
+  get configured(): boolean {
+    return this.digests.length > 0;
+  }
+
+  /** The key the request presents, or null. */
+  static presented(req: IncomingMessage): string | null {
+    const auth = req.headers['authorization'];
+    if (typeof auth === 'string') {
+      const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);
+      if (m) return m[1]!;
+    }
+    const h = req.headers['x-api-key'];
+    if (typeof h === 'string' && h.length > 0) return h;
+    return null;
+  }
+
+  /** Constant-time check against every configured key. */
+  check(key: string | null): boolean {
+    if (key === null) return false;
+    const d = digest(key);
+    let ok = false;
+    for (const k of this.digests) ok = timingSafeEqual(k, d) || ok;
+    return ok;
+  }
+}

@@ -1,0 +1,140 @@
+/**
+ * HTTP publishing, answered by the director through the command address:
+ *   POST /api/publish                 {channel | users[], data, sender?, no_history?}
+ *   POST /api/channels/<channel>/     body = data       (Seth-Pusher)
+ *   POST /api/users/<user>/           body = data, sender_id? (Seth-Pusher)
+ * Authenticated by an API key; optionally limited to allow_posting_from.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import type { Config } from '../config/resolve.js';
+import { ErrorCodes, TidingsError, toErrorBody } from '../protocol/errors.js';
+import { channelProblem, isValidUser } from '../protocol/names.js';
+import type { CommandClient } from '../zmq/command-client.js';
+import { readJson, sendError, sendJson, sourceAddress } from '../http/io.js';
+import { ApiKeys } from './api-keys.js';
+
+const CHANNEL_ROUTE = /^\/api\/channels\/([^/]+)\/?$/;
+const USER_ROUTE = /^\/api\/users\/([^/]+)\/?$/;
+
+export class PublishApi {
+  private readonly keys: ApiKeys;
+
+  constructor(
+    private readonly config: Config,
+    private readonly commands: CommandClient,
+    private readonly log: Logger,
+  ) {
+    this.keys = new ApiKeys(config.api_keys);
+  }
+
+  /** Handles the request if the path is one of this API's; returns false otherwise. */
+  handle(req: IncomingMessage, res: ServerResponse, path: string): boolean {
+    if (path === '/api/publish' || path === '/api/publish/') {
+      void this.run(req, res, false, () => this.publish(req));
+      return true;
+    }
+    let m = CHANNEL_ROUTE.exec(path);
+    if (m) {
+      const channel = safeDecode(m[1]!);
+      void this.run(req, res, true, () => this.sethChannel(req, channel));
+      return true;
+    }
+    m = USER_ROUTE.exec(path);
+    if (m) {
+      const user = safeDecode(m[1]!);
+      void this.run(req, res, true, () => this.sethUser(req, user));
+      return true;
+    }
+    return false;
+  }
+
+  private async run(req: IncomingMessage, res: ServerResponse, seth: boolean, work: () => Promise<unknown>): Promise<void> {
+    try {
+      if (req.method !== 'POST') throw new TidingsError(ErrorCodes.METHOD_NOT_ALLOWED, 'use POST');
+      this.authorize(req);
+      const result = await work();
+      sendJson(res, 200, seth ? { status: 200, ...(result as object) } : result);
+    } catch (err) {
+      if (!(err instanceof TidingsError)) this.log.error({ err }, 'publish API failed');
+      if (!seth) {
+        sendError(res, err);
+        return;
+      }
+      const body = toErrorBody(err);
+      const status = err instanceof TidingsError ? err.status : 500;
+      // Seth-Pusher's shape, with the catalog code beside it.
+      const message = body.code === ErrorCodes.BAD_API_KEY.code ? 'Invalid Auth credentials provided' : body.message;
+      sendJson(res, status, { status, message, code: body.code, name: body.name });
+    }
+  }
+
+  private authorize(req: IncomingMessage): void {
+    const allowed = this.config.allow_posting_from;
+    if (allowed.length > 0 && !allowed.includes(sourceAddress(req))) {
+      throw new TidingsError(ErrorCodes.FORBIDDEN_SOURCE, sourceAddress(req));
+    }
+    if (!this.keys.configured) throw new TidingsError(ErrorCodes.BAD_API_KEY, 'no API keys are configured (api_keys)');
+    if (!this.keys.check(ApiKeys.presented(req))) throw new TidingsError(ErrorCodes.BAD_API_KEY);
+  }
+
+  private async publish(req: IncomingMessage): Promise<unknown> {
+    const body = await readJson(req, this.config.max_message_size);
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+      throw new TidingsError(ErrorCodes.MISSING_FIELD, 'body must be an object with channel or users, and data');
+    }
+    const b = body as Record<string, unknown>;
+    if (!('data' in b)) throw new TidingsError(ErrorCodes.MISSING_FIELD, 'data is required');
+    if (b['sender'] !== undefined && b['sender'] !== null && typeof b['sender'] !== 'string') {
+      throw new TidingsError(ErrorCodes.MISSING_FIELD, 'sender must be a string');
+    }
+    if (b['no_history'] !== undefined && typeof b['no_history'] !== 'boolean') {
+      throw new TidingsError(ErrorCodes.MISSING_FIELD, 'no_history must be a boolean');
+    }
+    const common = { data: b['data'], sender: b['sender'] ?? null, no_history: b['no_history'] === true };
+    if (b['channel'] !== undefined) {
+      const problem = channelProblem(b['channel']);
+      if (problem) throw new TidingsError(ErrorCodes.INVALID_CHANNEL, problem);
+      const r = await this.commands.request<{ offset: number; epoch: string }>('publish', { channel: b['channel'], ...common });
+      return { channel: b['channel'], offset: r.offset, epoch: r.epoch };
+    }
+    const users = b['users'];
+    if (!Array.isArray(users) || users.length === 0 || users.length > 1000) {
+      throw new TidingsError(ErrorCodes.MISSING_FIELD, 'channel (string) or users (1-1000 user ids) is required');
+    }
+    for (const u of users) if (!isValidUser(u)) throw new TidingsError(ErrorCodes.INVALID_USER, JSON.stringify(u));
+    return this.commands.request('publish', { users, ...common });
+  }
+
+  private async sethChannel(req: IncomingMessage, channel: string): Promise<unknown> {
+    const problem = channelProblem(channel);
+    if (problem) throw new TidingsError(ErrorCodes.INVALID_CHANNEL, problem);
+    const data = await readJson(req, this.config.max_message_size);
+    const sender = senderId(data);
+    const r = await this.commands.request<{ offset: number; epoch: string }>('publish', { channel, data, sender });
+    return { offset: r.offset, epoch: r.epoch };
+  }
+
+  private async sethUser(req: IncomingMessage, user: string): Promise<unknown> {
+    if (!isValidUser(user)) throw new TidingsError(ErrorCodes.INVALID_USER);
+    const data = await readJson(req, this.config.max_message_size);
+    await this.commands.request('publish', { users: [user], data, sender: senderId(data) });
+    return {};
+  }
+}
+
+function senderId(data: unknown): string | null {
+  if (data && typeof data === 'object' && !Array.isArray(data)) {
+    const s = (data as Record<string, unknown>)['sender_id'];
+    if (typeof s === 'string') return s;
+  }
+  return null;
+}
+
+function safeDecode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return '\u0000'; // fails the name checks with a clear error
+  }
+}

@@ -1,0 +1,18 @@
+#!/usr/bin/env node
+/** The `tidings` program: one yargs command module per command. */
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { serveCommand } from './serve.js';
+import { publishCommand } from './publish.js';
+import { tokenCommand } from './token.js';
+
+await yargs(hideBin(process.argv))
+  .scriptName('tidings')
+  .command(serveCommand)
+  .command(publishCommand as never)
+  .command(tokenCommand as never)
+  .demandCommand(1, 'give a command: serve, publish or token')
+  .strict()
+  .wrap(Math.min(120, process.stdout.columns || 120))
+  .help()
+  .parseAsync();

@@ -1,0 +1,194 @@
+/**
+ * Resolves the settings from flags, environment and config file, with
+ * precedence flag > env > file > default, validates them once and freezes.
+ * Pure: takes plain objects, throws ConfigError naming the setting.
+ */
+import { SETTINGS, type SettingSpec, envName, flagName } from './settings.js';
+
+export class ConfigError extends Error {
+  readonly setting: string;
+  constructor(setting: string, message: string) {
+    super(message);
+    this.name = 'ConfigError';
+    this.setting = setting;
+  }
+}
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+
+export interface Config {
+  readonly server_host: string;
+  readonly server_port: number;
+  readonly server_base_url: string;
+  readonly director_enabled: boolean;
+  readonly forwarder_enabled: boolean;
+  readonly edge_enabled: boolean;
+  readonly workers: number;
+  readonly subscriber_address: string;
+  readonly publisher_address: string;
+  readonly command_address: string;
+  readonly director_subscriber_address: string | null;
+  readonly director_publisher_address: string | null;
+  readonly director_command_address: string | null;
+  readonly node_id: string | null;
+  readonly secret: string | null;
+  readonly admin_secret: string | null;
+  readonly token_secret: string | null;
+  readonly api_keys: readonly string[];
+  readonly allow_posting_from: readonly string[];
+  readonly allow_anonymous: boolean;
+  readonly anonymous_channels: readonly string[];
+  readonly demo: boolean;
+  readonly log_level: LogLevel;
+  readonly ping_interval: number;
+  readonly idle_timeout: number;
+  readonly connect_timeout: number;
+  readonly max_message_size: number;
+  readonly client_send_buffer: number;
+  readonly max_subscriptions: number;
+  readonly max_connections: number;
+  readonly command_timeout: number;
+  readonly zmq_high_water_mark: number;
+  readonly history_size: number;
+  readonly history_ttl: number;
+  readonly presence_ttl: number;
+  readonly metrics: boolean;
+}
+
+export interface Sources {
+  /** Parsed flags, keyed by setting name (undefined when not given). */
+  flags?: Record<string, unknown>;
+  env?: Record<string, string | undefined>;
+  /** Parsed config file object, keyed by setting name. */
+  file?: Record<string, unknown>;
+}
+
+const LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+const ADDRESS_RE = /^(tcp:\/\/(\*|[A-Za-z0-9.\-_]+|\[[0-9a-fA-F:]+\]):\d{1,5}|ipc:\/\/.+|inproc:\/\/.+)$/;
+
+function describeSource(spec: SettingSpec, origin: string): string {
+  if (origin === 'flag') return `--${flagName(spec.name)}`;
+  if (origin === 'env') return envName(spec.name);
+  if (origin === 'file') return `config file key "${spec.name}"`;
+  return 'default';
+}
+
+function coerce(spec: SettingSpec, raw: unknown, origin: string): unknown {
+  const where = describeSource(spec, origin);
+  const fail = (why: string): never => {
+    throw new ConfigError(spec.name, `invalid setting ${spec.name} (${where}): ${why}, got ${JSON.stringify(raw)}`);
+  };
+  if (raw === null) {
+    if (spec.default === null) return null;
+    fail('must not be null');
+  }
+  switch (spec.type) {
+    case 'string':
+      if (typeof raw !== 'string') fail('must be a string');
+      return raw;
+    case 'int':
+    case 'duration': {
+      let n: number;
+      if (typeof raw === 'number') n = raw;
+      else if (typeof raw === 'string' && raw.trim() !== '' && !Number.isNaN(Number(raw))) n = Number(raw);
+      else return fail(spec.type === 'int' ? 'must be an integer' : 'must be a number of seconds');
+      if (spec.type === 'int' && !Number.isInteger(n)) fail('must be an integer');
+      if (!Number.isFinite(n)) fail('must be finite');
+      if (spec.min !== undefined && n < spec.min) fail(`must be at least ${spec.min}`);
+      if (spec.max !== undefined && n > spec.max) fail(`must be at most ${spec.max}`);
+      return n;
+    }
+    case 'bool':
+      if (typeof raw === 'boolean') return raw;
+      if (typeof raw === 'string') {
+        const v = raw.trim().toLowerCase();
+        if (['1', 'true', 'yes', 'on'].includes(v)) return true;
+        if (['0', 'false', 'no', 'off', ''].includes(v)) return false;
+      }
+      return fail('must be true or false');
+    case 'list': {
+      let items: unknown[];
+      if (Array.isArray(raw)) items = raw;
+      else if (typeof raw === 'string') items = raw.split(',');
+      else return fail('must be a comma-separated list');
+      const out: string[] = [];
+      for (const item of items) {
+        if (typeof item !== 'string') fail('must be a list of strings');
+        const t = (item as string).trim();
+        if (t) out.push(t);
+      }
+      return Object.freeze(out);
+    }
+    case 'address':
+      if (typeof raw !== 'string' || !ADDRESS_RE.test(raw)) fail('must be a ZeroMQ address like tcp://host:port or ipc:///path');
+      return raw;
+    case 'level':
+      if (typeof raw !== 'string' || !LEVELS.has(raw)) fail('must be one of fatal, error, warn, info, debug, trace, silent');
+      return raw;
+  }
+}
+
+/** Resolve, validate and freeze the configuration. Throws ConfigError. */
+export function resolveConfig(sources: Sources): Config {
+  const flags = sources.flags ?? {};
+  const env = sources.env ?? {};
+  const file = sources.file ?? {};
+  for (const key of Object.keys(file)) {
+    if (!SETTINGS.some((x) => x.name === key)) {
+      throw new ConfigError(key, `invalid setting ${key} (config file): unknown setting`);
+    }
+  }
+  const out: Record<string, unknown> = {};
+  for (const spec of SETTINGS) {
+    let raw: unknown;
+    let origin: string;
+    const envValue = env[envName(spec.name)];
+    if (flags[spec.name] !== undefined) {
+      raw = flags[spec.name];
+      origin = 'flag';
+    } else if (envValue !== undefined) {
+      raw = envValue;
+      origin = 'env';
+    } else if (file[spec.name] !== undefined) {
+      raw = file[spec.name];
+      origin = 'file';
+    } else {
+      out[spec.name] = spec.default;
+      continue;
+    }
+    out[spec.name] = coerce(spec, raw, origin);
+  }
+  const cfg = out as unknown as Config;
+  checkCombination(cfg);
+  return Object.freeze(cfg);
+}
+
+function checkCombination(c: Config): void {
+  if (c.forwarder_enabled) {
+    for (const k of ['director_subscriber_address', 'director_publisher_address', 'director_command_address'] as const) {
+      if (!c[k]) throw new ConfigError(k, `invalid setting ${k} (${envName(k)}): required when forwarder_enabled is true`);
+    }
+  }
+  if (!c.director_enabled && !c.forwarder_enabled && !c.edge_enabled) {
+    throw new ConfigError('edge_enabled', 'invalid setting edge_enabled: no role enabled (director, forwarder and edge are all false)');
+  }
+  if (c.token_secret !== null && c.token_secret.length < 32) {
+    throw new ConfigError('token_secret', `invalid setting token_secret (${envName('token_secret')}): must be at least 32 characters for HS256`);
+  }
+  if (c.idle_timeout <= c.ping_interval) {
+    throw new ConfigError('idle_timeout', `invalid setting idle_timeout (${envName('idle_timeout')}): must be greater than ping_interval (${c.ping_interval})`);
+  }
+  if (c.server_base_url !== '' && (!c.server_base_url.startsWith('/') || c.server_base_url.endsWith('/'))) {
+    throw new ConfigError('server_base_url', `invalid setting server_base_url (${envName('server_base_url')}): must start with / and not end with /`);
+  }
+}
+
+/** The config with secrets masked, for logs and debug views. */
+export function redactConfig(c: Config): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const spec of SETTINGS) {
+    const v = (c as unknown as Record<string, unknown>)[spec.name];
+    out[spec.name] = spec.secret && v !== null && !(Array.isArray(v) && v.length === 0) ? '[redacted]' : v;
+  }
+  return out;
+}

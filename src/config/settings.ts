@@ -1,0 +1,71 @@
+/**
+ * Every setting of `tidings serve`: its name (config-file key; the flag is the
+ * same name with dashes, the environment variable TIDINGS_<NAME>), type,
+ * default and help text. Names follow django-omnibus' settings.
+ */
+
+export type SettingType = 'string' | 'int' | 'bool' | 'list' | 'address' | 'level' | 'duration';
+
+export interface SettingSpec {
+  readonly name: string;
+  readonly type: SettingType;
+  readonly default: string | number | boolean | readonly string[] | null;
+  readonly describe: string;
+  readonly min?: number;
+  readonly max?: number;
+  /** Secrets are never logged. */
+  readonly secret?: boolean;
+  /** A shorter flag, as in DESIGN.md (--director, --forwarder, --edge). */
+  readonly alias?: string;
+}
+
+const s = (spec: SettingSpec): SettingSpec => Object.freeze(spec);
+
+export const SETTINGS: readonly SettingSpec[] = Object.freeze([
+  s({ name: 'server_host', type: 'string', default: '127.0.0.1', describe: 'Address the websocket/HTTP server listens on (0.0.0.0 in containers)' }),
+  s({ name: 'server_port', type: 'int', default: 4242, min: 0, max: 65535, describe: 'Port of the websocket/HTTP server' }),
+  s({ name: 'server_base_url', type: 'string', default: '', describe: 'Path prefix of every route, e.g. /tidings (websocket at <prefix>/ws)' }),
+  s({ name: 'director_enabled', type: 'bool', default: true, alias: 'director', describe: 'Run the director on this node' }),
+  s({ name: 'forwarder_enabled', type: 'bool', default: false, alias: 'forwarder', describe: 'Run a forwarder proxy between this node and the director' }),
+  s({ name: 'edge_enabled', type: 'bool', default: true, alias: 'edge', describe: 'Run websocket edge processes on this node' }),
+  s({ name: 'workers', type: 'int', default: 1, min: 1, max: 256, describe: 'Edge processes sharing the server port' }),
+  s({ name: 'subscriber_address', type: 'address', default: 'tcp://127.0.0.1:4243', describe: "This node's subscriber address (director XPUB, or the forwarder's local XPUB); edges connect to it" }),
+  s({ name: 'publisher_address', type: 'address', default: 'tcp://127.0.0.1:4244', describe: "This node's publisher address (director XSUB, or the forwarder's local XSUB); workers publish to it" }),
+  s({ name: 'command_address', type: 'address', default: 'tcp://127.0.0.1:4245', describe: "This node's command address (director ROUTER, or the forwarder's local ROUTER)" }),
+  s({ name: 'director_subscriber_address', type: 'address', default: null, describe: "The director's subscriber address (needed by a forwarder)" }),
+  s({ name: 'director_publisher_address', type: 'address', default: null, describe: "The director's publisher address (needed by a forwarder)" }),
+  s({ name: 'director_command_address', type: 'address', default: null, describe: "The director's command address (needed by a forwarder)" }),
+  s({ name: 'node_id', type: 'string', default: null, describe: 'Name of this node in logs and debug views (default: hostname-pid)' }),
+  s({ name: 'secret', type: 'string', default: null, secret: true, describe: 'Secret that signs server API requests (channelstream x-channelstream-secret)' }),
+  s({ name: 'admin_secret', type: 'string', default: null, secret: true, describe: 'Secret of the admin and debug views' }),
+  s({ name: 'token_secret', type: 'string', default: null, secret: true, describe: 'HS256 key of client tokens (JWT); at least 32 characters' }),
+  s({ name: 'api_keys', type: 'list', default: [], secret: true, describe: 'Comma-separated API keys accepted by the HTTP publish API' }),
+  s({ name: 'allow_posting_from', type: 'list', default: [], describe: 'Comma-separated source addresses allowed to call the server API (empty: any)' }),
+  s({ name: 'allow_anonymous', type: 'bool', default: false, describe: 'Accept websocket clients without a token (read-only, user null)' }),
+  s({ name: 'anonymous_channels', type: 'list', default: ['*'], describe: 'Channel grants of anonymous clients (subscribe only)' }),
+  s({ name: 'demo', type: 'bool', default: false, describe: 'Serve the demo page and its demo-only token endpoint (never in production)' }),
+  s({ name: 'log_level', type: 'level', default: 'info', describe: 'Log level: fatal, error, warn, info, debug, trace, silent' }),
+  s({ name: 'ping_interval', type: 'duration', default: 25, min: 1, max: 3600, describe: 'Seconds between server pings to clients' }),
+  s({ name: 'idle_timeout', type: 'duration', default: 60, min: 2, max: 86400, describe: 'Seconds of client silence before the connection is closed (4004)' }),
+  s({ name: 'connect_timeout', type: 'duration', default: 10, min: 1, max: 600, describe: 'Seconds a new connection has to authenticate (4003)' }),
+  s({ name: 'max_message_size', type: 'int', default: 65536, min: 256, max: 16777216, describe: 'Largest client frame, HTTP body or published payload, in bytes' }),
+  s({ name: 'client_send_buffer', type: 'int', default: 4194304, min: 65536, max: 1073741824, describe: 'Bytes queued to one client before it is cut off as a slow consumer (4005)' }),
+  s({ name: 'max_subscriptions', type: 'int', default: 512, min: 1, max: 100000, describe: 'Channels one connection may subscribe to' }),
+  s({ name: 'max_connections', type: 'int', default: 100000, min: 1, max: 10000000, describe: 'Connections one edge process accepts' }),
+  s({ name: 'command_timeout', type: 'duration', default: 5, min: 0.1, max: 300, describe: 'Seconds an edge waits for the director to answer a command' }),
+  s({ name: 'zmq_high_water_mark', type: 'int', default: 200000, min: 1000, max: 100000000, describe: 'ZeroMQ send/receive high-water marks (messages); sockets block, never drop' }),
+  s({ name: 'history_size', type: 'int', default: 100, min: 0, max: 1000000, describe: 'Default messages of history kept per channel' }),
+  s({ name: 'history_ttl', type: 'duration', default: 300, min: 0, max: 31536000, describe: 'Default seconds a message stays in history' }),
+  s({ name: 'presence_ttl', type: 'duration', default: 15, min: 2, max: 3600, describe: 'Seconds after which connections of a silent node leave presence' }),
+  s({ name: 'metrics', type: 'bool', default: true, describe: 'Serve Prometheus metrics at /metrics' }),
+]);
+
+export const SETTING_NAMES: ReadonlySet<string> = new Set(SETTINGS.map((x) => x.name));
+
+export function envName(name: string): string {
+  return `TIDINGS_${name.toUpperCase()}`;
+}
+
+export function flagName(name: string): string {
+  return name.replace(/_/g, '-');
+}

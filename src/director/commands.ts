@@ -1,0 +1,120 @@
+/**
+ * Commands the director answers on its command address. Bodies are JSON;
+ * every failure is a TidingsError with a catalog code.
+ */
+import type { Logger } from 'pino';
+import { ErrorCodes, TidingsError } from '../protocol/errors.js';
+import { channelProblem } from '../protocol/names.js';
+import type { Director } from './director.js';
+
+type Handler = (body: Record<string, unknown>) => unknown;
+
+function field<T>(body: Record<string, unknown>, name: string, check: (v: unknown) => v is T, what: string): T {
+  const v = body[name];
+  if (!check(v)) throw new TidingsError(ErrorCodes.MISSING_FIELD, `${name} must be ${what}`);
+  return v;
+}
+
+const MAX_HISTORY_REPLY = 10_000;
+
+function optInt(body: Record<string, unknown>, name: string): number | undefined {
+  const v = body[name];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) {
+    throw new TidingsError(ErrorCodes.MISSING_FIELD, `${name} must be a non-negative integer`);
+  }
+  return v;
+}
+
+const isString = (v: unknown): v is string => typeof v === 'string';
+const isOptString = (v: unknown): v is string | null | undefined => v === undefined || v === null || typeof v === 'string';
+
+export class CommandHandlers {
+  private readonly table: Record<string, Handler>;
+
+  constructor(
+    private readonly director: Director,
+    private readonly log: Logger,
+  ) {
+    this.table = {
+      ping: () => ({ time: Date.now() }),
+      publish: (b) => this.publish(b),
+      history: (b) => this.history(b),
+      probe: (b) => {
+        const kind = b['kind'];
+        if (kind !== 'channel' && kind !== 'user') throw new TidingsError(ErrorCodes.MISSING_FIELD, 'kind must be channel or user');
+        return this.director.probe(kind, field(b, 'name', isString, 'a string'), field(b, 'token', isString, 'a string'));
+      },
+    };
+  }
+
+  register(method: string, handler: Handler): void {
+    this.table[method] = handler;
+  }
+
+  async dispatch(method: string, raw: Buffer): Promise<unknown> {
+    const handler = this.table[method];
+    if (!handler) throw new TidingsError(ErrorCodes.METHOD_NOT_FOUND, `unknown command ${JSON.stringify(method.slice(0, 64))}`);
+    let body: unknown;
+    try {
+      body = JSON.parse(raw.toString('utf8'));
+    } catch {
+      throw new TidingsError(ErrorCodes.INVALID_JSON, 'command body is not JSON');
+    }
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+      if (method === 'ping') body = {};
+      else throw new TidingsError(ErrorCodes.BAD_REQUEST, 'command body must be a JSON object');
+    }
+    return handler(body as Record<string, unknown>);
+  }
+
+  /**
+   * history {channel, since?, until?, epoch?, limit?} -> {channel, epoch, offset, complete, messages}
+   * `since`: messages after this offset (else the newest); `complete` says the
+   * history reaches back to `since` in this epoch with nothing expired between.
+   */
+  private history(b: Record<string, unknown>): unknown {
+    const channel = field(b, 'channel', isString, 'a string');
+    const problem = channelProblem(channel);
+    if (problem) throw new TidingsError(ErrorCodes.INVALID_CHANNEL, problem);
+    const since = optInt(b, 'since');
+    const until = optInt(b, 'until');
+    const limit = Math.min(optInt(b, 'limit') ?? 100, MAX_HISTORY_REPLY);
+    const epoch = field(b, 'epoch', isOptString, 'a string') ?? null;
+    const now = Date.now();
+    const state = this.director.channels.getOrCreate(channel, now);
+    let entries = since === undefined ? state.latest(limit, now) : state.since(since, limit, now);
+    if (until !== undefined) entries = entries.filter((e) => e.offset <= until);
+    const sameEpoch = epoch === null || epoch === state.epoch;
+    const complete = since === undefined ? true : sameEpoch && state.oldestOffset <= since + 1;
+    return {
+      channel,
+      epoch: state.epoch,
+      offset: state.offset,
+      complete,
+      messages: sameEpoch ? entries.map((e) => JSON.parse(e.push.toString('utf8')) as unknown) : [],
+    };
+  }
+
+  /**
+   * publish {channel | users[], data, sender?, no_history?} -> {offset, epoch} for a
+   * channel, {users: n} for users. The caller (edge or API) has authorised it.
+   */
+  private publish(b: Record<string, unknown>): unknown {
+    if (!('data' in b)) throw new TidingsError(ErrorCodes.MISSING_FIELD, 'data is required');
+    const sender = field(b, 'sender', isOptString, 'a string or null') ?? null;
+    const dataJson = JSON.stringify(b['data']);
+    const noHistory = b['no_history'] === true;
+    if (b['channel'] !== undefined) {
+      const channel = field(b, 'channel', isString, 'a string');
+      return this.director.publishChannel(channel, dataJson, sender, noHistory);
+    }
+    const users = b['users'];
+    if (!Array.isArray(users) || users.length === 0 || users.length > 1000 || !users.every(isString)) {
+      throw new TidingsError(ErrorCodes.MISSING_FIELD, 'channel (a string) or users (1-1000 strings) is required');
+    }
+    for (const u of users) this.director.publishUser(u, dataJson, sender);
+    this.log.debug({ users: users.length }, 'published to users');
+    return { users: users.length };
+  }
+}

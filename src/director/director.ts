@@ -1,0 +1,252 @@
+/**
+ * The director: sequences every channel message (offset, epoch), keeps the
+ * channel state and answers commands. Publishes arrive on the publisher
+ * address (XSUB), stamped pushes leave on the subscriber address (XPUB), which
+ * only forwards a topic to nodes that subscribed to it.
+ */
+import { XPublisher, XSubscriber, Router } from 'zeromq';
+import type { Logger } from 'pino';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Config } from '../config/resolve.js';
+import { ErrorCodes, TidingsError } from '../protocol/errors.js';
+import { channelProblem, isValidUser } from '../protocol/names.js';
+import { SendQueue } from '../zmq/send-queue.js';
+import { channelTopic, userTopic } from '../cluster/topics.js';
+import { DownKind, encodeHeader, parsePublish, WireError } from '../cluster/wire.js';
+import { ChannelRegistry } from './channels.js';
+import { encodeDirectPush, encodeMessagePush } from './push-encoding.js';
+import { CommandHandlers } from './commands.js';
+
+export interface PublishOutcome {
+  offset: number;
+  epoch: string;
+}
+
+const COLLECT_INTERVAL_MS = 10_000;
+const COLLECT_IDLE_MS = 60_000;
+
+export class Director {
+  private xsub: XSubscriber | null = null;
+  private xpub: XPublisher | null = null;
+  private router: Router | null = null;
+  private down: SendQueue | null = null;
+  private replies: SendQueue | null = null;
+  readonly channels: ChannelRegistry;
+  /** Topics some node holds a subscription to, as XPUB reports them. */
+  readonly heldTopics = new Set<string>();
+  private loops: Promise<void>[] = [];
+  private collectTimer: NodeJS.Timeout | null = null;
+  private stopping = false;
+  private readonly handlers: CommandHandlers;
+  private readonly published: Counter<'target'>;
+  private readonly rejected: Counter<'code'>;
+
+  constructor(
+    readonly config: Config,
+    readonly log: Logger,
+    registry: Registry,
+  ) {
+    this.channels = new ChannelRegistry({
+      historySize: config.history_size,
+      historyTtlMs: config.history_ttl * 1000,
+    });
+    this.handlers = new CommandHandlers(this, log);
+    this.published = new Counter({
+      name: 'tidings_director_published_total',
+      help: 'Messages sequenced and sent down by the director',
+      labelNames: ['target'],
+      registers: [registry],
+    });
+    this.rejected = new Counter({
+      name: 'tidings_director_rejected_total',
+      help: 'Publishes the director rejected, by error code',
+      labelNames: ['code'],
+      registers: [registry],
+    });
+    const channels = this.channels;
+    new Gauge({
+      name: 'tidings_director_channels',
+      help: 'Channels with state on the director',
+      registers: [registry],
+      collect() {
+        this.set(channels.size);
+      },
+    });
+  }
+
+  async start(): Promise<void> {
+    const hwm = this.config.zmq_high_water_mark;
+    // noDrop: at the high-water mark sends wait instead of silently dropping.
+    this.xpub = new XPublisher({ sendHighWaterMark: hwm, receiveHighWaterMark: hwm, noDrop: true, linger: 0 });
+    this.xsub = new XSubscriber({ receiveHighWaterMark: hwm, sendHighWaterMark: hwm, linger: 0 });
+    this.router = new Router({ sendHighWaterMark: hwm, receiveHighWaterMark: hwm, linger: 0 });
+    await this.xpub.bind(this.config.subscriber_address);
+    await this.xsub.bind(this.config.publisher_address);
+    await this.router.bind(this.config.command_address);
+    // XSUB: subscribe to everything published to us.
+    await this.xsub.send(Buffer.from([1]));
+    this.down = new SendQueue(this.xpub, hwm, this.log, 'director-down');
+    this.replies = new SendQueue(this.router, hwm, this.log, 'director-replies');
+    this.loops.push(this.publishLoop(this.xsub), this.subscriptionLoop(this.xpub), this.commandLoop(this.router));
+    this.collectTimer = setInterval(() => this.collect(), COLLECT_INTERVAL_MS);
+    this.collectTimer.unref();
+    this.log.info(
+      {
+        subscriber: this.config.subscriber_address,
+        publisher: this.config.publisher_address,
+        command: this.config.command_address,
+      },
+      'director listening',
+    );
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    if (this.collectTimer) clearInterval(this.collectTimer);
+    await this.down?.drain(1000);
+    await this.replies?.drain(500);
+    this.down?.close();
+    this.replies?.close();
+    for (const s of [this.xsub, this.xpub, this.router]) s?.close();
+    await Promise.allSettled(this.loops);
+    this.xsub = this.xpub = this.router = null;
+    this.log.info('director stopped');
+  }
+
+  /** Sequence and send a channel message. `dataJson` must be valid JSON text. */
+  publishChannel(channel: string, dataJson: string, sender: string | null, noHistory: boolean): PublishOutcome {
+    const problem = channelProblem(channel);
+    if (problem) throw new TidingsError(ErrorCodes.INVALID_CHANNEL, problem);
+    const now = Date.now();
+    const state = this.channels.getOrCreate(channel, now);
+    const offset = state.next(now);
+    const push = encodeMessagePush(channel, offset, state.epoch, sender, now, dataJson);
+    if (!noHistory) state.remember({ offset, time: now, push });
+    this.sendDown([channelTopic(channel), encodeHeader(DownKind.Message, offset, state.epoch), push]);
+    this.published.inc({ target: 'channel' });
+    return { offset, epoch: state.epoch };
+  }
+
+  publishUser(user: string, dataJson: string, sender: string | null): void {
+    if (!isValidUser(user)) throw new TidingsError(ErrorCodes.INVALID_USER, 'user must be 1-200 characters without control characters');
+    const push = encodeDirectPush(user, sender, Date.now(), dataJson);
+    this.sendDown([userTopic(user), encodeHeader(DownKind.Direct, 0, ''), push]);
+    this.published.inc({ target: 'user' });
+  }
+
+  /** Send a probe down a topic, so an edge learns its subscription is live and where the stream stands. */
+  probe(kind: 'channel' | 'user', name: string, token: string): PublishOutcome {
+    const body = Buffer.from(JSON.stringify({ token }));
+    if (kind === 'channel') {
+      const problem = channelProblem(name);
+      if (problem) throw new TidingsError(ErrorCodes.INVALID_CHANNEL, problem);
+      const state = this.channels.getOrCreate(name, Date.now());
+      this.sendDown([channelTopic(name), encodeHeader(DownKind.Probe, state.offset, state.epoch), body]);
+      return { offset: state.offset, epoch: state.epoch };
+    }
+    if (!isValidUser(name)) throw new TidingsError(ErrorCodes.INVALID_USER);
+    this.sendDown([userTopic(name), encodeHeader(DownKind.Probe, 0, ''), body]);
+    return { offset: 0, epoch: '' };
+  }
+
+  /** Send a control message to edges on a topic. */
+  control(topic: Buffer, body: unknown): void {
+    this.sendDown([topic, encodeHeader(DownKind.Control, 0, ''), Buffer.from(JSON.stringify(body))]);
+  }
+
+  reply(frames: Buffer[]): void {
+    if (!this.replies?.push(frames)) this.log.warn('command reply queue full; reply dropped, the caller will time out');
+  }
+
+  get downQueue(): SendQueue | null {
+    return this.down;
+  }
+
+  private sendDown(frames: Buffer[]): void {
+    if (!this.down) throw new TidingsError(ErrorCodes.UNAVAILABLE, 'director stopped');
+    if (!this.down.push(frames)) throw new TidingsError(ErrorCodes.LIMIT_EXCEEDED, 'director send queue full');
+  }
+
+  private handleInbound(frames: Buffer[]): void {
+    try {
+      let total = 0;
+      for (const f of frames) total += f.length;
+      if (total > this.config.max_message_size) {
+        throw new TidingsError(ErrorCodes.PAYLOAD_TOO_LARGE, `${total} bytes > max_message_size ${this.config.max_message_size}`);
+      }
+      const p = parsePublish(frames);
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(p.data);
+      } catch {
+        throw new TidingsError(ErrorCodes.INVALID_JSON, `payload for ${p.target} ${JSON.stringify(p.name.slice(0, 64))} is not JSON`);
+      }
+      let sender = p.sender;
+      if (p.omnibus && parsed && typeof parsed === 'object' && typeof (parsed as Record<string, unknown>)['sender'] === 'string') {
+        sender = (parsed as Record<string, string>)['sender']!;
+      }
+      if (p.target === 'channel') this.publishChannel(p.name, p.data, sender, p.noHistory);
+      else this.publishUser(p.name, p.data, sender);
+    } catch (err) {
+      const code = err instanceof TidingsError ? err.code : err instanceof WireError ? ErrorCodes.BAD_REQUEST.code : ErrorCodes.INTERNAL.code;
+      this.rejected.inc({ code: String(code) });
+      // A PUB socket has no way back to the worker: the rejection is logged with its code.
+      this.log.warn({ code, err: (err as Error).message }, 'rejected a message on the publisher address');
+    }
+  }
+
+  private async publishLoop(xsub: XSubscriber): Promise<void> {
+    try {
+      for await (const frames of xsub) {
+        this.handleInbound(frames as Buffer[]);
+        if (this.down!.full) await this.down!.space();
+      }
+    } catch (err) {
+      if (!this.stopping) this.log.error({ err }, 'publisher loop failed');
+    }
+  }
+
+  private async subscriptionLoop(xpub: XPublisher): Promise<void> {
+    try {
+      for await (const [msg] of xpub) {
+        if (!msg || msg.length < 1) continue;
+        const key = msg.subarray(1).toString('latin1');
+        if (msg[0] === 1) this.heldTopics.add(key);
+        else if (msg[0] === 0) this.heldTopics.delete(key);
+      }
+    } catch (err) {
+      if (!this.stopping) this.log.error({ err }, 'subscription loop failed');
+    }
+  }
+
+  private async commandLoop(router: Router): Promise<void> {
+    try {
+      for await (const frames of router) {
+        if (frames.length < 4) continue;
+        const route = frames.slice(0, frames.length - 3) as Buffer[];
+        const [id, method, body] = frames.slice(frames.length - 3) as [Buffer, Buffer, Buffer];
+        void this.handlers.dispatch(method.toString('utf8'), body).then(
+          (result) => this.reply([...route, id, Buffer.from('ok'), Buffer.from(JSON.stringify(result ?? null))]),
+          (err: unknown) => {
+            const e = err instanceof TidingsError ? err : new TidingsError(ErrorCodes.INTERNAL);
+            if (!(err instanceof TidingsError)) this.log.error({ err }, 'command failed');
+            this.reply([...route, id, Buffer.from('error'), Buffer.from(JSON.stringify(e.toBody()))]);
+          },
+        );
+      }
+    } catch (err) {
+      if (!this.stopping) this.log.error({ err }, 'command loop failed');
+    }
+  }
+
+  isChannelHeld(name: string): boolean {
+    return this.heldTopics.has(channelTopic(name).toString('latin1'));
+  }
+
+  private collect(): void {
+    const removed = this.channels.collect(Date.now(), COLLECT_IDLE_MS, (name) => this.isChannelHeld(name));
+    if (removed > 0) this.log.debug({ removed }, 'collected idle channels');
+  }
+}
+

@@ -1,0 +1,359 @@
+/**
+ * An edge process: the websocket server clients connect to, the HTTP routes of
+ * the node (health, metrics, publish API), one SUB socket (the Hub) and one
+ * command client to the director. With `websocket: false` it serves only the
+ * HTTP routes, as a director-only node does.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Socket } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { Logger } from 'pino';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Config } from '../config/resolve.js';
+import { Authenticator } from '../auth/authenticator.js';
+import { CloseCodes, ErrorCodes, TidingsError, toErrorBody } from '../protocol/errors.js';
+import { SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK } from '../protocol/messages.js';
+import { encodeMsgpack, type Format } from '../protocol/codec.js';
+import { CommandClient } from '../zmq/command-client.js';
+import { sendError, sendJson, sendText } from '../http/io.js';
+import { PublishApi } from '../api/publish-api.js';
+import { Hub } from './hub.js';
+import { FlushScheduler } from './outbox.js';
+import { ClientConnection } from './connection.js';
+import { binaryFrame, textFrame } from './frames.js';
+import type { EdgeContext, MethodHandler, SubscribeOutcome } from './context.js';
+import { parseRecover, recoverInto } from './recovery.js';
+
+export type RouteHandler = (req: IncomingMessage, res: ServerResponse, path: string, url: URL) => boolean;
+
+export interface EdgeServerOptions {
+  config: Config;
+  log: Logger;
+  registry: Registry;
+  edgeId: string;
+  /** Serve websocket clients (false: HTTP routes only). */
+  websocket: boolean;
+  /** Prometheus text of the whole node; defaults to this process' registry. */
+  metricsText?: () => Promise<string>;
+  /** Listen on this already-bound server port instead of config (0 = ephemeral, tests). */
+  port?: number;
+}
+
+export class EdgeServer implements EdgeContext {
+  readonly config: Config;
+  readonly edgeId: string;
+  readonly auth: Authenticator;
+  readonly commands: CommandClient;
+  readonly scheduler = new FlushScheduler();
+  readonly extraMethods = new Map<string, MethodHandler>();
+  readonly hub: Hub;
+  readonly metrics: { slowConsumers: Counter; connections: Gauge };
+  private readonly log: Logger;
+  private readonly routes: RouteHandler[] = [];
+  private readonly connections = new Set<ClientConnection>();
+  private server: Server | null = null;
+  private wss: WebSocketServer | null = null;
+  private sweepTimer: NodeJS.Timeout | null = null;
+  private stopped = false;
+  private readonly pingFrame = {
+    json: textFrame(Buffer.from('{"type":"ping"}')),
+    msgpack: () => this.pingMsgpack,
+  };
+  private readonly pingMsgpack = binaryFrame(encodeMsgpack({ type: 'ping' }));
+
+  constructor(private readonly opts: EdgeServerOptions) {
+    this.config = opts.config;
+    this.edgeId = opts.edgeId;
+    this.log = opts.log;
+    this.auth = new Authenticator({
+      tokenSecret: opts.config.token_secret,
+      allowAnonymous: opts.config.allow_anonymous,
+      anonymousChannels: opts.config.anonymous_channels,
+    });
+    this.commands = new CommandClient({
+      address: opts.config.command_address,
+      timeoutMs: opts.config.command_timeout * 1000,
+      maxInFlight: 100_000,
+      highWaterMark: opts.config.zmq_high_water_mark,
+      log: opts.log.child({ component: 'command-client' }),
+    });
+    this.hub = new Hub({
+      subscriberAddress: opts.config.subscriber_address,
+      edgeId: opts.edgeId,
+      highWaterMark: opts.config.zmq_high_water_mark,
+      probeTimeoutMs: opts.config.command_timeout * 1000,
+      commands: this.commands,
+      log: opts.log.child({ component: 'hub' }),
+      registry: opts.registry,
+      onControl: (body) => this.onControl(body),
+    });
+    const connections = this.connections;
+    this.metrics = {
+      slowConsumers: new Counter({ name: 'tidings_edge_slow_consumers_total', help: 'Clients cut off for exceeding the send buffer', registers: [opts.registry] }),
+      connections: new Gauge({
+        name: 'tidings_edge_connections',
+        help: 'Open websocket connections',
+        registers: [opts.registry],
+        collect() {
+          this.set(connections.size);
+        },
+      }),
+    };
+    const publishApi = new PublishApi(opts.config, this.commands, opts.log.child({ component: 'api' }));
+    this.addRoute((req, res, path) => publishApi.handle(req, res, path));
+  }
+
+  /** Add HTTP routes (compat API, demo, ...); the first handler that returns true wins. */
+  addRoute(handler: RouteHandler): void {
+    this.routes.push(handler);
+  }
+
+  get address(): { host: string; port: number } | null {
+    const a = this.server?.address();
+    return a && typeof a === 'object' ? { host: a.address, port: a.port } : null;
+  }
+
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
+  async start(): Promise<void> {
+    this.commands.start();
+    if (this.opts.websocket) {
+      this.hub.start();
+      this.wss = new WebSocketServer({
+        noServer: true,
+        maxPayload: this.config.max_message_size,
+        perMessageDeflate: false,
+        clientTracking: false,
+        handleProtocols: (protocols) => {
+          if (protocols.has(SUBPROTOCOL_MSGPACK)) return SUBPROTOCOL_MSGPACK;
+          if (protocols.has(SUBPROTOCOL_JSON)) return SUBPROTOCOL_JSON;
+          return false;
+        },
+      });
+      this.sweepTimer = setInterval(() => this.sweep(), 1000);
+    }
+    const server = createServer({ keepAliveTimeout: 5000 }, (req, res) => this.onRequest(req, res));
+    server.headersTimeout = 10_000;
+    server.requestTimeout = 30_000;
+    if (this.opts.websocket) server.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head));
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.opts.port ?? this.config.server_port, this.config.server_host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    this.log.info({ host: this.config.server_host, port: this.address?.port, websocket: this.opts.websocket }, 'edge listening');
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    for (const c of [...this.connections]) c.close(CloseCodes.SHUTDOWN);
+    const server = this.server;
+    if (server) {
+      server.closeAllConnections?.();
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+    await this.hub.stop();
+    await this.commands.stop();
+    this.log.info('edge stopped');
+  }
+
+  // --- HTTP ---------------------------------------------------------------
+
+  private stripBase(pathname: string): string | null {
+    const base = this.config.server_base_url;
+    if (!base) return pathname;
+    if (pathname === base) return '/';
+    return pathname.startsWith(base + '/') ? pathname.slice(base.length) : null;
+  }
+
+  private onRequest(req: IncomingMessage, res: ServerResponse): void {
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://localhost');
+    } catch {
+      sendError(res, new TidingsError(ErrorCodes.BAD_REQUEST, 'bad URL'));
+      return;
+    }
+    const path = this.stripBase(url.pathname);
+    if (path === null) {
+      sendError(res, new TidingsError(ErrorCodes.NOT_FOUND, url.pathname));
+      return;
+    }
+    try {
+      if (path === '/healthz') {
+        sendJson(res, 200, { status: 'ok', node: this.edgeId });
+        return;
+      }
+      if (path === '/readyz') {
+        void this.readiness().then((r) => sendJson(res, r.ready ? 200 : 503, r));
+        return;
+      }
+      if (path === '/metrics' && this.config.metrics) {
+        const text = this.opts.metricsText ?? (() => this.opts.registry.metrics());
+        void text().then(
+          (t) => sendText(res, 200, t, 'text/plain; version=0.0.4; charset=utf-8'),
+          (err) => sendError(res, err),
+        );
+        return;
+      }
+      for (const route of this.routes) if (route(req, res, path, url)) return;
+      if (path === '/ws' && this.opts.websocket) {
+        sendError(res, new TidingsError(ErrorCodes.BAD_REQUEST, 'websocket upgrade required'));
+        return;
+      }
+      sendError(res, new TidingsError(ErrorCodes.NOT_FOUND, path));
+    } catch (err) {
+      this.log.error({ err }, 'request failed');
+      sendError(res, err);
+    }
+  }
+
+  private async readiness(): Promise<{ ready: boolean; director: boolean; subscriber: boolean; node: string }> {
+    let director = false;
+    try {
+      await this.commands.request('ping', {}, 1000);
+      director = true;
+    } catch {
+      director = false;
+    }
+    const subscriber = !this.opts.websocket || this.hub.connected;
+    return { ready: director && subscriber && !this.stopped, director, subscriber, node: this.edgeId };
+  }
+
+  // --- websocket ----------------------------------------------------------
+
+  private rejectUpgrade(socket: Duplex, status: number, err: TidingsError): void {
+    const body = JSON.stringify({ error: toErrorBody(err) });
+    socket.end(
+      `HTTP/1.1 ${status} ${status === 401 ? 'Unauthorized' : status === 503 ? 'Service Unavailable' : 'Bad Request'}\r\n` +
+        `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+
+  private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', () => socket.destroy());
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://localhost');
+    } catch {
+      this.rejectUpgrade(socket, 400, new TidingsError(ErrorCodes.BAD_REQUEST, 'bad URL'));
+      return;
+    }
+    const path = this.stripBase(url.pathname);
+    if (path !== '/ws') {
+      this.rejectUpgrade(socket, 404, new TidingsError(ErrorCodes.NOT_FOUND, url.pathname));
+      return;
+    }
+    if (this.stopped || this.connections.size >= this.config.max_connections) {
+      this.rejectUpgrade(socket, 503, new TidingsError(ErrorCodes.LIMIT_EXCEEDED, 'connection limit reached'));
+      return;
+    }
+    for (const hook of this.upgradeHooks) if (hook(req, socket, head, url)) return;
+    const token = url.searchParams.get('token');
+    this.wss!.handleUpgrade(req, socket, head, (ws) => this.accept(ws, socket as Socket, token));
+  }
+
+  /** Upgrade handlers that take over some websocket connections (e.g. channelstream's /ws?conn_id=). */
+  readonly upgradeHooks: Array<(req: IncomingMessage, socket: Duplex, head: Buffer, url: URL) => boolean> = [];
+
+  get webSocketServer(): WebSocketServer | null {
+    return this.wss;
+  }
+
+  private accept(ws: WebSocket, socket: Socket, token: string | null): void {
+    socket.setNoDelay(true);
+    const format: Format = ws.protocol === SUBPROTOCOL_MSGPACK ? 'msgpack' : 'json';
+    const id = `${this.edgeId}.${randomBytes(9).toString('base64url')}`;
+    const conn = new ClientConnection(id, ws, socket, format, this, this.log.child({ conn: id }));
+    this.connections.add(conn);
+    if (token !== null) {
+      // Token in the URL: authenticate now and tell the client with a `connected` push.
+      conn.connect(token).then(
+        (result) => conn.sendShared(this.pushFrame({ type: 'connected', ...(result as object) })),
+        (err) => conn.sendShared(this.pushFrame({ type: 'error', error: toErrorBody(err) })),
+      );
+    }
+  }
+
+  private pushFrame(value: unknown): { json: Buffer; msgpack: () => Buffer } {
+    return { json: textFrame(Buffer.from(JSON.stringify(value))), msgpack: () => binaryFrame(encodeMsgpack(value)) };
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const c of this.connections) c.tick(now, this.pingFrame);
+  }
+
+  // --- EdgeContext --------------------------------------------------------
+
+  async subscribe(conn: ClientConnection, channel: string, recoverParam: unknown): Promise<SubscribeOutcome> {
+    const recover = parseRecover(recoverParam);
+    if (recover) conn.hold(channel);
+    let pos;
+    try {
+      pos = await this.hub.joinChannel(conn, channel);
+    } catch (err) {
+      if (recover) conn.release(channel, [], Infinity);
+      throw err;
+    }
+    if (!conn.markSubscribed(channel)) {
+      this.hub.leaveChannel(conn, channel);
+      throw new TidingsError(ErrorCodes.UNAVAILABLE, 'connection closed');
+    }
+    this.subscribed(conn, channel);
+    if (!recover) return { result: { channel, offset: pos.offset, epoch: pos.epoch }, afterReply: () => undefined };
+    try {
+      return await recoverInto(this.commands, conn, channel, pos, recover);
+    } catch (err) {
+      conn.release(channel, [], pos.offset);
+      throw err;
+    }
+  }
+
+  unsubscribe(conn: ClientConnection, channel: string): void {
+    this.hub.leaveChannel(conn, channel);
+    this.unsubscribed(conn, channel);
+  }
+
+  /** Hooks for presence reporting; replaced by the presence module. */
+  subscribed: (conn: ClientConnection, channel: string) => void = () => undefined;
+  unsubscribed: (conn: ClientConnection, channel: string) => void = () => undefined;
+  connectedHook: (conn: ClientConnection) => void = () => undefined;
+  closedHook: (conn: ClientConnection) => void = () => undefined;
+
+  onConnected(conn: ClientConnection): void {
+    this.connectedHook(conn);
+  }
+
+  forget(conn: ClientConnection): void {
+    if (!this.connections.delete(conn)) return;
+    for (const ch of conn.subscriptions) {
+      this.hub.leaveChannel(conn, ch);
+      this.unsubscribed(conn, ch);
+    }
+    conn.subscriptions.clear();
+    if (conn.user !== null) this.hub.leaveUser(conn, conn.user);
+    this.closedHook(conn);
+  }
+
+  /** Control messages from the director for this edge or all edges. */
+  controlHandlers: Array<(body: Record<string, unknown>) => void> = [];
+
+  private onControl(body: Record<string, unknown>): void {
+    for (const h of this.controlHandlers) h(body);
+  }
+
+  /** Connections of this edge, for control actions. */
+  *allConnections(): IterableIterator<ClientConnection> {
+    yield* this.connections;
+  }
+}

@@ -1,0 +1,16 @@
+/**
+ * Optional parts of an edge, kept out of the edge core: each adds routes,
+ * client methods or hooks to an EdgeServer. The list is explicit so what an
+ * edge serves can be read here.
+ */
+import type { Logger } from 'pino';
+import type { Config } from '../config/resolve.js';
+import type { EdgeServer } from './edge-server.js';
+
+export type EdgeFeature = (edge: EdgeServer, config: Config, log: Logger) => void;
+
+const FEATURES: readonly EdgeFeature[] = [];
+
+export function installEdgeFeatures(edge: EdgeServer, config: Config, log: Logger): void {
+  for (const f of FEATURES) f(edge, config, log);
+}

@@ -1,0 +1,299 @@
+/**
+ * The edge's index of who listens to what, and its one SUB socket.
+ *
+ * A channel (or user) topic is subscribed on the SUB socket when its first
+ * local listener arrives and unsubscribed after the last leaves. Before the
+ * first listener is told it is subscribed, the hub asks the director for a
+ * probe on that topic and waits for it to come back down the SUB socket: then
+ * the subscription is known to be live end to end, and the probe's offset is
+ * where this edge's stream of the channel starts. Later messages must follow
+ * offset by offset; a hole or an epoch change is a gap, and the channel's
+ * listeners are told (close 4006) so they recover from history.
+ */
+import { randomBytes } from 'node:crypto';
+import { Subscriber } from 'zeromq';
+import type { Logger } from 'pino';
+import { Counter, type Registry } from 'prom-client';
+import { ErrorCodes, TidingsError } from '../protocol/errors.js';
+import { TopicKind, channelTopic, userTopic, parseTopic, edgeTopic, ALL_TOPIC } from '../cluster/topics.js';
+import { DownKind, decodeHeader } from '../cluster/wire.js';
+import type { CommandClient } from '../zmq/command-client.js';
+import { SharedPush } from './frames.js';
+
+export interface Listener {
+  deliver(push: SharedPush): void;
+  /** The channel's stream broke at this edge; the listener must recover. */
+  onGap(channel: string): void;
+}
+
+interface Entry {
+  kind: 'channel' | 'user';
+  name: string;
+  topic: Buffer;
+  listeners: Set<Listener>;
+  live: boolean;
+  offset: number;
+  epoch: string;
+  tokens: Set<string>;
+  ready: Promise<void>;
+  resolveReady: () => void;
+  /** Resolves when a probe comes back. */
+  liveSignal: Promise<void>;
+  markLive: () => void;
+  failed: TidingsError | null;
+}
+
+export interface Position {
+  offset: number;
+  epoch: string;
+}
+
+export interface HubOptions {
+  subscriberAddress: string;
+  edgeId: string;
+  highWaterMark: number;
+  probeTimeoutMs: number;
+  commands: CommandClient;
+  log: Logger;
+  registry: Registry;
+  onControl: (body: Record<string, unknown>) => void;
+}
+
+export class Hub {
+  private sub: Subscriber | null = null;
+  private readonly channels = new Map<string, Entry>();
+  private readonly users = new Map<string, Entry>();
+  private readonly probes = new Map<string, Entry>();
+  private loop: Promise<void> | null = null;
+  private stopping = false;
+  connected = false;
+  private readonly received: Counter<'kind'>;
+  private readonly gaps: Counter;
+
+  constructor(private readonly opts: HubOptions) {
+    this.received = new Counter({
+      name: 'tidings_edge_received_total',
+      help: 'Messages the edge received from its SUB socket, by kind',
+      labelNames: ['kind'],
+      registers: [opts.registry],
+    });
+    this.gaps = new Counter({ name: 'tidings_edge_gaps_total', help: 'Offset gaps detected on channels', registers: [opts.registry] });
+  }
+
+  start(): void {
+    const sub = new Subscriber({ receiveHighWaterMark: this.opts.highWaterMark, linger: 0 });
+    sub.events.on('connect', () => (this.connected = true));
+    sub.events.on('disconnect', () => (this.connected = false));
+    sub.connect(this.opts.subscriberAddress);
+    sub.subscribe(edgeTopic(this.opts.edgeId), ALL_TOPIC);
+    this.sub = sub;
+    this.loop = this.receive(sub);
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.sub?.close();
+    await this.loop?.catch(() => undefined);
+    this.sub = null;
+  }
+
+  get channelCount(): number {
+    return this.channels.size;
+  }
+
+  listenersOf(channel: string): number {
+    return this.channels.get(channel)?.listeners.size ?? 0;
+  }
+
+  channelNames(): IterableIterator<string> {
+    return this.channels.keys();
+  }
+
+  /** Add a listener to a channel; resolves with the position its live stream starts after. */
+  async joinChannel(listener: Listener, channel: string): Promise<Position> {
+    const entry = this.entryFor('channel', channel);
+    entry.listeners.add(listener);
+    await this.whenLive(entry, listener);
+    return { offset: entry.offset, epoch: entry.epoch };
+  }
+
+  leaveChannel(listener: Listener, channel: string): void {
+    this.leave(this.channels, channel, listener);
+  }
+
+  async joinUser(listener: Listener, user: string): Promise<void> {
+    const entry = this.entryFor('user', user);
+    entry.listeners.add(listener);
+    await this.whenLive(entry, listener);
+  }
+
+  leaveUser(listener: Listener, user: string): void {
+    this.leave(this.users, user, listener);
+  }
+
+  private async whenLive(entry: Entry, listener: Listener): Promise<void> {
+    await entry.ready;
+    if (entry.failed) {
+      entry.listeners.delete(listener);
+      this.dropIfEmpty(entry);
+      throw entry.failed;
+    }
+  }
+
+  private entryFor(kind: 'channel' | 'user', name: string): Entry {
+    const map = kind === 'channel' ? this.channels : this.users;
+    let entry = map.get(name);
+    if (entry) return entry;
+    let resolveReady!: () => void;
+    const ready = new Promise<void>((r) => (resolveReady = r));
+    let markLive!: () => void;
+    const liveSignal = new Promise<void>((r) => (markLive = r));
+    entry = {
+      kind,
+      name,
+      topic: kind === 'channel' ? channelTopic(name) : userTopic(name),
+      listeners: new Set(),
+      live: false,
+      offset: 0,
+      epoch: '',
+      tokens: new Set(),
+      ready,
+      resolveReady,
+      liveSignal,
+      markLive,
+      failed: null,
+    };
+    map.set(name, entry);
+    this.sub?.subscribe(entry.topic);
+    void this.establish(entry);
+    return entry;
+  }
+
+  private leave(map: Map<string, Entry>, name: string, listener: Listener): void {
+    const entry = map.get(name);
+    if (!entry) return;
+    entry.listeners.delete(listener);
+    if (entry.live) this.dropIfEmpty(entry);
+  }
+
+  private dropIfEmpty(entry: Entry): void {
+    if (entry.listeners.size > 0) return;
+    const map = entry.kind === 'channel' ? this.channels : this.users;
+    if (map.get(entry.name) !== entry) return;
+    map.delete(entry.name);
+    for (const t of entry.tokens) this.probes.delete(t);
+    if (!this.stopping) this.sub?.unsubscribe(entry.topic);
+  }
+
+  /** Probe until the subscription is live, with growing waits, within probeTimeoutMs. */
+  private async establish(entry: Entry): Promise<void> {
+    const deadline = Date.now() + this.opts.probeTimeoutMs;
+    let wait = 20;
+    try {
+      while (!entry.live && !this.stopping) {
+        const token = randomBytes(9).toString('base64url');
+        entry.tokens.add(token);
+        this.probes.set(token, entry);
+        const remaining = deadline - Date.now();
+        if (remaining <= 0) throw new TidingsError(ErrorCodes.UNAVAILABLE, `subscription to ${entry.kind} ${entry.name} not confirmed in time`);
+        await this.opts.commands.request('probe', { kind: entry.kind, name: entry.name, token }, remaining);
+        const ms = Math.max(0, Math.min(deadline - Date.now(), wait));
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([entry.liveSignal, new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
+        clearTimeout(timer);
+        wait = Math.min(wait * 2, 500);
+      }
+      if (!entry.live) throw new TidingsError(ErrorCodes.UNAVAILABLE, 'edge stopping');
+    } catch (err) {
+      entry.failed = err instanceof TidingsError ? err : new TidingsError(ErrorCodes.UNAVAILABLE, (err as Error).message);
+      this.opts.log.warn({ kind: entry.kind, name: entry.name, err: entry.failed.message }, 'subscription not established');
+    } finally {
+      for (const t of entry.tokens) this.probes.delete(t);
+      entry.tokens.clear();
+      entry.resolveReady();
+      if (entry.failed) {
+        const map = entry.kind === 'channel' ? this.channels : this.users;
+        if (map.get(entry.name) === entry) {
+          map.delete(entry.name);
+          if (!this.stopping) this.sub?.unsubscribe(entry.topic);
+        }
+      } else {
+        this.dropIfEmpty(entry);
+      }
+    }
+  }
+
+  private async receive(sub: Subscriber): Promise<void> {
+    try {
+      for await (const frames of sub) {
+        if (frames.length !== 3) continue;
+        this.dispatch(frames[0]!, frames[1]!, frames[2]!);
+      }
+    } catch (err) {
+      if (!this.stopping) this.opts.log.error({ err }, 'SUB receive loop failed');
+    }
+  }
+
+  private dispatch(topicBuf: Buffer, headerBuf: Buffer, body: Buffer): void {
+    const header = decodeHeader(headerBuf);
+    if (!header) return;
+    switch (header.kind) {
+      case DownKind.Message: {
+        this.received.inc({ kind: 'message' });
+        const t = parseTopic(topicBuf);
+        if (!t || t.kind !== TopicKind.Channel) return;
+        const entry = this.channels.get(t.name);
+        if (!entry || !entry.live) return; // before the probe: part of history, not of this edge's stream
+        if (header.epoch === entry.epoch && header.offset <= entry.offset) return; // already seen
+        if (header.epoch !== entry.epoch || header.offset !== entry.offset + 1) {
+          this.gaps.inc();
+          this.opts.log.warn({ channel: t.name, expected: entry.offset + 1, got: header.offset, epoch: header.epoch }, 'gap in channel stream');
+          entry.offset = header.offset;
+          entry.epoch = header.epoch;
+          for (const l of [...entry.listeners]) l.onGap(t.name);
+          return;
+        }
+        entry.offset = header.offset;
+        const push = new SharedPush(body, t.name, header.offset);
+        for (const l of entry.listeners) l.deliver(push);
+        return;
+      }
+      case DownKind.Direct: {
+        this.received.inc({ kind: 'direct' });
+        const t = parseTopic(topicBuf);
+        if (!t || t.kind !== TopicKind.User) return;
+        const entry = this.users.get(t.name);
+        if (!entry || !entry.live) return;
+        const push = new SharedPush(body);
+        for (const l of entry.listeners) l.deliver(push);
+        return;
+      }
+      case DownKind.Probe: {
+        let token: unknown;
+        try {
+          token = (JSON.parse(body.toString('utf8')) as { token?: unknown }).token;
+        } catch {
+          return;
+        }
+        if (typeof token !== 'string') return;
+        const entry = this.probes.get(token);
+        if (!entry || entry.live) return;
+        entry.live = true;
+        entry.offset = header.offset;
+        entry.epoch = header.epoch;
+        entry.markLive();
+        return;
+      }
+      case DownKind.Control: {
+        let parsed: unknown;
+        try {
+          parsed = JSON.parse(body.toString('utf8'));
+        } catch {
+          return;
+        }
+        if (parsed && typeof parsed === 'object') this.opts.onControl(parsed as Record<string, unknown>);
+        return;
+      }
+    }
+  }
+}

@@ -1,0 +1,107 @@
+/**
+ * The forwarder: a node's proxy to the director, as in omnibus but with
+ * subscriptions flowing upstream.
+ *   down:     XSUB connects to the director's subscriber address  <-> XPUB binds the local subscriber address
+ *   up:       XSUB binds the local publisher address              <-> XPUB connects to the director's publisher address
+ *   commands: ROUTER binds the local command address              <-> DEALER connects to the director's command address
+ * Every direction goes through a bounded SendQueue; a full queue stops the
+ * loop reading, so ZeroMQ's high-water marks push back on the sender.
+ */
+import { XPublisher, XSubscriber, Router, Dealer } from 'zeromq';
+import type { Logger } from 'pino';
+import { Counter, type Registry } from 'prom-client';
+import type { Config } from '../config/resolve.js';
+import { SendQueue, type Sendable } from '../zmq/send-queue.js';
+
+interface Receivable {
+  [Symbol.asyncIterator](): AsyncIterator<Buffer[]>;
+}
+
+export class Forwarder {
+  private sockets: Array<{ close(): void }> = [];
+  private queues: SendQueue[] = [];
+  private loops: Promise<void>[] = [];
+  private stopping = false;
+  private readonly frames: Counter<'path'>;
+
+  constructor(
+    readonly config: Config,
+    readonly log: Logger,
+    registry: Registry,
+  ) {
+    this.frames = new Counter({
+      name: 'tidings_forwarder_messages_total',
+      help: 'Messages the forwarder passed on, by path (down: director to node, up: node to director, sub: subscriptions upstream, cmd/reply: commands)',
+      labelNames: ['path'],
+      registers: [registry],
+    });
+  }
+
+  async start(): Promise<void> {
+    const c = this.config;
+    const hwm = c.zmq_high_water_mark;
+    const opts = { sendHighWaterMark: hwm, receiveHighWaterMark: hwm, linger: 0 };
+
+    const downIn = new XSubscriber(opts);
+    const downOut = new XPublisher({ ...opts, noDrop: true });
+    const upIn = new XSubscriber(opts);
+    const upOut = new XPublisher({ ...opts, noDrop: true });
+    const cmdIn = new Router(opts);
+    const cmdOut = new Dealer(opts);
+    this.sockets.push(downIn, downOut, upIn, upOut, cmdIn, cmdOut);
+
+    await downOut.bind(c.subscriber_address);
+    await upIn.bind(c.publisher_address);
+    await cmdIn.bind(c.command_address);
+    downIn.connect(c.director_subscriber_address!);
+    upOut.connect(c.director_publisher_address!);
+    cmdOut.connect(c.director_command_address!);
+
+    this.pipe('down', downIn, downOut);
+    this.pipe('sub', downOut, downIn); // subscriptions of local edges go up
+    this.pipe('up', upIn, upOut);
+    this.pipe('pubsub', upOut, upIn); // the director's subscribe-all reaches local publishers
+    this.pipe('cmd', cmdIn, cmdOut);
+    this.pipe('reply', cmdOut, cmdIn);
+    this.log.info(
+      {
+        subscriber: c.subscriber_address,
+        publisher: c.publisher_address,
+        command: c.command_address,
+        director: { subscriber: c.director_subscriber_address, publisher: c.director_publisher_address, command: c.director_command_address },
+      },
+      'forwarder running',
+    );
+  }
+
+  private pipe(path: string, from: Receivable, to: Sendable): void {
+    const queue = new SendQueue(to, this.config.zmq_high_water_mark, this.log, `forwarder-${path}`);
+    this.queues.push(queue);
+    const counter = this.frames.labels(path);
+    this.loops.push(
+      (async () => {
+        try {
+          for await (const msg of from) {
+            counter.inc();
+            if (!queue.push(msg)) {
+              await queue.space();
+              queue.push(msg);
+            }
+          }
+        } catch (err) {
+          if (!this.stopping) this.log.error({ err, path }, 'forwarder loop failed');
+        }
+      })(),
+    );
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    await Promise.all(this.queues.map((q) => q.drain(500)));
+    for (const q of this.queues) q.close();
+    for (const s of this.sockets) s.close();
+    await Promise.allSettled(this.loops);
+    this.log.info('forwarder stopped');
+  }
+}

@@ -1,0 +1,77 @@
+/** Small HTTP helpers: bounded JSON bodies and catalog-coded error answers. */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ErrorCodes, TidingsError, toErrorBody } from '../protocol/errors.js';
+
+/** Read a request body of at most `limit` bytes. Rejects with PAYLOAD_TOO_LARGE. */
+export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > limit) {
+      req.resume();
+      reject(new TidingsError(ErrorCodes.PAYLOAD_TOO_LARGE, `body of ${declared} bytes > ${limit}`));
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let failed = false;
+    req.on('data', (chunk: Buffer) => {
+      if (failed) return;
+      size += chunk.length;
+      if (size > limit) {
+        failed = true;
+        reject(new TidingsError(ErrorCodes.PAYLOAD_TOO_LARGE, `body larger than ${limit} bytes`));
+        req.resume();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => {
+      if (!failed) resolve(Buffer.concat(chunks));
+    });
+    req.on('error', (err) => {
+      if (!failed) reject(err);
+    });
+  });
+}
+
+/** Read and parse a JSON body; an empty body is `emptyValue`. */
+export async function readJson(req: IncomingMessage, limit: number, emptyValue: unknown = undefined): Promise<unknown> {
+  const ct = req.headers['content-type'];
+  const raw = await readBody(req, limit);
+  if (raw.length === 0 && emptyValue !== undefined) return emptyValue;
+  if (ct && !/^application\/(.+\+)?json\b/i.test(ct) && !/^text\/plain\b/i.test(ct)) {
+    throw new TidingsError(ErrorCodes.UNSUPPORTED_MEDIA_TYPE, `content-type ${ct}`);
+  }
+  try {
+    return JSON.parse(raw.toString('utf8'));
+  } catch {
+    throw new TidingsError(ErrorCodes.INVALID_JSON);
+  }
+}
+
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), ...headers });
+  res.end(text);
+}
+
+/** Answer with `{error: {code, name, message}}` and the catalog's HTTP status. */
+export function sendError(res: ServerResponse, err: unknown): void {
+  const status = err instanceof TidingsError ? err.status : 500;
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  sendJson(res, status, { error: toErrorBody(err) });
+}
+
+export function sendText(res: ServerResponse, status: number, text: string, type = 'text/plain; charset=utf-8'): void {
+  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+/** The request's source address without the IPv4-mapped prefix. */
+export function sourceAddress(req: IncomingMessage): string {
+  const a = req.socket.remoteAddress ?? '';
+  return a.startsWith('::ffff:') ? a.slice(7) : a;
+}

@@ -1,0 +1,168 @@
+/**
+ * One node of a cluster: the director and/or forwarder in this process, and
+ * `workers` edge processes (node:cluster) sharing the server port. A node
+ * without edges but with a director serves the HTTP API from this process.
+ * Crashed edge workers are restarted with a growing delay.
+ */
+import cluster, { type Worker } from 'node:cluster';
+import { hostname } from 'node:os';
+import type { Logger } from 'pino';
+import { AggregatorRegistry, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Config } from '../config/resolve.js';
+import { Director } from '../director/director.js';
+import { Forwarder } from '../forwarder/forwarder.js';
+import { EdgeServer } from '../edge/edge-server.js';
+
+export const WORKER_CONFIG_ENV = 'TIDINGS_INTERNAL_WORKER_CONFIG';
+export const WORKER_ID_ENV = 'TIDINGS_INTERNAL_EDGE_ID';
+
+export interface NodeOptions {
+  config: Config;
+  log: Logger;
+  /** Path of the edge worker entry script. */
+  workerScript: string;
+}
+
+/** Messages between the node process and its edge workers. */
+export type IpcMessage =
+  | { type: 'tidings:ready' }
+  | { type: 'tidings:node-metrics?'; id: number } // worker asks for the whole node's text
+  | { type: 'tidings:node-metrics'; id: number; text: string }
+  | { type: 'tidings:worker-metrics?'; id: number } // node asks a worker for its metrics JSON
+  | { type: 'tidings:worker-metrics'; id: number; json: unknown };
+
+export class TidingsNode {
+  readonly nodeId: string;
+  readonly registry = new Registry();
+  private director: Director | null = null;
+  private forwarder: Forwarder | null = null;
+  private api: EdgeServer | null = null;
+  private workers = new Map<number, Worker>();
+  private restarts = 0;
+  private stopping = false;
+
+  constructor(private readonly opts: NodeOptions) {
+    this.nodeId = opts.config.node_id ?? `${hostname()}-${process.pid}`;
+    collectDefaultMetrics({ register: this.registry, prefix: 'tidings_node_' });
+  }
+
+  async start(): Promise<void> {
+    const { config, log } = this.opts;
+    log.info({ node: this.nodeId, director: config.director_enabled, forwarder: config.forwarder_enabled, edge: config.edge_enabled, workers: config.workers }, 'starting node');
+    if (config.director_enabled) {
+      this.director = new Director(config, log.child({ component: 'director' }), this.registry);
+      await this.director.start();
+    }
+    if (config.forwarder_enabled) {
+      this.forwarder = new Forwarder(config, log.child({ component: 'forwarder' }), this.registry);
+      await this.forwarder.start();
+    }
+    if (config.edge_enabled) {
+      await this.startWorkers();
+    } else if (config.director_enabled) {
+      this.api = new EdgeServer({
+        config,
+        log: log.child({ component: 'api' }),
+        registry: this.registry,
+        edgeId: `${this.nodeId}/api`,
+        websocket: false,
+        metricsText: () => this.metricsText(),
+      });
+      await this.api.start();
+    }
+    log.info({ node: this.nodeId }, 'node ready');
+  }
+
+  /** Prometheus text for this process and every edge worker. */
+  async metricsText(): Promise<string> {
+    const own = await this.registry.getMetricsAsJSON();
+    if (this.workers.size === 0) return this.registry.metrics();
+    const perWorker = await Promise.all([...this.workers.values()].map((w) => this.askWorkerMetrics(w)));
+    const merged = AggregatorRegistry.aggregate([own, ...perWorker.filter((x): x is never => x !== null)]);
+    return merged.metrics();
+  }
+
+  private metricsSeq = 1;
+  private metricsWaiters = new Map<number, (json: unknown) => void>();
+
+  private askWorkerMetrics(worker: Worker): Promise<never | null> {
+    return new Promise((resolve) => {
+      const id = this.metricsSeq++;
+      const timer = setTimeout(() => {
+        this.metricsWaiters.delete(id);
+        resolve(null);
+      }, 2000);
+      this.metricsWaiters.set(id, (json) => {
+        clearTimeout(timer);
+        resolve(json as never);
+      });
+      worker.send({ type: 'tidings:worker-metrics?', id } satisfies IpcMessage);
+    });
+  }
+
+  private async startWorkers(): Promise<void> {
+    cluster.setupPrimary({ exec: this.opts.workerScript, silent: false });
+    const ready: Promise<void>[] = [];
+    for (let i = 0; i < this.opts.config.workers; i++) ready.push(this.fork(i));
+    await Promise.all(ready);
+  }
+
+  private fork(index: number): Promise<void> {
+    const { config, log } = this.opts;
+    const edgeId = `${this.nodeId}/e${index}`;
+    const worker = cluster.fork({ [WORKER_CONFIG_ENV]: JSON.stringify(config), [WORKER_ID_ENV]: edgeId });
+    this.workers.set(index, worker);
+    return new Promise<void>((resolve, reject) => {
+      let up = false;
+      worker.on('message', (msg: IpcMessage) => {
+        if (msg.type === 'tidings:ready') {
+          up = true;
+          resolve();
+        } else if (msg.type === 'tidings:worker-metrics') {
+          const w = this.metricsWaiters.get(msg.id);
+          this.metricsWaiters.delete(msg.id);
+          w?.(msg.json);
+        } else if (msg.type === 'tidings:node-metrics?') {
+          void this.metricsText().then((text) => worker.send({ type: 'tidings:node-metrics', id: msg.id, text } satisfies IpcMessage));
+        }
+      });
+      worker.on('exit', (code, signal) => {
+        this.workers.delete(index);
+        if (!up) {
+          reject(new Error(`edge worker ${edgeId} exited during start (code ${code}, signal ${signal})`));
+          return;
+        }
+        if (this.stopping) return;
+        const delay = Math.min(100 * 2 ** Math.min(this.restarts++, 6), 5000);
+        log.error({ edge: edgeId, code, signal, restartInMs: delay }, 'edge worker died; restarting');
+        setTimeout(() => {
+          if (!this.stopping) this.fork(index).catch((err) => log.error({ err }, 'edge worker restart failed'));
+        }, delay);
+      });
+    });
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    const exits = [...this.workers.values()].map(
+      (w) =>
+        new Promise<void>((resolve) => {
+          const timer = setTimeout(() => {
+            w.process.kill('SIGKILL');
+            resolve();
+          }, 5000);
+          w.once('exit', () => {
+            clearTimeout(timer);
+            resolve();
+          });
+          w.process.kill('SIGTERM');
+        }),
+    );
+    await Promise.all(exits);
+    await this.api?.stop();
+    await this.forwarder?.stop();
+    await this.director?.stop();
+    this.opts.log.info('node stopped');
+  }
+}

@@ -1,0 +1,166 @@
+/**
+ * Publishing from backend code over ZeroMQ.
+ *
+ * A plain PUB socket drops what it sends before the director's subscription
+ * has reached it (ZeroMQ's "slow joiner": omnibus lost the first messages).
+ * This Publisher uses an XPUB socket instead: upstream XSUB sockets send their
+ * subscribe-all to it, so it knows when a path to the director is live, and
+ * holds messages in a bounded queue until then. Sends at the high-water mark
+ * wait (noDrop) rather than drop.
+ *
+ * `publishAcked` goes over the command address and resolves with the
+ * message's offset and epoch.
+ */
+import { XPublisher } from 'zeromq';
+import { pino, type Logger } from 'pino';
+import { ErrorCodes, TidingsError } from '../protocol/errors.js';
+import { channelProblem, isValidUser } from '../protocol/names.js';
+import { encodePublish } from '../cluster/wire.js';
+import { SendQueue } from '../zmq/send-queue.js';
+import { CommandClient } from '../zmq/command-client.js';
+
+export interface PublisherOptions {
+  /** A publisher address: the director's, or the local forwarder's. */
+  address: string;
+  /** A command address, for acknowledged publishes. */
+  commandAddress?: string;
+  /** Messages held while no upstream subscriber is connected (default 100000). */
+  maxQueue?: number;
+  /** Sender name stamped on messages (default null). */
+  sender?: string | null;
+  timeoutMs?: number;
+  log?: Logger;
+}
+
+export class Publisher {
+  private socket: XPublisher | null = null;
+  private out: SendQueue | null = null;
+  private held: Buffer[][] = [];
+  private upstream = 0;
+  private loop: Promise<void> | null = null;
+  private commands: CommandClient | null = null;
+  private readyWaiters: Array<() => void> = [];
+  private readonly log: Logger;
+  private readonly maxQueue: number;
+
+  constructor(private readonly opts: PublisherOptions) {
+    this.log = opts.log ?? pino({ level: 'warn' });
+    this.maxQueue = opts.maxQueue ?? 100_000;
+  }
+
+  start(): void {
+    const socket = new XPublisher({ noDrop: true, sendHighWaterMark: this.maxQueue, linger: 2000 });
+    socket.connect(this.opts.address);
+    this.socket = socket;
+    this.out = new SendQueue(socket, this.maxQueue, this.log, 'publisher');
+    this.loop = this.watch(socket);
+    if (this.opts.commandAddress) {
+      this.commands = new CommandClient({
+        address: this.opts.commandAddress,
+        timeoutMs: this.opts.timeoutMs ?? 5000,
+        maxInFlight: this.maxQueue,
+        highWaterMark: this.maxQueue,
+        log: this.log,
+      });
+      this.commands.start();
+    }
+  }
+
+  /** True once a subscriber upstream (the director or a forwarder) is connected. */
+  get ready(): boolean {
+    return this.upstream > 0;
+  }
+
+  /** Resolves when an upstream subscriber is connected, or rejects after timeoutMs. */
+  waitReady(timeoutMs = 5000): Promise<void> {
+    if (this.ready) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new TidingsError(ErrorCodes.TIMEOUT, 'no upstream subscriber')), timeoutMs);
+      this.readyWaiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  /**
+   * Publish to a channel. Never drops: held until a path upstream exists;
+   * rejects with limit_exceeded only when the bounded queue is full.
+   */
+  async publish(channel: string, data: unknown, options: { noHistory?: boolean; sender?: string | null } = {}): Promise<void> {
+    const problem = channelProblem(channel);
+    if (problem) throw new TidingsError(ErrorCodes.INVALID_CHANNEL, problem);
+    await this.enqueue(encodePublish({ target: 'channel', name: channel, data: JSON.stringify(data), sender: options.sender ?? this.opts.sender ?? null, noHistory: options.noHistory ?? false }));
+  }
+
+  async publishToUser(user: string, data: unknown, options: { sender?: string | null } = {}): Promise<void> {
+    if (!isValidUser(user)) throw new TidingsError(ErrorCodes.INVALID_USER);
+    await this.enqueue(encodePublish({ target: 'user', name: user, data: JSON.stringify(data), sender: options.sender ?? this.opts.sender ?? null, noHistory: false }));
+  }
+
+  /** Publish over the command address; resolves with the stamped offset and epoch. */
+  publishAcked(channel: string, data: unknown, options: { noHistory?: boolean; sender?: string | null } = {}): Promise<{ offset: number; epoch: string }> {
+    if (!this.commands) return Promise.reject(new TidingsError(ErrorCodes.UNAVAILABLE, 'no commandAddress given'));
+    return this.commands.request('publish', { channel, data, sender: options.sender ?? this.opts.sender ?? null, no_history: options.noHistory ?? false });
+  }
+
+  private async enqueue(frames: Buffer[]): Promise<void> {
+    if (!this.out) throw new TidingsError(ErrorCodes.UNAVAILABLE, 'publisher not started');
+    if (!this.ready || this.held.length > 0) {
+      if (this.held.length >= this.maxQueue) throw new TidingsError(ErrorCodes.LIMIT_EXCEEDED, 'publisher queue full while no upstream is connected');
+      this.held.push(frames);
+      return;
+    }
+    while (!this.out.push(frames)) await this.out.space();
+  }
+
+  /** Resolves when everything queued has been handed to ZeroMQ (or the timeout passes). */
+  async flush(timeoutMs = 5000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.held.length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    await this.out?.drain(Math.max(0, deadline - Date.now()));
+  }
+
+  get pending(): number {
+    return this.held.length + (this.out?.length ?? 0);
+  }
+
+  private async watch(socket: XPublisher): Promise<void> {
+    try {
+      for await (const [msg] of socket) {
+        if (!msg || msg.length < 1) continue;
+        // Only subscribe-all (empty topic) counts: that is what XSUB upstream sends.
+        if (msg.length !== 1) continue;
+        if (msg[0] === 1) this.upstream++;
+        else if (msg[0] === 0) this.upstream = Math.max(0, this.upstream - 1);
+        if (this.ready) this.release();
+      }
+    } catch (err) {
+      if (this.socket) this.log.error({ err }, 'publisher watch loop failed');
+    }
+  }
+
+  private release(): void {
+    const held = this.held;
+    this.held = [];
+    for (const frames of held) {
+      if (!this.out!.push(frames)) {
+        // The queue filled: keep the rest, in order, for the next release.
+        this.held = held.slice(held.indexOf(frames));
+        void this.out!.space().then(() => this.ready && this.release());
+        return;
+      }
+    }
+    for (const w of this.readyWaiters.splice(0)) w();
+  }
+
+  async close(): Promise<void> {
+    await this.flush(2000);
+    const socket = this.socket;
+    this.socket = null;
+    this.out?.close();
+    socket?.close();
+    await this.loop?.catch(() => undefined);
+    await this.commands?.stop();
+  }
+}
