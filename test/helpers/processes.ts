@@ -1,0 +1,244 @@
+/**
+ * Real `tidings` processes for integration tests: started from dist/, stopped
+ * by PID (SIGTERM, then SIGKILL), output kept for failure messages.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+import { freePorts } from './ports.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+/** dist/src/cli/main.js, from dist/test/helpers. */
+export const CLI = join(here, '..', '..', 'src', 'cli', 'main.js');
+
+export const TOKEN_SECRET = 'test-token-secret-0123456789abcdef0123456789';
+export const API_KEY = 'test-api-key';
+
+const live = new Set<ChildProcess>();
+
+export class TidingsProcess {
+  readonly output: string[] = [];
+  private exited: Promise<number | null>;
+  exitCode: number | null | undefined = undefined;
+
+  constructor(
+    readonly name: string,
+    readonly child: ChildProcess,
+  ) {
+    live.add(child);
+    const keep = (d: Buffer): void => {
+      this.output.push(d.toString());
+      if (this.output.length > 2000) this.output.splice(0, 1000);
+    };
+    child.stdout?.on('data', keep);
+    child.stderr?.on('data', keep);
+    this.exited = new Promise((resolve) =>
+      child.once('exit', (code) => {
+        live.delete(child);
+        this.exitCode = code;
+        resolve(code);
+      }),
+    );
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  text(): string {
+    return this.output.join('');
+  }
+
+  /** Resolves when a log line matching `pattern` appears, or rejects after timeoutMs. */
+  async waitFor(pattern: RegExp, timeoutMs = 15000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (pattern.test(this.text())) return;
+      if (this.exitCode !== undefined) throw new Error(`${this.name} exited (${this.exitCode}) before ${pattern}:\n${this.text().slice(-3000)}`);
+      await sleep(25);
+    }
+    throw new Error(`${this.name}: no ${pattern} within ${timeoutMs} ms:\n${this.text().slice(-3000)}`);
+  }
+
+  wait(): Promise<number | null> {
+    return this.exited;
+  }
+
+  /** SIGTERM, then SIGKILL after graceMs. Safe to call twice. */
+  async stop(graceMs = 5000): Promise<void> {
+    if (this.exitCode !== undefined) return;
+    this.child.kill('SIGTERM');
+    const t = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
+    await this.exited;
+    clearTimeout(t);
+  }
+
+  async kill9(): Promise<void> {
+    if (this.exitCode !== undefined) return;
+    this.child.kill('SIGKILL');
+    await this.exited;
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Start `tidings serve` with settings given as TIDINGS_* environment variables. */
+export function serve(name: string, env: Record<string, string>, args: string[] = []): TidingsProcess {
+  const child = spawn(process.execPath, [CLI, 'serve', ...args], {
+    env: { PATH: process.env['PATH'] ?? '', TIDINGS_LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return new TidingsProcess(name, child);
+}
+
+export function runCli(args: string[], env: Record<string, string> = {}, timeoutMs = 20000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env['PATH'] ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    live.add(child);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const t = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`tidings ${args.join(' ')} timed out:\n${stdout}\n${stderr}`));
+    }, timeoutMs);
+    child.once('exit', (code) => {
+      clearTimeout(t);
+      live.delete(child);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** Kill whatever a failed test left running. */
+export function killAll(): void {
+  for (const c of live) c.kill('SIGKILL');
+}
+process.once('exit', killAll);
+
+export interface SingleNode {
+  proc: TidingsProcess;
+  port: number;
+  url: string;
+  http: string;
+  subscriber: string;
+  publisher: string;
+  command: string;
+  stop(): Promise<void>;
+}
+
+/** A single node (director + edge) on free ports. */
+export async function startSingleNode(extraEnv: Record<string, string> = {}, workers = 1, host = '127.0.0.1'): Promise<SingleNode> {
+  const [port, sub, pub, cmd] = await freePorts(4, host);
+  const addresses = {
+    subscriber: `tcp://${host}:${sub}`,
+    publisher: `tcp://${host}:${pub}`,
+    command: `tcp://${host}:${cmd}`,
+  };
+  const proc = serve('single', {
+    TIDINGS_SERVER_HOST: host,
+    TIDINGS_SERVER_PORT: String(port),
+    TIDINGS_SUBSCRIBER_ADDRESS: addresses.subscriber,
+    TIDINGS_PUBLISHER_ADDRESS: addresses.publisher,
+    TIDINGS_COMMAND_ADDRESS: addresses.command,
+    TIDINGS_TOKEN_SECRET: TOKEN_SECRET,
+    TIDINGS_API_KEYS: API_KEY,
+    TIDINGS_WORKERS: String(workers),
+    ...extraEnv,
+  });
+  await proc.waitFor(/"msg":"node ready"/);
+  return {
+    proc,
+    port,
+    url: `ws://${host}:${port}/ws`,
+    http: `http://${host}:${port}`,
+    ...addresses,
+    stop: () => proc.stop(),
+  };
+}
+
+export interface ClusterNode {
+  proc: TidingsProcess;
+  port: number;
+  url: string;
+  http: string;
+  subscriber: string;
+  publisher: string;
+  command: string;
+}
+
+export interface Cluster {
+  director: ClusterNode;
+  nodes: ClusterNode[];
+  stop(): Promise<void>;
+}
+
+/**
+ * A director (no edge, HTTP API only) and `nodeCount` forwarder nodes with
+ * `workers` edge processes each, as in docker-compose.yml.
+ */
+export async function startCluster(nodeCount = 2, workers = 2, extraEnv: Record<string, string> = {}): Promise<Cluster> {
+  const host = '127.0.0.1';
+  const [dport, dsub, dpub, dcmd] = await freePorts(4);
+  const director: ClusterNode = {
+    proc: serve('director', {
+      TIDINGS_SERVER_HOST: host,
+      TIDINGS_SERVER_PORT: String(dport),
+      TIDINGS_EDGE_ENABLED: 'false',
+      TIDINGS_SUBSCRIBER_ADDRESS: `tcp://${host}:${dsub}`,
+      TIDINGS_PUBLISHER_ADDRESS: `tcp://${host}:${dpub}`,
+      TIDINGS_COMMAND_ADDRESS: `tcp://${host}:${dcmd}`,
+      TIDINGS_TOKEN_SECRET: TOKEN_SECRET,
+      TIDINGS_API_KEYS: API_KEY,
+      TIDINGS_NODE_ID: 'director',
+      ...extraEnv,
+    }),
+    port: dport,
+    url: `ws://${host}:${dport}/ws`,
+    http: `http://${host}:${dport}`,
+    subscriber: `tcp://${host}:${dsub}`,
+    publisher: `tcp://${host}:${dpub}`,
+    command: `tcp://${host}:${dcmd}`,
+  };
+  const nodes: ClusterNode[] = [];
+  for (let i = 0; i < nodeCount; i++) {
+    const [port, sub, pub, cmd] = await freePorts(4);
+    nodes.push({
+      proc: serve(`node${i + 1}`, {
+        TIDINGS_SERVER_HOST: host,
+        TIDINGS_SERVER_PORT: String(port),
+        TIDINGS_DIRECTOR_ENABLED: 'false',
+        TIDINGS_FORWARDER_ENABLED: 'true',
+        TIDINGS_WORKERS: String(workers),
+        TIDINGS_SUBSCRIBER_ADDRESS: `tcp://${host}:${sub}`,
+        TIDINGS_PUBLISHER_ADDRESS: `tcp://${host}:${pub}`,
+        TIDINGS_COMMAND_ADDRESS: `tcp://${host}:${cmd}`,
+        TIDINGS_DIRECTOR_SUBSCRIBER_ADDRESS: director.subscriber,
+        TIDINGS_DIRECTOR_PUBLISHER_ADDRESS: director.publisher,
+        TIDINGS_DIRECTOR_COMMAND_ADDRESS: director.command,
+        TIDINGS_TOKEN_SECRET: TOKEN_SECRET,
+        TIDINGS_API_KEYS: API_KEY,
+        TIDINGS_NODE_ID: `node${i + 1}`,
+        ...extraEnv,
+      }),
+      port,
+      url: `ws://${host}:${port}/ws`,
+      http: `http://${host}:${port}`,
+      subscriber: `tcp://${host}:${sub}`,
+      publisher: `tcp://${host}:${pub}`,
+      command: `tcp://${host}:${cmd}`,
+    });
+  }
+  await Promise.all([director, ...nodes].map((n) => n.proc.waitFor(/"msg":"node ready"/, 20000)));
+  return {
+    director,
+    nodes,
+    stop: async () => {
+      await Promise.all(nodes.map((n) => n.proc.stop()));
+      await director.proc.stop();
+    },
+  };
+}
