@@ -6,10 +6,15 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config/resolve.js';
 import type { EdgeServer } from './edge-server.js';
+import { sdkBundleFeature } from '../demo/sdk-route.js';
+import { demoFeature } from '../demo/demo-feature.js';
 
 export type EdgeFeature = (edge: EdgeServer, config: Config, log: Logger) => void;
 
-const FEATURES: readonly EdgeFeature[] = [];
+const FEATURES: readonly EdgeFeature[] = [
+  sdkBundleFeature, // GET <base>/tidings.js, the browser SDK
+  demoFeature, // the demo chat and its token endpoint, only with the demo setting
+];
 
 export function installEdgeFeatures(edge: EdgeServer, config: Config, log: Logger): void {
   for (const f of FEATURES) f(edge, config, log);
