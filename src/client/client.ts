@@ -184,11 +184,11 @@ export class TidingsClient extends Emitter<ClientEvents> implements Subscription
         },
       );
     };
-    ws.onmessage = (ev) => {
+    ws.onmessage = (ev: { data: unknown }) => {
       if (s === this.session) this.onFrame(s, ev.data);
     };
-    ws.onclose = (ev) => {
-      if (s === this.session) this.fail(s, reasonFromClose(ev.code, ev.reason));
+    ws.onclose = (ev: { code: number; reason: string }) => {
+      if (s === this.session) this.fail(s, reasonFromClose(ev.code, String(ev.reason ?? '')));
     };
   }
 

@@ -6,16 +6,21 @@ import type { Reason } from './reasons.js';
 export type { ConnectResult, DirectPush, MessagePush, StreamPosition } from '../protocol/messages.js';
 export type { Reason } from './reasons.js';
 
-/** The part of the WHATWG WebSocket the SDK uses; browsers' WebSocket and `ws`'s both fit. */
+/**
+ * The part of the WHATWG WebSocket the SDK uses; browsers' WebSocket and `ws`'s
+ * both fit. Handler events are `any` because each implementation has its own
+ * event classes; the SDK reads only `data` (message) and `code`/`reason` (close).
+ */
 export interface WebSocketLike {
   readonly readyState: number;
-  readonly protocol: string;
   send(data: string): void;
   close(code?: number, reason?: string): void;
-  onopen: ((ev: unknown) => void) | null;
-  onmessage: ((ev: { data: unknown }) => void) | null;
-  onclose: ((ev: { code: number; reason: string }) => void) | null;
-  onerror: ((ev: unknown) => void) | null;
+  /* eslint-disable @typescript-eslint/no-explicit-any */
+  onopen: ((ev: any) => void) | null;
+  onmessage: ((ev: any) => void) | null;
+  onclose: ((ev: any) => void) | null;
+  onerror: ((ev: any) => void) | null;
+  /* eslint-enable @typescript-eslint/no-explicit-any */
 }
 
 export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;

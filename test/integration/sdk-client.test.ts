@@ -1,0 +1,182 @@
+/**
+ * The client SDK in Node against a real single node and against tiny raw `ws`
+ * servers written here (for a server that never pings, or never answers).
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import WebSocket, { WebSocketServer } from 'ws';
+import { startSingleNode, TOKEN_SECRET, type SingleNode } from '../helpers/processes.js';
+import { freePorts } from '../helpers/ports.js';
+import { signToken } from '../../src/auth/sign.js';
+import { TidingsClient, type ClientOptions, type ConnectionState, type MessagePush, type Reason } from '../../src/client/index.js';
+
+let node: SingleNode;
+const clients: TidingsClient[] = [];
+const servers: WebSocketServer[] = [];
+
+before(async () => {
+  node = await startSingleNode({ TIDINGS_PING_INTERVAL: '1' });
+});
+after(async () => {
+  for (const c of clients) c.disconnect();
+  for (const s of servers) await new Promise((r) => s.close(r));
+  await node?.stop();
+});
+
+const token = (user: string, ttl = 3600): Promise<string> => signToken({ secret: TOKEN_SECRET, user, ttl, subscribe: ['*'], publish: ['*'] });
+
+/** A client with fast retries that records every state change. */
+function client(opts: Partial<ClientOptions> & { urls: string[] }): { c: TidingsClient; states: { state: ConnectionState; reason: Reason }[]; urls: string[] } {
+  const c = new TidingsClient({ WebSocket, initialRetryDelay: 0.05, maxRetryDelay: 0.2, timeout: 3, ...opts });
+  clients.push(c);
+  const states: { state: ConnectionState; reason: Reason }[] = [];
+  const urls: string[] = [];
+  c.on('state', (e) => states.push({ state: e.state, reason: e.reason }));
+  c.on('connecting', (e) => urls.push(e.url));
+  return { c, states, urls };
+}
+
+async function until(pred: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!pred()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+test('connects, subscribes, publishes and receives, with a reason on every state change', async () => {
+  const { c, states } = client({ urls: [node.url], getToken: () => token('alice') });
+  c.connect();
+  await c.ready(5);
+  assert.equal(c.info?.user, 'alice');
+  assert.equal(c.info?.ping, 1);
+  const sub = c.subscribe('sdk.basic');
+  const got: MessagePush[] = [];
+  sub.on('message', (m) => got.push(m));
+  await sub.ready(5);
+  const sent = await Promise.all([1, 2, 3].map((n) => c.publish('sdk.basic', { n })));
+  await until(() => got.length === 3, 5000, '3 messages');
+  assert.deepEqual(got.map((m) => m.offset), sent.map((s) => s.offset).sort((a, b) => a - b));
+  assert.ok(got.every((m) => m.sender === 'alice'));
+  assert.deepEqual(states.map((s) => [s.state, s.reason.name]), [
+    ['connecting', 'connect_called'],
+    ['connected', 'connected'],
+  ]);
+  // A forbidden channel ends the subscription with the server's code, without touching the connection.
+  const limited = client({ urls: [node.url], getToken: () => signToken({ secret: TOKEN_SECRET, user: 'bob', ttl: 60, subscribe: ['ok.*'] }) });
+  limited.c.connect();
+  const denied = limited.c.subscribe('secret.room');
+  await assert.rejects(denied.ready(5), (e: Error & { code?: number }) => e.code === 103);
+  assert.equal(denied.state, 'unsubscribed');
+  assert.equal(limited.c.state, 'connected');
+  c.disconnect();
+  assert.equal(c.state, 'disconnected');
+  assert.equal(states.at(-1)?.reason.name, 'disconnect_called');
+});
+
+test('fails over along the URL list, one URL per failed attempt, in order', async () => {
+  const [dead1, dead2] = await freePorts(2);
+  const urls = [`ws://127.0.0.1:${dead1}/ws`, `ws://127.0.0.1:${dead2}/ws`, node.url];
+  const { c, urls: tried } = client({ urls, getToken: () => token('carol') });
+  c.connect();
+  await c.ready(5);
+  assert.deepEqual(tried, urls);
+  assert.equal(c.info?.url, node.url);
+  c.disconnect();
+});
+
+test('the token supplier is called on every connect: an expired token is replaced by a fresh one', async () => {
+  const issued: string[] = [];
+  const { c, states } = client({
+    urls: [node.url],
+    getToken: async () => {
+      // 1st: expired a minute ago; 2nd: expires in 2 s while connected; then fresh.
+      const ttl = issued.length === 0 ? -60 : issued.length === 1 ? 2 : 3600;
+      issued.push(`ttl ${ttl}`);
+      return token('dave', ttl);
+    },
+  });
+  c.connect();
+  const sub = c.subscribe('sdk.refresh');
+  const resubscribed: boolean[] = [];
+  sub.on('subscribed', (e) => resubscribed.push(e.resubscribed && e.recovered));
+  await until(() => issued.length >= 3 && c.connected && resubscribed.length >= 2, 10_000, 'a third token and a connected client');
+  const reasons = states.map((s) => `${s.state}:${s.reason.code}:${s.reason.name}`);
+  assert.ok(reasons.includes('connected:3009:connected'), reasons.join(' '));
+  // The expired token is refused at connect (error 111), the short one is cut when it expires (close 4002).
+  const failures = states.filter((s) => s.state === 'connecting').map((s) => s.reason.code);
+  assert.ok(failures.includes(4002), `close 4002 seen: ${reasons.join(' ')}`);
+  assert.equal(issued.length, 3);
+  assert.deepEqual(resubscribed, [false, true], 'subscribed once, then resubscribed with recovery after the refresh');
+  c.disconnect();
+});
+
+test('an invalid token stops reconnecting (token_invalid is final)', async () => {
+  let calls = 0;
+  const { c, states } = client({
+    urls: [node.url],
+    getToken: () => {
+      calls++;
+      return 'not.a.token';
+    },
+  });
+  c.connect();
+  await until(() => c.state === 'disconnected', 5000, 'disconnected');
+  assert.equal(states.at(-1)?.reason.code, 110);
+  assert.equal(states.at(-1)?.reason.reconnect, false);
+  await new Promise((r) => setTimeout(r, 400));
+  assert.equal(calls, 1, 'no reconnect after token_invalid');
+  await assert.rejects(c.publish('x', 1), (e: Error & { code?: number }) => e.code === 113);
+});
+
+/** A raw server that answers connect (batched with a ping in one frame), pings every `pingEveryMs` (0: never) and ignores other commands. */
+async function rawServer(pingEveryMs: number): Promise<{ url: string; connections: () => number; pongs: () => number }> {
+  const [port] = await freePorts(1);
+  const wss = new WebSocketServer({ host: '127.0.0.1', port });
+  servers.push(wss);
+  let connections = 0;
+  let pongs = 0;
+  wss.on('connection', (ws) => {
+    connections++;
+    const timer = pingEveryMs > 0 ? setInterval(() => ws.send('{"type":"ping"}'), pingEveryMs) : null;
+    ws.on('close', () => timer && clearInterval(timer));
+    ws.on('message', (raw) => {
+      const m = JSON.parse(raw.toString()) as { id?: number; method?: string; type?: string };
+      if (m.type === 'pong') pongs++;
+      if (m.method === 'connect') {
+        const result = { client: `raw-${connections}`, user: 'eve', ping: 1, idle_timeout: 60, expires: null, node: 'raw' };
+        ws.send(`${JSON.stringify({ id: m.id, result })}\n{"type":"ping"}`);
+      }
+    });
+  });
+  await new Promise((r) => wss.once('listening', r));
+  return { url: `ws://127.0.0.1:${port}/ws`, connections: () => connections, pongs: () => pongs };
+}
+
+test('a server that stops pinging is dropped after ping + margin and reconnected; pings are answered with pongs', async () => {
+  const silent = await rawServer(0);
+  const { c, states } = client({ urls: [silent.url], pingMargin: 0.3 });
+  c.connect();
+  await c.ready(5);
+  const connectedAt = Date.now();
+  await until(() => states.some((s) => s.reason.name === 'no_ping'), 4000, 'the watchdog');
+  const silentFor = Date.now() - connectedAt;
+  assert.ok(silentFor >= 1200 && silentFor < 3000, `watchdog after ${silentFor} ms (ping 1 s + margin 0.3 s)`);
+  assert.equal(states.find((s) => s.reason.name === 'no_ping')?.reason.code, 3002);
+  await until(() => silent.connections() >= 2 && c.connected, 4000, 'a reconnect');
+  c.disconnect();
+
+  const lively = await rawServer(300);
+  const l = client({ urls: [lively.url], pingMargin: 0.3 });
+  l.c.connect();
+  await l.c.ready(5);
+  await new Promise((r) => setTimeout(r, 2000));
+  assert.equal(l.c.state, 'connected', 'a pinging server keeps the connection');
+  assert.equal(lively.connections(), 1);
+  assert.ok(lively.pongs() >= 5, `pongs: ${lively.pongs()}`);
+  // The raw server never answers publish: the call times out with code 114.
+  const t0 = Date.now();
+  await assert.rejects(l.c.publish('any', 1, { timeout: 0.3 }), (e: Error & { code?: number }) => e.code === 114);
+  assert.ok(Date.now() - t0 < 1500);
+  l.c.disconnect();
+});
