@@ -333,7 +333,14 @@ export class TidingsClient extends Emitter<ClientEvents> implements Subscription
       case 'message': {
         const msg = m as unknown as MessagePush;
         const sub = this.subs.get(msg.channel);
-        if (sub?.handleMessage(msg)) this.emit('message', msg);
+        // Channels subscribed server-side (the server API) have no Subscription object.
+        if (!sub || sub.handleMessage(msg)) this.emit('message', msg);
+        return;
+      }
+      case 'subscribed':
+      case 'unsubscribed': {
+        // Pushed when the server API (un)subscribes this connection.
+        if (typeof m['channel'] === 'string') this.emit('serverSubscription', { channel: m['channel'], subscribed: m['type'] === 'subscribed' });
         return;
       }
       case 'ping':

@@ -111,9 +111,12 @@ export interface ClientEvents {
   state: StateChange<ConnectionState>;
   connecting: ConnectingEvent;
   connected: ConnectedEvent;
+  /** A session or an attempt ended; `state` says whether a reconnect follows. */
   disconnected: Reason;
-  /** Every channel message, after the subscription's own listeners. */
+  /** Every channel message, after the subscription's own listeners (duplicates already dropped). */
   message: MessagePush;
+  /** The server API subscribed or unsubscribed this connection; its messages come as 'message' events. */
+  serverSubscription: { channel: string; subscribed: boolean };
   direct: DirectPush;
   join: JoinEvent;
   leave: LeaveEvent;

@@ -256,7 +256,10 @@ function roomName(input: string): string | null {
 
 function start(name: string): void {
   me = name;
-  client = new TidingsClient({ urls, getToken, initialRetryDelay: 0.5, maxRetryDelay: 10, timeout: 5, pingMargin: 5 });
+  // ?retryDelay=<seconds> sets the first reconnect delay (the browser test uses it to widen the gap).
+  const asked = Number(query.get('retryDelay'));
+  const initialRetryDelay = query.has('retryDelay') && asked >= 0 && asked <= 60 ? asked : 0.5;
+  client = new TidingsClient({ urls, getToken, initialRetryDelay, maxRetryDelay: Math.max(10, initialRetryDelay), timeout: 5, pingMargin: 5 });
   (window as unknown as { tidings: TidingsClient }).tidings = client;
   const conn = $('conn');
   client.on('state', (e) => {

@@ -74,6 +74,25 @@ test('connects, subscribes, publishes and receives, with a reason on every state
   assert.equal(states.at(-1)?.reason.name, 'disconnect_called');
 });
 
+test('history returns the newest messages, or those after a position; it needs the history grant', async () => {
+  const { c } = client({ urls: [node.url], getToken: () => token('hana') });
+  c.connect();
+  const sent: number[] = [];
+  for (let i = 0; i < 5; i++) sent.push((await c.publish('sdk.history', { i })).offset);
+  const last2 = await c.history('sdk.history', { limit: 2 });
+  assert.deepEqual(last2.messages.map((m) => m.offset), sent.slice(3));
+  assert.deepEqual(last2.messages.map((m) => m.data), [{ i: 3 }, { i: 4 }]);
+  const after = await c.history('sdk.history', { since: { offset: sent[1]!, epoch: last2.epoch } });
+  assert.deepEqual(after.messages.map((m) => m.offset), sent.slice(2));
+  assert.equal(after.complete, true);
+  await assert.rejects(c.history('sdk.history', { limit: 0 }), (e: Error & { code?: number }) => e.code === 102);
+  const noGrant = client({ urls: [node.url], getToken: () => signToken({ secret: TOKEN_SECRET, user: 'ivan', ttl: 60, subscribe: ['other'], history: ['other'] }) });
+  noGrant.c.connect();
+  await assert.rejects(noGrant.c.history('sdk.history'), (e: Error & { code?: number }) => e.code === 103);
+  c.disconnect();
+  noGrant.c.disconnect();
+});
+
 test('fails over along the URL list, one URL per failed attempt, in order', async () => {
   const [dead1, dead2] = await freePorts(2);
   const urls = [`ws://127.0.0.1:${dead1}/ws`, `ws://127.0.0.1:${dead2}/ws`, node.url];
