@@ -8,12 +8,10 @@ import type { Config } from '../config/resolve.js';
 import type { EdgeServer } from './edge-server.js';
 import { sdkBundleFeature } from '../demo/sdk-route.js';
 import { demoFeature } from '../demo/demo-feature.js';
-import { historyMethodFeature } from './history-method.js';
 
 export type EdgeFeature = (edge: EdgeServer, config: Config, log: Logger) => void;
 
 const FEATURES: readonly EdgeFeature[] = [
-  historyMethodFeature, // the client method `history`
   sdkBundleFeature, // GET <base>/tidings.js, the browser SDK
   demoFeature, // the demo chat and its token endpoint, only with the demo setting
 ];
