@@ -15,6 +15,7 @@ import { Outbox } from './outbox.js';
 import { binaryFrame, textFrame, type SharedPush } from './frames.js';
 import type { Listener } from './hub.js';
 import type { EdgeContext } from './context.js';
+import { historyQuery } from './recovery.js';
 
 type State = 'connecting' | 'connected' | 'closed';
 
@@ -239,6 +240,8 @@ export class ClientConnection implements Listener {
         return this.unsubscribe(params);
       case 'publish':
         return this.publish(params);
+      case 'history':
+        return this.history(params);
       case 'ping':
         return {};
       default: {
@@ -348,6 +351,14 @@ export class ClientConnection implements Listener {
       sender: this.identity!.user,
       no_history: params['no_history'] === true,
     });
+  }
+
+  private history(params: Record<string, unknown>): Promise<unknown> {
+    const channel = this.channelParam(params);
+    if (!grantsAllow(this.identity!.history, channel)) {
+      throw new TidingsError(ErrorCodes.PERMISSION_DENIED, `may not read the history of ${channel}`);
+    }
+    return this.ctx.commands.request('history', historyQuery(channel, params));
   }
 
   /** Heartbeat bookkeeping, called by the edge's sweep once a second. */
