@@ -33,6 +33,12 @@ test('every setting has an omnibus-style environment name', () => {
   }
 });
 
+test('an empty environment variable counts as unset', () => {
+  const c = resolveConfig({ env: { TIDINGS_LOG_LEVEL: '', TIDINGS_SERVER_PORT: '' }, file: { server_port: 5000 } });
+  assert.equal(c.log_level, 'info');
+  assert.equal(c.server_port, 5000);
+});
+
 test('values are coerced by type', () => {
   const c = resolveConfig({ env: { TIDINGS_ALLOW_ANONYMOUS: 'yes', TIDINGS_API_KEYS: 'a, b,,c', TIDINGS_PING_INTERVAL: '2.5' }, flags: { demo: true } });
   assert.equal(c.allow_anonymous, true);
