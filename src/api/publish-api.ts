@@ -13,7 +13,7 @@ import { channelProblem, isValidUser } from '../protocol/names.js';
 import type { CommandClient } from '../zmq/command-client.js';
 import { readJson, sendError, sendJson, sourceAddress } from '../http/io.js';
 import { ApiKeys } from './api-keys.js';
-import { historyQuery } from '../edge/recovery.js';
+import { historyQuery } from '../protocol/positions.js';
 
 const CHANNEL_ROUTE = /^\/api\/channels\/([^/]+)\/?$/;
 const USER_ROUTE = /^\/api\/users\/([^/]+)\/?$/;

@@ -15,7 +15,7 @@ import { Outbox } from './outbox.js';
 import { binaryFrame, textFrame, type SharedPush } from './frames.js';
 import type { Listener } from './hub.js';
 import type { EdgeContext } from './context.js';
-import { historyQuery } from './recovery.js';
+import { historyQuery } from '../protocol/positions.js';
 
 type State = 'connecting' | 'connected' | 'closed';
 
