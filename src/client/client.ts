@@ -363,7 +363,8 @@ export class TidingsClient extends Emitter<ClientEvents> implements Subscription
         return;
       }
       default:
-        // Pushes of later protocol versions are ignored.
+        // Other pushes (user state changes, later protocol versions) are passed on as they are.
+        if (typeof m['type'] === 'string') this.emit('push', m as { type: string });
         return;
     }
   }

@@ -120,6 +120,8 @@ export interface ClientEvents {
   direct: DirectPush;
   join: JoinEvent;
   leave: LeaveEvent;
+  /** Pushes the SDK has no event of its own for (e.g. `state` user-state changes), as received. */
+  push: { type: string; [key: string]: unknown };
   /** Errors not tied to a call: error pushes, failed resubscribes. */
   error: { error: Error; channel?: string };
 }
