@@ -30,9 +30,11 @@ import type {
   WebSocketLike,
 } from './types.js';
 
+/** Called with the reply synchronously, as it is read: replies and the pushes after them keep their order. */
+type ReplyCallback = (err: RequestError | null, result?: unknown) => void;
+
 interface Pending {
-  resolve(result: unknown): void;
-  reject(err: Error): void;
+  done: ReplyCallback;
   timer: ReturnType<typeof setTimeout>;
 }
 
@@ -176,13 +178,11 @@ export class TidingsClient extends Emitter<ClientEvents> implements Subscription
     ws.onopen = () => {
       if (s !== this.session) return;
       this.lastFrameAt = Date.now();
-      this.sendCommand<ConnectResult>('connect', token ? { token } : {}, this.timeoutMs).then(
-        (r) => this.onConnectReply(s, url, r),
-        (err: RequestError) => {
-          if (s !== this.session) return;
-          this.fail(s, reasonFromError({ code: err.code, name: err.errorName, message: err.message }, !FATAL_CONNECT_ERRORS.has(err.code)));
-        },
-      );
+      this.command('connect', token ? { token } : {}, this.timeoutMs, (err, r) => {
+        if (s !== this.session) return;
+        if (err) this.fail(s, reasonFromError({ code: err.code, name: err.errorName, message: err.message }, !FATAL_CONNECT_ERRORS.has(err.code)));
+        else this.onConnectReply(s, url, r as ConnectResult);
+      });
     };
     ws.onmessage = (ev: { data: unknown }) => {
       if (s === this.session) this.onFrame(s, ev.data);
@@ -264,7 +264,7 @@ export class TidingsClient extends Emitter<ClientEvents> implements Subscription
     }
     for (const p of this.pending.values()) {
       clearTimeout(p.timer);
-      p.reject(RequestError.of(ErrorCodes.UNAVAILABLE, 'connection lost'));
+      p.done(RequestError.of(ErrorCodes.UNAVAILABLE, 'connection lost'));
     }
     this.pending.clear();
     if (this.info) {
@@ -325,8 +325,8 @@ export class TidingsClient extends Emitter<ClientEvents> implements Subscription
       if (!p) return;
       this.pending.delete(m['id']);
       clearTimeout(p.timer);
-      if (m['error']) p.reject(new RequestError(m['error'] as ErrorBody));
-      else p.resolve(m['result']);
+      if (m['error']) p.done(new RequestError(m['error'] as ErrorBody));
+      else p.done(null, m['result']);
       return;
     }
     switch (m['type']) {
@@ -371,24 +371,26 @@ export class TidingsClient extends Emitter<ClientEvents> implements Subscription
 
   // --- commands -----------------------------------------------------------------
 
-  /** Send on the current connection; SubscriptionHost. */
-  send<T>(method: string, params: Record<string, unknown>): Promise<T> {
-    return this.sendCommand<T>(method, params, this.timeoutMs);
+  /** Send on the current connection; SubscriptionHost. `done` runs as the reply is read. */
+  send(method: string, params: Record<string, unknown>, done: ReplyCallback): void {
+    this.command(method, params, this.timeoutMs, done);
+  }
+
+  private command(method: string, params: Record<string, unknown>, timeoutMs: number, done: ReplyCallback): void {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== OPEN) return done(RequestError.of(ErrorCodes.UNAVAILABLE, 'not connected'));
+    if (this.pending.size >= this.maxPendingCalls) return done(RequestError.of(ErrorCodes.LIMIT_EXCEEDED, 'too many calls in flight'));
+    const id = this.nextId++;
+    const timer = setTimeout(() => {
+      this.pending.delete(id);
+      done(RequestError.of(ErrorCodes.TIMEOUT, `no reply to ${method} within ${timeoutMs / 1000} s`));
+    }, timeoutMs);
+    this.pending.set(id, { done, timer });
+    ws.send(JSON.stringify({ id, method, params }));
   }
 
   private sendCommand<T>(method: string, params: Record<string, unknown>, timeoutMs: number): Promise<T> {
-    const ws = this.ws;
-    if (!ws || ws.readyState !== OPEN) return Promise.reject(RequestError.of(ErrorCodes.UNAVAILABLE, 'not connected'));
-    if (this.pending.size >= this.maxPendingCalls) return Promise.reject(RequestError.of(ErrorCodes.LIMIT_EXCEEDED, 'too many calls in flight'));
-    const id = this.nextId++;
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(id);
-        reject(RequestError.of(ErrorCodes.TIMEOUT, `no reply to ${method} within ${timeoutMs / 1000} s`));
-      }, timeoutMs);
-      this.pending.set(id, { resolve: resolve as (r: unknown) => void, reject, timer });
-      ws.send(JSON.stringify({ id, method, params }));
-    });
+    return new Promise<T>((resolve, reject) => this.command(method, params, timeoutMs, (err, r) => (err ? reject(err) : resolve(r as T))));
   }
 
   /**

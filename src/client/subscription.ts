@@ -13,8 +13,12 @@ import type { JoinEvent, LeaveEvent, SubscriptionEvents, SubscriptionState } fro
 /** What a subscription needs from its client. */
 export interface SubscriptionHost {
   readonly connected: boolean;
-  /** Send a command on the current connection (rejects if there is none). */
-  send<T>(method: string, params: Record<string, unknown>): Promise<T>;
+  /**
+   * Send a command on the current connection; `done` runs synchronously as the
+   * reply is read, before the pushes that follow it (an error at once if there
+   * is no connection).
+   */
+  send(method: string, params: Record<string, unknown>, done: (err: RequestError | null, result?: unknown) => void): void;
   removeSubscription(sub: Subscription): void;
   reportError(error: Error, channel: string): void;
 }
@@ -53,7 +57,7 @@ export class Subscription extends Emitter<SubscriptionEvents> {
     this.generation++;
     this.clearRetry();
     if (this.state === 'subscribed' && this.host.connected) {
-      this.host.send('unsubscribe', { channel: this.channel }).catch(() => undefined);
+      this.host.send('unsubscribe', { channel: this.channel }, () => undefined);
     }
     this.position = null;
     this.setState('unsubscribed', ClientReasons.UNSUBSCRIBE_CALLED);
@@ -115,28 +119,30 @@ export class Subscription extends Emitter<SubscriptionEvents> {
     this.setState('subscribing', ClientReasons.SUBSCRIBE_CALLED);
     const params: Record<string, unknown> = { channel: this.channel };
     if (recover) params['recover'] = recover;
-    this.host.send<SubscribeResult>('subscribe', params).then(
-      (r) => {
-        if (gen !== this.generation) return;
-        this.failures = 0;
-        // With recovery in the same epoch the replayed messages follow this
-        // reply and move the position on; otherwise the stream starts here.
-        if (!recover || r.epoch !== recover.epoch) this.position = { offset: r.offset, epoch: r.epoch };
-        this.setState('subscribed', ClientReasons.SUBSCRIBED);
-        this.emit('subscribed', {
-          channel: this.channel,
-          offset: r.offset,
-          epoch: r.epoch,
-          resubscribed: recover !== null,
-          recovered: r.recovered === true,
-          replayed: r.replayed ?? 0,
-        });
-      },
-      (err: unknown) => {
-        if (gen !== this.generation) return;
-        this.onFailure(err instanceof RequestError ? err : RequestError.of(ErrorCodes.INTERNAL, String(err)));
-      },
-    );
+    this.host.send('subscribe', params, (err, result) => {
+      if (gen !== this.generation) return;
+      if (err) {
+        this.onFailure(err);
+        return;
+      }
+      const r = result as SubscribeResult;
+      this.failures = 0;
+      // With recovery in the same epoch the replayed messages follow this
+      // reply and move the position on; otherwise the stream starts here
+      // (unless a live message already moved it further).
+      const p = this.position;
+      const ahead = p !== null && p.epoch === r.epoch && p.offset > r.offset;
+      if ((!recover || r.epoch !== recover.epoch) && !ahead) this.position = { offset: r.offset, epoch: r.epoch };
+      this.setState('subscribed', ClientReasons.SUBSCRIBED);
+      this.emit('subscribed', {
+        channel: this.channel,
+        offset: r.offset,
+        epoch: r.epoch,
+        resubscribed: recover !== null,
+        recovered: r.recovered === true,
+        replayed: r.replayed ?? 0,
+      });
+    });
   }
 
   private onFailure(err: RequestError): void {

@@ -199,3 +199,48 @@ test('a server that stops pinging is dropped after ping + margin and reconnected
   assert.ok(Date.now() - t0 < 1500);
   l.c.disconnect();
 });
+
+test('close 4006 (message gap): the client reconnects and resubscribes from its last offset; replayed duplicates are dropped', async () => {
+  const [port] = await freePorts(1);
+  const wss = new WebSocketServer({ host: '127.0.0.1', port });
+  servers.push(wss);
+  await new Promise((r) => wss.once('listening', r));
+  const subscribeParams: unknown[] = [];
+  let connections = 0;
+  const push = (offset: number): string => JSON.stringify({ type: 'message', channel: 'gap', offset, epoch: 'E1', sender: null, time: Date.now(), data: { offset } });
+  wss.on('connection', (ws) => {
+    const n = ++connections;
+    ws.on('message', (raw) => {
+      const m = JSON.parse(raw.toString()) as { id: number; method: string; params: Record<string, unknown> };
+      if (m.method === 'connect') ws.send(JSON.stringify({ id: m.id, result: { client: `c${n}`, user: 'gus', ping: 25, idle_timeout: 60, expires: null, node: 'raw' } }));
+      if (m.method !== 'subscribe') return;
+      subscribeParams.push(m.params);
+      if (n === 1) {
+        // Live from offset 10; two messages, then the edge notices a hole and closes 4006.
+        ws.send(JSON.stringify({ id: m.id, result: { channel: 'gap', offset: 10, epoch: 'E1' } }));
+        ws.send(`${push(11)}\n${push(12)}`);
+        setTimeout(() => ws.close(4006, 'messages were missed'), 50);
+      } else {
+        // Recovery replays 12 again (the client must drop it), then 13 and 14.
+        ws.send(JSON.stringify({ id: m.id, result: { channel: 'gap', offset: 14, epoch: 'E1', recovered: true, replayed: 3 } }));
+        ws.send(`${push(12)}\n${push(13)}\n${push(14)}`);
+      }
+    });
+  });
+  const { c, states } = client({ urls: [`ws://127.0.0.1:${port}/ws`] });
+  c.connect();
+  const sub = c.subscribe('gap');
+  const offsets: number[] = [];
+  const subscribed: { resubscribed: boolean; recovered: boolean }[] = [];
+  sub.on('message', (m) => offsets.push(m.offset));
+  sub.on('subscribed', (e) => subscribed.push({ resubscribed: e.resubscribed, recovered: e.recovered }));
+  await until(() => offsets.length >= 4, 5000, 'four messages');
+  await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(offsets, [11, 12, 13, 14]);
+  assert.deepEqual(subscribeParams, [{ channel: 'gap' }, { channel: 'gap', recover: { offset: 12, epoch: 'E1' } }]);
+  assert.deepEqual(subscribed, [{ resubscribed: false, recovered: false }, { resubscribed: true, recovered: true }]);
+  const gap = states.find((s) => s.reason.code === 4006);
+  assert.equal(gap?.state, 'connecting');
+  assert.equal(gap?.reason.name, 'message_gap');
+  c.disconnect();
+});
