@@ -36,7 +36,7 @@ export const demoFeature: EdgeFeature = (edge, config, log) => {
     '/demo.css': 'demo/demo.css',
   });
   const demoLog = log.child({ component: 'demo' });
-  edge.addRoute((req, res, path) => {
+  edge.addRoute((req, res, path, url) => {
     if (path === '/demo/token') {
       if (req.method === 'OPTIONS') {
         res.writeHead(204, { ...CORS, 'access-control-allow-methods': 'POST', 'access-control-allow-headers': 'content-type' }).end();
@@ -45,6 +45,11 @@ export const demoFeature: EdgeFeature = (edge, config, log) => {
       return true;
     }
     if (!files.has(path)) return false;
+    if (path === '/' && config.server_base_url && !url.pathname.endsWith('/')) {
+      // <base> -> <base>/ so the page's relative URLs (demo.js, tidings.js) resolve under the base.
+      res.writeHead(301, { location: `${config.server_base_url}/` }).end();
+      return true;
+    }
     files.serve(path, req.method, res);
     return true;
   });

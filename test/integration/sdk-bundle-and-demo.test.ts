@@ -99,3 +99,16 @@ test('the demo serves its page and hands out tokens for demo.* rooms only', asyn
   assert.equal(big.status, 413);
   assert.equal((await fetch(`${demo.http}/demo/token`)).status, 405);
 });
+
+test('under server_base_url the page, its assets and the bundle live below the base', async () => {
+  const based = await startSingleNode({ TIDINGS_DEMO: 'true', TIDINGS_SERVER_BASE_URL: '/rt' });
+  try {
+    const bare = await fetch(`${based.http}/rt`, { redirect: 'manual' });
+    assert.equal(bare.status, 301);
+    assert.equal(bare.headers.get('location'), '/rt/');
+    for (const path of ['/rt/', '/rt/demo', '/rt/demo.js', '/rt/tidings.js']) assert.equal((await fetch(`${based.http}${path}`)).status, 200, path);
+    assert.equal((await fetch(`${based.http}/tidings.js`)).status, 404);
+  } finally {
+    await based.stop();
+  }
+});
