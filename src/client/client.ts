@@ -158,6 +158,7 @@ export class TidingsClient extends Emitter<ClientEvents> implements Subscription
           if (s === this.session) this.open(s, url, token ?? null);
         },
         (err: unknown) => {
+          if (s !== this.session) return;
           this.emit('error', { error: err instanceof Error ? err : new Error(String(err)) });
           this.fail(s, ClientReasons.TOKEN_ERROR);
         },
@@ -262,14 +263,16 @@ export class TidingsClient extends Emitter<ClientEvents> implements Subscription
         // already closed
       }
     }
-    for (const p of this.pending.values()) {
-      clearTimeout(p.timer);
-      p.done(RequestError.of(ErrorCodes.UNAVAILABLE, 'connection lost'));
-    }
-    this.pending.clear();
+    // Subscriptions first: their in-flight subscribes then count as stale, not failed.
     if (this.info) {
       this.info = null;
       for (const sub of this.subs.values()) sub.onDisconnected();
+    }
+    const pending = [...this.pending.values()];
+    this.pending.clear();
+    for (const p of pending) {
+      clearTimeout(p.timer);
+      p.done(RequestError.of(ErrorCodes.UNAVAILABLE, 'connection lost'));
     }
   }
 
@@ -289,6 +292,8 @@ export class TidingsClient extends Emitter<ClientEvents> implements Subscription
 
   /** Reconnect when nothing (not even a ping) arrives for ping + pingMargin seconds. */
   private armWatchdog(s: number, pingSec: number): void {
+    // A server that announces no ping interval is not watched.
+    if (typeof pingSec !== 'number' || !(pingSec > 0)) return;
     this.silenceLimitMs = pingSec * 1000 + this.pingMarginMs;
     const check = (): void => {
       if (s !== this.session) return;

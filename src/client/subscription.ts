@@ -120,7 +120,11 @@ export class Subscription extends Emitter<SubscriptionEvents> {
     const params: Record<string, unknown> = { channel: this.channel };
     if (recover) params['recover'] = recover;
     this.host.send('subscribe', params, (err, result) => {
-      if (gen !== this.generation) return;
+      if (gen !== this.generation) {
+        // unsubscribe() came before this reply: undo the server-side subscription.
+        if (!err && !this.wanted && this.host.connected) this.host.send('unsubscribe', { channel: this.channel }, () => undefined);
+        return;
+      }
       if (err) {
         this.onFailure(err);
         return;
@@ -146,7 +150,9 @@ export class Subscription extends Emitter<SubscriptionEvents> {
   }
 
   private onFailure(err: RequestError): void {
-    if (isTransient(err.code) && this.host.connected) {
+    // already_subscribed: an unsubscribe of an earlier Subscription of this channel is still on its way.
+    const retry = isTransient(err.code) || err.code === ErrorCodes.ALREADY_SUBSCRIBED.code;
+    if (retry && this.host.connected) {
       // The director may be briefly away: retry on this connection, slower each time.
       const delay = Math.min(MAX_RESUBSCRIBE_DELAY_MS, 500 * 2 ** this.failures++);
       this.retryTimer = setTimeout(() => {
@@ -156,7 +162,7 @@ export class Subscription extends Emitter<SubscriptionEvents> {
       this.emit('error', { error: err, channel: this.channel });
       return;
     }
-    if (!isTransient(err.code)) {
+    if (!retry) {
       // permission_denied, invalid_channel, ...: retrying will not help.
       this.wanted = false;
       this.setState('unsubscribed', reasonFromError({ code: err.code, name: err.errorName, message: err.message }, false));

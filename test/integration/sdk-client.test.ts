@@ -62,6 +62,18 @@ test('connects, subscribes, publishes and receives, with a reason on every state
     ['connecting', 'connect_called'],
     ['connected', 'connected'],
   ]);
+  // Unsubscribing before the subscribe reply, then subscribing again, ends subscribed once.
+  const first = c.subscribe('sdk.toggle');
+  first.unsubscribe();
+  assert.equal(first.state, 'unsubscribed');
+  const again = c.subscribe('sdk.toggle');
+  assert.notEqual(again, first);
+  const toggled: number[] = [];
+  again.on('message', (m) => toggled.push(m.offset));
+  await again.ready(5);
+  const p = await c.publish('sdk.toggle', 'once');
+  await until(() => toggled.length === 1, 5000, 'the message on the re-subscribed channel');
+  assert.deepEqual(toggled, [p.offset]);
   // A forbidden channel ends the subscription with the server's code, without touching the connection.
   const limited = client({ urls: [node.url], getToken: () => signToken({ secret: TOKEN_SECRET, user: 'bob', ttl: 60, subscribe: ['ok.*'] }) });
   limited.c.connect();
