@@ -107,3 +107,19 @@ test('bob\'s node is killed: his page fails over and shows the messages sent mea
   await message(alice, 'back on node 1').waitFor();
   await bob.screenshot({ path: resolve(SHOTS, '3-bob-recovered.png') });
 });
+
+test('a newcomer sees the room\'s recent history', async () => {
+  const [n1, n2] = cluster.nodes as [ClusterNode, ClusterNode];
+  const carol = await openDemo(n1, n2, 'carol');
+  await carol.locator('#messages li.msg.history .text', { hasText: 'back on node 1' }).waitFor();
+  const texts = await carol.locator('#messages li.msg.history .text').allTextContents();
+  assert.deepEqual(texts, [
+    'hello from alice on node 1',
+    'hi alice, bob here on node 2',
+    'while you were away 1',
+    'while you were away 2',
+    'while you were away 3',
+    'back on node 1',
+  ]);
+  await carol.screenshot({ path: resolve(SHOTS, '4-carol-history.png') });
+});
