@@ -47,7 +47,8 @@ const message = (page: Page, text: string) => page.locator('#messages li.msg .te
 before(async () => {
   assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install -y chromium`);
   mkdirSync(SHOTS, { recursive: true });
-  cluster = await startCluster(2, 1, { TIDINGS_DEMO: 'true', TIDINGS_HISTORY_SIZE: '200' });
+  // Pings every 2 s: should a killed node's edge linger, the page's watchdog still notices within 2 + 5 s.
+  cluster = await startCluster(2, 1, { TIDINGS_DEMO: 'true', TIDINGS_HISTORY_SIZE: '200', TIDINGS_PING_INTERVAL: '2' });
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
@@ -90,7 +91,7 @@ test('bob\'s node is killed: his page fails over and shows the messages sent mea
   const [n1, n2] = cluster.nodes as [ClusterNode, ClusterNode];
   await n2.proc.kill9();
   // Wait until bob's page has noticed, so these are sent while he is away.
-  await bob.waitForSelector('#conn.connecting');
+  await bob.waitForSelector('#conn.connecting', { timeout: 15_000 });
   const away = ['while you were away 1', 'while you were away 2', 'while you were away 3'];
   for (const text of away) {
     await say(alice, text);

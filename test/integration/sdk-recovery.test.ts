@@ -16,7 +16,8 @@ const clients: TidingsClient[] = [];
 
 before(async () => {
   // History deep enough to cover every message published during the failover.
-  cluster = await startCluster(2, 1, { TIDINGS_HISTORY_SIZE: '1000' });
+  // Pings every 2 s so the client's watchdog would catch an edge that lingers after its node is killed.
+  cluster = await startCluster(2, 1, { TIDINGS_HISTORY_SIZE: '1000', TIDINGS_PING_INTERVAL: '2' });
 });
 after(async () => {
   for (const c of clients) c.disconnect();
