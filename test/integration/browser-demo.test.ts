@@ -124,3 +124,9 @@ test('a newcomer sees the room\'s recent history', async () => {
   ]);
   await carol.screenshot({ path: resolve(SHOTS, '4-carol-history.png') });
 });
+
+test('after the failover both people are still shown online', async () => {
+  await bob.locator('#presence li[data-user="alice"]').waitFor();
+  await alice.locator('#presence li[data-user="bob"]').waitFor();
+  await bob.locator('#presence li[data-user="carol"]').waitFor();
+});
