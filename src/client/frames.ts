@@ -2,7 +2,7 @@
  * Splitting JSON text frames into their objects: the server may batch several
  * objects in one frame, separated by "\n" (docs/protocol.md). The same rule as
  * src/protocol/codec.ts, without its MessagePack half, so the browser bundle
- * stays free of msgpackr (about 70 kB).
+ * carries no MessagePack library (the SDK speaks JSON).
  */
 const decoder = new TextDecoder('utf-8', { fatal: true });
 

@@ -30,7 +30,7 @@ test('every edge serves the browser bundle; without the demo setting there is no
   assert.match(js.headers.get('content-type') ?? '', /^text\/javascript/);
   const text = await js.text();
   assert.match(text, /export\s*\{[^}]*TidingsClient/);
-  assert.doesNotMatch(text, /from\s*["'](node:|ws|msgpackr)/, 'the bundle is self-contained and free of Node imports');
+  assert.doesNotMatch(text, /from\s*["'](node:|ws|msgpackr|@msgpack)/, 'the bundle is self-contained and free of Node imports');
   assert.equal((await fetch(`${plain.http}/`)).status, 404);
   assert.equal((await fetch(`${plain.http}/demo`)).status, 404);
   const token = await postToken(plain, { user: 'x' });
