@@ -63,6 +63,7 @@ export class ClientConnection implements Listener {
   // --- Listener -----------------------------------------------------------
 
   deliver(push: SharedPush): void {
+    if (push.exceptUser !== null && push.exceptUser === this.user) return;
     if (this.held !== null && push.channel !== null) {
       const held = this.held.get(push.channel);
       if (held) {

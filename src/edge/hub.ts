@@ -258,6 +258,18 @@ export class Hub {
         for (const l of entry.listeners) l.deliver(push);
         return;
       }
+      case DownKind.ChannelEvent: {
+        // Presence and state events carry no offset: no gap check, no recovery.
+        this.received.inc({ kind: 'event' });
+        const t = parseTopic(topicBuf);
+        if (!t || t.kind !== TopicKind.Channel) return;
+        const entry = this.channels.get(t.name);
+        if (!entry || !entry.live) return;
+        const push = new SharedPush(body, t.name, 0);
+        if (header.epoch !== '') push.exceptUser = header.epoch;
+        for (const l of entry.listeners) l.deliver(push);
+        return;
+      }
       case DownKind.Direct: {
         this.received.inc({ kind: 'direct' });
         const t = parseTopic(topicBuf);
