@@ -6,10 +6,11 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config/resolve.js';
 import type { EdgeServer } from './edge-server.js';
+import { presenceFeature } from './presence-feature.js';
 
 export type EdgeFeature = (edge: EdgeServer, config: Config, log: Logger) => void;
 
-const FEATURES: readonly EdgeFeature[] = [];
+const FEATURES: readonly EdgeFeature[] = [presenceFeature];
 
 export function installEdgeFeatures(edge: EdgeServer, config: Config, log: Logger): void {
   for (const f of FEATURES) f(edge, config, log);

@@ -29,7 +29,6 @@ export function binaryFrame(payload: Uint8Array): Buffer {
 export class SharedPush {
   private jsonFrame: Buffer | null = null;
   private msgpackFrame: Buffer | null = null;
-  private derivedFrames: Map<(push: SharedPush) => Buffer | null, Buffer | null> | null = null;
   /** Connections of this user skip the push (channel events about the user). */
   exceptUser: string | null = null;
   constructor(
@@ -47,17 +46,6 @@ export class SharedPush {
     return (this.msgpackFrame ??= binaryFrame(encodeMsgpack(JSON.parse(this.json.toString('utf8')))));
   }
 
-  /**
-   * A frame in another shape (e.g. channelstream's), built by `build` once per
-   * push and shared by every receiver that asks with the same builder.
-   */
-  derived(build: (push: SharedPush) => Buffer | null): Buffer | null {
-    const cache = (this.derivedFrames ??= new Map());
-    let frame = cache.get(build);
-    if (frame === undefined) {
-      frame = build(this);
-      cache.set(build, frame);
-    }
-    return frame;
-  }
+  /** Another shape of this push (e.g. channelstream's frame), built once by whoever needs it. */
+  derived: unknown = undefined;
 }
