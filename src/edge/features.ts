@@ -7,10 +7,12 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/resolve.js';
 import type { EdgeServer } from './edge-server.js';
 import { presenceFeature } from './presence-feature.js';
+import { compatFeature } from '../compat/feature.js';
+import { debugFeature } from '../debug/debug-routes.js';
 
 export type EdgeFeature = (edge: EdgeServer, config: Config, log: Logger) => void;
 
-const FEATURES: readonly EdgeFeature[] = [presenceFeature];
+const FEATURES: readonly EdgeFeature[] = [presenceFeature, compatFeature, debugFeature];
 
 export function installEdgeFeatures(edge: EdgeServer, config: Config, log: Logger): void {
   for (const f of FEATURES) f(edge, config, log);
