@@ -1,0 +1,165 @@
+/**
+ * channelstream compatibility against a director + two forwarder nodes:
+ * requests signed by Python itsdangerous, bad signatures rejected, a conn_id
+ * registered on one node used on another, arrays of channelstream objects
+ * (message, presence, user_state_change, edit, delete) and the heartbeat.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startCluster, type Cluster } from '../helpers/processes.js';
+import { csRequest, pySign, CsClient } from '../helpers/channelstream.js';
+
+const SECRET = 'channelstream-secret';
+let cluster: Cluster;
+const clients: CsClient[] = [];
+
+before(async () => {
+  cluster = await startCluster(2, 1, { TIDINGS_SECRET: SECRET, TIDINGS_PRESENCE_TTL: '5' });
+});
+after(async () => {
+  for (const c of clients) c.close();
+  await cluster?.stop();
+});
+
+const cs = (base: string, path: string, body: unknown, method = 'POST') => csRequest(base, path, body, { secret: SECRET, method });
+
+test('a Python-signed request is accepted; wrong path, wrong secret, expired and future signatures are not', async () => {
+  const base = cluster.nodes[0]!.http;
+  const ok = await cs(base, '/info', {});
+  assert.equal(ok.status, 200, JSON.stringify(ok.body));
+  assert.deepEqual(Object.keys(ok.body).sort(), ['channels', 'users']);
+  const cases: Array<[string, string]> = [
+    ['wrong path', pySign(SECRET, '/connect')],
+    ['wrong secret', pySign('not-the-secret', '/info')],
+    ['expired', pySign(SECRET, '/info', -120)],
+    ['future', pySign(SECRET, '/info', 120)],
+    ['garbage', 'not-a-signature'],
+  ];
+  for (const [what, token] of cases) {
+    const r = await csRequest(base, '/info', {}, { secret: SECRET, signed: token });
+    assert.equal(r.status, 401, what);
+    assert.equal(r.body.request, 'Bad Signature', what);
+    assert.equal(r.body.error.code, 118, what);
+  }
+  const missing = await csRequest(base, '/info', {}, { secret: SECRET, signed: null });
+  assert.equal(missing.status, 403);
+  assert.equal(missing.body.error.code, 103);
+  // ?secret= works as the header does.
+  const viaQuery = await fetch(`${base}/info?secret=${encodeURIComponent(pySign(SECRET, '/info'))}`, { method: 'POST' });
+  assert.equal(viaQuery.status, 200);
+  const invalid = await cs(base, '/connect', { channels: ['x'] });
+  assert.equal(invalid.status, 422);
+  assert.deepEqual(invalid.body.username, ['Missing data for required field.']);
+  assert.equal(invalid.body.error.code, 116);
+});
+
+test('connect on one node, /ws?conn_id= on another: arrays of messages, presence, state changes, edits, deletes', async () => {
+  const [n1, n2] = cluster.nodes as [typeof cluster.nodes[0], typeof cluster.nodes[0]];
+  const a = await cs(cluster.director.http, '/connect', {
+    username: 'alice',
+    channels: ['chat'],
+    fresh_user_state: { avatar: 'a.png', email: 'alice@example.org' },
+    state_public_keys: ['avatar'],
+    channel_configs: { chat: { notify_presence: true, store_history: true, history_size: 5 } },
+    info: { include_history: false },
+  });
+  assert.equal(a.status, 200, JSON.stringify(a.body));
+  assert.equal(a.body.username, 'alice');
+  assert.deepEqual(a.body.channels, ['chat']);
+  assert.deepEqual(a.body.state, { avatar: 'a.png', email: 'alice@example.org' });
+  assert.deepEqual(a.body.public_state, { avatar: 'a.png' });
+  assert.equal(a.body.channels_info.channels.chat.settings.notify_presence, true);
+  assert.equal(a.body.channels_info.channels.chat.settings.history_size, 5);
+  assert.deepEqual(a.body.channels_info.channels.chat.users, ['alice']);
+  const alice = await CsClient.open(n2.url, a.body.conn_id);
+  clients.push(alice);
+
+  const b = await cs(n1.http, '/connect', { username: 'bob', conn_id: '7a7cbc6a-9ae5-4a8b-bb0c-7c5e6e4c9d21', channels: ['chat'], fresh_user_state: { avatar: 'b.png', phone: '555' }, state_public_keys: ['avatar'] });
+  assert.equal(b.status, 200, JSON.stringify(b.body));
+  assert.equal(b.body.conn_id, '7a7cbc6a-9ae5-4a8b-bb0c-7c5e6e4c9d21');
+  const bob = await CsClient.open(n1.url, b.body.conn_id);
+  clients.push(bob);
+
+  await alice.waitFor(() => alice.of('presence').length === 1, 5000, 'bob joined');
+  const joined = alice.of('presence')[0];
+  assert.equal(joined.user, 'bob');
+  assert.equal(joined.channel, 'chat');
+  assert.deepEqual(joined.message, { action: 'joined' });
+  assert.deepEqual(joined.state, { avatar: 'b.png' }, 'only public keys');
+  assert.equal(joined.catchup, false);
+  assert.match(joined.timestamp, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}$/);
+
+  const posted = await cs(n1.http, '/message', [{ channel: 'chat', user: 'bob', message: { text: 'hi' }, colour: 'blue' }]);
+  assert.equal(posted.status, 200, JSON.stringify(posted.body));
+  assert.equal(posted.body.length, 1);
+  const uuid = posted.body[0].uuid;
+  await alice.waitFor(() => alice.of('message').length === 1, 5000, 'message');
+  const msg = alice.of('message')[0];
+  assert.deepEqual(
+    { uuid: msg.uuid, user: msg.user, channel: msg.channel, message: msg.message, colour: msg.colour, edited: msg.edited, catchup: msg.catchup },
+    { uuid, user: 'bob', channel: 'chat', message: { text: 'hi' }, colour: 'blue', edited: null, catchup: false },
+  );
+  assert.equal('pm_users' in msg, false);
+  assert.equal('exclude_users' in msg, false);
+  await bob.waitFor(() => bob.of('message').length === 1, 5000, 'bob gets his own message');
+
+  const edit = await cs(n2.http, '/message', [{ uuid, channel: 'chat', message: { text: 'hi!' } }], 'PATCH');
+  assert.equal(edit.status, 200, JSON.stringify(edit.body));
+  await alice.waitFor(() => alice.of('message:edit').length === 1, 5000, 'edit');
+  assert.deepEqual(alice.of('message:edit')[0].message, { text: 'hi!' });
+  const del = await cs(n2.http, '/message', [{ uuid, channel: 'chat' }], 'DELETE');
+  assert.equal(del.status, 200, JSON.stringify(del.body));
+  await alice.waitFor(() => alice.of('message:delete').length === 1, 5000, 'delete');
+  assert.equal(alice.of('message:delete')[0].uuid, uuid);
+
+  const info = await cs(n1.http, '/info', { info: { channels: ['chat'], include_history: true, include_users: true } });
+  assert.equal(info.status, 200);
+  assert.deepEqual(info.body.channels.chat.users, ['alice', 'bob']);
+  assert.equal(info.body.channels.chat.total_connections, 2);
+  assert.deepEqual(info.body.channels.chat.history.map((h: any) => h.message), [{ text: 'hi!' }], 'history holds the edited message');
+
+  const cfg = await cs(n2.http, '/channel_config', { chat: { notify_state: true } });
+  assert.equal(cfg.status, 200, JSON.stringify(cfg.body));
+  assert.equal(cfg.body.channels.chat.settings.notify_state, true);
+  assert.equal(cfg.body.channels.chat.settings.notify_presence, true, 'other keys kept');
+  const st = await cs(n1.http, '/user_state', { user: 'bob', user_state: { avatar: 'b2.png', phone: '666' } });
+  assert.equal(st.status, 200, JSON.stringify(st.body));
+  assert.deepEqual(st.body.user_state, { avatar: 'b2.png', phone: '666' });
+  assert.deepEqual(st.body.changed_state, [{ key: 'avatar', value: 'b2.png' }, { key: 'phone', value: '666' }]);
+  assert.deepEqual(st.body.public_keys, ['avatar']);
+  await alice.waitFor(() => alice.of('user_state_change').length === 1, 5000, 'state change');
+  const change = alice.of('user_state_change')[0];
+  assert.deepEqual(change.message, { state: { avatar: 'b2.png' }, changed: [{ key: 'avatar', value: 'b2.png' }] });
+  assert.equal(JSON.stringify(alice.items).includes('666'), false, 'private state never reaches other clients');
+  assert.equal(JSON.stringify(alice.items).includes('555'), false, 'private state never reaches other clients');
+
+  // Heartbeat: an empty array every 5 s.
+  await alice.waitFor(() => alice.frames.some((f) => f.length === 0), 6500, 'heartbeat []');
+
+  // Server-side subscribe of alice (held by node2) through node1; a private message in that channel.
+  const sub = await cs(n1.http, '/subscribe', { conn_id: a.body.conn_id, channels: ['news'] });
+  assert.equal(sub.status, 200, JSON.stringify(sub.body));
+  assert.deepEqual(sub.body.subscribed_to, ['news']);
+  assert.deepEqual(sub.body.channels, ['chat', 'news']);
+  await new Promise((r) => setTimeout(r, 300));
+  await cs(n1.http, '/message', [{ channel: 'news', user: 'system', message: 'extra' }, { pm_users: ['alice'], channel: 'news', user: 'system', message: 'pm' }]);
+  await alice.waitFor(() => alice.of('message').filter((m) => m.channel === 'news').length === 2, 5000, 'news messages');
+  const unsub = await cs(n1.http, '/unsubscribe', { conn_id: a.body.conn_id, channels: ['news'] });
+  assert.deepEqual(unsub.body.unsubscribed_from, ['news']);
+  assert.deepEqual(unsub.body.channels, ['chat']);
+
+  // Bob parts: alice hears it once bob's connection is gone (disconnect closes it with 4007).
+  const d = await cs(n2.http, '/disconnect', { conn_id: b.body.conn_id });
+  assert.equal(d.status, 200);
+  assert.equal(d.body, true);
+  await bob.waitClosed();
+  assert.equal(bob.closeCode, 4007);
+  await alice.waitFor(() => alice.of('presence').some((p) => p.message.action === 'parted' && p.user === 'bob'), 5000, 'bob parted');
+  assert.equal(alice.of('presence').find((p) => p.message.action === 'parted').state, null);
+  const again = await cs(n2.http, '/disconnect', { conn_id: b.body.conn_id });
+  assert.equal(again.body, false);
+});
+
+test('an unknown conn_id is refused at the websocket upgrade', async () => {
+  await assert.rejects(CsClient.open(cluster.nodes[0]!.url, 'no-such-connection'), /HTTP 404/);
+});
