@@ -15,11 +15,11 @@ import { channelList, obj, optStr, str, stringList, user, type Body } from './bo
 import type { PresenceChange } from './presence.js';
 
 const MAX_CHANNELS = 1000;
-const CONN_ID_RE = /^[A-Za-z0-9_.:\-]{1,128}$/;
+const CONN_ID_RE = /^[A-Za-z0-9_.:/\-]{1,128}$/;
 
 function connId(b: Body, name = 'conn_id'): string {
   const v = b[name];
-  if (typeof v !== 'string' || !CONN_ID_RE.test(v)) throw new TidingsError(ErrorCodes.MISSING_FIELD, `${name} must be 1-128 characters of A-Z a-z 0-9 _ . : -`);
+  if (typeof v !== 'string' || !CONN_ID_RE.test(v)) throw new TidingsError(ErrorCodes.MISSING_FIELD, `${name} must be 1-128 characters of A-Z a-z 0-9 _ . : / -`);
   return v;
 }
 
