@@ -13,6 +13,7 @@ import { channelProblem, isValidUser } from '../protocol/names.js';
 import type { CommandClient } from '../zmq/command-client.js';
 import { readJson, sendError, sendJson, sourceAddress } from '../http/io.js';
 import { ApiKeys } from './api-keys.js';
+import { historyQuery } from '../protocol/positions.js';
 
 const CHANNEL_ROUTE = /^\/api\/channels\/([^/]+)\/?$/;
 const USER_ROUTE = /^\/api\/users\/([^/]+)\/?$/;
@@ -30,6 +31,10 @@ export class PublishApi {
 
   /** Handles the request if the path is one of this API's; returns false otherwise. */
   handle(req: IncomingMessage, res: ServerResponse, path: string): boolean {
+    if (path === '/api/history' || path === '/api/history/') {
+      void this.run(req, res, false, () => this.history(req));
+      return true;
+    }
     if (path === '/api/publish' || path === '/api/publish/') {
       void this.run(req, res, false, () => this.publish(req));
       return true;
@@ -104,6 +109,16 @@ export class PublishApi {
     }
     for (const u of users) if (!isValidUser(u)) throw new TidingsError(ErrorCodes.INVALID_USER, JSON.stringify(u));
     return this.commands.request('publish', { users, ...common });
+  }
+
+  /** POST /api/history {channel, since?: {offset, epoch}, limit?} */
+  private async history(req: IncomingMessage): Promise<unknown> {
+    const body = await readJson(req, this.config.max_message_size);
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new TidingsError(ErrorCodes.MISSING_FIELD, 'body must be an object with channel');
+    const b = body as Record<string, unknown>;
+    const problem = channelProblem(b['channel']);
+    if (problem) throw new TidingsError(ErrorCodes.INVALID_CHANNEL, problem);
+    return this.commands.request('history', historyQuery(b['channel'] as string, b));
   }
 
   private async sethChannel(req: IncomingMessage, channel: string): Promise<unknown> {

@@ -5,13 +5,15 @@ import { hideBin } from 'yargs/helpers';
 import { serveCommand } from './serve.js';
 import { publishCommand } from './publish.js';
 import { tokenCommand } from './token.js';
+import { tickerCommand } from './ticker.js';
 
 await yargs(hideBin(process.argv))
   .scriptName('tidings')
   .command(serveCommand)
   .command(publishCommand as never)
   .command(tokenCommand as never)
-  .demandCommand(1, 'give a command: serve, publish or token')
+  .command(tickerCommand as never)
+  .demandCommand(1, 'give a command: serve, publish, token or ticker')
   .strict()
   .wrap(Math.min(120, process.stdout.columns || 120))
   .help()

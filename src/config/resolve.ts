@@ -147,7 +147,8 @@ export function resolveConfig(sources: Sources): Config {
     if (flags[spec.name] !== undefined) {
       raw = flags[spec.name];
       origin = 'flag';
-    } else if (envValue !== undefined) {
+    } else if (envValue !== undefined && envValue !== '') {
+      // An empty variable counts as unset, as compose files often leave them.
       raw = envValue;
       origin = 'env';
     } else if (file[spec.name] !== undefined) {

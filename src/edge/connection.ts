@@ -15,11 +15,15 @@ import { Outbox } from './outbox.js';
 import { binaryFrame, textFrame, type SharedPush } from './frames.js';
 import type { Listener } from './hub.js';
 import type { EdgeContext } from './context.js';
+import { historyQuery } from '../protocol/positions.js';
 
 type State = 'connecting' | 'connected' | 'closed';
 
 /** Live messages held for one channel while its history is read. */
 const MAX_HELD = 10_000;
+
+/** Commands a client may pipeline behind its connect. */
+const MAX_QUEUED_BEHIND_CONNECT = 64;
 
 /** Returned by a command that has sent its reply itself. */
 const REPLIED = Symbol('replied');
@@ -35,6 +39,9 @@ export class ClientConnection implements Listener {
   lastPing = Date.now();
   private readonly outbox: Outbox;
   private expiryTimer: NodeJS.Timeout | null = null;
+  /** Set while a connect command is being processed. */
+  private authenticating: Promise<void> | null = null;
+  private queuedBehindConnect = 0;
   /** Live pushes held per channel during recovery (null when none). */
   private held: Map<string, SharedPush[]> | null = null;
 
@@ -192,11 +199,31 @@ export class ClientConnection implements Listener {
       this.replyError(id, new TidingsError(ErrorCodes.BAD_REQUEST, 'params must be an object'));
       return;
     }
+    if (method !== 'connect' && this.state === 'connecting' && this.authenticating) {
+      // Commands pipelined behind connect run once it settles, in order.
+      if (this.queuedBehindConnect >= MAX_QUEUED_BEHIND_CONNECT) {
+        this.replyError(id, new TidingsError(ErrorCodes.LIMIT_EXCEEDED, 'too many commands sent before connect completed'));
+        return;
+      }
+      this.queuedBehindConnect++;
+      void this.authenticating.finally(() => {
+        this.queuedBehindConnect--;
+        if (!this.isClosed()) this.onMessage(item);
+      });
+      return;
+    }
     if (method !== 'connect' && this.state !== 'connected') {
       this.replyError(id, new TidingsError(ErrorCodes.UNAUTHORIZED));
       return;
     }
-    this.run(id, method as Method, params as Record<string, unknown>).then(
+    const running = this.run(id, method as Method, params as Record<string, unknown>);
+    if (method === 'connect' && this.state === 'connecting' && !this.authenticating) {
+      const settled = (): void => {
+        this.authenticating = null;
+      };
+      this.authenticating = running.then(settled, settled);
+    }
+    running.then(
       (result) => {
         if (result !== REPLIED) this.reply(id, result);
       },
@@ -214,6 +241,8 @@ export class ClientConnection implements Listener {
         return this.unsubscribe(params);
       case 'publish':
         return this.publish(params);
+      case 'history':
+        return this.history(params);
       case 'ping':
         return {};
       default: {
@@ -323,6 +352,14 @@ export class ClientConnection implements Listener {
       sender: this.identity!.user,
       no_history: params['no_history'] === true,
     });
+  }
+
+  private history(params: Record<string, unknown>): Promise<unknown> {
+    const channel = this.channelParam(params);
+    if (!grantsAllow(this.identity!.history, channel)) {
+      throw new TidingsError(ErrorCodes.PERMISSION_DENIED, `may not read the history of ${channel}`);
+    }
+    return this.ctx.commands.request('history', historyQuery(channel, params));
   }
 
   /** Heartbeat bookkeeping, called by the edge's sweep once a second. */

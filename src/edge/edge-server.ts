@@ -24,7 +24,8 @@ import { FlushScheduler } from './outbox.js';
 import { ClientConnection } from './connection.js';
 import { binaryFrame, textFrame } from './frames.js';
 import type { EdgeContext, MethodHandler, SubscribeOutcome } from './context.js';
-import { parseRecover, recoverInto } from './recovery.js';
+import { recoverInto } from './recovery.js';
+import { parseRecover } from '../protocol/positions.js';
 
 export type RouteHandler = (req: IncomingMessage, res: ServerResponse, path: string, url: URL) => boolean;
 

@@ -4,26 +4,12 @@
  * edge's live stream starts, while live messages are held on the connection,
  * then replays both in offset order with no gap and no duplicate.
  */
-import { ErrorCodes, TidingsError } from '../protocol/errors.js';
 import type { StreamPosition } from '../protocol/messages.js';
+import { MAX_REPLAY } from '../protocol/positions.js';
 import type { CommandClient } from '../zmq/command-client.js';
 import type { ClientConnection } from './connection.js';
 import type { Position } from './hub.js';
 import type { SubscribeOutcome } from './context.js';
-
-/** Most messages replayed on one resubscribe. */
-export const MAX_REPLAY = 10_000;
-
-export function parseRecover(value: unknown): StreamPosition | null {
-  if (value === undefined || value === null) return null;
-  if (typeof value !== 'object' || Array.isArray(value)) throw new TidingsError(ErrorCodes.INVALID_POSITION, 'recover must be {offset, epoch}');
-  const v = value as Record<string, unknown>;
-  if (typeof v['offset'] !== 'number' || !Number.isSafeInteger(v['offset']) || v['offset'] < 0) {
-    throw new TidingsError(ErrorCodes.INVALID_POSITION, 'recover.offset must be a non-negative integer');
-  }
-  if (typeof v['epoch'] !== 'string') throw new TidingsError(ErrorCodes.INVALID_POSITION, 'recover.epoch must be a string');
-  return { offset: v['offset'], epoch: v['epoch'] };
-}
 
 interface HistoryReply {
   epoch: string;

@@ -17,6 +17,8 @@ export class TestClient {
   readonly pushes: Push[] = [];
   closeCode: number | null = null;
   closeReason = '';
+  /** The connect reply's result (client id, user, node, ...). */
+  session: { client: string; user: string | null; node: string; ping: number } | null = null;
   private nextId = 1;
   private waiting = new Map<number, (reply: { result?: unknown; error?: { code: number; name: string; message: string } }) => void>();
   private closed: Promise<void>;
@@ -62,6 +64,7 @@ export class TestClient {
     const token = await signToken({ secret: TOKEN_SECRET, user, ttl, ...grants });
     const r = await c.request('connect', { token });
     if (r.error) throw new Error(`connect failed: ${JSON.stringify(r.error)}`);
+    c.session = r.result;
     return c;
   }
 

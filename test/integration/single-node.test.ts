@@ -22,3 +22,17 @@ test('a subscriber receives messages published with tidings publish, in offset o
   assert.deepEqual(offsets, Array.from({ length: 50 }, (_, i) => sub.offset + 1 + i));
   c.close();
 });
+
+test('server_base_url mounts every route under a prefix', async () => {
+  const prefixed = await startSingleNode({ TIDINGS_SERVER_BASE_URL: '/rt' });
+  try {
+    assert.equal((await fetch(`${prefixed.http}/rt/healthz`)).status, 200);
+    assert.equal((await fetch(`${prefixed.http}/healthz`)).status, 404);
+    const c = await TestClient.connect(`ws://127.0.0.1:${prefixed.port}/rt/ws`, 'prefixed');
+    assert.equal((await c.call('subscribe', { channel: 'p' })).channel, 'p');
+    c.close();
+    await assert.rejects(TestClient.open(prefixed.url), /HTTP 404/);
+  } finally {
+    await prefixed.stop();
+  }
+});

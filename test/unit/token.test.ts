@@ -1,0 +1,50 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { SignJWT } from 'jose';
+import { Authenticator } from '../../src/auth/authenticator.js';
+import { signToken } from '../../src/auth/sign.js';
+import { ErrorCodes, TidingsError } from '../../src/protocol/errors.js';
+
+const secret = 'unit-test-secret-0123456789abcdef0123';
+const auth = new Authenticator({ tokenSecret: secret, allowAnonymous: false, anonymousChannels: ['*'] });
+const key = new TextEncoder().encode(secret);
+
+async function fails(token: string | undefined, a: Authenticator, code: number): Promise<void> {
+  await assert.rejects(a.authenticate(token), (err: unknown) => err instanceof TidingsError && err.code === code);
+}
+
+test('a valid token yields the user, grants and expiry', async () => {
+  const token = await signToken({ secret, user: 'alice', ttl: 60, subscribe: ['room1', 'chat.*'], publish: ['room1'] });
+  const id = await auth.authenticate(token);
+  assert.equal(id.user, 'alice');
+  assert.deepEqual(id.subscribe, ['room1', 'chat.*']);
+  assert.deepEqual(id.publish, ['room1']);
+  assert.deepEqual(id.presence, ['room1', 'chat.*'], 'presence defaults to the subscribe grants');
+  assert.ok(id.expires! > Date.now() / 1000);
+});
+
+test('expired, wrongly signed, malformed and alg-swapped tokens are refused', async () => {
+  const expired = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('a').setExpirationTime(Math.floor(Date.now() / 1000) - 60).sign(key);
+  await fails(expired, auth, ErrorCodes.TOKEN_EXPIRED.code);
+  const other = await signToken({ secret: 'another-secret-0123456789abcdef0123', user: 'a', ttl: 60 });
+  await fails(other, auth, ErrorCodes.TOKEN_INVALID.code);
+  await fails('not.a.jwt', auth, ErrorCodes.TOKEN_INVALID.code);
+  const hs512 = await new SignJWT({}).setProtectedHeader({ alg: 'HS512' }).setSubject('a').sign(key);
+  await fails(hs512, auth, ErrorCodes.TOKEN_INVALID.code);
+  const noSub = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).sign(key);
+  await fails(noSub, auth, ErrorCodes.TOKEN_INVALID.code);
+  const badGrants = await new SignJWT({ grants: { subscribe: ['a b'] } }).setProtectedHeader({ alg: 'HS256' }).setSubject('a').sign(key);
+  await fails(badGrants, auth, ErrorCodes.TOKEN_INVALID.code);
+  const unsigned = `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from('{"sub":"a"}').toString('base64url')}.`;
+  await fails(unsigned, auth, ErrorCodes.TOKEN_INVALID.code);
+});
+
+test('no token: refused unless anonymous access is on, then subscribe-only', async () => {
+  await fails(undefined, auth, ErrorCodes.TOKEN_INVALID.code);
+  const anon = new Authenticator({ tokenSecret: null, allowAnonymous: true, anonymousChannels: ['public.*'] });
+  const id = await anon.authenticate(undefined);
+  assert.equal(id.user, null);
+  assert.deepEqual(id.subscribe, ['public.*']);
+  assert.deepEqual(id.publish, []);
+  await fails('x.y.z', anon, ErrorCodes.TOKEN_INVALID.code);
+});
