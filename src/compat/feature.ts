@@ -37,6 +37,10 @@ export function compatFeature(edge: EdgeServer, config: Config, log: Logger): vo
   edge.upgradeHooks.push((req: IncomingMessage, socket: Duplex, head: Buffer, url: URL) => {
     const connId = url.searchParams.get('conn_id');
     if (connId === null) return false;
+    if (conns.size + edge.connectionCount >= config.max_connections) {
+      reject(socket, 503, new TidingsError(ErrorCodes.LIMIT_EXCEEDED, 'connection limit reached'));
+      return true;
+    }
     let gone = false;
     socket.once('close', () => (gone = true));
     edge.commands.request<{ user: string; channels: string[] }>('conn_attach', { conn_id: connId, edge: edge.edgeId, instance: link.instance }).then(

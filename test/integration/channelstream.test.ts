@@ -6,7 +6,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startCluster, type Cluster } from '../helpers/processes.js';
+import { startCluster, startSingleNode, type Cluster } from '../helpers/processes.js';
 import { csRequest, pySign, CsClient } from '../helpers/channelstream.js';
 
 const SECRET = 'channelstream-secret';
@@ -162,4 +162,17 @@ test('connect on one node, /ws?conn_id= on another: arrays of messages, presence
 
 test('an unknown conn_id is refused at the websocket upgrade', async () => {
   await assert.rejects(CsClient.open(cluster.nodes[0]!.url, 'no-such-connection'), /HTTP 404/);
+});
+
+test('allow_posting_from limits the channelstream API to the listed source addresses', async () => {
+  const allowed = await startSingleNode({ TIDINGS_SECRET: SECRET, TIDINGS_ALLOW_POSTING_FROM: '127.0.0.1' });
+  const denied = await startSingleNode({ TIDINGS_SECRET: SECRET, TIDINGS_ALLOW_POSTING_FROM: '10.1.2.3' });
+  try {
+    assert.equal((await cs(allowed.http, '/info', {})).status, 200);
+    const r = await cs(denied.http, '/info', {});
+    assert.equal(r.status, 403);
+    assert.equal(r.body.error.code, 119);
+  } finally {
+    await Promise.all([allowed.stop(), denied.stop()]);
+  }
 });

@@ -95,6 +95,10 @@ test('join and leave pushes only on a user first join and last leave, not to tha
   assert.deepEqual(events().map((p) => p.type), ['join']);
   await e2.call('unsubscribe', { channel: 'watch' });
   await watcher.waitFor(() => events().length === 2, 5000, 'erin leave');
+  // A second marker: no late extra event arrived after the leave either.
+  await api(cluster.director.http, '/api/publish', { channel: 'watch', data: { marker: 2 } });
+  await watcher.waitFor(() => watcher.messages('watch').length === 2, 5000, 'second marker');
+  assert.equal(events().length, 2);
   const [join, leave] = events();
   assert.equal(join!.channel, 'watch');
   assert.deepEqual(join!.state, {});
