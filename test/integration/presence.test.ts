@@ -4,6 +4,7 @@
  * node killed with kill -9 leaving presence within presence_ttl + 1 s.
  */
 import { test, before, after } from 'node:test';
+import { readFileSync } from 'node:fs';
 import assert from 'node:assert/strict';
 import { startCluster, API_KEY, type Cluster } from '../helpers/processes.js';
 import { TestClient } from '../helpers/client.js';
@@ -13,7 +14,8 @@ let cluster: Cluster;
 const clients: TestClient[] = [];
 
 before(async () => {
-  cluster = await startCluster(2, 1, { TIDINGS_PRESENCE_TTL: String(PRESENCE_TTL_S) });
+  // Two edge processes per node: presence is per connection, whichever process holds it.
+  cluster = await startCluster(2, 2, { TIDINGS_PRESENCE_TTL: String(PRESENCE_TTL_S) });
 });
 after(async () => {
   for (const c of clients) c.close();
@@ -106,6 +108,40 @@ test('join and leave pushes only on a user first join and last leave, not to tha
   assert.equal(leave!.type, 'leave');
   // erin never hears about herself.
   assert.equal(e1.pushes.concat(e2.pushes).filter((p) => p.type === 'join' && p.user === 'erin').length, 0);
+});
+
+function childPids(pid: number): number[] {
+  return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+}
+
+test('a killed edge worker restarted under the same edge id: its old connections still leave presence', async () => {
+  const n1 = cluster.nodes[0]!;
+  const conns: TestClient[] = [];
+  for (let i = 0; i < 6; i++) {
+    const c = await client(n1.url, `w${i}`);
+    await c.call('subscribe', { channel: 'workers' });
+    conns.push(c);
+  }
+  const observer = await client(cluster.nodes[1]!.url, 'observer');
+  const stats = () => observer.call('presence_stats', { channel: 'workers' });
+  await waitUntil(async () => (await stats()).connections === 6, 5000, '6 connections');
+  const workers = childPids(n1.proc.pid);
+  assert.equal(workers.length, 2);
+  const killedAt = Date.now();
+  process.kill(workers[0]!, 'SIGKILL');
+  // The clients of the dead worker see their socket drop; the others stay.
+  await new Promise((r) => setTimeout(r, 500));
+  const open = conns.filter((c) => c.closeCode === null).length;
+  assert.ok(open > 0 && open < 6, `the kill closed some connections but not all (${open} open)`);
+  let s: any;
+  await waitUntil(async () => {
+    s = await stats();
+    return s.connections === open;
+  }, (PRESENCE_TTL_S + 5) * 1000, 'expiry of the dead worker');
+  const ms = Date.now() - killedAt;
+  console.log(`# presence expiry after kill -9 of one edge worker: ${ms} ms`);
+  assert.ok(ms <= PRESENCE_TTL_S * 1000 + 1000 + 250, `expired after ${ms} ms`);
+  for (const c of conns) c.close();
 });
 
 test('a node killed with kill -9 leaves presence within presence_ttl + 1 s', async () => {
