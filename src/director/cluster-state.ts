@@ -6,6 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import { edgeTopic } from '../cluster/topics.js';
 import type { Director } from './director.js';
 import { ChannelConfigs, channelstreamDefaults, historyOptions, nativeDefaults, type ChannelConfig } from './channel-config.js';
@@ -26,11 +27,31 @@ export class ClusterState {
   readonly configs: ChannelConfigs;
   readonly ttlMs: number;
   private timer: NodeJS.Timeout | null = null;
+  private readonly expired: Counter;
 
   constructor(
     readonly director: Director,
     readonly log: Logger,
+    registry: Registry,
   ) {
+    const presence = this.presence;
+    new Gauge({
+      name: 'tidings_director_presence_connections',
+      help: 'Connections the director tracks (attached to an edge or registered)',
+      registers: [registry],
+      collect() {
+        this.set(presence.conns.size);
+      },
+    });
+    new Gauge({
+      name: 'tidings_director_presence_edges',
+      help: 'Edge processes whose heartbeats the director receives',
+      registers: [registry],
+      collect() {
+        this.set(presence.instanceCount());
+      },
+    });
+    this.expired = new Counter({ name: 'tidings_director_presence_expired_total', help: 'Connections removed from presence because their edge went silent or their client never came', registers: [registry] });
     const c = director.config;
     this.ttlMs = c.presence_ttl * 1000;
     this.configs = new ChannelConfigs(nativeDefaults(c.history_size, c.history_ttl), channelstreamDefaults(c.history_ttl));
@@ -51,6 +72,7 @@ export class ClusterState {
 
   expire(now: number): void {
     const { changes, removed, instances } = this.presence.expire(now, this.ttlMs);
+    this.expired.inc(removed.length);
     if (instances.length > 0 || removed.length > 0) {
       this.log.info({ instances, connections: removed.length }, 'expired presence of silent edges and unclaimed connections');
     }

@@ -3,6 +3,7 @@
  * commands and state on a Director. The list is explicit so what a director
  * answers can be read here.
  */
+import type { Registry } from 'prom-client';
 import type { Director } from './director.js';
 import { ClusterState } from './cluster-state.js';
 import { registerStateCommands } from './state-commands.js';
@@ -13,8 +14,8 @@ export interface DirectorFeatures {
   stop(): void;
 }
 
-export function installDirectorFeatures(director: Director): DirectorFeatures {
-  const state = new ClusterState(director, director.log.child({ component: 'cluster-state' }));
+export function installDirectorFeatures(director: Director, registry: Registry): DirectorFeatures {
+  const state = new ClusterState(director, director.log.child({ component: 'cluster-state' }), registry);
   registerStateCommands(state);
   registerConnectionCommands(state);
   registerMessageCommands(state);

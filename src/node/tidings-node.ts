@@ -54,7 +54,7 @@ export class TidingsNode {
     log.info({ node: this.nodeId, director: config.director_enabled, forwarder: config.forwarder_enabled, edge: config.edge_enabled, workers: config.workers }, 'starting node');
     if (config.director_enabled) {
       this.director = new Director(config, log.child({ component: 'director' }), this.registry);
-      this.directorFeatures = installDirectorFeatures(this.director);
+      this.directorFeatures = installDirectorFeatures(this.director, this.registry);
       await this.director.start();
     }
     if (config.forwarder_enabled) {

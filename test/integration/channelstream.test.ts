@@ -8,6 +8,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startCluster, startSingleNode, type Cluster } from '../helpers/processes.js';
 import { csRequest, pySign, CsClient } from '../helpers/channelstream.js';
+import { TestClient } from '../helpers/client.js';
+import { API_KEY } from '../helpers/processes.js';
 
 const SECRET = 'channelstream-secret';
 let cluster: Cluster;
@@ -73,6 +75,9 @@ test('connect on one node, /ws?conn_id= on another: arrays of messages, presence
   assert.deepEqual(a.body.channels_info.channels.chat.users, ['alice']);
   const alice = await CsClient.open(n2.url, a.body.conn_id);
   clients.push(alice);
+  // A native client in the same channel sees the same events in the native shape.
+  const native = await TestClient.connect(n1.url, 'nate');
+  await native.call('subscribe', { channel: 'chat' });
 
   const b = await cs(n1.http, '/connect', { username: 'bob', conn_id: '7a7cbc6a-9ae5-4a8b-bb0c-7c5e6e4c9d21', channels: ['chat'], fresh_user_state: { avatar: 'b.png', phone: '555' }, state_public_keys: ['avatar'] });
   assert.equal(b.status, 200, JSON.stringify(b.body));
@@ -80,8 +85,10 @@ test('connect on one node, /ws?conn_id= on another: arrays of messages, presence
   const bob = await CsClient.open(n1.url, b.body.conn_id);
   clients.push(bob);
 
-  await alice.waitFor(() => alice.of('presence').length === 1, 5000, 'bob joined');
-  const joined = alice.of('presence')[0];
+  const bobPresence = () => alice.of('presence').filter((p) => p.user === 'bob');
+  await alice.waitFor(() => bobPresence().length === 1, 5000, 'bob joined');
+  assert.deepEqual(alice.of('presence').map((p) => p.user).sort(), ['bob', 'nate'], 'one join each');
+  const joined = bobPresence()[0];
   assert.equal(joined.user, 'bob');
   assert.equal(joined.channel, 'chat');
   assert.deepEqual(joined.message, { action: 'joined' });
@@ -114,8 +121,8 @@ test('connect on one node, /ws?conn_id= on another: arrays of messages, presence
 
   const info = await cs(n1.http, '/info', { info: { channels: ['chat'], include_history: true, include_users: true } });
   assert.equal(info.status, 200);
-  assert.deepEqual(info.body.channels.chat.users, ['alice', 'bob']);
-  assert.equal(info.body.channels.chat.total_connections, 2);
+  assert.deepEqual(info.body.channels.chat.users, ['alice', 'bob', 'nate'], 'channelstream and native users alike');
+  assert.equal(info.body.channels.chat.total_connections, 3);
   assert.deepEqual(info.body.channels.chat.history.map((h: any) => h.message), [{ text: 'hi!' }], 'history holds the edited message');
 
   const cfg = await cs(n2.http, '/channel_config', { chat: { notify_state: true } });
@@ -132,6 +139,16 @@ test('connect on one node, /ws?conn_id= on another: arrays of messages, presence
   assert.deepEqual(change.message, { state: { avatar: 'b2.png' }, changed: [{ key: 'avatar', value: 'b2.png' }] });
   assert.equal(JSON.stringify(alice.items).includes('666'), false, 'private state never reaches other clients');
   assert.equal(JSON.stringify(alice.items).includes('555'), false, 'private state never reaches other clients');
+  await native.waitFor(() => native.pushes.some((p) => p.type === 'state'), 5000, 'native state push');
+  const nstate = native.pushes.find((p) => p.type === 'state')!;
+  assert.deepEqual([nstate.user, nstate.state, nstate.changed], ['bob', { avatar: 'b2.png' }, [{ key: 'avatar', value: 'b2.png' }]]);
+  assert.equal(native.messages('chat')[0]?.sender, 'bob');
+  assert.deepEqual((native.messages('chat')[0]?.data as any).message, { text: 'hi' }, 'native data is the channelstream object');
+  const np = await fetch(`${n2.http}/api/presence`, { method: 'POST', headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' }, body: JSON.stringify({ channel: 'chat' }) });
+  const presence = (await np.json()) as any;
+  assert.deepEqual(presence.users.find((u: any) => u.user === 'bob').state, { avatar: 'b2.png' }, 'presence shows public state only');
+  assert.equal(JSON.stringify(native.pushes).includes('666'), false);
+  native.close();
 
   // Heartbeat: an empty array every 5 s.
   await alice.waitFor(() => alice.frames.some((f) => f.length === 0), 6500, 'heartbeat []');
