@@ -42,12 +42,23 @@ export function compatFeature(edge: EdgeServer, config: Config, log: Logger): vo
       return true;
     }
     let gone = false;
-    socket.once('close', () => (gone = true));
+    let attached = false;
+    let accepted = false;
+    socket.once('close', () => {
+      gone = true;
+      // Attached by the director but the websocket never opened: let the director know it is not here.
+      if (attached && !accepted) link.close(connId);
+    });
     edge.commands.request<{ user: string; channels: string[] }>('conn_attach', { conn_id: connId, edge: edge.edgeId, instance: link.instance }).then(
       (r) => {
+        attached = true;
         const wss = edge.webSocketServer;
-        if (gone || !wss) return;
+        if (gone || !wss) {
+          link.close(connId);
+          return;
+        }
         wss.handleUpgrade(req, socket, head, (ws) => {
+          accepted = true;
           (socket as Socket).setNoDelay(true);
           const conn = new CompatConnection(connId, r.user, ws, socket as Socket, edge, link, log.child({ conn: connId, channelstream: true }), (c) => conns.delete(c));
           conns.add(conn);

@@ -77,8 +77,9 @@ export class StateLink {
     if (this.conns.has(id)) this.push({ op: 'leave', conn: id, channel });
   }
 
+  /** The connection is gone; also for one the director attached here that never got going. */
   close(id: string): void {
-    if (!this.conns.delete(id)) return;
+    this.conns.delete(id);
     this.push({ op: 'close', conn: id });
   }
 
