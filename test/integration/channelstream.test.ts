@@ -25,6 +25,20 @@ after(async () => {
 
 const cs = (base: string, path: string, body: unknown, method = 'POST') => csRequest(base, path, body, { secret: SECRET, method });
 
+/**
+ * A channelstream websocket has no "subscribed" signal: post to the channel
+ * every 250 ms (at most 20 times) until the client has a message from it.
+ */
+async function postUntilReceived(base: string, client: CsClient, channel: string, text: string): Promise<void> {
+  const got = () => client.of('message').filter((m) => m.channel === channel && m.message === text).length > 0;
+  for (let i = 0; i < 20 && !got(); i++) {
+    const r = await cs(base, '/message', [{ channel, user: 'system', message: text }]);
+    assert.equal(r.status, 200);
+    await client.waitFor(got, 250, text).catch(() => undefined);
+  }
+  assert.ok(got(), `${text} reached the client`);
+}
+
 test('a Python-signed request is accepted; wrong path, wrong secret, expired and future signatures are not', async () => {
   const base = cluster.nodes[0]!.http;
   const ok = await cs(base, '/info', {});
@@ -158,9 +172,11 @@ test('connect on one node, /ws?conn_id= on another: arrays of messages, presence
   assert.equal(sub.status, 200, JSON.stringify(sub.body));
   assert.deepEqual(sub.body.subscribed_to, ['news']);
   assert.deepEqual(sub.body.channels, ['chat', 'news']);
-  await new Promise((r) => setTimeout(r, 300));
-  await cs(n1.http, '/message', [{ channel: 'news', user: 'system', message: 'extra' }, { pm_users: ['alice'], channel: 'news', user: 'system', message: 'pm' }]);
-  await alice.waitFor(() => alice.of('message').filter((m) => m.channel === 'news').length === 2, 5000, 'news messages');
+  await postUntilReceived(n1.http, alice, 'news', 'extra');
+  await cs(n1.http, '/message', [{ pm_users: ['alice'], channel: 'elsewhere', user: 'system', message: 'not in that channel' }, { pm_users: ['alice'], channel: 'news', user: 'system', message: 'pm' }]);
+  // Both go down alice's user topic in this order: once 'pm' is here, the other would have been too.
+  await alice.waitFor(() => alice.of('message').some((m) => m.message === 'pm'), 5000, 'private message in news');
+  assert.equal(alice.of('message').some((m) => m.message === 'not in that channel'), false);
   const unsub = await cs(n1.http, '/unsubscribe', { conn_id: a.body.conn_id, channels: ['news'] });
   assert.deepEqual(unsub.body.unsubscribed_from, ['news']);
   assert.deepEqual(unsub.body.channels, ['chat']);
@@ -192,4 +208,26 @@ test('allow_posting_from limits the channelstream API to the listed source addre
   } finally {
     await Promise.all([allowed.stop(), denied.stop()]);
   }
+});
+
+test('a registered conn_id survives its websocket closing and may come back on another node; a second websocket replaces the first', async () => {
+  const [n1, n2] = cluster.nodes as [typeof cluster.nodes[0], typeof cluster.nodes[0]];
+  const r = await cs(n1.http, '/connect', { username: 'carl', channels: ['room2'], channel_configs: { room2: { notify_presence: true } } });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  const id = r.body.conn_id as string;
+  const first = await CsClient.open(n1.url, id);
+  first.close();
+  await first.waitClosed();
+  const info = await cs(n2.http, '/info', { info: { channels: ['room2'] } });
+  assert.deepEqual(info.body.channels.room2.users, ['carl'], 'still present after the websocket closed');
+  const second = await CsClient.open(n2.url, id);
+  clients.push(second);
+  await postUntilReceived(n1.http, second, 'room2', 'back');
+  const third = await CsClient.open(n1.url, id);
+  clients.push(third);
+  await second.waitClosed();
+  assert.equal(second.closeCode, 4007, 'replaced by the newer websocket');
+  await postUntilReceived(n1.http, third, 'room2', 'again');
+  const after = await cs(n2.http, '/info', { info: { channels: ['room2'] } });
+  assert.equal(after.body.channels.room2.total_connections, 1);
 });
