@@ -123,6 +123,12 @@ test('connect on one node, /ws?conn_id= on another: arrays of messages, presence
   assert.equal('pm_users' in msg, false);
   assert.equal('exclude_users' in msg, false);
   await bob.waitFor(() => bob.of('message').length === 1, 5000, 'bob gets his own message');
+  // exclude_users: skipped for alice, delivered to bob; the next message proves alice's stream moved past it.
+  await cs(n1.http, '/message', [{ channel: 'chat', user: 'bob', message: 'not for alice', exclude_users: ['alice'], no_history: true }, { channel: 'chat', user: 'bob', message: 'for all', no_history: true }]);
+  await alice.waitFor(() => alice.of('message').some((m) => m.message === 'for all'), 5000, 'second message');
+  await bob.waitFor(() => bob.of('message').some((m) => m.message === 'for all'), 5000, 'bob second message');
+  assert.equal(alice.of('message').some((m) => m.message === 'not for alice'), false);
+  assert.equal(bob.of('message').some((m) => m.message === 'not for alice'), true);
 
   const edit = await cs(n2.http, '/message', [{ uuid, channel: 'chat', message: { text: 'hi!' } }], 'PATCH');
   assert.equal(edit.status, 200, JSON.stringify(edit.body));
