@@ -29,5 +29,15 @@ export function loadConfig(argv: Record<string, unknown>, env: NodeJS.ProcessEnv
     }
     file = parsed as Record<string, unknown>;
   }
-  return resolveConfig({ flags, env, file });
+  const config = resolveConfig({ flags, env, file });
+  for (const key of ['tls_cert_file', 'tls_key_file'] as const) {
+    const f = config[key];
+    if (f === null) continue;
+    try {
+      readFileSync(f);
+    } catch (err) {
+      throw new ConfigError(key, `invalid setting ${key}: cannot read ${f}: ${(err as Error).message}`);
+    }
+  }
+  return config;
 }

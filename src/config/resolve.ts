@@ -20,6 +20,8 @@ export interface Config {
   readonly server_host: string;
   readonly server_port: number;
   readonly server_base_url: string;
+  readonly tls_cert_file: string | null;
+  readonly tls_key_file: string | null;
   readonly director_enabled: boolean;
   readonly forwarder_enabled: boolean;
   readonly edge_enabled: boolean;
@@ -179,6 +181,10 @@ function checkCombination(c: Config): void {
   }
   if (c.idle_timeout <= c.ping_interval) {
     throw new ConfigError('idle_timeout', `invalid setting idle_timeout (${envName('idle_timeout')}): must be greater than ping_interval (${c.ping_interval})`);
+  }
+  if ((c.tls_cert_file === null) !== (c.tls_key_file === null)) {
+    const missing = c.tls_cert_file === null ? 'tls_cert_file' : 'tls_key_file';
+    throw new ConfigError(missing, `invalid setting ${missing} (${envName(missing)}): tls_cert_file and tls_key_file go together`);
   }
   if (c.server_base_url !== '' && (!c.server_base_url.startsWith('/') || c.server_base_url.endsWith('/'))) {
     throw new ConfigError('server_base_url', `invalid setting server_base_url (${envName('server_base_url')}): must start with / and not end with /`);

@@ -24,6 +24,8 @@ const s = (spec: SettingSpec): SettingSpec => Object.freeze(spec);
 export const SETTINGS: readonly SettingSpec[] = Object.freeze([
   s({ name: 'server_host', type: 'string', default: '127.0.0.1', describe: 'Address the websocket/HTTP server listens on (0.0.0.0 in containers)' }),
   s({ name: 'server_port', type: 'int', default: 4242, min: 0, max: 65535, describe: 'Port of the websocket/HTTP server' }),
+  s({ name: 'tls_cert_file', type: 'string', default: null, describe: 'PEM certificate file: serve HTTPS and wss:// (with tls_key_file)' }),
+  s({ name: 'tls_key_file', type: 'string', default: null, secret: true, describe: 'PEM private key file of tls_cert_file' }),
   s({ name: 'server_base_url', type: 'string', default: '', describe: 'Path prefix of every route, e.g. /tidings (websocket at <prefix>/ws)' }),
   s({ name: 'director_enabled', type: 'bool', default: true, alias: 'director', describe: 'Run the director on this node' }),
   s({ name: 'forwarder_enabled', type: 'bool', default: false, alias: 'forwarder', describe: 'Run a forwarder proxy between this node and the director' }),

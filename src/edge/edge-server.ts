@@ -5,6 +5,8 @@
  * HTTP routes, as a director-only node does.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
+import { readFileSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
@@ -142,7 +144,12 @@ export class EdgeServer implements EdgeContext {
       });
       this.sweepTimer = setInterval(() => this.sweep(), 1000);
     }
-    const server = createServer({ keepAliveTimeout: 5000 }, (req, res) => this.onRequest(req, res));
+    const handler = (req: IncomingMessage, res: ServerResponse): void => this.onRequest(req, res);
+    const c = this.config;
+    const server: Server =
+      c.tls_cert_file && c.tls_key_file
+        ? createTlsServer({ cert: readFileSync(c.tls_cert_file), key: readFileSync(c.tls_key_file), keepAliveTimeout: 5000 }, handler)
+        : createServer({ keepAliveTimeout: 5000 }, handler);
     server.headersTimeout = 10_000;
     server.requestTimeout = 30_000;
     if (this.opts.websocket) server.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head));

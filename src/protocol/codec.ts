@@ -4,9 +4,7 @@
  * must split). MessagePack (subprotocol tidings.v1.msgpack) frames hold one or
  * more concatenated MessagePack values.
  */
-import { Packr } from 'msgpackr';
-
-const packr = new Packr({ useRecords: false, mapsAsObjects: true });
+import { encode, decodeMulti } from '@msgpack/msgpack';
 
 export type Format = 'json' | 'msgpack';
 
@@ -25,11 +23,11 @@ export function decodeJsonFrame(data: string | Uint8Array): unknown[] {
 }
 
 export function decodeMsgpackFrame(data: Uint8Array): unknown[] {
-  return packr.unpackMultiple(data) as unknown[];
+  return [...decodeMulti(data)];
 }
 
 export function encodeMsgpack(value: unknown): Uint8Array {
-  return packr.pack(value);
+  return encode(value, { ignoreUndefined: true });
 }
 
 export function decodeFrame(format: Format, data: string | Uint8Array): unknown[] {
@@ -39,5 +37,5 @@ export function decodeFrame(format: Format, data: string | Uint8Array): unknown[
 }
 
 export function encodeFrame(format: Format, value: unknown): string | Uint8Array {
-  return format === 'json' ? JSON.stringify(value) : packr.pack(value);
+  return format === 'json' ? JSON.stringify(value) : encodeMsgpack(value);
 }

@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
-import { unpackMultiple, pack } from 'msgpackr';
+import { decodeMulti, encode as pack } from '@msgpack/msgpack';
 import { startSingleNode, type SingleNode, TOKEN_SECRET } from '../helpers/processes.js';
 import { TestClient } from '../helpers/client.js';
 import { metric, postJson } from '../helpers/http.js';
@@ -47,7 +47,7 @@ test('MessagePack subprotocol: binary frames with the same shapes', async () => 
   const got: any[] = [];
   ws.on('message', (d: Buffer, isBinary) => {
     assert.ok(isBinary);
-    for (const m of unpackMultiple(d) as any[]) got.push(m);
+    for (const m of decodeMulti(d) as Iterable<any>) got.push(m);
   });
   await new Promise((r) => ws.once('open', r));
   assert.equal(ws.protocol, 'tidings.v1.msgpack');
