@@ -16,6 +16,12 @@ export const enum DownKind {
   Direct = 2,
   Probe = 3,
   Control = 4,
+  /**
+   * An unsequenced channel event (presence, user state, edits): delivered to
+   * the channel's listeners without offset checks. The header's text part
+   * names a user whose connections skip the event ('' for none).
+   */
+  ChannelEvent = 5,
 }
 
 export interface DownHeader {
@@ -36,7 +42,7 @@ export function encodeHeader(kind: DownKind, offset: number, epoch: string): Buf
 export function decodeHeader(buf: Buffer): DownHeader | undefined {
   if (buf.length < 9) return undefined;
   const kind = buf[0] as DownKind;
-  if (kind < DownKind.Message || kind > DownKind.Control) return undefined;
+  if (kind < DownKind.Message || kind > DownKind.ChannelEvent) return undefined;
   return { kind, offset: buf.readDoubleBE(1), epoch: buf.toString('utf8', 9) };
 }
 

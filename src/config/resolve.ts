@@ -53,6 +53,7 @@ export interface Config {
   readonly zmq_high_water_mark: number;
   readonly history_size: number;
   readonly history_ttl: number;
+  readonly channel_idle_timeout: number;
   readonly presence_ttl: number;
   readonly metrics: boolean;
 }

@@ -23,7 +23,6 @@ export interface PublishOutcome {
 }
 
 const COLLECT_INTERVAL_MS = 10_000;
-const COLLECT_IDLE_MS = 60_000;
 
 export class Director {
   private xsub: XSubscriber | null = null;
@@ -37,15 +36,26 @@ export class Director {
   private loops: Promise<void>[] = [];
   private collectTimer: NodeJS.Timeout | null = null;
   private stopping = false;
-  private readonly handlers: CommandHandlers;
+  /** The command table; features add their commands with `handlers.register`. */
+  readonly handlers: CommandHandlers;
+  /** Extra reasons to keep a channel's state (e.g. presence members); checked by collection. */
+  readonly channelHolds: Array<(channel: string) => boolean> = [];
+  /** Run after each channel collection, to collect state kept beside the channels. */
+  readonly collectors: Array<(now: number) => void> = [];
   private readonly published: Counter<'target'>;
+  /** Channel messages sent since the last scrape, added to `published` when collected (keeps label hashing off the hot path). */
+  private publishedChannel = 0;
   private readonly rejected: Counter<'code'>;
+
+  /** Channels idle this long with no listener and no history are collected (channel_idle_timeout). */
+  private readonly collectIdleMs: number;
 
   constructor(
     readonly config: Config,
     readonly log: Logger,
     registry: Registry,
   ) {
+    this.collectIdleMs = config.channel_idle_timeout * 1000;
     this.channels = new ChannelRegistry({
       historySize: config.history_size,
       historyTtlMs: config.history_ttl * 1000,
@@ -56,6 +66,11 @@ export class Director {
       help: 'Messages sequenced and sent down by the director',
       labelNames: ['target'],
       registers: [registry],
+      collect: () => {
+        if (this.publishedChannel === 0) return;
+        this.published.inc({ target: 'channel' }, this.publishedChannel);
+        this.publishedChannel = 0;
+      },
     });
     this.rejected = new Counter({
       name: 'tidings_director_rejected_total',
@@ -88,7 +103,7 @@ export class Director {
     this.down = new SendQueue(this.xpub, hwm, this.log, 'director-down');
     this.replies = new SendQueue(this.router, hwm, this.log, 'director-replies');
     this.loops.push(this.publishLoop(this.xsub), this.subscriptionLoop(this.xpub), this.commandLoop(this.router));
-    this.collectTimer = setInterval(() => this.collect(), COLLECT_INTERVAL_MS);
+    this.collectTimer = setInterval(() => this.collect(), Math.min(COLLECT_INTERVAL_MS, Math.max(250, this.collectIdleMs / 4)));
     this.collectTimer.unref();
     this.log.info(
       {
@@ -124,7 +139,7 @@ export class Director {
     const push = encodeMessagePush(channel, offset, state.epoch, sender, now, dataJson);
     if (!noHistory) state.remember({ offset, time: now, push });
     this.sendDown([channelTopic(channel), encodeHeader(DownKind.Message, offset, state.epoch), push]);
-    this.published.inc({ target: 'channel' });
+    this.publishedChannel++;
     return { offset, epoch: state.epoch };
   }
 
@@ -148,6 +163,11 @@ export class Director {
     if (!isValidUser(name)) throw new TidingsError(ErrorCodes.INVALID_USER);
     this.sendDown([userTopic(name), encodeHeader(DownKind.Probe, 0, ''), body]);
     return { offset: 0, epoch: '' };
+  }
+
+  /** Send an unsequenced event (presence, state) to a channel's listeners, skipping `exceptUser`'s connections. */
+  channelEvent(channel: string, exceptUser: string | null, body: Buffer): void {
+    this.sendDown([channelTopic(channel), encodeHeader(DownKind.ChannelEvent, 0, exceptUser ?? ''), body]);
   }
 
   /** Send a control message to edges on a topic. */
@@ -241,12 +261,18 @@ export class Director {
   }
 
   isChannelHeld(name: string): boolean {
-    return this.heldTopics.has(channelTopic(name).toString('latin1'));
+    if (this.heldTopics.has(channelTopic(name).toString('latin1'))) return true;
+    for (const hold of this.channelHolds) if (hold(name)) return true;
+    return false;
   }
 
-  private collect(): void {
-    const removed = this.channels.collect(Date.now(), COLLECT_IDLE_MS, (name) => this.isChannelHeld(name));
+  /** Collect idle channels, then the state features keep beside them. */
+  collect(): number {
+    const now = Date.now();
+    const removed = this.channels.collect(now, this.collectIdleMs, (name) => this.isChannelHeld(name));
+    for (const c of this.collectors) c(now);
     if (removed > 0) this.log.debug({ removed }, 'collected idle channels');
+    return removed;
   }
 }
 

@@ -70,6 +70,7 @@ export class ClientConnection implements Listener {
   // --- Listener -----------------------------------------------------------
 
   deliver(push: SharedPush): void {
+    if (push.exceptUser !== null && push.exceptUser === this.user) return;
     if (this.held !== null && push.channel !== null) {
       const held = this.held.get(push.channel);
       if (held) {
@@ -97,7 +98,8 @@ export class ClientConnection implements Listener {
     if (this.state === 'closed') return;
     for (const json of replay) this.outbox.push(this.format === 'json' ? textFrame(json) : binaryFrame(encodeMsgpack(JSON.parse(json.toString('utf8')))));
     for (const push of held) {
-      if (push.offset > after) this.outbox.push(this.format === 'json' ? push.forJson() : push.forMsgpack());
+      // offset 0: a channel event (presence, state), which has no place in the offset order.
+      if (push.offset > after || push.offset === 0) this.outbox.push(this.format === 'json' ? push.forJson() : push.forMsgpack());
     }
   }
 

@@ -118,6 +118,11 @@ export class EdgeServer implements EdgeContext {
     return a && typeof a === 'object' ? { host: a.address, port: a.port } : null;
   }
 
+  /** Whether this server takes websocket clients (false on a director-only node). */
+  get websocketEnabled(): boolean {
+    return this.opts.websocket;
+  }
+
   get connectionCount(): number {
     return this.connections.size;
   }

@@ -23,12 +23,27 @@ export function binaryFrame(payload: Uint8Array): Buffer {
 }
 
 /**
+ * The JSON payload of each push frame built by SharedPush, so that the frames
+ * one socket receives in one event-loop turn can be merged into a single text
+ * frame, objects separated by "\n" (the protocol allows it; pushes are one
+ * line each, see director/push-encoding.ts). Weak: a frame's entry goes with it.
+ */
+const pushPayloads = new WeakMap<Buffer, Buffer>();
+
+/** The JSON payload of a push frame, or undefined for any other frame (replies, pings). */
+export function pushPayloadOf(frame: Buffer): Buffer | undefined {
+  return pushPayloads.get(frame);
+}
+
+/**
  * One push as it leaves the edge: the JSON frame is built on first use, the
  * MessagePack frame only when a MessagePack client is among the receivers.
  */
 export class SharedPush {
   private jsonFrame: Buffer | null = null;
   private msgpackFrame: Buffer | null = null;
+  /** Connections of this user skip the push (channel events about the user). */
+  exceptUser: string | null = null;
   constructor(
     readonly json: Buffer,
     /** The channel, or null for a direct message. */
@@ -37,10 +52,17 @@ export class SharedPush {
   ) {}
 
   forJson(): Buffer {
-    return (this.jsonFrame ??= textFrame(this.json));
+    if (this.jsonFrame === null) {
+      this.jsonFrame = textFrame(this.json);
+      pushPayloads.set(this.jsonFrame, this.json);
+    }
+    return this.jsonFrame;
   }
 
   forMsgpack(): Buffer {
     return (this.msgpackFrame ??= binaryFrame(encodeMsgpack(JSON.parse(this.json.toString('utf8')))));
   }
+
+  /** Another shape of this push (e.g. channelstream's frame), built once by whoever needs it. */
+  derived: unknown = undefined;
 }

@@ -12,6 +12,8 @@ import type { Config } from '../config/resolve.js';
 import { Director } from '../director/director.js';
 import { Forwarder } from '../forwarder/forwarder.js';
 import { EdgeServer } from '../edge/edge-server.js';
+import { installEdgeFeatures } from '../edge/features.js';
+import { installDirectorFeatures, type DirectorFeatures } from '../director/features.js';
 
 export const WORKER_CONFIG_ENV = 'TIDINGS_INTERNAL_WORKER_CONFIG';
 export const WORKER_ID_ENV = 'TIDINGS_INTERNAL_EDGE_ID';
@@ -35,6 +37,7 @@ export class TidingsNode {
   readonly nodeId: string;
   readonly registry = new Registry();
   private director: Director | null = null;
+  private directorFeatures: DirectorFeatures | null = null;
   private forwarder: Forwarder | null = null;
   private api: EdgeServer | null = null;
   private workers = new Map<number, Worker>();
@@ -51,6 +54,7 @@ export class TidingsNode {
     log.info({ node: this.nodeId, director: config.director_enabled, forwarder: config.forwarder_enabled, edge: config.edge_enabled, workers: config.workers }, 'starting node');
     if (config.director_enabled) {
       this.director = new Director(config, log.child({ component: 'director' }), this.registry);
+      this.directorFeatures = installDirectorFeatures(this.director, this.registry);
       await this.director.start();
     }
     if (config.forwarder_enabled) {
@@ -68,6 +72,8 @@ export class TidingsNode {
         websocket: false,
         metricsText: () => this.metricsText(),
       });
+      // The compat and debug routes are served here too (no websocket features start).
+      installEdgeFeatures(this.api, config, log.child({ component: 'api' }));
       await this.api.start();
     }
     log.info({ node: this.nodeId }, 'node ready');
@@ -162,6 +168,7 @@ export class TidingsNode {
     await Promise.all(exits);
     await this.api?.stop();
     await this.forwarder?.stop();
+    this.directorFeatures?.stop();
     await this.director?.stop();
     this.opts.log.info('node stopped');
   }

@@ -1,0 +1,24 @@
+/**
+ * Optional parts of the director, kept out of its core: each registers
+ * commands and state on a Director. The list is explicit so what a director
+ * answers can be read here.
+ */
+import type { Registry } from 'prom-client';
+import type { Director } from './director.js';
+import { ClusterState } from './cluster-state.js';
+import { registerStateCommands } from './state-commands.js';
+import { registerConnectionCommands } from './connection-commands.js';
+import { registerMessageCommands } from './message-commands.js';
+
+export interface DirectorFeatures {
+  stop(): void;
+}
+
+export function installDirectorFeatures(director: Director, registry: Registry): DirectorFeatures {
+  const state = new ClusterState(director, director.log.child({ component: 'cluster-state' }), registry);
+  registerStateCommands(state);
+  registerConnectionCommands(state);
+  registerMessageCommands(state);
+  state.start();
+  return { stop: () => state.stop() };
+}

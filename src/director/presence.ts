@@ -1,0 +1,299 @@
+/**
+ * The cluster's presence, kept by the director: connections (with the edge
+ * that holds them), users (with their state) and, per channel, which users
+ * are there through which connections. Edges report joins and leaves and send
+ * heartbeats; connections of an edge instance silent for longer than the
+ * time-to-live are removed, so a node killed without a goodbye leaves
+ * presence in bounded time. Pure: time comes in as arguments, changes come
+ * out as values.
+ */
+import { ErrorCodes, TidingsError } from '../protocol/errors.js';
+
+export interface ConnRecord {
+  readonly id: string;
+  /** null: anonymous (listed in debug views, never in presence). */
+  readonly user: string | null;
+  /** Edge id for control messages, null while no edge holds it (registered or detached). */
+  edge: string | null;
+  /** Edge process incarnation whose heartbeats keep this connection. */
+  instance: string | null;
+  readonly channels: Set<string>;
+  /** Since when no edge holds it; such connections expire after the time-to-live. */
+  detachedAt: number | null;
+  /** Registered by the server API (`/connect`): survives its websocket closing until expiry. */
+  readonly registered: boolean;
+}
+
+export interface UserRecord {
+  readonly name: string;
+  state: Record<string, unknown>;
+  publicKeys: string[];
+  readonly conns: Set<string>;
+  lastActive: number;
+}
+
+/** A user's first join or last leave of a channel. */
+export interface PresenceChange {
+  action: 'join' | 'leave';
+  channel: string;
+  user: string;
+}
+
+interface InstanceRecord {
+  edge: string;
+  lastSeen: number;
+  conns: Set<string>;
+}
+
+export interface SnapshotEntry {
+  conn: string;
+  user: string | null;
+  channels: string[];
+}
+
+export class PresenceState {
+  readonly conns = new Map<string, ConnRecord>();
+  readonly users = new Map<string, UserRecord>();
+  /** Every connection per channel, anonymous ones included. */
+  private readonly channelConns = new Map<string, Set<string>>();
+  /** Named users per channel and their connections there. */
+  private readonly channelUsers = new Map<string, Map<string, Set<string>>>();
+  private readonly instances = new Map<string, InstanceRecord>();
+
+  constructor(private readonly maxConnections: number) {}
+
+  // --- edges ----------------------------------------------------------------
+
+  /** Record a sign of life; returns whether the instance was known. */
+  touchInstance(instance: string, edge: string, now: number): boolean {
+    const rec = this.instances.get(instance);
+    if (rec) {
+      rec.lastSeen = now;
+      return true;
+    }
+    this.instances.set(instance, { edge, lastSeen: now, conns: new Set() });
+    return false;
+  }
+
+  instanceCount(): number {
+    return this.instances.size;
+  }
+
+  // --- users ----------------------------------------------------------------
+
+  user(name: string, now: number): UserRecord {
+    let u = this.users.get(name);
+    if (!u) {
+      u = { name, state: {}, publicKeys: [], conns: new Set(), lastActive: now };
+      this.users.set(name, u);
+    }
+    return u;
+  }
+
+  /** Forget users with no connection that were idle longer than idleMs. */
+  collectUsers(now: number, idleMs: number): number {
+    let n = 0;
+    for (const [name, u] of this.users) {
+      if (u.conns.size === 0 && now - u.lastActive > idleMs) {
+        this.users.delete(name);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  // --- connections ------------------------------------------------------------
+
+  private create(id: string, user: string | null, registered: boolean, now: number): ConnRecord {
+    if (this.conns.size >= this.maxConnections) throw new TidingsError(ErrorCodes.LIMIT_EXCEEDED, `at most ${this.maxConnections} connections in presence`);
+    const rec: ConnRecord = { id, user, edge: null, instance: null, channels: new Set(), detachedAt: now, registered };
+    this.conns.set(id, rec);
+    if (user !== null) {
+      const u = this.user(user, now);
+      u.conns.add(id);
+      u.lastActive = now;
+    }
+    return rec;
+  }
+
+  /** A connection registered by the server API before its client connects. */
+  register(id: string, user: string, now: number): ConnRecord {
+    const existing = this.conns.get(id);
+    if (existing) {
+      if (existing.user !== user) throw new TidingsError(ErrorCodes.BAD_REQUEST, `conn_id ${id} belongs to another user`);
+      return existing;
+    }
+    return this.create(id, user, true, now);
+  }
+
+  /** An edge holds the connection now (its client connected). */
+  attach(id: string, user: string | null, edge: string, instance: string, now: number): ConnRecord {
+    let rec = this.conns.get(id);
+    if (rec && rec.user !== user) throw new TidingsError(ErrorCodes.BAD_REQUEST, `conn_id ${id} belongs to another user`);
+    rec ??= this.create(id, user, false, now);
+    if (rec.instance !== null && rec.instance !== instance) this.instances.get(rec.instance)?.conns.delete(id);
+    rec.edge = edge;
+    rec.instance = instance;
+    rec.detachedAt = null;
+    this.touchInstance(instance, edge, now);
+    this.instances.get(instance)!.conns.add(id);
+    return rec;
+  }
+
+  /** The edge let the connection go: a registered one waits for its client to return; others are removed. */
+  detach(id: string, instance: string | null, now: number): PresenceChange[] {
+    const rec = this.conns.get(id);
+    if (!rec) return [];
+    if (instance !== null && rec.instance !== instance) return []; // already held by another edge
+    if (!rec.registered) return this.remove(id);
+    if (rec.instance !== null) this.instances.get(rec.instance)?.conns.delete(id);
+    rec.edge = null;
+    rec.instance = null;
+    rec.detachedAt = now;
+    return [];
+  }
+
+  /** Remove a connection from everything; returns the presence changes. */
+  remove(id: string): PresenceChange[] {
+    const rec = this.conns.get(id);
+    if (!rec) return [];
+    const changes: PresenceChange[] = [];
+    for (const ch of [...rec.channels]) {
+      const c = this.leave(id, ch);
+      if (c) changes.push(c);
+    }
+    this.conns.delete(id);
+    if (rec.instance !== null) this.instances.get(rec.instance)?.conns.delete(id);
+    if (rec.user !== null) this.users.get(rec.user)?.conns.delete(id);
+    return changes;
+  }
+
+  /** Returns the change when this is the user's first connection in the channel. */
+  join(id: string, channel: string): PresenceChange | null {
+    const rec = this.conns.get(id);
+    if (!rec || rec.channels.has(channel)) return null;
+    rec.channels.add(channel);
+    let all = this.channelConns.get(channel);
+    if (!all) this.channelConns.set(channel, (all = new Set()));
+    all.add(id);
+    if (rec.user === null) return null;
+    let users = this.channelUsers.get(channel);
+    if (!users) this.channelUsers.set(channel, (users = new Map()));
+    let mine = users.get(rec.user);
+    const first = !mine;
+    if (!mine) users.set(rec.user, (mine = new Set()));
+    mine.add(id);
+    return first ? { action: 'join', channel, user: rec.user } : null;
+  }
+
+  /** Returns the change when this was the user's last connection in the channel. */
+  leave(id: string, channel: string): PresenceChange | null {
+    const rec = this.conns.get(id);
+    if (!rec || !rec.channels.delete(channel)) return null;
+    const all = this.channelConns.get(channel);
+    all?.delete(id);
+    if (all && all.size === 0) this.channelConns.delete(channel);
+    if (rec.user === null) return null;
+    const users = this.channelUsers.get(channel);
+    const mine = users?.get(rec.user);
+    if (!users || !mine) return null;
+    mine.delete(id);
+    if (mine.size > 0) return null;
+    users.delete(rec.user);
+    if (users.size === 0) this.channelUsers.delete(channel);
+    return { action: 'leave', channel, user: rec.user };
+  }
+
+  /**
+   * Remove the connections of instances silent longer than ttlMs and the
+   * detached registered connections whose client did not come back in ttlMs.
+   */
+  expire(now: number, ttlMs: number): { changes: PresenceChange[]; removed: string[]; instances: string[] } {
+    const changes: PresenceChange[] = [];
+    const removed: string[] = [];
+    const instances: string[] = [];
+    for (const [instance, rec] of this.instances) {
+      if (now - rec.lastSeen <= ttlMs) continue;
+      this.instances.delete(instance);
+      instances.push(instance);
+      for (const id of rec.conns) {
+        removed.push(id);
+        changes.push(...this.remove(id));
+      }
+    }
+    for (const rec of [...this.conns.values()]) {
+      if (rec.detachedAt !== null && now - rec.detachedAt > ttlMs) {
+        removed.push(rec.id);
+        changes.push(...this.remove(rec.id));
+      }
+    }
+    return { changes, removed, instances };
+  }
+
+  /**
+   * Make the director's view of one edge instance equal to the edge's own
+   * list (after a director restart or an expiry the edge outlived).
+   */
+  sync(instance: string, edge: string, snapshot: readonly SnapshotEntry[], now: number): PresenceChange[] {
+    this.touchInstance(instance, edge, now);
+    const changes: PresenceChange[] = [];
+    const listed = new Set(snapshot.map((e) => e.conn));
+    for (const id of [...this.instances.get(instance)!.conns]) if (!listed.has(id)) changes.push(...this.detach(id, instance, now));
+    for (const e of snapshot) {
+      const rec = this.attach(e.conn, e.user, edge, instance, now);
+      const want = new Set(e.channels);
+      for (const ch of [...rec.channels]) {
+        if (!want.has(ch)) {
+          const c = this.leave(e.conn, ch);
+          if (c) changes.push(c);
+        }
+      }
+      for (const ch of want) {
+        const c = this.join(e.conn, ch);
+        if (c) changes.push(c);
+      }
+    }
+    return changes;
+  }
+
+  // --- queries --------------------------------------------------------------------
+
+  /** Named users in a channel with their connection ids, sorted by user. */
+  usersIn(channel: string): Array<{ user: string; connections: string[] }> {
+    const users = this.channelUsers.get(channel);
+    if (!users) return [];
+    return [...users.entries()].map(([user, conns]) => ({ user, connections: [...conns].sort() })).sort((a, b) => (a.user < b.user ? -1 : a.user > b.user ? 1 : 0));
+  }
+
+  stats(channel: string): { users: number; connections: number } {
+    const users = this.channelUsers.get(channel);
+    let connections = 0;
+    for (const c of users?.values() ?? []) connections += c.size;
+    return { users: users?.size ?? 0, connections };
+  }
+
+  /** Every connection in the channel, anonymous ones included. */
+  connectionsIn(channel: string): string[] {
+    return [...(this.channelConns.get(channel) ?? [])].sort();
+  }
+
+  hasMembers(channel: string): boolean {
+    return this.channelConns.has(channel);
+  }
+
+  channelNames(): IterableIterator<string> {
+    return this.channelConns.keys();
+  }
+
+  channelCount(): number {
+    return this.channelConns.size;
+  }
+
+  /** Channels where a user has connections. */
+  channelsOf(user: string): string[] {
+    const u = this.users.get(user);
+    const out = new Set<string>();
+    for (const id of u?.conns ?? []) for (const ch of this.conns.get(id)?.channels ?? []) out.add(ch);
+    return [...out].sort();
+  }
+}

@@ -1,0 +1,167 @@
+/**
+ * An edge's link to the director's cluster state: it reports connections,
+ * joins and leaves (batched per event-loop turn, in order, over the one
+ * command socket), sends a heartbeat every presence_ttl/3 so the director
+ * can drop this edge's connections if it dies silently, and re-sends its full
+ * list when the director asks (after a director restart or a lost report).
+ * It also finds connections by id for the director's control messages.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { EdgeServer } from './edge-server.js';
+
+/** A connection the director may act on, native or channelstream-compatible. */
+export interface TrackedConnection {
+  readonly id: string;
+  readonly user: string | null;
+  channels(): Iterable<string>;
+  subscribeServerSide(channels: readonly string[]): void;
+  unsubscribeServerSide(channels: readonly string[]): void;
+  disconnect(): void;
+}
+
+type Event = { op: 'attach'; conn: string; user: string | null } | { op: 'join' | 'leave'; conn: string; channel: string } | { op: 'close'; conn: string };
+
+/** Events waiting to be sent; past this the edge sends its full list instead. */
+const MAX_QUEUED = 100_000;
+/** Events per report command. */
+const BATCH = 5000;
+
+const links = new WeakMap<EdgeServer, StateLink>();
+
+/** The one link of an edge, created on first use. */
+export function stateLinkOf(edge: EdgeServer, log: Logger): StateLink {
+  let link = links.get(edge);
+  if (!link) {
+    link = new StateLink(edge, log);
+    links.set(edge, link);
+  }
+  return link;
+}
+
+export class StateLink {
+  /** This process' incarnation: a restarted edge with the same id is a new instance. */
+  readonly instance = randomBytes(9).toString('base64url');
+  readonly conns = new Map<string, TrackedConnection>();
+  private queue: Event[] = [];
+  private scheduled = false;
+  private needSync = true;
+  private syncing = false;
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly edge: EdgeServer,
+    private readonly log: Logger,
+  ) {}
+
+  /** Start the heartbeat; done on the first connection, so a route-only edge sends none. */
+  private start(): void {
+    if (this.timer) return;
+    const ms = Math.max(500, (this.edge.config.presence_ttl * 1000) / 3);
+    this.timer = setInterval(() => this.heartbeat(), ms);
+    this.timer.unref();
+    this.heartbeat();
+  }
+
+  attach(conn: TrackedConnection): void {
+    this.start();
+    this.conns.set(conn.id, conn);
+    this.push({ op: 'attach', conn: conn.id, user: conn.user });
+  }
+
+  join(id: string, channel: string): void {
+    if (this.conns.has(id)) this.push({ op: 'join', conn: id, channel });
+  }
+
+  leave(id: string, channel: string): void {
+    if (this.conns.has(id)) this.push({ op: 'leave', conn: id, channel });
+  }
+
+  /** The connection is gone; also for one the director attached here that never got going. */
+  close(id: string): void {
+    this.conns.delete(id);
+    this.push({ op: 'close', conn: id });
+  }
+
+  private push(e: Event): void {
+    if (this.needSync) return; // the next snapshot carries it
+    if (this.queue.length >= MAX_QUEUED) {
+      this.log.warn({ queued: this.queue.length }, 'presence report queue full; sending a full snapshot instead');
+      this.queue = [];
+      this.needSync = true;
+      return;
+    }
+    this.queue.push(e);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    while (this.queue.length > 0) {
+      const events = this.queue.splice(0, BATCH);
+      this.report({ events });
+    }
+  }
+
+  private report(extra: Record<string, unknown>): void {
+    this.edge.commands.request<{ resync: boolean }>('edge_report', { edge: this.edge.edgeId, instance: this.instance, ...extra }).then(
+      (r) => {
+        if (r.resync) this.needSync = true;
+      },
+      (err: Error) => {
+        // A lost report may have held a join or a leave: the next heartbeat re-sends everything.
+        this.log.warn({ err: err.message }, 'presence report failed; will resync');
+        this.needSync = true;
+      },
+    );
+  }
+
+  private heartbeat(): void {
+    if (this.needSync) this.sync();
+    else this.report({ events: [] });
+  }
+
+  /** Send the full list; events queued meanwhile are covered by it. */
+  private sync(): void {
+    if (this.syncing) return;
+    this.syncing = true;
+    this.needSync = false;
+    this.queue = [];
+    const snapshot = [...this.conns.values()].map((c) => ({ conn: c.id, user: c.user, channels: [...c.channels()] }));
+    this.edge.commands
+      .request<{ resync: boolean }>('edge_report', { edge: this.edge.edgeId, instance: this.instance, snapshot })
+      .then(
+        () => undefined,
+        (err: Error) => {
+          this.log.warn({ err: err.message }, 'presence snapshot failed; will retry');
+          this.needSync = true;
+        },
+      )
+      .finally(() => (this.syncing = false));
+  }
+
+  /** The director's control messages about connections held here. */
+  onControl(body: Record<string, unknown>): void {
+    const ids = body['conns'];
+    if (!Array.isArray(ids)) return;
+    const channels = Array.isArray(body['channels']) ? (body['channels'].filter((c) => typeof c === 'string') as string[]) : [];
+    for (const id of ids) {
+      const conn = typeof id === 'string' ? this.conns.get(id) : undefined;
+      if (!conn) continue;
+      switch (body['op']) {
+        case 'subscribe':
+          conn.subscribeServerSide(channels);
+          break;
+        case 'unsubscribe':
+          conn.unsubscribeServerSide(channels);
+          break;
+        case 'disconnect':
+          conn.disconnect();
+          break;
+      }
+    }
+  }
+}

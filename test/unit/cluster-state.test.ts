@@ -1,0 +1,109 @@
+/** Pure cluster-state functions: presence bookkeeping, expiry, user state, channel configs. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { PresenceState } from '../../src/director/presence.js';
+import { applyState, publicChanges, publicState } from '../../src/director/user-state.js';
+import { ChannelConfigs, channelstreamDefaults, historyOptions, mergeChannelConfig, nativeDefaults } from '../../src/director/channel-config.js';
+import { channelstreamObject, csTimestamp } from '../../src/compat/shape.js';
+
+test('join/leave changes only on a user first join and last leave; anonymous never in presence', () => {
+  const p = new PresenceState(100);
+  p.attach('c1', 'ann', 'e1', 'i1', 0);
+  p.attach('c2', 'ann', 'e2', 'i2', 0);
+  p.attach('c3', null, 'e1', 'i1', 0);
+  assert.deepEqual(p.join('c1', 'room'), { action: 'join', channel: 'room', user: 'ann' });
+  assert.equal(p.join('c2', 'room'), null);
+  assert.equal(p.join('c1', 'room'), null, 'idempotent');
+  assert.equal(p.join('c3', 'room'), null);
+  assert.deepEqual(p.usersIn('room'), [{ user: 'ann', connections: ['c1', 'c2'] }]);
+  assert.deepEqual(p.stats('room'), { users: 1, connections: 2 });
+  assert.deepEqual(p.connectionsIn('room'), ['c1', 'c2', 'c3']);
+  assert.equal(p.leave('c1', 'room'), null);
+  assert.deepEqual(p.leave('c2', 'room'), { action: 'leave', channel: 'room', user: 'ann' });
+  assert.equal(p.leave('c2', 'room'), null);
+  assert.equal(p.hasMembers('room'), true, 'the anonymous connection is still there');
+  assert.deepEqual(p.remove('c3'), []);
+  assert.equal(p.hasMembers('room'), false);
+});
+
+test('a silent instance loses its connections after the ttl; registered connections wait for their client', () => {
+  const p = new PresenceState(100);
+  p.attach('a', 'ann', 'e1', 'i1', 0);
+  p.join('a', 'room');
+  p.register('r', 'rob', 0);
+  p.join('r', 'room');
+  p.touchInstance('i1', 'e1', 1000);
+  let out = p.expire(3000, 2500);
+  assert.deepEqual(out.removed, ['r'], 'unclaimed registered connection expired');
+  assert.deepEqual(out.changes, [{ action: 'leave', channel: 'room', user: 'rob' }]);
+  out = p.expire(3600, 2500);
+  assert.deepEqual(out.instances, ['i1']);
+  assert.deepEqual(out.changes, [{ action: 'leave', channel: 'room', user: 'ann' }]);
+  assert.equal(p.conns.size, 0);
+  // A registered connection whose websocket closes keeps its presence until the ttl.
+  p.register('r2', 'rob', 4000);
+  p.attach('r2', 'rob', 'e1', 'i9', 4000);
+  p.join('r2', 'room');
+  assert.deepEqual(p.detach('r2', 'i9', 5000), []);
+  assert.deepEqual(p.stats('room'), { users: 1, connections: 1 });
+  assert.throws(() => p.attach('r2', 'eve', 'e1', 'i9', 5000), /another user/);
+});
+
+test('sync makes the director view of an instance equal to the edge list', () => {
+  const p = new PresenceState(100);
+  p.attach('a', 'ann', 'e1', 'i1', 0);
+  p.join('a', 'x');
+  p.attach('b', 'bob', 'e1', 'i1', 0);
+  p.join('b', 'x');
+  const changes = p.sync('i1', 'e1', [{ conn: 'a', user: 'ann', channels: ['y'] }, { conn: 'c', user: 'cat', channels: ['x'] }], 10);
+  assert.deepEqual(changes, [
+    { action: 'leave', channel: 'x', user: 'bob' },
+    { action: 'leave', channel: 'x', user: 'ann' },
+    { action: 'join', channel: 'y', user: 'ann' },
+    { action: 'join', channel: 'x', user: 'cat' },
+  ]);
+  assert.equal(p.conns.has('b'), false);
+});
+
+test('presence refuses connections past its limit', () => {
+  const p = new PresenceState(1);
+  p.attach('a', 'ann', 'e', 'i', 0);
+  assert.throws(() => p.attach('b', 'bob', 'e', 'i', 0), /at most 1/);
+});
+
+test('user state: changed keys, public keys only', () => {
+  const s: Record<string, unknown> = { a: 1, nested: { x: [1, 2] } };
+  assert.deepEqual(applyState(s, { a: 1, nested: { x: [1, 2] }, b: 'new' }), [{ key: 'b', value: 'new' }]);
+  assert.deepEqual(applyState(s, { nested: { x: [1, 3] } }), [{ key: 'nested', value: { x: [1, 3] } }]);
+  assert.deepEqual(publicState(s, ['b', 'missing']), { b: 'new' });
+  assert.deepEqual(publicChanges([{ key: 'a', value: 2 }, { key: 'b', value: 3 }], ['b']), [{ key: 'b', value: 3 }]);
+  assert.deepEqual(applyState(s, null), []);
+});
+
+test('channel configs: channelstream defaults on creation, native defaults otherwise, validation', () => {
+  const configs = new ChannelConfigs(nativeDefaults(100, 300), channelstreamDefaults(300));
+  assert.equal(configs.effective('n').store_history, true);
+  assert.equal(configs.effective('n').history_size, 100);
+  const c = configs.createIfNew('cs', { notify_presence: true, history_size: null });
+  assert.equal(c.notify_presence, true);
+  assert.equal(c.store_history, false);
+  assert.equal(c.history_size, 10);
+  assert.equal(configs.createIfNew('cs', { notify_presence: false }).notify_presence, true, 'only on creation');
+  assert.equal(configs.reconfigure('cs', { notify_state: true }).notify_presence, true, 'reconfigure keeps other keys');
+  assert.deepEqual(historyOptions(configs.effective('cs')), { historySize: 0, historyTtlMs: 300_000 });
+  assert.throws(() => mergeChannelConfig(channelstreamDefaults(1), { notify_presence: 'yes' }, 'cfg'), /cfg.notify_presence must be a boolean/);
+  assert.throws(() => mergeChannelConfig(channelstreamDefaults(1), { history_size: 1.5 }, 'cfg'), /history_size/);
+  assert.throws(() => mergeChannelConfig(channelstreamDefaults(1), [], 'cfg'), /must be an object/);
+});
+
+test('channelstream shapes from native pushes', () => {
+  assert.equal(csTimestamp(Date.UTC(2024, 0, 2, 3, 4, 5, 678)), '2024-01-02T03:04:05.678000');
+  const wrapped = channelstreamObject({ type: 'message', channel: 'c', offset: 3, epoch: 'E', sender: 'u', time: 0, data: { t: 1 } });
+  assert.deepEqual(wrapped, { uuid: 'E.3', timestamp: '1970-01-01T00:00:00.000000', user: 'u', message: { t: 1 }, channel: 'c', edited: null, catchup: false, type: 'message' });
+  const posted = { uuid: 'u1', timestamp: 't', type: 'message', message: 'm', user: 'x', channel: 'c', exclude_users: ['y'], extra: 1 };
+  assert.deepEqual(channelstreamObject({ type: 'message', channel: 'c', data: posted }), { uuid: 'u1', timestamp: 't', type: 'message', message: 'm', user: 'x', channel: 'c', extra: 1, catchup: false });
+  const leave = channelstreamObject({ type: 'leave', channel: 'c', user: 'x', time: 0, id: 'i' });
+  assert.deepEqual(leave!['message'], { action: 'parted' });
+  assert.equal(leave!['state'], null);
+  assert.equal(channelstreamObject({ type: 'ping' }), null);
+});
