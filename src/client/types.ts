@@ -63,7 +63,9 @@ export interface ConnectedEvent extends ConnectResult {
 
 export interface PresenceUser {
   user: string;
-  connections: number;
+  /** Ids of the user's connections in the channel, on every node. */
+  connections: string[];
+  /** The user's public state. */
   state: unknown;
 }
 
