@@ -111,3 +111,11 @@ test('channelstream shapes from native pushes', () => {
   assert.equal(leave!['state'], null);
   assert.equal(channelstreamObject({ type: 'ping' }), null);
 });
+
+test('a channel event header carries kind 5 and the user to skip', async () => {
+  const { decodeHeader, encodeHeader, DownKind } = await import('../../src/cluster/wire.js');
+  assert.deepEqual(decodeHeader(encodeHeader(DownKind.ChannelEvent, 0, 'bob')), { kind: 5, offset: 0, epoch: 'bob' });
+  const bad = encodeHeader(DownKind.ChannelEvent, 0, '');
+  bad[0] = 6;
+  assert.equal(decodeHeader(bad), undefined);
+});
