@@ -9,10 +9,18 @@ import type { EdgeServer } from './edge-server.js';
 import { presenceFeature } from './presence-feature.js';
 import { compatFeature } from '../compat/feature.js';
 import { debugFeature } from '../debug/debug-routes.js';
+import { sdkBundleFeature } from '../demo/sdk-route.js';
+import { demoFeature } from '../demo/demo-feature.js';
 
 export type EdgeFeature = (edge: EdgeServer, config: Config, log: Logger) => void;
 
-const FEATURES: readonly EdgeFeature[] = [presenceFeature, compatFeature, debugFeature];
+const FEATURES: readonly EdgeFeature[] = [
+  presenceFeature, // presence, presence_stats, user state; join/leave reports to the director
+  compatFeature, // channelstream's signed API and /ws?conn_id= connections
+  debugFeature, // /debug/ views behind admin_secret
+  sdkBundleFeature, // GET <base>/tidings.js, the browser SDK
+  demoFeature, // the demo chat and its token endpoint, only with the demo setting
+];
 
 export function installEdgeFeatures(edge: EdgeServer, config: Config, log: Logger): void {
   for (const f of FEATURES) f(edge, config, log);

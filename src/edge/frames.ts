@@ -23,6 +23,19 @@ export function binaryFrame(payload: Uint8Array): Buffer {
 }
 
 /**
+ * The JSON payload of each push frame built by SharedPush, so that the frames
+ * one socket receives in one event-loop turn can be merged into a single text
+ * frame, objects separated by "\n" (the protocol allows it; pushes are one
+ * line each, see director/push-encoding.ts). Weak: a frame's entry goes with it.
+ */
+const pushPayloads = new WeakMap<Buffer, Buffer>();
+
+/** The JSON payload of a push frame, or undefined for any other frame (replies, pings). */
+export function pushPayloadOf(frame: Buffer): Buffer | undefined {
+  return pushPayloads.get(frame);
+}
+
+/**
  * One push as it leaves the edge: the JSON frame is built on first use, the
  * MessagePack frame only when a MessagePack client is among the receivers.
  */
@@ -39,7 +52,11 @@ export class SharedPush {
   ) {}
 
   forJson(): Buffer {
-    return (this.jsonFrame ??= textFrame(this.json));
+    if (this.jsonFrame === null) {
+      this.jsonFrame = textFrame(this.json);
+      pushPayloads.set(this.jsonFrame, this.json);
+    }
+    return this.jsonFrame;
   }
 
   forMsgpack(): Buffer {

@@ -1,17 +1,31 @@
 /**
  * Coalesced writes: frames for a socket are collected during one turn of the
- * event loop and written together (cork/uncork, one writev), so a burst of
- * messages costs one system call per socket instead of one per message.
+ * event loop and written together, so a burst of messages costs one system
+ * call per socket instead of one per message.
+ *
+ * The sockets of one channel mostly receive the very same frames in a turn.
+ * The FlushScheduler therefore joins a socket's pending frames into one buffer
+ * once per distinct sequence and per turn, and every socket with that sequence
+ * writes the shared buffer: one write of one buffer per socket, no per-socket
+ * copy. Consecutive push frames are merged into one text frame with the JSON
+ * objects separated by "\n" (allowed by the protocol), which also spares the
+ * client a frame per message.
  */
 import type { Socket } from 'node:net';
+import { pushPayloadOf, textFrame } from './frames.js';
 
 export interface OutboxOwner {
   /** Called when the bytes waiting for this socket pass the limit. */
   onOverflow(): void;
 }
 
+/** Largest merged text frame; bigger runs of pushes stay separate frames (still one write). */
+const MAX_MERGED_PAYLOAD = 256 * 1024;
+const NEWLINE = Buffer.from('\n');
+
 export class Outbox {
-  private frames: Buffer[] = [];
+  /** Reused from turn to turn; the scheduler copies it when it keeps it. */
+  private readonly frames: Buffer[] = [];
   private bytes = 0;
   private scheduled = false;
   closed = false;
@@ -30,7 +44,7 @@ export class Outbox {
 
   push(frame: Buffer): void {
     if (this.closed) return;
-    if (this.pending + frame.length > this.limit) {
+    if (this.bytes + this.socket.writableLength + frame.length > this.limit) {
       this.owner.onOverflow();
       return;
     }
@@ -46,45 +60,121 @@ export class Outbox {
     this.scheduled = false;
     const frames = this.frames;
     if (frames.length === 0 || this.closed || this.socket.destroyed) {
-      this.frames = [];
+      frames.length = 0;
       this.bytes = 0;
       return;
     }
-    this.frames = [];
+    const out = frames.length === 1 ? frames[0]! : this.scheduler.joined(frames);
+    frames.length = 0;
     this.bytes = 0;
-    if (frames.length === 1) {
-      this.socket.write(frames[0]!);
-      return;
-    }
-    this.socket.cork();
-    for (const f of frames) this.socket.write(f);
-    this.socket.uncork();
+    this.socket.write(out);
   }
 
   close(): void {
     this.closed = true;
-    this.frames = [];
+    this.frames.length = 0;
     this.bytes = 0;
   }
 }
 
-/** Flushes every outbox that received frames, once per event-loop turn. */
+interface Joined {
+  frames: Buffer[];
+  out: Buffer;
+}
+
+/**
+ * Flushes every outbox that received frames, once per event-loop turn, and
+ * under load at most once per `minGapMs`: when flushes follow each other back
+ * to back, waiting up to that long lets each socket's write carry more
+ * messages (with many channels a socket otherwise gets one write per message).
+ * An idle edge flushes on the next turn, so light traffic pays no delay.
+ */
 export class FlushScheduler {
   private dirty: Outbox[] = [];
   private armed = false;
+  private running = false;
+  private lastRun = 0;
+
+  constructor(private readonly minGapMs = 1) {}
+  /** Joined buffers of this turn, by first frame; dropped at the end of the turn. */
+  private readonly cache = new Map<Buffer, Joined[]>();
 
   schedule(box: Outbox): void {
     this.dirty.push(box);
     if (!this.armed) {
       this.armed = true;
-      setImmediate(this.run);
+      const wait = this.lastRun + this.minGapMs - performance.now();
+      if (wait > 0) setTimeout(this.run, wait);
+      else setImmediate(this.run);
     }
+  }
+
+  /** The frames as one buffer, shared with every other socket that has the same frames this turn. */
+  joined(frames: readonly Buffer[]): Buffer {
+    if (!this.running) return joinFrames(frames);
+    const first = frames[0]!;
+    const candidates = this.cache.get(first);
+    if (candidates) {
+      for (const c of candidates) if (sameFrames(c.frames, frames)) return c.out;
+    }
+    const entry: Joined = { frames: frames.slice(), out: joinFrames(frames) };
+    if (candidates) candidates.push(entry);
+    else this.cache.set(first, [entry]);
+    return entry.out;
   }
 
   private readonly run = (): void => {
     this.armed = false;
     const boxes = this.dirty;
     this.dirty = [];
-    for (const b of boxes) b.flush();
+    this.running = true;
+    try {
+      for (const b of boxes) b.flush();
+    } finally {
+      this.running = false;
+      this.cache.clear();
+      this.lastRun = performance.now();
+    }
   };
+}
+
+function sameFrames(a: readonly Buffer[], b: readonly Buffer[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** One buffer: runs of push frames merged into single "\n"-separated text frames, other frames kept as they are. */
+function joinFrames(frames: readonly Buffer[]): Buffer {
+  const parts: Buffer[] = [];
+  let run: Buffer[] = [];
+  let runBytes = 0;
+  let runFirstFrame: Buffer | null = null;
+  const endRun = (): void => {
+    if (run.length === 1) parts.push(runFirstFrame!);
+    else if (run.length > 1) {
+      const joined: Buffer[] = [];
+      for (let i = 0; i < run.length; i++) {
+        if (i > 0) joined.push(NEWLINE);
+        joined.push(run[i]!);
+      }
+      parts.push(textFrame(Buffer.concat(joined, runBytes + run.length - 1)));
+    }
+    run = [];
+    runBytes = 0;
+  };
+  for (const f of frames) {
+    const payload = pushPayloadOf(f);
+    if (payload === undefined) {
+      endRun();
+      parts.push(f);
+      continue;
+    }
+    if (runBytes + payload.length + 1 > MAX_MERGED_PAYLOAD && run.length > 0) endRun();
+    if (run.length === 0) runFirstFrame = f;
+    run.push(payload);
+    runBytes += payload.length;
+  }
+  endRun();
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
 }

@@ -15,7 +15,7 @@ import { CloseCodes } from '../../src/protocol/errors.js';
 
 let node: SingleNode;
 before(async () => {
-  node = await startSingleNode({ TIDINGS_PING_INTERVAL: '1', TIDINGS_IDLE_TIMEOUT: '2.5', TIDINGS_CLIENT_SEND_BUFFER: '65536', TIDINGS_MAX_MESSAGE_SIZE: '65536' });
+  node = await startSingleNode({ TIDINGS_PING_INTERVAL: '1', TIDINGS_IDLE_TIMEOUT: '2.5', TIDINGS_CLIENT_SEND_BUFFER: '1048576', TIDINGS_MAX_MESSAGE_SIZE: '65536' });
 });
 after(async () => {
   await node?.stop();
@@ -82,7 +82,7 @@ test('a client that stops reading is cut off at client_send_buffer with 4005; ot
     const r = await postJson(`${node.http}/api/publish`, { channel: 'flood', data: { i, payload } });
     assert.equal(r.status, 200);
   }
-  await healthy.waitFor(() => healthy.messages('flood').length === 250, 15000, 'all 250 on the healthy client');
+  await healthy.waitFor(() => healthy.messages('flood').length === 250, 30000, 'all 250 on the healthy client');
   const deadline = Date.now() + 5000;
   while ((await metric(node.http, 'tidings_edge_slow_consumers_total')) === before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   assert.equal((await metric(node.http, 'tidings_edge_slow_consumers_total')) - before, 1, 'exactly one slow consumer cut off');

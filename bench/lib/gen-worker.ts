@@ -1,0 +1,131 @@
+/**
+ * A load-generator process: holds many websocket subscribers, checks each
+ * one's sequence (loss, reordering) and records delivery latency in an
+ * HdrHistogram. Driven by its parent over IPC (see generator.ts).
+ */
+import * as hdr from 'hdr-histogram-js';
+import type WebSocket from 'ws';
+import { openSubscriber, type SubscriberTarget } from './protocols.js';
+import { PAYLOAD_HEAD, nowMicros } from './payload.js';
+import type { ToWorker, FromWorker } from './ipc.js';
+
+/** One subscription of one subscriber: its sequence check. */
+interface Stream {
+  last: number;
+  count: number;
+  outOfOrder: number;
+}
+
+interface Sub {
+  streams: Map<number, Stream>;
+  ws: WebSocket | null;
+}
+
+const subs: Sub[] = [];
+let base = 0;
+const histogram = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: 3 });
+let progressTimer: NodeJS.Timeout | null = null;
+let foreign = 0;
+
+function send(msg: FromWorker): void {
+  process.send!(msg);
+}
+
+function makeSink(sub: Sub): { onText(text: string): void } {
+  return {
+    onText(text: string): void {
+      const now = nowMicros(base);
+      PAYLOAD_HEAD.lastIndex = 0;
+      let m: RegExpExecArray | null;
+      while ((m = PAYLOAD_HEAD.exec(text)) !== null) {
+        const stream = sub.streams.get(Number(m[1]));
+        if (!stream) {
+          foreign++; // a message of a channel this subscriber never joined: a leak
+          continue;
+        }
+        const seq = Number(m[2]);
+        if (seq <= stream.last) stream.outOfOrder++;
+        else stream.last = seq;
+        stream.count++;
+        const lat = now - Number(m[3]);
+        histogram.recordValue(lat > 0 ? lat : 0);
+      }
+    },
+  };
+}
+
+async function open(targets: SubscriberTarget[], channels: number[][], concurrency: number, timeoutMs: number): Promise<void> {
+  let next = 0;
+  let failed = 0;
+  let firstError = '';
+  const worker = async (): Promise<void> => {
+    while (next < targets.length) {
+      const i = next++;
+      const sub: Sub = { streams: new Map(channels[i]!.map((c) => [c, { last: 0, count: 0, outOfOrder: 0 }])), ws: null };
+      subs.push(sub);
+      try {
+        sub.ws = await openSubscriber(targets[i]!, makeSink(sub), timeoutMs);
+      } catch (err) {
+        failed++;
+        firstError ||= (err as Error).message;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, targets.length) }, worker));
+  send({ ev: 'opened', count: subs.length - failed, failed, error: firstError });
+}
+
+function progress(): void {
+  let minSeq = Infinity;
+  let received = 0;
+  for (const s of subs) {
+    for (const st of s.streams.values()) {
+      if (st.last < minSeq) minSeq = st.last;
+      received += st.count;
+    }
+  }
+  send({ ev: 'progress', minSeq: minSeq === Infinity ? 0 : minSeq, received });
+}
+
+process.on('message', (msg: ToWorker) => {
+  switch (msg.cmd) {
+    case 'open':
+      base = msg.base;
+      void open(msg.targets, msg.channels, msg.concurrency, msg.timeoutMs);
+      return;
+    case 'start':
+      histogram.reset();
+      foreign = 0;
+      for (const s of subs) {
+        for (const st of s.streams.values()) {
+          st.count = 0;
+          st.outOfOrder = 0;
+        }
+      }
+      progressTimer ??= setInterval(progress, msg.progressMs);
+      return;
+    case 'finish': {
+      let loss = 0;
+      let outOfOrder = 0;
+      let received = 0;
+      let worstSubscriberLoss = 0;
+      for (const s of subs) {
+        for (const [channel, st] of s.streams) {
+          const missing = Math.max(0, msg.expected[channel]! - st.count);
+          loss += missing;
+          worstSubscriberLoss = Math.max(worstSubscriberLoss, missing);
+          outOfOrder += st.outOfOrder;
+          received += st.count;
+        }
+      }
+      send({ ev: 'result', received, loss, worstSubscriberLoss, outOfOrder, foreign, histogram: hdr.encodeIntoCompressedBase64(histogram) });
+      return;
+    }
+    case 'close':
+      if (progressTimer) clearInterval(progressTimer);
+      for (const s of subs) s.ws?.terminate();
+      setTimeout(() => process.exit(0), 200);
+      return;
+  }
+});
+process.on('disconnect', () => process.exit(0));

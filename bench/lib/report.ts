@@ -1,0 +1,129 @@
+/**
+ * Results as a markdown table with Tidings' ratios to each peer, a JSON file,
+ * and simple SVG bar charts (hand-written SVG: no chart library needed for bars).
+ */
+import type { RunResult } from './scenario.js';
+
+const PEERS = ['ws-naive', 'ws-batched', 'socketio', 'nats'];
+
+const fmt = (n: number, digits = 0): string => (Number.isFinite(n) ? n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : '-');
+const mega = (n: number): string => (n === 0 ? '-' : `${(n / 1e6).toFixed(2)} M`);
+
+export function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** Median of every figure over repeats of the same scenario and server; loss and reordering: the worst. */
+export function summarise(runs: RunResult[]): RunResult[] {
+  const groups = new Map<string, RunResult[]>();
+  for (const r of runs) {
+    const k = `${r.scenario}\0${r.server}`;
+    groups.set(k, [...(groups.get(k) ?? []), r]);
+  }
+  return [...groups.values()].map((g) => {
+    const m = (f: (r: RunResult) => number): number => median(g.map(f));
+    const worst = (f: (r: RunResult) => number): number => Math.max(...g.map(f));
+    return {
+      ...g[0]!,
+      published: m((r) => r.published),
+      deliveries: m((r) => r.deliveries),
+      seconds: m((r) => r.seconds),
+      deliveriesPerSec: m((r) => r.deliveriesPerSec),
+      serverCpuSec: m((r) => r.serverCpuSec),
+      deliveriesPerCpuSec: m((r) => r.deliveriesPerCpuSec),
+      loss: worst((r) => r.loss),
+      outOfOrder: worst((r) => r.outOfOrder),
+      foreign: worst((r) => r.foreign),
+      latencyMs: { p50: m((r) => r.latencyMs.p50), p99: m((r) => r.latencyMs.p99), p999: m((r) => r.latencyMs.p999), max: m((r) => r.latencyMs.max) },
+      rssMB: m((r) => r.rssMB),
+      rssPerConnKB: m((r) => r.rssPerConnKB),
+      repeats: g.length,
+    } as RunResult & { repeats: number };
+  });
+}
+
+export function markdownTable(results: RunResult[]): string {
+  const lines: string[] = [];
+  const scenarios = [...new Set(results.map((r) => r.scenario))];
+  for (const sc of scenarios) {
+    const rows = results.filter((r) => r.scenario === sc);
+    const first = rows[0]!;
+    lines.push(`### ${sc}`, '');
+    if (first.mode === 'idle') {
+      lines.push(`${first.connections} idle connections, one subscription each`, '', '| server | RSS MB | KB per connection |', '|---|---:|---:|');
+      for (const r of rows) lines.push(`| ${r.server} | ${fmt(r.rssMB)} | ${fmt(r.rssPerConnKB, 1)} |`);
+      lines.push('');
+      continue;
+    }
+    lines.push(
+      `${first.connections} connections, ${first.subscriptions} subscriptions on ${first.channels} channel(s), ${first.payload} B payloads, ${first.mode}`,
+      '',
+      '| server | deliveries/s | deliveries per server CPU-s | server CPU-s | p50 ms | p99 ms | p99.9 ms | max ms | RSS MB | loss | out of order |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    );
+    for (const r of rows) {
+      lines.push(
+        `| ${r.server} | ${mega(r.deliveriesPerSec)} | ${mega(r.deliveriesPerCpuSec)} | ${fmt(r.serverCpuSec, 2)} | ${fmt(r.latencyMs.p50, 2)} | ${fmt(r.latencyMs.p99, 2)} | ${fmt(r.latencyMs.p999, 2)} | ${fmt(r.latencyMs.max, 1)} | ${fmt(r.rssMB)} | ${r.loss} | ${r.outOfOrder + r.foreign} |`,
+      );
+    }
+    const t = rows.find((r) => r.server === 'tidings') ?? rows.find((r) => r.server.startsWith('tidings'));
+    const ratios = t ? PEERS.map((p) => [p, rows.find((r) => r.server === p)] as const).filter(([, r]) => r) : [];
+    if (t && ratios.length) {
+      lines.push('', `${t.server} / peer: ` + ratios.map(([p, r]) => `${p} ${fmt(t.deliveriesPerCpuSec / r!.deliveriesPerCpuSec, 2)}x per CPU-s, p99 ${fmt(t.latencyMs.p99 / r!.latencyMs.p99, 2)}x`).join('; '));
+    }
+    lines.push('');
+  }
+  return lines.join('\n');
+}
+
+const COLORS: Record<string, string> = { tidings: '#1f77b4', 'tidings-cluster': '#17becf', 'ws-naive': '#7f7f7f', 'ws-batched': '#2ca02c', socketio: '#d62728', nats: '#9467bd' };
+
+/** A grouped bar chart: one group per scenario, one bar per server. */
+export function barChart(title: string, unit: string, results: RunResult[], value: (r: RunResult) => number): string {
+  const scenarios = [...new Set(results.map((r) => r.scenario))];
+  const servers = [...new Set(results.map((r) => r.server))];
+  const max = Math.max(1e-9, ...results.map(value));
+  const barW = 18;
+  const groupW = servers.length * barW + 30;
+  const width = 80 + scenarios.length * groupW;
+  const height = 320;
+  const plotH = 220;
+  const top = 40;
+  const out: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height + 20 * Math.ceil(servers.length / 4)}" font-family="sans-serif" font-size="11">`,
+    `<text x="10" y="20" font-size="14">${esc(title)} (${esc(unit)})</text>`,
+  ];
+  for (let i = 0; i <= 4; i++) {
+    const y = top + plotH - (plotH * i) / 4;
+    out.push(`<line x1="60" x2="${width - 10}" y1="${y}" y2="${y}" stroke="#ddd"/><text x="55" y="${y + 4}" text-anchor="end">${esc(short((max * i) / 4))}</text>`);
+  }
+  scenarios.forEach((sc, gi) => {
+    const gx = 70 + gi * groupW;
+    servers.forEach((sv, si) => {
+      const r = results.find((x) => x.scenario === sc && x.server === sv);
+      if (!r) return;
+      const h = (plotH * value(r)) / max;
+      out.push(`<rect x="${gx + si * barW}" y="${top + plotH - h}" width="${barW - 2}" height="${h}" fill="${COLORS[sv] ?? '#999'}"><title>${esc(`${sv} ${sc}: ${short(value(r))}`)}</title></rect>`);
+    });
+    out.push(`<text x="${gx + (servers.length * barW) / 2}" y="${top + plotH + 16}" text-anchor="middle">${esc(sc)}</text>`);
+  });
+  servers.forEach((sv, si) => {
+    const x = 70 + (si % 4) * 150;
+    const y = height - 20 + 20 * Math.floor(si / 4);
+    out.push(`<rect x="${x}" y="${y - 10}" width="12" height="12" fill="${COLORS[sv] ?? '#999'}"/><text x="${x + 16}" y="${y}">${esc(sv)}</text>`);
+  });
+  out.push('</svg>');
+  return out.join('\n');
+}
+
+function short(n: number): string {
+  if (n >= 1e6) return `${(n / 1e6).toFixed(2)}M`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(1)}k`;
+  return n.toFixed(n < 10 ? 2 : 0);
+}
+
+function esc(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}

@@ -1,0 +1,222 @@
+/**
+ * One measured run of one workload against one running server: open the
+ * subscribers, warm up, publish (as fast as the credit window allows, or at a
+ * fixed rate), wait until every subscriber has every message, and report
+ * throughput, server CPU, loss, reordering, latency and memory.
+ */
+import { Generator } from './generator.js';
+import { openPublisher } from './publishers.js';
+import { cpuBetween, sample } from './proc-stats.js';
+import { makePayload, monotonicMicros, nowMicros } from './payload.js';
+import type { RunningServer } from './servers.js';
+
+export interface Workload {
+  scenario: string;
+  /** Channel indices each connection subscribes to. */
+  subscriptions: number[][];
+  channels: number;
+  payload: number;
+  mode: 'saturate' | 'rate' | 'idle';
+  /** Messages per second over all channels, for mode 'rate'. */
+  rate?: number;
+  durationMs: number;
+  warmupMs: number;
+  processes: number;
+  /** Spread client source addresses over 127.0.0.2-9 (past the ephemeral port range of one address). */
+  manySourceAddresses?: boolean;
+}
+
+export interface RunResult {
+  scenario: string;
+  server: string;
+  connections: number;
+  subscriptions: number;
+  channels: number;
+  payload: number;
+  mode: string;
+  published: number;
+  deliveries: number;
+  seconds: number;
+  deliveriesPerSec: number;
+  serverCpuSec: number;
+  deliveriesPerCpuSec: number;
+  loss: number;
+  outOfOrder: number;
+  foreign: number;
+  latencyMs: { p50: number; p99: number; p999: number; max: number };
+  rssMB: number;
+  rssPerConnKB: number;
+}
+
+export function channelName(i: number): string {
+  return `bench-${i}`;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+function progressLine(text: string): void {
+  if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K${text}`);
+  else process.stderr.write(`${text}\n`);
+}
+
+export async function runWorkload(server: RunningServer, w: Workload): Promise<RunResult> {
+  const gen = new Generator();
+  const base = monotonicMicros();
+  const expected: number[] = new Array<number>(w.channels).fill(0);
+  const fanout: number[] = new Array<number>(w.channels).fill(0);
+  for (const list of w.subscriptions) for (const c of list) fanout[c]!++;
+  const totalSubs = fanout.reduce((a, b) => a + b, 0);
+  const before = sample(server.pids);
+  try {
+    const targets = w.subscriptions.map((list, i) => ({
+      kind: server.kind,
+      url: server.urls[i % server.urls.length]!,
+      channels: list.map(channelName),
+      ...(w.manySourceAddresses ? { localAddress: `127.0.0.${2 + (i % 8)}` } : {}),
+    }));
+    await gen.open(targets, w.subscriptions, w.processes, base);
+    if (w.mode === 'idle') {
+      await sleep(2000);
+      const after = sample(server.pids);
+      const rssPerConnKB = (after.rss - before.rss) / 1024 / w.subscriptions.length;
+      return blank(server, w, totalSubs, after.rss, rssPerConnKB);
+    }
+    const pub = await openPublisher(server);
+    let round = 0;
+    const subsPerChannel = totalSubs / w.channels;
+    const windowRounds = Math.max(w.channels > 1 ? 2 : 8, Math.min(500, Math.floor(Math.min(50_000 / w.channels, 5e6 / (w.channels * subsPerChannel * w.payload)))));
+    const publishFor = async (ms: number): Promise<void> => {
+      const start = Date.now();
+      const end = start + ms;
+      let sent = 0;
+      while (Date.now() < end) {
+        if (w.mode === 'saturate') {
+          if (round - gen.minSeq >= windowRounds) {
+            await sleep(1);
+            continue;
+          }
+        } else {
+          const due = Math.floor(((Date.now() - start) / 1000) * (w.rate ?? 100));
+          if (sent >= due) {
+            await sleep(1);
+            continue;
+          }
+        }
+        round++;
+        const t = nowMicros(base);
+        for (let c = 0; c < w.channels; c++) {
+          const r = pub.publish(channelName(c), makePayload(c, round, t, w.payload));
+          if (r) await r;
+          expected[c]!++;
+          if (++sent % 512 === 0) await new Promise((res) => setImmediate(res));
+        }
+      }
+    };
+    const drain = async (target: () => number, timeoutMs: number): Promise<boolean> => {
+      const deadline = Date.now() + timeoutMs;
+      while (Date.now() < deadline) {
+        if (gen.received >= target()) return true;
+        await sleep(5);
+      }
+      return false;
+    };
+    // Warm-up: JIT, buffers, subscriptions along the whole path; then drained, not measured.
+    gen.start();
+    await publishFor(w.warmupMs);
+    const warmExpected = totalExpected(expected, fanout);
+    await drain(() => warmExpected, 15_000);
+    await sleep(50);
+    expected.fill(0);
+    gen.start();
+    const cpu0 = sample(server.pids);
+    const t0 = performance.now();
+    const ticker = setInterval(() => {
+      const s = (performance.now() - t0) / 1000;
+      progressLine(`  ${server.label} ${w.scenario}: ${s.toFixed(1)} s, ${round} rounds, ${(gen.received / s / 1e6).toFixed(2)} M deliveries/s`);
+    }, 1000);
+    await publishFor(w.durationMs);
+    const want = totalExpected(expected, fanout);
+    await drain(() => want, 20_000);
+    const seconds = (performance.now() - t0) / 1000;
+    const cpu1 = sample(server.pids);
+    clearInterval(ticker);
+    await pub.close();
+    const r = await gen.finish(expected);
+    const serverCpuSec = cpuBetween(cpu0, cpu1);
+    const published = expected.reduce((a, b) => a + b, 0);
+    const h = r.histogram;
+    const res: RunResult = {
+      scenario: w.scenario,
+      server: server.label,
+      connections: w.subscriptions.length,
+      subscriptions: totalSubs,
+      channels: w.channels,
+      payload: w.payload,
+      mode: w.mode === 'rate' ? `${w.rate} msg/s` : w.mode,
+      published,
+      deliveries: r.received,
+      seconds,
+      deliveriesPerSec: r.received / seconds,
+      serverCpuSec,
+      deliveriesPerCpuSec: serverCpuSec > 0 ? r.received / serverCpuSec : 0,
+      loss: r.loss,
+      outOfOrder: r.outOfOrder,
+      foreign: r.foreign,
+      latencyMs: {
+        p50: h.getValueAtPercentile(50) / 1000,
+        p99: h.getValueAtPercentile(99) / 1000,
+        p999: h.getValueAtPercentile(99.9) / 1000,
+        max: h.maxValue / 1000,
+      },
+      rssMB: cpu1.rss / 2 ** 20,
+      rssPerConnKB: 0,
+    };
+    if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
+    return res;
+  } finally {
+    await gen.close();
+  }
+}
+
+function totalExpected(expected: number[], fanout: number[]): number {
+  let n = 0;
+  for (let c = 0; c < expected.length; c++) n += expected[c]! * fanout[c]!;
+  return n;
+}
+
+function blank(server: RunningServer, w: Workload, subs: number, rss: number, rssPerConnKB: number): RunResult {
+  return {
+    scenario: w.scenario,
+    server: server.label,
+    connections: w.subscriptions.length,
+    subscriptions: subs,
+    channels: w.channels,
+    payload: 0,
+    mode: 'idle',
+    published: 0,
+    deliveries: 0,
+    seconds: 0,
+    deliveriesPerSec: 0,
+    serverCpuSec: 0,
+    deliveriesPerCpuSec: 0,
+    loss: 0,
+    outOfOrder: 0,
+    foreign: 0,
+    latencyMs: { p50: 0, p99: 0, p999: 0, max: 0 },
+    rssMB: rss / 2 ** 20,
+    rssPerConnKB,
+  };
+}
+
+/** Every connection on channel 0. */
+export function oneChannel(connections: number): number[][] {
+  return Array.from({ length: connections }, () => [0]);
+}
+
+/** Channel j has (j % 10) + 1 subscribers, spread over `connections` connections. */
+export function manyChannels(channels: number, connections: number): number[][] {
+  const out: number[][] = Array.from({ length: connections }, () => []);
+  let k = 0;
+  for (let j = 0; j < channels; j++) for (let s = 0; s <= j % 10; s++) out[k++ % connections]!.push(j);
+  return out;
+}

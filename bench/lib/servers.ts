@@ -1,0 +1,203 @@
+/**
+ * Starts the servers under test as real processes on free loopback ports and
+ * stops them by PID: Tidings (single node or director + forwarder nodes, from
+ * dist/src/cli/main.js) and the peers (bench/peers, nats-server).
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+import type { ServerKind } from './protocols.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+/** dist/bench/lib -> dist/src/cli/main.js */
+const CLI = join(here, '..', '..', 'src', 'cli', 'main.js');
+const PEERS = join(here, '..', 'peers');
+const HOST = '127.0.0.1';
+
+export interface ServerOptions {
+  /** Edge processes per node (Tidings). */
+  workers?: number;
+  /** Director + two forwarder nodes instead of one node (Tidings). */
+  cluster?: boolean;
+  /** Extra node flags, e.g. ['--cpu-prof', '--cpu-prof-dir=...'] for profiling. */
+  execArgv?: string[];
+}
+
+export interface RunningServer {
+  kind: ServerKind;
+  label: string;
+  /** Websocket URLs; subscribers are spread over them. */
+  urls: string[];
+  /** Where publishers go: a ZeroMQ publisher address, a ws URL, or host:port for NATS. */
+  publishTo: string;
+  pids: number[];
+  stop(): Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, HOST, () => {
+      const a = srv.address();
+      const p = typeof a === 'object' && a ? a.port : 0;
+      srv.close(() => resolve(p));
+    });
+  });
+}
+
+class Proc {
+  private out = '';
+  readonly exited: Promise<void>;
+  constructor(
+    readonly name: string,
+    readonly child: ChildProcess,
+  ) {
+    const keep = (d: Buffer): void => {
+      this.out = (this.out + d.toString()).slice(-20_000);
+    };
+    child.stdout?.on('data', keep);
+    child.stderr?.on('data', keep);
+    this.exited = new Promise((r) => child.once('exit', () => r()));
+  }
+
+  async waitFor(pattern: RegExp, timeoutMs = 20_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (pattern.test(this.out)) return;
+      if (this.child.exitCode !== null) throw new Error(`${this.name} exited (${this.child.exitCode}):\n${this.out.slice(-2000)}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    throw new Error(`${this.name}: no ${pattern} within ${timeoutMs} ms:\n${this.out.slice(-2000)}`);
+  }
+
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    this.child.kill('SIGTERM');
+    const t = setTimeout(() => this.child.kill('SIGKILL'), 5000);
+    await this.exited;
+    clearTimeout(t);
+  }
+}
+
+function tidingsNode(name: string, env: Record<string, string>, execArgv: string[]): Proc {
+  const child = spawn(process.execPath, [...execArgv, CLI, 'serve'], {
+    env: { PATH: process.env['PATH'] ?? '', ...(process.env['NODE_CLUSTER_SCHED_POLICY'] ? { NODE_CLUSTER_SCHED_POLICY: process.env['NODE_CLUSTER_SCHED_POLICY'] } : {}), TIDINGS_LOG_LEVEL: 'info', TIDINGS_ALLOW_ANONYMOUS: 'true', TIDINGS_TOKEN_SECRET: 'bench-token-secret-0123456789abcdef0123456789', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return new Proc(name, child);
+}
+
+async function addresses(): Promise<{ port: number; sub: string; pub: string; cmd: string }> {
+  const [port, sub, pub, cmd] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  return { port, sub: `tcp://${HOST}:${sub}`, pub: `tcp://${HOST}:${pub}`, cmd: `tcp://${HOST}:${cmd}` };
+}
+
+async function startTidings(opts: ServerOptions): Promise<RunningServer> {
+  const workers = String(opts.workers ?? 1);
+  const execArgv = opts.execArgv ?? [];
+  const common = { TIDINGS_MAX_CONNECTIONS: '1000000', TIDINGS_ZMQ_HIGH_WATER_MARK: '1000000' };
+  if (!opts.cluster) {
+    const a = await addresses();
+    const p = tidingsNode('tidings', { ...common, TIDINGS_SERVER_HOST: HOST, TIDINGS_SERVER_PORT: String(a.port), TIDINGS_SUBSCRIBER_ADDRESS: a.sub, TIDINGS_PUBLISHER_ADDRESS: a.pub, TIDINGS_COMMAND_ADDRESS: a.cmd, TIDINGS_WORKERS: workers }, execArgv);
+    await p.waitFor(/"msg":"node ready"/);
+    return { kind: 'tidings', label: 'tidings', urls: [`ws://${HOST}:${a.port}/ws`], publishTo: a.pub, pids: [p.child.pid!], stop: () => p.stop() };
+  }
+  const d = await addresses();
+  const director = tidingsNode('director', { ...common, TIDINGS_SERVER_HOST: HOST, TIDINGS_SERVER_PORT: String(d.port), TIDINGS_EDGE_ENABLED: 'false', TIDINGS_SUBSCRIBER_ADDRESS: d.sub, TIDINGS_PUBLISHER_ADDRESS: d.pub, TIDINGS_COMMAND_ADDRESS: d.cmd }, execArgv);
+  const nodes: Proc[] = [];
+  const urls: string[] = [];
+  for (let i = 0; i < 2; i++) {
+    const a = await addresses();
+    nodes.push(
+      tidingsNode(`node${i + 1}`, {
+        ...common,
+        TIDINGS_SERVER_HOST: HOST,
+        TIDINGS_SERVER_PORT: String(a.port),
+        TIDINGS_DIRECTOR_ENABLED: 'false',
+        TIDINGS_FORWARDER_ENABLED: 'true',
+        TIDINGS_WORKERS: workers,
+        TIDINGS_SUBSCRIBER_ADDRESS: a.sub,
+        TIDINGS_PUBLISHER_ADDRESS: a.pub,
+        TIDINGS_COMMAND_ADDRESS: a.cmd,
+        TIDINGS_DIRECTOR_SUBSCRIBER_ADDRESS: d.sub,
+        TIDINGS_DIRECTOR_PUBLISHER_ADDRESS: d.pub,
+        TIDINGS_DIRECTOR_COMMAND_ADDRESS: d.cmd,
+        TIDINGS_NODE_ID: `node${i + 1}`,
+      }, execArgv),
+    );
+    urls.push(`ws://${HOST}:${a.port}/ws`);
+  }
+  const all = [director, ...nodes];
+  await Promise.all(all.map((p) => p.waitFor(/"msg":"node ready"/)));
+  return {
+    kind: 'tidings',
+    label: 'tidings-cluster',
+    urls,
+    publishTo: d.pub,
+    pids: all.map((p) => p.child.pid!),
+    stop: async () => {
+      await Promise.all(nodes.map((n) => n.stop()));
+      await director.stop();
+    },
+  };
+}
+
+async function startNodePeer(kind: ServerKind, script: string, execArgv: string[]): Promise<RunningServer> {
+  const port = await freePort();
+  const p = new Proc(kind, spawn(process.execPath, [...execArgv, join(PEERS, script), String(port), HOST], { stdio: ['ignore', 'pipe', 'pipe'] }));
+  await p.waitFor(/ready/);
+  const url = kind === 'socketio' ? `ws://${HOST}:${port}/socket.io/?EIO=4&transport=websocket` : `ws://${HOST}:${port}/`;
+  const publishTo = kind === 'socketio' ? `http://${HOST}:${port}` : `ws://${HOST}:${port}/?pub=1`;
+  return { kind, label: kind, urls: [url], publishTo, pids: [p.child.pid!], stop: () => p.stop() };
+}
+
+/** The nats-server binary, installed from Debian when missing (the bench runs as root in the dev box). */
+export function natsBinary(): string | null {
+  const find = (): string | null => ['/usr/sbin/nats-server', '/usr/bin/nats-server'].find((c) => spawnSync(c, ['--version']).status === 0) ?? null;
+  const found = find();
+  if (found) return found;
+  if (spawnSync('apt-get', ['install', '-y', 'nats-server'], { stdio: 'inherit' }).status !== 0) return null;
+  return find();
+}
+
+async function startNats(): Promise<RunningServer> {
+  const bin = natsBinary();
+  if (!bin) throw new Error('nats-server is not installed and apt-get install -y nats-server failed');
+  const [port, wsPort] = [await freePort(), await freePort()];
+  const dir = mkdtempSync(join(tmpdir(), 'tidings-bench-nats-'));
+  const conf = join(dir, 'nats.conf');
+  // max_pending raised so a burst within the bench's credit window is never cut as a slow consumer.
+  writeFileSync(conf, `listen: ${HOST}:${port}\nmax_payload: 1MB\nmax_pending: 256MB\nmax_connections: 1000000\nwebsocket {\n  listen: "${HOST}:${wsPort}"\n  no_tls: true\n  compression: false\n}\n`);
+  const p = new Proc('nats', spawn(bin, ['-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] }));
+  await p.waitFor(/Server is ready/);
+  return {
+    kind: 'nats',
+    label: 'nats',
+    urls: [`ws://${HOST}:${wsPort}/`],
+    publishTo: `${HOST}:${port}`,
+    pids: [p.child.pid!],
+    stop: async () => {
+      await p.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export function startServer(kind: ServerKind, opts: ServerOptions = {}): Promise<RunningServer> {
+  switch (kind) {
+    case 'tidings':
+      return startTidings(opts);
+    case 'ws-naive':
+      return startNodePeer(kind, 'ws-naive.js', opts.execArgv ?? []);
+    case 'ws-batched':
+      return startNodePeer(kind, 'ws-batched.js', opts.execArgv ?? []);
+    case 'socketio':
+      return startNodePeer(kind, 'socketio.js', opts.execArgv ?? []);
+    case 'nats':
+      return startNats();
+  }
+}

@@ -1,0 +1,59 @@
+/**
+ * Profiles a server under one bench workload: `node dist/bench/profile.js
+ * <server> <scenario> [--quick]` starts it with --cpu-prof (node:cluster edge
+ * workers inherit the flag), runs the workload, stops it and prints the
+ * hottest functions by self time of every profile written.
+ */
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startServer } from './lib/servers.js';
+import { runWorkload, oneChannel, manyChannels, type Workload } from './lib/scenario.js';
+import type { ServerKind } from './lib/protocols.js';
+
+interface Node {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  hitCount?: number;
+}
+
+export function hottest(file: string, top = 25): string[] {
+  const prof = JSON.parse(readFileSync(file, 'utf8')) as { nodes: Node[]; samples: number[] };
+  const self = new Map<string, number>();
+  let total = 0;
+  for (const n of prof.nodes) {
+    const hits = n.hitCount ?? 0;
+    total += hits;
+    const f = n.callFrame;
+    const key = `${f.functionName || '(anonymous)'} ${f.url.replace(/^.*\/(dist|node_modules)\//, '$1/')}:${f.lineNumber + 1}`;
+    self.set(key, (self.get(key) ?? 0) + hits);
+  }
+  return [...self.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, top)
+    .map(([k, v]) => `${((100 * v) / Math.max(1, total)).toFixed(1).padStart(5)}%  ${k}`);
+}
+
+async function main(): Promise<void> {
+  const [kind = 'tidings', scenario = 'fanout-1k'] = process.argv.slice(2).filter((a) => !a.startsWith('--'));
+  const quick = process.argv.includes('--quick');
+  const dir = mkdtempSync(join(tmpdir(), 'tidings-prof-'));
+  const workloads: Record<string, Workload> = {
+    'fanout-1k': { scenario, subscriptions: oneChannel(quick ? 300 : 1000), channels: 1, payload: 100, mode: 'saturate', durationMs: 4000, warmupMs: 500, processes: 2 },
+    'many-channels': { scenario, subscriptions: manyChannels(10_000, 5500), channels: 10_000, payload: 100, mode: 'saturate', durationMs: 4000, warmupMs: 500, processes: 2 },
+  };
+  const server = await startServer(kind as ServerKind, { execArgv: ['--cpu-prof', `--cpu-prof-dir=${dir}`], cluster: process.argv.includes('--cluster') });
+  try {
+    const r = await runWorkload(server, workloads[scenario]!);
+    console.log(`${r.deliveriesPerSec.toFixed(0)} deliveries/s, ${r.deliveriesPerCpuSec.toFixed(0)} per CPU-s, loss ${r.loss}`);
+  } finally {
+    await server.stop();
+  }
+  await new Promise((r) => setTimeout(r, 1000));
+  for (const f of readdirSync(dir)) {
+    console.log(`\n${join(dir, f)}`);
+    for (const line of hottest(join(dir, f))) console.log(line);
+  }
+}
+
+void main();

@@ -1,0 +1,105 @@
+/**
+ * The benchmark suite: every scenario against Tidings and its peers in the
+ * same run, with the same generator. `node dist/bench/run.js [--quick]
+ * [--only a,b] [--servers tidings,nats] [--repeat N] [--out dir]`.
+ * Writes results.json, results.md and SVG charts to bench/results/ (or --out).
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+import { startServer, type ServerOptions } from './lib/servers.js';
+import { runWorkload, oneChannel, manyChannels, type RunResult, type Workload } from './lib/scenario.js';
+import { barChart, markdownTable, summarise } from './lib/report.js';
+import type { ServerKind } from './lib/protocols.js';
+
+const args = process.argv.slice(2);
+const flag = (name: string): string | undefined => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+const quick = args.includes('--quick');
+const repeat = Number(flag('repeat') ?? 1);
+const only = flag('only')?.split(',');
+const serverFilter = flag('servers')?.split(',');
+const here = dirname(fileURLToPath(import.meta.url));
+const outDir = flag('out') ?? join(here, '..', '..', 'bench', 'results', quick ? 'quick' : 'full');
+
+const ALL: ServerKind[] = ['tidings', 'ws-naive', 'ws-batched', 'socketio', 'nats'];
+
+interface Case {
+  workload: Workload;
+  servers: ServerKind[];
+  options?: ServerOptions;
+}
+
+const q = (full: number, small: number): number => (quick ? small : full);
+const dur = q(5000, 1500);
+const warm = q(1000, 400);
+
+function fan(scenario: string, subs: number, payload: number): Workload {
+  return { scenario, subscriptions: oneChannel(subs), channels: 1, payload, mode: 'saturate', durationMs: dur, warmupMs: warm, processes: subs >= 1000 ? 2 : 1 };
+}
+
+const cases: Case[] = [
+  { workload: fan('fanout-1k', q(1000, 300), 100), servers: ALL },
+  { workload: fan('fanout-10k', q(10_000, 2000), 100), servers: ALL },
+  { workload: { scenario: 'latency-1k', subscriptions: oneChannel(q(1000, 300)), channels: 1, payload: 100, mode: 'rate', rate: 100, durationMs: dur, warmupMs: warm, processes: 1 }, servers: ALL },
+  {
+    workload: { scenario: 'many-channels', subscriptions: manyChannels(q(10_000, 1000), q(5500, 550)), channels: q(10_000, 1000), payload: 100, mode: 'saturate', durationMs: dur, warmupMs: warm, processes: 2 },
+    servers: ALL,
+  },
+  { workload: { scenario: 'idle-10k', subscriptions: oneChannel(q(10_000, 2000)), channels: 1, payload: 0, mode: 'idle', durationMs: 0, warmupMs: 0, processes: 2, manySourceAddresses: true }, servers: ALL },
+  // One process may hold 20 000 descriptors here (hard limit): 50 000 connections need 3 edge workers and 5 generator processes.
+  { workload: { scenario: 'idle-50k', subscriptions: oneChannel(q(50_000, 5000)), channels: 1, payload: 0, mode: 'idle', durationMs: 0, warmupMs: 0, processes: 5, manySourceAddresses: true }, servers: ['tidings'], options: { workers: 3 } },
+  { workload: { ...fan('cluster-fanout-1k', q(1000, 300), 100) }, servers: ['tidings'], options: { cluster: true } },
+  { workload: { scenario: 'cluster-latency-1k', subscriptions: oneChannel(q(1000, 300)), channels: 1, payload: 100, mode: 'rate', rate: 100, durationMs: dur, warmupMs: warm, processes: 1 }, servers: ['tidings'], options: { cluster: true } },
+  { workload: fan('subs-100', 100, 100), servers: ALL },
+  { workload: fan('payload-16B', q(1000, 300), 16), servers: ALL },
+  { workload: fan('payload-1KB', q(1000, 300), 1024), servers: ALL },
+  { workload: fan('payload-16KB', q(1000, 300), 16_384), servers: ALL },
+];
+
+async function main(): Promise<void> {
+  mkdirSync(outDir, { recursive: true });
+  const runs: RunResult[] = [];
+  const selected = cases.filter((c) => !only || only.includes(c.workload.scenario));
+  for (let rep = 1; rep <= repeat; rep++) {
+    for (const c of selected) {
+      for (const kind of c.servers.filter((s) => !serverFilter || serverFilter.includes(s))) {
+        const server = await startServer(kind, c.options ?? {});
+        try {
+          const r = await runWorkload(server, c.workload);
+          runs.push(r);
+          const lat = r.mode === 'idle' ? `${r.rssPerConnKB.toFixed(1)} KB/conn` : `${(r.deliveriesPerSec / 1e6).toFixed(2)} M/s, ${(r.deliveriesPerCpuSec / 1e6).toFixed(2)} M/CPU-s, p50 ${r.latencyMs.p50.toFixed(2)} p99 ${r.latencyMs.p99.toFixed(2)} ms, loss ${r.loss}, ooo ${r.outOfOrder + r.foreign}`;
+          console.log(`[${rep}/${repeat}] ${c.workload.scenario} ${server.label}: ${lat}`);
+        } catch (err) {
+          console.log(`[${rep}/${repeat}] ${c.workload.scenario} ${server.label}: FAILED ${(err as Error).message.split('\n')[0]}`);
+        } finally {
+          await server.stop();
+        }
+      }
+    }
+  }
+  const summary = summarise(runs);
+  const machine = { cpus: cpus().length, cpu: cpus()[0]?.model ?? '', memoryGB: Math.round(totalmem() / 2 ** 30), node: process.version, date: new Date().toISOString() };
+  const command = `node dist/bench/run.js ${args.join(' ')}`.trim();
+  writeFileSync(join(outDir, 'results.json'), JSON.stringify({ command, machine, repeat, summary, runs }, null, 2));
+  const md = `# Bench results\n\nCommand: \`${command}\` (medians of ${repeat} run(s))\nMachine: ${machine.cpus} x ${machine.cpu}, ${machine.memoryGB} GB, Node ${machine.node}, ${machine.date}\n\n${markdownTable(summary)}`;
+  writeFileSync(join(outDir, 'results.md'), md);
+  const moving = summary.filter((r) => r.mode !== 'idle');
+  writeFileSync(join(outDir, 'deliveries-per-cpu.svg'), barChart('Deliveries per server CPU-second', 'higher is better', moving, (r) => r.deliveriesPerCpuSec));
+  writeFileSync(join(outDir, 'latency-p99.svg'), barChart('Latency p99', 'ms, lower is better', moving, (r) => r.latencyMs.p99));
+  writeFileSync(join(outDir, 'idle-memory.svg'), barChart('Server memory per idle connection', 'KB, lower is better', summary.filter((r) => r.mode === 'idle'), (r) => r.rssPerConnKB));
+  console.log(`\n${md}\nwritten to ${outDir}`);
+  const bad = summary.filter((r) => r.loss > 0 || r.outOfOrder > 0 || r.foreign > 0);
+  if (bad.length) {
+    console.log(`LOSS OR REORDERING in: ${bad.map((r) => `${r.scenario}/${r.server}`).join(', ')}`);
+    process.exitCode = 1;
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exitCode = 1;
+});

@@ -1,0 +1,460 @@
+/**
+ * TidingsClient: one logical connection to a Tidings cluster over a list of
+ * edge URLs. Owns the connection state machine (disconnected -> connecting ->
+ * connected), reconnects with Autobahn-style backoff moving to the next URL
+ * after every failure, asks the token supplier for a token on every attempt,
+ * watches for server pings, answers them, and resubscribes its subscriptions
+ * with recovery. Imports only src/protocol: it runs in browsers and in Node.
+ */
+import { CloseCodes, ErrorCodes, type ErrorBody } from '../protocol/errors.js';
+import { SUBPROTOCOL_JSON, type ConnectResult, type DirectPush, type MessagePush, type PublishResult } from '../protocol/messages.js';
+import { DEFAULT_RETRY, checkRetryOptions, mayRetry, retryDelay, type RetryOptions } from './backoff.js';
+import { Emitter } from './emitter.js';
+import { splitJsonFrame } from './frames.js';
+import { RequestError } from './errors.js';
+import { ClientReasons, reasonFromClose, reasonFromError, type Reason } from './reasons.js';
+import { Subscription, type SubscriptionHost } from './subscription.js';
+import type {
+  ClientEvents,
+  ClientOptions,
+  ConnectedEvent,
+  ConnectionState,
+  HistoryOptions,
+  HistoryResult,
+  JoinEvent,
+  LeaveEvent,
+  PresenceResult,
+  PresenceStats,
+  TokenSupplier,
+  WebSocketConstructor,
+  WebSocketLike,
+} from './types.js';
+
+/** Called with the reply synchronously, as it is read: replies and the pushes after them keep their order. */
+type ReplyCallback = (err: RequestError | null, result?: unknown) => void;
+
+interface Pending {
+  done: ReplyCallback;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+interface Waiter {
+  resolve(): void;
+  reject(err: Error): void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+const OPEN = 1;
+const noop = (): void => undefined;
+
+/** Connect errors after which retrying with the same supplier cannot help. */
+const FATAL_CONNECT_ERRORS = new Set<number>([ErrorCodes.TOKEN_INVALID.code, ErrorCodes.BAD_REQUEST.code]);
+
+export class TidingsClient extends Emitter<ClientEvents> implements SubscriptionHost {
+  state: ConnectionState = 'disconnected';
+  /** The connect reply of the current session, or null. */
+  info: ConnectedEvent | null = null;
+  readonly urls: readonly string[];
+  private readonly retry: RetryOptions;
+  private readonly WS: WebSocketConstructor;
+  private readonly getToken: TokenSupplier;
+  private readonly timeoutMs: number;
+  private readonly pingMarginMs: number;
+  private readonly maxPendingCalls: number;
+
+  private ws: WebSocketLike | null = null;
+  /** Bumped for every transport; callbacks of an older one are ignored. */
+  private session = 0;
+  private urlIndex = 0;
+  /** Failed attempts since the last connected session. */
+  private failures = 0;
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
+  private readonly waiters = new Set<Waiter>();
+  private readonly subs = new Map<string, Subscription>();
+  private retryTimer: ReturnType<typeof setTimeout> | null = null;
+  private handshakeTimer: ReturnType<typeof setTimeout> | null = null;
+  private watchdogTimer: ReturnType<typeof setTimeout> | null = null;
+  private lastFrameAt = 0;
+  private silenceLimitMs = 0;
+
+  constructor(options: ClientOptions) {
+    super();
+    if (!Array.isArray(options.urls) || options.urls.length === 0) throw new TypeError('urls must list at least one websocket URL');
+    this.urls = [...options.urls];
+    const retry: RetryOptions = {
+      maxRetries: options.maxRetries ?? DEFAULT_RETRY.maxRetries,
+      initialRetryDelay: options.initialRetryDelay ?? DEFAULT_RETRY.initialRetryDelay,
+      maxRetryDelay: options.maxRetryDelay ?? DEFAULT_RETRY.maxRetryDelay,
+      retryDelayGrowth: options.retryDelayGrowth ?? DEFAULT_RETRY.retryDelayGrowth,
+      retryDelayJitter: options.retryDelayJitter ?? DEFAULT_RETRY.retryDelayJitter,
+    };
+    checkRetryOptions(retry);
+    this.retry = retry;
+    const WS = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+    if (!WS) throw new TypeError('no WebSocket class: pass options.WebSocket (in Node: the default export of "ws")');
+    this.WS = WS;
+    this.getToken = options.getToken ?? (() => null);
+    this.timeoutMs = (options.timeout ?? 10) * 1000;
+    this.pingMarginMs = (options.pingMargin ?? 5) * 1000;
+    this.maxPendingCalls = options.maxPendingCalls ?? 1000;
+  }
+
+  get connected(): boolean {
+    return this.state === 'connected';
+  }
+
+  /** The URL of the current or last attempt. */
+  get url(): string {
+    return this.urls[this.urlIndex % this.urls.length]!;
+  }
+
+  // --- connection -------------------------------------------------------------
+
+  /** Start connecting (no-op unless disconnected). Listen to 'state' or await ready(). */
+  connect(): void {
+    if (this.state !== 'disconnected') return;
+    this.failures = 0;
+    this.attempt(ClientReasons.CONNECT_CALLED);
+  }
+
+  /** Close the connection and stop reconnecting; subscriptions resume on the next connect(). */
+  disconnect(): void {
+    if (this.state === 'disconnected') return;
+    this.session++;
+    this.clearRetry();
+    this.teardown(CloseCodes.NORMAL.code);
+    this.goDisconnected(ClientReasons.DISCONNECT_CALLED);
+  }
+
+  /** Resolves when connected; rejects on a final disconnect or after `timeoutSec`. */
+  ready(timeoutSec = this.timeoutMs / 1000): Promise<void> {
+    if (this.state === 'connected') return Promise.resolve();
+    if (this.state === 'disconnected') return Promise.reject(RequestError.of(ErrorCodes.UNAVAILABLE, 'not connected: call connect()'));
+    if (this.waiters.size >= this.maxPendingCalls) return Promise.reject(RequestError.of(ErrorCodes.LIMIT_EXCEEDED, 'too many calls waiting for a connection'));
+    return new Promise((resolve, reject) => {
+      const w: Waiter = {
+        resolve,
+        reject,
+        timer: setTimeout(() => {
+          this.waiters.delete(w);
+          reject(RequestError.of(ErrorCodes.TIMEOUT, `not connected within ${timeoutSec} s`));
+        }, timeoutSec * 1000),
+      };
+      this.waiters.add(w);
+    });
+  }
+
+  private attempt(reason: Reason): void {
+    const s = ++this.session;
+    const url = this.url;
+    this.setState('connecting', reason);
+    this.emit('connecting', { url, attempt: this.failures });
+    this.handshakeTimer = setTimeout(() => this.fail(s, ClientReasons.CONNECT_TIMEOUT), this.timeoutMs);
+    Promise.resolve()
+      .then(() => this.getToken())
+      .then(
+        (token) => {
+          if (s === this.session) this.open(s, url, token ?? null);
+        },
+        (err: unknown) => {
+          if (s !== this.session) return;
+          this.emit('error', { error: err instanceof Error ? err : new Error(String(err)) });
+          this.fail(s, ClientReasons.TOKEN_ERROR);
+        },
+      );
+  }
+
+  private open(s: number, url: string, token: string | null): void {
+    let ws: WebSocketLike;
+    try {
+      ws = new this.WS(url, [SUBPROTOCOL_JSON]);
+    } catch (err) {
+      this.emit('error', { error: err instanceof Error ? err : new Error(String(err)) });
+      this.fail(s, ClientReasons.ABNORMAL);
+      return;
+    }
+    this.ws = ws;
+    ws.onerror = noop; // a close event always follows
+    ws.onopen = () => {
+      if (s !== this.session) return;
+      this.lastFrameAt = Date.now();
+      this.command('connect', token ? { token } : {}, this.timeoutMs, (err, r) => {
+        if (s !== this.session) return;
+        if (err) this.fail(s, reasonFromError({ code: err.code, name: err.errorName, message: err.message }, !FATAL_CONNECT_ERRORS.has(err.code)));
+        else this.onConnectReply(s, url, r as ConnectResult);
+      });
+    };
+    ws.onmessage = (ev: { data: unknown }) => {
+      if (s === this.session) this.onFrame(s, ev.data);
+    };
+    ws.onclose = (ev: { code: number; reason: string }) => {
+      if (s === this.session) this.fail(s, reasonFromClose(ev.code, String(ev.reason ?? '')));
+    };
+  }
+
+  private onConnectReply(s: number, url: string, r: ConnectResult): void {
+    if (s !== this.session) return;
+    if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
+    this.handshakeTimer = null;
+    this.failures = 0;
+    this.info = { ...r, url };
+    this.armWatchdog(s, r.ping);
+    this.setState('connected', ClientReasons.CONNECTED);
+    for (const w of this.waiters) {
+      clearTimeout(w.timer);
+      w.resolve();
+    }
+    this.waiters.clear();
+    this.emit('connected', this.info);
+    for (const sub of this.subs.values()) sub.onConnected();
+  }
+
+  /** The transport of session `s` failed or closed: reconnect or stop, as `reason` says. */
+  private fail(s: number, reason: Reason): void {
+    if (s !== this.session) return;
+    this.session++;
+    const wasConnected = this.state === 'connected';
+    this.teardown(CloseCodes.NORMAL.code);
+    if (wasConnected) this.failures = 0;
+    if (!reason.reconnect) {
+      this.goDisconnected(reason);
+      return;
+    }
+    if (!mayRetry(this.failures, this.retry)) {
+      this.goDisconnected(ClientReasons.MAX_RETRIES);
+      return;
+    }
+    const delayMs = retryDelay(this.failures, this.retry) * 1000;
+    this.failures++;
+    // Fail over: the next attempt goes to the next URL of the list.
+    this.urlIndex = (this.urlIndex + 1) % this.urls.length;
+    this.setState('connecting', reason);
+    this.emit('disconnected', reason);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      this.attempt(reason);
+    }, delayMs);
+  }
+
+  private goDisconnected(reason: Reason): void {
+    this.setState('disconnected', reason);
+    for (const w of this.waiters) {
+      clearTimeout(w.timer);
+      w.reject(RequestError.of(ErrorCodes.UNAVAILABLE, `disconnected: ${reason.name}`));
+    }
+    this.waiters.clear();
+    this.emit('disconnected', reason);
+  }
+
+  /** Drop the current transport, its timers and its in-flight calls. */
+  private teardown(code: number): void {
+    if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
+    if (this.watchdogTimer) clearTimeout(this.watchdogTimer);
+    this.handshakeTimer = this.watchdogTimer = null;
+    const ws = this.ws;
+    this.ws = null;
+    if (ws) {
+      ws.onopen = ws.onmessage = ws.onclose = null;
+      ws.onerror = noop;
+      try {
+        ws.close(code);
+      } catch {
+        // already closed
+      }
+    }
+    // Subscriptions first: their in-flight subscribes then count as stale, not failed.
+    if (this.info) {
+      this.info = null;
+      for (const sub of this.subs.values()) sub.onDisconnected();
+    }
+    const pending = [...this.pending.values()];
+    this.pending.clear();
+    for (const p of pending) {
+      clearTimeout(p.timer);
+      p.done(RequestError.of(ErrorCodes.UNAVAILABLE, 'connection lost'));
+    }
+  }
+
+  private clearRetry(): void {
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+  }
+
+  private setState(state: ConnectionState, reason: Reason): void {
+    if (state === this.state) return;
+    const previous = this.state;
+    this.state = state;
+    this.emit('state', { state, previous, reason });
+  }
+
+  // --- watchdog ---------------------------------------------------------------
+
+  /** Reconnect when nothing (not even a ping) arrives for ping + pingMargin seconds. */
+  private armWatchdog(s: number, pingSec: number): void {
+    // A server that announces no ping interval is not watched.
+    if (typeof pingSec !== 'number' || !(pingSec > 0)) return;
+    this.silenceLimitMs = pingSec * 1000 + this.pingMarginMs;
+    const check = (): void => {
+      if (s !== this.session) return;
+      const silent = Date.now() - this.lastFrameAt;
+      if (silent >= this.silenceLimitMs) {
+        this.fail(s, ClientReasons.NO_PING);
+        return;
+      }
+      this.watchdogTimer = setTimeout(check, this.silenceLimitMs - silent);
+    };
+    this.watchdogTimer = setTimeout(check, this.silenceLimitMs);
+  }
+
+  // --- frames -----------------------------------------------------------------
+
+  private onFrame(s: number, data: unknown): void {
+    this.lastFrameAt = Date.now();
+    let items: unknown[];
+    try {
+      items = splitJsonFrame(data);
+    } catch {
+      this.fail(s, ClientReasons.PROTOCOL_ERROR);
+      return;
+    }
+    for (const item of items) {
+      if (s !== this.session) return;
+      if (typeof item === 'object' && item !== null) this.onItem(item as Record<string, unknown>);
+    }
+  }
+
+  private onItem(m: Record<string, unknown>): void {
+    if (typeof m['id'] === 'number') {
+      const p = this.pending.get(m['id']);
+      if (!p) return;
+      this.pending.delete(m['id']);
+      clearTimeout(p.timer);
+      if (m['error']) p.done(new RequestError(m['error'] as ErrorBody));
+      else p.done(null, m['result']);
+      return;
+    }
+    switch (m['type']) {
+      case 'message': {
+        const msg = m as unknown as MessagePush;
+        const sub = this.subs.get(msg.channel);
+        // Channels subscribed server-side (the server API) have no Subscription object.
+        if (!sub || sub.handleMessage(msg)) this.emit('message', msg);
+        return;
+      }
+      case 'subscribed':
+      case 'unsubscribed': {
+        // Pushed when the server API (un)subscribes this connection.
+        if (typeof m['channel'] === 'string') this.emit('serverSubscription', { channel: m['channel'], subscribed: m['type'] === 'subscribed' });
+        return;
+      }
+      case 'ping':
+        this.ws?.send('{"type":"pong"}');
+        return;
+      case 'direct':
+        this.emit('direct', m as unknown as DirectPush);
+        return;
+      case 'join':
+      case 'leave': {
+        const e = m as unknown as JoinEvent | LeaveEvent;
+        this.subs.get(e.channel)?.handlePresence(e);
+        if (e.type === 'join') this.emit('join', e);
+        else this.emit('leave', e);
+        return;
+      }
+      case 'error': {
+        const body = m['error'] as ErrorBody | undefined;
+        if (body) this.emit('error', { error: new RequestError(body) });
+        return;
+      }
+      default:
+        // Other pushes (user state changes, later protocol versions) are passed on as they are.
+        if (typeof m['type'] === 'string') this.emit('push', m as { type: string });
+        return;
+    }
+  }
+
+  // --- commands -----------------------------------------------------------------
+
+  /** Send on the current connection; SubscriptionHost. `done` runs as the reply is read. */
+  send(method: string, params: Record<string, unknown>, done: ReplyCallback): void {
+    this.command(method, params, this.timeoutMs, done);
+  }
+
+  private command(method: string, params: Record<string, unknown>, timeoutMs: number, done: ReplyCallback): void {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== OPEN) return done(RequestError.of(ErrorCodes.UNAVAILABLE, 'not connected'));
+    if (this.pending.size >= this.maxPendingCalls) return done(RequestError.of(ErrorCodes.LIMIT_EXCEEDED, 'too many calls in flight'));
+    const id = this.nextId++;
+    const timer = setTimeout(() => {
+      this.pending.delete(id);
+      done(RequestError.of(ErrorCodes.TIMEOUT, `no reply to ${method} within ${timeoutMs / 1000} s`));
+    }, timeoutMs);
+    this.pending.set(id, { done, timer });
+    ws.send(JSON.stringify({ id, method, params }));
+  }
+
+  private sendCommand<T>(method: string, params: Record<string, unknown>, timeoutMs: number): Promise<T> {
+    return new Promise<T>((resolve, reject) => this.command(method, params, timeoutMs, (err, r) => (err ? reject(err) : resolve(r as T))));
+  }
+
+  /**
+   * Call a method once connected, waiting for the connection if it is being
+   * (re)established; rejects with RequestError (timeout 114 after `timeoutSec`).
+   */
+  async call<T = unknown>(method: string, params: Record<string, unknown> = {}, timeoutSec = this.timeoutMs / 1000): Promise<T> {
+    const deadline = Date.now() + timeoutSec * 1000;
+    if (this.state !== 'connected') await this.ready(timeoutSec);
+    return this.sendCommand<T>(method, params, Math.max(1, deadline - Date.now()));
+  }
+
+  publish(channel: string, data: unknown, opts: { timeout?: number; noHistory?: boolean } = {}): Promise<PublishResult> {
+    const params: Record<string, unknown> = { channel, data };
+    if (opts.noHistory) params['no_history'] = true;
+    return this.call<PublishResult>('publish', params, opts.timeout);
+  }
+
+  presence(channel: string, opts: { timeout?: number } = {}): Promise<PresenceResult> {
+    return this.call<PresenceResult>('presence', { channel }, opts.timeout);
+  }
+
+  presenceStats(channel: string, opts: { timeout?: number } = {}): Promise<PresenceStats> {
+    return this.call<PresenceStats>('presence_stats', { channel }, opts.timeout);
+  }
+
+  history(channel: string, opts: HistoryOptions & { timeout?: number } = {}): Promise<HistoryResult> {
+    const params: Record<string, unknown> = { channel };
+    if (opts.since) params['since'] = opts.since;
+    if (opts.limit !== undefined) params['limit'] = opts.limit;
+    return this.call<HistoryResult>('history', params, opts.timeout);
+  }
+
+  // --- subscriptions ----------------------------------------------------------------
+
+  /** The subscription of `channel`, created and started if there is none. */
+  subscribe(channel: string): Subscription {
+    let sub = this.subs.get(channel);
+    if (!sub) {
+      sub = new Subscription(channel, this);
+      this.subs.set(channel, sub);
+    }
+    sub.subscribe();
+    return sub;
+  }
+
+  getSubscription(channel: string): Subscription | undefined {
+    return this.subs.get(channel);
+  }
+
+  subscriptions(): Subscription[] {
+    return [...this.subs.values()];
+  }
+
+  removeSubscription(sub: Subscription): void {
+    if (this.subs.get(sub.channel) === sub) this.subs.delete(sub.channel);
+  }
+
+  reportError(error: Error, channel: string): void {
+    this.emit('error', { error, channel });
+  }
+}

@@ -1,0 +1,47 @@
+/**
+ * A seconds-long run of the bench generator against a real single node, so
+ * the bench cannot rot: every subscriber gets every message once, in order,
+ * and the figures it reports are positive. (Performance itself is measured
+ * only by `npm run bench`, never asserted here.)
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startSingleNode, type SingleNode } from '../helpers/processes.js';
+import { runWorkload, oneChannel, manyChannels, type RunResult } from '../../bench/lib/scenario.js';
+import type { RunningServer } from '../../bench/lib/servers.js';
+
+let node: SingleNode;
+let server: RunningServer;
+before(async () => {
+  node = await startSingleNode({ TIDINGS_ALLOW_ANONYMOUS: 'true', TIDINGS_LOG_LEVEL: 'info' });
+  server = { kind: 'tidings', label: 'tidings', urls: [node.url], publishTo: node.publisher, pids: [node.proc.pid], stop: () => node.stop() };
+});
+after(async () => {
+  await node?.stop();
+});
+
+function assertComplete(r: RunResult): void {
+  assert.equal(r.loss, 0, 'no subscriber missed a message');
+  assert.equal(r.outOfOrder, 0, 'no message arrived out of order or twice');
+  assert.equal(r.foreign, 0, 'no message of a channel the subscriber did not join');
+  assert.ok(r.published > 0, 'messages were published');
+  assert.equal(r.deliveries, r.published * (r.subscriptions / r.channels), 'deliveries = messages x subscribers');
+  assert.ok(r.deliveriesPerSec > 0 && r.deliveriesPerCpuSec > 0, 'throughput figures are positive');
+  assert.ok(r.serverCpuSec > 0, 'server CPU time was read from /proc');
+  assert.ok(r.latencyMs.p50 > 0 && r.latencyMs.p99 >= r.latencyMs.p50 && r.latencyMs.max >= r.latencyMs.p99, 'latency percentiles are ordered');
+  assert.ok(r.rssMB > 0, 'server memory was read');
+}
+
+test('fan-out: 200 subscribers of one channel get every message in order', async () => {
+  const r = await runWorkload(server, { scenario: 'smoke-fanout', subscriptions: oneChannel(200), channels: 1, payload: 100, mode: 'saturate', durationMs: 800, warmupMs: 200, processes: 1 });
+  assertComplete(r);
+});
+
+test('many channels: 100 connections on 20 channels (1-10 subscribers each) get exactly their channels', async () => {
+  const r = await runWorkload(server, { scenario: 'smoke-channels', subscriptions: manyChannels(20, 100), channels: 20, payload: 64, mode: 'rate', rate: 2000, durationMs: 800, warmupMs: 200, processes: 1 });
+  assert.equal(r.loss, 0);
+  assert.equal(r.outOfOrder + r.foreign, 0);
+  assert.equal(r.subscriptions, 110);
+  assert.ok(r.published >= 1000, `published ${r.published}`);
+  assert.ok(r.deliveries > r.published, 'each message reached its channel subscribers');
+});

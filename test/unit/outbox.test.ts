@@ -1,0 +1,130 @@
+/**
+ * The Outbox over real loopback sockets: frames of one turn leave in one
+ * write, pushes merged into "\n"-separated text frames, other frames kept in
+ * place, every socket its own frames in order, and the slow-consumer limit.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, connect, type Socket } from 'node:net';
+import { Outbox, FlushScheduler } from '../../src/edge/outbox.js';
+import { SharedPush, textFrame } from '../../src/edge/frames.js';
+
+/** A connected pair: the server side (written by the Outbox) and the client side (read by the test). */
+async function socketPair(): Promise<{ server: Socket; client: Socket; close(): void }> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as { port: number }).port;
+  const accepted = new Promise<Socket>((r) => srv.once('connection', r));
+  const client = connect(port, '127.0.0.1');
+  const server = await accepted;
+  return {
+    server,
+    client,
+    close: () => {
+      client.destroy();
+      server.destroy();
+      srv.close();
+    },
+  };
+}
+
+/** Unmasked server frames -> [opcode, payload text]. */
+function parseFrames(buf: Buffer): Array<[number, string]> {
+  const out: Array<[number, string]> = [];
+  let pos = 0;
+  while (pos < buf.length) {
+    const opcode = buf[pos]! & 0x0f;
+    let len = buf[pos + 1]! & 0x7f;
+    let head = 2;
+    if (len === 126) {
+      len = buf.readUInt16BE(pos + 2);
+      head = 4;
+    } else if (len === 127) {
+      len = Number(buf.readBigUInt64BE(pos + 2));
+      head = 10;
+    }
+    out.push([opcode, buf.toString('utf8', pos + head, pos + head + len)]);
+    pos += head + len;
+  }
+  return out;
+}
+
+/** Reads until `bytes` arrived, then waits a little more to catch anything extra. */
+function collect(client: Socket, bytes: number, timeoutMs = 3000): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let n = 0;
+    const t = setTimeout(() => reject(new Error(`only ${n} of ${bytes} bytes`)), timeoutMs);
+    client.on('data', (d: Buffer) => {
+      chunks.push(d);
+      n += d.length;
+      if (n >= bytes) {
+        clearTimeout(t);
+        setTimeout(() => resolve(Buffer.concat(chunks)), 50);
+      }
+    });
+  });
+}
+
+const noOverflow = {
+  onOverflow(): void {
+    throw new Error('unexpected overflow');
+  },
+};
+
+test('pushes of one turn reach each socket in order, merged into one text frame; a reply keeps its place', async () => {
+  const a = await socketPair();
+  const b = await socketPair();
+  try {
+    const scheduler = new FlushScheduler();
+    const boxA = new Outbox(a.server, 1 << 20, noOverflow, scheduler);
+    const boxB = new Outbox(b.server, 1 << 20, noOverflow, scheduler);
+    const pushes = [1, 2, 3, 4].map((n) => new SharedPush(Buffer.from(`{"type":"message","channel":"c","offset":${n}}`), 'c', n));
+    const reply = textFrame(Buffer.from('{"id":7,"result":{}}'));
+    for (const p of pushes.slice(0, 2)) {
+      boxA.push(p.forJson());
+      boxB.push(p.forJson());
+    }
+    boxB.push(reply);
+    for (const p of pushes.slice(2)) {
+      boxA.push(p.forJson());
+      boxB.push(p.forJson());
+    }
+    const payloads = pushes.reduce((n, p) => n + p.json.length, 0);
+    // A: one frame (2-byte header), 3 newlines. B: three frames, 2 newlines, and the reply frame.
+    const [rawA, rawB] = await Promise.all([collect(a.client, 2 + payloads + 3), collect(b.client, 2 + 2 + payloads + 2 + reply.length)]);
+    const framesA = parseFrames(rawA);
+    assert.equal(framesA.length, 1, 'four pushes in one frame');
+    assert.equal(framesA[0]![0], 1, 'a text frame');
+    assert.deepEqual(
+      framesA[0]![1].split('\n').map((l) => (JSON.parse(l) as { offset: number }).offset),
+      [1, 2, 3, 4],
+    );
+    const framesB = parseFrames(rawB).map(([op, text]) => [op, text.split('\n').map((l) => JSON.parse(l) as { offset?: number; id?: number }).map((m) => m.offset ?? `id${m.id}`)]);
+    assert.deepEqual(framesB, [
+      [1, [1, 2]],
+      [1, ['id7']],
+      [1, [3, 4]],
+    ]);
+  } finally {
+    a.close();
+    b.close();
+  }
+});
+
+test('a socket over its limit is reported to its owner and the frame is not queued', async () => {
+  const a = await socketPair();
+  try {
+    let overflows = 0;
+    const box = new Outbox(a.server, 1000, { onOverflow: () => overflows++ }, new FlushScheduler());
+    const frame = textFrame(Buffer.alloc(400, 0x61));
+    box.push(frame);
+    box.push(frame);
+    assert.equal(overflows, 0);
+    box.push(frame);
+    assert.equal(overflows, 1, 'the third frame passes 1000 bytes');
+    assert.equal(box.pending, 2 * frame.length, 'only the first two frames wait');
+  } finally {
+    a.close();
+  }
+});
