@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { ErrorCodes, TidingsError } from '../protocol/errors.js';
 import { edgeTopic } from '../cluster/topics.js';
 import type { ClusterState } from './cluster-state.js';
-import { applyState, publicState } from './user-state.js';
+import { applyState, fitsStateLimit, MAX_STATE_KEYS, publicState } from './user-state.js';
 import { channelList, obj, optStr, str, stringList, user, type Body } from './body.js';
 import type { PresenceChange } from './presence.js';
 
@@ -57,6 +57,10 @@ function connect(state: ClusterState, b: Body): unknown {
   const now = Date.now();
   const p = state.presence;
   const isNewUser = !p.users.has(username);
+  const current = p.users.get(username)?.state ?? {};
+  if (!fitsStateLimit(current, { ...(isNewUser ? fresh : {}), ...update })) {
+    throw new TidingsError(ErrorCodes.LIMIT_EXCEEDED, `a user state holds at most ${MAX_STATE_KEYS} keys`);
+  }
   const rec = p.register(id, username, now);
   const u = p.user(username, now);
   if (isNewUser) applyState(u.state, fresh);

@@ -59,6 +59,8 @@ export class PresenceState {
   /** Named users per channel and their connections there. */
   private readonly channelUsers = new Map<string, Map<string, Set<string>>>();
   private readonly instances = new Map<string, InstanceRecord>();
+  /** Connections no edge holds (detachedAt set), so expiry does not scan every connection. */
+  private readonly detached = new Set<string>();
 
   constructor(private readonly maxConnections: number) {}
 
@@ -108,6 +110,7 @@ export class PresenceState {
     if (this.conns.size >= this.maxConnections) throw new TidingsError(ErrorCodes.LIMIT_EXCEEDED, `at most ${this.maxConnections} connections in presence`);
     const rec: ConnRecord = { id, user, edge: null, instance: null, channels: new Set(), detachedAt: now, registered };
     this.conns.set(id, rec);
+    this.detached.add(id);
     if (user !== null) {
       const u = this.user(user, now);
       u.conns.add(id);
@@ -135,6 +138,7 @@ export class PresenceState {
     rec.edge = edge;
     rec.instance = instance;
     rec.detachedAt = null;
+    this.detached.delete(id);
     this.touchInstance(instance, edge, now);
     this.instances.get(instance)!.conns.add(id);
     return rec;
@@ -150,6 +154,7 @@ export class PresenceState {
     rec.edge = null;
     rec.instance = null;
     rec.detachedAt = now;
+    this.detached.add(id);
     return [];
   }
 
@@ -163,6 +168,7 @@ export class PresenceState {
       if (c) changes.push(c);
     }
     this.conns.delete(id);
+    this.detached.delete(id);
     if (rec.instance !== null) this.instances.get(rec.instance)?.conns.delete(id);
     if (rec.user !== null) this.users.get(rec.user)?.conns.delete(id);
     return changes;
@@ -221,10 +227,11 @@ export class PresenceState {
         changes.push(...this.remove(id));
       }
     }
-    for (const rec of [...this.conns.values()]) {
-      if (rec.detachedAt !== null && now - rec.detachedAt > ttlMs) {
-        removed.push(rec.id);
-        changes.push(...this.remove(rec.id));
+    for (const id of [...this.detached]) {
+      const at = this.conns.get(id)?.detachedAt;
+      if (at !== null && at !== undefined && now - at > ttlMs) {
+        removed.push(id);
+        changes.push(...this.remove(id));
       }
     }
     return { changes, removed, instances };

@@ -8,7 +8,7 @@ import { channelProblem } from '../protocol/names.js';
 import { channelstreamObject, csTimestamp } from '../compat/shape.js';
 import type { ClusterState } from './cluster-state.js';
 import { mergeChannelConfig } from './channel-config.js';
-import { applyState, publicState } from './user-state.js';
+import { applyState, fitsStateLimit, MAX_STATE_KEYS, publicState } from './user-state.js';
 import { bool, channel, channelList, obj, str, stringList, user, type Body } from './body.js';
 import type { SnapshotEntry, PresenceChange } from './presence.js';
 
@@ -84,8 +84,10 @@ function userState(state: ClusterState, b: Body): unknown {
   const u = state.presence.users.get(name);
   if (!u) throw new TidingsError(ErrorCodes.NOT_FOUND, `user ${JSON.stringify(name)} not found`);
   const keys = stringList(b, 'state_public_keys', MAX_PUBLIC_KEYS);
+  const update = obj(b, 'user_state');
+  if (!fitsStateLimit(u.state, update)) throw new TidingsError(ErrorCodes.LIMIT_EXCEEDED, `a user state holds at most ${MAX_STATE_KEYS} keys`);
   if (keys !== null) u.publicKeys = keys;
-  const changed = applyState(u.state, obj(b, 'user_state'));
+  const changed = applyState(u.state, update);
   const now = Date.now();
   u.lastActive = now;
   state.announceState(name, changed, now);

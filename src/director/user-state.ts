@@ -25,6 +25,17 @@ export function jsonEqual(a: unknown, b: unknown): boolean {
   return ka.every((k) => Object.prototype.hasOwnProperty.call(ob, k) && jsonEqual((a as Record<string, unknown>)[k], ob[k]));
 }
 
+/** Most keys one user's state may hold. */
+export const MAX_STATE_KEYS = 1000;
+
+/** Whether applying `update` keeps the state within MAX_STATE_KEYS. */
+export function fitsStateLimit(state: Record<string, unknown>, update: Record<string, unknown> | null | undefined): boolean {
+  if (!update) return true;
+  let n = Object.keys(state).length;
+  for (const k of Object.keys(update)) if (!Object.prototype.hasOwnProperty.call(state, k)) n++;
+  return n <= MAX_STATE_KEYS;
+}
+
 /** Apply `update` to `state` in place (channelstream's state_from_dict); returns the keys whose value changed. */
 export function applyState(state: Record<string, unknown>, update: Record<string, unknown> | null | undefined): StateChange[] {
   const changed: StateChange[] = [];

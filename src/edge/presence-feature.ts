@@ -62,7 +62,13 @@ export function presenceFeature(edge: EdgeServer, config: Config, log: Logger): 
   edge.addRoute((req, res, path) => api.handle(req, res, path));
   const link = stateLinkOf(edge, log.child({ component: 'state-link' }));
   edge.controlHandlers.push((body) => link.onControl(body));
-  edge.extraMethods.set('presence', (conn, params) => edge.commands.request('presence', { channel: presenceChannel(conn, params) }));
+  edge.extraMethods.set('presence', async (conn, params) => {
+    const r = await edge.commands.request<{ channel: string; users: Array<{ user: string; connections: string[]; state: unknown }> }>('presence', {
+      channel: presenceChannel(conn, params),
+    });
+    // Clients get counts, never connection ids: a registered channelstream conn_id is a bearer secret.
+    return { channel: r.channel, users: r.users.map((u) => ({ user: u.user, connections: u.connections.length, state: u.state })) };
+  });
   edge.extraMethods.set('presence_stats', (conn, params) => edge.commands.request('presence_stats', { channel: presenceChannel(conn, params) }));
   if (!edge.websocketEnabled) return;
   edge.connectedHook = (conn) => link.attach(tracked(edge, conn, log));

@@ -93,7 +93,7 @@ test('connect on one node, /ws?conn_id= on another: arrays of messages, presence
   const native = await TestClient.connect(n1.url, 'nate');
   await native.call('subscribe', { channel: 'chat' });
 
-  const b = await cs(n1.http, '/connect', { username: 'bob', conn_id: '7a7cbc6a-9ae5-4a8b-bb0c-7c5e6e4c9d21', channels: ['chat'], fresh_user_state: { avatar: 'b.png', phone: '555' }, state_public_keys: ['avatar'] });
+  const b = await cs(n1.http, '/connect', { username: 'bob', conn_id: '7a7cbc6a-9ae5-4a8b-bb0c-7c5e6e4c9d21', channels: ['chat'], fresh_user_state: { avatar: 'b.png', phone: 'private-phone-1' }, state_public_keys: ['avatar'] });
   assert.equal(b.status, 200, JSON.stringify(b.body));
   assert.equal(b.body.conn_id, '7a7cbc6a-9ae5-4a8b-bb0c-7c5e6e4c9d21');
   const bob = await CsClient.open(n1.url, b.body.conn_id);
@@ -149,16 +149,15 @@ test('connect on one node, /ws?conn_id= on another: arrays of messages, presence
   assert.equal(cfg.status, 200, JSON.stringify(cfg.body));
   assert.equal(cfg.body.channels.chat.settings.notify_state, true);
   assert.equal(cfg.body.channels.chat.settings.notify_presence, true, 'other keys kept');
-  const st = await cs(n1.http, '/user_state', { user: 'bob', user_state: { avatar: 'b2.png', phone: '666' } });
+  const st = await cs(n1.http, '/user_state', { user: 'bob', user_state: { avatar: 'b2.png', phone: 'private-phone-2' } });
   assert.equal(st.status, 200, JSON.stringify(st.body));
-  assert.deepEqual(st.body.user_state, { avatar: 'b2.png', phone: '666' });
-  assert.deepEqual(st.body.changed_state, [{ key: 'avatar', value: 'b2.png' }, { key: 'phone', value: '666' }]);
+  assert.deepEqual(st.body.user_state, { avatar: 'b2.png', phone: 'private-phone-2' });
+  assert.deepEqual(st.body.changed_state, [{ key: 'avatar', value: 'b2.png' }, { key: 'phone', value: 'private-phone-2' }]);
   assert.deepEqual(st.body.public_keys, ['avatar']);
   await alice.waitFor(() => alice.of('user_state_change').length === 1, 5000, 'state change');
   const change = alice.of('user_state_change')[0];
   assert.deepEqual(change.message, { state: { avatar: 'b2.png' }, changed: [{ key: 'avatar', value: 'b2.png' }] });
-  assert.equal(JSON.stringify(alice.items).includes('666'), false, 'private state never reaches other clients');
-  assert.equal(JSON.stringify(alice.items).includes('555'), false, 'private state never reaches other clients');
+  assert.equal(JSON.stringify(alice.items).includes('private-phone'), false, 'private state never reaches other clients');
   await native.waitFor(() => native.pushes.some((p) => p.type === 'state'), 5000, 'native state push');
   const nstate = native.pushes.find((p) => p.type === 'state')!;
   assert.deepEqual([nstate.user, nstate.state, nstate.changed], ['bob', { avatar: 'b2.png' }, [{ key: 'avatar', value: 'b2.png' }]]);
@@ -167,7 +166,7 @@ test('connect on one node, /ws?conn_id= on another: arrays of messages, presence
   const np = await fetch(`${n2.http}/api/presence`, { method: 'POST', headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' }, body: JSON.stringify({ channel: 'chat' }) });
   const presence = (await np.json()) as any;
   assert.deepEqual(presence.users.find((u: any) => u.user === 'bob').state, { avatar: 'b2.png' }, 'presence shows public state only');
-  assert.equal(JSON.stringify(native.pushes).includes('666'), false);
+  assert.equal(JSON.stringify(native.pushes).includes('private-phone'), false);
   native.close();
 
   // Heartbeat: an empty array every 5 s.

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PresenceState } from '../../src/director/presence.js';
-import { applyState, publicChanges, publicState } from '../../src/director/user-state.js';
+import { applyState, fitsStateLimit, MAX_STATE_KEYS, publicChanges, publicState } from '../../src/director/user-state.js';
 import { ChannelConfigs, channelstreamDefaults, historyOptions, mergeChannelConfig, nativeDefaults } from '../../src/director/channel-config.js';
 import { channelstreamObject, csTimestamp } from '../../src/compat/shape.js';
 
@@ -78,6 +78,10 @@ test('user state: changed keys, public keys only', () => {
   assert.deepEqual(publicState(s, ['b', 'missing']), { b: 'new' });
   assert.deepEqual(publicChanges([{ key: 'a', value: 2 }, { key: 'b', value: 3 }], ['b']), [{ key: 'b', value: 3 }]);
   assert.deepEqual(applyState(s, null), []);
+  const big = Object.fromEntries(Array.from({ length: MAX_STATE_KEYS }, (_, i) => [`k${i}`, i]));
+  assert.equal(fitsStateLimit({}, big), true);
+  assert.equal(fitsStateLimit(big, { k1: 'changed' }), true, 'changing a key adds none');
+  assert.equal(fitsStateLimit(big, { extra: 1 }), false);
 });
 
 test('channel configs: channelstream defaults on creation, native defaults otherwise, validation', () => {
@@ -106,4 +110,12 @@ test('channelstream shapes from native pushes', () => {
   assert.deepEqual(leave!['message'], { action: 'parted' });
   assert.equal(leave!['state'], null);
   assert.equal(channelstreamObject({ type: 'ping' }), null);
+});
+
+test('a channel event header carries kind 5 and the user to skip', async () => {
+  const { decodeHeader, encodeHeader, DownKind } = await import('../../src/cluster/wire.js');
+  assert.deepEqual(decodeHeader(encodeHeader(DownKind.ChannelEvent, 0, 'bob')), { kind: 5, offset: 0, epoch: 'bob' });
+  const bad = encodeHeader(DownKind.ChannelEvent, 0, '');
+  bad[0] = 6;
+  assert.equal(decodeHeader(bad), undefined);
 });
