@@ -63,8 +63,8 @@ export interface ConnectedEvent extends ConnectResult {
 
 export interface PresenceUser {
   user: string;
-  /** Ids of the user's connections in the channel, on every node. */
-  connections: string[];
+  /** Number of the user's connections in the channel, on every node (ids are never shown to clients). */
+  connections: number;
   /** The user's public state. */
   state: unknown;
 }

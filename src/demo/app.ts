@@ -189,7 +189,7 @@ async function loadHistory(r: Room): Promise<void> {
 async function refreshPresence(r: Room): Promise<void> {
   try {
     const p = await client!.presence(r.name);
-    r.presence = new Map(p.users.map((u) => [u.user, u.connections.length]));
+    r.presence = new Map(p.users.map((u) => [u.user, u.connections]));
     r.presenceNote = '';
   } catch (err) {
     r.presenceNote = err instanceof RequestError && err.code === ErrorCodes.METHOD_NOT_FOUND.code ? 'presence is not available on this server' : `presence: ${(err as Error).message}`;
