@@ -5,6 +5,7 @@
  * Writes results.json, results.md and SVG charts to bench/results/ (or --out).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
@@ -44,7 +45,7 @@ function fan(scenario: string, subs: number, payload: number): Workload {
 const cases: Case[] = [
   { workload: fan('fanout-1k', q(1000, 300), 100), servers: ALL },
   { workload: fan('fanout-10k', q(10_000, 2000), 100), servers: ALL },
-  { workload: { scenario: 'latency-1k', subscriptions: oneChannel(q(1000, 300)), channels: 1, payload: 100, mode: 'rate', rate: 100, durationMs: dur, warmupMs: warm, processes: 1 }, servers: ALL },
+  { workload: { scenario: 'latency-1k', subscriptions: oneChannel(q(1000, 300)), channels: 1, payload: 100, mode: 'rate', rate: 100, durationMs: dur, warmupMs: warm, processes: 2 }, servers: ALL },
   {
     workload: { scenario: 'many-channels', subscriptions: manyChannels(q(10_000, 1000), q(5500, 550)), channels: q(10_000, 1000), payload: 100, mode: 'saturate', durationMs: dur, warmupMs: warm, processes: 2 },
     servers: ALL,
@@ -53,14 +54,35 @@ const cases: Case[] = [
   // One process may hold 20 000 descriptors here (hard limit): 50 000 connections need 3 edge workers and 5 generator processes.
   { workload: { scenario: 'idle-50k', subscriptions: oneChannel(q(50_000, 5000)), channels: 1, payload: 0, mode: 'idle', durationMs: 0, warmupMs: 0, processes: 5, manySourceAddresses: true }, servers: ['tidings'], options: { workers: 3 } },
   { workload: { ...fan('cluster-fanout-1k', q(1000, 300), 100) }, servers: ['tidings'], options: { cluster: true } },
-  { workload: { scenario: 'cluster-latency-1k', subscriptions: oneChannel(q(1000, 300)), channels: 1, payload: 100, mode: 'rate', rate: 100, durationMs: dur, warmupMs: warm, processes: 1 }, servers: ['tidings'], options: { cluster: true } },
+  { workload: { scenario: 'cluster-latency-1k', subscriptions: oneChannel(q(1000, 300)), channels: 1, payload: 100, mode: 'rate', rate: 100, durationMs: dur, warmupMs: warm, processes: 2 }, servers: ['tidings'], options: { cluster: true } },
+  // The cost of the cluster hops alone: few subscribers, so the edge's socket writes do not dominate.
+  { workload: { scenario: 'latency-10', subscriptions: oneChannel(10), channels: 1, payload: 100, mode: 'rate', rate: 100, durationMs: dur, warmupMs: warm, processes: 1 }, servers: ['tidings', 'nats'] },
+  { workload: { scenario: 'cluster-latency-10', subscriptions: oneChannel(10), channels: 1, payload: 100, mode: 'rate', rate: 100, durationMs: dur, warmupMs: warm, processes: 1 }, servers: ['tidings'], options: { cluster: true } },
   { workload: fan('subs-100', 100, 100), servers: ALL },
   { workload: fan('payload-16B', q(1000, 300), 16), servers: ALL },
   { workload: fan('payload-1KB', q(1000, 300), 1024), servers: ALL },
   { workload: fan('payload-16KB', q(1000, 300), 16_384), servers: ALL },
 ];
 
+/**
+ * Many connections need many descriptors: when the soft limit is below the
+ * hard one, run again under a shell with `ulimit -n <hard>` (a process cannot
+ * raise its own limit from Node). Returns true when the child ran instead.
+ */
+function rerunWithMoreDescriptors(): boolean {
+  if (process.env['TIDINGS_BENCH_ULIMIT'] === '1') return false;
+  const limits = spawnSync('sh', ['-c', 'ulimit -Sn; ulimit -Hn'], { encoding: 'utf8' }).stdout.trim().split('\n');
+  const [soft, hard] = limits.map((l) => (l === 'unlimited' ? Infinity : Number(l)));
+  if (!(soft! < hard!) || soft! >= 200_000) return false;
+  const target = hard === Infinity ? 200_000 : hard!;
+  const cmd = `ulimit -n ${target} && exec "$0" "$@"`;
+  const r = spawnSync('sh', ['-c', cmd, process.execPath, ...process.execArgv, process.argv[1]!, ...args], { stdio: 'inherit', env: { ...process.env, TIDINGS_BENCH_ULIMIT: '1' } });
+  process.exitCode = r.status ?? 1;
+  return true;
+}
+
 async function main(): Promise<void> {
+  if (rerunWithMoreDescriptors()) return;
   mkdirSync(outDir, { recursive: true });
   const runs: RunResult[] = [];
   const selected = cases.filter((c) => !only || only.includes(c.workload.scenario));

@@ -73,6 +73,14 @@ export function markdownTable(results: RunResult[]): string {
     if (t && ratios.length) {
       lines.push('', `${t.server} / peer: ` + ratios.map(([p, r]) => `${p} ${fmt(t.deliveriesPerCpuSec / r!.deliveriesPerCpuSec, 2)}x per CPU-s, p99 ${fmt(t.latencyMs.p99 / r!.latencyMs.p99, 2)}x`).join('; '));
     }
+    const single = sc.startsWith('cluster-') ? results.find((r) => r.scenario === sc.slice('cluster-'.length) && r.server === 'tidings') : undefined;
+    if (single) {
+      const c = rows[0]!;
+      lines.push(
+        '',
+        `cluster - single node (${single.scenario}): p50 ${fmt(c.latencyMs.p50 - single.latencyMs.p50, 2)} ms, p99 ${fmt(c.latencyMs.p99 - single.latencyMs.p99, 2)} ms, deliveries per CPU-s ${fmt(c.deliveriesPerCpuSec / single.deliveriesPerCpuSec, 2)}x`,
+      );
+    }
     lines.push('');
   }
   return lines.join('\n');
