@@ -101,13 +101,7 @@ export interface HistoryOptions {
   limit?: number;
 }
 
-export interface HistoryResult {
-  channel: string;
-  epoch: string;
-  offset: number;
-  messages: MessagePush[];
-  complete: boolean;
-}
+export type { HistoryResult } from '../protocol/messages.js';
 
 export interface ClientEvents {
   state: StateChange<ConnectionState>;

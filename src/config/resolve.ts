@@ -47,6 +47,7 @@ export interface Config {
   readonly connect_timeout: number;
   readonly max_message_size: number;
   readonly client_send_buffer: number;
+  readonly write_coalesce_ms: number;
   readonly max_subscriptions: number;
   readonly max_connections: number;
   readonly command_timeout: number;

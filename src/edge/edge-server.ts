@@ -49,7 +49,7 @@ export class EdgeServer implements EdgeContext {
   readonly edgeId: string;
   readonly auth: Authenticator;
   readonly commands: CommandClient;
-  readonly scheduler = new FlushScheduler();
+  readonly scheduler: FlushScheduler;
   readonly extraMethods = new Map<string, MethodHandler>();
   readonly hub: Hub;
   readonly metrics: { slowConsumers: Counter; connections: Gauge };
@@ -70,6 +70,7 @@ export class EdgeServer implements EdgeContext {
     this.config = opts.config;
     this.edgeId = opts.edgeId;
     this.log = opts.log;
+    this.scheduler = new FlushScheduler(opts.config.write_coalesce_ms);
     this.auth = new Authenticator({
       tokenSecret: opts.config.token_secret,
       allowAnonymous: opts.config.allow_anonymous,

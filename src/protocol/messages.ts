@@ -121,12 +121,17 @@ export interface DirectPush {
   data: unknown;
 }
 
+/** On channels with notify_presence: a user's first join / last leave (see docs/api.md). */
 export interface PresencePush {
   type: 'join' | 'leave';
   channel: string;
   user: string;
-  client: string;
+  /** The user's public state (join only). */
+  state?: unknown;
+  /** Everyone present, with broadcast_presence_with_user_lists. */
+  users?: Array<{ user: string; state: unknown }>;
   time: number;
+  id: string;
 }
 
 export interface PingPush {
