@@ -123,7 +123,26 @@ function send(state: ClusterState, op: 'post' | 'edit' | 'delete', item: Item): 
     return;
   }
   if (op === 'edit') editHistory(state, channel, data);
+  if (op === 'delete') deleteFromHistory(state, channel, data);
   state.send(channel, null, { type: op, channel, time: Date.now(), id: eventId(), data });
+}
+
+/**
+ * A delete leaves a tombstone in place of the stored message: its offset stays
+ * (recovery needs consecutive offsets) but the text is gone, `deleted: true`
+ * says why, and channelstream's history views skip it.
+ */
+function deleteFromHistory(state: ClusterState, channel: string, del: Body): void {
+  const cs = state.director.channels.get(channel);
+  if (!cs) return;
+  for (const entry of cs.latest(cs.historyLength, Date.now())) {
+    const push = JSON.parse(entry.push.toString('utf8')) as Body;
+    const data = push['data'] as Body | null;
+    if (!data || typeof data !== 'object' || data['uuid'] !== del['uuid']) continue;
+    push['data'] = { uuid: data['uuid'], deleted: true };
+    entry.push = Buffer.from(JSON.stringify(push));
+    return;
+  }
 }
 
 /** An edit changes the stored message too, so later history readers see the edited text. */

@@ -119,7 +119,12 @@ export function chanInfo(state: ClusterState, name: string, includeHistory: bool
   const now = Date.now();
   const cs = state.director.channels.get(name);
   const users = state.presence.usersIn(name);
-  const history = includeHistory && cs ? cs.latest(cs.historyLength, now).map((e) => channelstreamObject(JSON.parse(e.push.toString('utf8')) as Body)).filter((x) => x !== null) : [];
+  const history = includeHistory && cs ? cs
+        .latest(cs.historyLength, now)
+        .map((e) => JSON.parse(e.push.toString('utf8')) as Body)
+        .filter((p) => (p['data'] as Body | null)?.['deleted'] !== true) // tombstones of deleted messages
+        .map((p) => channelstreamObject(p))
+        .filter((x) => x !== null) : [];
   const info: Body = {
     uuid: cs ? `${name}.${cs.epoch}` : name,
     name,

@@ -134,16 +134,21 @@ test('connect on one node, /ws?conn_id= on another: arrays of messages, presence
   assert.equal(edit.status, 200, JSON.stringify(edit.body));
   await alice.waitFor(() => alice.of('message:edit').length === 1, 5000, 'edit');
   assert.deepEqual(alice.of('message:edit')[0].message, { text: 'hi!' });
-  const del = await cs(n2.http, '/message', [{ uuid, channel: 'chat' }], 'DELETE');
-  assert.equal(del.status, 200, JSON.stringify(del.body));
-  await alice.waitFor(() => alice.of('message:delete').length === 1, 5000, 'delete');
-  assert.equal(alice.of('message:delete')[0].uuid, uuid);
-
   const info = await cs(n1.http, '/info', { info: { channels: ['chat'], include_history: true, include_users: true } });
   assert.equal(info.status, 200);
   assert.deepEqual(info.body.channels.chat.users, ['alice', 'bob', 'nate'], 'channelstream and native users alike');
   assert.equal(info.body.channels.chat.total_connections, 3);
   assert.deepEqual(info.body.channels.chat.history.map((h: any) => h.message), [{ text: 'hi!' }], 'history holds the edited message');
+
+  const del = await cs(n2.http, '/message', [{ uuid, channel: 'chat' }], 'DELETE');
+  assert.equal(del.status, 200, JSON.stringify(del.body));
+  await alice.waitFor(() => alice.of('message:delete').length === 1, 5000, 'delete');
+  assert.equal(alice.of('message:delete')[0].uuid, uuid);
+  const afterDelete = await cs(n1.http, '/info', { info: { channels: ['chat'], include_history: true } });
+  assert.deepEqual(afterDelete.body.channels.chat.history, [], 'a deleted message leaves the history');
+  const nativeHistory = await native.call('history', { channel: 'chat', limit: 10 });
+  const stored = nativeHistory.messages.find((m: any) => m.data?.uuid === uuid);
+  assert.deepEqual(stored.data, { uuid, deleted: true }, 'native history keeps the offset as a tombstone without the text');
 
   const cfg = await cs(n2.http, '/channel_config', { chat: { notify_state: true } });
   assert.equal(cfg.status, 200, JSON.stringify(cfg.body));
