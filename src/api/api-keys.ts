@@ -1,6 +1,8 @@
 /** API-key authentication for the HTTP API: `Authorization: Bearer <key>` or `X-Api-Key: <key>`. */
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import { ErrorCodes, TidingsError } from '../protocol/errors.js';
+import { sourceAddress } from '../http/io.js';
 
 function digest(s: string): Buffer {
   return createHash('sha256').update(s).digest();
@@ -35,5 +37,29 @@ export class ApiKeys {
     let ok = false;
     for (const k of this.digests) ok = timingSafeEqual(k, d) || ok;
     return ok;
+  }
+}
+
+/**
+ * The check every server API route makes: the source address is in
+ * allow_posting_from (when set) and the request presents a configured key.
+ * Throws FORBIDDEN_SOURCE or BAD_API_KEY.
+ */
+export class ApiGuard {
+  private readonly keys: ApiKeys;
+
+  constructor(
+    keys: readonly string[],
+    private readonly allowedSources: readonly string[],
+  ) {
+    this.keys = new ApiKeys(keys);
+  }
+
+  authorize(req: IncomingMessage): void {
+    if (this.allowedSources.length > 0 && !this.allowedSources.includes(sourceAddress(req))) {
+      throw new TidingsError(ErrorCodes.FORBIDDEN_SOURCE, sourceAddress(req));
+    }
+    if (!this.keys.configured) throw new TidingsError(ErrorCodes.BAD_API_KEY, 'no API keys are configured (api_keys)');
+    if (!this.keys.check(ApiKeys.presented(req))) throw new TidingsError(ErrorCodes.BAD_API_KEY);
   }
 }

@@ -11,22 +11,22 @@ import type { Config } from '../config/resolve.js';
 import { ErrorCodes, TidingsError, toErrorBody } from '../protocol/errors.js';
 import { channelProblem, isValidUser } from '../protocol/names.js';
 import type { CommandClient } from '../zmq/command-client.js';
-import { readJson, sendError, sendJson, sourceAddress } from '../http/io.js';
-import { ApiKeys } from './api-keys.js';
+import { readJson, sendError, sendJson } from '../http/io.js';
+import { ApiGuard } from './api-keys.js';
 import { historyQuery } from '../protocol/positions.js';
 
 const CHANNEL_ROUTE = /^\/api\/channels\/([^/]+)\/?$/;
 const USER_ROUTE = /^\/api\/users\/([^/]+)\/?$/;
 
 export class PublishApi {
-  private readonly keys: ApiKeys;
+  private readonly guard: ApiGuard;
 
   constructor(
     private readonly config: Config,
     private readonly commands: CommandClient,
     private readonly log: Logger,
   ) {
-    this.keys = new ApiKeys(config.api_keys);
+    this.guard = new ApiGuard(config.api_keys, config.allow_posting_from);
   }
 
   /** Handles the request if the path is one of this API's; returns false otherwise. */
@@ -57,7 +57,7 @@ export class PublishApi {
   private async run(req: IncomingMessage, res: ServerResponse, seth: boolean, work: () => Promise<unknown>): Promise<void> {
     try {
       if (req.method !== 'POST') throw new TidingsError(ErrorCodes.METHOD_NOT_ALLOWED, 'use POST');
-      this.authorize(req);
+      this.guard.authorize(req);
       const result = await work();
       sendJson(res, 200, seth ? { status: 200, ...(result as object) } : result);
     } catch (err) {
@@ -72,15 +72,6 @@ export class PublishApi {
       const message = body.code === ErrorCodes.BAD_API_KEY.code ? 'Invalid Auth credentials provided' : body.message;
       sendJson(res, status, { status, message, code: body.code, name: body.name });
     }
-  }
-
-  private authorize(req: IncomingMessage): void {
-    const allowed = this.config.allow_posting_from;
-    if (allowed.length > 0 && !allowed.includes(sourceAddress(req))) {
-      throw new TidingsError(ErrorCodes.FORBIDDEN_SOURCE, sourceAddress(req));
-    }
-    if (!this.keys.configured) throw new TidingsError(ErrorCodes.BAD_API_KEY, 'no API keys are configured (api_keys)');
-    if (!this.keys.check(ApiKeys.presented(req))) throw new TidingsError(ErrorCodes.BAD_API_KEY);
   }
 
   private async publish(req: IncomingMessage): Promise<unknown> {

@@ -18,8 +18,8 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/resolve.js';
 import { ErrorCodes, TidingsError } from '../protocol/errors.js';
 import type { CommandClient } from '../zmq/command-client.js';
-import { readJson, sendError, sendJson, sourceAddress } from '../http/io.js';
-import { ApiKeys } from './api-keys.js';
+import { readJson, sendError, sendJson } from '../http/io.js';
+import { ApiGuard } from './api-keys.js';
 
 const ROUTES: Record<string, string> = {
   '/api/presence': 'presence',
@@ -34,14 +34,14 @@ const ROUTES: Record<string, string> = {
 };
 
 export class StateApi {
-  private readonly keys: ApiKeys;
+  private readonly guard: ApiGuard;
 
   constructor(
     private readonly config: Config,
     private readonly commands: CommandClient,
     private readonly log: Logger,
   ) {
-    this.keys = new ApiKeys(config.api_keys);
+    this.guard = new ApiGuard(config.api_keys, config.allow_posting_from);
   }
 
   handle(req: IncomingMessage, res: ServerResponse, path: string): boolean {
@@ -54,10 +54,7 @@ export class StateApi {
   private async run(req: IncomingMessage, res: ServerResponse, command: string): Promise<void> {
     try {
       if (req.method !== 'POST') throw new TidingsError(ErrorCodes.METHOD_NOT_ALLOWED, 'use POST');
-      const allowed = this.config.allow_posting_from;
-      if (allowed.length > 0 && !allowed.includes(sourceAddress(req))) throw new TidingsError(ErrorCodes.FORBIDDEN_SOURCE, sourceAddress(req));
-      if (!this.keys.configured) throw new TidingsError(ErrorCodes.BAD_API_KEY, 'no API keys are configured (api_keys)');
-      if (!this.keys.check(ApiKeys.presented(req))) throw new TidingsError(ErrorCodes.BAD_API_KEY);
+      this.guard.authorize(req);
       const body = await readJson(req, this.config.max_message_size, {});
       if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new TidingsError(ErrorCodes.BAD_REQUEST, 'body must be a JSON object');
       sendJson(res, 200, await this.commands.request(command, body));
