@@ -12,6 +12,7 @@ const PRESENCE_TTL_S = 3;
 let cluster: Cluster;
 let restarted: TidingsProcess | null = null;
 const clients: TestClient[] = [];
+let oldEpoch = '';
 
 before(async () => {
   cluster = await startCluster(2, 1, { TIDINGS_PRESENCE_TTL: String(PRESENCE_TTL_S) });
@@ -35,7 +36,7 @@ test('after a director restart the edges re-send their connections within a hear
   const [n1, n2] = cluster.nodes as [typeof cluster.nodes[0], typeof cluster.nodes[0]];
   for (const [url, user] of [[n1.url, 'ann'], [n2.url, 'ann'], [n2.url, 'ben']] as const) {
     const c = await TestClient.connect(url, user);
-    await c.call('subscribe', { channel: 'stay' });
+    oldEpoch = (await c.call('subscribe', { channel: 'stay' })).epoch;
     clients.push(c);
   }
   const deadline = Date.now() + 5000;
@@ -71,4 +72,26 @@ test('after a director restart the edges re-send their connections within a hear
   assert.deepEqual(stats, { channel: 'stay', users: 2, connections: 3 });
   // Heartbeats come every presence_ttl/3 s; the snapshot follows the first unanswered-instance reply.
   assert.ok(ms <= (2 * PRESENCE_TTL_S * 1000) / 3 + 1000, `rebuilt after ${ms} ms`);
+});
+
+test('after the restart the channel has a new epoch: edges see the break in the stream and close its subscribers with 4006', async () => {
+  const d = cluster.director;
+  const r = await fetch(`${d.http}/api/publish`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${API_KEY}` },
+    body: JSON.stringify({ channel: 'stay', data: { after: 'restart' } }),
+  });
+  assert.equal(r.status, 200);
+  for (const c of clients) {
+    await c.waitClosed(10000);
+    assert.equal(c.closeCode, 4006, 'message_gap: reconnect and recover');
+    assert.match(c.closeReason, /messages were missed/);
+    assert.equal(c.messages('stay').length, 0, 'the message of the new epoch is not delivered as if it followed the old stream');
+  }
+  // Resubscribing with the old position says it was not recovered; the new stream then flows.
+  const again = await TestClient.connect(cluster.nodes[0]!.url, 'ann');
+  clients.push(again);
+  const sub = await again.call('subscribe', { channel: 'stay', recover: { offset: 0, epoch: oldEpoch } });
+  assert.notEqual(sub.epoch, oldEpoch);
+  assert.equal(sub.recovered, false);
 });
