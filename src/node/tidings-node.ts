@@ -25,6 +25,8 @@ export interface NodeOptions {
   workerScript: string;
 }
 
+type WorkerMetrics = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
+
 /** Messages between the node process and its edge workers. */
 export type IpcMessage =
   | { type: 'tidings:ready' }
@@ -84,14 +86,15 @@ export class TidingsNode {
     const own = await this.registry.getMetricsAsJSON();
     if (this.workers.size === 0) return this.registry.metrics();
     const perWorker = await Promise.all([...this.workers.values()].map((w) => this.askWorkerMetrics(w)));
-    const merged = AggregatorRegistry.aggregate([own, ...perWorker.filter((x): x is never => x !== null)]);
+    const merged = AggregatorRegistry.aggregate([own, ...perWorker.filter((x): x is WorkerMetrics => x !== null)]);
     return merged.metrics();
   }
 
   private metricsSeq = 1;
   private metricsWaiters = new Map<number, (json: unknown) => void>();
 
-  private askWorkerMetrics(worker: Worker): Promise<never | null> {
+  /** A worker's registry as JSON, or null when it does not answer within 2 s. */
+  private askWorkerMetrics(worker: Worker): Promise<WorkerMetrics | null> {
     return new Promise((resolve) => {
       const id = this.metricsSeq++;
       const timer = setTimeout(() => {
@@ -100,7 +103,7 @@ export class TidingsNode {
       }, 2000);
       this.metricsWaiters.set(id, (json) => {
         clearTimeout(timer);
-        resolve(json as never);
+        resolve(json as WorkerMetrics);
       });
       worker.send({ type: 'tidings:worker-metrics?', id } satisfies IpcMessage);
     });
