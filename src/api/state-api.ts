@@ -12,6 +12,7 @@
  *   /api/connections/subscribe    {conn_id, channels, channel_configs?}
  *   /api/connections/unsubscribe  {conn_id, channels}
  *   /api/connections/disconnect   {conn_id} | {user}
+ *   /api/connections/info         {conn_id} -> {conn_id, user, edge, channels, registered}
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
@@ -31,6 +32,7 @@ const ROUTES: Record<string, string> = {
   '/api/connections/subscribe': 'conn_subscribe',
   '/api/connections/unsubscribe': 'conn_unsubscribe',
   '/api/connections/disconnect': 'conn_disconnect',
+  '/api/connections/info': 'conn_info',
 };
 
 export class StateApi {

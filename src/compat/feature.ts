@@ -49,7 +49,7 @@ export function compatFeature(edge: EdgeServer, config: Config, log: Logger): vo
       // Attached by the director but the websocket never opened: let the director know it is not here.
       if (attached && !accepted) link.close(connId);
     });
-    edge.commands.request<{ user: string; channels: string[] }>('conn_attach', { conn_id: connId, edge: edge.edgeId, instance: link.instance }).then(
+    edge.commands.request<{ user: string; channels: string[]; catchup_since: number | null }>('conn_attach', { conn_id: connId, edge: edge.edgeId, instance: link.instance }).then(
       (r) => {
         attached = true;
         const wss = edge.webSocketServer;
@@ -62,7 +62,7 @@ export function compatFeature(edge: EdgeServer, config: Config, log: Logger): vo
           (socket as Socket).setNoDelay(true);
           const conn = new CompatConnection(connId, r.user, ws, socket as Socket, edge, link, log.child({ conn: connId, channelstream: true }), (c) => conns.delete(c));
           conns.add(conn);
-          conn.start(r.channels).catch((err: Error) => {
+          conn.start(r.channels, r.catchup_since ?? null).catch((err: Error) => {
             log.warn({ conn: connId, err: err.message }, 'channelstream connection failed to start');
             conn.close(CloseCodes.INTERNAL);
           });

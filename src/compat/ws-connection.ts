@@ -43,9 +43,16 @@ export function csView(push: SharedPush): CsView {
 
 export const HEARTBEAT_FRAME = textFrame(Buffer.from('[]'));
 
+/** Live messages held for one channel during catch-up; past it the client is cut off as slow. */
+const MAX_HELD = 10_000;
+/** Stored messages replayed on one catch-up, per channel. */
+const MAX_CATCHUP = 1000;
+
 export class CompatConnection implements Listener, TrackedConnection {
   readonly subscriptions = new Set<string>();
   private readonly outbox: Outbox;
+  /** Live pushes held per channel while its catch-up is read (null when none). */
+  private held: Map<string, SharedPush[]> | null = null;
   lastSeen = Date.now();
   closed = false;
 
@@ -65,10 +72,20 @@ export class CompatConnection implements Listener, TrackedConnection {
     ws.on('error', (err) => log.debug({ err: err.message }, 'websocket error'));
   }
 
-  async start(channels: readonly string[]): Promise<void> {
+  /**
+   * Join the user's and channels' streams. With `catchupSince` (the time the
+   * client was last connected), stored messages newer than that are sent
+   * first, marked `catchup: true`, while live ones are held back meanwhile.
+   */
+  async start(channels: readonly string[], catchupSince: number | null = null): Promise<void> {
     await this.edge.hub.joinUser(this, this.user);
+    if (this.closed) {
+      // The client left while its user stream was being set up: cleanup has run, undo the join.
+      this.edge.hub.leaveUser(this, this.user);
+      return;
+    }
     this.link.attach(this);
-    this.subscribeServerSide(channels);
+    this.subscribeServerSide(channels, catchupSince);
   }
 
   channels(): Iterable<string> {
@@ -77,6 +94,14 @@ export class CompatConnection implements Listener, TrackedConnection {
 
   deliver(push: SharedPush): void {
     if (this.closed || (push.exceptUser !== null && push.exceptUser === this.user)) return;
+    if (this.held !== null && push.channel !== null) {
+      const held = this.held.get(push.channel);
+      if (held) {
+        if (held.length >= MAX_HELD) this.onOverflow();
+        else held.push(push);
+        return;
+      }
+    }
     const view = csView(push);
     if (!view.frame || view.exclude.includes(this.user)) return;
     if (view.pmChannel !== null && !this.subscriptions.has(view.pmChannel)) return;
@@ -98,21 +123,49 @@ export class CompatConnection implements Listener, TrackedConnection {
     else this.outbox.push(HEARTBEAT_FRAME);
   }
 
-  subscribeServerSide(channels: readonly string[]): void {
+  subscribeServerSide(channels: readonly string[], catchupSince: number | null = null): void {
     for (const channel of channels) {
       if (this.subscriptions.has(channel)) continue;
       this.subscriptions.add(channel);
+      if (catchupSince !== null) (this.held ??= new Map()).set(channel, []);
       this.edge.hub.joinChannel(this, channel).then(
-        () => {
-          if (this.closed || !this.subscriptions.has(channel)) this.edge.hub.leaveChannel(this, channel);
-          else this.link.join(this.id, channel);
+        async (pos) => {
+          if (this.closed || !this.subscriptions.has(channel)) {
+            this.edge.hub.leaveChannel(this, channel);
+            return;
+          }
+          this.link.join(this.id, channel);
+          if (catchupSince !== null) await this.catchUp(channel, catchupSince, pos.offset);
         },
         (err: Error) => {
           this.subscriptions.delete(channel);
+          this.held?.delete(channel);
           this.log.warn({ channel, err: err.message }, 'channelstream subscribe failed');
         },
       );
     }
+  }
+
+  /** Send the channel's stored messages newer than `since` (up to the live position), then what was held. */
+  private async catchUp(channel: string, since: number, upTo: number): Promise<void> {
+    const objects: Record<string, unknown>[] = [];
+    try {
+      const h = await this.edge.commands.request<{ messages: Array<Record<string, unknown>> }>('history', { channel, limit: MAX_CATCHUP, until: upTo });
+      for (const m of h.messages) {
+        if (typeof m['time'] !== 'number' || m['time'] <= since) continue;
+        if ((m['data'] as Record<string, unknown> | null)?.['deleted'] === true || excludedUsers(m).includes(this.user)) continue;
+        const o = channelstreamObject(m);
+        if (o) objects.push({ ...o, catchup: true });
+      }
+    } catch (err) {
+      this.log.warn({ channel, err: (err as Error).message }, 'channelstream catch-up failed');
+    }
+    const held = this.held?.get(channel) ?? [];
+    this.held?.delete(channel);
+    if (this.held?.size === 0) this.held = null;
+    if (this.closed) return;
+    if (objects.length > 0) this.outbox.push(textFrame(Buffer.from(JSON.stringify(objects))));
+    for (const push of held) if (push.offset === 0 || push.offset > upTo) this.deliver(push);
   }
 
   unsubscribeServerSide(channels: readonly string[]): void {

@@ -89,8 +89,10 @@ function attach(state: ClusterState, b: Body): unknown {
   if (!rec.registered) throw new TidingsError(ErrorCodes.UNKNOWN_CONNECTION, `${id} was not registered with /connect`);
   // The same id connecting again elsewhere replaces the older websocket.
   if (rec.edge !== null && rec.instance !== instance) state.director.control(edgeTopic(rec.edge), { op: 'disconnect', conns: [id], replaced: true });
+  // Messages since the client was last connected (or registered) are replayed to it marked catchup: true.
+  const catchupSince = rec.edge === null ? rec.detachedAt : null;
   state.presence.attach(id, rec.user, edge, instance, Date.now());
-  return { conn_id: id, user: rec.user, channels: [...rec.channels].sort() };
+  return { conn_id: id, user: rec.user, channels: [...rec.channels].sort(), catchup_since: catchupSince };
 }
 
 /** conn_subscribe {conn_id, channels, channel_configs?} -> {conn_id, channels, subscribed_to} */

@@ -47,6 +47,8 @@ export class StateLink {
   private scheduled = false;
   private needSync = true;
   private syncing = false;
+  /** Snapshots begun so far, to tell which reports a snapshot already covers. */
+  private syncs = 0;
   private timer: NodeJS.Timeout | null = null;
 
   constructor(
@@ -107,9 +109,16 @@ export class StateLink {
   }
 
   private report(extra: Record<string, unknown>): void {
+    const generation = this.syncs;
     this.edge.commands.request<{ resync: boolean }>('edge_report', { edge: this.edge.edgeId, instance: this.instance, ...extra }).then(
       (r) => {
-        if (r.resync) this.needSync = true;
+        // The director does not know this edge process (it is new, or the director restarted):
+        // send the full list now rather than at the next heartbeat, so no join or leave waits.
+        // A snapshot begun after this report was sent already covers it.
+        if (r.resync && generation === this.syncs) {
+          this.needSync = true;
+          this.sync();
+        }
       },
       (err: Error) => {
         // A lost report may have held a join or a leave: the next heartbeat re-sends everything.
@@ -128,6 +137,7 @@ export class StateLink {
   private sync(): void {
     if (this.syncing) return;
     this.syncing = true;
+    this.syncs++;
     this.needSync = false;
     this.queue = [];
     const snapshot = [...this.conns.values()].map((c) => ({ conn: c.id, user: c.user, channels: [...c.channels()] }));

@@ -6,6 +6,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { postJson } from '../helpers/http.js';
 import { startCluster, startSingleNode, type Cluster } from '../helpers/processes.js';
 import { csRequest, pySign, CsClient } from '../helpers/channelstream.js';
 import { TestClient } from '../helpers/client.js';
@@ -100,7 +101,8 @@ test('connect on one node, /ws?conn_id= on another: arrays of messages, presence
   clients.push(bob);
 
   const bobPresence = () => alice.of('presence').filter((p) => p.user === 'bob');
-  await alice.waitFor(() => bobPresence().length === 1, 5000, 'bob joined');
+  // nate's join is reported by his edge, bob's by /connect: they may arrive in either order.
+  await alice.waitFor(() => bobPresence().length === 1 && alice.of('presence').some((p) => p.user === 'nate'), 5000, 'bob and nate joined');
   assert.deepEqual(alice.of('presence').map((p) => p.user).sort(), ['bob', 'nate'], 'one join each');
   const joined = bobPresence()[0];
   assert.equal(joined.user, 'bob');
@@ -222,7 +224,7 @@ test('allow_posting_from limits the channelstream API to the listed source addre
 
 test('a registered conn_id survives its websocket closing and may come back on another node; a second websocket replaces the first', async () => {
   const [n1, n2] = cluster.nodes as [typeof cluster.nodes[0], typeof cluster.nodes[0]];
-  const r = await cs(n1.http, '/connect', { username: 'carl', channels: ['room2'], channel_configs: { room2: { notify_presence: true } } });
+  const r = await cs(n1.http, '/connect', { username: 'carl', channels: ['room2'], channel_configs: { room2: { notify_presence: true, store_history: true } } });
   assert.equal(r.status, 200, JSON.stringify(r.body));
   const id = r.body.conn_id as string;
   const first = await CsClient.open(n1.url, id);
@@ -230,8 +232,24 @@ test('a registered conn_id survives its websocket closing and may come back on a
   await first.waitClosed();
   const info = await cs(n2.http, '/info', { info: { channels: ['room2'] } });
   assert.deepEqual(info.body.channels.room2.users, ['carl'], 'still present after the websocket closed');
+  // Once the director knows carl's websocket is gone, what is sent is replayed to him with catchup: true when he comes back.
+  const deadline = Date.now() + 5000;
+  let where: any;
+  do {
+    where = (await postJson(`${n2.http}/api/connections/info`, { conn_id: id })).body;
+    if (where.edge === null) break;
+    await new Promise((res) => setTimeout(res, 20));
+  } while (Date.now() < deadline);
+  assert.equal(where.edge, null, 'no node holds the connection while its client is away');
+  assert.equal(where.registered, true);
+  const away = await cs(n1.http, '/message', [{ channel: 'room2', user: 'dora', message: 'while you were away' }]);
+  assert.equal(away.status, 200, JSON.stringify(away.body));
   const second = await CsClient.open(n2.url, id);
   clients.push(second);
+  await second.waitFor(() => second.of('message').some((m) => m.message === 'while you were away'), 5000, 'catch-up');
+  const caught = second.of('message').find((m) => m.message === 'while you were away');
+  assert.equal(caught.catchup, true);
+  assert.equal(caught.user, 'dora');
   await postUntilReceived(n1.http, second, 'room2', 'back');
   const third = await CsClient.open(n1.url, id);
   clients.push(third);
