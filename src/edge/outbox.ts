@@ -22,6 +22,8 @@ export interface OutboxOwner {
 /** Largest merged text frame; bigger runs of pushes stay separate frames (still one write). */
 const MAX_MERGED_PAYLOAD = 256 * 1024;
 const NEWLINE = Buffer.from('\n');
+/** Longest wait between flushes under load, whatever the last flush took. */
+const MAX_GAP_MS = 50;
 
 export class Outbox {
   /** Reused from turn to turn; the scheduler copies it when it keeps it. */
@@ -88,12 +90,21 @@ interface Joined {
  * to back, waiting up to that long lets each socket's write carry more
  * messages (with many channels a socket otherwise gets one write per message).
  * An idle edge flushes on the next turn, so light traffic pays no delay.
+ *
+ * The gap also grows to the time the last flush took (up to MAX_GAP_MS): when
+ * writing takes most of the edge's time (many channels, few subscribers each:
+ * one system call per delivery), the edge keeps at least as much time for
+ * receiving, so the next flush finds several messages per socket and each
+ * write carries them together, instead of the writes starving the receive loop
+ * and every write carrying one message.
  */
 export class FlushScheduler {
   private dirty: Outbox[] = [];
   private armed = false;
   private running = false;
   private lastRun = 0;
+  /** How long the last flush took (ms). */
+  private lastDuration = 0;
 
   constructor(private readonly minGapMs = 1) {}
   /** Joined buffers of this turn, by first frame; dropped at the end of the turn. */
@@ -103,7 +114,8 @@ export class FlushScheduler {
     this.dirty.push(box);
     if (!this.armed) {
       this.armed = true;
-      const wait = this.lastRun + this.minGapMs - performance.now();
+      const gap = this.minGapMs > 0 ? Math.max(this.minGapMs, Math.min(this.lastDuration, MAX_GAP_MS)) : 0;
+      const wait = this.lastRun + gap - performance.now();
       if (wait > 0) setTimeout(this.run, wait);
       else setImmediate(this.run);
     }
@@ -128,12 +140,14 @@ export class FlushScheduler {
     const boxes = this.dirty;
     this.dirty = [];
     this.running = true;
+    const start = performance.now();
     try {
       for (const b of boxes) b.flush();
     } finally {
       this.running = false;
       this.cache.clear();
       this.lastRun = performance.now();
+      this.lastDuration = this.lastRun - start;
     }
   };
 }
