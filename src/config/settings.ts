@@ -52,7 +52,7 @@ export const SETTINGS: readonly SettingSpec[] = Object.freeze([
   s({ name: 'connect_timeout', type: 'duration', default: 10, min: 1, max: 600, describe: 'Seconds a new connection has to authenticate (4003)' }),
   s({ name: 'max_message_size', type: 'int', default: 65536, min: 256, max: 16777216, describe: 'Largest client frame, HTTP body or published payload, in bytes' }),
   s({ name: 'client_send_buffer', type: 'int', default: 4194304, min: 65536, max: 1073741824, describe: 'Bytes queued to one client before it is cut off as a slow consumer (4005)' }),
-  s({ name: 'write_coalesce_ms', type: 'duration', default: 1, min: 0, max: 50, describe: 'Under load, milliseconds an edge waits between socket flushes so each write carries more messages (0: flush every event-loop turn)' }),
+  s({ name: 'write_coalesce_ms', type: 'duration', default: 1, min: 0, max: 50, describe: 'Under load, the least milliseconds between socket flushes (the gap also grows to the last flush time, at most 50 ms) so each write carries more messages; 0 flushes every event-loop turn' }),
   s({ name: 'max_subscriptions', type: 'int', default: 512, min: 1, max: 100000, describe: 'Channels one connection may subscribe to' }),
   s({ name: 'max_connections', type: 'int', default: 100000, min: 1, max: 10000000, describe: 'Connections one edge process accepts' }),
   s({ name: 'command_timeout', type: 'duration', default: 5, min: 0.1, max: 300, describe: 'Seconds an edge waits for the director to answer a command' }),
