@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import { CloseCodes, type CloseSpec } from '../protocol/errors.js';
 import type { EdgeServer } from '../edge/edge-server.js';
 import { Outbox } from '../edge/outbox.js';
+import { HeldPushes } from '../edge/held-pushes.js';
 import { textFrame, type SharedPush } from '../edge/frames.js';
 import type { Listener } from '../edge/hub.js';
 import type { StateLink, TrackedConnection } from '../edge/state-link.js';
@@ -43,16 +44,14 @@ export function csView(push: SharedPush): CsView {
 
 export const HEARTBEAT_FRAME = textFrame(Buffer.from('[]'));
 
-/** Live messages held for one channel during catch-up; past it the client is cut off as slow. */
-const MAX_HELD = 10_000;
 /** Stored messages replayed on one catch-up, per channel. */
 const MAX_CATCHUP = 1000;
 
 export class CompatConnection implements Listener, TrackedConnection {
   readonly subscriptions = new Set<string>();
   private readonly outbox: Outbox;
-  /** Live pushes held per channel while its catch-up is read (null when none). */
-  private held: Map<string, SharedPush[]> | null = null;
+  /** Live pushes held per channel while its catch-up is read. */
+  private readonly held = new HeldPushes();
   lastSeen = Date.now();
   closed = false;
 
@@ -94,13 +93,11 @@ export class CompatConnection implements Listener, TrackedConnection {
 
   deliver(push: SharedPush): void {
     if (this.closed || (push.exceptUser !== null && push.exceptUser === this.user)) return;
-    if (this.held !== null && push.channel !== null) {
-      const held = this.held.get(push.channel);
-      if (held) {
-        if (held.length >= MAX_HELD) this.onOverflow();
-        else held.push(push);
-        return;
-      }
+    const verdict = this.held.offer(push);
+    if (verdict === 'held') return;
+    if (verdict === 'overflow') {
+      this.onOverflow();
+      return;
     }
     const view = csView(push);
     if (!view.frame || view.exclude.includes(this.user)) return;
@@ -127,7 +124,7 @@ export class CompatConnection implements Listener, TrackedConnection {
     for (const channel of channels) {
       if (this.subscriptions.has(channel)) continue;
       this.subscriptions.add(channel);
-      if (catchupSince !== null) (this.held ??= new Map()).set(channel, []);
+      if (catchupSince !== null) this.held.hold(channel);
       this.edge.hub.joinChannel(this, channel).then(
         async (pos) => {
           if (this.closed || !this.subscriptions.has(channel)) {
@@ -139,7 +136,7 @@ export class CompatConnection implements Listener, TrackedConnection {
         },
         (err: Error) => {
           this.subscriptions.delete(channel);
-          this.held?.delete(channel);
+          this.held.release(channel, Infinity);
           this.log.warn({ channel, err: err.message }, 'channelstream subscribe failed');
         },
       );
@@ -160,12 +157,10 @@ export class CompatConnection implements Listener, TrackedConnection {
     } catch (err) {
       this.log.warn({ channel, err: (err as Error).message }, 'channelstream catch-up failed');
     }
-    const held = this.held?.get(channel) ?? [];
-    this.held?.delete(channel);
-    if (this.held?.size === 0) this.held = null;
+    const held = this.held.release(channel, upTo);
     if (this.closed) return;
     if (objects.length > 0) this.outbox.push(textFrame(Buffer.from(JSON.stringify(objects))));
-    for (const push of held) if (push.offset === 0 || push.offset > upTo) this.deliver(push);
+    for (const push of held) this.deliver(push);
   }
 
   unsubscribeServerSide(channels: readonly string[]): void {

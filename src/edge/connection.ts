@@ -12,6 +12,7 @@ import { METHODS, type Method } from '../protocol/messages.js';
 import { channelProblem, grantsAllow } from '../protocol/names.js';
 import type { Identity } from '../auth/authenticator.js';
 import { Outbox } from './outbox.js';
+import { HeldPushes } from './held-pushes.js';
 import { binaryFrame, textFrame, type SharedPush } from './frames.js';
 import type { Listener } from './hub.js';
 import type { EdgeContext } from './context.js';
@@ -19,8 +20,6 @@ import { historyQuery } from '../protocol/positions.js';
 
 type State = 'connecting' | 'connected' | 'closed';
 
-/** Live messages held for one channel while its history is read. */
-const MAX_HELD = 10_000;
 
 /** Commands a client may pipeline behind its connect. */
 const MAX_QUEUED_BEHIND_CONNECT = 64;
@@ -42,8 +41,8 @@ export class ClientConnection implements Listener {
   /** Set while a connect command is being processed. */
   private authenticating: Promise<void> | null = null;
   private queuedBehindConnect = 0;
-  /** Live pushes held per channel during recovery (null when none). */
-  private held: Map<string, SharedPush[]> | null = null;
+  /** Live pushes held per channel during recovery. */
+  private readonly held = new HeldPushes();
 
   constructor(
     readonly id: string,
@@ -71,20 +70,18 @@ export class ClientConnection implements Listener {
 
   deliver(push: SharedPush): void {
     if (push.exceptUser !== null && push.exceptUser === this.user) return;
-    if (this.held !== null && push.channel !== null) {
-      const held = this.held.get(push.channel);
-      if (held) {
-        if (held.length >= MAX_HELD) this.onOverflow();
-        else held.push(push);
-        return;
-      }
+    const verdict = this.held.offer(push);
+    if (verdict === 'held') return;
+    if (verdict === 'overflow') {
+      this.onOverflow();
+      return;
     }
     this.outbox.push(this.format === 'json' ? push.forJson() : push.forMsgpack());
   }
 
   /** Hold live pushes of a channel while its missed messages are replayed. */
   hold(channel: string): void {
-    (this.held ??= new Map()).set(channel, []);
+    this.held.hold(channel);
   }
 
   /**
@@ -92,15 +89,10 @@ export class ClientConnection implements Listener {
    * offset order and without duplicates, and go live.
    */
   release(channel: string, replay: readonly Buffer[], after: number): void {
-    const held = this.held?.get(channel) ?? [];
-    this.held?.delete(channel);
-    if (this.held && this.held.size === 0) this.held = null;
+    const held = this.held.release(channel, after);
     if (this.state === 'closed') return;
     for (const json of replay) this.outbox.push(this.format === 'json' ? textFrame(json) : binaryFrame(encodeMsgpack(JSON.parse(json.toString('utf8')))));
-    for (const push of held) {
-      // offset 0: a channel event (presence, state), which has no place in the offset order.
-      if (push.offset > after || push.offset === 0) this.outbox.push(this.format === 'json' ? push.forJson() : push.forMsgpack());
-    }
+    for (const push of held) this.outbox.push(this.format === 'json' ? push.forJson() : push.forMsgpack());
   }
 
   onGap(channel: string): void {
