@@ -1,7 +1,7 @@
 /**
  * The benchmark suite: every scenario against Tidings and its peers in the
  * same run, with the same generator. `node dist/bench/run.js [--quick]
- * [--only a,b] [--servers tidings,nats] [--repeat N] [--out dir]`.
+ * [--only a,b] [--servers tidings,nats] [--repeat N] [--workers N] [--out dir]`.
  * Writes results.json, results.md and SVG charts to bench/results/ (or --out).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -23,6 +23,8 @@ const quick = args.includes('--quick');
 const repeat = Number(flag('repeat') ?? 1);
 const only = flag('only')?.split(',');
 const serverFilter = flag('servers')?.split(',');
+/** Edge workers of a Tidings node where a case does not set them (default 1: one core for the edge, as the peers). */
+const tidingsWorkers = flag('workers') === undefined ? undefined : Number(flag('workers'));
 const here = dirname(fileURLToPath(import.meta.url));
 const outDir = flag('out') ?? join(here, '..', '..', 'bench', 'results', quick ? 'quick' : 'full');
 
@@ -89,7 +91,7 @@ async function main(): Promise<void> {
   for (let rep = 1; rep <= repeat; rep++) {
     for (const c of selected) {
       for (const kind of c.servers.filter((s) => !serverFilter || serverFilter.includes(s))) {
-        const server = await startServer(kind, c.options ?? {});
+        const server = await startServer(kind, { ...(tidingsWorkers !== undefined ? { workers: tidingsWorkers } : {}), ...c.options });
         try {
           const r = await runWorkload(server, c.workload);
           runs.push(r);

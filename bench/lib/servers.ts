@@ -85,7 +85,7 @@ class Proc {
 
 function tidingsNode(name: string, env: Record<string, string>, execArgv: string[]): Proc {
   const child = spawn(process.execPath, [...execArgv, CLI, 'serve'], {
-    env: { PATH: process.env['PATH'] ?? '', ...(process.env['NODE_CLUSTER_SCHED_POLICY'] ? { NODE_CLUSTER_SCHED_POLICY: process.env['NODE_CLUSTER_SCHED_POLICY'] } : {}), ...(process.env['TIDINGS_WRITE_COALESCE_MS'] ? { TIDINGS_WRITE_COALESCE_MS: process.env['TIDINGS_WRITE_COALESCE_MS'] } : {}), TIDINGS_LOG_LEVEL: 'info', TIDINGS_ALLOW_ANONYMOUS: 'true', TIDINGS_TOKEN_SECRET: 'bench-token-secret-0123456789abcdef0123456789', ...env },
+    env: { PATH: process.env['PATH'] ?? '', ...(process.env['NODE_CLUSTER_SCHED_POLICY'] ? { NODE_CLUSTER_SCHED_POLICY: process.env['NODE_CLUSTER_SCHED_POLICY'] } : {}), ...(process.env['TIDINGS_WRITE_COALESCE_MS'] ? { TIDINGS_WRITE_COALESCE_MS: process.env['TIDINGS_WRITE_COALESCE_MS'] } : {}), ...(process.env['TIDINGS_BENCH_NODE_OPTIONS'] ? { NODE_OPTIONS: process.env['TIDINGS_BENCH_NODE_OPTIONS'] } : {}), TIDINGS_LOG_LEVEL: 'info', TIDINGS_ALLOW_ANONYMOUS: 'true', TIDINGS_TOKEN_SECRET: 'bench-token-secret-0123456789abcdef0123456789', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   return new Proc(name, child);

@@ -31,6 +31,7 @@ export const SETTINGS: readonly SettingSpec[] = Object.freeze([
   s({ name: 'forwarder_enabled', type: 'bool', default: false, alias: 'forwarder', describe: 'Run a forwarder proxy between this node and the director' }),
   s({ name: 'edge_enabled', type: 'bool', default: true, alias: 'edge', describe: 'Run websocket edge processes on this node' }),
   s({ name: 'workers', type: 'int', default: 1, min: 1, max: 256, describe: 'Edge processes sharing the server port' }),
+  s({ name: 'worker_semi_space_mb', type: 'int', default: 2, min: 0, max: 64, describe: "V8 young-generation semi-space of each edge process in MB (--max-semi-space-size): a small one keeps memory per idle connection low, as V8 grows it to 16 MB while connections pour in and keeps it; 0 leaves V8's default" }),
   s({ name: 'subscriber_address', type: 'address', default: 'tcp://127.0.0.1:4243', describe: "This node's subscriber address (director XPUB, or the forwarder's local XPUB); edges connect to it" }),
   s({ name: 'publisher_address', type: 'address', default: 'tcp://127.0.0.1:4244', describe: "This node's publisher address (director XSUB, or the forwarder's local XSUB); workers publish to it" }),
   s({ name: 'command_address', type: 'address', default: 'tcp://127.0.0.1:4245', describe: "This node's command address (director ROUTER, or the forwarder's local ROUTER)" }),

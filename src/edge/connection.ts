@@ -31,8 +31,8 @@ export class ClientConnection implements Listener {
   state: State = 'connecting';
   identity: Identity | null = null;
   readonly subscriptions = new Set<string>();
-  /** Channels whose subscribe is in progress. */
-  private readonly joining = new Set<string>();
+  /** Channels whose subscribe is in progress (made on first use: most connections hold none most of the time). */
+  private joining: Set<string> | null = null;
   readonly openedAt = Date.now();
   lastSeen = Date.now();
   lastPing = Date.now();
@@ -50,13 +50,22 @@ export class ClientConnection implements Listener {
     socket: Socket,
     readonly format: Format,
     private readonly ctx: EdgeContext,
-    public log: Logger,
+    private readonly parentLog: Logger,
   ) {
     this.outbox = new Outbox(socket, ctx.config.client_send_buffer, this, ctx.scheduler);
     ws.on('message', (data: Buffer, isBinary: boolean) => this.onFrame(data, isBinary));
     ws.on('close', () => this.cleanup());
     ws.on('error', (err) => this.log.debug({ err: err.message }, 'websocket error'));
   }
+
+  /**
+   * This connection's child logger, made on first use: a pino child per idle
+   * connection would cost a few hundred bytes each and is rarely needed.
+   */
+  get log(): Logger {
+    return (this.logger ??= this.parentLog.child(this.identity ? { conn: this.id, user: this.identity.user } : { conn: this.id }));
+  }
+  private logger: Logger | null = null;
 
   isClosed(): boolean {
     return this.state === 'closed';
@@ -271,7 +280,7 @@ export class ClientConnection implements Listener {
       }
     }
     this.state = 'connected';
-    this.log = this.log.child({ user: identity.user });
+    this.logger = null; // bound again with the user on next use
     if (identity.expires !== null) {
       const ms = identity.expires * 1000 - Date.now();
       this.expiryTimer = setTimeout(() => this.close(CloseCodes.TOKEN_EXPIRED), Math.max(0, Math.min(ms, 2 ** 31 - 1)));
@@ -301,11 +310,12 @@ export class ClientConnection implements Listener {
     if (!grantsAllow(this.identity!.subscribe, channel)) {
       throw new TidingsError(ErrorCodes.PERMISSION_DENIED, `may not subscribe to ${channel}`);
     }
-    if (this.subscriptions.has(channel) || this.joining.has(channel)) throw new TidingsError(ErrorCodes.ALREADY_SUBSCRIBED, channel);
-    if (this.subscriptions.size + this.joining.size >= this.ctx.config.max_subscriptions) {
+    const joining = (this.joining ??= new Set());
+    if (this.subscriptions.has(channel) || joining.has(channel)) throw new TidingsError(ErrorCodes.ALREADY_SUBSCRIBED, channel);
+    if (this.subscriptions.size + joining.size >= this.ctx.config.max_subscriptions) {
       throw new TidingsError(ErrorCodes.LIMIT_EXCEEDED, `at most ${this.ctx.config.max_subscriptions} subscriptions per connection`);
     }
-    this.joining.add(channel);
+    joining.add(channel);
     try {
       const { result, afterReply } = await this.ctx.subscribe(this, channel, params['recover']);
       // The reply goes first, then any replayed messages and the live stream.
@@ -313,7 +323,7 @@ export class ClientConnection implements Listener {
       afterReply();
       return REPLIED;
     } finally {
-      this.joining.delete(channel);
+      joining.delete(channel);
     }
   }
 

@@ -92,6 +92,7 @@ export class EdgeServer implements EdgeContext {
       log: opts.log.child({ component: 'hub' }),
       registry: opts.registry,
       onControl: (body) => this.onControl(body),
+      onChannelMessage: () => this.scheduler.noteMessage(),
     });
     const connections = this.connections;
     this.metrics = {
@@ -287,7 +288,7 @@ export class EdgeServer implements EdgeContext {
     socket.setNoDelay(true);
     const format: Format = ws.protocol === SUBPROTOCOL_MSGPACK ? 'msgpack' : 'json';
     const id = `${this.edgeId}.${randomBytes(9).toString('base64url')}`;
-    const conn = new ClientConnection(id, ws, socket, format, this, this.log.child({ conn: id }));
+    const conn = new ClientConnection(id, ws, socket, format, this, this.log);
     this.connections.add(conn);
     if (token !== null) {
       // Token in the URL: authenticate now and tell the client with a `connected` push.

@@ -57,6 +57,8 @@ export interface HubOptions {
   log: Logger;
   registry: Registry;
   onControl: (body: Record<string, unknown>) => void;
+  /** Called once per channel message received (the flush scheduler's measure of load). */
+  onChannelMessage?: () => void;
 }
 
 export class Hub {
@@ -247,6 +249,7 @@ export class Hub {
     switch (header.kind) {
       case DownKind.Message: {
         this.receivedMessages++;
+        this.opts.onChannelMessage?.();
         const t = parseTopic(topicBuf);
         if (!t || t.kind !== TopicKind.Channel) return;
         const entry = this.channels.get(t.name);

@@ -91,12 +91,14 @@ interface Joined {
  * messages (with many channels a socket otherwise gets one write per message).
  * An idle edge flushes on the next turn, so light traffic pays no delay.
  *
- * The gap also grows to the time the last flush took (up to MAX_GAP_MS): when
- * writing takes most of the edge's time (many channels, few subscribers each:
- * one system call per delivery), the edge keeps at least as much time for
- * receiving, so the next flush finds several messages per socket and each
- * write carries them together, instead of the writes starving the receive loop
- * and every write carrying one message.
+ * When the receive side is behind, the gap also grows to the time the last
+ * flush took (up to MAX_GAP_MS): when writing takes most of the edge's time
+ * (many channels, few subscribers each: one system call per delivery), the
+ * edge keeps at least as much time for receiving, so the next flush finds
+ * several messages per socket and each write carries them together, instead
+ * of the writes starving the receive loop. "Behind" means the last flush
+ * carried more than one channel message (`noteMessage`): at a steady rate
+ * below saturation each flush carries one, and waiting would only add latency.
  */
 export class FlushScheduler {
   private dirty: Outbox[] = [];
@@ -105,17 +107,34 @@ export class FlushScheduler {
   private lastRun = 0;
   /** How long the last flush took (ms). */
   private lastDuration = 0;
+  /** Channel messages received since the last flush began, and how many the last flush carried. */
+  private messages = 0;
+  private lastMessages = 0;
 
-  constructor(private readonly minGapMs = 1) {}
+  constructor(
+    private readonly minGapMs = 1,
+    private readonly now: () => number = () => performance.now(),
+  ) {}
   /** Joined buffers of this turn, by first frame; dropped at the end of the turn. */
   private readonly cache = new Map<Buffer, Joined[]>();
+
+  /** Counts one channel message received from the cluster (whatever it fans out to). */
+  noteMessage(): void {
+    this.messages++;
+  }
+
+  /** The wait between the end of one flush and the start of the next, in ms. */
+  gapMs(): number {
+    if (this.minGapMs <= 0) return 0;
+    if (this.lastMessages <= 1) return this.minGapMs;
+    return Math.max(this.minGapMs, Math.min(this.lastDuration, MAX_GAP_MS));
+  }
 
   schedule(box: Outbox): void {
     this.dirty.push(box);
     if (!this.armed) {
       this.armed = true;
-      const gap = this.minGapMs > 0 ? Math.max(this.minGapMs, Math.min(this.lastDuration, MAX_GAP_MS)) : 0;
-      const wait = this.lastRun + gap - performance.now();
+      const wait = this.lastRun + this.gapMs() - this.now();
       if (wait > 0) setTimeout(this.run, wait);
       else setImmediate(this.run);
     }
@@ -140,13 +159,15 @@ export class FlushScheduler {
     const boxes = this.dirty;
     this.dirty = [];
     this.running = true;
-    const start = performance.now();
+    this.lastMessages = this.messages;
+    this.messages = 0;
+    const start = this.now();
     try {
       for (const b of boxes) b.flush();
     } finally {
       this.running = false;
       this.cache.clear();
-      this.lastRun = performance.now();
+      this.lastRun = this.now();
       this.lastDuration = this.lastRun - start;
     }
   };

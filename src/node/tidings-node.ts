@@ -110,7 +110,9 @@ export class TidingsNode {
   }
 
   private async startWorkers(): Promise<void> {
-    cluster.setupPrimary({ exec: this.opts.workerScript, silent: false });
+    const semiSpace = this.opts.config.worker_semi_space_mb;
+    const execArgv = semiSpace > 0 ? [...process.execArgv, `--max-semi-space-size=${semiSpace}`] : process.execArgv;
+    cluster.setupPrimary({ exec: this.opts.workerScript, execArgv, silent: false });
     const ready: Promise<void>[] = [];
     for (let i = 0; i < this.opts.config.workers; i++) ready.push(this.fork(i));
     await Promise.all(ready);

@@ -128,3 +128,36 @@ test('a socket over its limit is reported to its owner and the frame is not queu
     a.close();
   }
 });
+
+test('the flush gap grows to the last flush time only when that flush carried several messages', async () => {
+  // A fake clock and a socket whose write takes 12 ms of that clock: the scheduler's rule alone.
+  let t = 1000;
+  const writes: number[] = [];
+  const socket = { destroyed: false, writableLength: 0, write: () => { writes.push(t); t += 12; return true; } } as unknown as Socket;
+  const scheduler = new FlushScheduler(1, () => t);
+  const box = new Outbox(socket, 1 << 20, noOverflow, scheduler);
+  const frame = textFrame(Buffer.from('{"type":"message"}'));
+  const flushed = (): Promise<void> => new Promise((r) => setTimeout(r, 30));
+
+  // One message per flush (a steady rate below saturation): the gap stays at the minimum.
+  scheduler.noteMessage();
+  box.push(frame);
+  await flushed();
+  assert.equal(writes.length, 1);
+  assert.equal(scheduler.gapMs(), 1, 'a 12 ms flush of one message does not delay the next');
+
+  // Several messages in one flush (the receive side is behind): the gap becomes the flush time.
+  for (let i = 0; i < 3; i++) scheduler.noteMessage();
+  box.push(frame);
+  await flushed();
+  assert.equal(writes.length, 2);
+  assert.equal(scheduler.gapMs(), 12, 'the next flush waits as long as the last one took');
+
+  // The gap is bounded, whatever the flush took.
+  socket.write = () => { t += 500; return true; };
+  for (let i = 0; i < 3; i++) scheduler.noteMessage();
+  box.push(frame);
+  await new Promise((r) => setTimeout(r, 40));
+  assert.equal(scheduler.gapMs(), 50, 'at most 50 ms');
+  assert.equal(new FlushScheduler(0).gapMs(), 0, 'write_coalesce_ms 0: every turn');
+});
