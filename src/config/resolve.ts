@@ -26,6 +26,7 @@ export interface Config {
   readonly forwarder_enabled: boolean;
   readonly edge_enabled: boolean;
   readonly workers: number;
+  readonly worker_semi_space_mb: number;
   readonly subscriber_address: string;
   readonly publisher_address: string;
   readonly command_address: string;

@@ -24,6 +24,12 @@ const MAX_MERGED_PAYLOAD = 256 * 1024;
 const NEWLINE = Buffer.from('\n');
 /** Longest wait between flushes under load, whatever the last flush took. */
 const MAX_GAP_MS = 50;
+/**
+ * Channel messages one flush must carry before the gap grows: more than a
+ * steady rate's one or two (a flush that ran late), which waiting would only
+ * delay, and fewer than a receive side that is really behind brings.
+ */
+const BEHIND_MESSAGES = 4;
 
 export class Outbox {
   /** Reused from turn to turn; the scheduler copies it when it keeps it. */
@@ -97,8 +103,9 @@ interface Joined {
  * edge keeps at least as much time for receiving, so the next flush finds
  * several messages per socket and each write carries them together, instead
  * of the writes starving the receive loop. "Behind" means the last flush
- * carried more than one channel message (`noteMessage`): at a steady rate
- * below saturation each flush carries one, and waiting would only add latency.
+ * carried several channel messages (`noteMessage`, BEHIND_MESSAGES): at a
+ * steady rate below saturation a flush carries one or two, and waiting would
+ * only add latency.
  */
 export class FlushScheduler {
   private dirty: Outbox[] = [];
@@ -126,7 +133,7 @@ export class FlushScheduler {
   /** The wait between the end of one flush and the start of the next, in ms. */
   gapMs(): number {
     if (this.minGapMs <= 0) return 0;
-    if (this.lastMessages <= 1) return this.minGapMs;
+    if (this.lastMessages < BEHIND_MESSAGES) return this.minGapMs;
     return Math.max(this.minGapMs, Math.min(this.lastDuration, MAX_GAP_MS));
   }
 
