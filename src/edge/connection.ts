@@ -31,13 +31,15 @@ export class ClientConnection implements Listener {
   state: State = 'connecting';
   identity: Identity | null = null;
   readonly subscriptions = new Set<string>();
-  /** Channels whose subscribe is in progress (made on first use: most connections hold none most of the time). */
+  /** Channels whose subscribe is in progress; null when none (the usual case, and an idle connection's bytes count). */
   private joining: Set<string> | null = null;
   readonly openedAt = Date.now();
   lastSeen = Date.now();
   lastPing = Date.now();
   private readonly outbox: Outbox;
   private expiryTimer: NodeJS.Timeout | null = null;
+  /** Made by the `log` getter on first use. */
+  private logger: Logger | null = null;
   /** Set while a connect command is being processed. */
   private authenticating: Promise<void> | null = null;
   private queuedBehindConnect = 0;
@@ -65,7 +67,6 @@ export class ClientConnection implements Listener {
   get log(): Logger {
     return (this.logger ??= this.parentLog.child(this.identity ? { conn: this.id, user: this.identity.user } : { conn: this.id }));
   }
-  private logger: Logger | null = null;
 
   isClosed(): boolean {
     return this.state === 'closed';
@@ -324,6 +325,7 @@ export class ClientConnection implements Listener {
       return REPLIED;
     } finally {
       joining.delete(channel);
+      if (joining.size === 0) this.joining = null;
     }
   }
 
