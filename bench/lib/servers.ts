@@ -83,9 +83,29 @@ class Proc {
   }
 }
 
+/**
+ * Variables of the bench's own environment that reach Tidings nodes, for
+ * experiments: name here -> name in the node (TIDINGS_BENCH_NODE_OPTIONS
+ * becomes the node's NODE_OPTIONS, e.g. "--max-semi-space-size=1").
+ */
+const PASSED_THROUGH: Record<string, string> = {
+  NODE_CLUSTER_SCHED_POLICY: 'NODE_CLUSTER_SCHED_POLICY',
+  TIDINGS_WRITE_COALESCE_MS: 'TIDINGS_WRITE_COALESCE_MS',
+  TIDINGS_BENCH_NODE_OPTIONS: 'NODE_OPTIONS',
+};
+
+function passedThrough(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [from, to] of Object.entries(PASSED_THROUGH)) {
+    const v = process.env[from];
+    if (v) out[to] = v;
+  }
+  return out;
+}
+
 function tidingsNode(name: string, env: Record<string, string>, execArgv: string[]): Proc {
   const child = spawn(process.execPath, [...execArgv, CLI, 'serve'], {
-    env: { PATH: process.env['PATH'] ?? '', ...(process.env['NODE_CLUSTER_SCHED_POLICY'] ? { NODE_CLUSTER_SCHED_POLICY: process.env['NODE_CLUSTER_SCHED_POLICY'] } : {}), ...(process.env['TIDINGS_WRITE_COALESCE_MS'] ? { TIDINGS_WRITE_COALESCE_MS: process.env['TIDINGS_WRITE_COALESCE_MS'] } : {}), ...(process.env['TIDINGS_BENCH_NODE_OPTIONS'] ? { NODE_OPTIONS: process.env['TIDINGS_BENCH_NODE_OPTIONS'] } : {}), TIDINGS_LOG_LEVEL: 'info', TIDINGS_ALLOW_ANONYMOUS: 'true', TIDINGS_TOKEN_SECRET: 'bench-token-secret-0123456789abcdef0123456789', ...env },
+    env: { PATH: process.env['PATH'] ?? '', ...passedThrough(), TIDINGS_LOG_LEVEL: 'info', TIDINGS_ALLOW_ANONYMOUS: 'true', TIDINGS_TOKEN_SECRET: 'bench-token-secret-0123456789abcdef0123456789', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   return new Proc(name, child);
