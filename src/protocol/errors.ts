@@ -45,6 +45,7 @@ export const ErrorCodes = Object.freeze({
   INVALID_USER: spec(123, 'invalid_user', 400, 'invalid user id'),
   UNKNOWN_CONNECTION: spec(124, 'unknown_connection', 404, 'unknown connection id'),
   INVALID_POSITION: spec(125, 'invalid_position', 400, 'invalid stream position'),
+  PAYLOAD_TOO_DEEP: spec(126, 'payload_too_deep', 400, 'payload nests too deeply'),
 });
 
 export type ErrorName = keyof typeof ErrorCodes;

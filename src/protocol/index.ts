@@ -3,3 +3,4 @@ export * from './names.js';
 export * from './messages.js';
 export * from './codec.js';
 export * from './positions.js';
+export * from './payload.js';
