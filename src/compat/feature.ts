@@ -34,7 +34,8 @@ export function compatFeature(edge: EdgeServer, config: Config, log: Logger): vo
   }, HEARTBEAT_MS);
   timer.unref();
 
-  edge.upgradeHooks.push((req: IncomingMessage, socket: Duplex, head: Buffer, url: URL) => {
+  edge.upgradeHooks.push((req: IncomingMessage, socket: Duplex, head: Buffer, url: URL, path: string) => {
+    if (path !== '/ws') return false;
     const connId = url.searchParams.get('conn_id');
     if (connId === null) return false;
     if (conns.size + edge.connectionCount >= config.max_connections) {

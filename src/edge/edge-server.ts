@@ -264,7 +264,7 @@ export class EdgeServer implements EdgeContext {
       return;
     }
     const path = this.stripBase(url.pathname);
-    if (path !== '/ws') {
+    if (path === null) {
       this.rejectUpgrade(socket, 404, new TidingsError(ErrorCodes.NOT_FOUND, url.pathname));
       return;
     }
@@ -272,13 +272,21 @@ export class EdgeServer implements EdgeContext {
       this.rejectUpgrade(socket, 503, new TidingsError(ErrorCodes.LIMIT_EXCEEDED, 'connection limit reached'));
       return;
     }
-    for (const hook of this.upgradeHooks) if (hook(req, socket, head, url)) return;
+    // Features take the upgrades that are theirs (by path, query or subprotocol) before the native protocol.
+    for (const hook of this.upgradeHooks) if (hook(req, socket, head, url, path)) return;
+    if (path !== '/ws') {
+      this.rejectUpgrade(socket, 404, new TidingsError(ErrorCodes.NOT_FOUND, url.pathname));
+      return;
+    }
     const token = url.searchParams.get('token');
     this.wss!.handleUpgrade(req, socket, head, (ws) => this.accept(ws, socket as Socket, token));
   }
 
-  /** Upgrade handlers that take over some websocket connections (e.g. channelstream's /ws?conn_id=). */
-  readonly upgradeHooks: Array<(req: IncomingMessage, socket: Duplex, head: Buffer, url: URL) => boolean> = [];
+  /**
+   * Upgrade handlers that take over some websocket connections (e.g. channelstream's /ws?conn_id=).
+   * `path` is the request path without server_base_url. A hook returns true when it took the socket.
+   */
+  readonly upgradeHooks: Array<(req: IncomingMessage, socket: Duplex, head: Buffer, url: URL, path: string) => boolean> = [];
 
   get webSocketServer(): WebSocketServer | null {
     return this.wss;
