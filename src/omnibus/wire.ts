@@ -66,9 +66,15 @@ export function omnibusText(pushJson: string): string | null {
   }
   if (push['type'] !== 'message' || typeof push['channel'] !== 'string') return null;
   const data = push['data'];
-  const body = isOmnibusShaped(data) ? data : { type: 'message', sender: push['sender'] ?? null, payload: data };
-  return `${push['channel']}:${JSON.stringify(body)}`;
+  if (!isOmnibusShaped(data)) return `${push['channel']}:${JSON.stringify({ type: 'message', sender: push['sender'] ?? null, payload: data })}`;
+  // The publisher's own text, as omnibus passed it on: the director writes `data` last, after keys
+  // whose values are numbers or strings (which cannot hold an unescaped quote), so the first
+  // `,"data":` is the key and the data's text runs to the closing brace.
+  const at = pushJson.indexOf(DATA_KEY);
+  return `${push['channel']}:${at === -1 ? JSON.stringify(data) : pushJson.slice(at + DATA_KEY.length, pushJson.lastIndexOf('}'))}`;
 }
+
+const DATA_KEY = ',"data":';
 
 /**
  * The data an omnibus client's channel message publishes: its object with
