@@ -14,6 +14,7 @@ import { splitJsonFrame } from './frames.js';
 import { RequestError } from './errors.js';
 import { ClientReasons, reasonFromClose, reasonFromError, type Reason } from './reasons.js';
 import { Subscription, type SubscriptionHost } from './subscription.js';
+import { HTTP_TRANSPORTS, fallbackUrl, resolveFallback, type FallbackOption } from './fallback.js';
 import type {
   ClientEvents,
   ClientOptions,
@@ -61,6 +62,16 @@ export class TidingsClient extends Emitter<ClientEvents> implements Subscription
   private readonly timeoutMs: number;
   private readonly pingMarginMs: number;
   private readonly maxPendingCalls: number;
+  private readonly fallback: FallbackOption;
+  private readonly fallbackAfter: number;
+  private readonly fallbackTransports: readonly string[];
+  /** Websocket attempts in a row that closed before opening. */
+  private blockedAttempts = 0;
+  /** Set once websockets look blocked: every later attempt uses the HTTP fallback. */
+  private useFallback = false;
+  /** The current attempt's transport kind and whether it opened. */
+  private attemptKind: 'websocket' | 'sockjs' | null = null;
+  private attemptOpened = false;
 
   private ws: WebSocketLike | null = null;
   /** Bumped for every transport; callbacks of an older one are ignored. */
@@ -98,6 +109,15 @@ export class TidingsClient extends Emitter<ClientEvents> implements Subscription
     this.timeoutMs = (options.timeout ?? 10) * 1000;
     this.pingMarginMs = (options.pingMargin ?? 5) * 1000;
     this.maxPendingCalls = options.maxPendingCalls ?? 1000;
+    this.fallback = options.fallback ?? false;
+    this.fallbackAfter = options.fallbackAfter ?? 1;
+    if (!Number.isInteger(this.fallbackAfter) || this.fallbackAfter < 1) throw new TypeError('fallbackAfter must be an integer >= 1');
+    this.fallbackTransports = options.fallbackTransports ?? HTTP_TRANSPORTS;
+  }
+
+  /** The transport of the current or last session: 'websocket', or 'sockjs' after falling back. */
+  get transport(): 'websocket' | 'sockjs' {
+    return this.useFallback ? 'sockjs' : 'websocket';
   }
 
   get connected(): boolean {
@@ -166,9 +186,30 @@ export class TidingsClient extends Emitter<ClientEvents> implements Subscription
   }
 
   private open(s: number, url: string, token: string | null): void {
+    this.attemptOpened = false;
+    if (this.useFallback) {
+      this.attemptKind = 'sockjs';
+      const sockjsUrl = fallbackUrl(url);
+      resolveFallback(this.fallback, sockjsUrl).then(
+        (SockJS) => {
+          if (s === this.session) this.wire(s, url, token, () => new SockJS(sockjsUrl, undefined, { transports: [...this.fallbackTransports] }));
+        },
+        (err: unknown) => {
+          if (s !== this.session) return;
+          this.emit('error', { error: err instanceof Error ? err : new Error(String(err)) });
+          this.fail(s, ClientReasons.ABNORMAL);
+        },
+      );
+      return;
+    }
+    this.attemptKind = 'websocket';
+    this.wire(s, url, token, () => new this.WS(url, [SUBPROTOCOL_JSON]));
+  }
+
+  private wire(s: number, url: string, token: string | null, make: () => WebSocketLike): void {
     let ws: WebSocketLike;
     try {
-      ws = new this.WS(url, [SUBPROTOCOL_JSON]);
+      ws = make();
     } catch (err) {
       this.emit('error', { error: err instanceof Error ? err : new Error(String(err)) });
       this.fail(s, ClientReasons.ABNORMAL);
@@ -178,6 +219,7 @@ export class TidingsClient extends Emitter<ClientEvents> implements Subscription
     ws.onerror = noop; // a close event always follows
     ws.onopen = () => {
       if (s !== this.session) return;
+      this.attemptOpened = true;
       this.lastFrameAt = Date.now();
       this.command('connect', token ? { token } : {}, this.timeoutMs, (err, r) => {
         if (s !== this.session) return;
@@ -198,7 +240,7 @@ export class TidingsClient extends Emitter<ClientEvents> implements Subscription
     if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
     this.handshakeTimer = null;
     this.failures = 0;
-    this.info = { ...r, url };
+    this.info = { ...r, url, transport: this.transport };
     this.armWatchdog(s, r.ping);
     this.setState('connected', ClientReasons.CONNECTED);
     for (const w of this.waiters) {
@@ -214,6 +256,7 @@ export class TidingsClient extends Emitter<ClientEvents> implements Subscription
   private fail(s: number, reason: Reason): void {
     if (s !== this.session) return;
     this.session++;
+    this.noteBlocked();
     const wasConnected = this.state === 'connected';
     this.teardown(CloseCodes.NORMAL.code);
     if (wasConnected) this.failures = 0;
@@ -235,6 +278,14 @@ export class TidingsClient extends Emitter<ClientEvents> implements Subscription
       this.retryTimer = null;
       this.attempt(reason);
     }, delayMs);
+  }
+
+  /** Count a websocket attempt that never opened; past fallbackAfter of them, switch to the fallback. */
+  private noteBlocked(): void {
+    if (this.attemptKind !== 'websocket') return;
+    if (this.attemptOpened) this.blockedAttempts = 0;
+    else if (this.fallback !== false && ++this.blockedAttempts >= this.fallbackAfter) this.useFallback = true;
+    this.attemptKind = null;
   }
 
   private goDisconnected(reason: Reason): void {

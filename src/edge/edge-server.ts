@@ -93,7 +93,7 @@ export class EdgeServer implements EdgeContext {
       anonymousChannels: c.anonymous_channels,
       http: c.auth_native ? this.httpAuth : null,
     });
-    this.siblings = opts.siblings && opts.siblings.count > 1 ? new Siblings(opts.siblings, opts.log.child({ component: 'siblings' })) : null;
+    this.siblings = opts.siblings && opts.siblings.count > 1 ? new Siblings(opts.siblings, opts.log.child({ component: 'siblings' }), opts.registry) : null;
     this.commands = new CommandClient({
       address: opts.config.command_address,
       timeoutMs: opts.config.command_timeout * 1000,

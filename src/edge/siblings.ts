@@ -16,6 +16,7 @@ import { createServer, request, type IncomingMessage, type Server, type ServerRe
 import { unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { Counter, type Registry } from 'prom-client';
 import { ErrorCodes, TidingsError } from '../protocol/errors.js';
 import { sendError } from '../http/io.js';
 
@@ -50,13 +51,15 @@ export function siblingSocketPath(dir: string, index: number): string {
 
 export class Siblings {
   private server: Server | null = null;
-  /** Requests passed to other workers (for tests and metrics). */
-  forwarded = 0;
+  private readonly forwards: Counter;
 
   constructor(
     readonly opts: SiblingOptions,
     private readonly log: Logger,
-  ) {}
+    registry: Registry,
+  ) {
+    this.forwards = new Counter({ name: 'tidings_edge_sibling_forwards_total', help: 'Requests passed to the edge worker that owns their session (SockJS)', registers: [registry] });
+  }
 
   get index(): number {
     return this.opts.index;
@@ -105,7 +108,7 @@ export class Siblings {
 
   /** Pass a request to worker `owner` and stream its answer back. */
   forward(req: IncomingMessage, res: ServerResponse, owner: number): void {
-    this.forwarded++;
+    this.forwards.inc();
     const headers: Record<string, string | string[] | undefined> = { ...req.headers, [SIBLING_HEADER]: String(this.opts.index) };
     const remote = req.socket.remoteAddress;
     if (remote) headers['x-forwarded-for'] = req.headers['x-forwarded-for'] ? `${String(req.headers['x-forwarded-for'])}, ${remote}` : remote;
