@@ -256,7 +256,7 @@ export class TidingsClient extends Emitter<ClientEvents> implements Subscription
   private fail(s: number, reason: Reason): void {
     if (s !== this.session) return;
     this.session++;
-    this.noteBlocked();
+    const fellBack = this.noteBlocked();
     const wasConnected = this.state === 'connected';
     this.teardown(CloseCodes.NORMAL.code);
     if (wasConnected) this.failures = 0;
@@ -270,8 +270,9 @@ export class TidingsClient extends Emitter<ClientEvents> implements Subscription
     }
     const delayMs = retryDelay(this.failures, this.retry) * 1000;
     this.failures++;
-    // Fail over: the next attempt goes to the next URL of the list.
-    this.urlIndex = (this.urlIndex + 1) % this.urls.length;
+    // Fail over: the next attempt goes to the next URL of the list (but the first
+    // fallback attempt tries the same one: the network refused websockets, not the edge).
+    if (!fellBack) this.urlIndex = (this.urlIndex + 1) % this.urls.length;
     this.setState('connecting', reason);
     this.emit('disconnected', reason);
     this.retryTimer = setTimeout(() => {
@@ -280,12 +281,14 @@ export class TidingsClient extends Emitter<ClientEvents> implements Subscription
     }, delayMs);
   }
 
-  /** Count a websocket attempt that never opened; past fallbackAfter of them, switch to the fallback. */
-  private noteBlocked(): void {
-    if (this.attemptKind !== 'websocket') return;
+  /** Count a websocket attempt that never opened; past fallbackAfter of them, switch to the fallback (returns true then). */
+  private noteBlocked(): boolean {
+    const kind = this.attemptKind;
+    this.attemptKind = null;
+    if (kind !== 'websocket') return false;
     if (this.attemptOpened) this.blockedAttempts = 0;
     else if (this.fallback !== false && ++this.blockedAttempts >= this.fallbackAfter) this.useFallback = true;
-    this.attemptKind = null;
+    return this.useFallback;
   }
 
   private goDisconnected(reason: Reason): void {

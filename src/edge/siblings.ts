@@ -86,7 +86,11 @@ export class Siblings {
     } catch {
       // none
     }
-    const server = createServer({ keepAliveTimeout: 5000 }, (req, res) => main.emit('request', req, res));
+    const server = createServer({ keepAliveTimeout: 5000 }, (req, res) => {
+      // Only requests passed on by a sibling: this socket is no second door to the node's routes.
+      if (req.headers[SIBLING_HEADER] === undefined) sendError(res, new TidingsError(ErrorCodes.NOT_FOUND, 'sibling requests only'));
+      else main.emit('request', req, res);
+    });
     server.headersTimeout = 10_000;
     this.server = server;
     await new Promise<void>((resolve, reject) => {

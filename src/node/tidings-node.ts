@@ -6,7 +6,7 @@
  */
 import cluster, { type Worker } from 'node:cluster';
 import { hostname, tmpdir } from 'node:os';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { AggregatorRegistry, Registry, collectDefaultMetrics } from 'prom-client';
@@ -120,7 +120,10 @@ export class TidingsNode {
     const execArgv = semiSpace > 0 ? [...process.execArgv, `--max-semi-space-size=${semiSpace}`] : process.execArgv;
     cluster.setupPrimary({ exec: this.opts.workerScript, execArgv, silent: false });
     // Workers pass each other requests of sessions they do not hold (SockJS) over unix sockets here.
-    if (this.opts.config.workers > 1) this.siblingDir = mkdtempSync(join(tmpdir(), 'tidings-edges-'));
+    if (this.opts.config.workers > 1) {
+      removeStaleSiblingDirs();
+      this.siblingDir = mkdtempSync(join(tmpdir(), `tidings-edges-${process.pid}-`));
+    }
     const ready: Promise<void>[] = [];
     for (let i = 0; i < this.opts.config.workers; i++) ready.push(this.fork(i));
     await Promise.all(ready);
@@ -186,5 +189,24 @@ export class TidingsNode {
     this.directorFeatures?.stop();
     await this.director?.stop();
     this.opts.log.info('node stopped');
+  }
+}
+
+/** Sibling socket directories left by nodes that were killed (kill -9 skips stop()). */
+function removeStaleSiblingDirs(): void {
+  let names: string[] = [];
+  try {
+    names = readdirSync(tmpdir());
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const m = /^tidings-edges-(\d+)-/.exec(name);
+    if (!m) continue;
+    try {
+      process.kill(Number(m[1]), 0);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ESRCH') rmSync(join(tmpdir(), name), { recursive: true, force: true });
+    }
   }
 }

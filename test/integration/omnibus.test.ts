@@ -34,6 +34,8 @@ interface Node {
 }
 let A: Node;
 let B: Node;
+/** Every process started, stopped in after() even when start-up failed half way. */
+const procs: TidingsProcess[] = [];
 let app: Server;
 /** Questions the web app was asked, in order. */
 const asked: any[] = [];
@@ -102,7 +104,8 @@ before(async () => {
     TIDINGS_OMNIBUS_AUTHENTICATOR: 'user',
     TIDINGS_DJANGO_SECRET_KEY: DJANGO_KEY,
   });
-  await Promise.all([pa.waitFor(/"msg":"node ready"/, 30000), pb.waitFor(/"msg":"node ready"/, 30000)]);
+  procs.push(pa, pb);
+  await Promise.all([pa.waitFor(/"msg":"node ready"/, 60000), pb.waitFor(/"msg":"node ready"/, 60000)]);
   A = { proc: pa, http: `http://127.0.0.1:${aPort}`, ws: `ws://127.0.0.1:${aPort}`, publisher: a.pub };
   B = { proc: pb, http: `http://127.0.0.1:${bPort}`, ws: `ws://127.0.0.1:${bPort}`, publisher: `tcp://127.0.0.1:${bPub}` };
 });
@@ -110,7 +113,7 @@ before(async () => {
 after(async () => {
   for (const c of clients) c.close();
   for (const c of children) c.kill('SIGKILL');
-  await Promise.all([B?.proc.stop(), A?.proc.stop()]);
+  await Promise.all(procs.map((p) => p.stop()));
   app?.close();
 });
 
@@ -253,9 +256,15 @@ test("authenticators: omnibus' user tokens and anonymous identifiers; the web ap
 
   // An app that does not answer within auth_timeout refuses (fails closed) with 165.
   const slow = keep(await OmnibusClient.websocket(`${A.ws}/ec`, 'slow:slow'));
+  // Frames sent meanwhile wait in order behind it, at most 256 of them; the rest are refused (108), not dropped.
+  for (let i = 0; i < 300; i++) slow.raw(`!foo:${i}`);
   const slowReply = await slow.waitReply('authenticate');
   assert.equal(slowReply.success, false);
   assert.equal(slowReply.payload.error.code, 165);
+  await slow.waitFor(() => slow.replies.filter((r) => r.command === 'foo').length === 256, '256 queued frames answered');
+  const refused = slow.replies.filter((r) => r.command === 'publish');
+  assert.equal(refused.length, 44);
+  assert.ok(refused.every((r) => r.reply.payload.error.code === 108));
 
   // Native clients without a token are authenticated by the same app (its session cookie) when auth_native is on.
   const ws = new WebSocket(`${A.ws}/ws`, { headers: { cookie: 'session=alice' } });

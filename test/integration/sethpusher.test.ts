@@ -24,6 +24,8 @@ interface Node {
 }
 let A: Node;
 let B: Node;
+/** Every process started, stopped in after() even when start-up failed half way. */
+const procs: TidingsProcess[] = [];
 const open: Array<{ close(): void }> = [];
 
 before(async () => {
@@ -45,14 +47,15 @@ before(async () => {
     TIDINGS_ALLOW_ANONYMOUS: 'true',
     TIDINGS_CLIENT_SEND_BUFFER: '65536',
   });
-  await Promise.all([pa.waitFor(/"msg":"node ready"/, 30000), pb.waitFor(/"msg":"node ready"/, 30000)]);
+  procs.push(pa, pb);
+  await Promise.all([pa.waitFor(/"msg":"node ready"/, 60000), pb.waitFor(/"msg":"node ready"/, 60000)]);
   A = { proc: pa, http: `http://127.0.0.1:${aPort}`, ws: `ws://127.0.0.1:${aPort}` };
   B = { proc: pb, http: `http://127.0.0.1:${bPort}`, ws: `ws://127.0.0.1:${bPort}` };
 });
 
 after(async () => {
   for (const c of open) c.close();
-  await Promise.all([B?.proc.stop(), A?.proc.stop()]);
+  await Promise.all(procs.map((p) => p.stop()));
 });
 
 const tokenFor = (user: string) => signToken({ secret: TOKEN_SECRET, user, ttl: 600, subscribe: ['*'] });
