@@ -122,7 +122,7 @@ export class OmnibusClient {
   async waitFor(pred: () => boolean, what: string, timeoutMs = 10000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (!pred()) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; replies ${JSON.stringify(this.replies)} messages ${JSON.stringify(this.messages.slice(-5))}`);
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last replies ${JSON.stringify(this.replies.slice(-3))} of ${this.replies.length}, messages ${JSON.stringify(this.messages.slice(-5))}`);
       await new Promise((r) => setTimeout(r, 10));
     }
   }
