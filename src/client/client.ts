@@ -67,7 +67,9 @@ export class TidingsClient extends Emitter<ClientEvents> implements Subscription
   private readonly fallbackTransports: readonly string[];
   /** Websocket attempts in a row that closed before opening. */
   private blockedAttempts = 0;
-  /** Set once websockets look blocked: every later attempt uses the HTTP fallback. */
+  /** The next attempt tries the HTTP fallback on the same URL (a websocket attempt failed before opening). */
+  private probeFallback = false;
+  /** Set once a fallback session opened where websockets had failed: every later attempt uses it. */
   private useFallback = false;
   /** The current attempt's transport kind and whether it opened. */
   private attemptKind: 'websocket' | 'sockjs' | null = null;
@@ -187,7 +189,7 @@ export class TidingsClient extends Emitter<ClientEvents> implements Subscription
 
   private open(s: number, url: string, token: string | null): void {
     this.attemptOpened = false;
-    if (this.useFallback) {
+    if (this.useFallback || this.probeFallback) {
       this.attemptKind = 'sockjs';
       const sockjsUrl = fallbackUrl(url);
       resolveFallback(this.fallback, sockjsUrl).then(
@@ -220,6 +222,8 @@ export class TidingsClient extends Emitter<ClientEvents> implements Subscription
     ws.onopen = () => {
       if (s !== this.session) return;
       this.attemptOpened = true;
+      // The same edge answers over HTTP where its websocket failed: websockets are blocked on this network.
+      if (this.attemptKind === 'sockjs') this.useFallback = true;
       this.lastFrameAt = Date.now();
       this.command('connect', token ? { token } : {}, this.timeoutMs, (err, r) => {
         if (s !== this.session) return;
@@ -268,11 +272,15 @@ export class TidingsClient extends Emitter<ClientEvents> implements Subscription
       this.goDisconnected(ClientReasons.MAX_RETRIES);
       return;
     }
-    const delayMs = retryDelay(this.failures, this.retry) * 1000;
-    this.failures++;
-    // Fail over: the next attempt goes to the next URL of the list (but the first
-    // fallback attempt tries the same one: the network refused websockets, not the edge).
-    if (!fellBack) this.urlIndex = (this.urlIndex + 1) % this.urls.length;
+    let delayMs = 0;
+    if (fellBack) {
+      // Probe the same URL over HTTP at once: it tells a blocked websocket from a dead edge.
+    } else {
+      delayMs = retryDelay(this.failures, this.retry) * 1000;
+      this.failures++;
+      // Fail over: the next attempt goes to the next URL of the list.
+      this.urlIndex = (this.urlIndex + 1) % this.urls.length;
+    }
     this.setState('connecting', reason);
     this.emit('disconnected', reason);
     this.retryTimer = setTimeout(() => {
@@ -281,14 +289,28 @@ export class TidingsClient extends Emitter<ClientEvents> implements Subscription
     }, delayMs);
   }
 
-  /** Count a websocket attempt that never opened; past fallbackAfter of them, switch to the fallback (returns true then). */
+  /**
+   * After a websocket attempt that never opened (fallbackAfter of them in a row),
+   * the next attempt probes the fallback on the same URL (returns true then).
+   * A probe that fails too means the edge is down, not websockets blocked:
+   * back to websockets and the next URL.
+   */
   private noteBlocked(): boolean {
     const kind = this.attemptKind;
     this.attemptKind = null;
+    if (kind === 'sockjs') {
+      if (!this.useFallback) this.probeFallback = false;
+      return false;
+    }
     if (kind !== 'websocket') return false;
-    if (this.attemptOpened) this.blockedAttempts = 0;
-    else if (this.fallback !== false && ++this.blockedAttempts >= this.fallbackAfter) this.useFallback = true;
-    return this.useFallback;
+    if (this.attemptOpened) {
+      this.blockedAttempts = 0;
+      return false;
+    }
+    if (this.fallback === false || ++this.blockedAttempts < this.fallbackAfter) return false;
+    this.blockedAttempts = 0;
+    this.probeFallback = true;
+    return true;
   }
 
   private goDisconnected(reason: Reason): void {

@@ -49,7 +49,7 @@ export interface ClientOptions extends Partial<RetryOptions> {
    * Default false (websockets only).
    */
   fallback?: FallbackOption;
-  /** Websocket attempts in a row that fail before opening, before the fallback is used for good. Default 1. */
+  /** Websocket attempts in a row that fail before opening, before the fallback is tried on the same URL (kept once it opens). Default 1. */
   fallbackAfter?: number;
   /** sockjs-client transports the fallback may use. Default: all but websocket. */
   fallbackTransports?: string[];

@@ -138,3 +138,33 @@ test('settings refuse a compatibility endpoint that could not prove who a client
   const ok = resolveConfig({ env: { TIDINGS_OMNIBUS_AUTHENTICATOR: 'noop', TIDINGS_ALLOW_ANONYMOUS: 'true' } });
   assert.equal(ok.omnibus_base_url, '/ec');
 });
+
+test('the HTTP authenticator: answers cached per question in a bounded LRU map, identical questions share a request', async () => {
+  const { createServer } = await import('node:http');
+  const { HttpAuthenticator } = await import('../../src/auth/http-authenticator.js');
+  let requests = 0;
+  const srv = createServer((req, res) => {
+    requests++;
+    req.resume();
+    req.on('end', () => setTimeout(() => res.end('{"allow":true,"user":"u"}'), 20));
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+  try {
+    const port = (srv.address() as { port: number }).port;
+    const auth = new HttpAuthenticator({ url: `http://127.0.0.1:${port}/`, timeoutMs: 2000, cacheTtlMs: 60_000, cacheSize: 2, secret: null });
+    const q = (channel: string) => ({ action: 'subscribe' as const, protocol: 'native' as const, channel });
+    await Promise.all([auth.ask(q('a')), auth.ask(q('a')), auth.ask(q('a'))]);
+    assert.equal(requests, 1, 'three identical questions at once: one request');
+    await auth.ask(q('a'));
+    assert.equal(requests, 1, 'answered from the cache');
+    await auth.ask(q('b'));
+    await auth.ask(q('c')); // a third question evicts the least recently used (a)
+    assert.equal(auth.cacheSize, 2);
+    await auth.ask(q('c'));
+    assert.equal(requests, 3);
+    await auth.ask(q('a'));
+    assert.equal(requests, 4, 'a was evicted and asked again');
+  } finally {
+    srv.close();
+  }
+});
