@@ -116,15 +116,29 @@ export class Siblings {
     const headers: Record<string, string | string[] | undefined> = { ...req.headers, [SIBLING_HEADER]: String(this.opts.index) };
     const remote = req.socket.remoteAddress;
     if (remote) headers['x-forwarded-for'] = req.headers['x-forwarded-for'] ? `${String(req.headers['x-forwarded-for'])}, ${remote}` : remote;
+    /** The owner answered (or failed): whatever the client still sends is read and dropped here. */
+    const drainRequest = (): void => {
+      req.unpipe(upstream);
+      req.resume();
+    };
     const upstream = request({ socketPath: siblingSocketPath(this.opts.dir, owner), method: req.method, path: req.url, headers, agent: false }, (answer) => {
       res.writeHead(answer.statusCode ?? 502, answer.headers);
       // Streaming transports (xhr_streaming, eventsource, htmlfile) write as they go: no buffering here.
       res.flushHeaders();
       answer.on('data', (chunk: Buffer) => res.write(chunk));
-      answer.on('end', () => res.end());
-      answer.on('error', () => res.destroy());
+      answer.on('end', () => {
+        drainRequest();
+        res.end();
+      });
+      answer.on('error', () => {
+        if (!res.writableEnded) res.destroy();
+      });
     });
     upstream.on('error', (err) => {
+      drainRequest();
+      // An owner that answered early (413 before the whole body) and closed: the answer is complete,
+      // and the client's keep-alive connection must survive it.
+      if (res.writableEnded) return;
       this.log.warn({ owner, err: err.message }, 'sibling worker unreachable');
       if (!res.headersSent) sendError(res, new TidingsError(ErrorCodes.SESSION_UNREACHABLE, `worker ${owner}`));
       else res.destroy();
