@@ -102,7 +102,7 @@ export function isDict(v: unknown): v is Dict {
 }
 
 export function isId(v: unknown): v is number {
-  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 1 && v <= MAX_ID;
+  return typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= MAX_ID;
 }
 
 const NAMES: Record<number, string> = {
