@@ -10,18 +10,23 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { signToken } from '../../src/auth/sign.js';
-import { startCluster, TOKEN_SECRET, type Cluster } from '../helpers/processes.js';
+import { startCluster, startSingleNode, TOKEN_SECRET, type Cluster, type SingleNode } from '../helpers/processes.js';
 import { TestClient } from '../helpers/client.js';
 import { postJson, metric } from '../helpers/http.js';
 import { csRequest, CsClient } from '../helpers/channelstream.js';
+import { sign } from '../../src/compat/signer.js';
 import { PyWamp, RawWamp, loadAutobahnJs, openJsSession } from '../helpers/wamp.js';
 
 const SECRET = 'wamp-test-channelstream-secret';
 let cluster: Cluster;
+/** A single node with anonymous access on, its own realm and WAMP path under a base URL. */
+let anon: SingleNode;
 let py: PyWamp;
 let autobahn: any;
 const closers: Array<() => void> = [];
 
+/** channelstream requests signed here (the channelstream tests check Python's signatures). */
+const cs = (base: string, path: string, body: unknown) => csRequest(base, path, body, { secret: SECRET, signed: sign(path, SECRET, Math.floor(Date.now() / 1000)) });
 const wampUrl = (i: number): string => `ws://127.0.0.1:${cluster.nodes[i]!.port}/wamp`;
 /** The native path: WAMP clients offering only WAMP subprotocols are served there too. */
 const wsUrl = (i: number): string => cluster.nodes[i]!.url;
@@ -31,10 +36,13 @@ function ticket(user: string, grants: { subscribe?: string[]; publish?: string[]
 }
 
 before(async () => {
-  [cluster, py] = await Promise.all([
-    startCluster(2, 1, { TIDINGS_PRESENCE_TTL: '2', TIDINGS_SECRET: SECRET, TIDINGS_CLIENT_SEND_BUFFER: '262144' }),
-    PyWamp.start(),
+  // Started together; each is kept as soon as it is up, so after() stops whatever started.
+  const started = await Promise.allSettled([
+    startCluster(2, 1, { TIDINGS_PRESENCE_TTL: '2', TIDINGS_SECRET: SECRET, TIDINGS_CLIENT_SEND_BUFFER: '262144' }).then((c) => (cluster = c)),
+    PyWamp.start().then((p) => (py = p)),
+    startSingleNode({ TIDINGS_ALLOW_ANONYMOUS: 'true', TIDINGS_ANONYMOUS_CHANNELS: 'public.*', TIDINGS_WAMP_REALM: 'com.app', TIDINGS_WAMP_PATH: '/router', TIDINGS_SERVER_BASE_URL: '/rt' }).then((n) => (anon = n)),
   ]);
+  for (const s of started) if (s.status === 'rejected') throw s.reason;
   autobahn = loadAutobahnJs();
 });
 
@@ -47,7 +55,7 @@ after(async () => {
     }
   }
   await py?.stop();
-  await cluster?.stop();
+  await Promise.all([cluster?.stop(), anon?.stop()]);
 });
 
 async function pyOpen(name: string, urls: string[], serializer: 'json' | 'msgpack', user: string, extra: Record<string, unknown> = {}): Promise<void> {
@@ -72,12 +80,12 @@ test('pub/sub: Autobahn (python json + msgpack, JS) and native and channelstream
   const native = await TestClient.connect(cluster.nodes[0]!.url, 'nate');
   closers.push(() => native.close());
   await native.call('subscribe', { channel: 'com.news' });
-  const conn = await csRequest(cluster.director.http, '/connect', { username: 'carol', channels: ['com.news'] }, { secret: SECRET });
+  const conn = await cs(cluster.director.http, '/connect', { username: 'carol', channels: ['com.news'] });
   assert.equal(conn.status, 200, JSON.stringify(conn.body));
   const carol = await CsClient.open(cluster.nodes[1]!.url, conn.body.conn_id);
   closers.push(() => carol.close());
   // channelstream's websocket has no subscribed signal: wait until its edge reports it in presence.
-  await waitUntil(async () => (await csRequest(cluster.director.http, '/info', { info: { channels: ['com.news'] } }, { secret: SECRET })).body.channels?.['com.news']?.users?.includes('carol'), 'carol in presence');
+  await waitUntil(async () => (await cs(cluster.director.http, '/info', { info: { channels: ['com.news'] } })).body.channels?.['com.news']?.users?.includes('carol'), 'carol in presence');
 
   // 1. A JSON Autobahn publish reaches every kind of subscriber; its publisher is excluded (exclude_me default).
   const pub = await py.request({ op: 'publish', name: 'pj', topic: 'com.news', args: ['hello'] });
@@ -305,6 +313,34 @@ test('kill -9 of the callee\'s node: the caller gets wamp.error.canceled; Autoba
   await py.waitFor((e) => e.name === 'mover' && e.ev === 'registered' && e.req == null, 15000, 'registered again');
   assert.equal(await js.session.call('com.mover.work', [0]), 'slept');
   console.log(`# callee node killed: caller canceled after ${detectedMs} ms`);
+});
+
+test('anonymous sessions only where allow_anonymous is on; realm and path are settings', async () => {
+  const url = `ws://127.0.0.1:${anon.port}/rt/router`;
+  const p = await RawWamp.open(url);
+  closers.push(() => p.close());
+  p.send([1, 'com.app', { roles: { subscriber: {}, publisher: {}, caller: {} } }]);
+  const welcome = await p.next((m) => m[0] === 2);
+  assert.equal((welcome[2] as { authrole: string }).authrole, 'anonymous');
+  assert.equal((welcome[2] as { authmethod: string }).authmethod, 'anonymous');
+  assert.deepEqual(Object.keys((welcome[2] as { roles: object }).roles).sort(), ['broker', 'dealer']);
+  p.send([32, 1, {}, 'public.news']);
+  await p.next((m) => m[0] === 33 && m[1] === 1);
+  p.send([32, 2, {}, 'private.news']);
+  assert.equal((await p.next((m) => m[0] === 8 && m[2] === 2))[4], 'wamp.error.not_authorized', 'anonymous_channels only');
+  p.send([16, 3, { acknowledge: true }, 'public.news', ['x']]);
+  assert.equal((await p.next((m) => m[0] === 8 && m[2] === 3))[4], 'wamp.error.not_authorized', 'anonymous sessions never publish');
+  p.send([48, 4, {}, 'com.any']);
+  assert.equal((await p.next((m) => m[0] === 8 && m[2] === 4))[4], 'wamp.error.not_authorized', 'nor call');
+  // A message published natively on that node reaches the anonymous subscriber.
+  const r = await postJson(`${anon.http}/rt/api/publish`, { channel: 'public.news', data: 'for everyone' });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  const ev = await p.next((m) => m[0] === 36);
+  assert.deepEqual(ev[4], ['for everyone']);
+  const other = await RawWamp.open(url);
+  other.send([1, 'realm1', { roles: { subscriber: {} } }]);
+  assert.equal((await other.next((m) => m[0] === 3))[2], 'wamp.error.no_such_realm', 'only the configured realm');
+  await assert.rejects(RawWamp.open(`ws://127.0.0.1:${anon.port}/rt/wamp`), /HTTP 404/, 'the default path is not served when wamp_path is set');
 });
 
 async function waitUntil(pred: () => boolean | Promise<boolean>, what: string, timeoutMs = 8000): Promise<void> {
