@@ -2,7 +2,7 @@
  * Director feature: the WAMP dealer's registry for the whole cluster,
  * answered over the command address.
  *
- *   wamp_register {edge, instance, session, procedure, canceling?} -> {registration}
+ *   wamp_register {edge, instance, session, procedure} -> {registration}
  *   wamp_unregister {instance, session, registration} -> {}
  *   wamp_call {procedure, caller: {edge, instance, session, authid}, args?, kwargs?, timeout_ms}
  *       -> {args?, kwargs?} | {error, args?, kwargs?}   (answered when the callee answers)
@@ -82,7 +82,7 @@ export function installWampDirector(state: ClusterState): WampDirector {
     const instance = str(b, 'instance');
     // The edge's presence heartbeats keep it alive; a registration from an edge that never reports expires with it.
     state.presence.touchInstance(instance, edge, Date.now());
-    const reg = registry.register(p, edge, instance, id(b, 'session'), b['canceling'] === true);
+    const reg = registry.register(p, edge, instance, id(b, 'session'));
     log.debug({ procedure: p, registration: reg.id, edge }, 'registered');
     return { registration: reg.id };
   });

@@ -16,4 +16,5 @@ export function wampFeature(edge: EdgeServer, config: Config, log: Logger): void
   // INVOCATIONs and INTERRUPTs; the server API's disconnect / unsubscribe reach sessions through the state link.
   edge.controlHandlers.push((body) => wamp.onControl(body));
   edge.upgradeHooks.push((req, socket, head, _url, path) => wamp.onUpgrade(req, socket, head, path));
+  edge.stopHooks.push(() => wamp.stop());
 }

@@ -99,6 +99,12 @@ export class WampEdge {
     return true;
   }
 
+  /** The edge is stopping: every session is told (GOODBYE wamp.close.system_shutdown) and closed with 1001. */
+  stop(): void {
+    clearInterval(this.timer);
+    for (const s of [...this.sessions]) s.shutdown();
+  }
+
   established(session: WampSession): void {
     this.byId.set(session.sessionId, session);
   }

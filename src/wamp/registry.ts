@@ -17,8 +17,6 @@ export interface Registration {
   readonly edge: string;
   readonly instance: string;
   readonly session: number;
-  /** The callee announced call_canceling: it is sent INTERRUPT when its invocation is given up. */
-  readonly canceling: boolean;
 }
 
 export interface SessionRef {
@@ -69,12 +67,12 @@ export class ProcedureRegistry {
     return this.byProcedure.get(procedure);
   }
 
-  register(procedure: string, edge: string, instance: string, session: number, canceling: boolean): Registration {
+  register(procedure: string, edge: string, instance: string, session: number): Registration {
     if (this.byProcedure.has(procedure)) throw new TidingsError(ErrorCodes.WAMP_PROCEDURE_EXISTS, procedure);
     if (this.byId.size >= this.opts.maxRegistrations) throw new TidingsError(ErrorCodes.LIMIT_EXCEEDED, `at most ${this.opts.maxRegistrations} registrations in the cluster`);
     let id = randomId();
     while (this.byId.has(id)) id = randomId();
-    const reg: Registration = { id, procedure, edge, instance, session, canceling };
+    const reg: Registration = { id, procedure, edge, instance, session };
     this.byProcedure.set(procedure, reg);
     this.byId.set(id, reg);
     let mine = this.byInstance.get(instance);
@@ -194,8 +192,13 @@ export class ProcedureRegistry {
     }
   }
 
+  /**
+   * Tell the callee's edge an invocation was given up: the edge forgets it
+   * (its map of unanswered invocations is bounded in time by this) and sends
+   * INTERRUPT to a callee that announced call_canceling.
+   */
   private interrupt(reg: Registration, invocation: number, reason: string): void {
-    if (!reg.canceling || !this.byId.has(reg.id)) return;
+    if (!this.byId.has(reg.id)) return;
     try {
       this.opts.sendToEdge(reg.edge, { op: 'wamp_interrupt', session: reg.session, invocation, reason: reason === 'timeout' ? Uri.TIMEOUT : Uri.CANCELED });
     } catch {

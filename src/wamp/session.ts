@@ -271,6 +271,12 @@ export class WampSession implements Listener, TrackedConnection {
     }
   }
 
+  /** The edge is stopping: no time to wait for the client's GOODBYE. */
+  shutdown(): void {
+    if (this.state === 'established') this.send([Msg.GOODBYE, { message: 'the node is shutting down' }, Uri.SYSTEM_SHUTDOWN]);
+    this.close(CloseCodes.SHUTDOWN);
+  }
+
   disconnect(): void {
     this.goodbye(Uri.KILLED, 'disconnected by the server API', CloseCodes.DISCONNECTED);
   }
@@ -554,6 +560,12 @@ export class WampSession implements Listener, TrackedConnection {
     this.wamp.edge.hub.leaveChannel(this, channel);
     this.wamp.releaseSubscription(channel);
     if (report) this.wamp.link.leave(this.id, channel);
+    // Own publications still awaited on this channel will not come any more.
+    const st = this.channelState.get(channel);
+    if (st) {
+      st.offsets.length = 0;
+      this.dropStateIfIdle(channel, st);
+    }
   }
 
   // --- dealer, caller and callee sides -------------------------------------
@@ -591,7 +603,6 @@ export class WampSession implements Listener, TrackedConnection {
         instance: this.wamp.link.instance,
         session: this.sessionId,
         procedure: p,
-        canceling: this.clientHas('callee', 'call_canceling'),
       });
       if (this.state === 'closed') {
         // Gone meanwhile: wamp_session_closed went before this reply, so undo it here.

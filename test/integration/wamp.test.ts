@@ -332,7 +332,7 @@ test('kill -9 of the callee\'s node: the caller gets wamp.error.canceled; Autoba
   console.log(`# callee node killed: caller canceled after ${detectedMs} ms`);
 });
 
-test('anonymous sessions only where allow_anonymous is on; realm and path are settings', async () => {
+test('anonymous sessions only where allow_anonymous is on; realm and path are settings; a stopping node says goodbye', async () => {
   const url = `ws://127.0.0.1:${anon.port}/rt/router`;
   const p = await RawWamp.open(url);
   closers.push(() => p.close());
@@ -358,6 +358,11 @@ test('anonymous sessions only where allow_anonymous is on; realm and path are se
   other.send([1, 'realm1', { roles: { subscriber: {} } }]);
   assert.equal((await other.next((m) => m[0] === 3))[2], 'wamp.error.no_such_realm', 'only the configured realm');
   await assert.rejects(RawWamp.open(`ws://127.0.0.1:${anon.port}/rt/wamp`), /HTTP 404/, 'the default path is not served when wamp_path is set');
+  // A node that stops tells its sessions: GOODBYE wamp.close.system_shutdown, then close 1001.
+  await anon.stop();
+  assert.deepEqual(await p.next((m) => m[0] === 6), [6, { message: 'the node is shutting down' }, 'wamp.close.system_shutdown']);
+  await p.waitClosed();
+  assert.equal(p.closeCode, 1001);
 });
 
 async function waitUntil(pred: () => boolean | Promise<boolean>, what: string, timeoutMs = 8000): Promise<void> {

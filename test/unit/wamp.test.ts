@@ -129,20 +129,20 @@ const caller = { instance: 'i2', session: 22 };
 
 test('registry: one callee per procedure, unregister by its owner only, bounded', () => {
   const { r } = registry();
-  const reg = r.register('com.a', 'node1/e0', 'i1', 11, false);
-  assert.throws(() => r.register('com.a', 'node2/e0', 'i9', 99, false), (e: TidingsError) => e.code === 191);
+  const reg = r.register('com.a', 'node1/e0', 'i1', 11);
+  assert.throws(() => r.register('com.a', 'node2/e0', 'i9', 99), (e: TidingsError) => e.code === 191);
   assert.throws(() => r.unregister(caller, reg.id), (e: TidingsError) => e.code === 192, 'another session may not unregister it');
   r.unregister(callee, reg.id);
   assert.throws(() => r.unregister(callee, reg.id), (e: TidingsError) => e.code === 192);
-  r.register('com.a', 'e', 'i1', 11, false);
-  r.register('com.b', 'e', 'i1', 11, false);
-  r.register('com.c', 'e', 'i1', 11, false);
-  assert.throws(() => r.register('com.d', 'e', 'i1', 11, false), (e: TidingsError) => e.code === 108);
+  r.register('com.a', 'e', 'i1', 11);
+  r.register('com.b', 'e', 'i1', 11);
+  r.register('com.c', 'e', 'i1', 11);
+  assert.throws(() => r.register('com.d', 'e', 'i1', 11), (e: TidingsError) => e.code === 108);
 });
 
 test('registry: a call goes down to the callee\'s edge and settles with its answer, once', async () => {
   const { r, sent } = registry();
-  r.register('com.add', 'node1/e0', 'i1', 11, false);
+  r.register('com.add', 'node1/e0', 'i1', 11);
   await assert.rejects(r.call('com.none', caller, { callerAuthid: 'bob' }, 1000), (e: TidingsError) => e.code === 190);
   const p = r.call('com.add', caller, { args: [1, 2], callerAuthid: 'bob' }, 1000);
   assert.equal(sent.length, 1);
@@ -158,22 +158,22 @@ test('registry: a call goes down to the callee\'s edge and settles with its answ
 
 test('registry: callee gone (session or node) cancels its calls; timeouts; the in-flight limit', async () => {
   const { r, sent } = registry(2);
-  r.register('com.slow', 'node1/e0', 'i1', 11, true);
+  r.register('com.slow', 'node1/e0', 'i1', 11);
   const a = r.call('com.slow', caller, { callerAuthid: null }, 10_000);
   r.sessionClosed(callee);
   await assert.rejects(a, (e: TidingsError) => e.code === 193);
   assert.equal(r.lookup('com.slow'), undefined, 'its registration went with it');
 
-  r.register('com.slow', 'node1/e0', 'i1', 12, true);
+  r.register('com.slow', 'node1/e0', 'i1', 12);
   const b = r.call('com.slow', caller, { callerAuthid: null }, 10_000);
   assert.equal(r.instancesGone(['i1']), 1);
   await assert.rejects(b, (e: TidingsError) => e.code === 193);
 
-  r.register('com.slow', 'node2/e0', 'i3', 13, true);
+  r.register('com.slow', 'node2/e0', 'i3', 13);
   sent.length = 0;
   const c = r.call('com.slow', caller, { callerAuthid: null }, 30);
   await assert.rejects(c, (e: TidingsError) => e.code === 194);
-  assert.equal(sent.at(-1)!.body['op'], 'wamp_interrupt', 'a callee with call_canceling is interrupted');
+  assert.equal(sent.at(-1)!.body['op'], 'wamp_interrupt', 'the callee\'s edge is told (and interrupts a callee that can take it)');
   assert.equal(sent.at(-1)!.body['reason'], 'wamp.error.timeout');
 
   const d = r.call('com.slow', caller, { callerAuthid: null }, 10_000);
