@@ -8,6 +8,8 @@
  *       -> {args?, kwargs?} | {error, args?, kwargs?}   (answered when the callee answers)
  *   wamp_answer {instance, session, invocation, args?, kwargs?, error?} -> {delivered}
  *   wamp_session_closed {instance, session} -> {dropped}
+ *   wamp_sync {edge, instance, registrations: [{registration, procedure, session}]} -> {revoked}
+ *       (every presence_ttl/3 from edges holding registrations: a new director learns them)
  *
  * INVOCATIONs (and INTERRUPTs) go down to the callee's edge process as
  * control messages on its edge topic. The edge's liveness is presence's:
@@ -108,6 +110,21 @@ export function installWampDirector(state: ClusterState): WampDirector {
       outcome.error = e;
     }
     return { delivered: registry.answer({ instance: str(b, 'instance'), session: id(b, 'session') }, id(b, 'invocation'), outcome) };
+  });
+  h.register('wamp_sync', (b) => {
+    const edge = str(b, 'edge');
+    const instance = str(b, 'instance');
+    const list = b['registrations'];
+    if (!Array.isArray(list) || list.length > MAX_REGISTRATIONS) throw new TidingsError(ErrorCodes.MISSING_FIELD, 'registrations must be a list');
+    const held = list.map((e: unknown) => {
+      if (!isDict(e)) throw new TidingsError(ErrorCodes.MISSING_FIELD, 'each registration must be an object');
+      return { registration: id(e, 'registration'), procedure: procedure(e), session: id(e, 'session') };
+    });
+    state.presence.touchInstance(instance, edge, Date.now());
+    const before = registry.registrationCount;
+    const revoked = registry.sync(edge, instance, held);
+    if (registry.registrationCount > before) log.info({ edge, restored: registry.registrationCount - before }, 'restored WAMP registrations an edge holds');
+    return { revoked };
   });
   h.register('wamp_session_closed', (b) => ({ dropped: registry.sessionClosed({ instance: str(b, 'instance'), session: id(b, 'session') }) }));
   return { registry, stop: () => registry.clear() };

@@ -71,6 +71,36 @@ export class WampEdge {
       for (const s of this.sessions) s.tick(now);
     }, 1000);
     this.timer.unref();
+    this.syncTimer = setInterval(() => this.sync(), Math.max(500, (config.presence_ttl * 1000) / 3));
+    this.syncTimer.unref();
+  }
+
+  private readonly syncTimer: NodeJS.Timeout;
+  private syncing = false;
+
+  /**
+   * Tell the director which registrations this edge's sessions hold, so a
+   * director that restarted (or took over) knows them again; ones it cannot
+   * restore are revoked here.
+   */
+  private sync(): void {
+    if (this.syncing) return;
+    const registrations: Array<{ registration: number; procedure: string; session: number }> = [];
+    for (const s of this.byId.values()) for (const [registration, procedure] of s.registered()) registrations.push({ registration, procedure, session: s.sessionId });
+    if (registrations.length === 0) return;
+    this.syncing = true;
+    this.edge.commands
+      .request<{ revoked: number[] }>('wamp_sync', { edge: this.edge.edgeId, instance: this.link.instance, registrations })
+      .then(
+        (r) => {
+          for (const id of r.revoked) {
+            const owner = registrations.find((x) => x.registration === id);
+            if (owner) this.byId.get(owner.session)?.revoke(id);
+          }
+        },
+        (err: Error) => this.log.debug({ err: err.message }, 'WAMP registrations not synced; next time'),
+      )
+      .finally(() => (this.syncing = false));
   }
 
   get sessionCount(): number {
@@ -102,6 +132,7 @@ export class WampEdge {
   /** The edge is stopping: every session is told (GOODBYE wamp.close.system_shutdown) and closed with 1001. */
   stop(): void {
     clearInterval(this.timer);
+    clearInterval(this.syncTimer);
     for (const s of [...this.sessions]) s.shutdown();
   }
 
@@ -166,6 +197,8 @@ export class WampEdge {
     }
     if (!session || session.state !== 'established') {
       this.answerDirector(sessionId, invocation, { error: Uri.CANCELED, args: ['the callee left before the invocation reached it'] });
+      // The director still routes to a session gone from here (its close was lost): drop its registrations.
+      if (!session) this.edge.commands.request('wamp_session_closed', { instance: this.link.instance, session: sessionId }).catch(() => undefined);
       return;
     }
     session.invoke(body);

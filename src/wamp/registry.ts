@@ -73,12 +73,40 @@ export class ProcedureRegistry {
     let id = randomId();
     while (this.byId.has(id)) id = randomId();
     const reg: Registration = { id, procedure, edge, instance, session };
-    this.byProcedure.set(procedure, reg);
-    this.byId.set(id, reg);
-    let mine = this.byInstance.get(instance);
-    if (!mine) this.byInstance.set(instance, (mine = new Set()));
-    mine.add(reg);
+    this.add(reg);
     return reg;
+  }
+
+  private add(reg: Registration): void {
+    this.byProcedure.set(reg.procedure, reg);
+    this.byId.set(reg.id, reg);
+    let mine = this.byInstance.get(reg.instance);
+    if (!mine) this.byInstance.set(reg.instance, (mine = new Set()));
+    mine.add(reg);
+  }
+
+  /**
+   * An edge's list of the registrations its sessions hold (sent every few
+   * seconds): ones the director does not know (it restarted, or a standby
+   * took over) are restored with their IDs; ones whose procedure another
+   * session holds meanwhile are returned as revoked. Never removes anything:
+   * a registration just made may not be in the edge's list yet.
+   */
+  sync(edge: string, instance: string, held: ReadonlyArray<{ registration: number; procedure: string; session: number }>): number[] {
+    const revoked: number[] = [];
+    for (const h of held) {
+      const known = this.byId.get(h.registration);
+      if (known) {
+        if (known.instance !== instance || known.session !== h.session || known.procedure !== h.procedure) revoked.push(h.registration);
+        continue;
+      }
+      if (this.byProcedure.has(h.procedure) || this.byId.size >= this.opts.maxRegistrations) {
+        revoked.push(h.registration);
+        continue;
+      }
+      this.add({ id: h.registration, procedure: h.procedure, edge, instance, session: h.session });
+    }
+    return revoked;
   }
 
   /** Remove a registration of this session; its calls in flight are canceled. */

@@ -371,6 +371,7 @@ export class WampSession implements Listener, TrackedConnection {
         void this.unregister(msg.request, msg.registration);
         return;
       case Msg.CALL:
+        if (this.calls.has(msg.request)) throw new ProtocolViolation(`CALL request ${msg.request} is already in flight`);
         void this.call(msg.request, msg.options, msg.procedure, msg.args, msg.kwargs);
         return;
       case Msg.CANCEL:
@@ -484,7 +485,7 @@ export class WampSession implements Listener, TrackedConnection {
     } catch (err) {
       // The spec answers a PUBLISH only when it asked for acknowledgement.
       if (ack) this.sendError(Msg.PUBLISH, request, err);
-      else this.log.info({ topic: topic.slice(0, 100), err: (err as Error).message }, 'unacknowledged WAMP publish refused');
+      else this.log.debug({ topic: topic.slice(0, 100), err: (err as Error).message }, 'unacknowledged WAMP publish refused');
     } finally {
       if (holding && channel !== null) this.unhold(channel);
     }
@@ -633,7 +634,6 @@ export class WampSession implements Listener, TrackedConnection {
   }
 
   private async call(request: number, options: Dict, procedure: string, args: unknown[] | undefined, kwargs: Dict | undefined): Promise<void> {
-    if (this.calls.has(request)) throw new ProtocolViolation(`CALL request ${request} is already in flight`);
     const entry = { canceled: false };
     try {
       const p = this.procedureOf(procedure);
@@ -674,6 +674,20 @@ export class WampSession implements Listener, TrackedConnection {
     entry.canceled = true;
     this.calls.delete(request);
     this.send([Msg.ERROR, Msg.CALL, request, {}, Uri.CANCELED, ['canceled by the caller']]);
+  }
+
+  registered(): IterableIterator<[number, string]> {
+    return this.registrations.entries();
+  }
+
+  /** The director could not restore a registration (another session took the procedure meanwhile). */
+  revoke(registration: number): void {
+    const procedure = this.registrations.get(registration);
+    if (procedure === undefined) return;
+    this.registrations.delete(registration);
+    this.log.warn({ procedure, registration }, 'WAMP registration lost: another session registered the procedure while the director was away');
+    // Registration revocation (advanced profile) where the callee takes it.
+    if (this.clientHas('callee', 'registration_revocation')) this.send([Msg.UNREGISTERED, 0, { registration, reason: 'wamp.error.procedure_already_exists' }]);
   }
 
   /** An INVOCATION for this session (as callee), from the director. */

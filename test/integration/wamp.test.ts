@@ -10,7 +10,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { signToken } from '../../src/auth/sign.js';
-import { startCluster, startSingleNode, TOKEN_SECRET, type Cluster, type SingleNode } from '../helpers/processes.js';
+import { serve, startCluster, startSingleNode, API_KEY, TOKEN_SECRET, type Cluster, type SingleNode } from '../helpers/processes.js';
 import { TestClient } from '../helpers/client.js';
 import { postJson, metric } from '../helpers/http.js';
 import { csRequest, CsClient } from '../helpers/channelstream.js';
@@ -23,6 +23,7 @@ import { dirname, join } from 'node:path';
 const EXAMPLE = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'docs', 'examples', 'wamp_component.py');
 
 const SECRET = 'wamp-test-channelstream-secret';
+const CLUSTER_ENV = { TIDINGS_PRESENCE_TTL: '2', TIDINGS_SECRET: SECRET, TIDINGS_CLIENT_SEND_BUFFER: '262144' };
 let cluster: Cluster;
 /** A single node with anonymous access on, its own realm and WAMP path under a base URL. */
 let anon: SingleNode;
@@ -43,7 +44,7 @@ function ticket(user: string, grants: { subscribe?: string[]; publish?: string[]
 before(async () => {
   // Started together; each is kept as soon as it is up, so after() stops whatever started.
   const started = await Promise.allSettled([
-    startCluster(2, 1, { TIDINGS_PRESENCE_TTL: '2', TIDINGS_SECRET: SECRET, TIDINGS_CLIENT_SEND_BUFFER: '262144' }).then((c) => (cluster = c)),
+    startCluster(2, 1, CLUSTER_ENV).then((c) => (cluster = c)),
     PyWamp.start().then((p) => (py = p)),
     startSingleNode({ TIDINGS_ALLOW_ANONYMOUS: 'true', TIDINGS_ANONYMOUS_CHANNELS: 'public.*', TIDINGS_WAMP_REALM: 'com.app', TIDINGS_WAMP_PATH: '/router', TIDINGS_SERVER_BASE_URL: '/rt' }).then((n) => (anon = n)),
   ]);
@@ -307,7 +308,7 @@ test('a WAMP session that stops reading is cut off as a slow consumer (4005); a 
   assert.ok(slow.messages.filter((m) => m[0] === 36).length < 120, 'the slow session got only part');
 });
 
-test('kill -9 of the callee\'s node: the caller gets wamp.error.canceled; Autobahn reconnects the callee on the other node', async () => {
+test('kill -9 of the callee\'s node: the caller gets wamp.error.canceled; Autobahn reconnects the callee on the other node; a restarted director gets its registrations back', async () => {
   // The callee's transports: node 1 first, then node 2 (Autobahn cycles through them when one fails).
   await pyOpen('mover', [wampUrl(0), wampUrl(1)], 'json', 'mover', { max_retries: -1 });
   assert.equal((await py.request({ op: 'register', name: 'mover', procedure: 'com.mover.work', kind: 'sleep' })).ev, 'registered');
@@ -330,6 +331,33 @@ test('kill -9 of the callee\'s node: the caller gets wamp.error.canceled; Autoba
   await py.waitFor((e) => e.name === 'mover' && e.ev === 'registered' && e.req == null, 15000, 'registered again');
   assert.equal(await js.session.call('com.mover.work', [0]), 'slept');
   console.log(`# callee node killed: caller canceled after ${detectedMs} ms`);
+
+  // The director restarts (state lost): the edge's periodic list brings the registration back.
+  const d = cluster.director;
+  await d.proc.stop();
+  d.proc = serve('director-2', {
+    TIDINGS_SERVER_HOST: '127.0.0.1',
+    TIDINGS_SERVER_PORT: String(d.port),
+    TIDINGS_EDGE_ENABLED: 'false',
+    TIDINGS_SUBSCRIBER_ADDRESS: d.subscriber,
+    TIDINGS_PUBLISHER_ADDRESS: d.publisher,
+    TIDINGS_COMMAND_ADDRESS: d.command,
+    TIDINGS_TOKEN_SECRET: TOKEN_SECRET,
+    TIDINGS_API_KEYS: API_KEY,
+    TIDINGS_NODE_ID: 'director',
+    ...CLUSTER_ENV,
+  });
+  await d.proc.waitFor(/"msg":"node ready"/, 20000);
+  const restartedAt = Date.now();
+  let answer: unknown = null;
+  while (Date.now() - restartedAt < 8000) {
+    answer = await js.session.call('com.mover.work', [0]).catch((e: any) => e.error);
+    if (answer === 'slept') break;
+    assert.equal(answer, 'wamp.error.no_such_procedure', 'until the edge\'s list arrives');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.equal(answer, 'slept', 'the restarted director routes to the callee again');
+  console.log(`# director restarted: registration back after ${Date.now() - restartedAt} ms`);
 });
 
 test('anonymous sessions only where allow_anonymous is on; realm and path are settings; a stopping node says goodbye', async () => {

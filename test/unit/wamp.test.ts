@@ -188,3 +188,20 @@ test('registry: callee gone (session or node) cancels its calls; timeouts; the i
   assert.equal(r.invocationCount, 0);
   r.clear();
 });
+
+test('registry: an edge\'s list restores what a new director does not know, and revokes what another session took', async () => {
+  const { r, sent } = registry();
+  // A new director: the edge's registrations come back with their IDs and are callable.
+  assert.deepEqual(r.sync('node1/e0', 'i1', [{ registration: 77, procedure: 'com.a', session: 11 }]), []);
+  assert.equal(r.lookup('com.a')!.id, 77);
+  const p = r.call('com.a', caller, { callerAuthid: null }, 1000);
+  assert.equal(sent.at(-1)!.edge, 'node1/e0');
+  r.answer(callee, sent.at(-1)!.body['invocation'] as number, { args: ['ok'] });
+  assert.deepEqual(await p, { args: ['ok'] });
+  // Known already: nothing changes. Another session took the procedure meanwhile: revoked.
+  assert.deepEqual(r.sync('node1/e0', 'i1', [{ registration: 77, procedure: 'com.a', session: 11 }]), []);
+  const other = r.register('com.b', 'node2/e0', 'i2', 22);
+  assert.deepEqual(r.sync('node1/e0', 'i1', [{ registration: 78, procedure: 'com.b', session: 11 }]), [78]);
+  assert.equal(r.lookup('com.b'), other);
+  assert.equal(r.registrationCount, 2);
+});
