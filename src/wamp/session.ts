@@ -480,7 +480,15 @@ export class WampSession implements Listener, TrackedConnection {
       } finally {
         this.publishing--;
       }
-      if (holding) this.channelState.get(channel)?.offsets.push(r.offset);
+      if (holding) {
+        // Replies to several publishes may come in any order; the list stays ascending like the stream.
+        const offsets = this.channelState.get(channel)?.offsets;
+        if (offsets) {
+          let i = offsets.length;
+          while (i > 0 && offsets[i - 1]! > r.offset) i--;
+          offsets.splice(i, 0, r.offset);
+        }
+      }
       if (ack) this.send([Msg.PUBLISHED, request, publicationId(channel, r.epoch, r.offset)]);
     } catch (err) {
       // The spec answers a PUBLISH only when it asked for acknowledgement.
