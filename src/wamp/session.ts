@@ -15,7 +15,6 @@ import { channelProblem, grantsAllow } from '../protocol/names.js';
 import { MAX_PAYLOAD_DEPTH, checkValueDepth } from '../protocol/payload.js';
 import type { Identity } from '../auth/authenticator.js';
 import { Outbox } from '../edge/outbox.js';
-import { HeldPushes } from '../edge/held-pushes.js';
 import { binaryFrame, textFrame, type SharedPush } from '../edge/frames.js';
 import type { Listener } from '../edge/hub.js';
 import type { TrackedConnection } from '../edge/state-link.js';
@@ -25,6 +24,7 @@ import { publicationId, randomId } from './ids.js';
 import { dataFromPublish } from './payload-map.js';
 import { MAX_ID, Msg, ProtocolViolation, Uri, isDict, messageName, isReservedUri, parseClientMessage, uriProblem, withPayload, type ClientMessage, type Dict, type Serializer } from './messages.js';
 import type { WampEdge } from './edge.js';
+import { EventGate } from './event-gate.js';
 
 type State = 'hello' | 'challenging' | 'established' | 'closing' | 'closed';
 
@@ -46,13 +46,6 @@ const ROUTER_ROLES = Object.freeze({
   dealer: { features: { caller_identification: true, call_timeout: true, call_canceling: true } },
 });
 
-interface ExcludeState {
-  /** Reasons the channel's pushes are held (exclude_me publishes in flight, a SUBSCRIBE in progress). */
-  holds: number;
-  /** Offsets of this session's own publishes it must not receive, ascending. */
-  offsets: number[];
-}
-
 export class WampSession implements Listener, TrackedConnection {
   readonly sessionId = randomId();
   /** Connection id in presence and debug views. */
@@ -68,8 +61,8 @@ export class WampSession implements Listener, TrackedConnection {
   private readonly channelSubs = new Map<string, number>();
   private readonly subChannels = new Map<number, string>();
   private readonly joining = new Map<string, Promise<number>>();
-  private readonly held = new HeldPushes();
-  private readonly channelState = new Map<string, ExcludeState>();
+  /** Holds events until SUBSCRIBED is sent and skips the session's own publications (exclude_me). */
+  private readonly gate = new EventGate();
   private readonly registrations = new Map<number, string>();
   private registering = 0;
   private publishing = 0;
@@ -193,28 +186,13 @@ export class WampSession implements Listener, TrackedConnection {
     // Only sequenced channel messages are events; presence and state events have no WAMP form.
     if (this.state !== 'established' && this.state !== 'closing') return;
     if (push.channel === null || push.offset === 0) return;
-    const verdict = this.held.offer(push);
-    if (verdict === 'held') return;
-    if (verdict === 'overflow') {
-      this.onOverflow();
-      return;
-    }
-    this.emit(push);
+    const verdict = this.gate.offer(push);
+    if (verdict === 'overflow') this.onOverflow();
+    else if (verdict === 'send') this.emit(push);
   }
 
   private emit(push: SharedPush): void {
-    const channel = push.channel!;
-    const st = this.channelState.get(channel);
-    if (st && st.offsets.length > 0) {
-      while (st.offsets.length > 0 && st.offsets[0]! < push.offset) st.offsets.shift();
-      if (st.offsets[0] === push.offset) {
-        st.offsets.shift(); // exclude_me: the session's own publication
-        this.dropStateIfIdle(channel, st);
-        return;
-      }
-      this.dropStateIfIdle(channel, st);
-    }
-    const sub = this.channelSubs.get(channel);
+    const sub = this.channelSubs.get(push.channel!);
     if (sub === undefined) return;
     const frame = this.wamp.eventFrame(push, sub, this.serializer);
     if (frame) this.outbox.push(frame);
@@ -231,23 +209,8 @@ export class WampSession implements Listener, TrackedConnection {
     this.close(CloseCodes.SLOW_CONSUMER);
   }
 
-  private hold(channel: string): void {
-    let st = this.channelState.get(channel);
-    if (!st) this.channelState.set(channel, (st = { holds: 0, offsets: [] }));
-    if (st.holds++ === 0) this.held.hold(channel);
-  }
-
   private unhold(channel: string): void {
-    const st = this.channelState.get(channel);
-    if (!st || st.holds === 0) return;
-    if (--st.holds > 0) return;
-    const held = this.held.release(channel, 0);
-    for (const push of held) if (this.state !== 'closed') this.emit(push);
-    this.dropStateIfIdle(channel, st);
-  }
-
-  private dropStateIfIdle(channel: string, st: ExcludeState): void {
-    if (st.holds === 0 && st.offsets.length === 0) this.channelState.delete(channel);
+    for (const push of this.gate.unhold(channel)) if (this.state !== 'closed') this.emit(push);
   }
 
   // --- TrackedConnection (server API on this connection) -----------------
@@ -471,7 +434,7 @@ export class WampSession implements Listener, TrackedConnection {
       if (this.publishing >= SESSION_LIMITS.publishes) throw new TidingsError(ErrorCodes.LIMIT_EXCEEDED, `at most ${SESSION_LIMITS.publishes} publishes in flight per session`);
       // exclude_me (default true): hold this channel's events until the publication's offset is known, then skip it.
       holding = options['exclude_me'] !== false && (this.channelSubs.has(channel) || this.joining.has(channel));
-      if (holding) this.hold(channel);
+      if (holding) this.gate.hold(channel);
       this.publishing++;
       let r: { offset: number; epoch: string };
       try {
@@ -480,15 +443,7 @@ export class WampSession implements Listener, TrackedConnection {
       } finally {
         this.publishing--;
       }
-      if (holding) {
-        // Replies to several publishes may come in any order; the list stays ascending like the stream.
-        const offsets = this.channelState.get(channel)?.offsets;
-        if (offsets) {
-          let i = offsets.length;
-          while (i > 0 && offsets[i - 1]! > r.offset) i--;
-          offsets.splice(i, 0, r.offset);
-        }
-      }
+      if (holding) this.gate.own(channel, r.offset);
       if (ack) this.send([Msg.PUBLISHED, request, publicationId(channel, r.epoch, r.offset)]);
     } catch (err) {
       // The spec answers a PUBLISH only when it asked for acknowledgement.
@@ -522,7 +477,7 @@ export class WampSession implements Listener, TrackedConnection {
         throw new TidingsError(ErrorCodes.LIMIT_EXCEEDED, `at most ${this.wamp.config.max_subscriptions} subscriptions per session`);
       }
       mine = true;
-      this.hold(channel); // events before SUBSCRIBED wait for it
+      this.gate.hold(channel); // events before SUBSCRIBED wait for it
       const joined = this.join(channel);
       this.joining.set(channel, joined);
       const sub = await joined;
@@ -569,12 +524,7 @@ export class WampSession implements Listener, TrackedConnection {
     this.wamp.edge.hub.leaveChannel(this, channel);
     this.wamp.releaseSubscription(channel);
     if (report) this.wamp.link.leave(this.id, channel);
-    // Own publications still awaited on this channel will not come any more.
-    const st = this.channelState.get(channel);
-    if (st) {
-      st.offsets.length = 0;
-      this.dropStateIfIdle(channel, st);
-    }
+    this.gate.forget(channel);
   }
 
   // --- dealer, caller and callee sides -------------------------------------

@@ -205,3 +205,32 @@ test('registry: an edge\'s list restores what a new director does not know, and 
   assert.equal(r.lookup('com.b'), other);
   assert.equal(r.registrationCount, 2);
 });
+
+test('event gate: events wait for SUBSCRIBED; own publications are skipped even when replies come out of order', async () => {
+  const { EventGate } = await import('../../src/wamp/event-gate.js');
+  const { SharedPush } = await import('../../src/edge/frames.js');
+  const push = (offset: number, channel = 'c') => new SharedPush(Buffer.from('{}'), channel, offset);
+  const g = new EventGate();
+  // A SUBSCRIBE in progress holds the channel; other channels pass.
+  g.hold('c');
+  assert.equal(g.offer(push(1)), 'held');
+  assert.equal(g.offer(push(1, 'd')), 'send');
+  // Two exclude_me publishes in flight (holds 2 and 3); their replies come 4 then 3.
+  g.hold('c');
+  g.hold('c');
+  for (const o of [2, 3, 4, 5]) assert.equal(g.offer(push(o)), 'held');
+  assert.deepEqual(g.unhold('c'), [], 'still held by the publishes');
+  g.own('c', 4);
+  assert.deepEqual(g.unhold('c'), []);
+  g.own('c', 3);
+  assert.deepEqual(g.unhold('c').map((p) => p.offset), [1, 2, 5], 'in order, without the own publications 3 and 4');
+  assert.equal(g.offer(push(6)), 'send');
+  assert.equal(g.size, 0, 'nothing left behind');
+  // An own publication whose message never comes (unsubscribed meanwhile) is forgotten.
+  g.hold('c');
+  g.own('c', 9);
+  assert.deepEqual(g.unhold('c'), []);
+  g.forget('c');
+  assert.equal(g.size, 0);
+  assert.equal(g.offer(push(9)), 'send');
+});
