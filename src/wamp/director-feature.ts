@@ -72,6 +72,8 @@ export function installWampDirector(state: ClusterState): WampDirector {
     maxRegistrations: MAX_REGISTRATIONS,
     maxInvocations: config.wamp_max_calls,
     sendToEdge: (edge, body) => director.control(edgeTopic(edge), body),
+    // XPUB drops what no subscriber holds: an edge is reachable once its edge topic's subscription arrived.
+    reachable: (edge) => director.heldTopics.has(edgeTopic(edge).toString('latin1')),
   });
   state.expiredInstanceHooks.push((instances) => {
     const dropped = registry.instancesGone(instances);

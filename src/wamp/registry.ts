@@ -45,7 +45,18 @@ export interface RegistryOptions {
   maxInvocations: number;
   /** Send a control message to one edge process. */
   sendToEdge(edge: string, body: Record<string, unknown>): void;
+  /**
+   * Whether a message sent to the edge now reaches it (its subscription to
+   * its edge topic is known upstream). A restarted director may learn an
+   * edge's registrations before that subscription: an INVOCATION sent then
+   * would be dropped, so it waits, up to REACH_WAIT_MS.
+   */
+  reachable?(edge: string): boolean;
 }
+
+/** Longest an INVOCATION waits for its callee's edge to be reachable (at most half the call's timeout), then the call fails (unavailable). */
+export const REACH_WAIT_MS = 3000;
+const REACH_POLL_MS = 20;
 
 export class ProcedureRegistry {
   private readonly byProcedure = new Map<string, Registration>();
@@ -133,22 +144,25 @@ export class ProcedureRegistry {
       }, timeoutMs);
       const inv: Invocation = { id, reg, caller, timer, resolve, reject };
       this.invocations.set(id, inv);
-      try {
-        this.opts.sendToEdge(reg.edge, {
-          op: 'wamp_invocation',
-          session: reg.session,
-          invocation: id,
-          registration: reg.id,
-          procedure,
-          caller_authid: payload.callerAuthid,
-          args: payload.args,
-          kwargs: payload.kwargs,
-        });
-      } catch (err) {
-        this.invocations.delete(id);
-        clearTimeout(timer);
-        reject(err instanceof TidingsError ? err : new TidingsError(ErrorCodes.UNAVAILABLE, (err as Error).message));
-      }
+      const body = { op: 'wamp_invocation', session: reg.session, invocation: id, registration: reg.id, procedure, caller_authid: payload.callerAuthid, args: payload.args, kwargs: payload.kwargs };
+      const waitUntil = Date.now() + Math.min(REACH_WAIT_MS, timeoutMs / 2);
+      const send = (): void => {
+        if (this.invocations.get(id) !== inv) return; // ended meanwhile (timeout, callee or caller gone)
+        const reachable = this.opts.reachable?.(reg.edge) ?? true;
+        if (!reachable && Date.now() < waitUntil) {
+          setTimeout(send, REACH_POLL_MS);
+          return;
+        }
+        try {
+          if (!reachable) throw new TidingsError(ErrorCodes.UNAVAILABLE, `the callee's node is not connected to the director`);
+          this.opts.sendToEdge(reg.edge, body);
+        } catch (err) {
+          this.invocations.delete(id);
+          clearTimeout(timer);
+          reject(err instanceof TidingsError ? err : new TidingsError(ErrorCodes.UNAVAILABLE, (err as Error).message));
+        }
+      };
+      send();
     });
   }
 

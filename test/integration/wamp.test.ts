@@ -353,7 +353,7 @@ test('kill -9 of the callee\'s node: the caller gets wamp.error.canceled; Autoba
   while (Date.now() - restartedAt < 8000) {
     answer = await js.session.call('com.mover.work', [0]).catch((e: any) => e.error);
     if (answer === 'slept') break;
-    assert.equal(answer, 'wamp.error.no_such_procedure', 'until the edge\'s list arrives');
+    assert.equal(answer, 'wamp.error.no_such_procedure', `until the edge's list arrives (got ${JSON.stringify(answer)} after ${Date.now() - restartedAt} ms)`);
     await new Promise((r) => setTimeout(r, 100));
   }
   assert.equal(answer, 'slept', 'the restarted director routes to the callee again');

@@ -234,3 +234,23 @@ test('event gate: events wait for SUBSCRIBED; own publications are skipped even 
   assert.equal(g.size, 0);
   assert.equal(g.offer(push(9)), 'send');
 });
+
+test('registry: an INVOCATION waits for the callee\'s edge to be reachable (a restarted director), within a bound', async () => {
+  const sent: Array<{ edge: string; body: Record<string, unknown> }> = [];
+  let reachable = false;
+  const r = new ProcedureRegistry({ maxRegistrations: 10, maxInvocations: 10, sendToEdge: (edge, body) => sent.push({ edge, body }), reachable: () => reachable });
+  r.register('com.a', 'node1/e0', 'i1', 11);
+  const p = r.call('com.a', caller, { callerAuthid: null }, 10_000);
+  await new Promise((res) => setTimeout(res, 60));
+  assert.equal(sent.length, 0, 'not sent where it would be dropped');
+  reachable = true;
+  await new Promise((res) => setTimeout(res, 60));
+  assert.equal(sent.length, 1, 'sent once the edge is reachable');
+  r.answer(callee, sent[0]!.body['invocation'] as number, { args: [1] });
+  assert.deepEqual(await p, { args: [1] });
+  reachable = false;
+  const started = Date.now();
+  await assert.rejects(r.call('com.a', caller, { callerAuthid: null }, 200), (e: TidingsError) => e.code === 113);
+  assert.ok(Date.now() - started < 1000, 'bounded by the call timeout');
+  assert.equal(r.invocationCount, 0);
+});
