@@ -283,6 +283,28 @@ test('protocol violations, authentication and limits: ABORT with the spec\'s rea
   await assert.rejects(RawWamp.open(url, ['wamp.2.cbor']), /HTTP 400/);
 });
 
+test('per-session limits: calls in flight and registrations (tidings.error.limit_exceeded)', async () => {
+  const token = await ticket('limits');
+  const callee = await RawWamp.join(wampUrl(0), token);
+  const caller = await RawWamp.join(wampUrl(1), token);
+  closers.push(() => callee.close(), () => caller.close());
+  callee.send([64, 1, {}, 'com.limits.hang']); // never answered
+  await callee.next((m) => m[0] === 65);
+  for (let i = 1; i <= 1001; i++) caller.send([48, i, {}, 'com.limits.hang', [i]]);
+  const refused = await caller.next((m) => m[0] === 8 && m[2] === 1001, 15000);
+  assert.equal(refused[4], 'tidings.error.limit_exceeded');
+  await waitUntil(() => callee.messages.filter((m) => m[0] === 68).length === 1000, '1000 invocations reached the callee', 15000);
+  assert.equal(caller.messages.filter((m) => m[0] === 8 || m[0] === 50).length, 0, 'the other 1000 are still in flight');
+  // The callee leaves: every call to it ends with wamp.error.canceled.
+  callee.close();
+  await waitUntil(() => caller.messages.filter((m) => m[0] === 8 && m[4] === 'wamp.error.canceled').length === 1000, '1000 canceled', 15000);
+  for (let i = 1; i <= 1001; i++) caller.send([64, i + 2000, {}, `com.limits.p${i}`]);
+  const tooMany = await caller.next((m) => m[0] === 8 && m[2] === 3001, 15000);
+  assert.equal(tooMany[4], 'tidings.error.limit_exceeded');
+  await waitUntil(() => caller.messages.filter((m) => m[0] === 65).length === 1000, '1000 registered', 15000);
+  caller.close();
+});
+
 test('a WAMP session that stops reading is cut off as a slow consumer (4005); a healthy one gets everything', async () => {
   const token = await ticket('slow');
   const slow = await RawWamp.join(wampUrl(1), token);
