@@ -283,7 +283,7 @@ test('protocol violations, authentication and limits: ABORT with the spec\'s rea
   await assert.rejects(RawWamp.open(url, ['wamp.2.cbor']), /HTTP 400/);
 });
 
-test('per-session limits: calls in flight and registrations (tidings.error.limit_exceeded)', async () => {
+test('per-session limits: calls in flight, unanswered invocations, registrations (tidings.error.limit_exceeded)', async () => {
   const token = await ticket('limits');
   const callee = await RawWamp.join(wampUrl(0), token);
   const caller = await RawWamp.join(wampUrl(1), token);
@@ -293,8 +293,17 @@ test('per-session limits: calls in flight and registrations (tidings.error.limit
   for (let i = 1; i <= 1001; i++) caller.send([48, i, {}, 'com.limits.hang', [i]]);
   const refused = await caller.next((m) => m[0] === 8 && m[2] === 1001, 15000);
   assert.equal(refused[4], 'tidings.error.limit_exceeded');
+  assert.match((refused[5] as string[])[0]!, /at most 1000 calls in flight per session/);
   await waitUntil(() => callee.messages.filter((m) => m[0] === 68).length === 1000, '1000 invocations reached the callee', 15000);
   assert.equal(caller.messages.filter((m) => m[0] === 8 || m[0] === 50).length, 0, 'the other 1000 are still in flight');
+  // Another caller: the callee has 1000 invocations unanswered, its limit.
+  const second = await RawWamp.join(wampUrl(0), token);
+  closers.push(() => second.close());
+  second.send([48, 1, {}, 'com.limits.hang']);
+  const busy = await second.next((m) => m[0] === 8 && m[2] === 1);
+  assert.equal(busy[4], 'tidings.error.limit_exceeded');
+  assert.match((busy[5] as string[])[0]!, /the callee has 1000 invocations unanswered/);
+  second.close();
   // The callee leaves: every call to it ends with wamp.error.canceled.
   callee.close();
   await waitUntil(() => caller.messages.filter((m) => m[0] === 8 && m[4] === 'wamp.error.canceled').length === 1000, '1000 canceled', 15000);
@@ -326,7 +335,8 @@ test('a WAMP session that stops reading is cut off as a slow consumer (4005); a 
   await waitUntil(async () => (await metric(cluster.nodes[1]!.http, 'tidings_edge_slow_consumers_total')) > before, 'slow consumer counted');
   (slow.ws as unknown as { _socket: { resume(): void } })._socket.resume();
   await slow.waitClosed();
-  assert.equal(slow.closeCode, 4005);
+  // The close frame queues behind what the socket could not send; past the 2 s grace the socket is cut (1006).
+  assert.ok(slow.closeCode === 4005 || slow.closeCode === 1006, `closed (${slow.closeCode})`);
   assert.ok(slow.messages.filter((m) => m[0] === 36).length < 120, 'the slow session got only part');
 });
 
