@@ -86,7 +86,7 @@ export class WampEdge {
   private sync(): void {
     if (this.syncing) return;
     const registrations: Array<{ registration: number; procedure: string; session: number }> = [];
-    for (const s of this.byId.values()) for (const [registration, procedure] of s.registered()) registrations.push({ registration, procedure, session: s.sessionId });
+    for (const s of this.byId.values()) for (const [registration, procedure] of s.dealer.registered()) registrations.push({ registration, procedure, session: s.sessionId });
     if (registrations.length === 0) return;
     this.syncing = true;
     this.edge.commands
@@ -95,7 +95,7 @@ export class WampEdge {
         (r) => {
           for (const id of r.revoked) {
             const owner = registrations.find((x) => x.registration === id);
-            if (owner) this.byId.get(owner.session)?.revoke(id);
+            if (owner) this.byId.get(owner.session)?.dealer.revoke(id);
           }
         },
         (err: Error) => this.log.debug({ err: err.message }, 'WAMP registrations not synced; next time'),
@@ -192,7 +192,7 @@ export class WampEdge {
     if (!isId(sessionId) || !isId(invocation)) return;
     const session = this.byId.get(sessionId);
     if (op === 'wamp_interrupt') {
-      session?.interrupt(invocation, typeof body['reason'] === 'string' ? body['reason'] : Uri.CANCELED);
+      session?.dealer.interrupt(invocation, typeof body['reason'] === 'string' ? body['reason'] : Uri.CANCELED);
       return;
     }
     if (!session || session.state !== 'established') {
@@ -201,7 +201,7 @@ export class WampEdge {
       if (!session) this.edge.commands.request('wamp_session_closed', { instance: this.link.instance, session: sessionId }).catch(() => undefined);
       return;
     }
-    session.invoke(body);
+    session.dealer.invoke(body);
   }
 
   /** A callee's YIELD or ERROR (or the edge's own error for it), to the director. */

@@ -12,7 +12,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { CloseCodes, ErrorCodes, TidingsError, type CloseSpec } from '../protocol/errors.js';
 import { channelProblem, grantsAllow } from '../protocol/names.js';
-import { MAX_PAYLOAD_DEPTH, checkValueDepth } from '../protocol/payload.js';
+import { checkValueDepth } from '../protocol/payload.js';
 import type { Identity } from '../auth/authenticator.js';
 import { Outbox } from '../edge/outbox.js';
 import { binaryFrame, textFrame, type SharedPush } from '../edge/frames.js';
@@ -22,20 +22,15 @@ import { decodeMessage, encodeMessage } from './codec.js';
 import { errorParts, WampError } from './error-map.js';
 import { publicationId, randomId } from './ids.js';
 import { dataFromPublish } from './payload-map.js';
-import { MAX_ID, Msg, ProtocolViolation, Uri, isDict, messageName, isReservedUri, parseClientMessage, uriProblem, withPayload, type ClientMessage, type Dict, type Serializer } from './messages.js';
+import { Msg, ProtocolViolation, Uri, isDict, messageName, isReservedUri, parseClientMessage, uriProblem, type ClientMessage, type Dict, type Serializer } from './messages.js';
 import type { WampEdge } from './edge.js';
+import { SessionDealer } from './session-dealer.js';
 import { EventGate } from './event-gate.js';
 
 type State = 'hello' | 'challenging' | 'established' | 'closing' | 'closed';
 
-/** Per-session bounds (documented in docs/wamp.md). */
+/** Per-session bounds of the broker side (documented in docs/wamp.md; the dealer's are in session-dealer.ts). */
 export const SESSION_LIMITS = Object.freeze({
-  /** CALLs of this session waiting for their result. */
-  calls: 1000,
-  /** INVOCATIONs sent to this session (as callee) not yet answered. */
-  invocations: 1000,
-  /** Procedures this session may hold registered. */
-  registrations: 1000,
   /** Acknowledged or not, PUBLISHes waiting for the director. */
   publishes: 1000,
 });
@@ -63,14 +58,9 @@ export class WampSession implements Listener, TrackedConnection {
   private readonly joining = new Map<string, Promise<number>>();
   /** Holds events until SUBSCRIBED is sent and skips the session's own publications (exclude_me). */
   private readonly gate = new EventGate();
-  private readonly registrations = new Map<number, string>();
-  private registering = 0;
   private publishing = 0;
-  private readonly calls = new Map<number, { canceled: boolean }>();
-  /** INVOCATION.Request -> the director's invocation ID, and back. */
-  private readonly invocations = new Map<number, number>();
-  private readonly invocationRequests = new Map<number, number>();
-  private nextRequest = 1;
+  /** REGISTER, CALL and the callee's side. */
+  readonly dealer = new SessionDealer(this);
   private attached = false;
   private expiryTimer: NodeJS.Timeout | null = null;
   private closeTimer: NodeJS.Timeout | null = null;
@@ -80,7 +70,7 @@ export class WampSession implements Listener, TrackedConnection {
     private readonly ws: WebSocket,
     socket: Socket,
     readonly serializer: Serializer,
-    private readonly wamp: WampEdge,
+    readonly wamp: WampEdge,
     readonly log: Logger,
   ) {
     this.id = `${wamp.edge.edgeId}.w${this.sessionId}`;
@@ -96,14 +86,14 @@ export class WampSession implements Listener, TrackedConnection {
   }
 
   /** Whether the client announced an advanced feature for a role. */
-  private clientHas(role: string, feature: string): boolean {
+  clientHas(role: string, feature: string): boolean {
     const r = this.clientRoles[role];
     return isDict(r) && isDict(r['features']) && r['features'][feature] === true;
   }
 
   // --- output -------------------------------------------------------------
 
-  private send(message: unknown[]): void {
+  send(message: unknown[]): void {
     if (this.state === 'closed') return;
     let encoded: string | Uint8Array;
     try {
@@ -115,7 +105,7 @@ export class WampSession implements Listener, TrackedConnection {
     this.outbox.push(typeof encoded === 'string' ? textFrame(Buffer.from(encoded)) : binaryFrame(encoded));
   }
 
-  private sendError(requestType: Msg, request: number, err: unknown): void {
+  sendError(requestType: Msg, request: number, err: unknown): void {
     if (!(err instanceof TidingsError) && !(err instanceof WampError)) this.log.error({ err }, 'WAMP request failed');
     const e = errorParts(err);
     this.send([Msg.ERROR, requestType, request, {}, e.uri, e.args, e.kwargs]);
@@ -169,15 +159,12 @@ export class WampSession implements Listener, TrackedConnection {
     if (this.attached) this.wamp.link.close(this.id);
     this.wamp.forget(this);
     // The director drops this session's registrations, cancels calls to it and gives up its own calls.
-    if (this.registrations.size > 0 || this.registering > 0 || this.invocations.size > 0 || this.calls.size > 0) {
+    if (this.dealer.holdsDirectorState) {
       this.wamp.edge.commands.request('wamp_session_closed', { instance: this.wamp.link.instance, session: this.sessionId }).catch((err: Error) => {
         this.log.warn({ err: err.message }, 'director not told of a closed WAMP session; its registrations go with presence');
       });
     }
-    this.registrations.clear();
-    this.invocations.clear();
-    this.invocationRequests.clear();
-    this.calls.clear();
+    this.dealer.clear();
   }
 
   // --- Listener -----------------------------------------------------------
@@ -328,24 +315,24 @@ export class WampSession implements Listener, TrackedConnection {
         this.unsubscribe(msg.request, msg.subscription);
         return;
       case Msg.REGISTER:
-        void this.register(msg.request, msg.options, msg.procedure);
+        void this.dealer.register(msg.request, msg.options, msg.procedure);
         return;
       case Msg.UNREGISTER:
-        void this.unregister(msg.request, msg.registration);
+        void this.dealer.unregister(msg.request, msg.registration);
         return;
       case Msg.CALL:
-        if (this.calls.has(msg.request)) throw new ProtocolViolation(`CALL request ${msg.request} is already in flight`);
-        void this.call(msg.request, msg.options, msg.procedure, msg.args, msg.kwargs);
+        if (this.dealer.hasCall(msg.request)) throw new ProtocolViolation(`CALL request ${msg.request} is already in flight`);
+        void this.dealer.call(msg.request, msg.options, msg.procedure, msg.args, msg.kwargs);
         return;
       case Msg.CANCEL:
-        this.cancel(msg.request);
+        this.dealer.cancel(msg.request);
         return;
       case Msg.YIELD:
-        this.answer(msg.request, undefined, msg.args, msg.kwargs);
+        this.dealer.answer(msg.request, undefined, msg.args, msg.kwargs);
         return;
       case Msg.ERROR:
         if (msg.requestType !== Msg.INVOCATION) throw new ProtocolViolation(`ERROR for request type ${msg.requestType}: a client only answers INVOCATION with ERROR`);
-        this.answer(msg.request, msg.error, msg.args, msg.kwargs);
+        this.dealer.answer(msg.request, msg.error, msg.args, msg.kwargs);
         return;
     }
   }
@@ -525,173 +512,5 @@ export class WampSession implements Listener, TrackedConnection {
     this.wamp.releaseSubscription(channel);
     if (report) this.wamp.link.leave(this.id, channel);
     this.gate.forget(channel);
-  }
-
-  // --- dealer, caller and callee sides -------------------------------------
-
-  private procedureOf(procedure: string): string {
-    const problem = uriProblem(procedure) ?? (isReservedUri(procedure) ? 'the wamp. prefix is reserved' : undefined);
-    if (problem) throw new TidingsError(ErrorCodes.WAMP_INVALID_URI, `${procedure.slice(0, 100)}: ${problem}`);
-    return procedure;
-  }
-
-  private checkPayload(args: unknown[] | undefined, kwargs: Dict | undefined): void {
-    // The arguments list and the keyword dictionary are one level above the payload values.
-    if (args) checkValueDepth(args, MAX_PAYLOAD_DEPTH + 1);
-    if (kwargs) checkValueDepth(kwargs, MAX_PAYLOAD_DEPTH + 1);
-    const size = JSON.stringify([args ?? [], kwargs ?? {}]).length;
-    if (size > this.wamp.config.max_message_size) throw new TidingsError(ErrorCodes.PAYLOAD_TOO_LARGE, `${size} bytes > max_message_size ${this.wamp.config.max_message_size}`);
-  }
-
-  private async register(request: number, options: Dict, procedure: string): Promise<void> {
-    let counted = false;
-    try {
-      const match = options['match'];
-      if (match !== undefined && match !== 'exact') throw new WampError(Uri.OPTION_NOT_ALLOWED, 'only exact matching registrations');
-      const invoke = options['invoke'];
-      if (invoke !== undefined && invoke !== 'single') throw new WampError(Uri.OPTION_NOT_ALLOWED, 'only single registrations (one callee per procedure)');
-      const p = this.procedureOf(procedure);
-      if (!grantsAllow(this.identity!.register, p)) throw new TidingsError(ErrorCodes.PERMISSION_DENIED, `may not register ${p}`);
-      if (this.registrations.size + this.registering >= SESSION_LIMITS.registrations) {
-        throw new TidingsError(ErrorCodes.LIMIT_EXCEEDED, `at most ${SESSION_LIMITS.registrations} registrations per session`);
-      }
-      this.registering++;
-      counted = true;
-      const r = await this.wamp.edge.commands.request<{ registration: number }>('wamp_register', {
-        edge: this.wamp.edge.edgeId,
-        instance: this.wamp.link.instance,
-        session: this.sessionId,
-        procedure: p,
-      });
-      if (this.state === 'closed') {
-        // Gone meanwhile: wamp_session_closed went before this reply, so undo it here.
-        void this.wamp.edge.commands.request('wamp_unregister', { instance: this.wamp.link.instance, session: this.sessionId, registration: r.registration }).catch(() => undefined);
-        return;
-      }
-      this.registrations.set(r.registration, p);
-      this.send([Msg.REGISTERED, request, r.registration]);
-    } catch (err) {
-      this.sendError(Msg.REGISTER, request, err);
-    } finally {
-      if (counted) this.registering--;
-    }
-  }
-
-  private async unregister(request: number, registration: number): Promise<void> {
-    if (!this.registrations.has(registration)) {
-      this.sendError(Msg.UNREGISTER, request, new TidingsError(ErrorCodes.WAMP_NO_SUCH_REGISTRATION, `no registration ${registration} in this session`));
-      return;
-    }
-    this.registrations.delete(registration);
-    try {
-      await this.wamp.edge.commands.request('wamp_unregister', { instance: this.wamp.link.instance, session: this.sessionId, registration });
-      this.send([Msg.UNREGISTERED, request]);
-    } catch (err) {
-      this.sendError(Msg.UNREGISTER, request, err);
-    }
-  }
-
-  private async call(request: number, options: Dict, procedure: string, args: unknown[] | undefined, kwargs: Dict | undefined): Promise<void> {
-    const entry = { canceled: false };
-    try {
-      const p = this.procedureOf(procedure);
-      if (!grantsAllow(this.identity!.call, p)) throw new TidingsError(ErrorCodes.PERMISSION_DENIED, `may not call ${p}`);
-      if (this.calls.size >= SESSION_LIMITS.calls) throw new TidingsError(ErrorCodes.LIMIT_EXCEEDED, `at most ${SESSION_LIMITS.calls} calls in flight per session`);
-      this.checkPayload(args, kwargs);
-      const c = this.wamp.config;
-      const requested = options['timeout'];
-      const max = c.wamp_call_timeout * 1000;
-      const timeoutMs = typeof requested === 'number' && requested > 0 ? Math.min(requested, max) : max;
-      this.calls.set(request, entry);
-      const r = await this.wamp.edge.commands.request<{ error?: string; args?: unknown[]; kwargs?: Dict }>(
-        'wamp_call',
-        {
-          procedure: p,
-          caller: { edge: this.wamp.edge.edgeId, instance: this.wamp.link.instance, session: this.sessionId, authid: this.identity!.user },
-          args,
-          kwargs,
-          timeout_ms: timeoutMs,
-        },
-        // The director times the call out; this only covers a director that stops answering.
-        timeoutMs + c.command_timeout * 1000,
-      );
-      if (entry.canceled || this.state === 'closed') return;
-      if (typeof r.error === 'string') this.send(withPayload([Msg.ERROR, Msg.CALL, request, {}, r.error], r.args, r.kwargs));
-      else this.send(withPayload([Msg.RESULT, request, {}], r.args, r.kwargs));
-    } catch (err) {
-      if (!entry.canceled && this.state !== 'closed') this.sendError(Msg.CALL, request, err);
-    } finally {
-      if (this.calls.get(request) === entry) this.calls.delete(request);
-    }
-  }
-
-  /** CANCEL: the caller gets wamp.error.canceled now; the callee's late answer is discarded ("skip" mode). */
-  private cancel(request: number): void {
-    const entry = this.calls.get(request);
-    if (!entry) return; // answered already
-    entry.canceled = true;
-    this.calls.delete(request);
-    this.send([Msg.ERROR, Msg.CALL, request, {}, Uri.CANCELED, ['canceled by the caller']]);
-  }
-
-  registered(): IterableIterator<[number, string]> {
-    return this.registrations.entries();
-  }
-
-  /** The director could not restore a registration (another session took the procedure meanwhile). */
-  revoke(registration: number): void {
-    const procedure = this.registrations.get(registration);
-    if (procedure === undefined) return;
-    this.registrations.delete(registration);
-    this.log.warn({ procedure, registration }, 'WAMP registration lost: another session registered the procedure while the director was away');
-    // Registration revocation (advanced profile) where the callee takes it.
-    if (this.clientHas('callee', 'registration_revocation')) this.send([Msg.UNREGISTERED, 0, { registration, reason: 'wamp.error.procedure_already_exists' }]);
-  }
-
-  /** An INVOCATION for this session (as callee), from the director. */
-  invoke(body: Dict): void {
-    const invocation = body['invocation'] as number;
-    if (this.invocations.size >= SESSION_LIMITS.invocations) {
-      this.wamp.answerDirector(this.sessionId, invocation, { error: Uri.LIMIT_EXCEEDED, args: [`the callee has ${SESSION_LIMITS.invocations} invocations unanswered`] });
-      return;
-    }
-    const request = this.nextRequest;
-    this.nextRequest = this.nextRequest >= MAX_ID ? 1 : this.nextRequest + 1;
-    this.invocations.set(request, invocation);
-    this.invocationRequests.set(invocation, request);
-    const details: Dict = { procedure: body['procedure'] };
-    if (typeof body['caller_authid'] === 'string') details['caller_authid'] = body['caller_authid'];
-    const args = Array.isArray(body['args']) ? body['args'] : undefined;
-    const kwargs = isDict(body['kwargs']) ? body['kwargs'] : undefined;
-    this.send(withPayload([Msg.INVOCATION, request, body['registration'], details], args, kwargs));
-  }
-
-  /** The director gave up an invocation (timeout, caller left): INTERRUPT a callee that takes it. */
-  interrupt(invocation: number, reason: string): void {
-    const request = this.invocationRequests.get(invocation);
-    if (request === undefined) return;
-    this.invocationRequests.delete(invocation);
-    this.invocations.delete(request);
-    if (this.clientHas('callee', 'call_canceling')) this.send([Msg.INTERRUPT, request, { mode: 'killnowait', reason }]);
-  }
-
-  private answer(request: number, error: string | undefined, args: unknown[] | undefined, kwargs: Dict | undefined): void {
-    const invocation = this.invocations.get(request);
-    if (invocation === undefined) {
-      // An answer to an invocation given up (interrupted) is discarded; one never sent is a violation.
-      if (request < this.nextRequest) return;
-      throw new ProtocolViolation(`${error === undefined ? 'YIELD' : 'ERROR'} for INVOCATION ${request}, which was never sent`);
-    }
-    this.invocations.delete(request);
-    this.invocationRequests.delete(invocation);
-    let outcome: { error?: string; args?: unknown[]; kwargs?: Dict } = { args, kwargs };
-    if (error !== undefined) outcome.error = uriProblem(error) ? Uri.INVALID_ARGUMENT : error;
-    try {
-      this.checkPayload(args, kwargs);
-    } catch (err) {
-      const e = errorParts(err);
-      outcome = { error: e.uri, args: [`the callee's answer was refused: ${e.args[0] as string}`], kwargs: e.kwargs };
-    }
-    this.wamp.answerDirector(this.sessionId, invocation, outcome);
   }
 }
