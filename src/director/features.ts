@@ -20,7 +20,7 @@ export function installDirectorFeatures(director: Director, registry: Registry):
   registerStateCommands(state);
   registerConnectionCommands(state);
   registerMessageCommands(state);
-  const wamp = installWampDirector(state); // WAMP dealer: the cluster's procedure registry
+  const wamp = installWampDirector(state, registry); // WAMP dealer: the cluster's procedure registry
   state.start();
   return {
     stop: () => {

@@ -125,6 +125,11 @@ export class EdgeServer implements EdgeContext {
     return this.opts.websocket;
   }
 
+  /** This process' metrics registry, for features' own metrics. */
+  get registry(): Registry {
+    return this.opts.registry;
+  }
+
   get connectionCount(): number {
     return this.connections.size;
   }

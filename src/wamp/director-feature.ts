@@ -16,6 +16,7 @@
  * when an edge instance's presence expires (kill -9 of its node), its
  * registrations go and its callers get wamp.error.canceled.
  */
+import { Gauge, type Registry } from 'prom-client';
 import { ErrorCodes, TidingsError } from '../protocol/errors.js';
 import { edgeTopic } from '../cluster/topics.js';
 import type { ClusterState } from '../director/cluster-state.js';
@@ -64,7 +65,7 @@ export interface WampDirector {
   stop(): void;
 }
 
-export function installWampDirector(state: ClusterState): WampDirector {
+export function installWampDirector(state: ClusterState, metrics: Registry): WampDirector {
   const director = state.director;
   const config = director.config;
   const log = state.log.child({ component: 'wamp-registry' });
@@ -74,6 +75,22 @@ export function installWampDirector(state: ClusterState): WampDirector {
     sendToEdge: (edge, body) => director.control(edgeTopic(edge), body),
     // XPUB drops what no subscriber holds: an edge is reachable once its edge topic's subscription arrived.
     reachable: (edge) => director.heldTopics.has(edgeTopic(edge).toString('latin1')),
+  });
+  new Gauge({
+    name: 'tidings_director_wamp_registrations',
+    help: 'WAMP procedures registered in the cluster',
+    registers: [metrics],
+    collect() {
+      this.set(registry.registrationCount);
+    },
+  });
+  new Gauge({
+    name: 'tidings_director_wamp_calls',
+    help: 'WAMP calls in flight in the cluster (INVOCATIONs not answered yet)',
+    registers: [metrics],
+    collect() {
+      this.set(registry.invocationCount);
+    },
   });
   state.expiredInstanceHooks.push((instances) => {
     const dropped = registry.instancesGone(instances);

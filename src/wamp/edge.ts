@@ -10,6 +10,7 @@ import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import { WebSocketServer } from 'ws';
 import type { Logger } from 'pino';
+import { Counter, Gauge } from 'prom-client';
 import type { Config } from '../config/resolve.js';
 import { ErrorCodes, TidingsError, toErrorBody } from '../protocol/errors.js';
 import type { EdgeServer } from '../edge/edge-server.js';
@@ -48,6 +49,8 @@ export class WampEdge {
   private readonly frames = new WeakMap<SharedPush, EventFrames>();
   private readonly wss: WebSocketServer;
   private readonly timer: NodeJS.Timeout;
+  /** Sessions aborted, by reason URI (protocol violations, failed authentication, unknown realm). */
+  readonly aborts: Counter<'reason'>;
 
   constructor(
     readonly edge: EdgeServer,
@@ -66,6 +69,16 @@ export class WampEdge {
         return false;
       },
     });
+    const sessions = this.sessions;
+    new Gauge({
+      name: 'tidings_edge_wamp_sessions',
+      help: 'Open WAMP websocket connections (in the handshake or established)',
+      registers: [edge.registry],
+      collect() {
+        this.set(sessions.size);
+      },
+    });
+    this.aborts = new Counter({ name: 'tidings_edge_wamp_aborts_total', help: 'WAMP sessions ended with ABORT, by reason URI', labelNames: ['reason'], registers: [edge.registry] });
     this.timer = setInterval(() => {
       const now = Date.now();
       for (const s of this.sessions) s.tick(now);

@@ -115,6 +115,7 @@ export class WampSession implements Listener, TrackedConnection {
   abort(reason: string, message: string): void {
     if (this.state === 'closed') return;
     this.log.info({ reason, message }, 'WAMP session aborted');
+    this.wamp.aborts.inc({ reason });
     this.send([Msg.ABORT, { message }, reason]);
     this.close(CloseCodes.WAMP_ABORTED);
   }

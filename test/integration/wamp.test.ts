@@ -10,7 +10,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { signToken } from '../../src/auth/sign.js';
-import { serve, startCluster, startSingleNode, API_KEY, TOKEN_SECRET, type Cluster, type SingleNode } from '../helpers/processes.js';
+import { killAll, serve, startCluster, startSingleNode, API_KEY, TOKEN_SECRET, type Cluster, type SingleNode } from '../helpers/processes.js';
 import { TestClient } from '../helpers/client.js';
 import { postJson, metric } from '../helpers/http.js';
 import { csRequest, CsClient } from '../helpers/channelstream.js';
@@ -62,6 +62,8 @@ after(async () => {
   }
   await py?.stop();
   await Promise.all([cluster?.stop(), anon?.stop()]);
+  // A cluster that failed to start is not in `cluster`: stop the processes this file started, by PID.
+  killAll();
 });
 
 async function pyOpen(name: string, urls: string[], serializer: 'json' | 'msgpack', user: string, extra: Record<string, unknown> = {}): Promise<void> {
@@ -178,6 +180,7 @@ test('RPC across nodes with both serializers: results, errors, caller disclosure
   await js.session.register('com.js.upper', (args: string[], _kw: unknown, details: any) => `${args[0]!.toUpperCase()} for ${details.caller_authid}`);
   const upper = await py.request({ op: 'call', name: 'callee', procedure: 'com.js.upper', args: ['hi'] });
   assert.deepEqual(upper.args, ['HI for callee-user']);
+  assert.equal(await metric(cluster.director.http, 'tidings_director_wamp_registrations'), 6, 'the director\'s registry holds the six procedures');
 
   // Grants: a token without call or register grants (and publish limited) is refused with not_authorized.
   const limited = await RawWamp.join(wampUrl(1), await ticket('limited', { call: [], register: [], publish: ['other'] }));
@@ -281,6 +284,7 @@ test('protocol violations, authentication and limits: ABORT with the spec\'s rea
   assert.equal(p.closeCode, 1009);
   // No WAMP serializer Tidings speaks: the upgrade is refused.
   await assert.rejects(RawWamp.open(url, ['wamp.2.cbor']), /HTTP 400/);
+  assert.ok((await metric(cluster.nodes[0]!.http, 'tidings_edge_wamp_aborts_total', { reason: 'wamp.error.protocol_violation' })) >= 9, 'aborts are counted by reason');
 });
 
 test('per-session limits: calls in flight, unanswered invocations, registrations (tidings.error.limit_exceeded)', async () => {
