@@ -22,6 +22,9 @@ export interface Identity {
   publish: readonly string[];
   presence: readonly string[];
   history: readonly string[];
+  /** WAMP procedures the user may call and register (grants.call, grants.register; none by default). */
+  call: readonly string[];
+  register: readonly string[];
   /** Expiry in unix seconds, or null. */
   expires: number | null;
   /** Asks the web app before each subscribe or publish (auth_native); throws when refused. */
@@ -53,7 +56,8 @@ export class Authenticator {
 
   async authenticate(token: string | undefined, request: RequestInfo | null = null): Promise<Identity> {
     const http = this.opts.http;
-    if ((token === undefined || token === '') && http) {
+    // Only connections that pass their request (the native protocol's) are asked about; others keep tokens and anonymity.
+    if ((token === undefined || token === '') && http && request !== null) {
       const base = { protocol: 'native' as const, headers: request?.headers ?? {}, remote_addr: request?.remoteAddress ?? null };
       const answer = await http.ask({ action: 'connect', ...base });
       if (!answer.allow) throw new TidingsError(ErrorCodes.AUTH_DENIED, answer.reason ?? 'connect refused by auth_url');
@@ -65,6 +69,8 @@ export class Authenticator {
         publish: all,
         presence: all,
         history: all,
+        call: [],
+        register: [],
         expires: null,
         check: async (action, channel) => {
           await http.require({ action, channel, user, ...base });
@@ -74,7 +80,7 @@ export class Authenticator {
     if (token === undefined || token === '') {
       if (!this.opts.allowAnonymous) throw new TidingsError(ErrorCodes.TOKEN_INVALID, 'a token is required');
       const g = this.opts.anonymousChannels;
-      return { user: null, subscribe: g, publish: [], presence: g, history: g, expires: null };
+      return { user: null, subscribe: g, publish: [], presence: g, history: g, call: [], register: [], expires: null };
     }
     if (!this.key) throw new TidingsError(ErrorCodes.TOKEN_INVALID, 'tokens are not accepted: no token_secret is set');
     let payload: Record<string, unknown>;
@@ -97,6 +103,8 @@ export class Authenticator {
       publish: grantList(grants['publish'], 'publish'),
       presence: grantList(grants['presence'] ?? grants['subscribe'], 'presence'),
       history: grantList(grants['history'] ?? grants['subscribe'], 'history'),
+      call: grantList(grants['call'], 'call'),
+      register: grantList(grants['register'], 'register'),
       expires: exp,
     };
   }

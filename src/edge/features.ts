@@ -14,6 +14,7 @@ import { demoFeature } from '../demo/demo-feature.js';
 import { sockJsFeature } from '../sockjs/feature.js';
 import { omnibusFeature } from '../omnibus/feature.js';
 import { sethPusherFeature } from '../sethpusher/feature.js';
+import { wampFeature } from '../wamp/edge-feature.js';
 
 export type EdgeFeature = (edge: EdgeServer, config: Config, log: Logger) => void;
 
@@ -23,6 +24,7 @@ const FEATURES: readonly EdgeFeature[] = [
   omnibusFeature, // django-omnibus' /ec protocol over websocket and SockJS
   sockJsFeature, // sockjs-client's build, and the native protocol over SockJS (the SDK's fallback)
   compatFeature, // channelstream's signed API and /ws?conn_id= connections
+  wampFeature, // WAMP v2 router for Autobahn clients: wamp_path, and /ws offering only WAMP subprotocols
   debugFeature, // /debug/ views behind admin_secret
   sdkBundleFeature, // GET <base>/tidings.js, the browser SDK
   demoFeature, // the demo chat and its token endpoint, only with the demo setting
