@@ -180,7 +180,13 @@ export interface Cluster {
  * A director (no edge, HTTP API only) and `nodeCount` forwarder nodes with
  * `workers` edge processes each, as in docker-compose.yml.
  */
-export async function startCluster(nodeCount = 2, workers = 2, extraEnv: Record<string, string> = {}): Promise<Cluster> {
+export async function startCluster(
+  nodeCount = 2,
+  workers = 2,
+  extraEnv: Record<string, string> = {},
+  /** Settings of one node by name ('director', 'node1', ...), e.g. its CURVE keys. */
+  perNode: Record<string, Record<string, string>> = {},
+): Promise<Cluster> {
   const host = '127.0.0.1';
   const [dport, dsub, dpub, dcmd] = await freePorts(4);
   const director: ClusterNode = {
@@ -195,6 +201,7 @@ export async function startCluster(nodeCount = 2, workers = 2, extraEnv: Record<
       TIDINGS_API_KEYS: API_KEY,
       TIDINGS_NODE_ID: 'director',
       ...extraEnv,
+      ...perNode['director'],
     }),
     port: dport,
     url: `ws://${host}:${dport}/ws`,
@@ -223,6 +230,7 @@ export async function startCluster(nodeCount = 2, workers = 2, extraEnv: Record<
         TIDINGS_API_KEYS: API_KEY,
         TIDINGS_NODE_ID: `node${i + 1}`,
         ...extraEnv,
+        ...perNode[`node${i + 1}`],
       }),
       port,
       url: `ws://${host}:${port}/ws`,
