@@ -136,7 +136,10 @@ async function startTidings(opts: ServerOptions): Promise<RunningServer> {
   if (!opts.cluster) {
     const a = await addresses();
     const p = tidingsNode('tidings', { ...common, ...curveEnv(directorKeys, {}), TIDINGS_SERVER_HOST: HOST, TIDINGS_SERVER_PORT: String(a.port), TIDINGS_SUBSCRIBER_ADDRESS: a.sub, TIDINGS_PUBLISHER_ADDRESS: a.pub, TIDINGS_COMMAND_ADDRESS: a.cmd, TIDINGS_WORKERS: workers }, execArgv);
-    await p.waitFor(/"msg":"node ready"/);
+    await p.waitFor(/"msg":"node ready"/).catch(async (err: unknown) => {
+      await p.stop();
+      throw err;
+    });
     return { kind: opts.curve ? 'tidings-curve' : 'tidings', label: `tidings${suffix}`, urls: [`ws://${HOST}:${a.port}/ws`], publishTo: a.pub, ...publisherCurve, pids: [p.child.pid!], stop: () => p.stop() };
   }
   const d = await addresses();
@@ -170,7 +173,12 @@ async function startTidings(opts: ServerOptions): Promise<RunningServer> {
     urls.push(`ws://${HOST}:${a.port}/ws`);
   }
   const all = [director, ...nodes];
-  await Promise.all(all.map((p) => p.waitFor(/"msg":"node ready"/)));
+  try {
+    await Promise.all(all.map((p) => p.waitFor(/"msg":"node ready"/)));
+  } catch (err) {
+    await Promise.all(all.map((p) => p.stop())); // none of a failed start outlives it
+    throw err;
+  }
   return {
     kind: opts.curve ? 'tidings-curve' : 'tidings',
     label: `tidings-cluster${suffix}`,

@@ -149,7 +149,12 @@ export async function startSingleNode(extraEnv: Record<string, string> = {}, wor
     TIDINGS_WORKERS: String(workers),
     ...extraEnv,
   });
-  await proc.waitFor(/"msg":"node ready"/);
+  try {
+    await proc.waitFor(/"msg":"node ready"/);
+  } catch (err) {
+    await proc.stop(); // a node that never got ready must not outlive the test
+    throw err;
+  }
   return {
     proc,
     port,
@@ -240,7 +245,12 @@ export async function startCluster(
       command: `tcp://${host}:${cmd}`,
     });
   }
-  await Promise.all([director, ...nodes].map((n) => n.proc.waitFor(/"msg":"node ready"/, 20000)));
+  try {
+    await Promise.all([director, ...nodes].map((n) => n.proc.waitFor(/"msg":"node ready"/, 20000)));
+  } catch (err) {
+    await Promise.all([director, ...nodes].map((n) => n.proc.stop()));
+    throw err;
+  }
   return {
     director,
     nodes,
