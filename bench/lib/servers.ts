@@ -69,7 +69,7 @@ class Proc {
     this.exited = new Promise((r) => child.once('exit', () => r()));
   }
 
-  async waitFor(pattern: RegExp, timeoutMs = 20_000): Promise<void> {
+  async waitFor(pattern: RegExp, timeoutMs = 60_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       if (pattern.test(this.out)) return;

@@ -17,6 +17,9 @@ import { TestClient } from '../helpers/client.js';
 import { postJson } from '../helpers/http.js';
 import { channelTopic, userTopic } from '../../src/cluster/topics.js';
 import { encodePublish } from '../../src/cluster/wire.js';
+import { CommandClient } from '../../src/zmq/command-client.js';
+import { ErrorCodes, TidingsError } from '../../src/protocol/errors.js';
+import { pino } from 'pino';
 
 let keys: CurveCluster;
 let cluster: Cluster;
@@ -162,6 +165,19 @@ test('with CURVE, a worker key that sends a far-oversized frame is dropped; the 
   assert.equal(r.code, 0, r.stderr);
   await bob.waitFor(() => bob.messages('after-oversize').length === 1, 5000, 'the next message');
   assert.deepEqual(bob.messages('after-oversize')[0]!.data, { ok: true });
+});
+
+test("Tidings' own command sender refuses a request above its link limit where it is made; the link stays up", async () => {
+  const link = { curve: { ...keys.nodes[0]!, serverKey: keys.director.publicKey }, maxMessageSize: 4096 };
+  const client = new CommandClient({ address: cluster.director.command, timeoutMs: 5000, maxInFlight: 10, highWaterMark: 100, link, log: pino({ level: 'silent' }) });
+  client.start();
+  try {
+    await assert.rejects(client.request('publish', { channel: 'big', data: 'x'.repeat(8192) }), (err: unknown) => err instanceof TidingsError && err.code === ErrorCodes.PAYLOAD_TOO_LARGE.code);
+    const pong = await client.request<{ time: number }>('ping', {});
+    assert.equal(typeof pong.time, 'number', 'the same link still answers');
+  } finally {
+    await client.stop();
+  }
 });
 
 function rssBytes(pid: number): number {
