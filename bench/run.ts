@@ -6,11 +6,11 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { startServer, type ServerOptions } from './lib/servers.js';
-import { runWorkload, oneChannel, manyChannels, type RunResult, type Workload } from './lib/scenario.js';
+import { runWorkload, oneChannel, manyChannels, roomsOf, type RunResult, type Workload } from './lib/scenario.js';
 import { barChart, markdownTable, summarise } from './lib/report.js';
 import type { ServerKind } from './lib/protocols.js';
 
@@ -29,6 +29,8 @@ const here = dirname(fileURLToPath(import.meta.url));
 const outDir = flag('out') ?? join(here, '..', '..', 'bench', 'results', quick ? 'quick' : 'full');
 
 const ALL: ServerKind[] = ['tidings', 'ws-naive', 'ws-batched', 'socketio', 'nats'];
+/** The cost of one message: Tidings on both publish paths against NATS and the two batched ws servers. */
+const SMALL: ServerKind[] = ['tidings', 'tidings-ws', 'nats', 'ws-batched', 'ws-merged'];
 
 interface Case {
   workload: Workload;
@@ -61,6 +63,15 @@ const cases: Case[] = [
   { workload: { scenario: 'latency-10', subscriptions: oneChannel(10), channels: 1, payload: 100, mode: 'rate', rate: 100, durationMs: dur, warmupMs: warm, processes: 1 }, servers: ['tidings', 'nats'] },
   { workload: { scenario: 'cluster-latency-10', subscriptions: oneChannel(10), channels: 1, payload: 100, mode: 'rate', rate: 100, durationMs: dur, warmupMs: warm, processes: 1 }, servers: ['tidings', 'tidings-curve'], options: { cluster: true } },
   { workload: fan('subs-100', 100, 100), servers: [...ALL, 'tidings-curve'] },
+  // Small rooms: 1 publisher -> 10 subscribers of one channel, 2 000 messages in flight at most.
+  { workload: { scenario: 'small-rooms', subscriptions: oneChannel(10), channels: 1, payload: 100, mode: 'saturate', window: 2000, durationMs: dur, warmupMs: warm, processes: 1 }, servers: SMALL },
+  // 1 000 channels x 10 subscribers, each subscriber in one channel; publishes round-robin over the channels.
+  {
+    workload: { scenario: 'many-channels-1k', subscriptions: roomsOf(q(1000, 200), 10), channels: q(1000, 200), payload: 100, mode: 'saturate', window: q(10_000, 2000), durationMs: dur, warmupMs: warm, processes: 2 },
+    servers: SMALL,
+  },
+  // Small rooms through the cluster: a director node with its edge and a forwarder node, 5 subscribers on each, publishing at the forwarder node.
+  { workload: { scenario: 'cluster-small-rooms', subscriptions: oneChannel(10), channels: 1, payload: 100, mode: 'saturate', window: 2000, durationMs: dur, warmupMs: warm, processes: 1 }, servers: ['tidings', 'tidings-ws'], options: { cluster: 'pair' } },
   { workload: fan('payload-16B', q(1000, 300), 16), servers: ALL },
   { workload: fan('payload-1KB', q(1000, 300), 1024), servers: ALL },
   { workload: fan('payload-16KB', q(1000, 300), 16_384), servers: ALL },
@@ -105,10 +116,12 @@ async function main(): Promise<void> {
       for (const kind of c.servers.filter((s) => !serverFilter || serverFilter.includes(s))) {
         const server = await startWithRetry(kind, { ...(tidingsWorkers !== undefined ? { workers: tidingsWorkers } : {}), ...c.options });
         try {
+          const load = loadavg()[0]!;
           const r = await runWorkload(server, c.workload);
-          runs.push(r);
-          const lat = r.mode === 'idle' ? `${r.rssPerConnKB.toFixed(1)} KB/conn` : `${(r.deliveriesPerSec / 1e6).toFixed(2)} M/s, ${(r.deliveriesPerCpuSec / 1e6).toFixed(2)} M/CPU-s, p50 ${r.latencyMs.p50.toFixed(2)} p99 ${r.latencyMs.p99.toFixed(2)} ms, loss ${r.loss}, ooo ${r.outOfOrder + r.foreign}`;
-          console.log(`[${rep}/${repeat}] ${c.workload.scenario} ${server.label}: ${lat}`);
+          runs.push({ ...r, rep, load1: load } as RunResult);
+          const checks = `${r.unacked !== undefined ? `, unacked ${r.unacked}` : ''}${r.historyMissing !== undefined ? `, history ${r.historyMissing === 0 ? 'complete' : `${r.historyMissing} incomplete`}` : ''}`;
+          const lat = r.mode === 'idle' ? `${r.rssPerConnKB.toFixed(1)} KB/conn` : `${(r.deliveriesPerSec / 1e6).toFixed(2)} M/s, ${(r.deliveriesPerCpuSec / 1e6).toFixed(2)} M/CPU-s, ${(r.publishedPerCpuSec / 1e3).toFixed(1)} k msg/CPU-s, p50 ${r.latencyMs.p50.toFixed(2)} p99 ${r.latencyMs.p99.toFixed(2)} ms, loss ${r.loss}, ooo ${r.outOfOrder + r.foreign}${checks}`;
+          console.log(`[${rep}/${repeat}] ${c.workload.scenario} ${server.label}: ${lat} (load ${load.toFixed(1)})`);
         } catch (err) {
           console.log(`[${rep}/${repeat}] ${c.workload.scenario} ${server.label}: FAILED ${(err as Error).message.split('\n')[0]}`);
         } finally {
@@ -121,16 +134,16 @@ async function main(): Promise<void> {
   const machine = { cpus: cpus().length, cpu: cpus()[0]?.model ?? '', memoryGB: Math.round(totalmem() / 2 ** 30), node: process.version, date: new Date().toISOString() };
   const command = `node dist/bench/run.js ${args.join(' ')}`.trim();
   writeFileSync(join(outDir, 'results.json'), JSON.stringify({ command, machine, repeat, summary, runs }, null, 2));
-  const md = `# Bench results\n\nCommand: \`${command}\` (medians of ${repeat} run(s))\nMachine: ${machine.cpus} x ${machine.cpu}, ${machine.memoryGB} GB, Node ${machine.node}, ${machine.date}\n\n${markdownTable(summary)}`;
+  const md = `# Bench results\n\nCommand: \`${command}\` (medians of ${repeat} run(s))\nMachine: ${machine.cpus} x ${machine.cpu}, ${machine.memoryGB} GB, Node ${machine.node}, ${machine.date}\n\n${markdownTable(summary, runs)}`;
   writeFileSync(join(outDir, 'results.md'), md);
   const moving = summary.filter((r) => r.mode !== 'idle');
   writeFileSync(join(outDir, 'deliveries-per-cpu.svg'), barChart('Deliveries per server CPU-second', 'higher is better', moving, (r) => r.deliveriesPerCpuSec));
   writeFileSync(join(outDir, 'latency-p99.svg'), barChart('Latency p99', 'ms, lower is better', moving, (r) => r.latencyMs.p99));
   writeFileSync(join(outDir, 'idle-memory.svg'), barChart('Server memory per idle connection', 'KB, lower is better', summary.filter((r) => r.mode === 'idle'), (r) => r.rssPerConnKB));
   console.log(`\n${md}\nwritten to ${outDir}`);
-  const bad = summary.filter((r) => r.loss > 0 || r.outOfOrder > 0 || r.foreign > 0);
+  const bad = summary.filter((r) => r.loss > 0 || r.outOfOrder > 0 || r.foreign > 0 || (r.unacked ?? 0) > 0 || (r.ackOffsetJumps ?? 0) > 0 || (r.historyMissing ?? 0) > 0);
   if (bad.length) {
-    console.log(`LOSS OR REORDERING in: ${bad.map((r) => `${r.scenario}/${r.server}`).join(', ')}`);
+    console.log(`LOSS, REORDERING, UNACKNOWLEDGED PUBLISHES OR INCOMPLETE HISTORY in: ${bad.map((r) => `${r.scenario}/${r.server}`).join(', ')}`);
     process.exitCode = 1;
   }
 }

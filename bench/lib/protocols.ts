@@ -6,8 +6,16 @@
  */
 import WebSocket from 'ws';
 
-/** `tidings-curve`: Tidings with CURVE keys on every ZeroMQ link (the cost of encryption). */
-export type ServerKind = 'tidings' | 'tidings-curve' | 'ws-naive' | 'ws-batched' | 'socketio' | 'nats';
+/**
+ * `tidings`: published over ZeroMQ with the project's Publisher; `tidings-ws`:
+ * the same server, published over a client websocket (`publish` commands,
+ * each acknowledged); `tidings-curve`: CURVE keys on every ZeroMQ link (the
+ * cost of encryption). `ws-merged`: ws-batched plus Tidings' frame merging.
+ */
+export type ServerKind = 'tidings' | 'tidings-ws' | 'tidings-curve' | 'ws-naive' | 'ws-batched' | 'ws-merged' | 'socketio' | 'nats';
+
+export const isTidings = (kind: ServerKind): boolean => kind === 'tidings' || kind === 'tidings-ws' || kind === 'tidings-curve';
+const isWsPeer = (kind: ServerKind): boolean => kind === 'ws-naive' || kind === 'ws-batched' || kind === 'ws-merged';
 
 export interface SubscriberTarget {
   kind: ServerKind;
@@ -23,7 +31,7 @@ export interface SubscriberSink {
 }
 
 export function openSubscriber(t: SubscriberTarget, sink: SubscriberSink, timeoutMs: number): Promise<WebSocket> {
-  const url = t.kind === 'ws-naive' || t.kind === 'ws-batched' ? `${t.url}?c=${encodeURIComponent(t.channels.join(','))}` : t.url;
+  const url = isWsPeer(t.kind) ? `${t.url}?c=${encodeURIComponent(t.channels.join(','))}` : t.url;
   const ws = new WebSocket(url, { perMessageDeflate: false, ...(t.localAddress ? { localAddress: t.localAddress } : {}) });
   return new Promise<WebSocket>((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -40,9 +48,11 @@ export function openSubscriber(t: SubscriberTarget, sink: SubscriberSink, timeou
     });
     const handlers: Record<ServerKind, () => void> = {
       tidings: () => tidings(ws, t.channels, sink, ready),
+      'tidings-ws': () => tidings(ws, t.channels, sink, ready),
       'tidings-curve': () => tidings(ws, t.channels, sink, ready),
       'ws-naive': () => plain(ws, sink, ready),
       'ws-batched': () => plain(ws, sink, ready),
+      'ws-merged': () => plain(ws, sink, ready),
       socketio: () => socketio(ws, t.channels, sink, ready),
       nats: () => nats(ws, t.channels, sink, ready),
     };

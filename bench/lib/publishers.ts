@@ -1,6 +1,6 @@
 /**
  * Publishers, each server's own way: Tidings over ZeroMQ with the project's
- * Publisher, the ws peers over a publisher websocket, socket.io with its
+ * Publisher or over a client websocket (ws-publisher.ts), the ws peers over a publisher websocket, socket.io with its
  * client, NATS with PUB over its TCP port.
  */
 import { connect as netConnect, type Socket } from 'node:net';
@@ -8,11 +8,25 @@ import WebSocket from 'ws';
 import { io as ioClient, type Socket as IoSocket } from 'socket.io-client';
 import { Publisher } from '../../src/publisher/publisher.js';
 import type { RunningServer } from './servers.js';
+import { openTidingsWsPublisher } from './ws-publisher.js';
 
 export interface BenchPublisher {
   /** Queue one message; resolves when the caller may send more. */
   publish(channel: string, payload: string): Promise<void> | void;
+  /** Acknowledged publishers: publishes sent and not yet answered (the credit window counts them). */
+  readonly inFlight?: number;
+  /** Acknowledged publishers: what came back (checked at the end of a run). */
+  acks?(): AckTally;
   close(): Promise<void>;
+}
+
+export interface AckTally {
+  sent: number;
+  acked: number;
+  errors: number;
+  firstError: string;
+  /** Acknowledgements whose offset did not follow the channel's previous one by exactly 1. */
+  offsetJumps: number;
 }
 
 export async function openPublisher(server: RunningServer): Promise<BenchPublisher> {
@@ -20,8 +34,11 @@ export async function openPublisher(server: RunningServer): Promise<BenchPublish
     case 'tidings':
     case 'tidings-curve':
       return tidings(server.publishTo, server.publisherCurve ?? null);
+    case 'tidings-ws':
+      return openTidingsWsPublisher(server.wsPublishTo!);
     case 'ws-naive':
     case 'ws-batched':
+    case 'ws-merged':
       return wsPeer(server.publishTo);
     case 'socketio':
       return socketio(server.publishTo);

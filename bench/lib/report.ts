@@ -4,10 +4,11 @@
  */
 import type { RunResult } from './scenario.js';
 
-const PEERS = ['ws-naive', 'ws-batched', 'socketio', 'nats'];
+const PEERS = ['ws-naive', 'ws-batched', 'ws-merged', 'socketio', 'nats'];
 
 const fmt = (n: number, digits = 0): string => (Number.isFinite(n) ? n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : '-');
 const mega = (n: number): string => (n === 0 ? '-' : `${(n / 1e6).toFixed(2)} M`);
+const kilo = (n: number | undefined): string => (!n ? '-' : `${(n / 1e3).toFixed(1)} k`);
 
 export function median(values: number[]): number {
   const s = [...values].sort((a, b) => a - b);
@@ -33,6 +34,9 @@ export function summarise(runs: RunResult[]): RunResult[] {
       deliveriesPerSec: m((r) => r.deliveriesPerSec),
       serverCpuSec: m((r) => r.serverCpuSec),
       deliveriesPerCpuSec: m((r) => r.deliveriesPerCpuSec),
+      publishedPerCpuSec: m((r) => r.publishedPerCpuSec ?? 0),
+      ...(g[0]!.unacked !== undefined ? { unacked: worst((r) => r.unacked ?? 0), ackOffsetJumps: worst((r) => r.ackOffsetJumps ?? 0) } : {}),
+      ...(g[0]!.historyMissing !== undefined ? { historyMissing: worst((r) => r.historyMissing ?? 0) } : {}),
       loss: worst((r) => r.loss),
       outOfOrder: worst((r) => r.outOfOrder),
       foreign: worst((r) => r.foreign),
@@ -44,7 +48,16 @@ export function summarise(runs: RunResult[]): RunResult[] {
   });
 }
 
-export function markdownTable(results: RunResult[]): string {
+/** `a / b` of the same scenario, run by run (runs of one repetition pair up in order). */
+function perRun(runs: RunResult[], scenario: string, a: string, b: string, f: (r: RunResult) => number): string {
+  const as = runs.filter((r) => r.scenario === scenario && r.server === a);
+  const bs = runs.filter((r) => r.scenario === scenario && r.server === b);
+  if (as.length < 2 || as.length !== bs.length) return '';
+  return ` (per run ${as.map((r, i) => fmt(f(r) / f(bs[i]!), 2)).join(' / ')})`;
+}
+
+/** Runs of every repetition (for per-run ratios) may be given beside the medians. */
+export function markdownTable(results: RunResult[], runs: RunResult[] = []): string {
   const lines: string[] = [];
   const scenarios = [...new Set(results.map((r) => r.scenario))];
   for (const sc of scenarios) {
@@ -60,30 +73,39 @@ export function markdownTable(results: RunResult[]): string {
     lines.push(
       `${first.connections} connections, ${first.subscriptions} subscriptions on ${first.channels} channel(s), ${first.payload} B payloads, ${first.mode}`,
       '',
-      '| server | deliveries/s | deliveries per server CPU-s | server CPU-s | p50 ms | p99 ms | p99.9 ms | max ms | RSS MB | loss | out of order |',
-      '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+      '| server | deliveries/s | deliveries per server CPU-s | messages per server CPU-s | server CPU-s | p50 ms | p99 ms | p99.9 ms | max ms | RSS MB | loss | out of order | unacked | history |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     );
     for (const r of rows) {
+      const unacked = r.unacked === undefined ? '-' : `${r.unacked}${r.ackOffsetJumps ? ` (${r.ackOffsetJumps} offset jumps)` : ''}`;
+      const history = r.historyMissing === undefined ? '-' : r.historyMissing === 0 ? 'complete' : `${r.historyMissing} channel(s) incomplete`;
       lines.push(
-        `| ${r.server} | ${mega(r.deliveriesPerSec)} | ${mega(r.deliveriesPerCpuSec)} | ${fmt(r.serverCpuSec, 2)} | ${fmt(r.latencyMs.p50, 2)} | ${fmt(r.latencyMs.p99, 2)} | ${fmt(r.latencyMs.p999, 2)} | ${fmt(r.latencyMs.max, 1)} | ${fmt(r.rssMB)} | ${r.loss} | ${r.outOfOrder + r.foreign} |`,
+        `| ${r.server} | ${mega(r.deliveriesPerSec)} | ${mega(r.deliveriesPerCpuSec)} | ${kilo(r.publishedPerCpuSec)} | ${fmt(r.serverCpuSec, 2)} | ${fmt(r.latencyMs.p50, 2)} | ${fmt(r.latencyMs.p99, 2)} | ${fmt(r.latencyMs.p999, 2)} | ${fmt(r.latencyMs.max, 1)} | ${fmt(r.rssMB)} | ${r.loss} | ${r.outOfOrder + r.foreign} | ${unacked} | ${history} |`,
       );
     }
-    const t = rows.find((r) => r.server === 'tidings') ?? rows.find((r) => r.server.startsWith('tidings'));
+    // Each Tidings publish path against each peer.
+    const perCpu = (r: RunResult): number => r.deliveriesPerCpuSec;
+    for (const t of rows.filter((r) => r.server === 'tidings' || r.server === 'tidings-ws')) {
+      const peers = PEERS.map((p) => [p, rows.find((r) => r.server === p)] as const).filter(([, r]) => r);
+      if (peers.length) lines.push('', `${t.server} / peer: ` + peers.map(([p, r]) => `${p} ${fmt(t.deliveriesPerCpuSec / r!.deliveriesPerCpuSec, 2)}x per CPU-s${perRun(runs, sc, t.server, p, perCpu)}, p99 ${fmt(t.latencyMs.p99 / r!.latencyMs.p99, 2)}x`).join('; '));
+    }
     // CURVE's cost: the keyed variant against the plain one of the same scenario.
     for (const plain of rows.filter((r) => !r.server.endsWith('-curve'))) {
       const keyed = rows.find((r) => r.server === `${plain.server}-curve`);
       if (keyed) lines.push('', `${keyed.server} / ${plain.server}: ${fmt(keyed.deliveriesPerCpuSec / plain.deliveriesPerCpuSec, 2)}x per CPU-s, p50 ${fmt(keyed.latencyMs.p50 / plain.latencyMs.p50, 2)}x, p99 ${fmt(keyed.latencyMs.p99 / plain.latencyMs.p99, 2)}x`);
     }
-    const ratios = t ? PEERS.map((p) => [p, rows.find((r) => r.server === p)] as const).filter(([, r]) => r) : [];
-    if (t && ratios.length) {
-      lines.push('', `${t.server} / peer: ` + ratios.map(([p, r]) => `${p} ${fmt(t.deliveriesPerCpuSec / r!.deliveriesPerCpuSec, 2)}x per CPU-s, p99 ${fmt(t.latencyMs.p99 / r!.latencyMs.p99, 2)}x`).join('; '));
-    }
-    const single = sc.startsWith('cluster-') ? results.find((r) => r.scenario === sc.slice('cluster-'.length) && r.server === 'tidings') : undefined;
-    if (single) {
-      const c = rows[0]!;
+    // A cluster scenario against the same scenario on one node, publish path by publish path.
+    for (const c of sc.startsWith('cluster-') ? rows : []) {
+      const base = c.server.replace(/-cluster(-curve)?$/, '$1');
+      const single = results.find((r) => r.scenario === sc.slice('cluster-'.length) && r.server === base);
+      if (!single) continue;
+      const ratio = fmt(c.deliveriesPerCpuSec / single.deliveriesPerCpuSec, 2);
+      const runsOf = (scenario: string, server: string): RunResult[] => runs.filter((r) => r.scenario === scenario && r.server === server);
+      const [cr, sr] = [runsOf(sc, c.server), runsOf(single.scenario, base)];
+      const each = cr.length > 1 && cr.length === sr.length ? ` (per run ${cr.map((r, i) => fmt(r.deliveriesPerCpuSec / sr[i]!.deliveriesPerCpuSec, 2)).join(' / ')})` : '';
       lines.push(
         '',
-        `cluster - single node (${single.scenario}): p50 ${fmt(c.latencyMs.p50 - single.latencyMs.p50, 2)} ms, p99 ${fmt(c.latencyMs.p99 - single.latencyMs.p99, 2)} ms, deliveries per CPU-s ${fmt(c.deliveriesPerCpuSec / single.deliveriesPerCpuSec, 2)}x`,
+        `${c.server} - single node (${single.scenario}, ${base}): p50 ${fmt(c.latencyMs.p50 - single.latencyMs.p50, 2)} ms, p99 ${fmt(c.latencyMs.p99 - single.latencyMs.p99, 2)} ms, deliveries per CPU-s ${ratio}x${each}`,
       );
     }
     lines.push('');
@@ -91,7 +113,7 @@ export function markdownTable(results: RunResult[]): string {
   return lines.join('\n');
 }
 
-const COLORS: Record<string, string> = { tidings: '#1f77b4', 'tidings-curve': '#aec7e8', 'tidings-cluster': '#17becf', 'tidings-cluster-curve': '#9edae5', 'ws-naive': '#7f7f7f', 'ws-batched': '#2ca02c', socketio: '#d62728', nats: '#9467bd' };
+const COLORS: Record<string, string> = { tidings: '#1f77b4', 'tidings-ws': '#ff7f0e', 'tidings-curve': '#aec7e8', 'tidings-cluster': '#17becf', 'tidings-ws-cluster': '#ffbb78', 'tidings-cluster-curve': '#9edae5', 'ws-naive': '#7f7f7f', 'ws-batched': '#2ca02c', 'ws-merged': '#98df8a', socketio: '#d62728', nats: '#9467bd' };
 
 /** A grouped bar chart: one group per scenario, one bar per server. */
 export function barChart(title: string, unit: string, results: RunResult[], value: (r: RunResult) => number): string {

@@ -9,6 +9,8 @@ import { openPublisher } from './publishers.js';
 import { cpuBetween, sample } from './proc-stats.js';
 import { makePayload, monotonicMicros, nowMicros } from './payload.js';
 import type { RunningServer } from './servers.js';
+import { isTidings } from './protocols.js';
+import { historyHolds, streamPositions } from './ws-publisher.js';
 
 export interface Workload {
   scenario: string;
@@ -24,6 +26,12 @@ export interface Workload {
   processes: number;
   /** Spread client source addresses over 127.0.0.2-9 (past the ephemeral port range of one address). */
   manySourceAddresses?: boolean;
+  /**
+   * Saturation's credit window in messages: the slowest subscriber may be at
+   * most this many messages behind, and an acknowledged publisher may have at
+   * most this many publishes unanswered. Default: about 5 MB of queued data.
+   */
+  window?: number;
 }
 
 export interface RunResult {
@@ -40,6 +48,14 @@ export interface RunResult {
   deliveriesPerSec: number;
   serverCpuSec: number;
   deliveriesPerCpuSec: number;
+  /** Messages published per server CPU-second (the small-rooms figure). */
+  publishedPerCpuSec: number;
+  /** Acknowledged publishers: publishes not acknowledged, or answered with an error (must be 0). */
+  unacked?: number;
+  /** Acknowledged publishers: acknowledgements whose offset did not follow the channel's previous one. */
+  ackOffsetJumps?: number;
+  /** Tidings: channels whose history did not hold every message of the measured phase (must be 0). */
+  historyMissing?: number;
   loss: number;
   outOfOrder: number;
   foreign: number;
@@ -84,14 +100,17 @@ export async function runWorkload(server: RunningServer, w: Workload): Promise<R
     const pub = await openPublisher(server);
     let round = 0;
     const subsPerChannel = totalSubs / w.channels;
-    const windowRounds = Math.max(w.channels > 1 ? 2 : 8, Math.min(500, Math.floor(Math.min(50_000 / w.channels, 5e6 / (w.channels * subsPerChannel * w.payload)))));
+    const windowRounds = w.window
+      ? Math.max(1, Math.floor(w.window / w.channels))
+      : Math.max(w.channels > 1 ? 2 : 8, Math.min(500, Math.floor(Math.min(50_000 / w.channels, 5e6 / (w.channels * subsPerChannel * w.payload)))));
+    const ackWindow = w.window ?? windowRounds * w.channels;
     const publishFor = async (ms: number): Promise<void> => {
       const start = Date.now();
       const end = start + ms;
       let sent = 0;
       while (Date.now() < end) {
         if (w.mode === 'saturate') {
-          if (round - gen.minSeq >= windowRounds) {
+          if (round - gen.minSeq >= windowRounds || (pub.inFlight ?? 0) >= ackWindow) {
             await sleep(1);
             continue;
           }
@@ -126,6 +145,9 @@ export async function runWorkload(server: RunningServer, w: Workload): Promise<R
     const warmExpected = totalExpected(expected, fanout);
     await drain(() => warmExpected, 15_000);
     await sleep(50);
+    const names = Array.from({ length: w.channels }, (_, c) => channelName(c));
+    const checkHistory = isTidings(server.kind) && server.wsPublishTo !== undefined;
+    const positions = checkHistory ? await streamPositions(server.wsPublishTo!, names) : null;
     expected.fill(0);
     gen.start();
     const cpu0 = sample(server.pids);
@@ -140,7 +162,13 @@ export async function runWorkload(server: RunningServer, w: Workload): Promise<R
     const seconds = (performance.now() - t0) / 1000;
     const cpu1 = sample(server.pids);
     clearInterval(ticker);
+    // Every publish answered (acknowledged publishers), within the drain's time.
+    const ackDeadline = Date.now() + 20_000;
+    while ((pub.inFlight ?? 0) > 0 && Date.now() < ackDeadline) await sleep(5);
+    const acks1 = pub.acks?.();
+    if (acks1 && acks1.errors > 0) console.log(`  ${server.label}: ${acks1.errors} publishes refused, first: ${acks1.firstError}`);
     await pub.close();
+    const historyMissing = positions ? (await historyHolds(server.wsPublishTo!, positions, new Map(names.map((n, c) => [n, expected[c]!])))).length : undefined;
     const r = await gen.finish(expected);
     const serverCpuSec = cpuBetween(cpu0, cpu1);
     const published = expected.reduce((a, b) => a + b, 0);
@@ -159,6 +187,9 @@ export async function runWorkload(server: RunningServer, w: Workload): Promise<R
       deliveriesPerSec: r.received / seconds,
       serverCpuSec,
       deliveriesPerCpuSec: serverCpuSec > 0 ? r.received / serverCpuSec : 0,
+      publishedPerCpuSec: serverCpuSec > 0 ? published / serverCpuSec : 0,
+      ...(acks1 ? { unacked: acks1.sent - acks1.acked, ackOffsetJumps: acks1.offsetJumps } : {}),
+      ...(historyMissing !== undefined ? { historyMissing } : {}),
       loss: r.loss,
       outOfOrder: r.outOfOrder,
       foreign: r.foreign,
@@ -199,6 +230,7 @@ function blank(server: RunningServer, w: Workload, subs: number, rss: number, rs
     deliveriesPerSec: 0,
     serverCpuSec: 0,
     deliveriesPerCpuSec: 0,
+    publishedPerCpuSec: 0,
     loss: 0,
     outOfOrder: 0,
     foreign: 0,
@@ -211,6 +243,11 @@ function blank(server: RunningServer, w: Workload, subs: number, rss: number, rs
 /** Every connection on channel 0. */
 export function oneChannel(connections: number): number[][] {
   return Array.from({ length: connections }, () => [0]);
+}
+
+/** `channels` channels with `perChannel` subscribers each, every connection in exactly one channel. */
+export function roomsOf(channels: number, perChannel: number): number[][] {
+  return Array.from({ length: channels * perChannel }, (_, i) => [i % channels]);
 }
 
 /** Channel j has (j % 10) + 1 subscribers, spread over `connections` connections. */

@@ -17,12 +17,23 @@ const here = dirname(fileURLToPath(import.meta.url));
 const CLI = join(here, '..', '..', 'src', 'cli', 'main.js');
 const PEERS = join(here, '..', 'peers');
 const HOST = '127.0.0.1';
+/** The token secret of the bench's Tidings nodes: publishers over the websocket sign their token with it. */
+export const BENCH_TOKEN_SECRET = 'bench-token-secret-0123456789abcdef0123456789';
+/**
+ * History on, large enough to keep every message of a run, so a run can check
+ * that every message is in history (the largest history_size allowed).
+ */
+const BENCH_HISTORY_SIZE = '1000000';
 
 export interface ServerOptions {
   /** Edge processes per node (Tidings). */
   workers?: number;
-  /** Director + two forwarder nodes instead of one node (Tidings). */
-  cluster?: boolean;
+  /**
+   * Tidings as a cluster: true = a director node without edges and two
+   * forwarder nodes; 'pair' = a director node with its edge plus one
+   * forwarder node, subscribers on both, publishers at the forwarder node.
+   */
+  cluster?: boolean | 'pair';
   /** Extra node flags, e.g. ['--cpu-prof', '--cpu-prof-dir=...'] for profiling. */
   execArgv?: string[];
   /** CURVE keys on every ZeroMQ link (Tidings): a pair per node, one for the publisher. */
@@ -36,6 +47,8 @@ export interface RunningServer {
   urls: string[];
   /** Where publishers go: a ZeroMQ publisher address, a ws URL, or host:port for NATS. */
   publishTo: string;
+  /** Tidings: the websocket URL a `tidings-ws` publisher (and the history check) connects to. */
+  wsPublishTo?: string;
   /** The publisher's CURVE keys (Tidings with curve). */
   publisherCurve?: { secretKey: string; serverKey: string };
   pids: number[];
@@ -110,7 +123,7 @@ function passedThrough(): Record<string, string> {
 
 function tidingsNode(name: string, env: Record<string, string>, execArgv: string[]): Proc {
   const child = spawn(process.execPath, [...execArgv, CLI, 'serve'], {
-    env: { PATH: process.env['PATH'] ?? '', ...passedThrough(), TIDINGS_LOG_LEVEL: 'info', TIDINGS_ALLOW_ANONYMOUS: 'true', TIDINGS_TOKEN_SECRET: 'bench-token-secret-0123456789abcdef0123456789', ...env },
+    env: { PATH: process.env['PATH'] ?? '', ...passedThrough(), TIDINGS_LOG_LEVEL: 'info', TIDINGS_ALLOW_ANONYMOUS: 'true', TIDINGS_TOKEN_SECRET: BENCH_TOKEN_SECRET, TIDINGS_HISTORY_SIZE: BENCH_HISTORY_SIZE, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   return new Proc(name, child);
@@ -121,7 +134,7 @@ async function addresses(): Promise<{ port: number; sub: string; pub: string; cm
   return { port, sub: `tcp://${HOST}:${sub}`, pub: `tcp://${HOST}:${pub}`, cmd: `tcp://${HOST}:${cmd}` };
 }
 
-async function startTidings(opts: ServerOptions): Promise<RunningServer> {
+async function startTidings(kind: ServerKind, opts: ServerOptions): Promise<RunningServer> {
   const workers = String(opts.workers ?? 1);
   const execArgv = opts.execArgv ?? [];
   const common = { TIDINGS_MAX_CONNECTIONS: '1000000', TIDINGS_ZMQ_HIGH_WATER_MARK: '1000000' };
@@ -140,8 +153,10 @@ async function startTidings(opts: ServerOptions): Promise<RunningServer> {
       await p.stop();
       throw err;
     });
-    return { kind: opts.curve ? 'tidings-curve' : 'tidings', label: `tidings${suffix}`, urls: [`ws://${HOST}:${a.port}/ws`], publishTo: a.pub, ...publisherCurve, pids: [p.child.pid!], stop: () => p.stop() };
+    const url = `ws://${HOST}:${a.port}/ws`;
+    return { kind, label: kind, urls: [url], publishTo: a.pub, wsPublishTo: url, ...publisherCurve, pids: [p.child.pid!], stop: () => p.stop() };
   }
+  if (opts.cluster === 'pair') return startPair(kind, opts, execArgv, common);
   const d = await addresses();
   const director = tidingsNode(
     'director',
@@ -180,14 +195,62 @@ async function startTidings(opts: ServerOptions): Promise<RunningServer> {
     throw err;
   }
   return {
-    kind: opts.curve ? 'tidings-curve' : 'tidings',
-    label: `tidings-cluster${suffix}`,
+    kind,
+    label: `${kind === 'tidings-ws' ? 'tidings-ws' : 'tidings'}-cluster${suffix}`,
     urls,
     publishTo: d.pub,
+    wsPublishTo: urls[0]!,
     ...publisherCurve,
     pids: all.map((p) => p.child.pid!),
     stop: async () => {
       await Promise.all(nodes.map((n) => n.stop()));
+      await director.stop();
+    },
+  };
+}
+
+/**
+ * A director node with its own edge and one forwarder node: subscribers are
+ * spread over both, publishers (ZeroMQ and websocket) use the forwarder node,
+ * so every message crosses the cluster: up through the forwarder to the
+ * director, down to the director's edge and through the forwarder to its edge.
+ */
+async function startPair(kind: ServerKind, opts: ServerOptions, execArgv: string[], common: Record<string, string>): Promise<RunningServer> {
+  const workers = String(opts.workers ?? 1);
+  const [d, f] = [await addresses(), await addresses()];
+  const director = tidingsNode('director', { ...common, TIDINGS_SERVER_HOST: HOST, TIDINGS_SERVER_PORT: String(d.port), TIDINGS_WORKERS: workers, TIDINGS_SUBSCRIBER_ADDRESS: d.sub, TIDINGS_PUBLISHER_ADDRESS: d.pub, TIDINGS_COMMAND_ADDRESS: d.cmd, TIDINGS_NODE_ID: 'director' }, execArgv);
+  const node = tidingsNode('node1', {
+    ...common,
+    TIDINGS_SERVER_HOST: HOST,
+    TIDINGS_SERVER_PORT: String(f.port),
+    TIDINGS_DIRECTOR_ENABLED: 'false',
+    TIDINGS_FORWARDER_ENABLED: 'true',
+    TIDINGS_WORKERS: workers,
+    TIDINGS_SUBSCRIBER_ADDRESS: f.sub,
+    TIDINGS_PUBLISHER_ADDRESS: f.pub,
+    TIDINGS_COMMAND_ADDRESS: f.cmd,
+    TIDINGS_DIRECTOR_SUBSCRIBER_ADDRESS: d.sub,
+    TIDINGS_DIRECTOR_PUBLISHER_ADDRESS: d.pub,
+    TIDINGS_DIRECTOR_COMMAND_ADDRESS: d.cmd,
+    TIDINGS_NODE_ID: 'node1',
+  }, execArgv);
+  const all = [director, node];
+  try {
+    await Promise.all(all.map((p) => p.waitFor(/"msg":"node ready"/)));
+  } catch (err) {
+    await Promise.all(all.map((p) => p.stop()));
+    throw err;
+  }
+  const urls = [`ws://${HOST}:${d.port}/ws`, `ws://${HOST}:${f.port}/ws`];
+  return {
+    kind,
+    label: `${kind}-cluster`,
+    urls,
+    publishTo: f.pub,
+    wsPublishTo: urls[1]!,
+    pids: all.map((p) => p.child.pid!),
+    stop: async () => {
+      await node.stop();
       await director.stop();
     },
   };
@@ -237,13 +300,16 @@ async function startNats(): Promise<RunningServer> {
 export function startServer(kind: ServerKind, opts: ServerOptions = {}): Promise<RunningServer> {
   switch (kind) {
     case 'tidings':
-      return startTidings(opts);
+    case 'tidings-ws':
+      return startTidings(kind, opts);
     case 'tidings-curve':
-      return startTidings({ ...opts, curve: true });
+      return startTidings(kind, { ...opts, curve: true });
     case 'ws-naive':
       return startNodePeer(kind, 'ws-naive.js', opts.execArgv ?? []);
     case 'ws-batched':
       return startNodePeer(kind, 'ws-batched.js', opts.execArgv ?? []);
+    case 'ws-merged':
+      return startNodePeer(kind, 'ws-merged.js', opts.execArgv ?? []);
     case 'socketio':
       return startNodePeer(kind, 'socketio.js', opts.execArgv ?? []);
     case 'nats':
