@@ -1,36 +1,54 @@
 /**
  * Profiles a server under one bench workload: `node dist/bench/profile.js
- * <server> <scenario> [--quick]` starts it with --cpu-prof (node:cluster edge
- * workers inherit the flag), runs the workload, stops it and prints the
- * hottest functions by self time of every profile written.
+ * <server> <scenario> [--quick] [--cluster | --pair] [--out dir]` starts it
+ * with --cpu-prof (node:cluster edge workers inherit the flag), runs the
+ * workload, stops it and prints, for every profile written (the director's
+ * process, each edge worker, forwarder nodes), self time by area, the
+ * functions with the most total time (a flame graph's widths) and the
+ * hottest by self time, over the measured phase only. `--out dir` keeps the .cpuprofile files (open them in
+ * Chrome's DevTools or speedscope for the flame graph itself).
+ *
+ * Servers: tidings (ZeroMQ Publisher), tidings-ws (publishing over a client
+ * websocket), or a peer. Scenarios: fanout-1k, many-channels, small-rooms,
+ * many-channels-1k.
  */
-import { mkdtempSync, readdirSync } from 'node:fs';
-import { hottest } from './lib/profile-summary.js';
+import { mkdirSync, mkdtempSync, readdirSync } from 'node:fs';
+import { role, summary, type Window } from './lib/profile-summary.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer } from './lib/servers.js';
-import { runWorkload, oneChannel, manyChannels, type Workload } from './lib/scenario.js';
+import { runWorkload, oneChannel, manyChannels, roomsOf, type Workload } from './lib/scenario.js';
 import type { ServerKind } from './lib/protocols.js';
 
 async function main(): Promise<void> {
-  const [kind = 'tidings', scenario = 'fanout-1k'] = process.argv.slice(2).filter((a) => !a.startsWith('--'));
-  const quick = process.argv.includes('--quick');
-  const dir = mkdtempSync(join(tmpdir(), 'tidings-prof-'));
+  const argv = process.argv.slice(2);
+  const outAt = argv.indexOf('--out');
+  const out = outAt >= 0 ? argv[outAt + 1] : undefined;
+  const [kind = 'tidings', scenario = 'fanout-1k'] = argv.filter((a, i) => !a.startsWith('--') && !(outAt >= 0 && i === outAt + 1));
+  const quick = argv.includes('--quick');
+  const dir = out ?? mkdtempSync(join(tmpdir(), 'tidings-prof-'));
+  mkdirSync(dir, { recursive: true });
+  const base = { payload: 100, mode: 'saturate' as const, durationMs: 4000, warmupMs: 500 };
   const workloads: Record<string, Workload> = {
-    'fanout-1k': { scenario, subscriptions: oneChannel(quick ? 300 : 1000), channels: 1, payload: 100, mode: 'saturate', durationMs: 4000, warmupMs: 500, processes: 2 },
-    'many-channels': { scenario, subscriptions: manyChannels(10_000, 5500), channels: 10_000, payload: 100, mode: 'saturate', durationMs: 4000, warmupMs: 500, processes: 2 },
+    'fanout-1k': { ...base, scenario, subscriptions: oneChannel(quick ? 300 : 1000), channels: 1, processes: 2 },
+    'many-channels': { ...base, scenario, subscriptions: manyChannels(10_000, 5500), channels: 10_000, processes: 2 },
+    'small-rooms': { ...base, scenario, subscriptions: oneChannel(10), channels: 1, window: 2000, processes: 1 },
+    'many-channels-1k': { ...base, scenario, subscriptions: roomsOf(1000, 10), channels: 1000, window: 10_000, processes: 2 },
   };
-  const server = await startServer(kind as ServerKind, { execArgv: ['--cpu-prof', `--cpu-prof-dir=${dir}`], cluster: process.argv.includes('--cluster') });
+  const cluster = argv.includes('--pair') ? 'pair' : argv.includes('--cluster');
+  const server = await startServer(kind as ServerKind, { execArgv: ['--cpu-prof', `--cpu-prof-dir=${dir}`], cluster });
+  let phase: Window | undefined;
   try {
     const r = await runWorkload(server, workloads[scenario]!);
-    console.log(`${r.deliveriesPerSec.toFixed(0)} deliveries/s, ${r.deliveriesPerCpuSec.toFixed(0)} per CPU-s, loss ${r.loss}`);
+    phase = r.phase;
+    console.log(`${r.deliveriesPerSec.toFixed(0)} deliveries/s, ${r.deliveriesPerCpuSec.toFixed(0)} per CPU-s, ${r.publishedPerCpuSec.toFixed(0)} messages per CPU-s, loss ${r.loss}`);
   } finally {
     await server.stop();
   }
   await new Promise((r) => setTimeout(r, 1000));
-  for (const f of readdirSync(dir)) {
-    console.log(`\n${join(dir, f)}`);
-    for (const line of hottest(join(dir, f))) console.log(line);
+  for (const f of readdirSync(dir).filter((n) => n.endsWith('.cpuprofile'))) {
+    console.log(`\n## ${role(join(dir, f))}: ${join(dir, f)}\n`);
+    for (const line of summary(join(dir, f), 20, phase)) console.log(line);
   }
 }
 

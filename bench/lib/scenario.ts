@@ -56,6 +56,8 @@ export interface RunResult {
   ackOffsetJumps?: number;
   /** Tidings: channels whose history did not hold every message of the measured phase (must be 0). */
   historyMissing?: number;
+  /** The measured phase on CLOCK_MONOTONIC, in microseconds (profiles are cut to it). */
+  phase?: { fromMicros: number; toMicros: number };
   loss: number;
   outOfOrder: number;
   foreign: number;
@@ -152,6 +154,7 @@ export async function runWorkload(server: RunningServer, w: Workload): Promise<R
     gen.start();
     const cpu0 = sample(server.pids);
     const t0 = performance.now();
+    const phaseFrom = monotonicMicros();
     const ticker = setInterval(() => {
       const s = (performance.now() - t0) / 1000;
       progressLine(`  ${server.label} ${w.scenario}: ${s.toFixed(1)} s, ${round} rounds, ${(gen.received / s / 1e6).toFixed(2)} M deliveries/s`);
@@ -161,6 +164,7 @@ export async function runWorkload(server: RunningServer, w: Workload): Promise<R
     await drain(() => want, 20_000);
     const seconds = (performance.now() - t0) / 1000;
     const cpu1 = sample(server.pids);
+    const phaseTo = monotonicMicros();
     clearInterval(ticker);
     // Every publish answered (acknowledged publishers), within the drain's time.
     const ackDeadline = Date.now() + 20_000;
@@ -190,6 +194,7 @@ export async function runWorkload(server: RunningServer, w: Workload): Promise<R
       publishedPerCpuSec: serverCpuSec > 0 ? published / serverCpuSec : 0,
       ...(acks1 ? { unacked: acks1.sent - acks1.acked, ackOffsetJumps: acks1.offsetJumps } : {}),
       ...(historyMissing !== undefined ? { historyMissing } : {}),
+      phase: { fromMicros: phaseFrom, toMicros: phaseTo },
       loss: r.loss,
       outOfOrder: r.outOfOrder,
       foreign: r.foreign,

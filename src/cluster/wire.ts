@@ -5,7 +5,10 @@
  *   header: 1 byte kind, 8 bytes offset (float64 BE, 0 when none), epoch (UTF-8, rest)
  *   body:   for Message/Direct, the client-facing JSON push, encoded once by the
  *           director and written unchanged to every subscriber's socket;
+ *           for MessageBatch, several such pushes with their offsets (batch.ts);
  *           for Probe/Control, a JSON object for the edge.
+ *
+ * Batched forms of publishes, commands and replies: see batch.ts.
  *
  * Commands (DEALER -> ROUTER, through forwarders): [...route, requestId, method, json]
  * Replies: [...route, requestId, status ('ok' | 'error'), json]
@@ -22,6 +25,8 @@ export const enum DownKind {
    * names a user whose connections skip the event ('' for none).
    */
   ChannelEvent = 5,
+  /** Several consecutive messages of one channel (src/cluster/batch.ts); the header's offset is the first one's. */
+  MessageBatch = 6,
 }
 
 export interface DownHeader {
@@ -42,7 +47,7 @@ export function encodeHeader(kind: DownKind, offset: number, epoch: string): Buf
 export function decodeHeader(buf: Buffer): DownHeader | undefined {
   if (buf.length < 9) return undefined;
   const kind = buf[0] as DownKind;
-  if (kind < DownKind.Message || kind > DownKind.ChannelEvent) return undefined;
+  if (kind < DownKind.Message || kind > DownKind.MessageBatch) return undefined;
   return { kind, offset: buf.readDoubleBE(1), epoch: buf.toString('utf8', 9) };
 }
 

@@ -6,8 +6,11 @@ import type { Logger } from 'pino';
 import { ErrorCodes, TidingsError } from '../protocol/errors.js';
 import { channelProblem } from '../protocol/names.js';
 import type { Director } from './director.js';
+import { PUBLISH_TEXT_METHOD, decodePublishEntries } from '../cluster/batch.js';
 
 type Handler = (body: Record<string, unknown>) => unknown;
+/** A command whose body is not JSON (binary, parsed by the handler). */
+type RawHandler = (body: Buffer) => unknown;
 
 function field<T>(body: Record<string, unknown>, name: string, check: (v: unknown) => v is T, what: string): T {
   const v = body[name];
@@ -31,6 +34,7 @@ const isOptString = (v: unknown): v is string | null | undefined => v === undefi
 
 export class CommandHandlers {
   private readonly table: Record<string, Handler>;
+  private readonly rawTable = new Map<string, RawHandler>([[PUBLISH_TEXT_METHOD, (body) => this.publishText(body)]]);
 
   constructor(
     private readonly director: Director,
@@ -53,6 +57,8 @@ export class CommandHandlers {
   }
 
   async dispatch(method: string, raw: Buffer): Promise<unknown> {
+    const rawHandler = this.rawTable.get(method);
+    if (rawHandler) return rawHandler(raw);
     const handler = this.table[method];
     if (!handler) throw new TidingsError(ErrorCodes.METHOD_NOT_FOUND, `unknown command ${JSON.stringify(method.slice(0, 64))}`);
     let body: unknown;
@@ -94,6 +100,23 @@ export class CommandHandlers {
       complete,
       messages: sameEpoch ? entries.map((e) => JSON.parse(e.push.toString('utf8')) as unknown) : [],
     };
+  }
+
+  /**
+   * publish_text <publish entry> -> {offset, epoch}: an edge's publish, the
+   * data already JSON text (the edge parsed the client's frame and wrote the
+   * data out once), taken as it is: no parse, no second serialisation here.
+   */
+  private publishText(body: Buffer): unknown {
+    let entries;
+    try {
+      entries = decodePublishEntries(body, true);
+    } catch (err) {
+      throw new TidingsError(ErrorCodes.BAD_REQUEST, (err as Error).message);
+    }
+    const p = entries[0]!;
+    if (p.target !== 'channel') throw new TidingsError(ErrorCodes.MISSING_FIELD, 'publish_text publishes to a channel');
+    return this.director.publishChannel(p.name, p.data, p.sender, p.noHistory);
   }
 
   /**

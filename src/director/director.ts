@@ -13,7 +13,10 @@ import { channelProblem, isValidUser } from '../protocol/names.js';
 import { SendQueue } from '../zmq/send-queue.js';
 import { bindSecured, linkLimit, type BoundLink } from '../zmq/security.js';
 import { channelTopic, userTopic } from '../cluster/topics.js';
-import { DownKind, encodeHeader, parsePublish, WireError } from '../cluster/wire.js';
+import { DownKind, encodeHeader, parsePublish, WireError, type InboundPublish } from '../cluster/wire.js';
+import { MAX_BATCH_BYTES, decodeCommandBatch, decodePublishEntries, isBatchFrames, isPublishBatch, publishEntryBytes } from '../cluster/batch.js';
+import { DownBatcher } from './down-batcher.js';
+import { ReplyBatcher } from './reply-batcher.js';
 import { ChannelRegistry } from './channels.js';
 import { encodeDirectPush, encodeMessagePush } from './push-encoding.js';
 import { CommandHandlers } from './commands.js';
@@ -30,7 +33,11 @@ export class Director {
   private xpub: XPublisher | null = null;
   private router: Router | null = null;
   private down: SendQueue | null = null;
+  /** Channel messages of a turn go down batched per channel (down-batcher.ts). */
+  private batcher: DownBatcher | null = null;
   private replies: SendQueue | null = null;
+  /** Replies to batched commands leave batched per caller. */
+  private readonly replyBatcher = new ReplyBatcher((frames) => this.reply(frames));
   readonly channels: ChannelRegistry;
   /** Topics some node holds a subscription to, as XPUB reports them. */
   readonly heldTopics = new Set<string>();
@@ -106,6 +113,7 @@ export class Director {
     // XSUB: subscribe to everything published to us.
     await this.xsub.send(Buffer.from([1]));
     this.down = new SendQueue(this.xpub, hwm, this.log, 'director-down');
+    this.batcher = new DownBatcher(this.down, Math.min(MAX_BATCH_BYTES, this.frameLimit));
     this.replies = new SendQueue(this.router, hwm, this.log, 'director-replies');
     this.loops.push(this.publishLoop(this.xsub), this.subscriptionLoop(this.xpub), this.commandLoop(this.router));
     this.collectTimer = setInterval(() => this.collect(), Math.min(COLLECT_INTERVAL_MS, Math.max(250, this.collectIdleMs / 4)));
@@ -125,6 +133,8 @@ export class Director {
     if (this.stopping) return;
     this.stopping = true;
     if (this.collectTimer) clearInterval(this.collectTimer);
+    this.batcher?.flush();
+    this.replyBatcher.flush();
     await this.down?.drain(1000);
     await this.replies?.drain(500);
     this.down?.close();
@@ -145,7 +155,7 @@ export class Director {
     const offset = state.next(now);
     const push = encodeMessagePush(channel, offset, state.epoch, sender, now, dataJson);
     if (!noHistory) state.remember({ offset, time: now, push });
-    this.sendDown([channelTopic(channel), encodeHeader(DownKind.Message, offset, state.epoch), push]);
+    this.sendMessage(channel, offset, state.epoch, push);
     this.publishedChannel++;
     return { offset, epoch: state.epoch };
   }
@@ -191,45 +201,80 @@ export class Director {
   }
 
   private sendDown(frames: Buffer[]): void {
-    if (!this.down) throw new TidingsError(ErrorCodes.UNAVAILABLE, 'director stopped');
+    if (!this.batcher) throw new TidingsError(ErrorCodes.UNAVAILABLE, 'director stopped');
     // Nodes disconnect a director that sends more than their limit: refuse it here instead.
     if (frames[2]!.length > this.frameLimit) throw new TidingsError(ErrorCodes.PAYLOAD_TOO_LARGE, `${frames[2]!.length} bytes > the node link limit ${this.frameLimit}`);
-    if (!this.down.push(frames)) throw new TidingsError(ErrorCodes.LIMIT_EXCEEDED, 'director send queue full');
+    if (!this.batcher.other(frames)) throw new TidingsError(ErrorCodes.LIMIT_EXCEEDED, 'director send queue full');
+  }
+
+  /** A sequenced channel message, batched with the channel's others of this turn. */
+  private sendMessage(channel: string, offset: number, epoch: string, push: Buffer): void {
+    if (!this.batcher) throw new TidingsError(ErrorCodes.UNAVAILABLE, 'director stopped');
+    if (push.length > this.frameLimit) throw new TidingsError(ErrorCodes.PAYLOAD_TOO_LARGE, `${push.length} bytes > the node link limit ${this.frameLimit}`);
+    this.batcher.message(channel, () => channelTopic(channel), offset, epoch, push);
   }
 
   private handleInbound(frames: Buffer[]): void {
+    if (isPublishBatch(frames)) {
+      let batch: InboundPublish[];
+      try {
+        batch = decodePublishEntries(frames[1]!);
+      } catch (err) {
+        this.rejectInbound(err);
+        return;
+      }
+      // Each publish of a batch is checked and sequenced on its own, as if it had come alone.
+      for (const p of batch) {
+        try {
+          const size = publishEntryBytes(p);
+          if (size > this.config.max_message_size) throw new TidingsError(ErrorCodes.PAYLOAD_TOO_LARGE, `${size} bytes > max_message_size ${this.config.max_message_size}`);
+          this.publishInbound(p);
+        } catch (err) {
+          this.rejectInbound(err);
+        }
+      }
+      return;
+    }
     try {
       let total = 0;
       for (const f of frames) total += f.length;
       if (total > this.config.max_message_size) {
         throw new TidingsError(ErrorCodes.PAYLOAD_TOO_LARGE, `${total} bytes > max_message_size ${this.config.max_message_size}`);
       }
-      const p = parsePublish(frames);
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(p.data);
-      } catch {
-        throw new TidingsError(ErrorCodes.INVALID_JSON, `payload for ${p.target} ${JSON.stringify(p.name.slice(0, 64))} is not JSON`);
-      }
-      let sender = p.sender;
-      if (p.omnibus && parsed && typeof parsed === 'object' && typeof (parsed as Record<string, unknown>)['sender'] === 'string') {
-        sender = (parsed as Record<string, string>)['sender']!;
-      }
-      if (p.target === 'channel') this.publishChannel(p.name, p.data, sender, p.noHistory);
-      else this.publishUser(p.name, p.data, sender);
+      this.publishInbound(parsePublish(frames));
     } catch (err) {
-      const code = err instanceof TidingsError ? err.code : err instanceof WireError ? ErrorCodes.BAD_REQUEST.code : ErrorCodes.INTERNAL.code;
-      this.rejected.inc({ code: String(code) });
-      // A PUB socket has no way back to the worker: the rejection is logged with its code.
-      this.log.warn({ code, err: (err as Error).message }, 'rejected a message on the publisher address');
+      this.rejectInbound(err);
     }
+  }
+
+  /** One publish from the publisher address: its data must be JSON. */
+  private publishInbound(p: InboundPublish): void {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(p.data);
+    } catch {
+      throw new TidingsError(ErrorCodes.INVALID_JSON, `payload for ${p.target} ${JSON.stringify(p.name.slice(0, 64))} is not JSON`);
+    }
+    let sender = p.sender;
+    if (p.omnibus && parsed && typeof parsed === 'object' && typeof (parsed as Record<string, unknown>)['sender'] === 'string') {
+      sender = (parsed as Record<string, string>)['sender']!;
+    }
+    if (p.target === 'channel') this.publishChannel(p.name, p.data, sender, p.noHistory);
+    else this.publishUser(p.name, p.data, sender);
+  }
+
+  private rejectInbound(err: unknown): void {
+    const code = err instanceof TidingsError ? err.code : err instanceof WireError ? ErrorCodes.BAD_REQUEST.code : ErrorCodes.INTERNAL.code;
+    this.rejected.inc({ code: String(code) });
+    // A PUB socket has no way back to the worker: the rejection is logged with its code.
+    this.log.warn({ code, err: (err as Error).message }, 'rejected a message on the publisher address');
   }
 
   private async publishLoop(xsub: XSubscriber): Promise<void> {
     try {
       for await (const frames of xsub) {
         this.handleInbound(frames as Buffer[]);
-        if (this.down!.full) await this.down!.space();
+        if (this.batcher!.full) await this.batcher!.space();
       }
     } catch (err) {
       if (!this.stopping) this.log.error({ err }, 'publisher loop failed');
@@ -255,25 +300,47 @@ export class Director {
         if (frames.length < 4) continue;
         const route = frames.slice(0, frames.length - 3) as Buffer[];
         const [id, method, body] = frames.slice(frames.length - 3) as [Buffer, Buffer, Buffer];
-        void this.handlers.dispatch(method.toString('utf8'), body).then(
-          (result) => {
-            const json = Buffer.from(JSON.stringify(result ?? null));
-            if (json.length <= this.frameLimit) return this.reply([...route, id, Buffer.from('ok'), json]);
-            // The caller's socket would drop this link for a larger frame: answer with the error instead.
-            const e = new TidingsError(ErrorCodes.PAYLOAD_TOO_LARGE, `reply of ${json.length} bytes > the node link limit ${this.frameLimit}; ask for less`);
-            this.log.warn({ method: method.toString('utf8').slice(0, 64), bytes: json.length }, 'command reply too large for the link');
-            this.reply([...route, id, Buffer.from('error'), Buffer.from(JSON.stringify(e.toBody()))]);
-          },
-          (err: unknown) => {
-            const e = err instanceof TidingsError ? err : new TidingsError(ErrorCodes.INTERNAL);
-            if (!(err instanceof TidingsError)) this.log.error({ err }, 'command failed');
-            this.reply([...route, id, Buffer.from('error'), Buffer.from(JSON.stringify(e.toBody()))]);
-          },
-        );
+        if (isBatchFrames(id, method)) {
+          this.commandBatch(route, body);
+          continue;
+        }
+        this.command(method.toString('utf8'), body, (ok, json) => this.reply([...route, id, Buffer.from(ok ? 'ok' : 'error'), json]));
       }
     } catch (err) {
       if (!this.stopping) this.log.error({ err }, 'command loop failed');
     }
+  }
+
+  /** Run one command and answer it: (true, result JSON) or (false, error body JSON). */
+  private command(method: string, body: Buffer, answer: (ok: boolean, json: Buffer) => void): void {
+    this.handlers.dispatch(method, body).then(
+      (result) => {
+        const json = Buffer.from(JSON.stringify(result ?? null));
+        if (json.length <= this.frameLimit) return answer(true, json);
+        // The caller's socket would drop this link for a larger frame: answer with the error instead.
+        const e = new TidingsError(ErrorCodes.PAYLOAD_TOO_LARGE, `reply of ${json.length} bytes > the node link limit ${this.frameLimit}; ask for less`);
+        this.log.warn({ method: method.slice(0, 64), bytes: json.length }, 'command reply too large for the link');
+        answer(false, Buffer.from(JSON.stringify(e.toBody())));
+      },
+      (err: unknown) => {
+        const e = err instanceof TidingsError ? err : new TidingsError(ErrorCodes.INTERNAL);
+        if (!(err instanceof TidingsError)) this.log.error({ err }, 'command failed');
+        answer(false, Buffer.from(JSON.stringify(e.toBody())));
+      },
+    );
+  }
+
+  /** A batch of commands from one caller: each runs as if it came alone; the replies go back batched. */
+  private commandBatch(route: Buffer[], body: Buffer): void {
+    let entries;
+    try {
+      entries = decodeCommandBatch(body);
+    } catch (err) {
+      // No request id to answer: the caller's requests time out, as for any frame it could not have sent.
+      this.log.warn({ err: (err as Error).message }, 'malformed command batch');
+      return;
+    }
+    for (const e of entries) this.command(e.method, e.body, (ok, json) => this.replyBatcher.add(route, e.id, ok, json));
   }
 
   isChannelHeld(name: string): boolean {

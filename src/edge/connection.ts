@@ -361,13 +361,11 @@ export class ClientConnection implements Listener {
     }
     await this.identity!.check?.('publish', channel);
     if (!('data' in params)) throw new TidingsError(ErrorCodes.MISSING_FIELD, 'data is required');
-    // The sender is the token's user, never anything the client says.
-    return this.ctx.commands.request('publish', {
-      channel,
-      data: params['data'],
-      sender: this.identity!.user,
-      no_history: params['no_history'] === true,
-    });
+    // The sender is the token's user, never anything the client says. The data, parsed once with the
+    // client's frame, goes to the director as JSON text, which it takes as it is.
+    const dataJson = JSON.stringify(params['data']);
+    if (dataJson === undefined) throw new TidingsError(ErrorCodes.MISSING_FIELD, 'data must be a JSON value');
+    return this.ctx.commands.publishText(channel, dataJson, this.identity!.user, params['no_history'] === true);
   }
 
   private history(params: Record<string, unknown>): Promise<unknown> {

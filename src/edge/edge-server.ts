@@ -113,7 +113,7 @@ export class EdgeServer implements EdgeContext {
       log: opts.log.child({ component: 'hub' }),
       registry: opts.registry,
       onControl: (body) => this.onControl(body),
-      onChannelMessage: () => this.scheduler.noteMessage(),
+      onChannelMessage: (count) => this.scheduler.noteMessage(count),
     });
     const connections = this.connections;
     this.metrics = {

@@ -17,6 +17,7 @@ import { Counter, type Registry } from 'prom-client';
 import { ErrorCodes, TidingsError } from '../protocol/errors.js';
 import { TopicKind, channelTopic, userTopic, parseTopic, edgeTopic, ALL_TOPIC } from '../cluster/topics.js';
 import { DownKind, decodeHeader } from '../cluster/wire.js';
+import { decodeMessageBatch } from '../cluster/batch.js';
 import type { CommandClient } from '../zmq/command-client.js';
 import { connectSecured, type ClientLink } from '../zmq/security.js';
 import { SharedPush } from './frames.js';
@@ -60,8 +61,8 @@ export interface HubOptions {
   log: Logger;
   registry: Registry;
   onControl: (body: Record<string, unknown>) => void;
-  /** Called once per channel message received (the flush scheduler's measure of load). */
-  onChannelMessage?: () => void;
+  /** Called with the number of channel messages received (the flush scheduler's measure of load). */
+  onChannelMessage?: (count: number) => void;
 }
 
 export class Hub {
@@ -246,29 +247,46 @@ export class Hub {
     }
   }
 
+  /** One message of a live channel: the next offset is delivered, an old one skipped, any other is a gap. */
+  private channelMessage(entry: Entry, offset: number, epoch: string, body: Buffer): void {
+    if (epoch === entry.epoch && offset <= entry.offset) return; // already seen
+    if (epoch !== entry.epoch || offset !== entry.offset + 1) {
+      this.gaps.inc();
+      this.opts.log.warn({ channel: entry.name, expected: entry.offset + 1, got: offset, epoch }, 'gap in channel stream');
+      entry.offset = offset;
+      entry.epoch = epoch;
+      for (const l of [...entry.listeners]) l.onGap(entry.name);
+      return;
+    }
+    entry.offset = offset;
+    const push = new SharedPush(body, entry.name, offset);
+    for (const l of entry.listeners) l.deliver(push);
+  }
+
   private dispatch(topicBuf: Buffer, headerBuf: Buffer, body: Buffer): void {
     const header = decodeHeader(headerBuf);
     if (!header) return;
     switch (header.kind) {
       case DownKind.Message: {
         this.receivedMessages++;
-        this.opts.onChannelMessage?.();
+        this.opts.onChannelMessage?.(1);
         const t = parseTopic(topicBuf);
         if (!t || t.kind !== TopicKind.Channel) return;
         const entry = this.channels.get(t.name);
         if (!entry || !entry.live) return; // before the probe: part of history, not of this edge's stream
-        if (header.epoch === entry.epoch && header.offset <= entry.offset) return; // already seen
-        if (header.epoch !== entry.epoch || header.offset !== entry.offset + 1) {
-          this.gaps.inc();
-          this.opts.log.warn({ channel: t.name, expected: entry.offset + 1, got: header.offset, epoch: header.epoch }, 'gap in channel stream');
-          entry.offset = header.offset;
-          entry.epoch = header.epoch;
-          for (const l of [...entry.listeners]) l.onGap(t.name);
-          return;
-        }
-        entry.offset = header.offset;
-        const push = new SharedPush(body, t.name, header.offset);
-        for (const l of entry.listeners) l.deliver(push);
+        this.channelMessage(entry, header.offset, header.epoch, body);
+        return;
+      }
+      case DownKind.MessageBatch: {
+        // Several consecutive messages of one channel: each checked and delivered as if it had come alone.
+        const batch = decodeMessageBatch(body);
+        const t = parseTopic(topicBuf);
+        if (!batch || !t || t.kind !== TopicKind.Channel) return;
+        this.receivedMessages += batch.length;
+        this.opts.onChannelMessage?.(batch.length);
+        const entry = this.channels.get(t.name);
+        if (!entry || !entry.live) return;
+        for (const m of batch) this.channelMessage(entry, m.offset, header.epoch, m.push);
         return;
       }
       case DownKind.ChannelEvent: {

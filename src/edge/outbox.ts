@@ -125,9 +125,9 @@ export class FlushScheduler {
   /** Joined buffers of this turn, by first frame; dropped at the end of the turn. */
   private readonly cache = new Map<Buffer, Joined[]>();
 
-  /** Counts one channel message received from the cluster (whatever it fans out to). */
-  noteMessage(): void {
-    this.messages++;
+  /** Counts channel messages received from the cluster (whatever they fan out to). */
+  noteMessage(count = 1): void {
+    this.messages += count;
   }
 
   /** The wait between the end of one flush and the start of the next, in ms. */

@@ -8,6 +8,11 @@
  * holds messages in a bounded queue until then. Sends at the high-water mark
  * wait (noDrop) rather than drop.
  *
+ * The publishes of one event-loop turn go up as one ZeroMQ message (a publish
+ * batch, src/cluster/batch.ts, at most maxMessageSize bytes), which the
+ * director sequences one by one; the single-message forms workers in other
+ * languages send (wire.ts) stay accepted.
+ *
  * `publishAcked` goes over the command address and resolves with the
  * message's offset and epoch (the command address takes node keys only, so
  * with CURVE it needs a node key pair).
@@ -20,7 +25,8 @@ import { XPublisher } from 'zeromq';
 import { pino, type Logger } from 'pino';
 import { ErrorCodes, TidingsError } from '../protocol/errors.js';
 import { channelProblem, isValidUser } from '../protocol/names.js';
-import { encodePublish } from '../cluster/wire.js';
+import type { InboundPublish } from '../cluster/wire.js';
+import { MAX_BATCH_ENTRIES, encodePublishBatch, publishEntryBytes } from '../cluster/batch.js';
 import { SendQueue } from '../zmq/send-queue.js';
 import { CommandClient } from '../zmq/command-client.js';
 import { publicKeyOf } from '../zmq/keys.js';
@@ -46,7 +52,15 @@ export interface PublisherOptions {
 export class Publisher {
   private socket: XPublisher | null = null;
   private out: SendQueue | null = null;
-  private held: Buffer[][] = [];
+  /** Batches held while no upstream subscriber is connected, and the messages they hold. */
+  private held: Array<{ frames: Buffer[]; count: number }> = [];
+  private heldMessages = 0;
+  /** This turn's publishes, sent together at its end (or when the batch is full). */
+  private batch: InboundPublish[] = [];
+  private batchBytes = 0;
+  private armed = false;
+  /** A batch waiting for room in the send queue: later publishes wait for it (back pressure, order). */
+  private queuing: Promise<void> | null = null;
   private upstream = 0;
   private loop: Promise<void> | null = null;
   private commands: CommandClient | null = null;
@@ -105,17 +119,56 @@ export class Publisher {
 
   /**
    * Publish to a channel. Never drops: held until a path upstream exists;
-   * rejects with limit_exceeded only when the bounded queue is full.
+   * rejects with limit_exceeded only when the bounded queue is full. The
+   * publishes of one event-loop turn leave together, as one batch
+   * (src/cluster/batch.ts); the promise resolves once the message is queued.
    */
   async publish(channel: string, data: unknown, options: { noHistory?: boolean; sender?: string | null } = {}): Promise<void> {
     const problem = channelProblem(channel);
     if (problem) throw new TidingsError(ErrorCodes.INVALID_CHANNEL, problem);
-    await this.enqueue(encodePublish({ target: 'channel', name: channel, data: JSON.stringify(data), sender: options.sender ?? this.opts.sender ?? null, noHistory: options.noHistory ?? false }));
+    await this.add({ target: 'channel', name: channel, data: JSON.stringify(data), sender: options.sender ?? this.opts.sender ?? null, noHistory: options.noHistory ?? false });
   }
 
   async publishToUser(user: string, data: unknown, options: { sender?: string | null } = {}): Promise<void> {
     if (!isValidUser(user)) throw new TidingsError(ErrorCodes.INVALID_USER);
-    await this.enqueue(encodePublish({ target: 'user', name: user, data: JSON.stringify(data), sender: options.sender ?? this.opts.sender ?? null, noHistory: false }));
+    await this.add({ target: 'user', name: user, data: JSON.stringify(data), sender: options.sender ?? this.opts.sender ?? null, noHistory: false });
+  }
+
+  /** Add a publish to this turn's batch; waits while an earlier batch waits for room in the queue. */
+  private async add(p: InboundPublish): Promise<void> {
+    if (!this.out) throw new TidingsError(ErrorCodes.UNAVAILABLE, 'publisher not started');
+    if (p.data === undefined) throw new TidingsError(ErrorCodes.MISSING_FIELD, 'data must be a JSON value');
+    const bytes = publishEntryBytes(p);
+    // The node rejects (and logs) what exceeds its max_message_size: say so to the caller instead.
+    if (bytes > this.maxMessageSize) throw new TidingsError(ErrorCodes.PAYLOAD_TOO_LARGE, `${bytes} bytes > maxMessageSize ${this.maxMessageSize}`);
+    while (this.queuing) await this.queuing;
+    if (!this.ready && this.heldMessages + this.batch.length >= this.maxQueue) throw new TidingsError(ErrorCodes.LIMIT_EXCEEDED, 'publisher queue full while no upstream is connected');
+    if (this.batch.length > 0 && (this.batchBytes + bytes > this.maxMessageSize || this.batch.length >= MAX_BATCH_ENTRIES)) await this.sendBatch();
+    this.batch.push(p);
+    this.batchBytes += bytes;
+    if (!this.armed) {
+      this.armed = true;
+      setImmediate(this.sendTurn);
+    }
+  }
+
+  private readonly sendTurn = (): void => {
+    this.armed = false;
+    void this.sendBatch().catch((err: unknown) => this.log.error({ err }, 'publish batch not queued'));
+  };
+
+  /** Queue this turn's batch (it stays under maxMessageSize, so the node's publisher address takes it). */
+  private sendBatch(): Promise<void> {
+    if (this.batch.length === 0) return this.queuing ?? Promise.resolve();
+    const frames = encodePublishBatch(this.batch);
+    const count = this.batch.length;
+    this.batch = [];
+    this.batchBytes = 0;
+    const run = this.enqueue(frames, count).finally(() => {
+      if (this.queuing === run) this.queuing = null;
+    });
+    this.queuing = run;
+    return run;
   }
 
   /** Publish over the command address; resolves with the stamped offset and epoch. */
@@ -124,15 +177,12 @@ export class Publisher {
     return this.commands.request('publish', { channel, data, sender: options.sender ?? this.opts.sender ?? null, no_history: options.noHistory ?? false });
   }
 
-  private async enqueue(frames: Buffer[]): Promise<void> {
+  /** Queue a batch of `count` messages, or hold it while no upstream is connected (room was checked by `add`). */
+  private async enqueue(frames: Buffer[], count: number): Promise<void> {
     if (!this.out) throw new TidingsError(ErrorCodes.UNAVAILABLE, 'publisher not started');
-    let bytes = 0;
-    for (const f of frames) bytes += f.length;
-    // The node rejects (and logs) what exceeds its max_message_size: say so to the caller instead.
-    if (bytes > this.maxMessageSize) throw new TidingsError(ErrorCodes.PAYLOAD_TOO_LARGE, `${bytes} bytes > maxMessageSize ${this.maxMessageSize}`);
     if (!this.ready || this.held.length > 0) {
-      if (this.held.length >= this.maxQueue) throw new TidingsError(ErrorCodes.LIMIT_EXCEEDED, 'publisher queue full while no upstream is connected');
-      this.held.push(frames);
+      this.held.push({ frames, count });
+      this.heldMessages += count;
       return;
     }
     while (!this.out.push(frames)) await this.out.space();
@@ -141,12 +191,14 @@ export class Publisher {
   /** Resolves when everything queued has been handed to ZeroMQ (or the timeout passes). */
   async flush(timeoutMs = 5000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
+    await this.sendBatch();
     while (this.held.length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
     await this.out?.drain(Math.max(0, deadline - Date.now()));
   }
 
+  /** Messages not yet handed to ZeroMQ (this turn's batch, held ones) plus batches in the send queue. */
   get pending(): number {
-    return this.held.length + (this.out?.length ?? 0);
+    return this.batch.length + this.heldMessages + (this.out?.length ?? 0);
   }
 
   private async watch(socket: XPublisher): Promise<void> {
@@ -167,13 +219,14 @@ export class Publisher {
   private release(): void {
     const held = this.held;
     this.held = [];
-    for (const frames of held) {
-      if (!this.out!.push(frames)) {
+    for (let i = 0; i < held.length; i++) {
+      if (!this.out!.push(held[i]!.frames)) {
         // The queue filled: keep the rest, in order, for the next release.
-        this.held = held.slice(held.indexOf(frames));
+        this.held = held.slice(i);
         void this.out!.space().then(() => this.ready && this.release());
         return;
       }
+      this.heldMessages -= held[i]!.count;
     }
     for (const w of this.readyWaiters.splice(0)) w();
   }

@@ -2,12 +2,17 @@
  * Request/reply over a DEALER socket to a command address (the director's
  * ROUTER, directly or through a forwarder). Every request has a timeout and
  * the number in flight is bounded.
+ *
+ * Requests made in one event-loop turn leave together as one command batch
+ * (src/cluster/batch.ts) at the end of the turn, and their replies come back
+ * batched; a request alone in its turn goes in the plain form.
  */
 import { Dealer } from 'zeromq';
 import type { Logger } from 'pino';
 import { ErrorCodes, TidingsError, errorByCode } from '../protocol/errors.js';
 import { SendQueue } from './send-queue.js';
 import { connectSecured, type ClientLink } from './security.js';
+import { MAX_BATCH_BYTES, MAX_BATCH_ENTRIES, PUBLISH_TEXT_METHOD, decodeReplyBatch, encodeCommandBatch, encodePublishEntry, isBatchFrames, type CommandEntry } from '../cluster/batch.js';
 
 interface Pending {
   resolve: (value: unknown) => void;
@@ -31,6 +36,10 @@ export class CommandClient {
   private pending = new Map<number, Pending>();
   private nextId = 1;
   private receiving: Promise<void> | null = null;
+  /** Requests of this turn, sent together at its end. */
+  private outgoing: CommandEntry[] = [];
+  private outgoingBytes = 0;
+  private armed = false;
 
   constructor(private readonly opts: CommandClientOptions) {}
 
@@ -52,31 +61,75 @@ export class CommandClient {
 
   /** Send a command; resolves with the director's result or rejects with a TidingsError. */
   request<T = unknown>(method: string, body: unknown, timeoutMs = this.opts.timeoutMs): Promise<T> {
+    return this.requestRaw<T>(method, Buffer.from(JSON.stringify(body ?? null)), timeoutMs);
+  }
+
+  /**
+   * Publish to a channel with the data as JSON text (made by JSON.stringify of
+   * a parsed value, so valid and on one line): the director takes the text as
+   * it is (publish_text). Resolves with {offset, epoch}.
+   */
+  publishText(channel: string, dataJson: string, sender: string | null, noHistory: boolean): Promise<{ offset: number; epoch: string }> {
+    return this.requestRaw(PUBLISH_TEXT_METHOD, encodePublishEntry({ target: 'channel', name: channel, data: dataJson, sender, noHistory }));
+  }
+
+  /** Send a command whose body is already encoded (JSON, or a binary body such as publish_text's). */
+  requestRaw<T = unknown>(method: string, body: Buffer, timeoutMs = this.opts.timeoutMs): Promise<T> {
     if (!this.queue) return Promise.reject(new TidingsError(ErrorCodes.UNAVAILABLE, 'command client stopped'));
     if (this.pending.size >= this.opts.maxInFlight) {
       return Promise.reject(new TidingsError(ErrorCodes.LIMIT_EXCEEDED, 'too many commands in flight'));
     }
-    const json = Buffer.from(JSON.stringify(body ?? null));
     // The command address drops a peer that sends more than its limit: refuse such a request here.
-    if (json.length > this.opts.link.maxMessageSize) {
-      return Promise.reject(new TidingsError(ErrorCodes.PAYLOAD_TOO_LARGE, `${method} request of ${json.length} bytes > the command link limit ${this.opts.link.maxMessageSize}`));
+    if (body.length > this.opts.link.maxMessageSize) {
+      return Promise.reject(new TidingsError(ErrorCodes.PAYLOAD_TOO_LARGE, `${method} request of ${body.length} bytes > the command link limit ${this.opts.link.maxMessageSize}`));
     }
     const id = this.nextId++;
     if (this.nextId > 0x7fffffff) this.nextId = 1;
-    const idBuf = Buffer.allocUnsafe(4);
-    idBuf.writeUInt32BE(id);
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
         reject(new TidingsError(ErrorCodes.TIMEOUT, `director did not answer ${method} within ${timeoutMs} ms`));
       }, timeoutMs);
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
-      if (!this.queue!.push([idBuf, Buffer.from(method), json])) {
-        clearTimeout(timer);
-        this.pending.delete(id);
-        reject(new TidingsError(ErrorCodes.LIMIT_EXCEEDED, 'command queue full'));
-      }
+      this.enqueue({ id, method, body });
     });
+  }
+
+  /**
+   * Add a request to this turn's batch; a full batch leaves at once. A batch
+   * stays under the link's limit; a request too big to share one goes alone
+   * (in the plain form, whose frames the limit allows).
+   */
+  private enqueue(entry: CommandEntry): void {
+    const bytes = 9 + entry.method.length + entry.body.length;
+    if (this.outgoing.length > 0 && (this.outgoingBytes + bytes > Math.min(MAX_BATCH_BYTES, this.opts.link.maxMessageSize - 1024) || this.outgoing.length >= MAX_BATCH_ENTRIES)) this.flush();
+    this.outgoing.push(entry);
+    this.outgoingBytes += bytes;
+    if (!this.armed) {
+      this.armed = true;
+      setImmediate(this.flushTurn);
+    }
+  }
+
+  private readonly flushTurn = (): void => {
+    this.armed = false;
+    this.flush();
+  };
+
+  private flush(): void {
+    const entries = this.outgoing;
+    if (entries.length === 0) return;
+    this.outgoing = [];
+    this.outgoingBytes = 0;
+    let frames: Buffer[];
+    if (entries.length === 1) {
+      const e = entries[0]!;
+      const idBuf = Buffer.allocUnsafe(4);
+      idBuf.writeUInt32BE(e.id);
+      frames = [idBuf, Buffer.from(e.method), e.body];
+    } else frames = encodeCommandBatch(entries);
+    if (this.queue?.push(frames)) return;
+    for (const e of entries) this.settle(e.id, false, null, new TidingsError(ErrorCodes.LIMIT_EXCEEDED, 'command queue full'));
   }
 
   private async receive(socket: Dealer): Promise<void> {
@@ -85,29 +138,42 @@ export class CommandClient {
         if (frames.length !== 3) continue;
         const [idBuf, status, body] = frames as [Buffer, Buffer, Buffer];
         if (idBuf.length !== 4) continue;
-        const p = this.pending.get(idBuf.readUInt32BE(0));
-        if (!p) continue; // answered after its timeout
-        this.pending.delete(idBuf.readUInt32BE(0));
-        clearTimeout(p.timer);
-        let parsed: unknown;
-        try {
-          parsed = JSON.parse(body.toString('utf8'));
-        } catch {
-          p.reject(new TidingsError(ErrorCodes.INTERNAL, 'unparsable reply from director'));
+        if (isBatchFrames(idBuf, status)) {
+          const replies = decodeReplyBatch(body);
+          if (!replies) {
+            this.opts.log.warn('malformed reply batch from director');
+            continue;
+          }
+          for (const r of replies) this.settle(r.id, r.ok, r.body);
           continue;
         }
-        if (status.toString() === 'ok') p.resolve(parsed);
-        else {
-          const e = parsed as { code?: number; message?: string };
-          const spec = (typeof e.code === 'number' && errorByCode(e.code)) || ErrorCodes.INTERNAL;
-          const err = new TidingsError(spec);
-          if (typeof e.message === 'string') err.message = e.message;
-          p.reject(err);
-        }
+        this.settle(idBuf.readUInt32BE(0), status.toString() === 'ok', body);
       }
     } catch (err) {
       if (this.socket) this.opts.log.error({ err }, 'command socket receive failed');
     }
+  }
+
+  /** Resolve or reject request `id` with a reply body (JSON), or with `failure`. */
+  private settle(id: number, ok: boolean, body: Buffer | null, failure?: TidingsError): void {
+    const p = this.pending.get(id);
+    if (!p) return; // answered after its timeout
+    this.pending.delete(id);
+    clearTimeout(p.timer);
+    if (failure) return p.reject(failure);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(body!.toString('utf8'));
+    } catch {
+      p.reject(new TidingsError(ErrorCodes.INTERNAL, 'unparsable reply from director'));
+      return;
+    }
+    if (ok) return p.resolve(parsed);
+    const e = parsed as { code?: number; message?: string };
+    const spec = (typeof e.code === 'number' && errorByCode(e.code)) || ErrorCodes.INTERNAL;
+    const err = new TidingsError(spec);
+    if (typeof e.message === 'string') err.message = e.message;
+    p.reject(err);
   }
 
   async stop(): Promise<void> {
@@ -115,6 +181,8 @@ export class CommandClient {
     this.socket = null;
     this.queue?.close();
     this.queue = null;
+    this.outgoing = [];
+    this.outgoingBytes = 0;
     for (const [, p] of this.pending) {
       clearTimeout(p.timer);
       p.reject(new TidingsError(ErrorCodes.UNAVAILABLE, 'command client stopped'));

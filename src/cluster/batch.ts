@@ -1,0 +1,260 @@
+/**
+ * Batched frames inside the cluster: several messages per ZeroMQ message, so
+ * a hop costs one receive, one send and one buffer per batch instead of per
+ * message (zeromq.js pays a promise, a native call and, above 128 bytes, a
+ * buffer release through the main thread for every message part).
+ *
+ * Every batch is one binary body of length-prefixed entries; every decoder
+ * checks each length against what is left and refuses (WireError, or
+ * undefined downstream) a body that does not add up exactly.
+ *
+ * Downstream, director -> edges: [topic, header(MessageBatch, offset of the
+ *   first entry, epoch), body]; body = entries of
+ *   [offset float64 BE][length uint32 BE][client-facing JSON push].
+ *   Each entry carries its own offset and the edge checks each one as if it
+ *   had come alone: a batch cannot hide a hole.
+ *
+ * Upstream, workers -> publisher address: [PUBLISH_BATCH_MARKER, body]; body =
+ *   entries of [target u8 ('c' | 'u')][flags u8 (1 no_history, 2 sender
+ *   given)][name length u16][sender length u16][data length u32][name]
+ *   [sender][data JSON text]. The same entry is the body of the `publish_text`
+ *   command (an edge's publish: the data already JSON text, parsed once by
+ *   the edge, taken as text by the director).
+ *
+ * Commands, DEALER -> ROUTER: [...route, BATCH_ID, BATCH_METHOD, body];
+ *   body = entries of [request id u32][method length u8][body length u32]
+ *   [method][body]. Replies to a batch: [...route, BATCH_ID, BATCH_METHOD,
+ *   body]; body = entries of [request id u32][status u8 (0 ok, 1 error)]
+ *   [length u32][JSON]. A request sent alone is answered alone, as before.
+ */
+import { DownKind, WireError, type InboundPublish } from './wire.js';
+
+export const PUBLISH_BATCH_MARKER = 'tidings/1+batch';
+const PUBLISH_BATCH_MARKER_BUF = Buffer.from(PUBLISH_BATCH_MARKER);
+/** Request id of a batch: real ids run from 1. */
+export const BATCH_ID = Buffer.alloc(4);
+export const BATCH_METHOD = 'batch';
+const BATCH_METHOD_BUF = Buffer.from(BATCH_METHOD);
+/** An edge's publish with the data as JSON text (the body is one publish entry). */
+export const PUBLISH_TEXT_METHOD = 'publish_text';
+
+/** Largest batch body a sender builds (well under every link's limit; more goes in the next batch). */
+export const MAX_BATCH_BYTES = 256 * 1024;
+/** Most entries a sender puts in one batch. */
+export const MAX_BATCH_ENTRIES = 4096;
+
+// --- downstream message batches ---------------------------------------------
+
+export interface BatchEntry {
+  offset: number;
+  push: Buffer;
+}
+
+const DOWN_ENTRY_HEAD = 12;
+
+export function downEntryBytes(push: Buffer): number {
+  return DOWN_ENTRY_HEAD + push.length;
+}
+
+export function encodeMessageBatch(offsets: readonly number[], pushes: readonly Buffer[]): Buffer {
+  let size = 0;
+  for (const p of pushes) size += DOWN_ENTRY_HEAD + p.length;
+  const out = Buffer.allocUnsafe(size);
+  let at = 0;
+  for (let i = 0; i < pushes.length; i++) {
+    const p = pushes[i]!;
+    out.writeDoubleBE(offsets[i]!, at);
+    out.writeUInt32BE(p.length, at + 8);
+    p.copy(out, at + DOWN_ENTRY_HEAD);
+    at += DOWN_ENTRY_HEAD + p.length;
+  }
+  return out;
+}
+
+/** The entries of a batch body (pushes are views into it), or undefined when it is malformed. */
+export function decodeMessageBatch(body: Buffer): BatchEntry[] | undefined {
+  const out: BatchEntry[] = [];
+  let at = 0;
+  while (at < body.length) {
+    if (body.length - at < DOWN_ENTRY_HEAD) return undefined;
+    const offset = body.readDoubleBE(at);
+    const len = body.readUInt32BE(at + 8);
+    at += DOWN_ENTRY_HEAD;
+    if (len > body.length - at || !Number.isSafeInteger(offset) || offset < 0) return undefined;
+    out.push({ offset, push: body.subarray(at, at + len) });
+    at += len;
+  }
+  return out.length > 0 ? out : undefined;
+}
+
+/** Channel messages in one downstream ZeroMQ message (for counting: benches, tests). */
+export function messagesInDownFrames(frames: readonly Buffer[]): number {
+  const kind = frames[1]?.[0];
+  if (kind === DownKind.Message) return 1;
+  if (kind !== DownKind.MessageBatch || frames.length !== 3) return 0;
+  return decodeMessageBatch(frames[2]!)?.length ?? 0;
+}
+
+// --- publish entries (publisher address batches, publish_text commands) ------
+
+const PUB_ENTRY_HEAD = 10;
+const FLAG_NO_HISTORY = 1;
+const FLAG_SENDER = 2;
+const TARGET_CHANNEL = 0x63;
+const TARGET_USER = 0x75;
+
+/** Bytes one publish takes in a batch. */
+export function publishEntryBytes(p: InboundPublish): number {
+  return PUB_ENTRY_HEAD + Buffer.byteLength(p.name) + (p.sender === null ? 0 : Buffer.byteLength(p.sender)) + Buffer.byteLength(p.data);
+}
+
+/** Append one publish entry to `parts` (several small buffers: joined once per batch). */
+function pushPublishEntry(parts: Buffer[], p: InboundPublish): number {
+  const name = Buffer.from(p.name);
+  const sender = p.sender === null ? null : Buffer.from(p.sender);
+  const data = Buffer.from(p.data);
+  if (name.length > 0xffff || (sender && sender.length > 0xffff)) throw new WireError('name or sender longer than 65535 bytes');
+  const head = Buffer.allocUnsafe(PUB_ENTRY_HEAD);
+  head[0] = p.target === 'channel' ? TARGET_CHANNEL : TARGET_USER;
+  head[1] = (p.noHistory ? FLAG_NO_HISTORY : 0) | (sender ? FLAG_SENDER : 0);
+  head.writeUInt16BE(name.length, 2);
+  head.writeUInt16BE(sender ? sender.length : 0, 4);
+  head.writeUInt32BE(data.length, 6);
+  parts.push(head, name);
+  if (sender) parts.push(sender);
+  parts.push(data);
+  return PUB_ENTRY_HEAD + name.length + (sender ? sender.length : 0) + data.length;
+}
+
+export function encodePublishEntry(p: InboundPublish): Buffer {
+  const parts: Buffer[] = [];
+  const size = pushPublishEntry(parts, p);
+  return Buffer.concat(parts, size);
+}
+
+/** A publish batch as frames for the publisher address. */
+export function encodePublishBatch(list: readonly InboundPublish[]): Buffer[] {
+  const parts: Buffer[] = [];
+  let size = 0;
+  for (const p of list) size += pushPublishEntry(parts, p);
+  return [PUBLISH_BATCH_MARKER_BUF, Buffer.concat(parts, size)];
+}
+
+export function isPublishBatch(frames: readonly Buffer[]): boolean {
+  return frames.length === 2 && frames[0]!.equals(PUBLISH_BATCH_MARKER_BUF);
+}
+
+/** Decode publish entries from `body`; one entry exactly when `single`. Throws WireError when malformed. */
+export function decodePublishEntries(body: Buffer, single = false): InboundPublish[] {
+  const out: InboundPublish[] = [];
+  let at = 0;
+  while (at < body.length) {
+    if (body.length - at < PUB_ENTRY_HEAD) throw new WireError('publish entry cut short');
+    const target = body[at];
+    const flags = body[at + 1]!;
+    const nameLen = body.readUInt16BE(at + 2);
+    const senderLen = body.readUInt16BE(at + 4);
+    const dataLen = body.readUInt32BE(at + 6);
+    at += PUB_ENTRY_HEAD;
+    if (target !== TARGET_CHANNEL && target !== TARGET_USER) throw new WireError('publish entry target must be c or u');
+    if (flags & ~(FLAG_NO_HISTORY | FLAG_SENDER)) throw new WireError('unknown publish entry flags');
+    if (!(flags & FLAG_SENDER) && senderLen !== 0) throw new WireError('sender length without a sender');
+    if (nameLen + senderLen + dataLen > body.length - at) throw new WireError('publish entry longer than its batch');
+    const name = body.toString('utf8', at, at + nameLen);
+    at += nameLen;
+    const sender = flags & FLAG_SENDER ? body.toString('utf8', at, at + senderLen) : null;
+    at += senderLen;
+    const data = body.toString('utf8', at, at + dataLen);
+    at += dataLen;
+    out.push({ target: target === TARGET_CHANNEL ? 'channel' : 'user', name, data, sender, noHistory: (flags & FLAG_NO_HISTORY) !== 0, omnibus: false });
+  }
+  if (out.length === 0) throw new WireError('empty publish batch');
+  if (single && out.length !== 1) throw new WireError('one publish entry expected');
+  return out;
+}
+
+// --- command and reply batches ------------------------------------------------
+
+export interface CommandEntry {
+  id: number;
+  method: string;
+  body: Buffer;
+}
+
+export interface ReplyEntry {
+  id: number;
+  ok: boolean;
+  body: Buffer;
+}
+
+export function isBatchFrames(id: Buffer, method: Buffer): boolean {
+  return id.length === 4 && id.readUInt32BE(0) === 0 && method.equals(BATCH_METHOD_BUF);
+}
+
+export function encodeCommandBatch(entries: readonly CommandEntry[]): Buffer[] {
+  const parts: Buffer[] = [];
+  let size = 0;
+  for (const e of entries) {
+    const method = Buffer.from(e.method);
+    if (method.length > 0xff) throw new WireError('method name longer than 255 bytes');
+    const head = Buffer.allocUnsafe(9);
+    head.writeUInt32BE(e.id, 0);
+    head[4] = method.length;
+    head.writeUInt32BE(e.body.length, 5);
+    parts.push(head, method, e.body);
+    size += 9 + method.length + e.body.length;
+  }
+  return [BATCH_ID, BATCH_METHOD_BUF, Buffer.concat(parts, size)];
+}
+
+export function decodeCommandBatch(body: Buffer): CommandEntry[] {
+  const out: CommandEntry[] = [];
+  let at = 0;
+  while (at < body.length) {
+    if (body.length - at < 9) throw new WireError('command entry cut short');
+    const id = body.readUInt32BE(at);
+    const methodLen = body[at + 4]!;
+    const len = body.readUInt32BE(at + 5);
+    at += 9;
+    if (methodLen + len > body.length - at) throw new WireError('command entry longer than its batch');
+    if (id === 0) throw new WireError('command entry without an id');
+    const method = body.toString('utf8', at, at + methodLen);
+    at += methodLen;
+    out.push({ id, method, body: body.subarray(at, at + len) });
+    at += len;
+  }
+  if (out.length === 0) throw new WireError('empty command batch');
+  return out;
+}
+
+export function encodeReplyBatch(entries: readonly ReplyEntry[]): Buffer[] {
+  let size = 0;
+  for (const e of entries) size += 9 + e.body.length;
+  const out = Buffer.allocUnsafe(size);
+  let at = 0;
+  for (const e of entries) {
+    out.writeUInt32BE(e.id, at);
+    out[at + 4] = e.ok ? 0 : 1;
+    out.writeUInt32BE(e.body.length, at + 5);
+    e.body.copy(out, at + 9);
+    at += 9 + e.body.length;
+  }
+  return [BATCH_ID, BATCH_METHOD_BUF, out];
+}
+
+/** The replies of a batch, or undefined when the body is malformed. */
+export function decodeReplyBatch(body: Buffer): ReplyEntry[] | undefined {
+  const out: ReplyEntry[] = [];
+  let at = 0;
+  while (at < body.length) {
+    if (body.length - at < 9) return undefined;
+    const id = body.readUInt32BE(at);
+    const status = body[at + 4];
+    const len = body.readUInt32BE(at + 5);
+    at += 9;
+    if (len > body.length - at || (status !== 0 && status !== 1)) return undefined;
+    out.push({ id, ok: status === 0, body: body.subarray(at, at + len) });
+    at += len;
+  }
+  return out.length > 0 ? out : undefined;
+}

@@ -1,0 +1,70 @@
+/**
+ * Replies to batched commands go back batched: per caller (ROUTER route),
+ * the replies ready in one event-loop turn leave as one ZeroMQ message (a
+ * reply batch, src/cluster/batch.ts); a reply alone in its turn leaves in the
+ * plain form. Only commands that came in a batch are answered here: a caller
+ * that sent a command alone gets its reply alone, as it always did.
+ *
+ * Bounds: a batch leaves as soon as it reaches MAX_BATCH_BYTES or
+ * MAX_BATCH_ENTRIES; what waits for the end of the turn is at most that per
+ * caller, and the replies' send queue keeps its own limit.
+ */
+import { MAX_BATCH_BYTES, MAX_BATCH_ENTRIES, encodeReplyBatch, type ReplyEntry } from '../cluster/batch.js';
+
+const OK = Buffer.from('ok');
+const ERROR = Buffer.from('error');
+
+interface Pending {
+  route: Buffer[];
+  entries: ReplyEntry[];
+  bytes: number;
+}
+
+export class ReplyBatcher {
+  private pending = new Map<string, Pending>();
+  private armed = false;
+
+  /** `send` queues frames on the ROUTER; false when its queue refused them. */
+  constructor(private readonly send: (frames: Buffer[]) => void) {}
+
+  add(route: Buffer[], id: number, ok: boolean, body: Buffer): void {
+    const key = route.length === 1 ? route[0]!.toString('latin1') : route.map((r) => r.toString('latin1')).join('\0');
+    let p = this.pending.get(key);
+    if (!p) {
+      p = { route, entries: [], bytes: 0 };
+      this.pending.set(key, p);
+      if (!this.armed) {
+        this.armed = true;
+        setImmediate(this.flushTurn);
+      }
+    }
+    p.entries.push({ id, ok, body });
+    p.bytes += 9 + body.length;
+    if (p.bytes >= MAX_BATCH_BYTES || p.entries.length >= MAX_BATCH_ENTRIES) {
+      this.pending.delete(key);
+      this.emit(p);
+    }
+  }
+
+  flush(): void {
+    const all = this.pending;
+    this.pending = new Map();
+    for (const p of all.values()) this.emit(p);
+  }
+
+  private readonly flushTurn = (): void => {
+    this.armed = false;
+    this.flush();
+  };
+
+  private emit(p: Pending): void {
+    if (p.entries.length === 1) {
+      const e = p.entries[0]!;
+      const id = Buffer.allocUnsafe(4);
+      id.writeUInt32BE(e.id);
+      this.send([...p.route, id, e.ok ? OK : ERROR, e.body]);
+      return;
+    }
+    this.send([...p.route, ...encodeReplyBatch(p.entries)]);
+  }
+}
