@@ -92,7 +92,45 @@ export function messagesInDownFrames(frames: readonly Buffer[]): number {
   const kind = frames[1]?.[0];
   if (kind === DownKind.Message) return 1;
   if (kind !== DownKind.MessageBatch || frames.length !== 3) return 0;
-  return decodeMessageBatch(frames[2]!)?.length ?? 0;
+  return countEntries(frames[2]!, DOWN_ENTRY_HEAD, 8);
+}
+
+/**
+ * Entries of a batch body, walking its length prefixes only (no copies): for
+ * counters on paths that pass batches on unopened (forwarders). 0 when the
+ * body does not add up.
+ */
+function countEntries(body: Buffer, head: number, lengthAt: number, extra?: (at: number) => number): number {
+  let n = 0;
+  let at = 0;
+  while (at < body.length) {
+    if (body.length - at < head) return 0;
+    const len = body.readUInt32BE(at + lengthAt) + (extra ? extra(at) : 0);
+    at += head + len;
+    n++;
+  }
+  return at === body.length ? n : 0;
+}
+
+/** The ZeroMQ paths a forwarder passes batches on. */
+export type BatchPath = 'down' | 'up' | 'cmd' | 'reply';
+
+/**
+ * Messages (publishes, commands, replies) one ZeroMQ message on `path`
+ * carries: a batch counts its entries, anything else 1.
+ */
+export function messagesIn(path: BatchPath, frames: readonly Buffer[]): number {
+  if (path === 'down') return frames.length === 3 && frames[1]![0] === DownKind.MessageBatch ? messagesInDownFrames(frames) || 1 : 1;
+  if (path === 'up') {
+    if (!isPublishBatch(frames)) return 1;
+    const body = frames[1]!;
+    return countEntries(body, PUB_ENTRY_HEAD, 6, (at) => body.readUInt16BE(at + 2) + body.readUInt16BE(at + 4)) || 1;
+  }
+  const n = frames.length;
+  if (n < 3 || !isBatchFrames(frames[n - 3]!, frames[n - 2]!)) return 1;
+  const body = frames[n - 1]!;
+  // Command entries name their method ([id][method length u8][length u32][method][body]); replies do not.
+  return (path === 'cmd' ? countEntries(body, 9, 5, (at) => body[at + 4]!) : countEntries(body, 9, 5)) || 1;
 }
 
 // --- publish entries (publisher address batches, publish_text commands) ------

@@ -214,27 +214,32 @@ export class Director {
     this.batcher.message(channel, () => channelTopic(channel), offset, epoch, push);
   }
 
-  private handleInbound(frames: Buffer[]): void {
-    if (isPublishBatch(frames)) {
-      let batch: InboundPublish[];
-      try {
-        batch = decodePublishEntries(frames[1]!);
-      } catch (err) {
-        this.rejectInbound(err);
-        return;
-      }
-      // Each publish of a batch is checked and sequenced on its own, as if it had come alone.
-      for (const p of batch) {
-        try {
-          const size = publishEntryBytes(p);
-          if (size > this.config.max_message_size) throw new TidingsError(ErrorCodes.PAYLOAD_TOO_LARGE, `${size} bytes > max_message_size ${this.config.max_message_size}`);
-          this.publishInbound(p);
-        } catch (err) {
-          this.rejectInbound(err);
-        }
-      }
+  /**
+   * A publish batch from the publisher address: each publish is checked and
+   * sequenced on its own, as if it had come alone, and waits for room in the
+   * send queue as a lone message does (a batch never overfills it).
+   */
+  private async handleInboundBatch(body: Buffer): Promise<void> {
+    let batch: InboundPublish[];
+    try {
+      batch = decodePublishEntries(body);
+    } catch (err) {
+      this.rejectInbound(err);
       return;
     }
+    for (const p of batch) {
+      if (this.batcher!.full) await this.batcher!.space();
+      try {
+        const size = publishEntryBytes(p);
+        if (size > this.config.max_message_size) throw new TidingsError(ErrorCodes.PAYLOAD_TOO_LARGE, `${size} bytes > max_message_size ${this.config.max_message_size}`);
+        this.publishInbound(p);
+      } catch (err) {
+        this.rejectInbound(err);
+      }
+    }
+  }
+
+  private handleInbound(frames: Buffer[]): void {
     try {
       let total = 0;
       for (const f of frames) total += f.length;
@@ -273,7 +278,8 @@ export class Director {
   private async publishLoop(xsub: XSubscriber): Promise<void> {
     try {
       for await (const frames of xsub) {
-        this.handleInbound(frames as Buffer[]);
+        if (isPublishBatch(frames as Buffer[])) await this.handleInboundBatch((frames as Buffer[])[1]!);
+        else this.handleInbound(frames as Buffer[]);
         if (this.batcher!.full) await this.batcher!.space();
       }
     } catch (err) {

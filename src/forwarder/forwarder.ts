@@ -13,6 +13,7 @@ import { Counter, type Registry } from 'prom-client';
 import type { Config } from '../config/resolve.js';
 import { SendQueue, type Sendable } from '../zmq/send-queue.js';
 import { bindSecured, connectSecured, nodeClientLink, type BoundLink } from '../zmq/security.js';
+import { messagesIn, type BatchPath } from '../cluster/batch.js';
 
 interface Receivable {
   [Symbol.asyncIterator](): AsyncIterator<Buffer[]>;
@@ -33,7 +34,7 @@ export class Forwarder {
   ) {
     this.frames = new Counter({
       name: 'tidings_forwarder_messages_total',
-      help: 'Messages the forwarder passed on, by path (down: director to node, up: node to director, sub: subscriptions upstream, cmd/reply: commands)',
+      help: 'Messages the forwarder passed on (a batch counts the messages it carries), by path (down: director to node, up: node to director, sub: subscriptions upstream, cmd/reply: commands)',
       labelNames: ['path'],
       registers: [registry],
     });
@@ -82,11 +83,13 @@ export class Forwarder {
     const queue = new SendQueue(to, this.config.zmq_high_water_mark, this.log, `forwarder-${path}`);
     this.queues.push(queue);
     const counter = this.frames.labels(path);
+    // Batches (src/cluster/batch.ts) pass unopened; the counter counts the messages they carry.
+    const batchPath = (['down', 'up', 'cmd', 'reply'] as const).find((p) => p === path) as BatchPath | undefined;
     this.loops.push(
       (async () => {
         try {
           for await (const msg of from) {
-            counter.inc();
+            counter.inc(batchPath ? messagesIn(batchPath, msg) : 1);
             if (!queue.push(msg)) {
               await queue.space();
               queue.push(msg);

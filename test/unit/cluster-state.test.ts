@@ -116,6 +116,6 @@ test('a channel event header carries kind 5 and the user to skip', async () => {
   const { decodeHeader, encodeHeader, DownKind } = await import('../../src/cluster/wire.js');
   assert.deepEqual(decodeHeader(encodeHeader(DownKind.ChannelEvent, 0, 'bob')), { kind: 5, offset: 0, epoch: 'bob' });
   const bad = encodeHeader(DownKind.ChannelEvent, 0, '');
-  bad[0] = 6;
+  bad[0] = 7; // past MessageBatch (6), the last kind
   assert.equal(decodeHeader(bad), undefined);
 });
