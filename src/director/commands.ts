@@ -4,7 +4,7 @@
  */
 import type { Logger } from 'pino';
 import { ErrorCodes, TidingsError } from '../protocol/errors.js';
-import { channelProblem } from '../protocol/names.js';
+import { carriedChannelProblem } from '../protocol/names.js';
 import type { Director } from './director.js';
 
 type Handler = (body: Record<string, unknown>) => unknown;
@@ -75,7 +75,7 @@ export class CommandHandlers {
    */
   private history(b: Record<string, unknown>): unknown {
     const channel = field(b, 'channel', isString, 'a string');
-    const problem = channelProblem(channel);
+    const problem = carriedChannelProblem(channel);
     if (problem) throw new TidingsError(ErrorCodes.INVALID_CHANNEL, problem);
     const since = optInt(b, 'since');
     const until = optInt(b, 'until');

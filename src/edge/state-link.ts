@@ -17,10 +17,14 @@ export interface TrackedConnection {
   channels(): Iterable<string>;
   subscribeServerSide(channels: readonly string[]): void;
   unsubscribeServerSide(channels: readonly string[]): void;
-  disconnect(): void;
+  /** `replaced`: the same connection id was taken by a newer client. */
+  disconnect(replaced?: boolean): void;
 }
 
-type Event = { op: 'attach'; conn: string; user: string | null } | { op: 'join' | 'leave'; conn: string; channel: string } | { op: 'close'; conn: string };
+type Event =
+  | { op: 'attach'; conn: string; user: string | null }
+  | { op: 'join' | 'leave'; conn: string; channel: string }
+  | { op: 'close'; conn: string; poll?: boolean };
 
 /** Events waiting to be sent; past this the edge sends its full list instead. */
 const MAX_QUEUED = 100_000;
@@ -79,10 +83,20 @@ export class StateLink {
     if (this.conns.has(id)) this.push({ op: 'leave', conn: id, channel });
   }
 
-  /** The connection is gone; also for one the director attached here that never got going. */
-  close(id: string): void {
+  /**
+   * The connection is gone; also for one the director attached here that
+   * never got going. `poll`: a long poll ended (its client polls again soon).
+   */
+  close(id: string, poll = false): void {
     this.conns.delete(id);
-    this.push({ op: 'close', conn: id });
+    this.push(poll ? { op: 'close', conn: id, poll } : { op: 'close', conn: id });
+  }
+
+  /** Close `conn` unless a newer connection here has taken its id. */
+  closeIf(conn: TrackedConnection, poll = false): void {
+    const current = this.conns.get(conn.id);
+    if (current !== undefined && current !== conn) return;
+    this.close(conn.id, poll);
   }
 
   private push(e: Event): void {
@@ -169,7 +183,7 @@ export class StateLink {
           conn.unsubscribeServerSide(channels);
           break;
         case 'disconnect':
-          conn.disconnect();
+          conn.disconnect(body['replaced'] === true);
           break;
       }
     }

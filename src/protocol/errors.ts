@@ -46,6 +46,7 @@ export const ErrorCodes = Object.freeze({
   UNKNOWN_CONNECTION: spec(124, 'unknown_connection', 404, 'unknown connection id'),
   INVALID_POSITION: spec(125, 'invalid_position', 400, 'invalid stream position'),
   PAYLOAD_TOO_DEEP: spec(126, 'payload_too_deep', 400, 'payload nests too deeply'),
+  LISTEN_UNKNOWN_CONNECTION: spec(180, 'listen_unknown_connection', 401, 'long poll for a connection id the cluster does not know'),
 });
 
 export type ErrorName = keyof typeof ErrorCodes;
