@@ -51,12 +51,16 @@ class Sessions {
 
   beginAttach(id: string): void {
     this.attaching.set(id, (this.attaching.get(id) ?? 0) + 1);
+    this.link.attaching.add(id);
   }
 
   endAttach(id: string): void {
     const n = (this.attaching.get(id) ?? 1) - 1;
     if (n > 0) this.attaching.set(id, n);
-    else this.attaching.delete(id);
+    else {
+      this.attaching.delete(id);
+      this.link.attaching.delete(id);
+    }
   }
 
   /** The director attached `id` here but no client came (it left, or the attach failed late): say so unless another client has it. */
@@ -106,11 +110,12 @@ export function compatFeature(edge: EdgeServer, config: Config, log: Logger): vo
     }
     attach(connId).then(
       (r) => {
-        if (req.destroyed || res.writableEnded) {
+        // (The request's body is read: `req` itself is done; the response tells whether the client is still there.)
+        if (res.closed || res.writableEnded) {
           sessions.abandon(connId);
           return;
         }
-        const s = new PollSession(connId, r.user, req, res, send, edge, link, log.child({ conn: connId, channelstream: 'poll' }), closing);
+        const s = new PollSession(connId, r.user, res, send, edge, link, log.child({ conn: connId, channelstream: 'poll' }), closing);
         sessions.add(s);
         s.start(r.channels);
       },

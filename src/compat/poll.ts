@@ -9,7 +9,7 @@
  * then waits for the next poll for presence_ttl seconds (channelstream
  * collects it after 15 s), keeping its frames.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { EdgeServer } from '../edge/edge-server.js';
 import type { SharedPush } from '../edge/frames.js';
@@ -32,7 +32,6 @@ export class PollSession extends CompatSession {
   constructor(
     id: string,
     user: string,
-    private readonly req: IncomingMessage,
     private readonly res: ServerResponse,
     private readonly send: (res: ServerResponse, items: Obj[]) => void,
     edge: EdgeServer,
@@ -80,7 +79,7 @@ export class PollSession extends CompatSession {
   private answer(): void {
     if (!this.answered) {
       this.answered = true;
-      if (!this.req.destroyed && !this.res.writableEnded) this.send(this.res, this.items);
+      if (!this.res.closed && !this.res.writableEnded) this.send(this.res, this.items);
     }
     this.finish();
   }

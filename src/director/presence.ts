@@ -262,11 +262,12 @@ export class PresenceState {
    * Make the director's view of one edge instance equal to the edge's own
    * list (after a director restart or an expiry the edge outlived).
    */
-  sync(instance: string, edge: string, snapshot: readonly SnapshotEntry[], now: number): PresenceChange[] {
+  sync(instance: string, edge: string, snapshot: readonly SnapshotEntry[], now: number, attaching?: ReadonlySet<string>): PresenceChange[] {
     this.touchInstance(instance, edge, now);
     const changes: PresenceChange[] = [];
     const listed = new Set(snapshot.map((e) => e.conn));
-    for (const id of [...this.instances.get(instance)!.conns]) if (!listed.has(id)) changes.push(...this.detach(id, instance, now));
+    // `attaching`: ids the edge was attaching when it took the snapshot; not listed yet, not gone either.
+    for (const id of [...this.instances.get(instance)!.conns]) if (!listed.has(id) && !attaching?.has(id)) changes.push(...this.detach(id, instance, now));
     for (const e of snapshot) {
       const rec = this.attach(e.conn, e.user, edge, instance, now);
       const want = new Set(e.channels);

@@ -47,7 +47,8 @@ function edgeReport(state: ClusterState, b: Body): unknown {
   if (snapshot !== undefined) {
     if (!Array.isArray(snapshot) || snapshot.length > 1_000_000) throw new TidingsError(ErrorCodes.MISSING_FIELD, 'snapshot must be a list');
     const entries: SnapshotEntry[] = snapshot.map((e: Body) => ({ conn: str(e, 'conn'), user: e['user'] === null ? null : user(e), channels: channelList(e, 'channels', 100_000, false) }));
-    changes.push(...p.sync(instance, edge, entries, now));
+    const attaching = Array.isArray(b['attaching']) ? new Set(b['attaching'].filter((x): x is string => typeof x === 'string')) : undefined;
+    changes.push(...p.sync(instance, edge, entries, now, attaching));
   }
   const events = b['events'] ?? [];
   if (!Array.isArray(events) || events.length > MAX_EVENTS) throw new TidingsError(ErrorCodes.MISSING_FIELD, `events must be a list of at most ${MAX_EVENTS}`);

@@ -47,6 +47,12 @@ export class StateLink {
   /** This process' incarnation: a restarted edge with the same id is a new instance. */
   readonly instance = randomBytes(9).toString('base64url');
   readonly conns = new Map<string, TrackedConnection>();
+  /**
+   * Ids the director is attaching here right now (a conn_attach in flight):
+   * a snapshot taken meanwhile cannot list them yet, and says so, so the
+   * director does not let them go.
+   */
+  readonly attaching = new Set<string>();
   private queue: Event[] = [];
   private scheduled = false;
   private needSync = true;
@@ -155,8 +161,9 @@ export class StateLink {
     this.needSync = false;
     this.queue = [];
     const snapshot = [...this.conns.values()].map((c) => ({ conn: c.id, user: c.user, channels: [...c.channels()] }));
+    const attaching = [...this.attaching];
     this.edge.commands
-      .request<{ resync: boolean }>('edge_report', { edge: this.edge.edgeId, instance: this.instance, snapshot })
+      .request<{ resync: boolean }>('edge_report', { edge: this.edge.edgeId, instance: this.instance, snapshot, ...(attaching.length > 0 ? { attaching } : {}) })
       .then(
         () => undefined,
         (err: Error) => {
