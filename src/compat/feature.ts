@@ -127,7 +127,8 @@ export function compatFeature(edge: EdgeServer, config: Config, log: Logger): vo
 
   // The director's kept frames and ready markers for connections held here.
   edge.controlHandlers.push((body) => {
-    if ((body['op'] === 'cs_frame' || body['op'] === 'cs_ready') && typeof body['conn'] === 'string') sessions.get(body['conn'])?.onControl(body);
+    const op = body['op'];
+    if ((op === 'cs_frame' || op === 'cs_ready' || op === 'cs_reconfirm') && typeof body['conn'] === 'string') sessions.get(body['conn'])?.onControl(body);
   });
 
   const timer = setInterval(() => {

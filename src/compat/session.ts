@@ -86,6 +86,8 @@ export abstract class CompatSession implements Listener, TrackedConnection {
 
   /** Join the user's stream and the channels, then have the director confirm them. */
   start(channels: readonly string[]): void {
+    // Listed as subscribed before the link reports this connection: a snapshot must not say it left them.
+    for (const ch of channels) this.subscriptions.add(ch);
     this.link.attach(this);
     const joins: Array<Promise<string | null>> = [
       this.edge.hub.joinUser(this, this.user).then(
@@ -96,7 +98,7 @@ export abstract class CompatSession implements Listener, TrackedConnection {
         },
       ),
     ];
-    for (const ch of channels) joins.push(this.join(ch));
+    for (const ch of channels) joins.push(this.joinHub(ch));
     void Promise.all(joins).then((done) => {
       if (this.closed) return;
       // A stream that could not be joined would never be confirmed: let the client reconnect instead.
@@ -108,10 +110,14 @@ export abstract class CompatSession implements Listener, TrackedConnection {
     });
   }
 
-  /** Join a channel's stream; resolves with the channel when live, '' when no longer wanted, null when it failed. */
+  /** Subscribe to a channel's stream; resolves with the channel when live, '' when no longer wanted, null when it failed. */
   private join(channel: string): Promise<string | null> {
     if (this.subscriptions.has(channel)) return Promise.resolve('');
     this.subscriptions.add(channel);
+    return this.joinHub(channel);
+  }
+
+  private joinHub(channel: string): Promise<string | null> {
     return this.edge.hub.joinChannel(this, channel).then(
       () => {
         if (this.closed || !this.subscriptions.has(channel)) {
@@ -175,6 +181,13 @@ export abstract class CompatSession implements Listener, TrackedConnection {
       if (!this.accepts(view)) return;
       // channelstream marks every replayed frame catchup: true, whatever its type.
       this.emit(body['catchup'] === true ? { ...view.obj, catchup: true } : view.obj!);
+      return;
+    }
+    if (body['op'] === 'cs_reconfirm') {
+      // The director let this connection go and took it back: it keeps frames again until every stream is confirmed anew.
+      this.ready.clear();
+      this.userReady = false;
+      this.confirm([...this.subscriptions], true);
       return;
     }
     if (body['op'] === 'cs_ready') {

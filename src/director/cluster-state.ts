@@ -47,6 +47,8 @@ export class ClusterState {
   private timer: NodeJS.Timeout | null = null;
   private readonly expired: Counter;
   private readonly catchupOverflows: Counter;
+  /** The id conn_attach is attaching, while it does (its presence change is asked for, not reported). */
+  attaching: string | null = null;
 
   constructor(
     readonly director: Director,
@@ -100,6 +102,13 @@ export class ClusterState {
       left: (rec, ch) => catchup.left(rec, ch),
       detached: (rec) => catchup.away(rec),
       removed: (rec) => catchup.removed(rec),
+      reattached: (rec) => {
+        if (rec.id === this.attaching) return; // conn_attach: the edge confirms on its own
+        // An edge reported a connection the director had let go (a lost report, a snapshot race):
+        // its frames are kept again until the edge confirms its streams anew.
+        catchup.attached(rec);
+        if (rec.edge) this.director.control(edgeTopic(rec.edge), { op: 'cs_reconfirm', conn: rec.id });
+      },
     };
     director.pushObservers.push((kind, name, push, except) => catchup.onPush(kind, name, push, except));
     director.channelHolds.push((ch) => this.presence.hasMembers(ch) || this.csHistory.has(ch));

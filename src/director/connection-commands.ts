@@ -99,7 +99,12 @@ function attach(state: ClusterState, b: Body): unknown {
   if (!rec.registered) throw new TidingsError(ErrorCodes.UNKNOWN_CONNECTION, `${id} was not registered with /connect`);
   // The same id connecting again elsewhere replaces the older client (the edge replaces one of its own itself).
   if (rec.edge !== null && rec.instance !== instance) state.director.control(edgeTopic(rec.edge), { op: 'disconnect', conns: [id], replaced: true });
-  state.presence.attach(id, rec.user, edge, instance, Date.now());
+  state.attaching = id;
+  try {
+    state.presence.attach(id, rec.user, edge, instance, Date.now());
+  } finally {
+    state.attaching = null;
+  }
   state.catchup.attached(rec);
   return { conn_id: id, user: rec.user, channels: [...rec.channels].sort() };
 }

@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Config } from '../config/resolve.js';
 import { ErrorCodes, TidingsError } from '../protocol/errors.js';
-import { carriedChannelProblem, carriedUserProblem } from '../protocol/names.js';
+import { carriedChannelProblem, carriedUserProblem, channelProblem, isValidUser } from '../protocol/names.js';
 import { SendQueue } from '../zmq/send-queue.js';
 import { channelTopic, userTopic } from '../cluster/topics.js';
 import { DownKind, encodeHeader, parsePublish, WireError } from '../cluster/wire.js';
@@ -216,8 +216,15 @@ export class Director {
       if (p.omnibus && parsed && typeof parsed === 'object' && typeof (parsed as Record<string, unknown>)['sender'] === 'string') {
         sender = (parsed as Record<string, string>)['sender']!;
       }
-      if (p.target === 'channel') this.publishChannel(p.name, p.data, sender, p.noHistory);
-      else this.publishUser(p.name, p.data, sender);
+      // ZeroMQ publishes are native: they name channels and users by the native rules (docs/protocol.md).
+      if (p.target === 'channel') {
+        const problem = channelProblem(p.name);
+        if (problem) throw new TidingsError(ErrorCodes.INVALID_CHANNEL, problem);
+        this.publishChannel(p.name, p.data, sender, p.noHistory);
+      } else {
+        if (!isValidUser(p.name)) throw new TidingsError(ErrorCodes.INVALID_USER, 'user must be 1-200 characters without control characters');
+        this.publishUser(p.name, p.data, sender);
+      }
     } catch (err) {
       const code = err instanceof TidingsError ? err.code : err instanceof WireError ? ErrorCodes.BAD_REQUEST.code : ErrorCodes.INTERNAL.code;
       this.rejected.inc({ code: String(code) });

@@ -53,6 +53,8 @@ export interface PresenceListener {
   left(rec: ConnRecord, channel: string): void;
   /** No edge holds the registered connection (just registered, or its client went away). */
   detached(rec: ConnRecord): void;
+  /** An edge holds the registered connection again without having asked for it (its report or snapshot says so). */
+  reattached(rec: ConnRecord): void;
   removed(rec: ConnRecord): void;
 }
 
@@ -148,6 +150,7 @@ export class PresenceState {
     let rec = this.conns.get(id);
     if (rec && rec.user !== user) throw new TidingsError(ErrorCodes.BAD_REQUEST, `conn_id ${id} belongs to another user`);
     rec ??= this.create(id, user, false, now);
+    const wasDetached = rec.edge === null;
     if (rec.instance !== null && rec.instance !== instance) this.instances.get(rec.instance)?.conns.delete(id);
     rec.edge = edge;
     rec.instance = instance;
@@ -156,6 +159,7 @@ export class PresenceState {
     this.detached.delete(id);
     this.touchInstance(instance, edge, now);
     this.instances.get(instance)!.conns.add(id);
+    if (rec.registered && wasDetached) this.listener?.reattached(rec);
     return rec;
   }
 

@@ -76,8 +76,9 @@ export class StateLink {
   }
 
   attach(conn: TrackedConnection): void {
-    this.start();
+    // Listed before the first heartbeat's snapshot is taken: a snapshot without it would let the director drop it.
     this.conns.set(conn.id, conn);
+    this.start();
     this.push({ op: 'attach', conn: conn.id, user: conn.user });
   }
 

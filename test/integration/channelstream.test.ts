@@ -370,7 +370,7 @@ test('long polling: /listen catches up, then carries live frames; the connection
   assert.equal(first.status, 200, first.text);
   assert.equal(first.headers.get('access-control-allow-origin'), '*');
   assert.deepEqual(first.body.map((m: any) => [m.message.n, m.catchup]), [[1, true], [2, true]]);
-  assert.ok(first.ms < 2000, `answered ${first.ms} ms after the first item`);
+  assert.ok(first.ms < 4500, `answered after ${first.ms} ms, before the 5 s wake: items were there`);
   // Between polls nothing is lost: posted now, answered by the next poll on the other node.
   await cs(n2.http, '/message', [{ channel: 'poll-room', user: 'sys', message: { n: 3 } }]);
   const second = await listen(n1.http, id, '&callback=cb.got');
@@ -416,7 +416,7 @@ test('single nodes: allow_posting_from, channelstream_signed_value=any (its JS s
     assert.equal(r.body.error.code, 119);
     const quiet = await quietPoll;
     assert.deepEqual([quiet.status, quiet.body], [200, []]);
-    assert.ok(quiet.ms >= 4900 && quiet.ms < 7000, `empty answer after ${quiet.ms} ms`);
+    assert.ok(quiet.ms >= 4900 && quiet.ms < 10_000, `empty answer after ${quiet.ms} ms`);
   } finally {
     await Promise.all([anyValue.stop(), denied.stop()]);
   }
