@@ -88,7 +88,7 @@ export class CompatApi {
       const unsignedDisconnect = path === '/disconnect' && this.tokenOf(req, url) === null;
       if (!unsignedDisconnect) this.authorize(req, path, url);
       const body = await readJson(req, this.config.max_message_size, null);
-      sendJson(res, 200, await this.dispatch(path, req.method!, body, url, unsignedDisconnect), cors);
+      sendJson(res, 200, await this.dispatch(path, req.method!, body, url), cors);
     } catch (err) {
       this.fail(res, err, cors);
     }
@@ -145,7 +145,7 @@ export class CompatApi {
     }
   }
 
-  private async dispatch(path: string, method: string, body: unknown, url: URL, unsignedDisconnect: boolean): Promise<unknown> {
+  private async dispatch(path: string, method: string, body: unknown, url: URL): Promise<unknown> {
     switch (path) {
       case '/connect':
         return this.connect(body);
@@ -167,7 +167,8 @@ export class CompatApi {
         // GET reads the query, POST the body (channelstream's disconnect view).
         const raw = method === 'POST' ? ((body as Obj | null)?.['conn_id'] ?? null) : url.searchParams.get('conn_id');
         const b = load(DisconnectBodySchema, { conn_id: raw });
-        const r = await this.commands.request<{ disconnected: string[] }>('conn_disconnect', { conn_id: b['conn_id'], registered_only: unsignedDisconnect });
+        // A UUID names a registered (channelstream) connection only: native connection ids are never UUIDs.
+        const r = await this.commands.request<{ disconnected: string[] }>('conn_disconnect', { conn_id: b['conn_id'] });
         return r.disconnected.length > 0;
       }
     }

@@ -173,17 +173,12 @@ function unsubscribe(state: ClusterState, b: Body): unknown {
   return { conn_id: id, channels: [...rec.channels].sort(), unsubscribed_from: from.sort() };
 }
 
-/**
- * conn_disconnect {conn_id, registered_only?} | {user} -> {disconnected: [ids]}:
- * close on the edge and leave presence. `registered_only` (the browser's
- * unsigned channelstream /disconnect) reaches registered connections only.
- */
+/** conn_disconnect {conn_id} | {user} -> {disconnected: [ids]}: close on the edge and leave presence. */
 function disconnect(state: ClusterState, b: Body): unknown {
   let ids: string[];
   if (b['conn_id'] !== undefined && b['conn_id'] !== null) {
     const id = connId(b);
-    const rec = state.presence.conns.get(id);
-    ids = rec && (rec.registered || b['registered_only'] !== true) ? [id] : [];
+    ids = state.presence.conns.has(id) ? [id] : [];
   } else if (optStr(b, 'user') !== null) {
     const name = user(b);
     ids = [...(state.presence.users.get(name)?.conns ?? [])];

@@ -394,11 +394,17 @@ test('long polling: /listen catches up, then carries live frames; the connection
   assert.equal(badCallback.status, 400);
 });
 
-test('single nodes: allow_posting_from, channelstream_signed_value=any (its JS signer and demo), an allow_cors list; a quiet long poll meanwhile', async () => {
+test('single nodes: allow_posting_from, channelstream_signed_value=any (its JS signer and demo), an allow_cors list, catchup_max_bytes; a quiet long poll meanwhile', async () => {
   // While the nodes start: a long poll with nothing to carry answers [] after 5 s (channelstream's wake_connections_after).
   assert.ok(quietPollId, 'the long-polling test ran');
   const quietPoll = listen(cluster.nodes[0]!.http, quietPollId);
-  const anyValue = await startSingleNode({ TIDINGS_SECRET: SECRET, TIDINGS_ALLOW_POSTING_FROM: '127.0.0.1', TIDINGS_CHANNELSTREAM_SIGNED_VALUE: 'any', TIDINGS_ALLOW_CORS: 'app.example' });
+  const anyValue = await startSingleNode({
+    TIDINGS_SECRET: SECRET,
+    TIDINGS_ALLOW_POSTING_FROM: '127.0.0.1',
+    TIDINGS_CHANNELSTREAM_SIGNED_VALUE: 'any',
+    TIDINGS_ALLOW_CORS: 'app.example',
+    TIDINGS_CATCHUP_MAX_BYTES: '2048',
+  });
   const denied = await startSingleNode({ TIDINGS_SECRET: SECRET, TIDINGS_ALLOW_POSTING_FROM: '10.1.2.3' });
   try {
     const js = await csRequest(anyValue.http, '/info', undefined, { secret: SECRET, signed: jsSign(SECRET), method: 'GET' });
@@ -411,6 +417,19 @@ test('single nodes: allow_posting_from, channelstream_signed_value=any (its JS s
     assert.equal(await cors('https://app.example'), 'https://app.example');
     assert.equal(await cors('https://www.app.example'), 'https://www.app.example');
     assert.equal(await cors('https://app.example.evil.net'), null, 'channelstream matched any origin containing the text; Tidings does not');
+    // More frames than catchup_max_bytes while hal is away: hal is dropped (parted, unknown), not trimmed silently.
+    const sign = (path: string) => pySigner.sign(SECRET, path);
+    const hal = await csRequest(anyValue.http, '/connect', { username: 'hal', channels: ['flood'] }, { secret: SECRET, signed: await sign('/connect') });
+    const big = { channel: 'flood', user: 'sys', message: { text: 'x'.repeat(500) } }; // about 800 bytes a push
+    await csRequest(anyValue.http, '/message', [big, big], { secret: SECRET, signed: await sign('/message') });
+    const kept = await csRequest(anyValue.http, '/info', { info: { channels: ['flood'] } }, { secret: SECRET, signed: await sign('/info') });
+    assert.deepEqual(kept.body.channels.flood.users, ['hal'], 'within the bound');
+    await csRequest(anyValue.http, '/message', [big], { secret: SECRET, signed: await sign('/message') });
+    const gone = await csRequest(anyValue.http, '/info', { info: { channels: ['flood'] } }, { secret: SECRET, signed: await sign('/info') });
+    assert.deepEqual(gone.body.channels.flood?.users ?? [], [], 'past catchup_max_bytes the connection is dropped');
+    const late = await CsClient.open(anyValue.url, hal.body.conn_id);
+    await late.waitClosed();
+    assert.equal(late.closeCode, 1000, 'its client is told the connection is gone');
     const r = await cs(denied.http, '/info', undefined, 'GET');
     assert.equal(r.status, 403);
     assert.equal(r.body.error.code, 119);
