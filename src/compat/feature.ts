@@ -72,10 +72,7 @@ class Sessions {
   add(s: CompatSession): void {
     const older = this.byId.get(s.id);
     this.byId.set(s.id, s);
-    if (older) {
-      older.superseded = true;
-      older.disconnect(true);
-    }
+    older?.disconnect(true);
   }
 
   /** A client is closing: whether it should tell the director (no newer client took its id). */

@@ -63,8 +63,6 @@ export abstract class CompatSession implements Listener, TrackedConnection {
   /** Confirmations sent whose marker has not come yet, by token. */
   private readonly awaiting = new Map<string, NodeJS.Timeout>();
   closed = false;
-  /** Set when a newer client took this id on this edge: it reports for the id now. */
-  superseded = false;
 
   constructor(
     readonly id: string,
@@ -240,6 +238,6 @@ export abstract class CompatSession implements Listener, TrackedConnection {
     this.ready.clear();
     this.edge.hub.leaveUser(this, this.user);
     // A registered connection stays with the director for reattach_window (websocket) or presence_ttl (long poll).
-    if (this.onClosing(this) && !this.superseded) this.link.closeIf(this, this.poll);
+    if (this.onClosing(this)) this.link.closeIf(this, this.poll);
   }
 }

@@ -298,9 +298,27 @@ test('catch-up: a websocket that attaches later gets every frame since, one per 
   }
   assert.equal(away.edge, null, 'no node holds it while its client is away');
   await cs(n1.http, '/message', [{ channel: ch, user: 'sys', message: { n: 6 } }]);
+  // Another client holds the channel live on node1, and messages keep coming while carl comes back there:
+  // each reaches him exactly once, in order (kept ones first), none lost at the seam.
+  const ivy = await cs(n1.http, '/connect', { username: 'ivy', channels: [ch] });
+  await open(n1.url, ivy.body.conn_id);
+  const sent: number[] = [6];
+  let posting = true;
+  const publisher = (async () => {
+    for (let n = 100; posting && n < 400; n++) {
+      await cs(n2.http, '/message', [{ channel: ch, user: 'sys', message: { n } }]);
+      sent.push(n);
+    }
+  })();
+  await new Promise((res) => setTimeout(res, 150));
   const back = await open(n1.url, id);
-  await back.waitFor(() => back.of('message').length === 1, 5000, 'catch-up after reattach');
+  await new Promise((res) => setTimeout(res, 300));
+  posting = false;
+  await publisher;
+  await back.waitFor(() => back.of('message').length >= sent.length, 5000, 'catch-up after reattach');
+  assert.deepEqual(back.of('message').map((m) => m.message.n), sent, 'every message once, in order');
   assert.deepEqual([back.of('message')[0].message, back.of('message')[0].catchup], [{ n: 6 }, true]);
+  console.log(`# ${sent.length} messages across the reattach, ${back.of('message').filter((m) => m.catchup).length} of them caught up`);
   const held = (await postJson(`${n2.http}/api/connections/info`, { conn_id: id })).body;
   assert.deepEqual([held.registered, typeof held.edge], [true, 'string'], 'the same registered connection, held again');
 
@@ -310,6 +328,10 @@ test('catch-up: a websocket that attaches later gets every frame since, one per 
   assert.deepEqual([back.closeCode, back.closeReason], [1000, 'replaced by a newer connection']);
   await cs(n2.http, '/message', [{ channel: ch, user: 'sys', message: { n: 7 } }]);
   await newer.waitFor(() => newer.of('message').some((m) => m.message.n === 7), 5000, 'newest receives');
+  // The older one's close is not the connection's: past the reattach window carl is still there.
+  await new Promise((res) => setTimeout(res, 1500));
+  const still = (await postJson(`${n2.http}/api/presence`, { channel: ch })).body;
+  assert.deepEqual(still.users.find((u: any) => u.user === 'carl')?.connections, [id], 'carl is still present');
   // ... and on another node.
   const newest = await open(n2.url, id);
   await newer.waitClosed();
