@@ -126,6 +126,12 @@ export class CatchupQueues {
     return out;
   }
 
+  /** The channels of `channels` the holding edge has not confirmed. */
+  unconfirmed(id: string, channels: Iterable<string>): string[] {
+    const q = this.queues.get(id);
+    return q ? [...channels].filter((c) => !q.confirmed.has(c)) : [];
+  }
+
   // --- pushes -------------------------------------------------------------------
 
   onPush(kind: 'channel' | 'user', name: string, push: Buffer, except: string | null): void {

@@ -124,12 +124,21 @@ function catchup(state: ClusterState, b: Body): unknown {
   const token = typeof b['token'] === 'string' ? b['token'].slice(0, 64) : null;
   const rec = known(state, id);
   if (rec.instance !== instance || rec.edge === null) throw new TidingsError(ErrorCodes.UNKNOWN_CONNECTION, `${id} is not held by this edge`);
-  const frames = state.catchup.confirm(id, channels.filter((c) => rec.channels.has(c)), user);
+  // The edge's view may lag the director's: a subscribe or an unsubscribe control can pass the attach reply on its way.
+  const current = channels.filter((c) => rec.channels.has(c));
+  const stale = channels.filter((c) => !rec.channels.has(c));
+  const frames = state.catchup.confirm(id, current, user);
   const topic = edgeTopic(rec.edge);
   for (const f of frames) {
     state.director.control(topic, { op: 'cs_frame', conn: id, catchup: f.catchup, except: f.except, push: JSON.parse(f.push.toString('utf8')) as unknown });
   }
-  state.director.control(topic, { op: 'cs_ready', conn: id, channels, user, token });
+  state.director.control(topic, { op: 'cs_ready', conn: id, channels: current, user, token });
+  if (stale.length > 0) state.director.control(topic, { op: 'unsubscribe', conns: [id], channels: stale });
+  if (user) {
+    // The first confirmation lists every stream the edge holds: any channel it lacks, it has yet to join.
+    const missing = state.catchup.unconfirmed(id, rec.channels);
+    if (missing.length > 0) state.director.control(topic, { op: 'subscribe', conns: [id], channels: missing });
+  }
   return { frames: frames.length };
 }
 

@@ -281,7 +281,7 @@ test('catch-up: a websocket that attaches later gets every frame since, one per 
   for (const item of [m1, m2, joined, stateChange, pm]) assert.equal(item.catchup, true, JSON.stringify(item));
   assert.deepEqual(keys(m1), MESSAGE_FRAME);
   assert.deepEqual(keys(joined), PRESENCE);
-  assert.equal(carl.frames.length, 5, 'one object per frame');
+  assert.equal(carl.frames.filter((f) => f.length > 0).length, carl.items.length, 'one object per frame');
   // Live again: catchup false, and nothing replayed twice.
   await cs(n1.http, '/message', [{ channel: ch, user: 'sys', message: { n: 5 } }]);
   await carl.waitFor(() => carl.of('message').some((m) => m.message.n === 5), 5000, 'live');
