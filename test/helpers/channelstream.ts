@@ -119,12 +119,14 @@ export class CsClient {
 
   static async open(wsUrl: string, connId: string): Promise<CsClient> {
     const ws = new WebSocket(`${wsUrl}?conn_id=${encodeURIComponent(connId)}`);
+    // Listening before 'open': frames that come in the same read as the handshake are emitted at once.
+    const client = new CsClient(ws);
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());
       ws.once('error', reject);
       ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
     });
-    return new CsClient(ws);
+    return client;
   }
 
   async waitFor(pred: () => boolean, timeoutMs: number, what: string): Promise<void> {
