@@ -49,6 +49,8 @@ export class ClusterState {
   private readonly catchupOverflows: Counter;
   /** The id conn_attach is attaching, while it does (its presence change is asked for, not reported). */
   attaching: string | null = null;
+  /** Told of edge instances whose presence expired (a dead node), so state kept per edge (WAMP registrations) goes too. */
+  readonly expiredInstanceHooks: Array<(instances: readonly string[]) => void> = [];
 
   constructor(
     readonly director: Director,
@@ -145,6 +147,7 @@ export class ClusterState {
     if (instances.length > 0 || removed.length > 0) {
       this.log.info({ instances, connections: removed.length }, 'expired presence of silent edges and unclaimed connections');
     }
+    if (instances.length > 0) for (const hook of this.expiredInstanceHooks) hook(instances);
     this.announce(changes, now);
   }
 
