@@ -40,11 +40,16 @@ for line in sys.stdin:
     sys.stdout.flush()
 `;
 
-/** One Python process that signs request after request (a process per request would cost 50 ms each). */
+/**
+ * One Python process that signs request after request (a process per request
+ * would cost 50 ms each). It stops itself after a second without work, so a
+ * test file that never calls stop() still ends.
+ */
 class PySigner {
   private proc: ChildProcessWithoutNullStreams | null = null;
   private buffered = '';
   private readonly waiting: Array<(token: string) => void> = [];
+  private idle: NodeJS.Timeout | null = null;
 
   /** `TimestampSigner(secret).sign(value)`, the signer's clock moved by `shiftS`. */
   sign(secret: string, value: string, shiftS = 0): Promise<string> {
@@ -59,12 +64,15 @@ class PySigner {
           this.buffered = this.buffered.slice(nl + 1);
           this.waiting.shift()?.(line);
         }
+        if (this.waiting.length === 0) {
+          this.idle = setTimeout(() => this.stop(), 1000);
+          this.idle.unref();
+        }
       });
-      proc.unref();
-      (proc.stdin as unknown as { unref?: () => void }).unref?.();
-      (proc.stdout as unknown as { unref?: () => void }).unref?.();
       this.proc = proc;
     }
+    if (this.idle) clearTimeout(this.idle);
+    this.idle = null;
     return new Promise((resolve) => {
       this.waiting.push(resolve);
       this.proc!.stdin.write(JSON.stringify([secret, value, shiftS]) + '\n');
@@ -72,8 +80,11 @@ class PySigner {
   }
 
   stop(): void {
+    if (this.idle) clearTimeout(this.idle);
+    this.idle = null;
     this.proc?.kill();
     this.proc = null;
+    this.buffered = '';
   }
 }
 
