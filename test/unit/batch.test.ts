@@ -1,0 +1,195 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { pino } from 'pino';
+import {
+  BATCH_ID,
+  decodeCommandBatch,
+  decodeMessageBatch,
+  decodePublishEntries,
+  decodeReplyBatch,
+  encodeCommandBatch,
+  encodeMessageBatch,
+  encodePublishBatch,
+  encodePublishEntry,
+  encodeReplyBatch,
+  isBatchFrames,
+  isPublishBatch,
+  messagesIn,
+  PUBLISH_BATCH_MARKER,
+} from '../../src/cluster/batch.js';
+import { decodeHeader, DownKind, WireError, type InboundPublish } from '../../src/cluster/wire.js';
+import { DownBatcher } from '../../src/director/down-batcher.js';
+import { ReplyBatcher } from '../../src/director/reply-batcher.js';
+import { SendQueue } from '../../src/zmq/send-queue.js';
+
+const b = (s: string): Buffer => Buffer.from(s);
+const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
+const log = pino({ level: 'silent' });
+
+test('a message batch round-trips offsets and pushes, from raw bytes', () => {
+  const body = encodeMessageBatch([7, 8, 9], [b('{"a":1}'), b(''), b('{"c":"é"}')]);
+  assert.equal(body.length, 3 * 12 + 7 + 0 + 10);
+  const out = decodeMessageBatch(body)!;
+  assert.deepEqual(out.map((e) => e.offset), [7, 8, 9]);
+  assert.deepEqual(out.map((e) => e.push.toString()), ['{"a":1}', '', '{"c":"é"}']);
+  assert.equal(messagesIn('down', [b('t'), Buffer.from([DownKind.MessageBatch, ...new Array(8).fill(0)]), body]), 3);
+});
+
+test('a message batch that does not add up is refused whole', () => {
+  const body = encodeMessageBatch([1, 2], [b('xx'), b('yy')]);
+  assert.equal(decodeMessageBatch(body.subarray(0, body.length - 1)), undefined, 'last entry cut short');
+  assert.equal(decodeMessageBatch(body.subarray(0, 20)), undefined, 'second head cut short');
+  assert.equal(decodeMessageBatch(Buffer.alloc(0)), undefined, 'empty');
+  const long = Buffer.from(body);
+  long.writeUInt32BE(1000, 8);
+  assert.equal(decodeMessageBatch(long), undefined, 'length past the end');
+  const negative = Buffer.from(body);
+  negative.writeDoubleBE(-1, 0);
+  assert.equal(decodeMessageBatch(negative), undefined, 'negative offset');
+  const fraction = Buffer.from(body);
+  fraction.writeDoubleBE(1.5, 0);
+  assert.equal(decodeMessageBatch(fraction), undefined, 'fractional offset');
+});
+
+test('publish entries round-trip every field and refuse malformed bodies', () => {
+  const list: InboundPublish[] = [
+    { target: 'channel', name: 'room-1', data: '{"t":"hé"}', sender: 'alice', noHistory: true, omnibus: false },
+    { target: 'user', name: 'bob', data: '1', sender: null, noHistory: false, omnibus: false },
+    { target: 'channel', name: 'r', data: '""', sender: '', noHistory: false, omnibus: false },
+  ];
+  const frames = encodePublishBatch(list);
+  assert.ok(isPublishBatch(frames));
+  assert.equal(frames[0]!.toString(), PUBLISH_BATCH_MARKER);
+  assert.deepEqual(decodePublishEntries(frames[1]!), list);
+  assert.equal(messagesIn('up', frames), 3);
+  assert.deepEqual(decodePublishEntries(encodePublishEntry(list[0]!), true), [list[0]]);
+  assert.throws(() => decodePublishEntries(frames[1]!, true), /one publish entry/);
+  assert.throws(() => decodePublishEntries(frames[1]!.subarray(0, frames[1]!.length - 1)), WireError);
+  assert.throws(() => decodePublishEntries(Buffer.alloc(0)), /empty/);
+  const badTarget = Buffer.from(frames[1]!);
+  badTarget[0] = 0x78;
+  assert.throws(() => decodePublishEntries(badTarget), /target/);
+  const badFlags = Buffer.from(frames[1]!);
+  badFlags[1] = 0x80;
+  assert.throws(() => decodePublishEntries(badFlags), /flags/);
+  const senderWithoutFlag = Buffer.from(frames[1]!);
+  senderWithoutFlag[1] = 0;
+  assert.throws(() => decodePublishEntries(senderWithoutFlag), /sender length/);
+  assert.equal(isPublishBatch([b('tidings/1'), frames[1]!]), false);
+});
+
+test('command and reply batches round-trip; malformed ones are refused', () => {
+  const frames = encodeCommandBatch([
+    { id: 1, method: 'publish', body: b('{"channel":"a"}') },
+    { id: 0x7fffffff, method: 'history', body: b('{}') },
+  ]);
+  assert.equal(frames.length, 3);
+  assert.ok(isBatchFrames(frames[0]!, frames[1]!));
+  assert.ok(!isBatchFrames(Buffer.from([0, 0, 0, 1]), frames[1]!), 'a real request id is no batch');
+  const cmds = decodeCommandBatch(frames[2]!);
+  assert.deepEqual(cmds.map((c) => [c.id, c.method, c.body.toString()]), [[1, 'publish', '{"channel":"a"}'], [0x7fffffff, 'history', '{}']]);
+  assert.equal(messagesIn('cmd', [b('route'), ...frames]), 2);
+  assert.throws(() => decodeCommandBatch(frames[2]!.subarray(0, 12)), WireError);
+  const zero = Buffer.from(frames[2]!);
+  zero.writeUInt32BE(0, 0);
+  assert.throws(() => decodeCommandBatch(zero), /without an id/);
+
+  const replies = encodeReplyBatch([
+    { id: 4, ok: true, body: b('{"offset":1,"epoch":"E"}') },
+    { id: 5, ok: false, body: b('{"code":103}') },
+  ]);
+  assert.ok(replies[0]!.equals(BATCH_ID));
+  const back = decodeReplyBatch(replies[2]!)!;
+  assert.deepEqual(back.map((r) => [r.id, r.ok, r.body.toString()]), [[4, true, '{"offset":1,"epoch":"E"}'], [5, false, '{"code":103}']]);
+  assert.equal(messagesIn('reply', replies), 2);
+  const badStatus = Buffer.from(replies[2]!);
+  badStatus[4] = 2;
+  assert.equal(decodeReplyBatch(badStatus), undefined);
+  assert.equal(decodeReplyBatch(replies[2]!.subarray(0, replies[2]!.length - 1)), undefined);
+});
+
+/** A socket stand-in for SendQueue: records what was sent. */
+function recorder(): { sent: Buffer[][]; send(m: Buffer[] | Buffer): Promise<void> } {
+  const sent: Buffer[][] = [];
+  return { sent, send: (m) => (sent.push(m as Buffer[]), Promise.resolve()) };
+}
+
+test('DownBatcher: a channel\'s messages of one turn go as one batch, alone as a plain message, other frames keep their place', async () => {
+  const sock = recorder();
+  const q = new SendQueue(sock, 100, log, 'test');
+  const d = new DownBatcher(q, 1 << 20);
+  const topic = (name: string) => () => b(`c${name}\0`);
+  d.message('a', topic('a'), 1, 'E', b('p1'));
+  d.message('a', topic('a'), 2, 'E', b('p2'));
+  d.message('b', topic('b'), 1, 'E', b('q1'));
+  d.message('a', topic('a'), 3, 'E', b('p3'));
+  // A probe for a is sequenced behind a's three messages: the batch goes first.
+  assert.ok(d.other([b('ca\0'), b('probe'), b('{}')]));
+  d.message('a', topic('a'), 4, 'E', b('p4'));
+  await turn();
+  await turn();
+  const kinds = sock.sent.map((f) => [f[0]!.toString(), decodeHeader(f[1]!)?.kind ?? f[1]!.toString()]);
+  assert.deepEqual(kinds, [['ca\0', DownKind.MessageBatch], ['cb\0', DownKind.Message], ['ca\0', 'probe'], ['ca\0', DownKind.Message]]);
+  const first = decodeMessageBatch(sock.sent[0]![2]!)!;
+  assert.deepEqual(first.map((e) => [e.offset, e.push.toString()]), [[1, 'p1'], [2, 'p2'], [3, 'p3']]);
+  assert.equal(decodeHeader(sock.sent[0]![1]!)!.offset, 1);
+  assert.equal(sock.sent[3]![2]!.toString(), 'p4');
+});
+
+test('DownBatcher: a batch holds consecutive offsets of one epoch and stays under its size', async () => {
+  const sock = recorder();
+  const q = new SendQueue(sock, 100, log, 'test');
+  const d = new DownBatcher(q, 12 * 2 + 4);
+  const t = () => b('cx\0');
+  d.message('x', t, 1, 'E', b('aa'));
+  d.message('x', t, 2, 'E', b('bb'));
+  d.message('x', t, 3, 'E', b('cc')); // over the size: a new batch
+  d.message('x', t, 1, 'F', b('dd')); // new epoch: a new batch
+  d.message('x', t, 5, 'F', b('ee')); // not consecutive: a new batch
+  await turn();
+  await turn();
+  const got = sock.sent.map((f) => {
+    const h = decodeHeader(f[1]!)!;
+    const offsets = h.kind === DownKind.MessageBatch ? decodeMessageBatch(f[2]!)!.map((e) => e.offset) : [h.offset];
+    return [h.epoch, offsets];
+  });
+  assert.deepEqual(got, [['E', [1, 2]], ['E', [3]], ['F', [1]], ['F', [5]]]);
+});
+
+test('DownBatcher: pending batches count against the send queue\'s limit', async () => {
+  let release: () => void = () => undefined;
+  const sent: Buffer[][] = [];
+  // A socket that does not take anything until released: the queue fills.
+  const sock = { send: (m: Buffer[] | Buffer) => new Promise<void>((r) => ((release = r), sent.push(m as Buffer[]))) };
+  const q = new SendQueue(sock, 3, log, 'test');
+  const d = new DownBatcher(q, 1 << 20);
+  for (let i = 0; i < 3; i++) d.message(`ch${i}`, () => b(`c${i}\0`), 1, 'E', b('x'));
+  assert.ok(d.full, 'three channels pending fill a queue of three');
+  assert.throws(() => d.message('ch9', () => b('c9\0'), 1, 'E', b('x')), /send queue full/);
+  // More of a pending channel's stream still joins its batch: it takes no more room.
+  d.message('ch0', () => b('c0\0'), 2, 'E', b('y'));
+  // space() hands the pending batches to the queue; the socket takes the first, so there is room again.
+  await d.space();
+  assert.ok(!d.full);
+  assert.equal(q.length, 2, 'two batches wait in the queue, one in the socket');
+  d.message('ch9', () => b('c9\0'), 1, 'E', b('x'));
+  assert.ok(d.full);
+  release();
+  assert.equal(messagesIn('down', sent[0]!), 2);
+});
+
+test('ReplyBatcher: the replies of a turn go back per caller in one batch, a lone one plain', async () => {
+  const out: Buffer[][] = [];
+  const r = new ReplyBatcher((f) => out.push(f));
+  r.add([b('A')], 1, true, b('1'));
+  r.add([b('B')], 2, false, b('{"code":1}'));
+  r.add([b('A')], 3, true, b('3'));
+  await turn();
+  assert.equal(out.length, 2);
+  const a = out.find((f) => f[0]!.toString() === 'A')!;
+  assert.ok(isBatchFrames(a[1]!, a[2]!));
+  assert.deepEqual(decodeReplyBatch(a[3]!)!.map((e) => [e.id, e.ok, e.body.toString()]), [[1, true, '1'], [3, true, '3']]);
+  const lone = out.find((f) => f[0]!.toString() === 'B')!;
+  assert.equal(lone[1]!.readUInt32BE(0), 2);
+  assert.equal(lone[2]!.toString(), 'error');
+});
