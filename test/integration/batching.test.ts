@@ -1,0 +1,172 @@
+/**
+ * Batches across the ZeroMQ hops keep every guarantee of single messages.
+ *
+ * An edge-only node (a real process) runs against a director played by this
+ * test: an XPUB on the node's subscriber address and a ROUTER on its command
+ * address, answering the edge's commands (batched or not) and sending
+ * crafted MessageBatch frames down. So the test decides exactly what a batch
+ * holds: consecutive offsets are delivered in order, a hole inside a batch
+ * closes the subscriber with 4006 (the edge checks every entry, not only the
+ * batch's first offset), a duplicate prefix is skipped, and a malformed batch
+ * is ignored without harming the connection.
+ *
+ * A real single node with the smallest high-water mark then takes a publish
+ * batch wider than its send queue: every publish of it is sequenced (each
+ * waits for room, as a lone message does), none refused.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { Router, XPublisher } from 'zeromq';
+import { serve, startSingleNode, TOKEN_SECRET, type SingleNode, type TidingsProcess } from '../helpers/processes.js';
+import { metric } from '../helpers/http.js';
+import { Publisher } from '../../src/publisher/publisher.js';
+import { freePorts } from '../helpers/ports.js';
+import { TestClient } from '../helpers/client.js';
+import { decodeCommandBatch, encodeMessageBatch, encodeReplyBatch, isBatchFrames } from '../../src/cluster/batch.js';
+import { DownKind, encodeHeader } from '../../src/cluster/wire.js';
+import { channelTopic, userTopic } from '../../src/cluster/topics.js';
+
+const EPOCH = 'batchE1';
+let node: TidingsProcess;
+let single: SingleNode | undefined;
+let url = '';
+let xpub: XPublisher;
+let router: Router;
+const clients: TestClient[] = [];
+/** Where each channel's stream stands, as the fake director tells probes. */
+const positions = new Map<string, number>();
+
+function answer(method: string, body: Buffer): unknown {
+  const b = JSON.parse(body.toString('utf8') || 'null') as Record<string, unknown> | null;
+  if (method === 'probe' && b && b['kind'] === 'channel') {
+    const name = String(b['name']);
+    const offset = positions.get(name) ?? 0;
+    void xpub.send([channelTopic(name), encodeHeader(DownKind.Probe, offset, EPOCH), Buffer.from(JSON.stringify({ token: b['token'] }))]);
+    return { offset, epoch: EPOCH };
+  }
+  if (method === 'probe' && b && b['kind'] === 'user') {
+    void xpub.send([userTopic(String(b['name'])), encodeHeader(DownKind.Probe, 0, ''), Buffer.from(JSON.stringify({ token: b['token'] }))]);
+    return { offset: 0, epoch: '' };
+  }
+  if (method === 'ping') return { time: Date.now() };
+  if (method === 'edge_report') return { resync: false };
+  return {};
+}
+
+async function serveCommands(): Promise<void> {
+  for await (const frames of router) {
+    const route = frames.slice(0, frames.length - 3);
+    const [id, method, body] = frames.slice(frames.length - 3) as [Buffer, Buffer, Buffer];
+    if (isBatchFrames(id, method)) {
+      const replies = decodeCommandBatch(body).map((e) => ({ id: e.id, ok: true, body: Buffer.from(JSON.stringify(answer(e.method, e.body))) }));
+      await router.send([...route, ...encodeReplyBatch(replies)]);
+    } else {
+      await router.send([...route, id, Buffer.from('ok'), Buffer.from(JSON.stringify(answer(method.toString(), body)))]);
+    }
+  }
+}
+
+before(async () => {
+  const [port, sub, cmd, pub] = await freePorts(4);
+  xpub = new XPublisher({ linger: 0 });
+  router = new Router({ linger: 0 });
+  await xpub.bind(`tcp://127.0.0.1:${sub}`);
+  await router.bind(`tcp://127.0.0.1:${cmd}`);
+  void serveCommands().catch(() => undefined);
+  void (async () => {
+    for await (const _ of xpub); // subscriptions from the edge: XPUB needs them read
+  })().catch(() => undefined);
+  node = serve('edge-only', {
+    TIDINGS_DIRECTOR_ENABLED: 'false',
+    TIDINGS_SERVER_HOST: '127.0.0.1',
+    TIDINGS_SERVER_PORT: String(port),
+    TIDINGS_SUBSCRIBER_ADDRESS: `tcp://127.0.0.1:${sub}`,
+    TIDINGS_PUBLISHER_ADDRESS: `tcp://127.0.0.1:${pub}`,
+    TIDINGS_COMMAND_ADDRESS: `tcp://127.0.0.1:${cmd}`,
+    TIDINGS_TOKEN_SECRET: TOKEN_SECRET,
+    TIDINGS_WORKERS: '1',
+  });
+  await node.waitFor(/"msg":"node ready"/);
+  url = `ws://127.0.0.1:${port}/ws`;
+});
+
+after(async () => {
+  for (const c of clients) c.close();
+  await node?.stop();
+  await single?.stop();
+  xpub?.close();
+  router?.close();
+});
+
+async function subscribed(channel: string, at: number): Promise<TestClient> {
+  positions.set(channel, at);
+  const c = await TestClient.connect(url, `u-${channel}`);
+  clients.push(c);
+  const r = await c.call('subscribe', { channel });
+  assert.equal(r.offset, at);
+  return c;
+}
+
+const push = (channel: string, offset: number): Buffer => Buffer.from(JSON.stringify({ type: 'message', channel, offset, epoch: EPOCH, sender: null, time: 0, data: { n: offset } }));
+
+function sendBatch(channel: string, offsets: number[], epoch = EPOCH): Promise<void> {
+  const body = encodeMessageBatch(offsets, offsets.map((o) => push(channel, o)));
+  return xpub.send([channelTopic(channel), encodeHeader(DownKind.MessageBatch, offsets[0]!, epoch), body]);
+}
+
+test('a batch of consecutive offsets is delivered in order; a repeated prefix is skipped', async () => {
+  const c = await subscribed('rooms-ok', 10);
+  await sendBatch('rooms-ok', [11, 12, 13]);
+  await sendBatch('rooms-ok', [12, 13, 14, 15]); // 12 and 13 seen already
+  await c.waitFor(() => c.messages('rooms-ok').length >= 5, 5000, 'five messages');
+  await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(c.messages('rooms-ok').map((m) => m.offset), [11, 12, 13, 14, 15]);
+  assert.equal(c.closeCode, null);
+});
+
+test('a hole inside a batch closes the subscriber with 4006 after what came before it', async () => {
+  const c = await subscribed('rooms-gap', 0);
+  await sendBatch('rooms-gap', [1, 2, 4, 5]); // 3 is missing: the batch's first offset follows on
+  await c.waitClosed(5000);
+  assert.equal(c.closeCode, 4006);
+  assert.deepEqual(c.messages('rooms-gap').map((m) => m.offset), [1, 2], 'nothing after the hole is delivered as if it followed');
+});
+
+test('a batch of another epoch closes the subscriber with 4006', async () => {
+  const c = await subscribed('rooms-epoch', 3);
+  await sendBatch('rooms-epoch', [4, 5], 'otherEpoch');
+  await c.waitClosed(5000);
+  assert.equal(c.closeCode, 4006);
+  assert.equal(c.messages('rooms-epoch').length, 0);
+});
+
+test('a malformed batch is dropped whole and harms no one; the stream goes on', async () => {
+  const c = await subscribed('rooms-bad', 0);
+  const good = encodeMessageBatch([1, 2], [push('rooms-bad', 1), push('rooms-bad', 2)]);
+  await xpub.send([channelTopic('rooms-bad'), encodeHeader(DownKind.MessageBatch, 1, EPOCH), good.subarray(0, good.length - 3)]);
+  await sendBatch('rooms-bad', [1, 2]);
+  await c.waitFor(() => c.messages('rooms-bad').length >= 2, 5000, 'the good batch');
+  assert.deepEqual(c.messages('rooms-bad').map((m) => m.offset), [1, 2]);
+  assert.equal(c.closeCode, null);
+});
+
+test('a publish batch wider than the director\'s send queue is sequenced whole: every publish waits for room', async () => {
+  single = await startSingleNode({ TIDINGS_ZMQ_HIGH_WATER_MARK: '1000' });
+  const n = 3000; // channels, one message each: 3 000 batches pending at the director against a queue of 1 000
+  const reader = await TestClient.connect(single.url, 'wide-reader');
+  clients.push(reader);
+  for (const i of [0, 1500, n - 1]) await reader.call('subscribe', { channel: `wide-${i}` });
+  const before = await metric(single.http, 'tidings_director_published_total', { target: 'channel' });
+  const pub = new Publisher({ address: single.publisher });
+  pub.start();
+  after(() => pub.close());
+  // One turn: the Publisher sends these as publish batches (4 096 entries or 64 KB at most).
+  await Promise.all(Array.from({ length: n }, (_, i) => pub.publish(`wide-${i}`, { i })));
+  await pub.flush();
+  await reader.waitFor(() => reader.pushes.filter((p) => p.type === 'message').length === 3, 10000, 'the three watched channels');
+  const deadline = Date.now() + 10000;
+  let published = 0;
+  while (Date.now() < deadline && (published = (await metric(single.http, 'tidings_director_published_total', { target: 'channel' })) - before) < n) await new Promise((r) => setTimeout(r, 50));
+  assert.equal(published, n, 'every publish of the batch sequenced');
+  assert.equal(await metric(single.http, 'tidings_director_rejected_total'), 0, 'none refused for a full queue');
+});
