@@ -147,8 +147,17 @@ export class CompatConnection implements Listener, TrackedConnection {
   private async catchUp(channel: string, since: number, upTo: number): Promise<void> {
     const objects: Record<string, unknown>[] = [];
     try {
-      const h = await this.edge.commands.request<{ messages: Array<Record<string, unknown>> }>('history', { channel, limit: MAX_CATCHUP, until: upTo });
-      for (const m of h.messages) {
+      // The newest MAX_CATCHUP stored messages up to the live position, read in pages.
+      const messages: Array<Record<string, unknown>> = [];
+      let query: Record<string, unknown> = { channel, limit: MAX_CATCHUP, until: upTo };
+      for (;;) {
+        const h = await this.edge.commands.request<{ more?: boolean; messages: Array<Record<string, unknown>> }>('history', query);
+        messages.push(...h.messages);
+        const last = h.messages[h.messages.length - 1];
+        if (!h.more || !last || messages.length >= MAX_CATCHUP) break;
+        query = { channel, since: last['offset'], limit: MAX_CATCHUP - messages.length, until: upTo };
+      }
+      for (const m of messages) {
         if (typeof m['time'] !== 'number' || m['time'] <= since) continue;
         if ((m['data'] as Record<string, unknown> | null)?.['deleted'] === true || excludedUsers(m).includes(this.user)) continue;
         const o = channelstreamObject(m);

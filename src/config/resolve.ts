@@ -48,6 +48,9 @@ export interface Config {
   readonly connect_timeout: number;
   readonly max_message_size: number;
   readonly client_send_buffer: number;
+  readonly client_max_inflight: number;
+  readonly client_history_bytes: number;
+  readonly client_history_window: number;
   readonly write_coalesce_ms: number;
   readonly max_subscriptions: number;
   readonly max_connections: number;
@@ -55,6 +58,8 @@ export interface Config {
   readonly zmq_high_water_mark: number;
   readonly history_size: number;
   readonly history_ttl: number;
+  readonly history_channel_bytes: number;
+  readonly history_total_bytes: number;
   readonly channel_idle_timeout: number;
   readonly presence_ttl: number;
   readonly metrics: boolean;

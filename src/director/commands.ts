@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { ErrorCodes, TidingsError } from '../protocol/errors.js';
 import { channelProblem } from '../protocol/names.js';
 import type { Director } from './director.js';
+import { historyPage, HISTORY_PAGE_BYTES, MAX_HISTORY_PAGE_BYTES } from './history-page.js';
 
 type Handler = (body: Record<string, unknown>) => unknown;
 
@@ -37,7 +38,7 @@ export class CommandHandlers {
     private readonly log: Logger,
   ) {
     this.table = {
-      ping: () => ({ time: Date.now() }),
+      ping: () => ({ time: Date.now(), instance: this.director.instance }),
       publish: (b) => this.publish(b),
       history: (b) => this.history(b),
       probe: (b) => {
@@ -69,31 +70,29 @@ export class CommandHandlers {
   }
 
   /**
-   * history {channel, since?, until?, epoch?, limit?} -> {channel, epoch, offset, complete, messages}
-   * `since`: messages after this offset (else the newest); `complete` says the
-   * history reaches back to `since` in this epoch with nothing expired between.
+   * history {channel, since?, until?, epoch?, limit?, max_bytes?, raw?} ->
+   * {channel, epoch, offset, complete, more, available, messages}: one page of
+   * the range, oldest first (historyPage).
    */
   private history(b: Record<string, unknown>): unknown {
     const channel = field(b, 'channel', isString, 'a string');
     const problem = channelProblem(channel);
     if (problem) throw new TidingsError(ErrorCodes.INVALID_CHANNEL, problem);
-    const since = optInt(b, 'since');
-    const until = optInt(b, 'until');
-    const limit = Math.min(optInt(b, 'limit') ?? 100, MAX_HISTORY_REPLY);
-    const epoch = field(b, 'epoch', isOptString, 'a string') ?? null;
-    const now = Date.now();
-    const state = this.director.channels.getOrCreate(channel, now);
-    let entries = since === undefined ? state.latest(limit, now) : state.since(since, limit, now);
-    if (until !== undefined) entries = entries.filter((e) => e.offset <= until);
-    const sameEpoch = epoch === null || epoch === state.epoch;
-    const complete = since === undefined ? true : sameEpoch && state.oldestOffset <= since + 1;
-    return {
+    const maxBytes = Math.min(optInt(b, 'max_bytes') ?? HISTORY_PAGE_BYTES, MAX_HISTORY_PAGE_BYTES);
+    // A page waits in the reply queue like any reply: refuse it rather than let that queue grow without bound.
+    if (this.director.replyBytes + maxBytes > this.director.replyBytesLimit) {
+      throw new TidingsError(ErrorCodes.BUSY, `history replies queued: ${this.director.replyBytes} bytes`);
+    }
+    return historyPage(this.director.channels.getOrCreate(channel, Date.now()), {
       channel,
-      epoch: state.epoch,
-      offset: state.offset,
-      complete,
-      messages: sameEpoch ? entries.map((e) => JSON.parse(e.push.toString('utf8')) as unknown) : [],
-    };
+      since: optInt(b, 'since'),
+      until: optInt(b, 'until'),
+      limit: Math.min(optInt(b, 'limit') ?? 100, MAX_HISTORY_REPLY),
+      maxBytes,
+      epoch: field(b, 'epoch', isOptString, 'a string') ?? null,
+      raw: b['raw'] === true,
+      now: Date.now(),
+    });
   }
 
   /**

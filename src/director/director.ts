@@ -4,6 +4,7 @@
  * address (XSUB), stamped pushes leave on the subscriber address (XPUB), which
  * only forwards a topic to nodes that subscribed to it.
  */
+import { randomBytes } from 'node:crypto';
 import { XPublisher, XSubscriber, Router } from 'zeromq';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
@@ -14,6 +15,8 @@ import { SendQueue } from '../zmq/send-queue.js';
 import { channelTopic, userTopic } from '../cluster/topics.js';
 import { DownKind, encodeHeader, parsePublish, WireError } from '../cluster/wire.js';
 import { ChannelRegistry } from './channels.js';
+import { HistoryBudget } from './history.js';
+import { EncodedReply } from './encoded-reply.js';
 import { encodeDirectPush, encodeMessagePush } from './push-encoding.js';
 import { CommandHandlers } from './commands.js';
 
@@ -23,6 +26,9 @@ export interface PublishOutcome {
 }
 
 const COLLECT_INTERVAL_MS = 10_000;
+const OK = Buffer.from('ok');
+/** Bytes of replies waiting to be handed to ZeroMQ past which history pages are refused (137 busy). */
+const REPLY_QUEUE_BYTES = 32 * 1024 * 1024;
 
 export class Director {
   private xsub: XSubscriber | null = null;
@@ -31,6 +37,9 @@ export class Director {
   private down: SendQueue | null = null;
   private replies: SendQueue | null = null;
   readonly channels: ChannelRegistry;
+  /** This director's incarnation: edges that see it change know the director restarted. */
+  readonly instance = randomBytes(9).toString('base64url');
+  readonly replyBytesLimit = REPLY_QUEUE_BYTES;
   /** Topics some node holds a subscription to, as XPUB reports them. */
   readonly heldTopics = new Set<string>();
   private loops: Promise<void>[] = [];
@@ -56,10 +65,10 @@ export class Director {
     registry: Registry,
   ) {
     this.collectIdleMs = config.channel_idle_timeout * 1000;
-    this.channels = new ChannelRegistry({
-      historySize: config.history_size,
-      historyTtlMs: config.history_ttl * 1000,
-    });
+    this.channels = new ChannelRegistry(
+      { maxCount: config.history_size, maxAgeMs: config.history_ttl * 1000, maxBytes: config.history_channel_bytes },
+      new HistoryBudget(config.history_total_bytes),
+    );
     this.handlers = new CommandHandlers(this, log);
     this.published = new Counter({
       name: 'tidings_director_published_total',
@@ -79,6 +88,32 @@ export class Director {
       registers: [registry],
     });
     const channels = this.channels;
+    const budget = channels.budget;
+    new Gauge({
+      name: 'tidings_director_history_bytes',
+      help: 'Bytes charged by the history of every channel (pushes plus per-message bookkeeping; bound: history_total_bytes)',
+      registers: [registry],
+      collect() {
+        this.set(budget.used);
+      },
+    });
+    new Gauge({
+      name: 'tidings_director_history_messages',
+      help: 'Messages kept in the history of every channel',
+      registers: [registry],
+      collect() {
+        this.set(budget.count);
+      },
+    });
+    new Counter({
+      name: 'tidings_director_history_evicted_total',
+      help: 'History messages removed before their time because history_total_bytes was reached',
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(budget.evicted);
+      },
+    });
     new Gauge({
       name: 'tidings_director_channels',
       help: 'Channels with state on the director',
@@ -137,7 +172,7 @@ export class Director {
     const state = this.channels.getOrCreate(channel, now);
     const offset = state.next(now);
     const push = encodeMessagePush(channel, offset, state.epoch, sender, now, dataJson);
-    if (!noHistory) state.remember({ offset, time: now, push });
+    if (!noHistory) state.history.add(offset, now, push);
     this.sendDown([channelTopic(channel), encodeHeader(DownKind.Message, offset, state.epoch), push]);
     this.publishedChannel++;
     return { offset, epoch: state.epoch };
@@ -177,6 +212,11 @@ export class Director {
 
   reply(frames: Buffer[]): void {
     if (!this.replies?.push(frames)) this.log.warn('command reply queue full; reply dropped, the caller will time out');
+  }
+
+  /** Bytes of replies waiting to be handed to ZeroMQ. */
+  get replyBytes(): number {
+    return this.replies?.bytes ?? 0;
   }
 
   get downQueue(): SendQueue | null {
@@ -247,7 +287,12 @@ export class Director {
         const route = frames.slice(0, frames.length - 3) as Buffer[];
         const [id, method, body] = frames.slice(frames.length - 3) as [Buffer, Buffer, Buffer];
         void this.handlers.dispatch(method.toString('utf8'), body).then(
-          (result) => this.reply([...route, id, Buffer.from('ok'), Buffer.from(JSON.stringify(result ?? null))]),
+          (result) =>
+            this.reply(
+              result instanceof EncodedReply
+                ? [...route, id, OK, result.body, ...result.frames]
+                : [...route, id, OK, Buffer.from(JSON.stringify(result ?? null))],
+            ),
           (err: unknown) => {
             const e = err instanceof TidingsError ? err : new TidingsError(ErrorCodes.INTERNAL);
             if (!(err instanceof TidingsError)) this.log.error({ err }, 'command failed');

@@ -12,6 +12,7 @@ import { csTimestamp } from '../compat/shape.js';
 import type { ClusterState } from './cluster-state.js';
 import { eventId } from './cluster-state.js';
 import type { Body } from './body.js';
+import type { HistoryEntry } from './history.js';
 
 const MAX_ITEMS = 1000;
 const MAX_PM_USERS = 1000;
@@ -128,33 +129,41 @@ function send(state: ClusterState, op: 'post' | 'edit' | 'delete', item: Item): 
 }
 
 /**
+ * The stored message whose data carries this uuid, newest first, parsed. A
+ * byte search skips the messages that cannot match, so an edit does not parse
+ * the whole history.
+ */
+function storedByUuid(state: ClusterState, channel: string, uuid: unknown): { entry: HistoryEntry; push: Body; data: Body } | undefined {
+  const cs = state.director.channels.get(channel);
+  if (!cs || typeof uuid !== 'string') return undefined;
+  const needle = Buffer.from(JSON.stringify(uuid));
+  let push: Body | null = null;
+  const entry = cs.history.findNewest((bytes) => {
+    if (!bytes.includes(needle)) return false;
+    push = JSON.parse(bytes.toString('utf8')) as Body;
+    const data = push['data'] as Body | null;
+    return !!data && typeof data === 'object' && data['uuid'] === uuid;
+  });
+  if (!entry || !push) return undefined;
+  return { entry, push, data: (push as Body)['data'] as Body };
+}
+
+/**
  * A delete leaves a tombstone in place of the stored message: its offset stays
  * (recovery needs consecutive offsets) but the text is gone, `deleted: true`
  * says why, and channelstream's history views skip it.
  */
 function deleteFromHistory(state: ClusterState, channel: string, del: Body): void {
-  const cs = state.director.channels.get(channel);
-  if (!cs) return;
-  for (const entry of cs.latest(cs.historyLength, Date.now())) {
-    const push = JSON.parse(entry.push.toString('utf8')) as Body;
-    const data = push['data'] as Body | null;
-    if (!data || typeof data !== 'object' || data['uuid'] !== del['uuid']) continue;
-    push['data'] = { uuid: data['uuid'], deleted: true };
-    entry.push = Buffer.from(JSON.stringify(push));
-    return;
-  }
+  const found = storedByUuid(state, channel, del['uuid']);
+  if (!found) return;
+  found.push['data'] = { uuid: found.data['uuid'], deleted: true };
+  found.entry.owner?.replace(found.entry, Buffer.from(JSON.stringify(found.push)));
 }
 
 /** An edit changes the stored message too, so later history readers see the edited text. */
 function editHistory(state: ClusterState, channel: string, edit: Body): void {
-  const cs = state.director.channels.get(channel);
-  if (!cs) return;
-  for (const entry of cs.latest(cs.historyLength, Date.now())) {
-    const push = JSON.parse(entry.push.toString('utf8')) as Body;
-    const data = push['data'] as Body | null;
-    if (!data || typeof data !== 'object' || data['uuid'] !== edit['uuid']) continue;
-    push['data'] = { ...data, message: edit['message'], edited: edit['edited'] };
-    entry.push = Buffer.from(JSON.stringify(push));
-    return;
-  }
+  const found = storedByUuid(state, channel, edit['uuid']);
+  if (!found) return;
+  found.push['data'] = { ...found.data, message: edit['message'], edited: edit['edited'] };
+  found.entry.owner?.replace(found.entry, Buffer.from(JSON.stringify(found.push)));
 }

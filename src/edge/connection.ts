@@ -17,6 +17,8 @@ import { binaryFrame, textFrame, type SharedPush } from './frames.js';
 import type { Listener } from './hub.js';
 import type { EdgeContext } from './context.js';
 import { historyQuery } from '../protocol/positions.js';
+import { HistoryAllowance, HISTORY_PAGE_BYTES, type Page } from './history-reader.js';
+import type { GapKind } from './hub.js';
 
 type State = 'connecting' | 'connected' | 'closed';
 
@@ -26,6 +28,9 @@ const MAX_QUEUED_BEHIND_CONNECT = 64;
 
 /** Returned by a command that has sent its reply itself. */
 const REPLIED = Symbol('replied');
+
+const COMMA = Buffer.from(',');
+const CLOSE_MESSAGES = Buffer.from(']}}');
 
 export class ClientConnection implements Listener {
   state: State = 'connecting';
@@ -45,6 +50,16 @@ export class ClientConnection implements Listener {
   private queuedBehindConnect = 0;
   /** Live pushes held per channel during recovery. */
   private readonly held = new HeldPushes();
+  /** Commands run and not yet answered (client_max_inflight). */
+  private inFlight = 0;
+  /** Reading paused because the client reached client_max_inflight. */
+  private paused = false;
+  /** Bytes of history this connection may still read (client_history_bytes per client_history_window); made on first use. */
+  private historyAllowance: HistoryAllowance | null = null;
+  /** The recovery in progress per channel: a newer one, or an unsubscribe, stops an older one. */
+  private recovering: Map<string, object> | null = null;
+  /** History pages of this connection are read one at a time (see readHistoryPage). */
+  private historyLane: Promise<unknown> = Promise.resolve();
 
   constructor(
     readonly id: string,
@@ -94,19 +109,72 @@ export class ClientConnection implements Listener {
     this.held.hold(channel);
   }
 
-  /**
-   * Replay recovered messages, then the held live ones after `after`, in
-   * offset order and without duplicates, and go live.
-   */
-  release(channel: string, replay: readonly Buffer[], after: number): void {
+  /** Write recovered messages (client JSON pushes, in offset order). */
+  replay(pushes: readonly Buffer[]): void {
+    if (this.state === 'closed') return;
+    for (const json of pushes) this.outbox.push(this.format === 'json' ? textFrame(json) : binaryFrame(encodeMsgpack(JSON.parse(json.toString('utf8')))));
+  }
+
+  /** Stop holding a channel: write the held live pushes after `after` (without duplicates) and go live. */
+  release(channel: string, after: number): void {
     const held = this.held.release(channel, after);
     if (this.state === 'closed') return;
-    for (const json of replay) this.outbox.push(this.format === 'json' ? textFrame(json) : binaryFrame(encodeMsgpack(JSON.parse(json.toString('utf8')))));
     for (const push of held) this.outbox.push(this.format === 'json' ? push.forJson() : push.forMsgpack());
   }
 
-  onGap(channel: string): void {
-    this.close(CloseCodes.MESSAGE_GAP, channel);
+  /** Mark a recovery of `channel` as the current one; returns its token. */
+  beginRecovery(channel: string): object {
+    const token = {};
+    (this.recovering ??= new Map()).set(channel, token);
+    return token;
+  }
+
+  /** Whether the recovery with this token should go on (same recovery, still subscribed, open). */
+  recoveryWanted(channel: string, token: object): boolean {
+    return this.state !== 'closed' && this.recovering?.get(channel) === token;
+  }
+
+  endRecovery(channel: string, token: object): void {
+    if (this.recovering?.get(channel) !== token) return;
+    this.recovering.delete(channel);
+    if (this.recovering.size === 0) this.recovering = null;
+  }
+
+  /** This connection's history allowance (client_history_bytes per client_history_window). */
+  get allowance(): HistoryAllowance {
+    const c = this.ctx.config;
+    return (this.historyAllowance ??= new HistoryAllowance(c.client_history_bytes, c.client_history_window * 1000, Date.now()));
+  }
+
+  /** Resolves true once this client's send buffer holds at most `bytes` (flow control of history pages). */
+  whenBelow(bytes: number, timeoutMs: number): Promise<boolean> {
+    return this.outbox.whenBelow(bytes, timeoutMs);
+  }
+
+  /**
+   * Run `read` (wait for room in the send buffer, fetch a page, write it) when
+   * the connection's previous history page is done: with one page at a time,
+   * what a client's history reads add to its send buffer stays under the mark
+   * plus one page, however many reads it pipelines.
+   */
+  inHistoryLane<T>(read: () => Promise<T>): Promise<T> {
+    const run = this.historyLane.then(read, read);
+    this.historyLane = run.catch(() => undefined);
+    return run;
+  }
+
+  /** The largest history page for this client: a quarter of its send buffer, so one always fits. */
+  get pageBytes(): number {
+    return Math.min(HISTORY_PAGE_BYTES, Math.floor(this.ctx.config.client_send_buffer / 4));
+  }
+
+  /**
+   * The channel's stream broke at this edge: a hole in its offsets (4006,
+   * recovery replays what was missed) or a new epoch, i.e. the director
+   * restarted (4008, recovery replays the new epoch's history).
+   */
+  onGap(channel: string, kind: GapKind = 'hole'): void {
+    this.close(kind === 'epoch' ? CloseCodes.UNAVAILABLE : CloseCodes.MESSAGE_GAP, channel);
   }
 
   onOverflow(): void {
@@ -178,6 +246,21 @@ export class ClientConnection implements Listener {
       if (this.isClosed()) return;
       this.onMessage(item);
     }
+    // A client at its in-flight limit is not read until half its commands are answered:
+    // pipelining faster than it is served costs it time, not this edge's CPU.
+    if (this.inFlight >= this.ctx.config.client_max_inflight && !this.paused) {
+      this.paused = true;
+      this.ws.pause();
+    }
+  }
+
+  /** One of this connection's commands was answered. */
+  private commandDone(): void {
+    this.inFlight--;
+    if (this.paused && this.inFlight <= this.ctx.config.client_max_inflight / 2 && !this.isClosed()) {
+      this.paused = false;
+      this.ws.resume();
+    }
   }
 
   private onMessage(item: unknown): void {
@@ -219,6 +302,12 @@ export class ClientConnection implements Listener {
       this.replyError(id, new TidingsError(ErrorCodes.UNAUTHORIZED));
       return;
     }
+    const limit = this.ctx.config.client_max_inflight;
+    if (this.inFlight >= limit) {
+      this.replyError(id, new TidingsError(ErrorCodes.TOO_MANY_COMMANDS, `at most ${limit} commands in flight per connection`));
+      return;
+    }
+    this.inFlight++;
     const running = this.run(id, method as Method, params as Record<string, unknown>);
     if (method === 'connect' && this.state === 'connecting' && !this.authenticating) {
       const settled = (): void => {
@@ -228,9 +317,13 @@ export class ClientConnection implements Listener {
     }
     running.then(
       (result) => {
+        this.commandDone();
         if (result !== REPLIED) this.reply(id, result);
       },
-      (err) => this.replyError(id, err),
+      (err) => {
+        this.commandDone();
+        this.replyError(id, err);
+      },
     );
   }
 
@@ -245,7 +338,7 @@ export class ClientConnection implements Listener {
       case 'publish':
         return this.publish(params);
       case 'history':
-        return this.history(params);
+        return this.history(id, params);
       case 'ping':
         return {};
       default: {
@@ -296,6 +389,7 @@ export class ClientConnection implements Listener {
       idle_timeout: c.idle_timeout,
       expires: identity.expires,
       node: this.ctx.edgeId,
+      max_inflight: c.client_max_inflight,
     };
   }
 
@@ -336,11 +430,15 @@ export class ClientConnection implements Listener {
     return true;
   }
 
-  private unsubscribe(params: Record<string, unknown>): unknown {
+  private async unsubscribe(params: Record<string, unknown>): Promise<unknown> {
     const channel = this.channelParam(params);
     if (!this.subscriptions.has(channel)) throw new TidingsError(ErrorCodes.NOT_SUBSCRIBED, channel);
     this.subscriptions.delete(channel);
-    this.ctx.unsubscribe(this, channel);
+    // A recovery still replaying stops, and live pushes held for the subscribe reply go.
+    this.recovering?.delete(channel);
+    this.held.release(channel, Infinity);
+    // The reply waits until the director has applied the leave (presence order, see EdgeContext).
+    await this.ctx.unsubscribe(this, channel);
     return {};
   }
 
@@ -359,12 +457,59 @@ export class ClientConnection implements Listener {
     });
   }
 
-  private history(params: Record<string, unknown>): Promise<unknown> {
+  /**
+   * One page of history (see history-reader.ts): refused with 136 when the
+   * connection's allowance is used up, fetched once the send buffer has room,
+   * and written as the director sent it (the pushes are not parsed for JSON
+   * clients). `more: true` says the page stopped at its byte bound: ask again
+   * from the last message's offset.
+   */
+  private async history(id: number, params: Record<string, unknown>): Promise<unknown> {
     const channel = this.channelParam(params);
     if (!grantsAllow(this.identity!.history, channel)) {
       throw new TidingsError(ErrorCodes.PERMISSION_DENIED, `may not read the history of ${channel}`);
     }
-    return this.ctx.commands.request('history', historyQuery(channel, params));
+    const query = historyQuery(channel, params) as { channel: string; limit: number; since?: number; epoch?: string };
+    const allowance = this.allowance;
+    if (allowance.available(Date.now()) <= 0) throw this.historyLimit();
+    const timeoutMs = this.ctx.config.command_timeout * 1000;
+    return this.inHistoryLane(async () => {
+      if (!(await this.whenBelow(this.pageBytes, timeoutMs))) {
+        throw new TidingsError(this.isClosed() ? ErrorCodes.UNAVAILABLE : ErrorCodes.TIMEOUT, 'the send buffer did not drain in time for a history page');
+      }
+      const room = Math.floor(allowance.available(Date.now()));
+      if (room <= 0) throw this.historyLimit();
+      const page = await this.ctx.history.page(this, query, Math.max(1, Math.min(this.pageBytes, room)), () => !this.isClosed());
+      if (!page) throw new TidingsError(ErrorCodes.UNAVAILABLE, 'connection closed');
+      allowance.take(page.bytes, Date.now());
+      this.sendHistoryReply(id, page);
+      return REPLIED;
+    });
+  }
+
+  private historyLimit(): TidingsError {
+    const wait = this.allowance.waitMs(this.pageBytes, Date.now()) / 1000;
+    const c = this.ctx.config;
+    return new TidingsError(ErrorCodes.HISTORY_LIMIT, `${c.client_history_bytes} bytes per ${c.client_history_window} s; retry in ${wait.toFixed(1)} s`, Math.ceil(wait * 10) / 10);
+  }
+
+  private sendHistoryReply(id: number, page: Page): void {
+    if (this.state === 'closed') return;
+    const m = page.meta;
+    const head = { channel: m.channel, epoch: m.epoch, offset: m.offset, complete: m.complete, more: m.more };
+    if (this.format !== 'json') {
+      this.send({ id, result: { ...head, messages: page.pushes.map((p) => JSON.parse(p.toString('utf8')) as unknown) } });
+      return;
+    }
+    // {"id":..,"result":{..head,"messages":[push,push,...]}}: the pushes spliced in as they came.
+    const open = JSON.stringify({ id, result: head });
+    const parts: Buffer[] = [Buffer.from(`${open.slice(0, -2)},"messages":[`)];
+    page.pushes.forEach((p, i) => {
+      if (i > 0) parts.push(COMMA);
+      parts.push(p);
+    });
+    parts.push(CLOSE_MESSAGES);
+    this.outbox.push(textFrame(Buffer.concat(parts)));
   }
 
   /** Heartbeat bookkeeping, called by the edge's sweep once a second. */

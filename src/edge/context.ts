@@ -6,6 +6,7 @@ import type { CommandClient } from '../zmq/command-client.js';
 import type { Hub } from './hub.js';
 import type { FlushScheduler } from './outbox.js';
 import type { ClientConnection } from './connection.js';
+import type { HistoryReader } from './history-reader.js';
 
 export type MethodHandler = (conn: ClientConnection, params: Record<string, unknown>) => Promise<unknown> | unknown;
 
@@ -25,8 +26,15 @@ export interface EdgeContext {
   readonly metrics: { slowConsumers: Counter };
   /** Methods beyond the core ones (history, presence, ...). */
   readonly extraMethods: Map<string, MethodHandler>;
+  readonly history: HistoryReader;
+  /**
+   * Subscribe and, with `recover`, read the first page of what was missed.
+   * Resolves once the director has the subscription live and has applied the
+   * presence join, so the reply that follows is ordered after both.
+   */
   subscribe(conn: ClientConnection, channel: string, recover: unknown): Promise<SubscribeOutcome>;
-  unsubscribe(conn: ClientConnection, channel: string): void;
+  /** Unsubscribe; resolves once the director has applied the presence leave. */
+  unsubscribe(conn: ClientConnection, channel: string): Promise<void>;
   onConnected(conn: ClientConnection): void;
   forget(conn: ClientConnection): void;
 }

@@ -27,6 +27,8 @@ import { ClientConnection } from './connection.js';
 import { binaryFrame, textFrame } from './frames.js';
 import type { EdgeContext, MethodHandler, SubscribeOutcome } from './context.js';
 import { recoverInto } from './recovery.js';
+import { HistoryReader } from './history-reader.js';
+import { DirectorWatch } from './director-watch.js';
 import { parseRecover } from '../protocol/positions.js';
 
 export type RouteHandler = (req: IncomingMessage, res: ServerResponse, path: string, url: URL) => boolean;
@@ -52,6 +54,8 @@ export class EdgeServer implements EdgeContext {
   readonly scheduler: FlushScheduler;
   readonly extraMethods = new Map<string, MethodHandler>();
   readonly hub: Hub;
+  readonly history: HistoryReader;
+  private readonly directorWatch: DirectorWatch;
   readonly metrics: { slowConsumers: Counter; connections: Gauge };
   private readonly log: Logger;
   private readonly routes: RouteHandler[] = [];
@@ -94,6 +98,8 @@ export class EdgeServer implements EdgeContext {
       onControl: (body) => this.onControl(body),
       onChannelMessage: () => this.scheduler.noteMessage(),
     });
+    this.history = new HistoryReader(this.commands);
+    this.directorWatch = new DirectorWatch(this.commands, () => this.hub.reprobe(), opts.log.child({ component: 'director-watch' }));
     const connections = this.connections;
     this.metrics = {
       slowConsumers: new Counter({ name: 'tidings_edge_slow_consumers_total', help: 'Clients cut off for exceeding the send buffer', registers: [opts.registry] }),
@@ -133,6 +139,7 @@ export class EdgeServer implements EdgeContext {
     this.commands.start();
     if (this.opts.websocket) {
       this.hub.start();
+      this.directorWatch.start();
       this.wss = new WebSocketServer({
         noServer: true,
         maxPayload: this.config.max_message_size,
@@ -170,6 +177,7 @@ export class EdgeServer implements EdgeContext {
     if (this.stopped) return;
     this.stopped = true;
     if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.directorWatch.stop();
     for (const c of [...this.connections]) c.close(CloseCodes.SHUTDOWN);
     const server = this.server;
     if (server) {
@@ -320,36 +328,42 @@ export class EdgeServer implements EdgeContext {
 
   async subscribe(conn: ClientConnection, channel: string, recoverParam: unknown): Promise<SubscribeOutcome> {
     const recover = parseRecover(recoverParam);
-    if (recover) conn.hold(channel);
+    // Live pushes wait until the reply (and a recovery's replay) has gone out.
+    conn.hold(channel);
     let pos;
     try {
       pos = await this.hub.joinChannel(conn, channel);
     } catch (err) {
-      if (recover) conn.release(channel, [], Infinity);
+      conn.release(channel, Infinity);
       throw err;
     }
     if (!conn.markSubscribed(channel)) {
       this.hub.leaveChannel(conn, channel);
+      conn.release(channel, Infinity);
       throw new TidingsError(ErrorCodes.UNAVAILABLE, 'connection closed');
     }
-    this.subscribed(conn, channel);
-    if (!recover) return { result: { channel, offset: pos.offset, epoch: pos.epoch }, afterReply: () => undefined };
+    const live = pos;
     try {
-      return await recoverInto(this.commands, conn, channel, pos, recover);
+      await this.subscribed(conn, channel);
+      if (!recover) return { result: { channel, offset: live.offset, epoch: live.epoch }, afterReply: () => conn.release(channel, live.offset) };
+      return await recoverInto({ history: this.history, timeoutMs: this.config.command_timeout * 1000 }, conn, channel, live, recover);
     } catch (err) {
-      conn.release(channel, [], pos.offset);
+      // The client gets an error: it is not subscribed (it may try again).
+      conn.subscriptions.delete(channel);
+      conn.release(channel, Infinity);
+      void this.unsubscribe(conn, channel);
       throw err;
     }
   }
 
-  unsubscribe(conn: ClientConnection, channel: string): void {
+  async unsubscribe(conn: ClientConnection, channel: string): Promise<void> {
     this.hub.leaveChannel(conn, channel);
-    this.unsubscribed(conn, channel);
+    await this.unsubscribed(conn, channel);
   }
 
-  /** Hooks for presence reporting; replaced by the presence module. */
-  subscribed: (conn: ClientConnection, channel: string) => void = () => undefined;
-  unsubscribed: (conn: ClientConnection, channel: string) => void = () => undefined;
+  /** Hooks for presence reporting, resolved once the director applied the change; replaced by the presence module. */
+  subscribed: (conn: ClientConnection, channel: string) => Promise<void> | void = () => undefined;
+  unsubscribed: (conn: ClientConnection, channel: string) => Promise<void> | void = () => undefined;
   connectedHook: (conn: ClientConnection) => void = () => undefined;
   closedHook: (conn: ClientConnection) => void = () => undefined;
 
@@ -361,7 +375,7 @@ export class EdgeServer implements EdgeContext {
     if (!this.connections.delete(conn)) return;
     for (const ch of conn.subscriptions) {
       this.hub.leaveChannel(conn, ch);
-      this.unsubscribed(conn, ch);
+      void this.unsubscribed(conn, ch);
     }
     conn.subscriptions.clear();
     if (conn.user !== null) this.hub.leaveUser(conn, conn.user);

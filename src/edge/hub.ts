@@ -20,10 +20,13 @@ import { DownKind, decodeHeader } from '../cluster/wire.js';
 import type { CommandClient } from '../zmq/command-client.js';
 import { SharedPush } from './frames.js';
 
+/** How a channel's stream broke: a hole in its offsets, or a new epoch (the director restarted). */
+export type GapKind = 'hole' | 'epoch';
+
 export interface Listener {
   deliver(push: SharedPush): void;
   /** The channel's stream broke at this edge; the listener must recover. */
-  onGap(channel: string): void;
+  onGap(channel: string, kind: GapKind): void;
 }
 
 interface Entry {
@@ -41,6 +44,8 @@ interface Entry {
   liveSignal: Promise<void>;
   markLive: () => void;
   failed: TidingsError | null;
+  /** Set while a re-probe waits for its probe to come back. */
+  reprobed?: () => void;
 }
 
 export interface Position {
@@ -232,6 +237,61 @@ export class Hub {
     }
   }
 
+  /**
+   * The channel's stream at this edge broke: the listeners are told (they
+   * close their clients, who recover) and the stream goes on from here.
+   */
+  private streamBroke(entry: Entry, offset: number, epoch: string): void {
+    const kind: GapKind = epoch !== entry.epoch ? 'epoch' : 'hole';
+    if (kind === 'hole') this.gaps.inc();
+    this.opts.log.warn({ channel: entry.name, expected: entry.offset + 1, got: offset, epoch, was: entry.epoch }, kind === 'epoch' ? 'channel epoch changed' : 'gap in channel stream');
+    entry.offset = offset;
+    entry.epoch = epoch;
+    for (const l of [...entry.listeners]) l.onGap(entry.name, kind);
+  }
+
+  /**
+   * Check every live channel against the director (after it restarted): a
+   * probe goes down each channel's topic, and one that comes back with another
+   * epoch or a later offset than this edge has seen breaks the stream as a
+   * message would, so subscribers of idle channels learn it too. A channel whose
+   * probe does not come back within probeTimeoutMs (the restarted director does
+   * not have this edge's subscription yet) is broken as an epoch change:
+   * its subscribers resubscribe, and that re-establishes it.
+   */
+  async reprobe(): Promise<void> {
+    const live = [...this.channels.values()].filter((e) => e.live);
+    await Promise.all(live.map((e) => this.reprobeOne(e)));
+  }
+
+  private async reprobeOne(entry: Entry): Promise<void> {
+    const deadline = Date.now() + this.opts.probeTimeoutMs;
+    let back = false;
+    const seen = new Promise<void>((r) => (entry.reprobed = () => ((back = true), r())));
+    let wait = 50;
+    try {
+      while (!back && !this.stopping && this.channels.get(entry.name) === entry && Date.now() < deadline) {
+        const token = randomBytes(9).toString('base64url');
+        entry.tokens.add(token);
+        this.probes.set(token, entry);
+        try {
+          await this.opts.commands.request('probe', { kind: 'channel', name: entry.name, token }, Math.max(1, deadline - Date.now()));
+        } catch {
+          // The director is not answering yet: try again until the deadline.
+        }
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([seen, new Promise<void>((r) => (timer = setTimeout(r, Math.min(wait, Math.max(0, deadline - Date.now())))))]);
+        clearTimeout(timer);
+        wait = Math.min(wait * 2, 500);
+      }
+    } finally {
+      entry.reprobed = undefined;
+      for (const t of entry.tokens) this.probes.delete(t);
+      entry.tokens.clear();
+    }
+    if (!back && !this.stopping && this.channels.get(entry.name) === entry) this.streamBroke(entry, 0, '');
+  }
+
   private async receive(sub: Subscriber): Promise<void> {
     try {
       for await (const frames of sub) {
@@ -256,11 +316,7 @@ export class Hub {
         if (!entry || !entry.live) return; // before the probe: part of history, not of this edge's stream
         if (header.epoch === entry.epoch && header.offset <= entry.offset) return; // already seen
         if (header.epoch !== entry.epoch || header.offset !== entry.offset + 1) {
-          this.gaps.inc();
-          this.opts.log.warn({ channel: t.name, expected: entry.offset + 1, got: header.offset, epoch: header.epoch }, 'gap in channel stream');
-          entry.offset = header.offset;
-          entry.epoch = header.epoch;
-          for (const l of [...entry.listeners]) l.onGap(t.name);
+          this.streamBroke(entry, header.offset, header.epoch);
           return;
         }
         entry.offset = header.offset;
@@ -299,7 +355,15 @@ export class Hub {
         }
         if (typeof token !== 'string') return;
         const entry = this.probes.get(token);
-        if (!entry || entry.live) return;
+        if (!entry) return;
+        if (entry.live) {
+          // A re-probe (the director restarted): the stream must stand where this edge is.
+          this.probes.delete(token);
+          entry.tokens.delete(token);
+          entry.reprobed?.();
+          if (header.epoch !== entry.epoch || header.offset !== entry.offset) this.streamBroke(entry, header.offset, header.epoch);
+          return;
+        }
         entry.live = true;
         entry.offset = header.offset;
         entry.epoch = header.epoch;

@@ -83,6 +83,35 @@ export class Outbox {
     this.frames.length = 0;
     this.bytes = 0;
   }
+
+  /**
+   * Resolves true once at most `bytes` wait for this socket (here and in its
+   * own buffer), false if it closes or `timeoutMs` passes first. Flow control
+   * for bulk writers (history pages): write the next part only when this
+   * resolves, so it never pushes the client past its send buffer.
+   */
+  whenBelow(bytes: number, timeoutMs: number): Promise<boolean> {
+    if (this.closed || this.socket.destroyed) return Promise.resolve(false);
+    if (this.pending <= bytes) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const deadline = Date.now() + timeoutMs;
+      const check = (): void => {
+        if (this.closed || this.socket.destroyed) done(false);
+        else if (this.pending <= bytes) done(true);
+        else if (Date.now() >= deadline) done(false);
+      };
+      // 'drain' comes when the socket's buffer empties; the timer sees the levels in between and the deadline.
+      const timer = setInterval(check, 20);
+      const done = (ok: boolean): void => {
+        clearInterval(timer);
+        this.socket.off('drain', check);
+        this.socket.off('close', check);
+        resolve(ok);
+      };
+      this.socket.on('drain', check);
+      this.socket.on('close', check);
+    });
+  }
 }
 
 interface Joined {

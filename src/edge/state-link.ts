@@ -5,6 +5,14 @@
  * can drop this edge's connections if it dies silently, and re-sends its full
  * list when the director asks (after a director restart or a lost report).
  * It also finds connections by id for the director's control messages.
+ *
+ * Order: `join` and `leave` return a promise that resolves once the director
+ * has applied the event (the report carrying it, or a snapshot taken after it,
+ * was answered). The edge replies to a client's subscribe or unsubscribe only
+ * then, so what one client saw answered is applied before anything it, or
+ * anyone it told, does next on any node: one user's joins and leaves are
+ * applied in the order their replies were given. A report that fails (the
+ * director is away) resolves too; the resync that follows repairs presence.
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -44,6 +52,10 @@ export class StateLink {
   readonly instance = randomBytes(9).toString('base64url');
   readonly conns = new Map<string, TrackedConnection>();
   private queue: Event[] = [];
+  /** Resolvers of the queued events, in the same order. */
+  private acks: Array<() => void> = [];
+  /** Resolvers of events the next snapshot covers (they came while a full resync was due). */
+  private syncWaiters: Array<() => void> = [];
   private scheduled = false;
   private needSync = true;
   private syncing = false;
@@ -71,45 +83,62 @@ export class StateLink {
     this.push({ op: 'attach', conn: conn.id, user: conn.user });
   }
 
-  join(id: string, channel: string): void {
-    if (this.conns.has(id)) this.push({ op: 'join', conn: id, channel });
+  /** Report a join; resolves once the director has applied it. */
+  join(id: string, channel: string): Promise<void> {
+    return this.conns.has(id) ? this.push({ op: 'join', conn: id, channel }) : Promise.resolve();
   }
 
-  leave(id: string, channel: string): void {
-    if (this.conns.has(id)) this.push({ op: 'leave', conn: id, channel });
+  /** Report a leave; resolves once the director has applied it. */
+  leave(id: string, channel: string): Promise<void> {
+    return this.conns.has(id) ? this.push({ op: 'leave', conn: id, channel }) : Promise.resolve();
   }
 
   /** The connection is gone; also for one the director attached here that never got going. */
   close(id: string): void {
     this.conns.delete(id);
-    this.push({ op: 'close', conn: id });
+    void this.push({ op: 'close', conn: id });
   }
 
-  private push(e: Event): void {
-    if (this.needSync) return; // the next snapshot carries it
+  private push(e: Event): Promise<void> {
+    if (this.needSync) return this.whenSynced(); // the next snapshot carries it
     if (this.queue.length >= MAX_QUEUED) {
       this.log.warn({ queued: this.queue.length }, 'presence report queue full; sending a full snapshot instead');
       this.queue = [];
+      this.syncWaiters.push(...this.acks.splice(0));
       this.needSync = true;
-      return;
+      return this.whenSynced();
     }
-    this.queue.push(e);
-    if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(() => this.flush());
-    }
+    return new Promise((resolve) => {
+      this.queue.push(e);
+      this.acks.push(resolve);
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  /** Resolves when a snapshot taken from now on has been answered; asks for one soon. */
+  private whenSynced(): Promise<void> {
+    return new Promise((resolve) => {
+      this.syncWaiters.push(resolve);
+      if (!this.syncing) setImmediate(() => this.needSync && this.sync());
+    });
   }
 
   private flush(): void {
     this.scheduled = false;
     while (this.queue.length > 0) {
       const events = this.queue.splice(0, BATCH);
-      this.report({ events });
+      this.report({ events }, this.acks.splice(0, events.length));
     }
   }
 
-  private report(extra: Record<string, unknown>): void {
+  private report(extra: Record<string, unknown>, acks: Array<() => void> = []): void {
     const generation = this.syncs;
+    const done = (): void => {
+      for (const a of acks) a();
+    };
     this.edge.commands.request<{ resync: boolean }>('edge_report', { edge: this.edge.edgeId, instance: this.instance, ...extra }).then(
       (r) => {
         // The director does not know this edge process (it is new, or the director restarted):
@@ -117,13 +146,17 @@ export class StateLink {
         // A snapshot begun after this report was sent already covers it.
         if (r.resync && generation === this.syncs) {
           this.needSync = true;
+          this.syncWaiters.push(...acks);
           this.sync();
+          return;
         }
+        done();
       },
       (err: Error) => {
         // A lost report may have held a join or a leave: the next heartbeat re-sends everything.
         this.log.warn({ err: err.message }, 'presence report failed; will resync');
         this.needSync = true;
+        done();
       },
     );
   }
@@ -140,6 +173,8 @@ export class StateLink {
     this.syncs++;
     this.needSync = false;
     this.queue = [];
+    // The snapshot covers every event so far: queued ones and those waiting for it.
+    const covered = [...this.acks.splice(0), ...this.syncWaiters.splice(0)];
     const snapshot = [...this.conns.values()].map((c) => ({ conn: c.id, user: c.user, channels: [...c.channels()] }));
     this.edge.commands
       .request<{ resync: boolean }>('edge_report', { edge: this.edge.edgeId, instance: this.instance, snapshot })
@@ -150,7 +185,12 @@ export class StateLink {
           this.needSync = true;
         },
       )
-      .finally(() => (this.syncing = false));
+      .finally(() => {
+        this.syncing = false;
+        for (const a of covered) a();
+        // Events that came during a failed snapshot wait for the next one: ask for it now.
+        if (this.syncWaiters.length > 0 && this.needSync) setImmediate(() => this.needSync && this.sync());
+      });
   }
 
   /** The director's control messages about connections held here. */

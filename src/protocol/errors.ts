@@ -46,6 +46,9 @@ export const ErrorCodes = Object.freeze({
   UNKNOWN_CONNECTION: spec(124, 'unknown_connection', 404, 'unknown connection id'),
   INVALID_POSITION: spec(125, 'invalid_position', 400, 'invalid stream position'),
   PAYLOAD_TOO_DEEP: spec(126, 'payload_too_deep', 400, 'payload nests too deeply'),
+  TOO_MANY_COMMANDS: spec(135, 'too_many_commands', 429, 'too many commands in flight on this connection'),
+  HISTORY_LIMIT: spec(136, 'history_limit', 429, 'history read allowance of this connection used up'),
+  BUSY: spec(137, 'busy', 503, 'director busy, try again'),
 });
 
 export type ErrorName = keyof typeof ErrorCodes;
@@ -61,17 +64,22 @@ export interface ErrorBody {
   code: number;
   name: string;
   message: string;
+  /** Seconds after which the same request can succeed (136 history_limit). */
+  retry_after?: number;
 }
 
 /** An error that carries its catalog entry, thrown inside the server and turned into replies. */
 export class TidingsError extends Error {
   readonly spec: ErrorSpec;
   readonly detail: string;
-  constructor(errorSpec: ErrorSpec, detail?: string) {
+  /** Seconds after which the request can succeed, when known. */
+  retryAfter: number | undefined;
+  constructor(errorSpec: ErrorSpec, detail?: string, retryAfter?: number) {
     super(detail ? `${errorSpec.message}: ${detail}` : errorSpec.message);
     this.name = 'TidingsError';
     this.spec = errorSpec;
     this.detail = detail ?? '';
+    this.retryAfter = retryAfter;
   }
   get code(): number {
     return this.spec.code;
@@ -80,7 +88,9 @@ export class TidingsError extends Error {
     return this.spec.status;
   }
   toBody(): ErrorBody {
-    return { code: this.spec.code, name: this.spec.name, message: this.message };
+    const body: ErrorBody = { code: this.spec.code, name: this.spec.name, message: this.message };
+    if (this.retryAfter !== undefined) body.retry_after = this.retryAfter;
+    return body;
   }
 }
 

@@ -12,6 +12,14 @@ interface Pending {
   resolve: (value: unknown) => void;
   reject: (err: Error) => void;
   timer: NodeJS.Timeout;
+  /** Resolve with {result, frames} (the reply's frames after the body) instead of the result alone. */
+  framed: boolean;
+}
+
+/** A reply whose body is followed by raw frames (e.g. a history page's pushes). */
+export interface FramedResult<T> {
+  result: T;
+  frames: Buffer[];
 }
 
 export interface CommandClientOptions {
@@ -49,6 +57,15 @@ export class CommandClient {
 
   /** Send a command; resolves with the director's result or rejects with a TidingsError. */
   request<T = unknown>(method: string, body: unknown, timeoutMs = this.opts.timeoutMs): Promise<T> {
+    return this.send<T>(method, body, timeoutMs, false);
+  }
+
+  /** As request, for replies that carry raw frames after their body. */
+  requestFramed<T = unknown>(method: string, body: unknown, timeoutMs = this.opts.timeoutMs): Promise<FramedResult<T>> {
+    return this.send<FramedResult<T>>(method, body, timeoutMs, true);
+  }
+
+  private send<T>(method: string, body: unknown, timeoutMs: number, framed: boolean): Promise<T> {
     if (!this.queue) return Promise.reject(new TidingsError(ErrorCodes.UNAVAILABLE, 'command client stopped'));
     if (this.pending.size >= this.opts.maxInFlight) {
       return Promise.reject(new TidingsError(ErrorCodes.LIMIT_EXCEEDED, 'too many commands in flight'));
@@ -62,7 +79,7 @@ export class CommandClient {
         this.pending.delete(id);
         reject(new TidingsError(ErrorCodes.TIMEOUT, `director did not answer ${method} within ${timeoutMs} ms`));
       }, timeoutMs);
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer, framed });
       if (!this.queue!.push([idBuf, Buffer.from(method), Buffer.from(JSON.stringify(body ?? null))])) {
         clearTimeout(timer);
         this.pending.delete(id);
@@ -74,7 +91,7 @@ export class CommandClient {
   private async receive(socket: Dealer): Promise<void> {
     try {
       for await (const frames of socket) {
-        if (frames.length !== 3) continue;
+        if (frames.length < 3) continue;
         const [idBuf, status, body] = frames as [Buffer, Buffer, Buffer];
         if (idBuf.length !== 4) continue;
         const p = this.pending.get(idBuf.readUInt32BE(0));
@@ -88,7 +105,7 @@ export class CommandClient {
           p.reject(new TidingsError(ErrorCodes.INTERNAL, 'unparsable reply from director'));
           continue;
         }
-        if (status.toString() === 'ok') p.resolve(parsed);
+        if (status.toString() === 'ok') p.resolve(p.framed ? { result: parsed, frames: (frames as Buffer[]).slice(3) } : parsed);
         else {
           const e = parsed as { code?: number; message?: string };
           const spec = (typeof e.code === 'number' && errorByCode(e.code)) || ErrorCodes.INTERNAL;
