@@ -252,11 +252,12 @@ export class Hub {
 
   /**
    * Check every live channel against the director (after it restarted): a
-   * probe goes down each channel's topic, and one that comes back with another
-   * epoch or a later offset than this edge has seen breaks the stream as a
-   * message would, so subscribers of idle channels learn it too. A channel whose
-   * probe does not come back within probeTimeoutMs (the restarted director does
-   * not have this edge's subscription yet) is broken as an epoch change:
+   * probe goes down each channel's topic, and one that shows messages this
+   * edge never received (sequenced by the new director before this edge's
+   * subscription reached it) breaks the stream as a message would, so the
+   * subscribers learn it even if no further message comes. A channel whose
+   * probe does not come back within probeTimeoutMs (the restarted director
+   * does not have this edge's subscription) is broken as an epoch change too:
    * its subscribers resubscribe, and that re-establishes it.
    */
   async reprobe(): Promise<void> {
@@ -357,11 +358,13 @@ export class Hub {
         const entry = this.probes.get(token);
         if (!entry) return;
         if (entry.live) {
-          // A re-probe (the director restarted): the stream must stand where this edge is.
+          // A re-probe (the director restarted): messages this edge never received break the
+          // stream now. With none yet (a new epoch at offset 0), the first one will.
           this.probes.delete(token);
           entry.tokens.delete(token);
           entry.reprobed?.();
-          if (header.epoch !== entry.epoch || header.offset !== entry.offset) this.streamBroke(entry, header.offset, header.epoch);
+          const missed = header.epoch !== entry.epoch ? header.offset > 0 : header.offset > entry.offset;
+          if (missed) this.streamBroke(entry, header.offset, header.epoch);
           return;
         }
         entry.live = true;

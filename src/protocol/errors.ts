@@ -129,7 +129,7 @@ export const CloseCodes = Object.freeze({
   SLOW_CONSUMER: close(4005, 'slow_consumer', true, 'send buffer limit exceeded'),
   MESSAGE_GAP: close(4006, 'message_gap', true, 'messages were missed: reconnect and recover from the last offset'),
   DISCONNECTED: close(4007, 'disconnected', false, 'disconnected by the server API'),
-  UNAVAILABLE: close(4008, 'unavailable', true, 'director unavailable'),
+  UNAVAILABLE: close(4008, 'unavailable', true, 'the director restarted or is unreachable: reconnect and recover'),
   UNSUPPORTED_PROTOCOL: close(4009, 'unsupported_protocol', false, 'unsupported subprotocol'),
 });
 
