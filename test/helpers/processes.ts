@@ -173,29 +173,35 @@ export interface ClusterNode {
 export interface Cluster {
   director: ClusterNode;
   nodes: ClusterNode[];
+  /** The director's environment, to start it again (after a kill) with `serve`. */
+  directorEnv: Record<string, string>;
   stop(): Promise<void>;
 }
+
+/** Settings of one forwarder node beyond the usual ones (e.g. director addresses through a proxy). */
+export type NodeEnv = (index: number, director: ClusterNode) => Record<string, string> | Promise<Record<string, string>>;
 
 /**
  * A director (no edge, HTTP API only) and `nodeCount` forwarder nodes with
  * `workers` edge processes each, as in docker-compose.yml.
  */
-export async function startCluster(nodeCount = 2, workers = 2, extraEnv: Record<string, string> = {}): Promise<Cluster> {
+export async function startCluster(nodeCount = 2, workers = 2, extraEnv: Record<string, string> = {}, nodeEnv?: NodeEnv): Promise<Cluster> {
   const host = '127.0.0.1';
   const [dport, dsub, dpub, dcmd] = await freePorts(4);
+  const directorEnv = {
+    TIDINGS_SERVER_HOST: host,
+    TIDINGS_SERVER_PORT: String(dport),
+    TIDINGS_EDGE_ENABLED: 'false',
+    TIDINGS_SUBSCRIBER_ADDRESS: `tcp://${host}:${dsub}`,
+    TIDINGS_PUBLISHER_ADDRESS: `tcp://${host}:${dpub}`,
+    TIDINGS_COMMAND_ADDRESS: `tcp://${host}:${dcmd}`,
+    TIDINGS_TOKEN_SECRET: TOKEN_SECRET,
+    TIDINGS_API_KEYS: API_KEY,
+    TIDINGS_NODE_ID: 'director',
+    ...extraEnv,
+  };
   const director: ClusterNode = {
-    proc: serve('director', {
-      TIDINGS_SERVER_HOST: host,
-      TIDINGS_SERVER_PORT: String(dport),
-      TIDINGS_EDGE_ENABLED: 'false',
-      TIDINGS_SUBSCRIBER_ADDRESS: `tcp://${host}:${dsub}`,
-      TIDINGS_PUBLISHER_ADDRESS: `tcp://${host}:${dpub}`,
-      TIDINGS_COMMAND_ADDRESS: `tcp://${host}:${dcmd}`,
-      TIDINGS_TOKEN_SECRET: TOKEN_SECRET,
-      TIDINGS_API_KEYS: API_KEY,
-      TIDINGS_NODE_ID: 'director',
-      ...extraEnv,
-    }),
+    proc: serve('director', directorEnv),
     port: dport,
     url: `ws://${host}:${dport}/ws`,
     http: `http://${host}:${dport}`,
@@ -223,6 +229,7 @@ export async function startCluster(nodeCount = 2, workers = 2, extraEnv: Record<
         TIDINGS_API_KEYS: API_KEY,
         TIDINGS_NODE_ID: `node${i + 1}`,
         ...extraEnv,
+        ...(nodeEnv ? await nodeEnv(i, director) : {}),
       }),
       port,
       url: `ws://${host}:${port}/ws`,
@@ -236,6 +243,7 @@ export async function startCluster(nodeCount = 2, workers = 2, extraEnv: Record<
   return {
     director,
     nodes,
+    directorEnv,
     stop: async () => {
       await Promise.all(nodes.map((n) => n.proc.stop()));
       await director.proc.stop();

@@ -39,7 +39,7 @@ before(async () => {
   );
   directorHttp = `http://${host}:${dport}`;
   proxy = await delayProxy(host, dcmd!, DELAY_MS);
-  for (const [i, command] of [`tcp://${host}:${proxy.port}`, `tcp://${host}:${dcmd}`].entries()) {
+  for (const [i, command] of [proxy.address, `tcp://${host}:${dcmd}`].entries()) {
     const [port, sub, pub, cmd] = await freePorts(4);
     nodeUrls.push(`ws://${host}:${port}/ws`);
     procs.push(
