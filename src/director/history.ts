@@ -23,7 +23,7 @@ export interface HistoryLimits {
  * Buffer object with its own backing store, and the ring and budget slots.
  * Measured with bench/history-memory.ts (docs/operations.md).
  */
-export const ENTRY_OVERHEAD = 200;
+export const ENTRY_OVERHEAD = 300;
 
 const EMPTY = Buffer.alloc(0);
 

@@ -27,7 +27,7 @@ import { ClientConnection } from './connection.js';
 import { binaryFrame, textFrame } from './frames.js';
 import type { EdgeContext, MethodHandler, SubscribeOutcome } from './context.js';
 import { recoverInto } from './recovery.js';
-import { HistoryReader } from './history-reader.js';
+import { HistoryReader, commandPageFetch } from './history-reader.js';
 import { DirectorWatch } from './director-watch.js';
 import { parseRecover } from '../protocol/positions.js';
 
@@ -98,7 +98,7 @@ export class EdgeServer implements EdgeContext {
       onControl: (body) => this.onControl(body),
       onChannelMessage: () => this.scheduler.noteMessage(),
     });
-    this.history = new HistoryReader(this.commands);
+    this.history = new HistoryReader(commandPageFetch(this.commands));
     this.directorWatch = new DirectorWatch(this.commands, () => this.hub.reprobe(), opts.log.child({ component: 'director-watch' }));
     const connections = this.connections;
     this.metrics = {

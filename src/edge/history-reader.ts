@@ -8,8 +8,8 @@
  *   continuously): a `history` command past it is refused with 136
  *   history_limit and the seconds to wait; a recovery waits.
  * - Per edge, at most IN_FLIGHT_BYTES of pages asked for and not yet arrived,
- *   granted to connections in turn (round robin), so one connection with many
- *   pipelined reads waits its turn like the others, and the director's reply
+ *   granted to connections in turn (fewest reads in flight first, then round
+ *   robin), so one connection with many reads waits its turn like the others, and the director's reply
  *   path to this edge never holds more than that much history: a reply to any
  *   other command waits behind at most that many bytes.
  * - Per page, at most a quarter of `client_send_buffer` (and HISTORY_PAGE_BYTES),
@@ -19,10 +19,25 @@
  */
 import type { CommandClient } from '../zmq/command-client.js';
 
+/** Asks the director for one page (the command client's raw history read). */
+export type PageFetch = (query: PageQuery, maxBytes: number) => Promise<Page>;
+
+/** The director's raw history reply as a Page. */
+export function commandPageFetch(commands: CommandClient): PageFetch {
+  return async (query, maxBytes) => {
+    const r = await commands.requestFramed<PageMeta>('history', { ...query, max_bytes: maxBytes, raw: true });
+    let bytes = 0;
+    for (const f of r.frames) bytes += f.length;
+    return { meta: r.result, pushes: r.frames, bytes };
+  };
+}
+
 /** Most bytes of history pages an edge has asked the director for and not yet received. */
 export const IN_FLIGHT_BYTES = 4 * 1024 * 1024;
 /** Largest page an edge asks for. */
 export const HISTORY_PAGE_BYTES = 1024 * 1024;
+/** Waiting owners looked at to find the one with the fewest reads in flight. */
+const TURN_SCAN = 64;
 
 /** Where a channel's history stands and what one page holds (the director's raw history reply). */
 export interface PageMeta {
@@ -93,11 +108,13 @@ interface Waiter {
 /** The edge's page reads from the director, bounded in bytes and shared in turn between connections. */
 export class HistoryReader {
   private inFlight = 0;
-  /** Waiting reads by owner (a connection); the map's order is the turn order. */
+  /** Reads in flight per owner (a connection). */
+  private readonly inFlightBy = new Map<object, number>();
+  /** Waiting reads by owner; the map's order is the turn order. */
   private readonly waiting = new Map<object, Waiter[]>();
 
   constructor(
-    private readonly commands: CommandClient,
+    private readonly fetch: PageFetch,
     readonly limitBytes = IN_FLIGHT_BYTES,
   ) {}
 
@@ -115,19 +132,24 @@ export class HistoryReader {
     await this.acquire(owner, maxBytes);
     try {
       if (!alive()) return null;
-      const r = await this.commands.requestFramed<PageMeta>('history', { ...query, max_bytes: maxBytes, raw: true });
-      let bytes = 0;
-      for (const f of r.frames) bytes += f.length;
-      return { meta: r.result, pushes: r.frames, bytes };
+      return await this.fetch(query, maxBytes);
     } finally {
       this.inFlight -= maxBytes;
+      const n = this.inFlightBy.get(owner)! - 1;
+      if (n === 0) this.inFlightBy.delete(owner);
+      else this.inFlightBy.set(owner, n);
       this.grant();
     }
   }
 
+  private take(owner: object, bytes: number): void {
+    this.inFlight += bytes;
+    this.inFlightBy.set(owner, (this.inFlightBy.get(owner) ?? 0) + 1);
+  }
+
   private acquire(owner: object, bytes: number): Promise<void> {
     if (this.waiting.size === 0 && (this.inFlight === 0 || this.inFlight + bytes <= this.limitBytes)) {
-      this.inFlight += bytes;
+      this.take(owner, bytes);
       return Promise.resolve();
     }
     return new Promise((grant) => {
@@ -137,16 +159,32 @@ export class HistoryReader {
     });
   }
 
-  /** Grant waiting reads in turn: the first owner's oldest read, then that owner goes to the back. */
+  /**
+   * Grant waiting reads in turn: among the first TURN_SCAN waiting owners, the
+   * first with the fewest reads in flight gets its oldest read, then goes to
+   * the back.
+   */
   private grant(): void {
     while (this.waiting.size > 0) {
-      const [owner, list] = this.waiting.entries().next().value as [object, Waiter[]];
+      let chosen: [object, Waiter[]] | null = null;
+      let fewest = Infinity;
+      let scanned = 0;
+      for (const entry of this.waiting) {
+        const n = this.inFlightBy.get(entry[0]) ?? 0;
+        if (n < fewest) {
+          fewest = n;
+          chosen = entry;
+          if (n === 0) break;
+        }
+        if (++scanned >= TURN_SCAN) break;
+      }
+      const [owner, list] = chosen!;
       const w = list[0]!;
       if (this.inFlight > 0 && this.inFlight + w.bytes > this.limitBytes) return;
       list.shift();
       this.waiting.delete(owner);
       if (list.length > 0) this.waiting.set(owner, list);
-      this.inFlight += w.bytes;
+      this.take(owner, w.bytes);
       w.grant();
     }
   }
