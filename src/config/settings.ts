@@ -63,7 +63,7 @@ export const SETTINGS: readonly SettingSpec[] = Object.freeze([
   s({ name: 'zmq_high_water_mark', type: 'int', default: 200000, min: 1000, max: 100000000, describe: 'ZeroMQ send/receive high-water marks (messages); sockets block, never drop' }),
   s({ name: 'history_size', type: 'int', default: 100000, min: 0, max: 10000000, describe: 'Most messages of history kept per channel (0: no history); history is also bounded by history_ttl, history_channel_bytes and history_total_bytes' }),
   s({ name: 'history_ttl', type: 'duration', default: 300, min: 0, max: 31536000, describe: 'Seconds a message stays in history (0: until pushed out by another bound)' }),
-  s({ name: 'history_channel_bytes', type: 'int', default: 33554432, min: 1024, max: 1099511627776, describe: 'Bytes of history kept per channel (each message counts its size plus 200 bytes of bookkeeping); the oldest messages go first' }),
+  s({ name: 'history_channel_bytes', type: 'int', default: 33554432, min: 1024, max: 1099511627776, describe: 'Bytes of history kept per channel (each message counts its size plus 300 bytes of bookkeeping); the oldest messages go first' }),
   s({ name: 'history_total_bytes', type: 'int', default: 268435456, min: 65536, max: 1099511627776, describe: "Bytes of history the director keeps over all channels; past it the director's oldest messages go first, whatever their channel" }),
   s({ name: 'channel_idle_timeout', type: 'duration', default: 60, min: 1, max: 86400, describe: 'Seconds a channel with no listener, no presence and no history is kept before it is collected' }),
   s({ name: 'presence_ttl', type: 'duration', default: 15, min: 2, max: 3600, describe: 'Seconds after which connections of a silent node leave presence' }),
