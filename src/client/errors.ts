@@ -27,7 +27,6 @@ const TRANSIENT = new Set<number>([
   ErrorCodes.TIMEOUT.code,
   ErrorCodes.INTERNAL.code,
   ErrorCodes.TOO_MANY_COMMANDS.code,
-  ErrorCodes.BUSY.code,
 ]);
 
 /** Errors worth retrying on the same connection (the director may be back, a limit may clear). */

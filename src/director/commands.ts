@@ -79,10 +79,6 @@ export class CommandHandlers {
     const problem = channelProblem(channel);
     if (problem) throw new TidingsError(ErrorCodes.INVALID_CHANNEL, problem);
     const maxBytes = Math.min(optInt(b, 'max_bytes') ?? HISTORY_PAGE_BYTES, MAX_HISTORY_PAGE_BYTES);
-    // A page waits in the reply queue like any reply: refuse it rather than let that queue grow without bound.
-    if (this.director.replyBytes + maxBytes > this.director.replyBytesLimit) {
-      throw new TidingsError(ErrorCodes.BUSY, `history replies queued: ${this.director.replyBytes} bytes`);
-    }
     return historyPage(this.director.channels.getOrCreate(channel, Date.now()), {
       channel,
       since: optInt(b, 'since'),

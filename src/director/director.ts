@@ -27,8 +27,6 @@ export interface PublishOutcome {
 
 const COLLECT_INTERVAL_MS = 10_000;
 const OK = Buffer.from('ok');
-/** Bytes of replies waiting to be handed to ZeroMQ past which history pages are refused (137 busy). */
-const REPLY_QUEUE_BYTES = 32 * 1024 * 1024;
 
 export class Director {
   private xsub: XSubscriber | null = null;
@@ -39,7 +37,6 @@ export class Director {
   readonly channels: ChannelRegistry;
   /** This director's incarnation: edges that see it change know the director restarted. */
   readonly instance = randomBytes(9).toString('base64url');
-  readonly replyBytesLimit = REPLY_QUEUE_BYTES;
   /** Topics some node holds a subscription to, as XPUB reports them. */
   readonly heldTopics = new Set<string>();
   private loops: Promise<void>[] = [];
@@ -214,10 +211,6 @@ export class Director {
     if (!this.replies?.push(frames)) this.log.warn('command reply queue full; reply dropped, the caller will time out');
   }
 
-  /** Bytes of replies waiting to be handed to ZeroMQ. */
-  get replyBytes(): number {
-    return this.replies?.bytes ?? 0;
-  }
 
   get downQueue(): SendQueue | null {
     return this.down;

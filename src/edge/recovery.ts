@@ -24,7 +24,7 @@ import type { SubscribeOutcome } from './context.js';
 import type { HistoryReader, Page, PageQuery } from './history-reader.js';
 
 /** Errors after which a page read is tried again (within the command timeout). */
-const TRANSIENT = new Set<number>([ErrorCodes.UNAVAILABLE.code, ErrorCodes.TIMEOUT.code, ErrorCodes.BUSY.code]);
+const TRANSIENT = new Set<number>([ErrorCodes.UNAVAILABLE.code, ErrorCodes.TIMEOUT.code]);
 
 export interface RecoveryDeps {
   history: HistoryReader;
@@ -99,7 +99,7 @@ class GapError extends Error {
 
 /**
  * One page for the connection once its send buffer has room and its
- * allowance has some, retrying a busy or silent director until the timeout.
+ * allowance has some, retrying a director that does not answer until the timeout.
  */
 async function readPage(deps: RecoveryDeps, conn: ClientConnection, channel: string, token: object, query: PageQuery): Promise<Page> {
   const deadline = Date.now() + deps.timeoutMs;

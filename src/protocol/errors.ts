@@ -48,7 +48,6 @@ export const ErrorCodes = Object.freeze({
   PAYLOAD_TOO_DEEP: spec(126, 'payload_too_deep', 400, 'payload nests too deeply'),
   TOO_MANY_COMMANDS: spec(135, 'too_many_commands', 429, 'too many commands in flight on this connection'),
   HISTORY_LIMIT: spec(136, 'history_limit', 429, 'history read allowance of this connection used up'),
-  BUSY: spec(137, 'busy', 503, 'director busy, try again'),
 });
 
 export type ErrorName = keyof typeof ErrorCodes;

@@ -17,8 +17,6 @@ export class SendQueue {
   private pumping = false;
   private waiters: Array<() => void> = [];
   private closed = false;
-  /** Bytes of the messages waiting (handed to ZeroMQ once sent). */
-  bytes = 0;
   sent = 0;
   failed = 0;
 
@@ -41,7 +39,6 @@ export class SendQueue {
   push(message: Buffer[]): boolean {
     if (this.closed || this.full) return false;
     this.queue.push(message);
-    for (const f of message) this.bytes += f.length;
     if (!this.pumping) void this.pump();
     return true;
   }
@@ -62,7 +59,6 @@ export class SendQueue {
     this.closed = true;
     this.queue = [];
     this.head = 0;
-    this.bytes = 0;
     for (const w of this.waiters.splice(0)) w();
   }
 
@@ -73,7 +69,6 @@ export class SendQueue {
         const msg = this.queue[this.head]!;
         (this.queue as unknown[])[this.head] = undefined;
         this.head++;
-        for (const f of msg) this.bytes -= f.length;
         if (this.head > 1024 && this.head * 2 > this.queue.length) {
           this.queue = this.queue.slice(this.head);
           this.head = 0;
