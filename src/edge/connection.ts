@@ -58,7 +58,7 @@ export class ClientConnection implements Listener {
   private historyAllowance: HistoryAllowance | null = null;
   /** The recovery in progress per channel: a newer one, or an unsubscribe, stops an older one. */
   private recovering: Map<string, object> | null = null;
-  /** History pages of this connection are read one at a time (see readHistoryPage). */
+  /** History pages of this connection are read one at a time (see inHistoryLane). */
   private historyLane: Promise<unknown> = Promise.resolve();
 
   constructor(
@@ -304,6 +304,7 @@ export class ClientConnection implements Listener {
     }
     const limit = this.ctx.config.client_max_inflight;
     if (this.inFlight >= limit) {
+      this.ctx.metrics.limited.inc({ code: '135' });
       this.replyError(id, new TidingsError(ErrorCodes.TOO_MANY_COMMANDS, `at most ${limit} commands in flight per connection`));
       return;
     }
@@ -488,6 +489,7 @@ export class ClientConnection implements Listener {
   }
 
   private historyLimit(): TidingsError {
+    this.ctx.metrics.limited.inc({ code: '136' });
     const wait = this.allowance.waitMs(this.pageBytes, Date.now()) / 1000;
     const c = this.ctx.config;
     return new TidingsError(ErrorCodes.HISTORY_LIMIT, `${c.client_history_bytes} bytes per ${c.client_history_window} s; retry in ${wait.toFixed(1)} s`, Math.ceil(wait * 10) / 10);

@@ -23,7 +23,7 @@ export interface EdgeContext {
   readonly hub: Hub;
   readonly commands: CommandClient;
   readonly scheduler: FlushScheduler;
-  readonly metrics: { slowConsumers: Counter };
+  readonly metrics: { slowConsumers: Counter; limited: Counter<'code'> };
   /** Methods beyond the core ones (history, presence, ...). */
   readonly extraMethods: Map<string, MethodHandler>;
   readonly history: HistoryReader;

@@ -56,7 +56,7 @@ export class EdgeServer implements EdgeContext {
   readonly hub: Hub;
   readonly history: HistoryReader;
   private readonly directorWatch: DirectorWatch;
-  readonly metrics: { slowConsumers: Counter; connections: Gauge };
+  readonly metrics: { slowConsumers: Counter; limited: Counter<'code'>; connections: Gauge };
   private readonly log: Logger;
   private readonly routes: RouteHandler[] = [];
   private readonly connections = new Set<ClientConnection>();
@@ -103,6 +103,12 @@ export class EdgeServer implements EdgeContext {
     const connections = this.connections;
     this.metrics = {
       slowConsumers: new Counter({ name: 'tidings_edge_slow_consumers_total', help: 'Clients cut off for exceeding the send buffer', registers: [opts.registry] }),
+      limited: new Counter({
+        name: 'tidings_edge_commands_limited_total',
+        help: 'Client commands refused by a per-connection limit, by error code (135 too_many_commands, 136 history_limit)',
+        labelNames: ['code'],
+        registers: [opts.registry],
+      }),
       connections: new Gauge({
         name: 'tidings_edge_connections',
         help: 'Open websocket connections',

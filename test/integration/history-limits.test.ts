@@ -161,6 +161,8 @@ test('a client pipelining history commands is refused past its limits; others ar
   assert.ok((counts.get('page') ?? 0) > 0, 'the abuser was served pages within its limits');
   assert.ok((counts.get('135') ?? 0) > 0, 'commands beyond client_max_inflight were refused with 135');
   assert.ok((counts.get('136') ?? 0) > 0, 'history beyond client_history_bytes per window was refused with 136');
+  // It reads what it is sent: its own history pages never push it past its send buffer.
+  assert.equal(report.closes['4005'] ?? 0, 0, 'the abuser was never cut off as a slow consumer');
 });
 
 /** Subscribe, note the position, go away; return the position to recover from. */
@@ -229,4 +231,22 @@ test('SDK: a subscription recovers 120 missed 60 KB messages; history() pages tr
   const raw = (await client.call('history', { channel, limit: 120 })) as { more: boolean; messages: unknown[] };
   assert.equal(raw.more, true);
   assert.ok(raw.messages.length > 0 && raw.messages.length < 120, `one page holds ${raw.messages.length} messages`);
+});
+
+test('SDK: 150 subscriptions at once stay within the server in-flight limit (128): none is refused', async () => {
+  const client = new TidingsClient({
+    urls: [cluster.nodes[1]!.url],
+    WebSocket,
+    getToken: () => signToken({ secret: TOKEN_SECRET, user: 'many', ttl: 600, subscribe: ['*'] }),
+  });
+  closers.push(() => client.disconnect());
+  const errors: number[] = [];
+  client.on('error', (e) => errors.push((e.error as { code?: number }).code ?? 0));
+  client.connect();
+  await client.ready(10);
+  assert.equal(client.info!.max_inflight, 128);
+  const subs = Array.from({ length: 150 }, (_, i) => client.subscribe(`many.${i}`));
+  for (const s of subs) s.on('error', (e) => errors.push((e.error as { code?: number }).code ?? 0));
+  await Promise.all(subs.map((s) => s.ready(20)));
+  assert.deepEqual(errors, [], 'no subscribe was refused (135) or failed');
 });
