@@ -100,16 +100,22 @@ export class Outbox {
         else if (this.pending <= bytes) done(true);
         else if (Date.now() >= deadline) done(false);
       };
-      // 'drain' comes when the socket's buffer empties; the timer sees the levels in between and the deadline.
+      // 'drain' comes when the socket's buffer empties; the timer sees the levels in between and the
+      // deadline (and is all there is for sockets without events, such as a SockJS session's adapter).
       const timer = setInterval(check, 20);
+      const events = typeof this.socket.on === 'function';
       const done = (ok: boolean): void => {
         clearInterval(timer);
-        this.socket.off('drain', check);
-        this.socket.off('close', check);
+        if (events) {
+          this.socket.off('drain', check);
+          this.socket.off('close', check);
+        }
         resolve(ok);
       };
-      this.socket.on('drain', check);
-      this.socket.on('close', check);
+      if (events) {
+        this.socket.on('drain', check);
+        this.socket.on('close', check);
+      }
     });
   }
 }
