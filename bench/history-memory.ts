@@ -21,7 +21,6 @@ import { encodeMessagePush } from '../src/director/push-encoding.js';
 import { channelTopic } from '../src/cluster/topics.js';
 import { DownKind, encodeHeader } from '../src/cluster/wire.js';
 
-let sink: Buffer[] = [];
 
 const SIZES = [100, 1000, 16_000, 60_000];
 const CHANNELS = 100;
@@ -61,19 +60,20 @@ function child(size: number, totalMb: number, mixed: boolean): Row {
   const data = JSON.stringify({ t: 'x'.repeat(Math.max(0, size - 10)) });
   const before = settle();
   let pushBytes = 0;
+  let frameBytes = 0;
   const now = Date.now();
   for (let i = 0; i < count; i++) {
     const ch = i % CHANNELS;
     const offset = Math.floor(i / CHANNELS) + 1;
     const push = encodeMessagePush(`mem.${ch}`, offset, 'Qh5QE6fn', 'bench', now, data);
     // The frames the director sends with each push, short-lived, as in Director.publishChannel.
-    sink = [channelTopic(`mem.${ch}`), encodeHeader(DownKind.Message, offset, 'Qh5QE6fn'), push];
+    frameBytes += channelTopic(`mem.${ch}`).length + encodeHeader(DownKind.Message, offset, 'Qh5QE6fn').length;
     pushBytes += push.length;
     channels[ch]!.add(offset, now, push);
   }
-  sink = [];
   const after = settle();
   if (mixed) pushBytes = budget.used - budget.count * ENTRY_OVERHEAD;
+  if (frameBytes === 0) throw new Error('no frames');
   return {
     mixed,
     size,

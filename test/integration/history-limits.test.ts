@@ -27,7 +27,6 @@ let publisher: Publisher;
 const closers: Array<() => void> = [];
 
 before(async () => {
-  const t0 = Date.now();
   // Default settings, except a history allowance of 8 MiB refilled at 1 MiB/s per connection,
   // so the abuser reaches it within its 3 s however slowly this machine runs it.
   cluster = await startCluster(2, 1, { TIDINGS_CLIENT_HISTORY_BYTES: String(8 * 1024 * 1024), TIDINGS_CLIENT_HISTORY_WINDOW: '8' });
