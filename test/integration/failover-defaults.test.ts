@@ -148,7 +148,7 @@ test('kill -9 and restart of the director: every publish acknowledged after the 
   const quietAck = await quietPub.publishAcked(quiet, { quiet: true });
   await quietPub.close();
   subscriberLink!.release();
-  await sleep(2000);
+  await sleep(1500);
   await publishing.stop();
   const after = publishing.acks.filter((a) => a.epoch !== oldEpoch);
   assert.ok(after.length > 200, `publishes were acknowledged after the restart (${after.length})`);
@@ -190,7 +190,7 @@ test('kill -9 of a forwarder node at 200 msg/s with default history: 0 missing a
   const publishing = steadyPublisher(d.publisher, d.command, channel);
   await sleep(1000);
   await n1.proc.kill9();
-  await sleep(2500);
+  await sleep(2000);
   await publishing.stop();
   const acks = publishing.acks;
   assert.equal(publishing.failed(), 0, 'every publish was acknowledged');
