@@ -4,6 +4,9 @@
  * Pure: takes plain objects, throws ConfigError naming the setting.
  */
 import { SETTINGS, type SettingSpec, envName, flagName } from './settings.js';
+import { resolveCurve, type CurveConfig } from './curve.js';
+
+export type { CurveConfig } from './curve.js';
 
 export class ConfigError extends Error {
   readonly setting: string;
@@ -33,6 +36,15 @@ export interface Config {
   readonly director_subscriber_address: string | null;
   readonly director_publisher_address: string | null;
   readonly director_command_address: string | null;
+  readonly curve_secret_key: string | null;
+  readonly curve_secret_key_file: string | null;
+  readonly curve_director_key: string | null;
+  readonly curve_director_key_file: string | null;
+  readonly curve_node_keys: readonly string[];
+  readonly curve_node_keys_file: readonly string[];
+  readonly curve_worker_keys: readonly string[];
+  readonly curve_worker_keys_file: readonly string[];
+  readonly zmq_insecure: boolean;
   readonly node_id: string | null;
   readonly secret: string | null;
   readonly admin_secret: string | null;
@@ -62,6 +74,10 @@ export interface Config {
   readonly history_total_bytes: number;
   readonly channel_idle_timeout: number;
   readonly presence_ttl: number;
+  readonly channelstream_signed_value: 'path' | 'any';
+  readonly allow_cors: readonly string[];
+  readonly reattach_window: number;
+  readonly catchup_max_bytes: number;
   readonly metrics: boolean;
   readonly omnibus_authenticator: 'off' | 'noop' | 'user' | 'http';
   readonly omnibus_base_url: string;
@@ -81,6 +97,11 @@ export interface Config {
   readonly wamp_realm: string;
   readonly wamp_call_timeout: number;
   readonly wamp_max_calls: number;
+  /**
+   * CURVE keys resolved from the curve_* settings and their files (null: no
+   * CURVE). Derived once here, so edge workers get them with the config.
+   */
+  readonly curve: CurveConfig | null;
 }
 
 export interface Sources {
@@ -89,6 +110,8 @@ export interface Sources {
   env?: Record<string, string | undefined>;
   /** Parsed config file object, keyed by setting name. */
   file?: Record<string, unknown>;
+  /** Reads the key files that curve_*_file settings name (none given: such a setting is an error). */
+  readFile?: (path: string) => string;
 }
 
 const LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
@@ -113,6 +136,7 @@ function coerce(spec: SettingSpec, raw: unknown, origin: string): unknown {
   switch (spec.type) {
     case 'string':
       if (typeof raw !== 'string') fail('must be a string');
+      if (spec.choices && !spec.choices.includes(raw as string)) fail(`must be one of ${spec.choices.join(', ')}`);
       return raw;
     case 'int':
     case 'duration': {
@@ -189,6 +213,7 @@ export function resolveConfig(sources: Sources): Config {
   }
   const cfg = out as unknown as Config;
   checkCombination(cfg);
+  out['curve'] = resolveCurve(cfg, sources.readFile);
   return Object.freeze(cfg);
 }
 

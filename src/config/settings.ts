@@ -17,6 +17,8 @@ export interface SettingSpec {
   readonly secret?: boolean;
   /** A shorter flag, as in DESIGN.md (--director, --forwarder, --edge). */
   readonly alias?: string;
+  /** The values a string setting may take. */
+  readonly choices?: readonly string[];
 }
 
 const s = (spec: SettingSpec): SettingSpec => Object.freeze(spec);
@@ -38,6 +40,15 @@ export const SETTINGS: readonly SettingSpec[] = Object.freeze([
   s({ name: 'director_subscriber_address', type: 'address', default: null, describe: "The director's subscriber address (needed by a forwarder)" }),
   s({ name: 'director_publisher_address', type: 'address', default: null, describe: "The director's publisher address (needed by a forwarder)" }),
   s({ name: 'director_command_address', type: 'address', default: null, describe: "The director's command address (needed by a forwarder)" }),
+  s({ name: 'curve_secret_key', type: 'string', default: null, secret: true, describe: "This node's CURVE secret key (Z85, 40 characters; `tidings keygen` makes a pair): turns on CURVE encryption and authentication on every ZeroMQ address of the node" }),
+  s({ name: 'curve_secret_key_file', type: 'string', default: null, describe: 'File holding curve_secret_key (what `tidings keygen` prints, or the key alone)' }),
+  s({ name: 'curve_director_key', type: 'string', default: null, describe: "The director's CURVE public key, checked when this node connects to the director's addresses (default: this node's own public key, as when nodes share one key pair)" }),
+  s({ name: 'curve_director_key_file', type: 'string', default: null, describe: 'File holding curve_director_key' }),
+  s({ name: 'curve_node_keys', type: 'list', default: [], describe: "Comma-separated CURVE public keys of other nodes, allowed on every address of this node (its own key always is)" }),
+  s({ name: 'curve_node_keys_file', type: 'list', default: [], describe: 'Comma-separated files of node public keys (one per line, or `tidings keygen` .pub files)' }),
+  s({ name: 'curve_worker_keys', type: 'list', default: [], describe: 'Comma-separated CURVE public keys of backend workers: allowed on the publisher address only' }),
+  s({ name: 'curve_worker_keys_file', type: 'list', default: [], describe: 'Comma-separated files of worker public keys' }),
+  s({ name: 'zmq_insecure', type: 'bool', default: false, describe: 'Allow non-loopback ZeroMQ addresses without CURVE keys (anyone who reaches them can read and publish everything); without it such a node refuses to start' }),
   s({ name: 'node_id', type: 'string', default: null, describe: 'Name of this node in logs and debug views (default: hostname-pid)' }),
   s({ name: 'secret', type: 'string', default: null, secret: true, describe: 'Secret that signs server API requests (channelstream x-channelstream-secret)' }),
   s({ name: 'admin_secret', type: 'string', default: null, secret: true, describe: 'Secret of the admin and debug views' }),
@@ -67,6 +78,10 @@ export const SETTINGS: readonly SettingSpec[] = Object.freeze([
   s({ name: 'history_total_bytes', type: 'int', default: 268435456, min: 65536, max: 1099511627776, describe: "Bytes of history the director keeps over all channels; past it the director's oldest messages go first, whatever their channel" }),
   s({ name: 'channel_idle_timeout', type: 'duration', default: 60, min: 1, max: 86400, describe: 'Seconds a channel with no listener, no presence and no history is kept before it is collected' }),
   s({ name: 'presence_ttl', type: 'duration', default: 15, min: 2, max: 3600, describe: 'Seconds after which connections of a silent node leave presence' }),
+  s({ name: 'channelstream_signed_value', type: 'string', default: 'path', choices: ['path', 'any'], describe: "What the x-channelstream-secret signature must sign: path (the endpoint path, e.g. /message) or any (any value, as channelstream 0.7 accepts: its JS signer and demo sign 'channelstream')" }),
+  s({ name: 'allow_cors', type: 'list', default: ['*'], describe: "Origins whose browsers may call the channelstream routes cross-origin (channelstream's allow_cors): * for any, or origins (https://app.example) and host names (app.example, which also covers its subdomains)" }),
+  s({ name: 'reattach_window', type: 'duration', default: 1, min: 0, max: 3600, describe: 'Seconds a channelstream connection whose websocket closed without /disconnect stays registered, so its client may come back with the same conn_id and catch up; then it parts (channelstream: about 1 s)' }),
+  s({ name: 'catchup_max_bytes', type: 'int', default: 1048576, min: 1024, max: 1073741824, describe: 'Bytes of frames kept for one registered channelstream connection while no client holds it (catch-up); past this the connection is dropped (parted) and its client must /connect again' }),
   s({ name: 'omnibus_authenticator', type: 'string', default: 'off', describe: "django-omnibus endpoint and its authenticator: off (no endpoint), noop (development only, needs allow_anonymous), user (omnibus' UserAuthenticator: HMAC-SHA1 of the user id keyed by django_secret_key) or http (ask auth_url)" }),
   s({ name: 'omnibus_base_url', type: 'string', default: '/ec', describe: "Path of the omnibus endpoint (omnibus' SERVER_BASE_URL): a websocket at <path>, SockJS under <path>/" }),
   s({ name: 'django_secret_key', type: 'string', default: null, secret: true, describe: "The Django SECRET_KEY that keys omnibus' user tokens (omnibus_authenticator user)" }),

@@ -4,12 +4,14 @@
  * created, so a position from before a restart or a collection never passes
  * as current.
  */
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { ChannelHistory, HistoryBudget, type HistoryLimits } from './history.js';
 
 export class ChannelState {
   offset = 0;
   readonly epoch: string;
+  /** channelstream's channel uuid: made when the channel's state is. */
+  readonly uuid = randomUUID();
   lastActive: number;
   readonly history: ChannelHistory;
 

@@ -149,7 +149,12 @@ export async function startSingleNode(extraEnv: Record<string, string> = {}, wor
     TIDINGS_WORKERS: String(workers),
     ...extraEnv,
   });
-  await proc.waitFor(/"msg":"node ready"/);
+  try {
+    await proc.waitFor(/"msg":"node ready"/);
+  } catch (err) {
+    await proc.stop(); // a node that never got ready must not outlive the test
+    throw err;
+  }
   return {
     proc,
     port,
@@ -185,7 +190,15 @@ export type NodeEnv = (index: number, director: ClusterNode) => Record<string, s
  * A director (no edge, HTTP API only) and `nodeCount` forwarder nodes with
  * `workers` edge processes each, as in docker-compose.yml.
  */
-export async function startCluster(nodeCount = 2, workers = 2, extraEnv: Record<string, string> = {}, nodeEnv?: NodeEnv): Promise<Cluster> {
+export async function startCluster(
+  nodeCount = 2,
+  workers = 2,
+  extraEnv: Record<string, string> = {},
+  /** Settings of one node by name ('director', 'node1', ...), e.g. its CURVE keys. */
+  perNode: Record<string, Record<string, string>> = {},
+  /** Settings of a forwarder node computed once the director's addresses are known (e.g. through a proxy). */
+  nodeEnv?: NodeEnv,
+): Promise<Cluster> {
   const host = '127.0.0.1';
   const [dport, dsub, dpub, dcmd] = await freePorts(4);
   const directorEnv = {
@@ -199,6 +212,7 @@ export async function startCluster(nodeCount = 2, workers = 2, extraEnv: Record<
     TIDINGS_API_KEYS: API_KEY,
     TIDINGS_NODE_ID: 'director',
     ...extraEnv,
+    ...perNode['director'],
   };
   const director: ClusterNode = {
     proc: serve('director', directorEnv),
@@ -229,6 +243,7 @@ export async function startCluster(nodeCount = 2, workers = 2, extraEnv: Record<
         TIDINGS_API_KEYS: API_KEY,
         TIDINGS_NODE_ID: `node${i + 1}`,
         ...extraEnv,
+        ...perNode[`node${i + 1}`],
         ...(nodeEnv ? await nodeEnv(i, director) : {}),
       }),
       port,
@@ -239,7 +254,12 @@ export async function startCluster(nodeCount = 2, workers = 2, extraEnv: Record<
       command: `tcp://${host}:${cmd}`,
     });
   }
-  await Promise.all([director, ...nodes].map((n) => n.proc.waitFor(/"msg":"node ready"/, 20000)));
+  try {
+    await Promise.all([director, ...nodes].map((n) => n.proc.waitFor(/"msg":"node ready"/, 20000)));
+  } catch (err) {
+    await Promise.all([director, ...nodes].map((n) => n.proc.stop()));
+    throw err;
+  }
   return {
     director,
     nodes,

@@ -30,7 +30,7 @@ const clients: TidingsClient[] = [];
 let subscriberLink: DelayProxy | null = null;
 
 before(async () => {
-  cluster = await startCluster(2, 1, {}, async (i, director): Promise<Record<string, string>> => {
+  cluster = await startCluster(2, 1, {}, {}, async (i, director): Promise<Record<string, string>> => {
     if (i !== 0) return {};
     const port = Number(new URL(director.subscriber.replace('tcp:', 'http:')).port);
     subscriberLink = await delayProxy('127.0.0.1', port);
