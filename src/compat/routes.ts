@@ -13,8 +13,9 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/resolve.js';
 import { ErrorCodes, TidingsError, toErrorBody } from '../protocol/errors.js';
 import type { CommandClient } from '../zmq/command-client.js';
-import { readJson, sendJson, sourceAddress } from '../http/io.js';
+import { logRequestFailure, readJson, sendJson, sourceAddress } from '../http/io.js';
 import { verify } from './signer.js';
+import { checkValueDepth } from '../protocol/payload.js';
 
 type Obj = Record<string, unknown>;
 
@@ -64,7 +65,7 @@ export class CompatApi {
       const body = await readJson(req, this.config.max_message_size, null);
       sendJson(res, 200, await this.dispatch(path, req.method!, body, url));
     } catch (err) {
-      if (!(err instanceof TidingsError)) this.log.error({ err }, 'channelstream API failed');
+      logRequestFailure(this.log, err, 'channelstream API failed');
       const status = err instanceof TidingsError ? err.status : 500;
       const error = toErrorBody(err);
       if (err instanceof Invalid) sendJson(res, 422, { ...err.fields, error });
@@ -158,6 +159,8 @@ export class CompatApi {
     const op = method === 'POST' ? 'post' : method === 'PATCH' ? 'edit' : 'delete';
     const messages = Array.isArray(body) ? body : body === null ? null : [body];
     if (messages === null) throw new Invalid({ _schema: ['Body must be a list of messages.'] });
+    // Each item is the payload: native subscribers receive the whole channelstream object as `data`.
+    for (const m of messages) checkValueDepth(m);
     const r = await this.commands.request<{ invalid?: Record<string, string[]>; messages?: unknown[] }>('cs_message', { op, messages });
     if (r.invalid) throw new Invalid(r.invalid);
     return r.messages;

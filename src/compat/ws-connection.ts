@@ -10,7 +10,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { CloseCodes, type CloseSpec } from '../protocol/errors.js';
 import type { EdgeServer } from '../edge/edge-server.js';
-import { Outbox } from '../edge/outbox.js';
+import { Outbox, closeGraceMs } from '../edge/outbox.js';
 import { HeldPushes } from '../edge/held-pushes.js';
 import { textFrame, type SharedPush } from '../edge/frames.js';
 import type { Listener } from '../edge/hub.js';
@@ -177,13 +177,13 @@ export class CompatConnection implements Listener, TrackedConnection {
 
   close(spec: CloseSpec, detail?: string): void {
     if (this.closed) return;
-    this.outbox.flush();
+    this.outbox.flushAll();
     try {
       this.ws.close(spec.code, detail ? `${spec.reason}: ${detail}`.slice(0, 120) : spec.reason);
     } catch {
       this.ws.terminate();
     }
-    setTimeout(() => this.ws.terminate(), 2000).unref();
+    setTimeout(() => this.ws.terminate(), closeGraceMs(spec)).unref();
     this.cleanup();
   }
 

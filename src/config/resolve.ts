@@ -57,6 +57,9 @@ export interface Config {
   readonly history_ttl: number;
   readonly channel_idle_timeout: number;
   readonly presence_ttl: number;
+  readonly http_headers_timeout: number;
+  readonly token_max_lifetime: number;
+  readonly worker_restart_reset: number;
   readonly metrics: boolean;
 }
 

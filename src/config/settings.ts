@@ -62,6 +62,9 @@ export const SETTINGS: readonly SettingSpec[] = Object.freeze([
   s({ name: 'history_ttl', type: 'duration', default: 300, min: 0, max: 31536000, describe: 'Default seconds a message stays in history' }),
   s({ name: 'channel_idle_timeout', type: 'duration', default: 60, min: 1, max: 86400, describe: 'Seconds a channel with no listener, no presence and no history is kept before it is collected' }),
   s({ name: 'presence_ttl', type: 'duration', default: 15, min: 2, max: 3600, describe: 'Seconds after which connections of a silent node leave presence' }),
+  s({ name: 'http_headers_timeout', type: 'duration', default: 10, min: 0.2, max: 300, describe: 'Seconds a client has to send its HTTP request headers (slow ones are answered 408 and cut within this plus a quarter of it, at most 1 s more)' }),
+  s({ name: 'token_max_lifetime', type: 'duration', default: 86400, min: 0, max: 31536000, describe: 'Longest life of a client token in seconds: a token must carry exp and serves at most this long after its iat (or after connect when it has none), its connection closed with 4002 then; 0 accepts tokens without exp, with no limit' }),
+  s({ name: 'worker_restart_reset', type: 'duration', default: 30, min: 0.5, max: 3600, describe: 'Seconds an edge worker must run before its restart delay starts again from 100 ms (a worker that dies sooner waits twice as long as last time, up to 5 s)' }),
   s({ name: 'metrics', type: 'bool', default: true, describe: 'Serve Prometheus metrics at /metrics' }),
 ]);
 

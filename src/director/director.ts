@@ -14,6 +14,8 @@ import { SendQueue } from '../zmq/send-queue.js';
 import { channelTopic, userTopic } from '../cluster/topics.js';
 import { DownKind, encodeHeader, parsePublish, WireError } from '../cluster/wire.js';
 import { ChannelRegistry } from './channels.js';
+import { checkJsonTextDepth } from '../protocol/payload.js';
+import { LoopGuard } from '../runtime/loop-guard.js';
 import { encodeDirectPush, encodeMessagePush } from './push-encoding.js';
 import { CommandHandlers } from './commands.js';
 
@@ -33,7 +35,7 @@ export class Director {
   readonly channels: ChannelRegistry;
   /** Topics some node holds a subscription to, as XPUB reports them. */
   readonly heldTopics = new Set<string>();
-  private loops: Promise<void>[] = [];
+  private running: Promise<void>[] = [];
   private collectTimer: NodeJS.Timeout | null = null;
   private stopping = false;
   /** The command table; features add their commands with `handlers.register`. */
@@ -46,6 +48,10 @@ export class Director {
   /** Channel messages sent since the last scrape, added to `published` when collected (keeps label hashing off the hot path). */
   private publishedChannel = 0;
   private readonly rejected: Counter<'code'>;
+  /** One bad item is counted and skipped; a loop that dies calls `onFatal`. */
+  readonly loops: LoopGuard;
+  /** Set by the node: a serving loop died, end the process (its supervisor restarts it). */
+  onFatal: (reason: string) => void = () => undefined;
 
   /** Channels idle this long with no listener and no history are collected (channel_idle_timeout). */
   private readonly collectIdleMs: number;
@@ -61,6 +67,7 @@ export class Director {
       historyTtlMs: config.history_ttl * 1000,
     });
     this.handlers = new CommandHandlers(this, log);
+    this.loops = new LoopGuard(registry, log, (loop, err) => this.onFatal(`${loop} loop died: ${err instanceof Error ? err.message : String(err)}`));
     this.published = new Counter({
       name: 'tidings_director_published_total',
       help: 'Messages sequenced and sent down by the director',
@@ -102,7 +109,7 @@ export class Director {
     await this.xsub.send(Buffer.from([1]));
     this.down = new SendQueue(this.xpub, hwm, this.log, 'director-down');
     this.replies = new SendQueue(this.router, hwm, this.log, 'director-replies');
-    this.loops.push(this.publishLoop(this.xsub), this.subscriptionLoop(this.xpub), this.commandLoop(this.router));
+    this.running.push(this.publishLoop(this.xsub), this.subscriptionLoop(this.xpub), this.commandLoop(this.router));
     this.collectTimer = setInterval(() => this.collect(), Math.min(COLLECT_INTERVAL_MS, Math.max(250, this.collectIdleMs / 4)));
     this.collectTimer.unref();
     this.log.info(
@@ -124,7 +131,7 @@ export class Director {
     this.down?.close();
     this.replies?.close();
     for (const s of [this.xsub, this.xpub, this.router]) s?.close();
-    await Promise.allSettled(this.loops);
+    await Promise.allSettled(this.running);
     this.xsub = this.xpub = this.router = null;
     this.log.info('director stopped');
   }
@@ -196,6 +203,8 @@ export class Director {
         throw new TidingsError(ErrorCodes.PAYLOAD_TOO_LARGE, `${total} bytes > max_message_size ${this.config.max_message_size}`);
       }
       const p = parsePublish(frames);
+      // The door of every ZeroMQ publisher: nothing deeper than every subscriber's encoder takes gets in.
+      checkJsonTextDepth(p.data);
       let parsed: unknown;
       try {
         parsed = JSON.parse(p.data);
@@ -216,48 +225,61 @@ export class Director {
     }
   }
 
-  private async publishLoop(xsub: XSubscriber): Promise<void> {
-    try {
-      for await (const frames of xsub) {
+  private publishLoop(xsub: XSubscriber): Promise<void> {
+    return this.loops.run(
+      'director-publish',
+      xsub,
+      (frames) => {
         this.handleInbound(frames as Buffer[]);
-        if (this.down!.full) await this.down!.space();
-      }
-    } catch (err) {
-      if (!this.stopping) this.log.error({ err }, 'publisher loop failed');
-    }
+        if (this.down!.full) return this.down!.space();
+        return undefined;
+      },
+      () => this.stopping,
+    );
   }
 
-  private async subscriptionLoop(xpub: XPublisher): Promise<void> {
-    try {
-      for await (const [msg] of xpub) {
-        if (!msg || msg.length < 1) continue;
+  private subscriptionLoop(xpub: XPublisher): Promise<void> {
+    return this.loops.run(
+      'director-subscriptions',
+      xpub,
+      ([msg]) => {
+        if (!msg || msg.length < 1) return;
         const key = msg.subarray(1).toString('latin1');
         if (msg[0] === 1) this.heldTopics.add(key);
         else if (msg[0] === 0) this.heldTopics.delete(key);
-      }
-    } catch (err) {
-      if (!this.stopping) this.log.error({ err }, 'subscription loop failed');
-    }
+      },
+      () => this.stopping,
+    );
   }
 
-  private async commandLoop(router: Router): Promise<void> {
-    try {
-      for await (const frames of router) {
-        if (frames.length < 4) continue;
-        const route = frames.slice(0, frames.length - 3) as Buffer[];
-        const [id, method, body] = frames.slice(frames.length - 3) as [Buffer, Buffer, Buffer];
-        void this.handlers.dispatch(method.toString('utf8'), body).then(
-          (result) => this.reply([...route, id, Buffer.from('ok'), Buffer.from(JSON.stringify(result ?? null))]),
-          (err: unknown) => {
-            const e = err instanceof TidingsError ? err : new TidingsError(ErrorCodes.INTERNAL);
-            if (!(err instanceof TidingsError)) this.log.error({ err }, 'command failed');
-            this.reply([...route, id, Buffer.from('error'), Buffer.from(JSON.stringify(e.toBody()))]);
-          },
-        );
-      }
-    } catch (err) {
-      if (!this.stopping) this.log.error({ err }, 'command loop failed');
-    }
+  private commandLoop(router: Router): Promise<void> {
+    return this.loops.run('director-commands', router, (frames) => this.onCommand(frames as Buffer[]), () => this.stopping);
+  }
+
+  /** One command: its failure, even in encoding the reply, is answered and counted, never thrown. */
+  private onCommand(frames: Buffer[]): void {
+    if (frames.length < 4) return;
+    const route = frames.slice(0, frames.length - 3);
+    const [id, method, body] = frames.slice(frames.length - 3) as [Buffer, Buffer, Buffer];
+    const fail = (err: unknown): void => {
+      const e = err instanceof TidingsError ? err : new TidingsError(ErrorCodes.INTERNAL);
+      if (!(err instanceof TidingsError)) this.log.error({ err, method: method.toString('utf8').slice(0, 64) }, 'command failed');
+      this.reply([...route, id, Buffer.from('error'), Buffer.from(JSON.stringify(e.toBody()))]);
+    };
+    this.handlers
+      .dispatch(method.toString('utf8'), body)
+      .then((result) => {
+        let json: string;
+        try {
+          json = JSON.stringify(result ?? null);
+        } catch (err) {
+          this.loops.failed('director-replies', err, { method: method.toString('utf8').slice(0, 64) });
+          fail(new TidingsError(ErrorCodes.INTERNAL, 'the reply could not be encoded'));
+          return;
+        }
+        this.reply([...route, id, Buffer.from('ok'), Buffer.from(json)]);
+      }, fail)
+      .catch((err) => this.loops.failed('director-commands', err));
   }
 
   isChannelHeld(name: string): boolean {

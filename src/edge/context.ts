@@ -6,6 +6,7 @@ import type { CommandClient } from '../zmq/command-client.js';
 import type { Hub } from './hub.js';
 import type { FlushScheduler } from './outbox.js';
 import type { ClientConnection } from './connection.js';
+import type { LoopGuard } from '../runtime/loop-guard.js';
 
 export type MethodHandler = (conn: ClientConnection, params: Record<string, unknown>) => Promise<unknown> | unknown;
 
@@ -23,6 +24,8 @@ export interface EdgeContext {
   readonly commands: CommandClient;
   readonly scheduler: FlushScheduler;
   readonly metrics: { slowConsumers: Counter };
+  /** Where a client's failure is counted and logged, so it ends at most that client's connection. */
+  readonly loops: LoopGuard;
   /** Methods beyond the core ones (history, presence, ...). */
   readonly extraMethods: Map<string, MethodHandler>;
   subscribe(conn: ClientConnection, channel: string, recover: unknown): Promise<SubscribeOutcome>;

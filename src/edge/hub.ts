@@ -18,6 +18,7 @@ import { ErrorCodes, TidingsError } from '../protocol/errors.js';
 import { TopicKind, channelTopic, userTopic, parseTopic, edgeTopic, ALL_TOPIC } from '../cluster/topics.js';
 import { DownKind, decodeHeader } from '../cluster/wire.js';
 import type { CommandClient } from '../zmq/command-client.js';
+import type { LoopGuard } from '../runtime/loop-guard.js';
 import { SharedPush } from './frames.js';
 
 export interface Listener {
@@ -57,6 +58,8 @@ export interface HubOptions {
   log: Logger;
   registry: Registry;
   onControl: (body: Record<string, unknown>) => void;
+  /** Counts and logs what one message or one listener breaks, so the receive loop goes on. */
+  loops: LoopGuard;
   /** Called once per channel message received (the flush scheduler's measure of load). */
   onChannelMessage?: () => void;
 }
@@ -232,14 +235,26 @@ export class Hub {
     }
   }
 
-  private async receive(sub: Subscriber): Promise<void> {
-    try {
-      for await (const frames of sub) {
-        if (frames.length !== 3) continue;
-        this.dispatch(frames[0]!, frames[1]!, frames[2]!);
+  /** The one SUB loop of this edge: a message that fails is counted and skipped, never the end of the loop. */
+  private receive(sub: Subscriber): Promise<void> {
+    return this.opts.loops.run(
+      'edge-sub',
+      sub,
+      (frames) => {
+        if (frames.length === 3) this.dispatch(frames[0]!, frames[1]!, frames[2]!);
+      },
+      () => this.stopping,
+    );
+  }
+
+  /** Hand a push to each listener; one listener's failure is its own, the others still get it. */
+  private deliverAll(listeners: Set<Listener>, push: SharedPush): void {
+    for (const l of listeners) {
+      try {
+        l.deliver(push);
+      } catch (err) {
+        this.opts.loops.failed('edge-delivery', err, { channel: push.channel });
       }
-    } catch (err) {
-      if (!this.stopping) this.opts.log.error({ err }, 'SUB receive loop failed');
     }
   }
 
@@ -260,12 +275,17 @@ export class Hub {
           this.opts.log.warn({ channel: t.name, expected: entry.offset + 1, got: header.offset, epoch: header.epoch }, 'gap in channel stream');
           entry.offset = header.offset;
           entry.epoch = header.epoch;
-          for (const l of [...entry.listeners]) l.onGap(t.name);
+          for (const l of [...entry.listeners]) {
+            try {
+              l.onGap(t.name);
+            } catch (err) {
+              this.opts.loops.failed('edge-delivery', err, { channel: t.name });
+            }
+          }
           return;
         }
         entry.offset = header.offset;
-        const push = new SharedPush(body, t.name, header.offset);
-        for (const l of entry.listeners) l.deliver(push);
+        this.deliverAll(entry.listeners, new SharedPush(body, t.name, header.offset));
         return;
       }
       case DownKind.ChannelEvent: {
@@ -277,7 +297,7 @@ export class Hub {
         if (!entry || !entry.live) return;
         const push = new SharedPush(body, t.name, 0);
         if (header.epoch !== '') push.exceptUser = header.epoch;
-        for (const l of entry.listeners) l.deliver(push);
+        this.deliverAll(entry.listeners, push);
         return;
       }
       case DownKind.Direct: {
@@ -286,8 +306,7 @@ export class Hub {
         if (!t || t.kind !== TopicKind.User) return;
         const entry = this.users.get(t.name);
         if (!entry || !entry.live) return;
-        const push = new SharedPush(body);
-        for (const l of entry.listeners) l.deliver(push);
+        this.deliverAll(entry.listeners, new SharedPush(body));
         return;
       }
       case DownKind.Probe: {

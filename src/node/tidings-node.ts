@@ -2,7 +2,11 @@
  * One node of a cluster: the director and/or forwarder in this process, and
  * `workers` edge processes (node:cluster) sharing the server port. A node
  * without edges but with a director serves the HTTP API from this process.
- * Crashed edge workers are restarted with a growing delay.
+ * Crashed edge workers are restarted with a growing delay, which starts
+ * again from the shortest once a worker has run for worker_restart_reset.
+ * Workers get their configuration (secrets included) over the IPC channel,
+ * never through their environment or command line, which other local users
+ * can read in /proc.
  */
 import cluster, { type Worker } from 'node:cluster';
 import { hostname } from 'node:os';
@@ -15,20 +19,26 @@ import { EdgeServer } from '../edge/edge-server.js';
 import { installEdgeFeatures } from '../edge/features.js';
 import { installDirectorFeatures, type DirectorFeatures } from '../director/features.js';
 
-export const WORKER_CONFIG_ENV = 'TIDINGS_INTERNAL_WORKER_CONFIG';
-export const WORKER_ID_ENV = 'TIDINGS_INTERNAL_EDGE_ID';
-
 export interface NodeOptions {
   config: Config;
   log: Logger;
   /** Path of the edge worker entry script. */
   workerScript: string;
+  /** A loop of the director or forwarder died: the caller ends the process (readiness is already down). */
+  onFatal?: (reason: string) => void;
+}
+
+/** Restart delay of an edge worker after `attempt` quick deaths in a row: 100 ms doubling, at most 5 s. */
+export function restartDelayMs(attempt: number): number {
+  return Math.min(100 * 2 ** Math.min(attempt, 6), 5000);
 }
 
 type WorkerMetrics = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
 
 /** Messages between the node process and its edge workers. */
 export type IpcMessage =
+  | { type: 'tidings:config?' } // a worker's first message, once it listens
+  | { type: 'tidings:config'; config: Config; edgeId: string } // the answer: settings and secrets over IPC
   | { type: 'tidings:ready' }
   | { type: 'tidings:node-metrics?'; id: number } // worker asks for the whole node's text
   | { type: 'tidings:node-metrics'; id: number; text: string }
@@ -43,7 +53,8 @@ export class TidingsNode {
   private forwarder: Forwarder | null = null;
   private api: EdgeServer | null = null;
   private workers = new Map<number, Worker>();
-  private restarts = 0;
+  /** Per worker slot: quick deaths in a row, reset by a run of worker_restart_reset. */
+  private readonly restarts = new Map<number, number>();
   private stopping = false;
 
   constructor(private readonly opts: NodeOptions) {
@@ -57,10 +68,12 @@ export class TidingsNode {
     if (config.director_enabled) {
       this.director = new Director(config, log.child({ component: 'director' }), this.registry);
       this.directorFeatures = installDirectorFeatures(this.director, this.registry);
+      this.director.onFatal = (reason) => this.opts.onFatal?.(reason);
       await this.director.start();
     }
     if (config.forwarder_enabled) {
       this.forwarder = new Forwarder(config, log.child({ component: 'forwarder' }), this.registry);
+      this.forwarder.onFatal = (reason) => this.opts.onFatal?.(reason);
       await this.forwarder.start();
     }
     if (config.edge_enabled) {
@@ -73,6 +86,7 @@ export class TidingsNode {
         edgeId: `${this.nodeId}/api`,
         websocket: false,
         metricsText: () => this.metricsText(),
+        onFatal: (reason) => this.opts.onFatal?.(reason),
       });
       // The compat and debug routes are served here too (no websocket features start).
       installEdgeFeatures(this.api, config, log.child({ component: 'api' }));
@@ -112,7 +126,8 @@ export class TidingsNode {
   private async startWorkers(): Promise<void> {
     const semiSpace = this.opts.config.worker_semi_space_mb;
     const execArgv = semiSpace > 0 ? [...process.execArgv, `--max-semi-space-size=${semiSpace}`] : process.execArgv;
-    cluster.setupPrimary({ exec: this.opts.workerScript, execArgv, silent: false });
+    // No arguments: the node's command line may hold secrets (--token-secret ...), and /proc shows it.
+    cluster.setupPrimary({ exec: this.opts.workerScript, execArgv, args: [], silent: false });
     const ready: Promise<void>[] = [];
     for (let i = 0; i < this.opts.config.workers; i++) ready.push(this.fork(i));
     await Promise.all(ready);
@@ -121,12 +136,15 @@ export class TidingsNode {
   private fork(index: number): Promise<void> {
     const { config, log } = this.opts;
     const edgeId = `${this.nodeId}/e${index}`;
-    const worker = cluster.fork({ [WORKER_CONFIG_ENV]: JSON.stringify(config), [WORKER_ID_ENV]: edgeId });
+    const worker = cluster.fork(workerEnvironment(process.env));
     this.workers.set(index, worker);
+    const startedAt = Date.now();
     return new Promise<void>((resolve, reject) => {
       let up = false;
       worker.on('message', (msg: IpcMessage) => {
-        if (msg.type === 'tidings:ready') {
+        if (msg.type === 'tidings:config?') {
+          worker.send({ type: 'tidings:config', config, edgeId } satisfies IpcMessage);
+        } else if (msg.type === 'tidings:ready') {
           up = true;
           resolve();
         } else if (msg.type === 'tidings:worker-metrics') {
@@ -144,8 +162,12 @@ export class TidingsNode {
           return;
         }
         if (this.stopping) return;
-        const delay = Math.min(100 * 2 ** Math.min(this.restarts++, 6), 5000);
-        log.error({ edge: edgeId, code, signal, restartInMs: delay }, 'edge worker died; restarting');
+        // A worker that ran long enough was healthy: its next restart is quick again.
+        const ranMs = Date.now() - startedAt;
+        const attempt = ranMs >= config.worker_restart_reset * 1000 ? 0 : (this.restarts.get(index) ?? 0);
+        this.restarts.set(index, attempt + 1);
+        const delay = restartDelayMs(attempt);
+        log.error({ edge: edgeId, code, signal, ranMs, restartInMs: delay }, 'edge worker died; restarting');
         setTimeout(() => {
           if (!this.stopping) this.fork(index).catch((err) => log.error({ err }, 'edge worker restart failed'));
         }, delay);
@@ -177,4 +199,15 @@ export class TidingsNode {
     await this.director?.stop();
     this.opts.log.info('node stopped');
   }
+}
+
+/**
+ * The environment of an edge worker: the node's, without any TIDINGS_*
+ * variable (settings, secrets among them, reach the worker over IPC).
+ * cluster.fork merges what it is given over process.env; undefined removes.
+ */
+export function workerEnvironment(env: NodeJS.ProcessEnv): Record<string, string | undefined> {
+  const out: Record<string, string | undefined> = {};
+  for (const key of Object.keys(env)) if (key.startsWith('TIDINGS_')) out[key] = undefined;
+  return out;
 }

@@ -7,6 +7,7 @@ import { Dealer } from 'zeromq';
 import type { Logger } from 'pino';
 import { ErrorCodes, TidingsError, errorByCode } from '../protocol/errors.js';
 import { SendQueue } from './send-queue.js';
+import type { LoopGuard } from '../runtime/loop-guard.js';
 
 interface Pending {
   resolve: (value: unknown) => void;
@@ -20,6 +21,8 @@ export interface CommandClientOptions {
   maxInFlight: number;
   highWaterMark: number;
   log: Logger;
+  /** A server's guard: a reply that fails is counted and skipped, a receive loop that dies is reported. */
+  loops?: LoopGuard;
 }
 
 export class CommandClient {
@@ -53,6 +56,14 @@ export class CommandClient {
     if (this.pending.size >= this.opts.maxInFlight) {
       return Promise.reject(new TidingsError(ErrorCodes.LIMIT_EXCEEDED, 'too many commands in flight'));
     }
+    let json: string;
+    try {
+      json = JSON.stringify(body ?? null);
+    } catch (err) {
+      // Only a value nested too deep for the encoder gets here (the doors refuse those first).
+      const spec = err instanceof RangeError ? ErrorCodes.PAYLOAD_TOO_DEEP : ErrorCodes.INTERNAL;
+      return Promise.reject(new TidingsError(spec, `${method} body could not be encoded`));
+    }
     const id = this.nextId++;
     if (this.nextId > 0x7fffffff) this.nextId = 1;
     const idBuf = Buffer.allocUnsafe(4);
@@ -63,7 +74,7 @@ export class CommandClient {
         reject(new TidingsError(ErrorCodes.TIMEOUT, `director did not answer ${method} within ${timeoutMs} ms`));
       }, timeoutMs);
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
-      if (!this.queue!.push([idBuf, Buffer.from(method), Buffer.from(JSON.stringify(body ?? null))])) {
+      if (!this.queue!.push([idBuf, Buffer.from(method), Buffer.from(json)])) {
         clearTimeout(timer);
         this.pending.delete(id);
         reject(new TidingsError(ErrorCodes.LIMIT_EXCEEDED, 'command queue full'));
@@ -72,33 +83,37 @@ export class CommandClient {
   }
 
   private async receive(socket: Dealer): Promise<void> {
+    const stopping = (): boolean => this.socket !== socket;
+    if (this.opts.loops) return this.opts.loops.run('command-replies', socket, (frames) => this.onReply(frames as Buffer[]), stopping);
     try {
-      for await (const frames of socket) {
-        if (frames.length !== 3) continue;
-        const [idBuf, status, body] = frames as [Buffer, Buffer, Buffer];
-        if (idBuf.length !== 4) continue;
-        const p = this.pending.get(idBuf.readUInt32BE(0));
-        if (!p) continue; // answered after its timeout
-        this.pending.delete(idBuf.readUInt32BE(0));
-        clearTimeout(p.timer);
-        let parsed: unknown;
-        try {
-          parsed = JSON.parse(body.toString('utf8'));
-        } catch {
-          p.reject(new TidingsError(ErrorCodes.INTERNAL, 'unparsable reply from director'));
-          continue;
-        }
-        if (status.toString() === 'ok') p.resolve(parsed);
-        else {
-          const e = parsed as { code?: number; message?: string };
-          const spec = (typeof e.code === 'number' && errorByCode(e.code)) || ErrorCodes.INTERNAL;
-          const err = new TidingsError(spec);
-          if (typeof e.message === 'string') err.message = e.message;
-          p.reject(err);
-        }
-      }
+      for await (const frames of socket) this.onReply(frames as Buffer[]);
     } catch (err) {
-      if (this.socket) this.opts.log.error({ err }, 'command socket receive failed');
+      if (!stopping()) this.opts.log.error({ err }, 'command socket receive failed');
+    }
+  }
+
+  private onReply(frames: Buffer[]): void {
+    if (frames.length !== 3) return;
+    const [idBuf, status, body] = frames as [Buffer, Buffer, Buffer];
+    if (idBuf.length !== 4) return;
+    const p = this.pending.get(idBuf.readUInt32BE(0));
+    if (!p) return; // answered after its timeout
+    this.pending.delete(idBuf.readUInt32BE(0));
+    clearTimeout(p.timer);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(body.toString('utf8'));
+    } catch {
+      p.reject(new TidingsError(ErrorCodes.INTERNAL, 'unparsable reply from director'));
+      return;
+    }
+    if (status.toString() === 'ok') p.resolve(parsed);
+    else {
+      const e = parsed as { code?: number; message?: string };
+      const spec = (typeof e.code === 'number' && errorByCode(e.code)) || ErrorCodes.INTERNAL;
+      const err = new TidingsError(spec);
+      if (typeof e.message === 'string') err.message = e.message;
+      p.reject(err);
     }
   }
 

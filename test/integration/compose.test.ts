@@ -1,8 +1,12 @@
 /**
  * docker-compose.yml, run without Docker: every service as a local process
- * with that service's command and environment, each on its own network host
- * (a network namespace, or a 127.x address where namespaces are unavailable).
- * The sample worker's ticks must reach websocket clients on both nodes.
+ * with that service's command and environment, each on its own network host:
+ * a network namespace (needs root and iproute2; `.ci/run` installs iproute2).
+ * Where namespaces are unavailable the test fails, unless
+ * TIDINGS_COMPOSE_TOPOLOGY=auto (fall back to a 127.x address per service)
+ * or =loopback (always 127.x addresses) is set: see topologyPlan in
+ * test/helpers/compose.ts. The sample worker's ticks must reach websocket
+ * clients on both nodes.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
