@@ -176,7 +176,7 @@ export class Hub {
       failed: null,
     };
     map.set(name, entry);
-    this.sub?.subscribe(entry.topic);
+    this.topic('subscribe', entry.topic);
     void this.establish(entry);
     return entry;
   }
@@ -194,7 +194,7 @@ export class Hub {
     if (map.get(entry.name) !== entry) return;
     map.delete(entry.name);
     for (const t of entry.tokens) this.probes.delete(t);
-    if (!this.stopping) this.sub?.unsubscribe(entry.topic);
+    if (!this.stopping) this.topic('unsubscribe', entry.topic);
   }
 
   /** Probe until the subscription is live, with growing waits, within probeTimeoutMs. */
@@ -227,12 +227,19 @@ export class Hub {
         const map = entry.kind === 'channel' ? this.channels : this.users;
         if (map.get(entry.name) === entry) {
           map.delete(entry.name);
-          if (!this.stopping) this.sub?.unsubscribe(entry.topic);
+          if (!this.stopping) this.topic('unsubscribe', entry.topic);
         }
       } else {
         this.dropIfEmpty(entry);
       }
     }
+  }
+
+  /** (Un)subscribe a topic; a socket closed under a dead loop is left alone (the process is ending). */
+  private topic(op: 'subscribe' | 'unsubscribe', topic: Buffer): void {
+    const sub = this.sub;
+    if (!sub || sub.closed) return;
+    sub[op](topic);
   }
 
   /** The one SUB loop of this edge: a message that fails is counted and skipped, never the end of the loop. */

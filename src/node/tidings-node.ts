@@ -133,7 +133,12 @@ export class TidingsNode {
     await Promise.all(ready);
   }
 
-  private fork(index: number): Promise<void> {
+  /**
+   * Fork the worker of slot `index`; resolves once it is ready. A worker that
+   * dies is forked again after restartDelayMs, also when it dies while
+   * starting, except on the node's own start (which then fails).
+   */
+  private fork(index: number, restart = false): Promise<void> {
     const { config, log } = this.opts;
     const edgeId = `${this.nodeId}/e${index}`;
     const worker = cluster.fork(workerEnvironment(process.env));
@@ -157,11 +162,8 @@ export class TidingsNode {
       });
       worker.on('exit', (code, signal) => {
         this.workers.delete(index);
-        if (!up) {
-          reject(new Error(`edge worker ${edgeId} exited during start (code ${code}, signal ${signal})`));
-          return;
-        }
-        if (this.stopping) return;
+        if (!up) reject(new Error(`edge worker ${edgeId} exited during start (code ${code}, signal ${signal})`));
+        if ((!up && !restart) || this.stopping) return;
         // A worker that ran long enough was healthy: its next restart is quick again.
         const ranMs = Date.now() - startedAt;
         const attempt = ranMs >= config.worker_restart_reset * 1000 ? 0 : (this.restarts.get(index) ?? 0);
@@ -169,7 +171,8 @@ export class TidingsNode {
         const delay = restartDelayMs(attempt);
         log.error({ edge: edgeId, code, signal, ranMs, restartInMs: delay }, 'edge worker died; restarting');
         setTimeout(() => {
-          if (!this.stopping) this.fork(index).catch((err) => log.error({ err }, 'edge worker restart failed'));
+          // Its own exit schedules the next attempt; this only notes that the start failed.
+          if (!this.stopping) this.fork(index, true).catch((err: Error) => log.warn({ err: err.message }, 'edge worker restart failed'));
         }, delay);
       });
     });
