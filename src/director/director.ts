@@ -25,6 +25,8 @@ export interface PublishOutcome {
 }
 
 const COLLECT_INTERVAL_MS = 10_000;
+/** Commands that publish: their refusals are counted with the publisher address' ones. */
+const PUBLISH_COMMANDS = new Set(['publish', 'cs_message']);
 
 export class Director {
   private xsub: XSubscriber | null = null;
@@ -47,7 +49,7 @@ export class Director {
   private readonly published: Counter<'target'>;
   /** Channel messages sent since the last scrape, added to `published` when collected (keeps label hashing off the hot path). */
   private publishedChannel = 0;
-  private readonly rejected: Counter<'code'>;
+  private readonly rejected: Counter<'code' | 'door'>;
   /** One bad item is counted and skipped; a loop that dies calls `onFatal`. */
   readonly loops: LoopGuard;
   /** Set by the node: a serving loop died, end the process (its supervisor restarts it). */
@@ -81,8 +83,8 @@ export class Director {
     });
     this.rejected = new Counter({
       name: 'tidings_director_rejected_total',
-      help: 'Publishes the director rejected, by error code',
-      labelNames: ['code'],
+      help: 'Publishes the director refused, by error code and door (publisher address, or the publish commands of the command address)',
+      labelNames: ['code', 'door'],
       registers: [registry],
     });
     const channels = this.channels;
@@ -219,7 +221,7 @@ export class Director {
       else this.publishUser(p.name, p.data, sender);
     } catch (err) {
       const code = err instanceof TidingsError ? err.code : err instanceof WireError ? ErrorCodes.BAD_REQUEST.code : ErrorCodes.INTERNAL.code;
-      this.rejected.inc({ code: String(code) });
+      this.rejected.inc({ code: String(code), door: 'publisher' });
       // A PUB socket has no way back to the worker: the rejection is logged with its code.
       this.log.warn({ code, err: (err as Error).message }, 'rejected a message on the publisher address');
     }
@@ -263,6 +265,8 @@ export class Director {
     const [id, method, body] = frames.slice(frames.length - 3) as [Buffer, Buffer, Buffer];
     const fail = (err: unknown): void => {
       const e = err instanceof TidingsError ? err : new TidingsError(ErrorCodes.INTERNAL);
+      // Publishes refused here passed no other door (an edge refuses what it sees first): counted.
+      if (PUBLISH_COMMANDS.has(method.toString('utf8'))) this.rejected.inc({ code: String(e.code), door: 'command' });
       if (!(err instanceof TidingsError)) this.log.error({ err, method: method.toString('utf8').slice(0, 64) }, 'command failed');
       this.reply([...route, id, Buffer.from('error'), Buffer.from(JSON.stringify(e.toBody()))]);
     };

@@ -128,6 +128,14 @@ test('a push no MessagePack client can take is skipped for those clients only; t
   assert.deepEqual(late.pushes.map((p) => p.offset), [next.offset]);
   assert.equal(await failures(edgeRegistry, 'edge-replay'), 1);
 
+  // A stored value too deep even for JSON.stringify (10 000 levels): the director answers its
+  // history with an error instead of an unhandled rejection, and serves on.
+  director.publishChannel('deeper', `${'['.repeat(10000)}${']'.repeat(10000)}`, 'bypass', false);
+  const hj = await json.request('history', { channel: 'deeper' });
+  assert.equal(hj.error?.code, ErrorCodes.INTERNAL.code, JSON.stringify(hj));
+  assert.equal(await failures(directorRegistry, 'director-replies'), 1);
+  assert.deepEqual(await json.call('ping'), {});
+
   const ready = await fetch(`${http}/readyz`);
   assert.equal(ready.status, 200);
   assert.deepEqual(fatal, []);

@@ -16,7 +16,8 @@ import { MsgpackClient } from '../helpers/msgpack-client.js';
 import { CsClient, csRequest } from '../helpers/channelstream.js';
 import { metric, postJson } from '../helpers/http.js';
 import { sign } from '../../src/compat/signer.js';
-import { ErrorCodes } from '../../src/protocol/errors.js';
+import { ErrorCodes, type TidingsError } from '../../src/protocol/errors.js';
+import { Publisher } from '../../src/publisher/publisher.js';
 import { PUBLISH_MARKER } from '../../src/cluster/wire.js';
 import { encode } from '@msgpack/msgpack';
 
@@ -80,6 +81,9 @@ after(async () => {
   await node?.stop();
 });
 
+/** 126 refusals the director counted at its command door: only what no edge door stopped gets there. */
+const commandDoor = () => metric(node.http, 'tidings_director_rejected_total', { code: String(TOO_DEEP), door: 'command' });
+
 /** Resolves when every subscriber kind has a push carrying `marker`. */
 async function arrivesEverywhere(marker: string): Promise<void> {
   const has = (x: unknown): boolean => JSON.stringify(x).includes(`"${marker}"`);
@@ -104,6 +108,7 @@ async function command(method: string, body: unknown): Promise<{ status: string;
 }
 
 test('native websocket publish, JSON and MessagePack: refused with 126, the next message arrives everywhere', async () => {
+  const before = await commandDoor();
   const r1 = await publisher.request('publish', { channel: CHANNEL, data: deep(99) });
   assert.equal(r1.error?.code, TOO_DEEP, JSON.stringify(r1));
   // 20 000 levels in one 40 KB frame: refused at the door, not a failure further on (100 internal).
@@ -130,9 +135,11 @@ test('native websocket publish, JSON and MessagePack: refused with 126, the next
   await packedPublisher.call('publish', { channel: CHANNEL, data: { n: 'after-ws-msgpack' } });
   await arrivesEverywhere('after-ws-msgpack');
   // A message to a user comes from the HTTP and ZeroMQ paths; a client publishes to channels only.
+  assert.equal(await commandDoor(), before, 'refused at the edge: checked once, at the first door');
 });
 
 test('HTTP: /api/publish (channel and users) and the Seth-Pusher routes refuse with 400 / 126', async () => {
+  const before = await commandDoor();
   assertTooDeep(await postJson(`${node.http}/api/publish`, { channel: CHANNEL, data: deep(99) }), '/api/publish channel');
   await postJson(`${node.http}/api/publish`, { channel: CHANNEL, data: { n: 'after-api-channel' } });
   await arrivesEverywhere('after-api-channel');
@@ -148,9 +155,11 @@ test('HTTP: /api/publish (channel and users) and the Seth-Pusher routes refuse w
   assertTooDeep(await postJson(`${node.http}/api/users/${USER}/`, deep(99)), 'Seth-Pusher user');
   await postJson(`${node.http}/api/users/${USER}/`, { n: 'after-seth-user' });
   await arrivesEverywhere('after-seth-user');
+  assert.equal(await commandDoor(), before, 'refused at the edge');
 });
 
 test('channelstream /message (channel, pm_users, PATCH) refuses with 400 / 126', async () => {
+  const before = await commandDoor();
   assertTooDeep(await csPost('/message', [{ channel: CHANNEL, user: 'app', message: deep(99) }]), 'POST /message channel');
   assert.equal((await csPost('/message', [{ channel: CHANNEL, user: 'app', message: { n: 'after-cs-channel' } }])).status, 200);
   await arrivesEverywhere('after-cs-channel');
@@ -164,10 +173,11 @@ test('channelstream /message (channel, pm_users, PATCH) refuses with 400 / 126',
   assertTooDeep(await csPost('/message', [{ uuid: posted.body[0].uuid, channel: CHANNEL, message: deep(99) }], 'PATCH'), 'PATCH /message');
   assert.equal((await csPost('/message', [{ uuid: posted.body[0].uuid, channel: CHANNEL, message: { n: 'after-cs-edit' } }], 'PATCH')).status, 200);
   await arrivesEverywhere('after-cs-edit');
+  assert.equal(await commandDoor(), before, 'refused at the edge');
 });
 
 test('ZeroMQ publisher address (native multipart, to a channel and a user, and omnibus single frame): refused and counted', async () => {
-  const rejected = () => metric(node.http, 'tidings_director_rejected_total', { code: String(TOO_DEEP) });
+  const rejected = () => metric(node.http, 'tidings_director_rejected_total', { code: String(TOO_DEEP), door: 'publisher' });
   const before = await rejected();
   await zmqPub.send([PUBLISH_MARKER, 'channel', CHANNEL, JSON.stringify(deep(99))]);
   await zmqPub.send([PUBLISH_MARKER, 'channel', CHANNEL, JSON.stringify({ n: 'after-zmq-channel' })]);
@@ -183,15 +193,30 @@ test('ZeroMQ publisher address (native multipart, to a channel and a user, and o
 });
 
 test('command address (acknowledged publish, as Publisher.publishAcked and any backend send it): error 126', async () => {
+  const before = await commandDoor();
   const bad = await command('publish', { channel: CHANNEL, data: deep(99) });
   assert.equal(bad.status, 'error');
   assert.equal(bad.body.code, TOO_DEEP);
   const worse = await command('publish', `{"channel":"${CHANNEL}","data":${'['.repeat(5000)}${']'.repeat(5000)}}`);
   assert.equal(worse.body.code, TOO_DEEP, 'a body deeper than any command carries is refused before parsing');
+  const cs = await command('cs_message', { op: 'post', messages: [{ channel: CHANNEL, user: 'app', message: deep(99) }] });
+  assert.equal(cs.body.code, TOO_DEEP, 'channelstream messages sent straight to the command address');
   const ok = await command('publish', { channel: CHANNEL, data: { n: 'after-command' } });
   assert.equal(ok.status, 'ok');
   assert.equal(typeof ok.body.offset, 'number');
   await arrivesEverywhere('after-command');
+  assert.equal((await commandDoor()) - before, 3, 'the director is the door of the command address');
+  // The TypeScript Publisher refuses before sending, on both of its paths.
+  const p = new Publisher({ address: node.publisher, commandAddress: node.command });
+  p.start();
+  try {
+    await assert.rejects(p.publish(CHANNEL, deep(99)), (e: TidingsError) => e.code === TOO_DEEP);
+    await assert.rejects(p.publishToUser(USER, deep(99)), (e: TidingsError) => e.code === TOO_DEEP);
+    await assert.rejects(p.publishAcked(CHANNEL, deep(99)), (e: TidingsError) => e.code === TOO_DEEP);
+  } finally {
+    await p.close();
+  }
+  assert.equal((await commandDoor()) - before, 3, 'nothing of it reached the director');
 });
 
 test('afterwards: MessagePack history and recovery read back, a new subscribe works, ready, no loop failure', async () => {
