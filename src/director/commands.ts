@@ -59,7 +59,8 @@ export class CommandHandlers {
     let body: unknown;
     const text = raw.toString('utf8');
     // The command address is a door too (acknowledged publishes, any backend): no command
-    // body may carry a value deeper than a payload and its envelope.
+    // body may carry a value deeper than a payload and its envelope. For cs_message
+    // ({messages: [item]}) that is exactly the item's limit; `publish` checks its data too.
     checkJsonTextDepth(text, MAX_BODY_DEPTH);
     try {
       body = JSON.parse(text);

@@ -111,6 +111,9 @@ test('native websocket publish, JSON and MessagePack: refused with 126, the next
   const before = await commandDoor();
   const r1 = await publisher.request('publish', { channel: CHANNEL, data: deep(99) });
   assert.equal(r1.error?.code, TOO_DEEP, JSON.stringify(r1));
+  assert.equal((await publisher.request('publish', { channel: CHANNEL, data: deep(33) })).error?.code, TOO_DEEP, '33 levels');
+  assert.ok((await publisher.request('publish', { channel: CHANNEL, data: deep(32, 'ws-limit') })).result, '32 levels pass');
+  await arrivesEverywhere('ws-limit');
   // 20 000 levels in one 40 KB frame: refused at the door, not a failure further on (100 internal).
   const id = 9000;
   const frame = `{"id":${id},"method":"publish","params":{"channel":"${CHANNEL}","data":${'['.repeat(20000)}${']'.repeat(20000)}}}`;
@@ -141,18 +144,25 @@ test('native websocket publish, JSON and MessagePack: refused with 126, the next
 test('HTTP: /api/publish (channel and users) and the Seth-Pusher routes refuse with 400 / 126', async () => {
   const before = await commandDoor();
   assertTooDeep(await postJson(`${node.http}/api/publish`, { channel: CHANNEL, data: deep(99) }), '/api/publish channel');
+  // One level past the limit: the body (34 levels) passes the body reader, the payload (33) does not.
+  assertTooDeep(await postJson(`${node.http}/api/publish`, { channel: CHANNEL, data: deep(33) }), '/api/publish channel, 33 levels');
+  assert.equal((await postJson(`${node.http}/api/publish`, { channel: CHANNEL, data: deep(32, 'api-limit') })).status, 200, '32 levels pass');
+  await arrivesEverywhere('api-limit');
   await postJson(`${node.http}/api/publish`, { channel: CHANNEL, data: { n: 'after-api-channel' } });
   await arrivesEverywhere('after-api-channel');
 
   assertTooDeep(await postJson(`${node.http}/api/publish`, { users: [USER], data: deep(99) }), '/api/publish users');
+  assertTooDeep(await postJson(`${node.http}/api/publish`, { users: [USER], data: deep(33) }), '/api/publish users, 33 levels');
   await postJson(`${node.http}/api/publish`, { users: [USER], data: { n: 'after-api-user' } });
   await arrivesEverywhere('after-api-user');
 
   assertTooDeep(await postJson(`${node.http}/api/channels/${CHANNEL}/`, deep(99)), 'Seth-Pusher channel');
+  assertTooDeep(await postJson(`${node.http}/api/channels/${CHANNEL}/`, deep(33)), 'Seth-Pusher channel, 33 levels');
   await postJson(`${node.http}/api/channels/${CHANNEL}/`, { n: 'after-seth-channel' });
   await arrivesEverywhere('after-seth-channel');
 
   assertTooDeep(await postJson(`${node.http}/api/users/${USER}/`, deep(99)), 'Seth-Pusher user');
+  assertTooDeep(await postJson(`${node.http}/api/users/${USER}/`, deep(33)), 'Seth-Pusher user, 33 levels');
   await postJson(`${node.http}/api/users/${USER}/`, { n: 'after-seth-user' });
   await arrivesEverywhere('after-seth-user');
   assert.equal(await commandDoor(), before, 'refused at the edge');
@@ -161,16 +171,20 @@ test('HTTP: /api/publish (channel and users) and the Seth-Pusher routes refuse w
 test('channelstream /message (channel, pm_users, PATCH) refuses with 400 / 126', async () => {
   const before = await commandDoor();
   assertTooDeep(await csPost('/message', [{ channel: CHANNEL, user: 'app', message: deep(99) }]), 'POST /message channel');
+  // The item is the payload: an item of 33 levels (its message 32) in a body of 34.
+  assertTooDeep(await csPost('/message', [{ channel: CHANNEL, user: 'app', message: deep(32) }]), 'POST /message channel, 33 levels');
   assert.equal((await csPost('/message', [{ channel: CHANNEL, user: 'app', message: { n: 'after-cs-channel' } }])).status, 200);
   await arrivesEverywhere('after-cs-channel');
 
   assertTooDeep(await csPost('/message', [{ pm_users: [USER], user: 'app', message: deep(99) }]), 'POST /message pm_users');
+  assertTooDeep(await csPost('/message', [{ pm_users: [USER], user: 'app', message: deep(32) }]), 'POST /message pm_users, 33 levels');
   assert.equal((await csPost('/message', [{ pm_users: [USER], user: 'app', message: { n: 'after-cs-pm' } }])).status, 200);
   await arrivesEverywhere('after-cs-pm');
 
   const posted = await csPost('/message', [{ channel: CHANNEL, user: 'app', message: { n: 'to-edit' } }]);
   await arrivesEverywhere('to-edit');
   assertTooDeep(await csPost('/message', [{ uuid: posted.body[0].uuid, channel: CHANNEL, message: deep(99) }], 'PATCH'), 'PATCH /message');
+  assertTooDeep(await csPost('/message', [{ uuid: posted.body[0].uuid, channel: CHANNEL, message: deep(32) }], 'PATCH'), 'PATCH /message, 33 levels');
   assert.equal((await csPost('/message', [{ uuid: posted.body[0].uuid, channel: CHANNEL, message: { n: 'after-cs-edit' } }], 'PATCH')).status, 200);
   await arrivesEverywhere('after-cs-edit');
   assert.equal(await commandDoor(), before, 'refused at the edge');
@@ -199,13 +213,19 @@ test('command address (acknowledged publish, as Publisher.publishAcked and any b
   assert.equal(bad.body.code, TOO_DEEP);
   const worse = await command('publish', `{"channel":"${CHANNEL}","data":${'['.repeat(5000)}${']'.repeat(5000)}}`);
   assert.equal(worse.body.code, TOO_DEEP, 'a body deeper than any command carries is refused before parsing');
+  // The limit, exactly: 32 levels pass, 33 do not (a command body may nest 34: the payload and its envelope).
+  assert.equal((await command('publish', { channel: CHANNEL, data: deep(32, 'limit') })).status, 'ok');
+  await arrivesEverywhere('limit');
+  assert.equal((await command('publish', { channel: CHANNEL, data: deep(33) })).body.code, TOO_DEEP);
+  // Every command body is held to 34 levels, not only publishes: user state is pushed to subscribers too.
+  assert.equal((await command('user_state', { user: USER, user_state: { a: deep(40) } })).body.code, TOO_DEEP);
   const cs = await command('cs_message', { op: 'post', messages: [{ channel: CHANNEL, user: 'app', message: deep(99) }] });
   assert.equal(cs.body.code, TOO_DEEP, 'channelstream messages sent straight to the command address');
   const ok = await command('publish', { channel: CHANNEL, data: { n: 'after-command' } });
   assert.equal(ok.status, 'ok');
   assert.equal(typeof ok.body.offset, 'number');
   await arrivesEverywhere('after-command');
-  assert.equal((await commandDoor()) - before, 3, 'the director is the door of the command address');
+  assert.equal((await commandDoor()) - before, 4, 'the director is the door of the command address');
   // The TypeScript Publisher refuses before sending, on both of its paths.
   const p = new Publisher({ address: node.publisher, commandAddress: node.command });
   p.start();
@@ -216,7 +236,7 @@ test('command address (acknowledged publish, as Publisher.publishAcked and any b
   } finally {
     await p.close();
   }
-  assert.equal((await commandDoor()) - before, 3, 'nothing of it reached the director');
+  assert.equal((await commandDoor()) - before, 4, 'nothing of it reached the director');
 });
 
 test('afterwards: MessagePack history and recovery read back, a new subscribe works, ready, no loop failure', async () => {
