@@ -34,10 +34,12 @@ export interface OutboxOwner {
 /** Largest merged text frame; bigger runs of pushes stay separate frames (still one write). */
 const MAX_MERGED_PAYLOAD = 256 * 1024;
 /**
- * Most bytes handed to a socket in one write. Frames past it, and every frame
- * while the socket's own buffer waits to drain, stay here: so when a slow
- * consumer is cut off, what is queued here is dropped and its close frame
- * (4005) waits behind at most this much, not behind the whole send buffer.
+ * Most bytes handed to a socket in one write, and the most its own buffer may
+ * hold before frames stay here until it drains. A client that reads keeps its
+ * socket's buffer far below this (the kernel takes the writes), so its frames
+ * go out every flush as before; a slow consumer's pile up here, and when it is
+ * cut off they are dropped: its close frame (4005) follows at most about
+ * twice this, not the whole send buffer.
  */
 const MAX_WRITE = 256 * 1024;
 const NEWLINE = Buffer.from('\n');
@@ -94,7 +96,7 @@ export class Outbox {
       return;
     }
     // The socket's buffer is full (the client reads slowly): keep the frames here until it drains.
-    if (this.socket.writableNeedDrain) {
+    if (this.socket.writableLength >= MAX_WRITE) {
       this.waitDrain();
       return;
     }
@@ -112,7 +114,7 @@ export class Outbox {
     const batch = frames.splice(0, n);
     this.bytes -= size;
     this.socket.write(batch.length === 1 ? batch[0]! : joinFrames(batch));
-    if (this.socket.writableNeedDrain) this.waitDrain();
+    if (this.socket.writableLength >= MAX_WRITE) this.waitDrain();
     else this.reschedule();
   }
 
@@ -124,6 +126,7 @@ export class Outbox {
     this.bytes = 0;
   }
 
+  /** 'drain' comes once the socket's buffer is empty (its write had returned false: the buffer is past 16 KiB). */
   private waitDrain(): void {
     if (this.draining) return;
     this.draining = true;
