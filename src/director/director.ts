@@ -15,7 +15,7 @@ import { channelTopic, userTopic } from '../cluster/topics.js';
 import { DownKind, encodeHeader, parsePublish, WireError } from '../cluster/wire.js';
 import { ChannelRegistry } from './channels.js';
 import { checkJsonTextDepth } from '../protocol/payload.js';
-import { LoopGuard } from '../runtime/loop-guard.js';
+import { LogLimiter, LoopGuard } from '../runtime/loop-guard.js';
 import { encodeDirectPush, encodeMessagePush } from './push-encoding.js';
 import { CommandHandlers } from './commands.js';
 
@@ -50,6 +50,8 @@ export class Director {
   /** Channel messages sent since the last scrape, added to `published` when collected (keeps label hashing off the hot path). */
   private publishedChannel = 0;
   private readonly rejected: Counter<'code' | 'door'>;
+  /** A worker sending bad messages in a loop is logged once per code per 10 s, counted always. */
+  private readonly rejectionLogs = new LogLimiter();
   /** One bad item is counted and skipped; a loop that dies calls `onFatal`. */
   readonly loops: LoopGuard;
   /** Set by the node: a serving loop died, end the process (its supervisor restarts it). */
@@ -223,7 +225,8 @@ export class Director {
       const code = err instanceof TidingsError ? err.code : err instanceof WireError ? ErrorCodes.BAD_REQUEST.code : ErrorCodes.INTERNAL.code;
       this.rejected.inc({ code: String(code), door: 'publisher' });
       // A PUB socket has no way back to the worker: the rejection is logged with its code.
-      this.log.warn({ code, err: (err as Error).message }, 'rejected a message on the publisher address');
+      const { log, skipped } = this.rejectionLogs.take(String(code));
+      if (log) this.log.warn({ code, err: (err as Error).message, ...(skipped > 0 ? { notLogged: skipped } : {}) }, 'rejected a message on the publisher address');
     }
   }
 

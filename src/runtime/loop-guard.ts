@@ -19,6 +19,26 @@ export type DeathHandler = (loop: string, err: unknown) => void;
 /** One log line per loop per this many ms at most; the rest are counted. */
 export const LOG_EVERY_MS = 10_000;
 
+/**
+ * At most one log line per key per LOG_EVERY_MS: `take` says whether to log
+ * now and how many lines of that key were skipped since the last one.
+ */
+export class LogLimiter {
+  private readonly last = new Map<string, { at: number; skipped: number }>();
+  constructor(private readonly now: () => number = Date.now) {}
+
+  take(key: string): { log: boolean; skipped: number } {
+    const t = this.now();
+    const last = this.last.get(key);
+    if (last && t - last.at < LOG_EVERY_MS) {
+      last.skipped++;
+      return { log: false, skipped: 0 };
+    }
+    this.last.set(key, { at: t, skipped: 0 });
+    return { log: true, skipped: last?.skipped ?? 0 };
+  }
+}
+
 const counters = new WeakMap<Registry, Counter<'loop'>>();
 
 /** The one failures counter of a registry (the director and the forwarder share the node's). */
@@ -38,7 +58,7 @@ function failuresCounter(registry: Registry): Counter<'loop'> {
 
 export class LoopGuard {
   private readonly failures: Counter<'loop'>;
-  private readonly logged = new Map<string, { at: number; suppressed: number }>();
+  private readonly limiter: LogLimiter;
   /** The first loop that died, or null. */
   dead: string | null = null;
 
@@ -46,22 +66,17 @@ export class LoopGuard {
     registry: Registry,
     private readonly log: Logger,
     private readonly onDeath: DeathHandler = () => undefined,
-    private readonly now: () => number = Date.now,
+    now: () => number = Date.now,
   ) {
     this.failures = failuresCounter(registry);
+    this.limiter = new LogLimiter(now);
   }
 
   /** One item failed: count it and log it (rate-limited); the caller skips it. */
   failed(loop: string, err: unknown, context: Record<string, unknown> = {}): void {
     this.failures.inc({ loop });
-    const t = this.now();
-    const last = this.logged.get(loop);
-    if (last && t - last.at < LOG_EVERY_MS) {
-      last.suppressed++;
-      return;
-    }
-    this.logged.set(loop, { at: t, suppressed: 0 });
-    this.log.error({ loop, err, ...context, ...(last && last.suppressed > 0 ? { notLogged: last.suppressed } : {}) }, 'item failed and was skipped');
+    const { log, skipped } = this.limiter.take(loop);
+    if (log) this.log.error({ loop, err, ...context, ...(skipped > 0 ? { notLogged: skipped } : {}) }, 'item failed and was skipped');
   }
 
   /** A loop ended while its service was not stopping. Reported once. */
