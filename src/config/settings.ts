@@ -66,6 +66,11 @@ export const SETTINGS: readonly SettingSpec[] = Object.freeze([
   s({ name: 'token_max_lifetime', type: 'duration', default: 86400, min: 0, max: 31536000, describe: 'Longest life of a client token in seconds: a token must carry exp and serves at most this long after its iat (or after connect when it has none), its connection closed with 4002 then; 0 accepts tokens without exp, with no limit' }),
   s({ name: 'worker_restart_reset', type: 'duration', default: 30, min: 0.5, max: 3600, describe: 'Seconds an edge worker must run before its restart delay starts again from 100 ms (a worker that dies sooner waits twice as long as last time, up to 5 s)' }),
   s({ name: 'metrics', type: 'bool', default: true, describe: 'Serve Prometheus metrics at /metrics' }),
+  s({ name: 'wamp', type: 'bool', default: true, describe: 'Serve WAMP v2 clients (Autobahn) at wamp_path, and at /ws when they offer only WAMP subprotocols' }),
+  s({ name: 'wamp_path', type: 'string', default: '/wamp', describe: 'Websocket path of WAMP clients (under server_base_url)' }),
+  s({ name: 'wamp_realm', type: 'string', default: 'realm1', describe: 'The one WAMP realm clients join; HELLO for another realm gets ABORT wamp.error.no_such_realm' }),
+  s({ name: 'wamp_call_timeout', type: 'duration', default: 60, min: 0.1, max: 3600, describe: "Longest a WAMP call waits for its callee (a caller's timeout option may shorten it), then wamp.error.timeout" }),
+  s({ name: 'wamp_max_calls', type: 'int', default: 100000, min: 1, max: 10000000, describe: 'WAMP calls in flight in the whole cluster (kept by the director); past it calls get tidings.error.limit_exceeded' }),
 ]);
 
 export const SETTING_NAMES: ReadonlySet<string> = new Set(SETTINGS.map((x) => x.name));

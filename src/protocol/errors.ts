@@ -46,6 +46,12 @@ export const ErrorCodes = Object.freeze({
   UNKNOWN_CONNECTION: spec(124, 'unknown_connection', 404, 'unknown connection id'),
   INVALID_POSITION: spec(125, 'invalid_position', 400, 'invalid stream position'),
   PAYLOAD_TOO_DEEP: spec(126, 'payload_too_deep', 400, 'payload nests too deeply'),
+  WAMP_NO_SUCH_PROCEDURE: spec(190, 'wamp_no_such_procedure', 404, 'no procedure is registered under this URI'),
+  WAMP_PROCEDURE_EXISTS: spec(191, 'wamp_procedure_already_exists', 409, 'a procedure is already registered under this URI'),
+  WAMP_NO_SUCH_REGISTRATION: spec(192, 'wamp_no_such_registration', 404, 'no such registration of this session'),
+  WAMP_CANCELED: spec(193, 'wamp_canceled', 503, 'the call was canceled: its callee left before answering'),
+  WAMP_CALL_TIMEOUT: spec(194, 'wamp_call_timeout', 504, 'the callee did not answer within the call timeout'),
+  WAMP_INVALID_URI: spec(195, 'wamp_invalid_uri', 400, 'invalid WAMP URI'),
 });
 
 export type ErrorName = keyof typeof ErrorCodes;
@@ -121,6 +127,7 @@ export const CloseCodes = Object.freeze({
   DISCONNECTED: close(4007, 'disconnected', false, 'disconnected by the server API'),
   UNAVAILABLE: close(4008, 'unavailable', true, 'director unavailable'),
   UNSUPPORTED_PROTOCOL: close(4009, 'unsupported_protocol', false, 'unsupported subprotocol'),
+  WAMP_ABORTED: close(4035, 'wamp_aborted', false, 'WAMP session aborted: the ABORT message says why'),
 });
 
 export type CloseName = keyof typeof CloseCodes;
