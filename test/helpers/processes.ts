@@ -149,7 +149,13 @@ export async function startSingleNode(extraEnv: Record<string, string> = {}, wor
     TIDINGS_WORKERS: String(workers),
     ...extraEnv,
   });
-  await proc.waitFor(/"msg":"node ready"/);
+  try {
+    await proc.waitFor(/"msg":"node ready"/);
+  } catch (err) {
+    // Nothing may outlive a failed start (the runner may end this process without its exit handler).
+    await proc.kill9();
+    throw err;
+  }
   return {
     proc,
     port,
@@ -232,7 +238,12 @@ export async function startCluster(nodeCount = 2, workers = 2, extraEnv: Record<
       command: `tcp://${host}:${cmd}`,
     });
   }
-  await Promise.all([director, ...nodes].map((n) => n.proc.waitFor(/"msg":"node ready"/, 20000)));
+  try {
+    await Promise.all([director, ...nodes].map((n) => n.proc.waitFor(/"msg":"node ready"/, 20000)));
+  } catch (err) {
+    await Promise.all([director, ...nodes].map((n) => n.proc.kill9()));
+    throw err;
+  }
   return {
     director,
     nodes,

@@ -52,7 +52,12 @@ before(async () => {
     },
     ['--admin-secret', ADMIN_SECRET],
   );
-  await proc.waitFor(/"msg":"node ready"/);
+  try {
+    await proc.waitFor(/"msg":"node ready"/);
+  } catch (err) {
+    await proc.kill9();
+    throw err;
+  }
   node = { proc, url: `ws://127.0.0.1:${port}/ws`, http: `http://127.0.0.1:${port}` };
 });
 after(async () => {
