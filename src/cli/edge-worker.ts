@@ -12,18 +12,20 @@ import { createLogger } from '../log.js';
 import { EdgeServer } from '../edge/edge-server.js';
 import { installEdgeFeatures } from '../edge/features.js';
 import type { IpcMessage } from '../node/tidings-node.js';
+import type { SiblingOptions } from '../edge/siblings.js';
 import { EXIT_LOOP_DIED } from '../runtime/loop-guard.js';
+import { zapHandler } from '../zmq/zap.js';
 
 const send = (m: IpcMessage): void => {
   process.send?.(m);
 };
 
-function receiveConfig(): Promise<{ config: Config; edgeId: string }> {
+function receiveConfig(): Promise<{ config: Config; edgeId: string; siblings: SiblingOptions | undefined }> {
   return new Promise((resolve) => {
     const onMessage = (msg: IpcMessage): void => {
       if (msg.type !== 'tidings:config') return;
       process.off('message', onMessage);
-      resolve({ config: Object.freeze(msg.config), edgeId: msg.edgeId });
+      resolve({ config: Object.freeze(msg.config), edgeId: msg.edgeId, siblings: msg.siblings ?? undefined });
     };
     process.on('message', onMessage);
     send({ type: 'tidings:config?' });
@@ -31,7 +33,7 @@ function receiveConfig(): Promise<{ config: Config; edgeId: string }> {
 }
 
 async function main(): Promise<void> {
-  const { config, edgeId } = await receiveConfig();
+  const { config, edgeId, siblings } = await receiveConfig();
   const log = createLogger(config.log_level, { edge: edgeId }).child({ component: 'edge' });
   const registry = new Registry();
   registry.setDefaultLabels({ edge: edgeId });
@@ -57,6 +59,7 @@ async function main(): Promise<void> {
     registry,
     edgeId,
     websocket: true,
+    siblings,
     metricsText: () =>
       new Promise<string>((resolve) => {
         const id = seq++;
@@ -77,6 +80,8 @@ async function main(): Promise<void> {
     },
   });
   installEdgeFeatures(edge, config, log);
+  // Without its ZAP handler no CURVE client is admitted any more: end like a dead loop.
+  zapHandler.onDeath = () => stop(EXIT_LOOP_DIED);
 
   process.on('message', (msg: IpcMessage) => {
     if (msg.type === 'tidings:worker-metrics?') {

@@ -8,6 +8,7 @@ import { createLogger } from '../log.js';
 import { TidingsNode } from '../node/tidings-node.js';
 import { loadConfig } from './load-config.js';
 import { EXIT_LOOP_DIED } from '../runtime/loop-guard.js';
+import { zapHandler } from '../zmq/zap.js';
 
 function defaultText(v: unknown): string {
   if (v === null) return 'none';
@@ -59,6 +60,11 @@ export const serveCommand: CommandModule = {
           process.exit(1);
         },
       );
+    };
+    // Without its ZAP handler no CURVE client is admitted any more: end like a dead loop.
+    zapHandler.onDeath = () => {
+      log.fatal('node exiting: the ZAP handler died');
+      shutdown('loop died', EXIT_LOOP_DIED);
     };
     const node = new TidingsNode({
       config,

@@ -14,10 +14,13 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Config } from '../config/resolve.js';
-import { Authenticator } from '../auth/authenticator.js';
+import { Authenticator, type RequestInfo } from '../auth/authenticator.js';
+import { HttpAuthenticator, credentialHeaders } from '../auth/http-authenticator.js';
+import { Siblings, type SiblingOptions } from './siblings.js';
 import { CloseCodes, ErrorCodes, TidingsError, toErrorBody } from '../protocol/errors.js';
 import { SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK } from '../protocol/messages.js';
 import { encodeMsgpack, type Format } from '../protocol/codec.js';
+import { nodeClientLink } from '../zmq/security.js';
 import { CommandClient } from '../zmq/command-client.js';
 import { sendError, sendJson, sendText } from '../http/io.js';
 import { PublishApi } from '../api/publish-api.js';
@@ -65,12 +68,22 @@ export interface EdgeServerOptions {
    * owner ends the process so its supervisor restarts it.
    */
   onFatal?: (reason: string) => void;
+  /** The node's other edge workers, for requests that must reach the worker holding a session. */
+  siblings?: SiblingOptions;
+}
+
+/** Credential headers and address of a request, as authenticators see them. */
+export function requestInfo(req: IncomingMessage): RequestInfo {
+  return { headers: credentialHeaders(req.headers), remoteAddress: req.socket.remoteAddress ?? null };
 }
 
 export class EdgeServer implements EdgeContext {
   readonly config: Config;
   readonly edgeId: string;
   readonly auth: Authenticator;
+  /** The web app's authenticator (auth_url), or null. */
+  readonly httpAuth: HttpAuthenticator | null;
+  readonly siblings: Siblings | null;
   readonly commands: CommandClient;
   readonly scheduler: FlushScheduler;
   readonly extraMethods = new Map<string, MethodHandler>();
@@ -96,25 +109,33 @@ export class EdgeServer implements EdgeContext {
     this.edgeId = opts.edgeId;
     this.log = opts.log;
     this.scheduler = new FlushScheduler(opts.config.write_coalesce_ms);
+    const c = opts.config;
     this.loops = new LoopGuard(opts.registry, opts.log.child({ component: 'loops' }), (loop, err) =>
       this.opts.onFatal?.(`${loop} loop died: ${err instanceof Error ? err.message : String(err)}`),
     );
+    this.httpAuth = c.auth_url
+      ? new HttpAuthenticator({ url: c.auth_url, timeoutMs: c.auth_timeout * 1000, cacheTtlMs: c.auth_cache_ttl * 1000, cacheSize: c.auth_cache_size, secret: c.secret })
+      : null;
     this.auth = new Authenticator({
-      tokenSecret: opts.config.token_secret,
-      allowAnonymous: opts.config.allow_anonymous,
-      anonymousChannels: opts.config.anonymous_channels,
-      maxLifetimeS: opts.config.token_max_lifetime,
+      tokenSecret: c.token_secret,
+      allowAnonymous: c.allow_anonymous,
+      anonymousChannels: c.anonymous_channels,
+      maxLifetimeS: c.token_max_lifetime,
+      http: c.auth_native ? this.httpAuth : null,
     });
+    this.siblings = opts.siblings && opts.siblings.count > 1 ? new Siblings(opts.siblings, opts.log.child({ component: 'siblings' }), opts.registry) : null;
     this.commands = new CommandClient({
       address: opts.config.command_address,
       timeoutMs: opts.config.command_timeout * 1000,
       maxInFlight: 100_000,
       highWaterMark: opts.config.zmq_high_water_mark,
+      link: nodeClientLink(opts.config, 'local'),
       log: opts.log.child({ component: 'command-client' }),
       loops: this.loops,
     });
     this.hub = new Hub({
       subscriberAddress: opts.config.subscriber_address,
+      link: nodeClientLink(opts.config, 'local'),
       edgeId: opts.edgeId,
       highWaterMark: opts.config.zmq_high_water_mark,
       probeTimeoutMs: opts.config.command_timeout * 1000,
@@ -200,6 +221,7 @@ export class EdgeServer implements EdgeContext {
         resolve();
       });
     });
+    await this.siblings?.start(server);
     this.log.info({ host: this.config.server_host, port: this.address?.port, websocket: this.opts.websocket }, 'edge listening');
   }
 
@@ -209,6 +231,7 @@ export class EdgeServer implements EdgeContext {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     for (const hook of this.stopHooks) hook();
     for (const c of [...this.connections]) c.close(CloseCodes.SHUTDOWN);
+    await this.siblings?.stop();
     const server = this.server;
     if (server) {
       server.closeAllConnections?.();
@@ -319,7 +342,9 @@ export class EdgeServer implements EdgeContext {
     }
     const token = url.searchParams.get('token');
     this.nativeUpgrades.add(req);
-    this.wss!.handleUpgrade(req, socket, head, (ws) => this.accept(ws, socket as Socket, token));
+    this.wss!.handleUpgrade(req, socket, head, (ws) => {
+      if (!this.refuseUnsupported(ws)) this.adoptNative(ws, socket as Socket, requestInfo(req), token);
+    });
   }
 
   /** Upgrade requests on the native route (the only one that refuses unknown subprotocols with 4009). */
@@ -338,17 +363,25 @@ export class EdgeServer implements EdgeContext {
     return this.wss;
   }
 
-  private accept(ws: WebSocket, socket: Socket, token: string | null): void {
-    if (ws.protocol !== '' && ws.protocol !== SUBPROTOCOL_JSON && ws.protocol !== SUBPROTOCOL_MSGPACK) {
-      const spec = CloseCodes.UNSUPPORTED_PROTOCOL;
-      ws.close(spec.code, `${spec.reason}: ${ws.protocol} (use ${SUBPROTOCOL_JSON} or ${SUBPROTOCOL_MSGPACK})`.slice(0, 120));
-      setTimeout(() => ws.terminate(), 2000).unref();
-      return;
-    }
-    socket.setNoDelay(true);
+  /** The native route offered only unknown subprotocols (one was echoed): tell the client why, 4009. */
+  private refuseUnsupported(ws: WebSocket): boolean {
+    if (ws.protocol === '' || ws.protocol === SUBPROTOCOL_JSON || ws.protocol === SUBPROTOCOL_MSGPACK) return false;
+    const spec = CloseCodes.UNSUPPORTED_PROTOCOL;
+    ws.close(spec.code, `${spec.reason}: ${ws.protocol} (use ${SUBPROTOCOL_JSON} or ${SUBPROTOCOL_MSGPACK})`.slice(0, 120));
+    setTimeout(() => ws.terminate(), 2000).unref();
+    return true;
+  }
+
+  /**
+   * Serve the native protocol on a websocket (or on anything shaped like one:
+   * the SockJS feature passes adapters). `token` from the URL authenticates at once.
+   */
+  adoptNative(ws: WebSocket, socket: Socket, request: RequestInfo, token: string | null): ClientConnection {
+    socket.setNoDelay?.(true);
     const format: Format = ws.protocol === SUBPROTOCOL_MSGPACK ? 'msgpack' : 'json';
     const id = `${this.edgeId}.${randomBytes(9).toString('base64url')}`;
     const conn = new ClientConnection(id, ws, socket, format, this, this.log);
+    conn.request = request;
     this.connections.add(conn);
     if (token !== null) {
       // Token in the URL: authenticate now and tell the client with a `connected` push.
@@ -360,6 +393,7 @@ export class EdgeServer implements EdgeContext {
         )
         .catch((err) => this.loops.failed('edge-client', err, { conn: id }));
     }
+    return conn;
   }
 
   private pushFrame(value: unknown): { json: Buffer; msgpack: () => Buffer } {

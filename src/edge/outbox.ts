@@ -22,8 +22,8 @@ import { pushPayloadOf, textFrame } from './frames.js';
  * kernel's buffers), and a client that resumes reading within this time
  * reads those, then the close frame, and knows why it was cut.
  */
-export function closeGraceMs(spec: CloseSpec): number {
-  return spec === CloseCodes.SLOW_CONSUMER ? 10_000 : 2000;
+export function closeGraceMs(spec: CloseSpec | number): number {
+  return (typeof spec === 'number' ? spec : spec.code) === CloseCodes.SLOW_CONSUMER.code ? 10_000 : 2000;
 }
 
 export interface OutboxOwner {

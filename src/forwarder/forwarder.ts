@@ -13,6 +13,7 @@ import { Counter, type Registry } from 'prom-client';
 import type { Config } from '../config/resolve.js';
 import { SendQueue, type Sendable } from '../zmq/send-queue.js';
 import { LoopGuard } from '../runtime/loop-guard.js';
+import { bindSecured, connectSecured, nodeClientLink, type BoundLink } from '../zmq/security.js';
 
 interface Receivable {
   [Symbol.asyncIterator](): AsyncIterator<Buffer[]>;
@@ -20,6 +21,7 @@ interface Receivable {
 
 export class Forwarder {
   private sockets: Array<{ close(): void }> = [];
+  private links: BoundLink[] = [];
   private queues: SendQueue[] = [];
   private running: Promise<void>[] = [];
   private stopping = false;
@@ -55,12 +57,13 @@ export class Forwarder {
     const cmdOut = new Dealer(opts);
     this.sockets.push(downIn, downOut, upIn, upOut, cmdIn, cmdOut);
 
-    await downOut.bind(c.subscriber_address);
-    await upIn.bind(c.publisher_address);
-    await cmdIn.bind(c.command_address);
-    downIn.connect(c.director_subscriber_address!);
-    upOut.connect(c.director_publisher_address!);
-    cmdOut.connect(c.director_command_address!);
+    this.links.push(await bindSecured(downOut, c.subscriber_address, 'subscriber', c, this.log));
+    this.links.push(await bindSecured(upIn, c.publisher_address, 'publisher', c, this.log));
+    this.links.push(await bindSecured(cmdIn, c.command_address, 'command', c, this.log));
+    const upstream = nodeClientLink(c, 'director');
+    connectSecured(downIn, c.director_subscriber_address!, upstream);
+    connectSecured(upOut, c.director_publisher_address!, upstream);
+    connectSecured(cmdOut, c.director_command_address!, upstream);
 
     this.pipe('down', downIn, downOut);
     this.pipe('sub', downOut, downIn); // subscriptions of local edges go up
@@ -74,6 +77,7 @@ export class Forwarder {
         publisher: c.publisher_address,
         command: c.command_address,
         director: { subscriber: c.director_subscriber_address, publisher: c.director_publisher_address, command: c.director_command_address },
+        curve: c.curve !== null,
       },
       'forwarder running',
     );
@@ -106,6 +110,7 @@ export class Forwarder {
     for (const q of this.queues) q.close();
     for (const s of this.sockets) s.close();
     await Promise.allSettled(this.running);
+    await Promise.allSettled(this.links.splice(0).map((l) => l.release()));
     this.log.info('forwarder stopped');
   }
 }

@@ -9,7 +9,9 @@
  * can read in /proc.
  */
 import cluster, { type Worker } from 'node:cluster';
-import { hostname } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { AggregatorRegistry, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Config } from '../config/resolve.js';
@@ -18,6 +20,7 @@ import { Forwarder } from '../forwarder/forwarder.js';
 import { EdgeServer } from '../edge/edge-server.js';
 import { installEdgeFeatures } from '../edge/features.js';
 import { installDirectorFeatures, type DirectorFeatures } from '../director/features.js';
+import type { SiblingOptions } from '../edge/siblings.js';
 
 export interface NodeOptions {
   config: Config;
@@ -38,7 +41,7 @@ type WorkerMetrics = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
 /** Messages between the node process and its edge workers. */
 export type IpcMessage =
   | { type: 'tidings:config?' } // a worker's first message, once it listens
-  | { type: 'tidings:config'; config: Config; edgeId: string } // the answer: settings and secrets over IPC
+  | { type: 'tidings:config'; config: Config; edgeId: string; siblings: SiblingOptions | null } // the answer: settings and secrets over IPC
   | { type: 'tidings:ready' }
   | { type: 'tidings:node-metrics?'; id: number } // worker asks for the whole node's text
   | { type: 'tidings:node-metrics'; id: number; text: string }
@@ -56,6 +59,8 @@ export class TidingsNode {
   /** Per worker slot: quick deaths in a row, reset by a run of worker_restart_reset. */
   private readonly restarts = new Map<number, number>();
   private stopping = false;
+  /** Directory (mode 0700) of the edge workers' sibling sockets, with several workers. */
+  private siblingDir: string | null = null;
 
   constructor(private readonly opts: NodeOptions) {
     this.nodeId = opts.config.node_id ?? `${hostname()}-${process.pid}`;
@@ -128,6 +133,11 @@ export class TidingsNode {
     const execArgv = semiSpace > 0 ? [...process.execArgv, `--max-semi-space-size=${semiSpace}`] : process.execArgv;
     // No arguments: the node's command line may hold secrets (--token-secret ...), and /proc shows it.
     cluster.setupPrimary({ exec: this.opts.workerScript, execArgv, args: [], silent: false });
+    // Workers pass each other requests of sessions they do not hold (SockJS) over unix sockets here.
+    if (this.opts.config.workers > 1) {
+      removeStaleSiblingDirs();
+      this.siblingDir = mkdtempSync(join(tmpdir(), `tidings-edges-${process.pid}-`));
+    }
     const ready: Promise<void>[] = [];
     for (let i = 0; i < this.opts.config.workers; i++) ready.push(this.fork(i));
     await Promise.all(ready);
@@ -141,6 +151,7 @@ export class TidingsNode {
   private fork(index: number, restart = false): Promise<void> {
     const { config, log } = this.opts;
     const edgeId = `${this.nodeId}/e${index}`;
+    const siblings: SiblingOptions | null = this.siblingDir ? { index, count: config.workers, dir: this.siblingDir } : null;
     const worker = cluster.fork(workerEnvironment(process.env));
     this.workers.set(index, worker);
     const startedAt = Date.now();
@@ -148,7 +159,7 @@ export class TidingsNode {
       let up = false;
       worker.on('message', (msg: IpcMessage) => {
         if (msg.type === 'tidings:config?') {
-          worker.send({ type: 'tidings:config', config, edgeId } satisfies IpcMessage);
+          worker.send({ type: 'tidings:config', config, edgeId, siblings } satisfies IpcMessage);
         } else if (msg.type === 'tidings:ready') {
           up = true;
           resolve();
@@ -196,6 +207,7 @@ export class TidingsNode {
         }),
     );
     await Promise.all(exits);
+    if (this.siblingDir) rmSync(this.siblingDir, { recursive: true, force: true });
     await this.api?.stop();
     await this.forwarder?.stop();
     this.directorFeatures?.stop();
@@ -213,4 +225,23 @@ export function workerEnvironment(env: NodeJS.ProcessEnv): Record<string, string
   const out: Record<string, string | undefined> = {};
   for (const key of Object.keys(env)) if (key.startsWith('TIDINGS_')) out[key] = undefined;
   return out;
+}
+
+/** Sibling socket directories left by nodes that were killed (kill -9 skips stop()). */
+function removeStaleSiblingDirs(): void {
+  let names: string[] = [];
+  try {
+    names = readdirSync(tmpdir());
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const m = /^tidings-edges-(\d+)-/.exec(name);
+    if (!m) continue;
+    try {
+      process.kill(Number(m[1]), 0);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ESRCH') rmSync(join(tmpdir(), name), { recursive: true, force: true });
+    }
+  }
 }
