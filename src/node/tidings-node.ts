@@ -152,9 +152,10 @@ export class TidingsNode {
     const { config, log } = this.opts;
     const edgeId = `${this.nodeId}/e${index}`;
     const siblings: SiblingOptions | null = this.siblingDir ? { index, count: config.workers, dir: this.siblingDir } : null;
+    // Taken before the fork: a process preempted right after it must not seem to have lived shorter.
+    const startedAt = Date.now();
     const worker = cluster.fork(workerEnvironment(process.env));
     this.workers.set(index, worker);
-    const startedAt = Date.now();
     return new Promise<void>((resolve, reject) => {
       let up = false;
       worker.on('message', (msg: IpcMessage) => {
