@@ -74,6 +74,9 @@ export interface Config {
   readonly history_total_bytes: number;
   readonly channel_idle_timeout: number;
   readonly presence_ttl: number;
+  readonly http_headers_timeout: number;
+  readonly token_max_lifetime: number;
+  readonly worker_restart_reset: number;
   readonly channelstream_signed_value: 'path' | 'any';
   readonly allow_cors: readonly string[];
   readonly reattach_window: number;

@@ -7,6 +7,7 @@ import { ErrorCodes, TidingsError } from '../protocol/errors.js';
 import { carriedChannelProblem, channelProblem, isValidUser } from '../protocol/names.js';
 import type { Director } from './director.js';
 import { historyPage, HISTORY_PAGE_BYTES, MAX_HISTORY_PAGE_BYTES } from './history-page.js';
+import { MAX_BODY_DEPTH, checkJsonTextDepth, checkValueDepth } from '../protocol/payload.js';
 
 type Handler = (body: Record<string, unknown>) => unknown;
 
@@ -57,8 +58,13 @@ export class CommandHandlers {
     const handler = this.table[method];
     if (!handler) throw new TidingsError(ErrorCodes.METHOD_NOT_FOUND, `unknown command ${JSON.stringify(method.slice(0, 64))}`);
     let body: unknown;
+    const text = raw.toString('utf8');
+    // The command address is a door too (acknowledged publishes, any backend): no command
+    // body may carry a value deeper than a payload and its envelope. For cs_message
+    // ({messages: [item]}) that is exactly the item's limit; `publish` checks its data too.
+    checkJsonTextDepth(text, MAX_BODY_DEPTH);
     try {
-      body = JSON.parse(raw.toString('utf8'));
+      body = JSON.parse(text);
     } catch {
       throw new TidingsError(ErrorCodes.INVALID_JSON, 'command body is not JSON');
     }
@@ -97,6 +103,7 @@ export class CommandHandlers {
    */
   private publish(b: Record<string, unknown>): unknown {
     if (!('data' in b)) throw new TidingsError(ErrorCodes.MISSING_FIELD, 'data is required');
+    checkValueDepth(b['data']);
     const sender = field(b, 'sender', isOptString, 'a string or null') ?? null;
     const dataJson = JSON.stringify(b['data']);
     const noHistory = b['no_history'] === true;

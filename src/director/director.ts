@@ -18,6 +18,8 @@ import { DownKind, encodeHeader, parsePublish, WireError } from '../cluster/wire
 import { ChannelRegistry } from './channels.js';
 import { HistoryBudget } from './history.js';
 import { EncodedReply } from './encoded-reply.js';
+import { checkJsonTextDepth } from '../protocol/payload.js';
+import { LogLimiter, LoopGuard } from '../runtime/loop-guard.js';
 import { encodeDirectPush, encodeMessagePush } from './push-encoding.js';
 import { CommandHandlers } from './commands.js';
 
@@ -28,6 +30,8 @@ export interface PublishOutcome {
 
 const COLLECT_INTERVAL_MS = 10_000;
 const OK = Buffer.from('ok');
+/** Commands that publish: their refusals are counted with the publisher address' ones. */
+const PUBLISH_COMMANDS = new Set(['publish', 'cs_message']);
 
 export class Director {
   private xsub: XSubscriber | null = null;
@@ -40,7 +44,7 @@ export class Director {
   readonly instance = randomBytes(9).toString('base64url');
   /** Topics some node holds a subscription to, as XPUB reports them. */
   readonly heldTopics = new Set<string>();
-  private loops: Promise<void>[] = [];
+  private running: Promise<void>[] = [];
   private links: BoundLink[] = [];
   private collectTimer: NodeJS.Timeout | null = null;
   private stopping = false;
@@ -59,7 +63,13 @@ export class Director {
   private readonly published: Counter<'target'>;
   /** Channel messages sent since the last scrape, added to `published` when collected (keeps label hashing off the hot path). */
   private publishedChannel = 0;
-  private readonly rejected: Counter<'code'>;
+  private readonly rejected: Counter<'code' | 'door'>;
+  /** A worker sending bad messages in a loop is logged once per code per 10 s, counted always. */
+  private readonly rejectionLogs = new LogLimiter();
+  /** One bad item is counted and skipped; a loop that dies calls `onFatal`. */
+  readonly loops: LoopGuard;
+  /** Set by the node: a serving loop died, end the process (its supervisor restarts it). */
+  onFatal: (reason: string) => void = () => undefined;
 
   /** Channels idle this long with no listener and no history are collected (channel_idle_timeout). */
   private readonly collectIdleMs: number;
@@ -78,6 +88,7 @@ export class Director {
       new HistoryBudget(config.history_total_bytes),
     );
     this.handlers = new CommandHandlers(this, log);
+    this.loops = new LoopGuard(registry, log, (loop, err) => this.onFatal(`${loop} loop died: ${err instanceof Error ? err.message : String(err)}`));
     this.published = new Counter({
       name: 'tidings_director_published_total',
       help: 'Messages sequenced and sent down by the director',
@@ -91,8 +102,8 @@ export class Director {
     });
     this.rejected = new Counter({
       name: 'tidings_director_rejected_total',
-      help: 'Publishes the director rejected, by error code',
-      labelNames: ['code'],
+      help: 'Publishes the director refused, by error code and door (publisher address, or the publish commands of the command address)',
+      labelNames: ['code', 'door'],
       registers: [registry],
     });
     const channels = this.channels;
@@ -145,7 +156,7 @@ export class Director {
     await this.xsub.send(Buffer.from([1]));
     this.down = new SendQueue(this.xpub, hwm, this.log, 'director-down');
     this.replies = new SendQueue(this.router, hwm, this.log, 'director-replies');
-    this.loops.push(this.publishLoop(this.xsub), this.subscriptionLoop(this.xpub), this.commandLoop(this.router));
+    this.running.push(this.publishLoop(this.xsub), this.subscriptionLoop(this.xpub), this.commandLoop(this.router));
     this.collectTimer = setInterval(() => this.collect(), Math.min(COLLECT_INTERVAL_MS, Math.max(250, this.collectIdleMs / 4)));
     this.collectTimer.unref();
     this.log.info(
@@ -168,7 +179,7 @@ export class Director {
     this.down?.close();
     this.replies?.close();
     for (const s of [this.xsub, this.xpub, this.router]) s?.close();
-    await Promise.allSettled(this.loops);
+    await Promise.allSettled(this.running);
     await Promise.allSettled(this.links.splice(0).map((l) => l.release()));
     this.xsub = this.xpub = this.router = null;
     this.log.info('director stopped');
@@ -248,6 +259,8 @@ export class Director {
         throw new TidingsError(ErrorCodes.PAYLOAD_TOO_LARGE, `${total} bytes > max_message_size ${this.config.max_message_size}`);
       }
       const p = parsePublish(frames);
+      // The door of every ZeroMQ publisher: nothing deeper than every subscriber's encoder takes gets in.
+      checkJsonTextDepth(p.data);
       let parsed: unknown;
       try {
         parsed = JSON.parse(p.data);
@@ -269,64 +282,80 @@ export class Director {
       }
     } catch (err) {
       const code = err instanceof TidingsError ? err.code : err instanceof WireError ? ErrorCodes.BAD_REQUEST.code : ErrorCodes.INTERNAL.code;
-      this.rejected.inc({ code: String(code) });
+      this.rejected.inc({ code: String(code), door: 'publisher' });
       // A PUB socket has no way back to the worker: the rejection is logged with its code.
-      this.log.warn({ code, err: (err as Error).message }, 'rejected a message on the publisher address');
+      const { log, skipped } = this.rejectionLogs.take(String(code));
+      if (log) this.log.warn({ code, err: (err as Error).message, ...(skipped > 0 ? { notLogged: skipped } : {}) }, 'rejected a message on the publisher address');
     }
   }
 
-  private async publishLoop(xsub: XSubscriber): Promise<void> {
-    try {
-      for await (const frames of xsub) {
+  private publishLoop(xsub: XSubscriber): Promise<void> {
+    return this.loops.run(
+      'director-publish',
+      xsub,
+      (frames) => {
         this.handleInbound(frames as Buffer[]);
-        if (this.down!.full) await this.down!.space();
-      }
-    } catch (err) {
-      if (!this.stopping) this.log.error({ err }, 'publisher loop failed');
-    }
+        if (this.down!.full) return this.down!.space();
+        return undefined;
+      },
+      () => this.stopping,
+    );
   }
 
-  private async subscriptionLoop(xpub: XPublisher): Promise<void> {
-    try {
-      for await (const [msg] of xpub) {
-        if (!msg || msg.length < 1) continue;
+  private subscriptionLoop(xpub: XPublisher): Promise<void> {
+    return this.loops.run(
+      'director-subscriptions',
+      xpub,
+      ([msg]) => {
+        if (!msg || msg.length < 1) return;
         const key = msg.subarray(1).toString('latin1');
         if (msg[0] === 1) this.heldTopics.add(key);
         else if (msg[0] === 0) this.heldTopics.delete(key);
-      }
-    } catch (err) {
-      if (!this.stopping) this.log.error({ err }, 'subscription loop failed');
-    }
+      },
+      () => this.stopping,
+    );
   }
 
-  private async commandLoop(router: Router): Promise<void> {
-    try {
-      for await (const frames of router) {
-        if (frames.length < 4) continue;
-        const route = frames.slice(0, frames.length - 3) as Buffer[];
-        const [id, method, body] = frames.slice(frames.length - 3) as [Buffer, Buffer, Buffer];
-        void this.handlers.dispatch(method.toString('utf8'), body).then(
-          (result) => {
-            // An encoded result (a history page) is its body and the raw pushes after it.
-            const parts = result instanceof EncodedReply ? [result.body, ...result.frames] : [Buffer.from(JSON.stringify(result ?? null))];
-            let largest = 0;
-            for (const f of parts) largest = Math.max(largest, f.length);
-            if (largest <= this.frameLimit) return this.reply([...route, id, OK, ...parts]);
-            // The caller's socket would drop this link for a larger frame: answer with the error instead.
-            const e = new TidingsError(ErrorCodes.PAYLOAD_TOO_LARGE, `reply frame of ${largest} bytes > the node link limit ${this.frameLimit}; ask for less`);
-            this.log.warn({ method: method.toString('utf8').slice(0, 64), bytes: largest }, 'command reply too large for the link');
-            this.reply([...route, id, Buffer.from('error'), Buffer.from(JSON.stringify(e.toBody()))]);
-          },
-          (err: unknown) => {
-            const e = err instanceof TidingsError ? err : new TidingsError(ErrorCodes.INTERNAL);
-            if (!(err instanceof TidingsError)) this.log.error({ err }, 'command failed');
-            this.reply([...route, id, Buffer.from('error'), Buffer.from(JSON.stringify(e.toBody()))]);
-          },
-        );
-      }
-    } catch (err) {
-      if (!this.stopping) this.log.error({ err }, 'command loop failed');
-    }
+  private commandLoop(router: Router): Promise<void> {
+    return this.loops.run('director-commands', router, (frames) => this.onCommand(frames as Buffer[]), () => this.stopping);
+  }
+
+  /** One command: its failure, even in encoding the reply, is answered and counted, never thrown. */
+  private onCommand(frames: Buffer[]): void {
+    if (frames.length < 4) return;
+    const route = frames.slice(0, frames.length - 3);
+    const [id, method, body] = frames.slice(frames.length - 3) as [Buffer, Buffer, Buffer];
+    const fail = (err: unknown): void => {
+      const e = err instanceof TidingsError ? err : new TidingsError(ErrorCodes.INTERNAL);
+      // Publishes refused here passed no other door (an edge refuses what it sees first): counted.
+      if (PUBLISH_COMMANDS.has(method.toString('utf8'))) this.rejected.inc({ code: String(e.code), door: 'command' });
+      if (!(err instanceof TidingsError)) this.log.error({ err, method: method.toString('utf8').slice(0, 64) }, 'command failed');
+      this.reply([...route, id, Buffer.from('error'), Buffer.from(JSON.stringify(e.toBody()))]);
+    };
+    this.handlers
+      .dispatch(method.toString('utf8'), body)
+      .then((result) => {
+        // An encoded result (a history page) is its body and the raw pushes after it.
+        let parts: Buffer[];
+        try {
+          parts = result instanceof EncodedReply ? [result.body, ...result.frames] : [Buffer.from(JSON.stringify(result ?? null))];
+        } catch (err) {
+          this.loops.failed('director-replies', err, { method: method.toString('utf8').slice(0, 64) });
+          fail(new TidingsError(ErrorCodes.INTERNAL, 'the reply could not be encoded'));
+          return;
+        }
+        let largest = 0;
+        for (const f of parts) largest = Math.max(largest, f.length);
+        if (largest <= this.frameLimit) {
+          this.reply([...route, id, OK, ...parts]);
+          return;
+        }
+        // The caller's socket would drop this link for a larger frame: answer with the error instead.
+        const e = new TidingsError(ErrorCodes.PAYLOAD_TOO_LARGE, `reply frame of ${largest} bytes > the node link limit ${this.frameLimit}; ask for less`);
+        this.log.warn({ method: method.toString('utf8').slice(0, 64), bytes: largest }, 'command reply too large for the link');
+        this.reply([...route, id, Buffer.from('error'), Buffer.from(JSON.stringify(e.toBody()))]);
+      }, fail)
+      .catch((err) => this.loops.failed('director-commands', err));
   }
 
   isChannelHeld(name: string): boolean {

@@ -11,7 +11,7 @@ import { decodeFrame, encodeMsgpack, type Format } from '../protocol/codec.js';
 import { METHODS, type Method } from '../protocol/messages.js';
 import { channelProblem, grantsAllow } from '../protocol/names.js';
 import type { Identity, RequestInfo } from '../auth/authenticator.js';
-import { Outbox } from './outbox.js';
+import { Outbox, closeGraceMs } from './outbox.js';
 import { HeldPushes } from './held-pushes.js';
 import { binaryFrame, textFrame, type SharedPush } from './frames.js';
 import type { Listener } from './hub.js';
@@ -19,6 +19,7 @@ import type { EdgeContext } from './context.js';
 import { historyQuery } from '../protocol/positions.js';
 import { HistoryAllowance, HISTORY_PAGE_BYTES, type Page } from './history-reader.js';
 import type { GapKind } from './hub.js';
+import { checkValueDepth } from '../protocol/payload.js';
 
 type State = 'connecting' | 'connected' | 'closed';
 
@@ -49,6 +50,8 @@ export class ClientConnection implements Listener {
   private logger: Logger | null = null;
   /** Set while a connect command is being processed. */
   private authenticating: Promise<void> | null = null;
+  /** A connect (command or ?token=) has begun: any other connect is refused with 112. */
+  private connectStarted = false;
   private queuedBehindConnect = 0;
   /** Live pushes held per channel during recovery. */
   private readonly held = new HeldPushes();
@@ -106,6 +109,15 @@ export class ClientConnection implements Listener {
     this.outbox.push(this.format === 'json' ? push.forJson() : push.forMsgpack());
   }
 
+  /** Deliver one push, counting (not throwing) a push this client's format cannot carry. */
+  private deliverSafely(push: SharedPush): void {
+    try {
+      this.outbox.push(this.format === 'json' ? push.forJson() : push.forMsgpack());
+    } catch (err) {
+      this.ctx.loops.failed('edge-delivery', err, { conn: this.id, channel: push.channel });
+    }
+  }
+
   /** Hold live pushes of a channel while its missed messages are replayed. */
   hold(channel: string): void {
     this.held.hold(channel);
@@ -114,14 +126,25 @@ export class ClientConnection implements Listener {
   /** Write recovered messages (client JSON pushes, in offset order). */
   replay(pushes: readonly Buffer[]): void {
     if (this.state === 'closed') return;
-    for (const json of pushes) this.outbox.push(this.format === 'json' ? textFrame(json) : binaryFrame(encodeMsgpack(JSON.parse(json.toString('utf8')))));
+    for (const json of pushes) {
+      if (this.format === 'json') {
+        this.outbox.push(textFrame(json));
+        continue;
+      }
+      try {
+        this.outbox.push(binaryFrame(encodeMsgpack(JSON.parse(json.toString('utf8')))));
+      } catch (err) {
+        // Stored messages passed the publish doors; one that still cannot be encoded is counted and skipped.
+        this.ctx.loops.failed('edge-replay', err, { conn: this.id });
+      }
+    }
   }
 
   /** Stop holding a channel: write the held live pushes after `after` (without duplicates) and go live. */
   release(channel: string, after: number): void {
     const held = this.held.release(channel, after);
     if (this.state === 'closed') return;
-    for (const push of held) this.outbox.push(this.format === 'json' ? push.forJson() : push.forMsgpack());
+    for (const push of held) this.deliverSafely(push);
   }
 
   /** Mark a recovery of `channel` as the current one; returns its token. */
@@ -188,18 +211,34 @@ export class ClientConnection implements Listener {
 
   // --- output -------------------------------------------------------------
 
+  private encode(value: unknown): Buffer {
+    return this.format === 'json' ? textFrame(Buffer.from(JSON.stringify(value))) : binaryFrame(encodeMsgpack(value));
+  }
+
   private send(value: unknown): void {
     if (this.state === 'closed') return;
-    if (this.format === 'json') this.outbox.push(textFrame(Buffer.from(JSON.stringify(value))));
-    else this.outbox.push(binaryFrame(encodeMsgpack(value)));
+    this.outbox.push(this.encode(value));
   }
 
   sendShared(frame: { json: Buffer; msgpack: () => Buffer }): void {
     this.outbox.push(this.format === 'json' ? frame.json : frame.msgpack());
   }
 
+  /**
+   * A result that cannot be encoded (a history holding a value too deep for
+   * MessagePack, which the publish doors should have refused) is answered
+   * with an internal error, counted; it never escapes as an exception.
+   */
   private reply(id: number, result: unknown): void {
-    this.send({ id, result });
+    if (this.state === 'closed') return;
+    let frame: Buffer;
+    try {
+      frame = this.encode({ id, result });
+    } catch (err) {
+      this.ctx.loops.failed('edge-reply', err, { conn: this.id });
+      frame = this.encode({ id, error: toErrorBody(new TidingsError(ErrorCodes.INTERNAL, 'the reply could not be encoded')) });
+    }
+    this.outbox.push(frame);
   }
 
   private replyError(id: number, err: unknown): void {
@@ -210,7 +249,7 @@ export class ClientConnection implements Listener {
   close(spec: CloseSpec, detail?: string): void {
     if (this.state === 'closed') return;
     this.log.debug({ code: spec.code, detail }, 'closing connection');
-    this.outbox.flush();
+    this.outbox.flushAll();
     this.state = 'closed';
     const reason = detail ? `${spec.reason}: ${detail}`.slice(0, 120) : spec.reason;
     try {
@@ -219,7 +258,7 @@ export class ClientConnection implements Listener {
       this.ws.terminate();
     }
     // A peer that never answers the close handshake is cut after a grace period.
-    setTimeout(() => this.ws.terminate(), 2000).unref();
+    setTimeout(() => this.ws.terminate(), closeGraceMs(spec)).unref();
     this.cleanup();
   }
 
@@ -233,7 +272,21 @@ export class ClientConnection implements Listener {
 
   // --- input --------------------------------------------------------------
 
+  /** Whatever goes wrong with one client's frame ends at most that client's connection (1011). */
   private onFrame(data: Buffer, isBinary: boolean): void {
+    try {
+      this.readFrame(data, isBinary);
+    } catch (err) {
+      this.failed(err);
+    }
+  }
+
+  private failed(err: unknown): void {
+    this.ctx.loops.failed('edge-client', err, { conn: this.id });
+    this.close(CloseCodes.INTERNAL);
+  }
+
+  private readFrame(data: Buffer, isBinary: boolean): void {
     this.lastSeen = Date.now();
     if (this.state === 'closed') return;
     let items: unknown[];
@@ -297,7 +350,11 @@ export class ClientConnection implements Listener {
       this.queuedBehindConnect++;
       void this.authenticating.finally(() => {
         this.queuedBehindConnect--;
-        if (!this.isClosed()) this.onMessage(item);
+        try {
+          if (!this.isClosed()) this.onMessage(item);
+        } catch (err) {
+          this.failed(err);
+        }
       });
       return;
     }
@@ -319,16 +376,18 @@ export class ClientConnection implements Listener {
       };
       this.authenticating = running.then(settled, settled);
     }
-    running.then(
-      (result) => {
-        this.commandDone();
-        if (result !== REPLIED) this.reply(id, result);
-      },
-      (err) => {
-        this.commandDone();
-        this.replyError(id, err);
-      },
-    );
+    running
+      .then(
+        (result) => {
+          this.commandDone();
+          if (result !== REPLIED) this.reply(id, result);
+        },
+        (err) => {
+          this.commandDone();
+          this.replyError(id, err);
+        },
+      )
+      .catch((err) => this.failed(err));
   }
 
   private async run(id: number, method: Method, params: Record<string, unknown>): Promise<unknown> {
@@ -356,8 +415,10 @@ export class ClientConnection implements Listener {
 
   /** Authenticate with a token (or anonymously); also used for ?token= at upgrade. */
   async connect(token: unknown): Promise<unknown> {
-    if (this.state !== 'connecting' || this.identity) throw new TidingsError(ErrorCodes.ALREADY_CONNECTED);
+    // Checked and set before the first await: a second connect in the same frame finds it set.
+    if (this.state !== 'connecting' || this.identity || this.connectStarted) throw new TidingsError(ErrorCodes.ALREADY_CONNECTED);
     if (token !== undefined && typeof token !== 'string') throw new TidingsError(ErrorCodes.BAD_REQUEST, 'token must be a string');
+    this.connectStarted = true;
     let identity: Identity;
     try {
       identity = await this.ctx.auth.authenticate(token, this.request);
@@ -461,6 +522,7 @@ export class ClientConnection implements Listener {
     }
     await this.identity!.check?.('publish', channel);
     if (!('data' in params)) throw new TidingsError(ErrorCodes.MISSING_FIELD, 'data is required');
+    checkValueDepth(params['data']);
     // The sender is the token's user, never anything the client says.
     return this.ctx.commands.request('publish', {
       channel,

@@ -7,6 +7,7 @@ import type { Hub } from './hub.js';
 import type { FlushScheduler } from './outbox.js';
 import type { ClientConnection } from './connection.js';
 import type { HistoryReader } from './history-reader.js';
+import type { LoopGuard } from '../runtime/loop-guard.js';
 
 export type MethodHandler = (conn: ClientConnection, params: Record<string, unknown>) => Promise<unknown> | unknown;
 
@@ -24,6 +25,8 @@ export interface EdgeContext {
   readonly commands: CommandClient;
   readonly scheduler: FlushScheduler;
   readonly metrics: { slowConsumers: Counter; limited: Counter<'code'> };
+  /** Where a client's failure is counted and logged, so it ends at most that client's connection. */
+  readonly loops: LoopGuard;
   /** Methods beyond the core ones (history, presence, ...). */
   readonly extraMethods: Map<string, MethodHandler>;
   readonly history: HistoryReader;

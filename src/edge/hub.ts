@@ -18,6 +18,7 @@ import { ErrorCodes, TidingsError } from '../protocol/errors.js';
 import { TopicKind, channelTopic, userTopic, parseTopic, edgeTopic, ALL_TOPIC } from '../cluster/topics.js';
 import { DownKind, decodeHeader } from '../cluster/wire.js';
 import type { CommandClient } from '../zmq/command-client.js';
+import type { LoopGuard } from '../runtime/loop-guard.js';
 import { connectSecured, type ClientLink } from '../zmq/security.js';
 import { SharedPush } from './frames.js';
 
@@ -65,6 +66,8 @@ export interface HubOptions {
   log: Logger;
   registry: Registry;
   onControl: (body: Record<string, unknown>) => void;
+  /** Counts and logs what one message or one listener breaks, so the receive loop goes on. */
+  loops: LoopGuard;
   /** Called once per channel message received (the flush scheduler's measure of load). */
   onChannelMessage?: () => void;
 }
@@ -181,7 +184,7 @@ export class Hub {
       failed: null,
     };
     map.set(name, entry);
-    this.sub?.subscribe(entry.topic);
+    this.topic('subscribe', entry.topic);
     void this.establish(entry);
     return entry;
   }
@@ -199,7 +202,7 @@ export class Hub {
     if (map.get(entry.name) !== entry) return;
     map.delete(entry.name);
     for (const t of entry.tokens) this.probes.delete(t);
-    if (!this.stopping) this.sub?.unsubscribe(entry.topic);
+    if (!this.stopping) this.topic('unsubscribe', entry.topic);
   }
 
   /** Probe until the subscription is live, with growing waits, within probeTimeoutMs. */
@@ -232,7 +235,7 @@ export class Hub {
         const map = entry.kind === 'channel' ? this.channels : this.users;
         if (map.get(entry.name) === entry) {
           map.delete(entry.name);
-          if (!this.stopping) this.sub?.unsubscribe(entry.topic);
+          if (!this.stopping) this.topic('unsubscribe', entry.topic);
         }
       } else {
         this.dropIfEmpty(entry);
@@ -250,7 +253,13 @@ export class Hub {
     this.opts.log.warn({ channel: entry.name, expected: entry.offset + 1, got: offset, epoch, was: entry.epoch }, kind === 'epoch' ? 'channel epoch changed' : 'gap in channel stream');
     entry.offset = offset;
     entry.epoch = epoch;
-    for (const l of [...entry.listeners]) l.onGap(entry.name, kind);
+    for (const l of [...entry.listeners]) {
+      try {
+        l.onGap(entry.name, kind);
+      } catch (err) {
+        this.opts.loops.failed('edge-delivery', err, { channel: entry.name });
+      }
+    }
   }
 
   /**
@@ -296,14 +305,33 @@ export class Hub {
     if (!back && !this.stopping && this.channels.get(entry.name) === entry) this.streamBroke(entry, 0, '');
   }
 
-  private async receive(sub: Subscriber): Promise<void> {
-    try {
-      for await (const frames of sub) {
-        if (frames.length !== 3) continue;
-        this.dispatch(frames[0]!, frames[1]!, frames[2]!);
+  /** (Un)subscribe a topic; a socket closed under a dead loop is left alone (the process is ending). */
+  private topic(op: 'subscribe' | 'unsubscribe', topic: Buffer): void {
+    const sub = this.sub;
+    if (!sub || sub.closed) return;
+    sub[op](topic);
+  }
+
+  /** The one SUB loop of this edge: a message that fails is counted and skipped, never the end of the loop. */
+  private receive(sub: Subscriber): Promise<void> {
+    return this.opts.loops.run(
+      'edge-sub',
+      sub,
+      (frames) => {
+        if (frames.length === 3) this.dispatch(frames[0]!, frames[1]!, frames[2]!);
+      },
+      () => this.stopping,
+    );
+  }
+
+  /** Hand a push to each listener; one listener's failure is its own, the others still get it. */
+  private deliverAll(listeners: Set<Listener>, push: SharedPush): void {
+    for (const l of listeners) {
+      try {
+        l.deliver(push);
+      } catch (err) {
+        this.opts.loops.failed('edge-delivery', err, { channel: push.channel });
       }
-    } catch (err) {
-      if (!this.stopping) this.opts.log.error({ err }, 'SUB receive loop failed');
     }
   }
 
@@ -324,8 +352,7 @@ export class Hub {
           return;
         }
         entry.offset = header.offset;
-        const push = new SharedPush(body, t.name, header.offset);
-        for (const l of entry.listeners) l.deliver(push);
+        this.deliverAll(entry.listeners, new SharedPush(body, t.name, header.offset));
         return;
       }
       case DownKind.ChannelEvent: {
@@ -337,7 +364,7 @@ export class Hub {
         if (!entry || !entry.live) return;
         const push = new SharedPush(body, t.name, 0);
         if (header.epoch !== '') push.exceptUser = header.epoch;
-        for (const l of entry.listeners) l.deliver(push);
+        this.deliverAll(entry.listeners, push);
         return;
       }
       case DownKind.Direct: {
@@ -346,8 +373,7 @@ export class Hub {
         if (!t || t.kind !== TopicKind.User) return;
         const entry = this.users.get(t.name);
         if (!entry || !entry.live) return;
-        const push = new SharedPush(body);
-        for (const l of entry.listeners) l.deliver(push);
+        this.deliverAll(entry.listeners, new SharedPush(body));
         return;
       }
       case DownKind.Probe: {

@@ -150,10 +150,21 @@ export class StateLink {
 
   private flush(): void {
     this.scheduled = false;
-    while (this.queue.length > 0) {
-      const events = this.queue.splice(0, BATCH);
-      this.report({ events }, this.acks.splice(0, events.length));
+    try {
+      while (this.queue.length > 0) {
+        const events = this.queue.splice(0, BATCH);
+        this.report({ events }, this.acks.splice(0, events.length));
+      }
+    } catch (err) {
+      this.lost(err);
     }
+  }
+
+  /** Whatever fails here ends no loop: the report is counted, and the next heartbeat sends the full list. */
+  private lost(err: unknown): void {
+    this.edge.loops.failed('state-link', err);
+    this.queue = [];
+    this.needSync = true;
   }
 
   private report(extra: Record<string, unknown>, acks: Array<() => void> = []): void {
@@ -161,31 +172,38 @@ export class StateLink {
     const done = (): void => {
       for (const a of acks) a();
     };
-    this.edge.commands.request<{ resync: boolean }>('edge_report', { edge: this.edge.edgeId, instance: this.instance, ...extra }).then(
-      (r) => {
-        // The director does not know this edge process (it is new, or the director restarted):
-        // send the full list now rather than at the next heartbeat, so no join or leave waits.
-        // A snapshot begun after this report was sent already covers it.
-        if (r.resync && generation === this.syncs) {
+    this.edge.commands
+      .request<{ resync?: boolean } | null>('edge_report', { edge: this.edge.edgeId, instance: this.instance, ...extra })
+      .then(
+        (r) => {
+          // The director does not know this edge process (it is new, or the director restarted):
+          // send the full list now rather than at the next heartbeat, so no join or leave waits.
+          // A snapshot begun after this report was sent already covers it.
+          if (r?.resync === true && generation === this.syncs) {
+            this.needSync = true;
+            this.syncWaiters.push(...acks);
+            this.sync();
+            return;
+          }
+          done();
+        },
+        (err: Error) => {
+          // A lost report may have held a join or a leave: the next heartbeat re-sends everything.
+          this.log.warn({ err: err.message }, 'presence report failed; will resync');
           this.needSync = true;
-          this.syncWaiters.push(...acks);
-          this.sync();
-          return;
-        }
-        done();
-      },
-      (err: Error) => {
-        // A lost report may have held a join or a leave: the next heartbeat re-sends everything.
-        this.log.warn({ err: err.message }, 'presence report failed; will resync');
-        this.needSync = true;
-        done();
-      },
-    );
+          done();
+        },
+      )
+      .catch((err) => this.lost(err));
   }
 
   private heartbeat(): void {
-    if (this.needSync) this.sync();
-    else this.report({ events: [] });
+    try {
+      if (this.needSync) this.sync();
+      else this.report({ events: [] });
+    } catch (err) {
+      this.lost(err);
+    }
   }
 
   /** Send the full list; events queued meanwhile are covered by it. */
@@ -228,16 +246,21 @@ export class StateLink {
     for (const id of ids) {
       const conn = typeof id === 'string' ? this.conns.get(id) : undefined;
       if (!conn) continue;
-      switch (body['op']) {
-        case 'subscribe':
-          conn.subscribeServerSide(channels);
-          break;
-        case 'unsubscribe':
-          conn.unsubscribeServerSide(channels);
-          break;
-        case 'disconnect':
-          conn.disconnect(body['replaced'] === true);
-          break;
+      try {
+        switch (body['op']) {
+          case 'subscribe':
+            conn.subscribeServerSide(channels);
+            break;
+          case 'unsubscribe':
+            conn.unsubscribeServerSide(channels);
+            break;
+          case 'disconnect':
+            conn.disconnect(body['replaced'] === true);
+            break;
+        }
+      } catch (err) {
+        // One connection's failure; the others named in the same message are still served.
+        this.edge.loops.failed('edge-control', err, { conn: id, op: body['op'] });
       }
     }
   }

@@ -12,6 +12,7 @@ import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import type { Config } from '../config/resolve.js';
 import { SendQueue, type Sendable } from '../zmq/send-queue.js';
+import { LoopGuard } from '../runtime/loop-guard.js';
 import { bindSecured, connectSecured, nodeClientLink, type BoundLink } from '../zmq/security.js';
 
 interface Receivable {
@@ -22,9 +23,12 @@ export class Forwarder {
   private sockets: Array<{ close(): void }> = [];
   private links: BoundLink[] = [];
   private queues: SendQueue[] = [];
-  private loops: Promise<void>[] = [];
+  private running: Promise<void>[] = [];
   private stopping = false;
   private readonly frames: Counter<'path'>;
+  private readonly loops: LoopGuard;
+  /** Set by the node: a forwarding loop died, end the process (its supervisor restarts it). */
+  onFatal: (reason: string) => void = () => undefined;
 
   constructor(
     readonly config: Config,
@@ -37,6 +41,7 @@ export class Forwarder {
       labelNames: ['path'],
       registers: [registry],
     });
+    this.loops = new LoopGuard(registry, log, (loop, err) => this.onFatal(`${loop} loop died: ${err instanceof Error ? err.message : String(err)}`));
   }
 
   async start(): Promise<void> {
@@ -82,20 +87,19 @@ export class Forwarder {
     const queue = new SendQueue(to, this.config.zmq_high_water_mark, this.log, `forwarder-${path}`);
     this.queues.push(queue);
     const counter = this.frames.labels(path);
-    this.loops.push(
-      (async () => {
-        try {
-          for await (const msg of from) {
-            counter.inc();
-            if (!queue.push(msg)) {
-              await queue.space();
-              queue.push(msg);
-            }
-          }
-        } catch (err) {
-          if (!this.stopping) this.log.error({ err, path }, 'forwarder loop failed');
-        }
-      })(),
+    this.running.push(
+      this.loops.run(
+        `forwarder-${path}`,
+        from,
+        (msg: Buffer[]) => {
+          counter.inc();
+          if (queue.push(msg)) return undefined;
+          return queue.space().then(() => {
+            queue.push(msg);
+          });
+        },
+        () => this.stopping,
+      ),
     );
   }
 
@@ -105,7 +109,7 @@ export class Forwarder {
     await Promise.all(this.queues.map((q) => q.drain(500)));
     for (const q of this.queues) q.close();
     for (const s of this.sockets) s.close();
-    await Promise.allSettled(this.loops);
+    await Promise.allSettled(this.running);
     await Promise.allSettled(this.links.splice(0).map((l) => l.release()));
     this.log.info('forwarder stopped');
   }

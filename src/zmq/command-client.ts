@@ -7,6 +7,7 @@ import { Dealer } from 'zeromq';
 import type { Logger } from 'pino';
 import { ErrorCodes, TidingsError, errorByCode } from '../protocol/errors.js';
 import { SendQueue } from './send-queue.js';
+import type { LoopGuard } from '../runtime/loop-guard.js';
 import { connectSecured, type ClientLink } from './security.js';
 
 interface Pending {
@@ -31,6 +32,8 @@ export interface CommandClientOptions {
   /** Keys and message size limit of the socket; requests larger than its limit are refused here. */
   link: ClientLink;
   log: Logger;
+  /** A server's guard: a reply that fails is counted and skipped, a receive loop that dies is reported. */
+  loops?: LoopGuard;
 }
 
 export class CommandClient {
@@ -73,7 +76,14 @@ export class CommandClient {
     if (this.pending.size >= this.opts.maxInFlight) {
       return Promise.reject(new TidingsError(ErrorCodes.LIMIT_EXCEEDED, 'too many commands in flight'));
     }
-    const json = Buffer.from(JSON.stringify(body ?? null));
+    let json: Buffer;
+    try {
+      json = Buffer.from(JSON.stringify(body ?? null));
+    } catch (err) {
+      // Only a value nested too deep for the encoder gets here (the doors refuse those first).
+      const spec = err instanceof RangeError ? ErrorCodes.PAYLOAD_TOO_DEEP : ErrorCodes.INTERNAL;
+      return Promise.reject(new TidingsError(spec, `${method} body could not be encoded`));
+    }
     // The command address drops a peer that sends more than its limit: refuse such a request here.
     if (json.length > this.opts.link.maxMessageSize) {
       return Promise.reject(new TidingsError(ErrorCodes.PAYLOAD_TOO_LARGE, `${method} request of ${json.length} bytes > the command link limit ${this.opts.link.maxMessageSize}`));
@@ -97,33 +107,37 @@ export class CommandClient {
   }
 
   private async receive(socket: Dealer): Promise<void> {
+    const stopping = (): boolean => this.socket !== socket;
+    if (this.opts.loops) return this.opts.loops.run('command-replies', socket, (frames) => this.onReply(frames as Buffer[]), stopping);
     try {
-      for await (const frames of socket) {
-        if (frames.length < 3) continue;
-        const [idBuf, status, body] = frames as [Buffer, Buffer, Buffer];
-        if (idBuf.length !== 4) continue;
-        const p = this.pending.get(idBuf.readUInt32BE(0));
-        if (!p) continue; // answered after its timeout
-        this.pending.delete(idBuf.readUInt32BE(0));
-        clearTimeout(p.timer);
-        let parsed: unknown;
-        try {
-          parsed = JSON.parse(body.toString('utf8'));
-        } catch {
-          p.reject(new TidingsError(ErrorCodes.INTERNAL, 'unparsable reply from director'));
-          continue;
-        }
-        if (status.toString() === 'ok') p.resolve(p.framed ? { result: parsed, frames: (frames as Buffer[]).slice(3) } : parsed);
-        else {
-          const e = parsed as { code?: number; message?: string };
-          const spec = (typeof e.code === 'number' && errorByCode(e.code)) || ErrorCodes.INTERNAL;
-          const err = new TidingsError(spec);
-          if (typeof e.message === 'string') err.message = e.message;
-          p.reject(err);
-        }
-      }
+      for await (const frames of socket) this.onReply(frames as Buffer[]);
     } catch (err) {
-      if (this.socket) this.opts.log.error({ err }, 'command socket receive failed');
+      if (!stopping()) this.opts.log.error({ err }, 'command socket receive failed');
+    }
+  }
+
+  private onReply(frames: Buffer[]): void {
+    if (frames.length < 3) return;
+    const [idBuf, status, body] = frames as [Buffer, Buffer, Buffer];
+    if (idBuf.length !== 4) return;
+    const p = this.pending.get(idBuf.readUInt32BE(0));
+    if (!p) return; // answered after its timeout
+    this.pending.delete(idBuf.readUInt32BE(0));
+    clearTimeout(p.timer);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(body.toString('utf8'));
+    } catch {
+      p.reject(new TidingsError(ErrorCodes.INTERNAL, 'unparsable reply from director'));
+      return;
+    }
+    if (status.toString() === 'ok') p.resolve(p.framed ? { result: parsed, frames: frames.slice(3) } : parsed);
+    else {
+      const e = parsed as { code?: number; message?: string };
+      const spec = (typeof e.code === 'number' && errorByCode(e.code)) || ErrorCodes.INTERNAL;
+      const err = new TidingsError(spec);
+      if (typeof e.message === 'string') err.message = e.message;
+      p.reject(err);
     }
   }
 
