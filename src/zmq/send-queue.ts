@@ -7,6 +7,10 @@
  */
 import type { Logger } from 'pino';
 
+/** First and longest wait before a send refused at the high-water mark is tried again. */
+const FULL_RETRY_MIN_MS = 1;
+const FULL_RETRY_MAX_MS = 20;
+
 export interface Sendable {
   send(message: Buffer[] | Buffer): Promise<void>;
 }
@@ -19,6 +23,8 @@ export class SendQueue {
   private closed = false;
   sent = 0;
   failed = 0;
+  /** Times a send found the peer at its high-water mark and waited. */
+  fullWaits = 0;
 
   constructor(
     private readonly socket: Sendable,
@@ -67,19 +73,14 @@ export class SendQueue {
     try {
       while (this.head < this.queue.length && !this.closed) {
         const msg = this.queue[this.head]!;
+        await this.sendOne(msg);
+        if (this.closed) break;
+        // Taken off the queue only once sent, so `length` and drain() count it until then.
         (this.queue as unknown[])[this.head] = undefined;
         this.head++;
         if (this.head > 1024 && this.head * 2 > this.queue.length) {
           this.queue = this.queue.slice(this.head);
           this.head = 0;
-        }
-        try {
-          await this.socket.send(msg);
-          this.sent++;
-        } catch (err) {
-          if (this.closed) break;
-          this.failed++;
-          this.log.error({ err, queue: this.name }, 'zeromq send failed');
         }
         if (this.waiters.length > 0 && !this.full) {
           for (const w of this.waiters.splice(0)) w();
@@ -87,6 +88,35 @@ export class SendQueue {
       }
     } finally {
       this.pumping = false;
+    }
+  }
+
+  /**
+   * Send one message, waiting while the peer is at its high-water mark. An
+   * XPUB with noDrop refuses such a send with EAGAIN instead of blocking, and
+   * never reports when it could send again (libzmq's XPUB always polls
+   * writable), so the same message is tried again after a short, growing wait:
+   * nothing is dropped and the order is kept.
+   */
+  private async sendOne(msg: Buffer[]): Promise<void> {
+    let wait = FULL_RETRY_MIN_MS;
+    for (;;) {
+      try {
+        await this.socket.send(msg);
+        this.sent++;
+        return;
+      } catch (err) {
+        if (this.closed) return;
+        if ((err as { code?: unknown }).code === 'EAGAIN') {
+          this.fullWaits++;
+          await new Promise((r) => setTimeout(r, wait));
+          wait = Math.min(wait * 2, FULL_RETRY_MAX_MS);
+          continue;
+        }
+        this.failed++;
+        this.log.error({ err, queue: this.name }, 'zeromq send failed');
+        return;
+      }
     }
   }
 }
