@@ -100,19 +100,28 @@ async function main(): Promise<void> {
   const startMachine = machine();
   process.stdout.write(`# ${command}\n# ${startMachine}\n`);
   const results: ScenarioResult[] = [];
+  const failures: string[] = [];
   for (const s of chosen) {
     process.stdout.write(`${s.name}: ${s.title}\n`);
-    const r = await runScenario(s, options);
-    results.push(r);
-    process.stdout.write(markdownTable([r]).split('\n').slice(2).join('\n'));
+    try {
+      const r = await runScenario(s, options);
+      results.push(r);
+      process.stdout.write(markdownTable([r]).split('\n').slice(2).join('\n'));
+    } catch (err) {
+      // One scenario that could not run (a node that did not start on a loaded machine) does not lose the others.
+      const message = err instanceof Error ? err.message : String(err);
+      failures.push(`${s.name}: ${message.split('\n')[0]}`);
+      process.stderr.write(`chaos: ${s.name} could not run: ${message}\n`);
+    }
   }
-  const table = markdownTable(results);
+  const table = markdownTable(results) + failures.map((f) => `\nNot run: ${f}\n`).join('');
   const endMachine = machine();
   process.stdout.write(`\n${table}\n# at the end: ${endMachine}\n`);
   mkdirSync(argv.out, { recursive: true });
   writeFileSync(join(argv.out, 'results.md'), `Command: \`${command}\`\n\nMachine at the start: ${startMachine}\n\nAt the end: ${endMachine}\n\n${table}`);
-  writeFileSync(join(argv.out, 'results.json'), JSON.stringify({ command, machine: { start: startMachine, end: endMachine }, options: { ...options, progress: undefined }, results }, null, 2) + '\n');
+  writeFileSync(join(argv.out, 'results.json'), JSON.stringify({ command, machine: { start: startMachine, end: endMachine }, options: { ...options, progress: undefined }, results, failures }, null, 2) + '\n');
   process.stdout.write(`# written to ${argv.out}/results.md and results.json\n`);
+  if (failures.length > 0) process.exitCode = 1;
   if (argv.check) {
     const bad = results.filter((r) => r.figures.missing + r.figures.duplicated + r.figures.reordered > 0 || r.figures.recoveryMs === null);
     if (bad.length > 0) {

@@ -58,7 +58,9 @@ export async function runScenario(scenario: Scenario, opts: RunOptions): Promise
     notes.push(text);
     opts.progress(`  ${scenario.name}: ${text}`);
   };
+  const began = Date.now();
   const cluster: Topology = scenario.topology ? await scenario.topology(spec, opts.logDir) : await ChaosCluster.start(spec, opts.logDir);
+  note(`cluster ready in ${Date.now() - began} ms`);
   const fleet = new SubscriberFleet({ nodes: cluster.nodes, perNode: opts.subscribersPerNode, channel: CHANNEL, tokenSecret: cluster.tokenSecret, sdk: opts.sdk });
   const publisher = new SteadyPublisher({ commandAddress: cluster.commandAddress, channel: CHANNEL, rate: opts.rate, ackTimeout: opts.ackTimeout });
   try {
@@ -80,7 +82,9 @@ export async function runScenario(scenario: Scenario, opts: RunOptions): Promise
     note(`fault over after ${faultEnd - faultAt} ms`);
     await sleep(opts.afterSeconds * 1000);
     await publisher.stop();
+    const drained = Date.now();
     await drain(fleet, publisher, opts.drainQuietSeconds * 1000);
+    note(`drained in ${Date.now() - drained} ms`);
     return {
       scenario: scenario.name,
       title: scenario.title,
@@ -92,7 +96,9 @@ export async function runScenario(scenario: Scenario, opts: RunOptions): Promise
   } finally {
     fleet.stop();
     await publisher.stop();
+    const stopping = Date.now();
     await cluster.stop();
+    note(`cluster stopped in ${Date.now() - stopping} ms`);
   }
 }
 

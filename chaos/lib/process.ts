@@ -65,7 +65,8 @@ export class NodeProcess {
     throw new Error(`${this.name}: no ${pattern} within ${timeoutMs} ms:\n${this.tail.slice(-3000)}`);
   }
 
-  waitReady(timeoutMs = 30_000): Promise<void> {
+  /** Up to a minute: on a loaded machine a node with two workers can take half of that. */
+  waitReady(timeoutMs = 60_000): Promise<void> {
     return this.waitFor(/"msg":"node ready"/, timeoutMs);
   }
 
