@@ -10,7 +10,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Config } from '../config/resolve.js';
 import { ErrorCodes, TidingsError } from '../protocol/errors.js';
 import { channelProblem, isValidUser } from '../protocol/names.js';
-import { SendQueue } from '../zmq/send-queue.js';
+import { SendQueue, collectGrowth } from '../zmq/send-queue.js';
 import { channelTopic, userTopic } from '../cluster/topics.js';
 import { DownKind, encodeHeader, parsePublish, WireError } from '../cluster/wire.js';
 import { ChannelRegistry } from './channels.js';
@@ -78,6 +78,12 @@ export class Director {
       labelNames: ['code'],
       registers: [registry],
     });
+    new Counter({
+      name: 'tidings_director_shed_total',
+      help: 'Messages sent down without nodes that stayed at their high-water mark longer than zmq_block_timeout (their edges see a gap)',
+      registers: [registry],
+      collect: collectGrowth(() => this.down?.shed ?? 0),
+    });
     const channels = this.channels;
     new Gauge({
       name: 'tidings_director_channels',
@@ -100,7 +106,9 @@ export class Director {
     await this.router.bind(this.config.command_address);
     // XSUB: subscribe to everything published to us.
     await this.xsub.send(Buffer.from([1]));
-    this.down = new SendQueue(this.xpub, hwm, this.log, 'director-down');
+    // A node that stops reading holds the director back at most twice zmq_block_timeout (then its edges see a gap):
+    // longer than a forwarder waits for one of its edges, so a stalled edge costs its node nothing.
+    this.down = new SendQueue(this.xpub, hwm, this.log, 'director-down', { maxBlockMs: 2 * this.config.zmq_block_timeout * 1000 });
     this.replies = new SendQueue(this.router, hwm, this.log, 'director-replies');
     this.loops.push(this.publishLoop(this.xsub), this.subscriptionLoop(this.xpub), this.commandLoop(this.router));
     this.collectTimer = setInterval(() => this.collect(), Math.min(COLLECT_INTERVAL_MS, Math.max(250, this.collectIdleMs / 4)));

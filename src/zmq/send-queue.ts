@@ -4,6 +4,14 @@
  * and, when `full`, await `space()` before pushing more: that is how back
  * pressure reaches whoever feeds the queue (a receive loop stops reading, so
  * ZeroMQ's own high-water marks push back on the peer).
+ *
+ * A send to an XPUB with noDrop that finds a peer at its high-water mark is
+ * refused (EAGAIN) and tried again after a short wait, so nothing is lost
+ * while peers are slow. With `maxBlockMs`, a peer that stays full that long
+ * (a stalled node or edge) no longer holds everyone back: the queue sends on
+ * without it (noDrop off for that send: only the full peers miss the message)
+ * until no send has found a full peer for `maxBlockMs`. Only for streams whose
+ * receivers detect a hole (the director's offsets, checked by edges).
  */
 import type { Logger } from 'pino';
 
@@ -13,6 +21,26 @@ const FULL_RETRY_MAX_MS = 20;
 
 export interface Sendable {
   send(message: Buffer[] | Buffer): Promise<void>;
+}
+
+/** An XPUB: refuses a send at a full peer while noDrop is set, drops it for that peer when not. */
+interface DropSwitch {
+  noDrop: boolean;
+}
+
+/** A Counter's `collect` that adds what `read()` grew by since the last scrape (for counts kept as plain numbers). */
+export function collectGrowth(read: () => number): (this: { inc(n: number): void }) => void {
+  let seen = 0;
+  return function collect(this: { inc(n: number): void }): void {
+    const now = read();
+    if (now > seen) this.inc(now - seen);
+    seen = now;
+  };
+}
+
+export interface SendQueueOptions {
+  /** How long a peer at its high-water mark may hold the queue before it is sent on without (0: forever). Needs an XPUB. */
+  maxBlockMs?: number;
 }
 
 export class SendQueue {
@@ -25,13 +53,24 @@ export class SendQueue {
   failed = 0;
   /** Times a send found the peer at its high-water mark and waited. */
   fullWaits = 0;
+  /** Messages sent on without the peers that were full (see maxBlockMs). */
+  shed = 0;
+  /** When a send last went on without a full peer; 0 while every peer keeps up. */
+  private sheddingSince = 0;
+  private lastShedAt = 0;
+  private readonly maxBlockMs: number;
 
   constructor(
     private readonly socket: Sendable,
     readonly limit: number,
     private readonly log: Logger,
     private readonly name: string,
-  ) {}
+    opts: SendQueueOptions = {},
+  ) {
+    this.maxBlockMs = opts.maxBlockMs ?? 0;
+    // noDrop is write-only (libzmq cannot read XPUB_NODROP back): its presence is what tells an XPUB.
+    if (this.maxBlockMs > 0 && !('noDrop' in socket)) throw new TypeError('maxBlockMs needs a socket with noDrop (an XPUB)');
+  }
 
   get length(): number {
     return this.queue.length - this.head;
@@ -100,23 +139,57 @@ export class SendQueue {
    */
   private async sendOne(msg: Buffer[]): Promise<void> {
     let wait = FULL_RETRY_MIN_MS;
+    const since = Date.now();
     for (;;) {
       try {
         await this.socket.send(msg);
         this.sent++;
+        if (this.sheddingSince > 0 && Date.now() - this.lastShedAt >= this.maxBlockMs) this.stopShedding();
         return;
       } catch (err) {
         if (this.closed) return;
-        if ((err as { code?: unknown }).code === 'EAGAIN') {
-          this.fullWaits++;
-          await new Promise((r) => setTimeout(r, wait));
-          wait = Math.min(wait * 2, FULL_RETRY_MAX_MS);
-          continue;
+        if ((err as { code?: unknown }).code !== 'EAGAIN') {
+          this.failed++;
+          this.log.error({ err, queue: this.name }, 'zeromq send failed');
+          return;
         }
-        this.failed++;
-        this.log.error({ err, queue: this.name }, 'zeromq send failed');
-        return;
+        this.fullWaits++;
+        if (this.maxBlockMs > 0 && (this.sheddingSince > 0 || Date.now() - since >= this.maxBlockMs)) {
+          await this.sendWithoutFullPeers(msg);
+          return;
+        }
+        await new Promise((r) => setTimeout(r, wait));
+        wait = Math.min(wait * 2, FULL_RETRY_MAX_MS);
       }
     }
+  }
+
+  /** Send once with noDrop off: peers with room get the message, full ones miss it. */
+  private async sendWithoutFullPeers(msg: Buffer[]): Promise<void> {
+    const now = Date.now();
+    if (this.sheddingSince === 0) {
+      this.sheddingSince = now;
+      this.log.warn({ queue: this.name, maxBlockMs: this.maxBlockMs }, 'a peer stayed at its high-water mark: sending on without it (its edges will see a gap)');
+    }
+    this.lastShedAt = now;
+    const xpub = this.socket as Sendable & DropSwitch;
+    xpub.noDrop = false;
+    try {
+      await xpub.send(msg);
+      this.sent++;
+      this.shed++;
+    } catch (err) {
+      if (!this.closed) {
+        this.failed++;
+        this.log.error({ err, queue: this.name }, 'zeromq send failed');
+      }
+    } finally {
+      if (!this.closed) xpub.noDrop = true;
+    }
+  }
+
+  private stopShedding(): void {
+    this.log.warn({ queue: this.name, forMs: Date.now() - this.sheddingSince, shed: this.shed }, 'every peer keeps up again: sends wait for full peers again');
+    this.sheddingSince = 0;
   }
 }

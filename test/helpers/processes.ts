@@ -232,13 +232,16 @@ export async function startCluster(nodeCount = 2, workers = 2, extraEnv: Record<
       command: `tcp://${host}:${cmd}`,
     });
   }
-  await Promise.all([director, ...nodes].map((n) => n.proc.waitFor(/"msg":"node ready"/, 20000)));
-  return {
-    director,
-    nodes,
-    stop: async () => {
-      await Promise.all(nodes.map((n) => n.proc.stop()));
-      await director.proc.stop();
-    },
+  const stop = async (): Promise<void> => {
+    await Promise.all(nodes.map((n) => n.proc.stop()));
+    await director.proc.stop();
   };
+  try {
+    await Promise.all([director, ...nodes].map((n) => n.proc.waitFor(/"msg":"node ready"/, 20000)));
+  } catch (err) {
+    // A cluster that did not come up is stopped here: the test's after() never got it to stop.
+    await stop();
+    throw err;
+  }
+  return { director, nodes, stop };
 }
