@@ -85,7 +85,8 @@ const HOLE_OFFSET = 3;
 before(async () => {
   // Director + one forwarder node with one edge worker, every high-water mark at its minimum.
   // Subscribers may lag by 64 MiB (client_send_buffer): when the edge resumes, the whole burst comes at once.
-  cluster = await startCluster(1, 1, { TIDINGS_ZMQ_HIGH_WATER_MARK: String(HWM), TIDINGS_CLIENT_SEND_BUFFER: String(64 << 20) });
+  // zmq_block_timeout 0: sockets wait for the stalled edge however long it takes (block-timeout.test.ts tests the bound).
+  cluster = await startCluster(1, 1, { TIDINGS_ZMQ_HIGH_WATER_MARK: String(HWM), TIDINGS_ZMQ_BLOCK_TIMEOUT: '0', TIDINGS_CLIENT_SEND_BUFFER: String(64 << 20) });
   const d = cluster.director;
   const [port, proxyPort] = await freePorts(2);
   const holeTopic = channelTopic(HOLE_CHANNEL);
