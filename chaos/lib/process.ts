@@ -6,9 +6,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, readFileSync, type WriteStream } from 'node:fs';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
+
+export { freePort } from '../../test/helpers/ports.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** dist/chaos/lib -> dist/src/cli/main.js */
@@ -114,24 +115,3 @@ process.once('exit', () => {
     p.child.kill('SIGKILL');
   }
 });
-
-const handed = new Set<number>();
-
-/** A free TCP port on 127.0.0.1 (never one handed out before in this run). */
-export async function freePort(): Promise<number> {
-  for (;;) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const srv = createServer();
-      srv.once('error', reject);
-      srv.listen(0, '127.0.0.1', () => {
-        const a = srv.address();
-        const p = typeof a === 'object' && a ? a.port : 0;
-        srv.close(() => resolve(p));
-      });
-    });
-    if (!handed.has(port)) {
-      handed.add(port);
-      return port;
-    }
-  }
-}
