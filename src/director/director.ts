@@ -4,6 +4,7 @@
  * address (XSUB), stamped pushes leave on the subscriber address (XPUB), which
  * only forwards a topic to nodes that subscribed to it.
  */
+import { randomBytes } from 'node:crypto';
 import { XPublisher, XSubscriber, Router } from 'zeromq';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
@@ -12,7 +13,7 @@ import { ErrorCodes, TidingsError } from '../protocol/errors.js';
 import { channelProblem, isValidUser } from '../protocol/names.js';
 import { SendQueue, collectGrowth } from '../zmq/send-queue.js';
 import { channelTopic, userTopic } from '../cluster/topics.js';
-import { DownKind, encodeHeader, parsePublish, WireError } from '../cluster/wire.js';
+import { DownKind, TICK_INTERVAL_MS, encodeHeader, parsePublish, tickFrames, WireError } from '../cluster/wire.js';
 import { ChannelRegistry } from './channels.js';
 import { encodeDirectPush, encodeMessagePush } from './push-encoding.js';
 import { CommandHandlers } from './commands.js';
@@ -35,6 +36,10 @@ export class Director {
   readonly heldTopics = new Set<string>();
   private loops: Promise<void>[] = [];
   private collectTimer: NodeJS.Timeout | null = null;
+  private tickTimer: NodeJS.Timeout | null = null;
+  /** This run of the director, in its ticks; and the next tick's number. */
+  private readonly run = randomBytes(6).toString('base64url');
+  private tickSeq = 0;
   private stopping = false;
   /** The command table; features add their commands with `handlers.register`. */
   readonly handlers: CommandHandlers;
@@ -113,6 +118,8 @@ export class Director {
     this.loops.push(this.publishLoop(this.xsub), this.subscriptionLoop(this.xpub), this.commandLoop(this.router));
     this.collectTimer = setInterval(() => this.collect(), Math.min(COLLECT_INTERVAL_MS, Math.max(250, this.collectIdleMs / 4)));
     this.collectTimer.unref();
+    this.tickTimer = setInterval(() => this.tick(), TICK_INTERVAL_MS);
+    this.tickTimer.unref();
     this.log.info(
       {
         subscriber: this.config.subscriber_address,
@@ -127,6 +134,7 @@ export class Director {
     if (this.stopping) return;
     this.stopping = true;
     if (this.collectTimer) clearInterval(this.collectTimer);
+    if (this.tickTimer) clearInterval(this.tickTimer);
     await this.down?.drain(1000);
     await this.replies?.drain(500);
     this.down?.close();
@@ -178,7 +186,12 @@ export class Director {
     this.sendDown([channelTopic(channel), encodeHeader(DownKind.ChannelEvent, 0, exceptUser ?? ''), body]);
   }
 
-  /** Send a control message to edges on a topic. */
+  /** The next tick to every edge; skipped (not numbered) while the down queue is full. */
+  private tick(): void {
+    if (this.down?.push(tickFrames(this.run, this.tickSeq))) this.tickSeq++;
+  }
+
+    /** Send a control message to edges on a topic. */
   control(topic: Buffer, body: unknown): void {
     this.sendDown([topic, encodeHeader(DownKind.Control, 0, ''), Buffer.from(JSON.stringify(body))]);
   }

@@ -11,7 +11,7 @@ import { XPublisher, XSubscriber, Router, Dealer } from 'zeromq';
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import type { Config } from '../config/resolve.js';
-import { SendQueue, collectGrowth, type Sendable } from '../zmq/send-queue.js';
+import { SendQueue, collectGrowth, type Sendable, type SendQueueOptions } from '../zmq/send-queue.js';
 
 interface Receivable {
   [Symbol.asyncIterator](): AsyncIterator<Buffer[]>;
@@ -65,7 +65,7 @@ export class Forwarder {
 
     // An edge that stops reading holds the node back at most zmq_block_timeout (then it sees a gap);
     // publishes going up wait for the director as long as it takes (nothing downstream would notice their loss).
-    this.pipe('down', downIn, downOut, this.config.zmq_block_timeout * 1000);
+    this.pipe('down', downIn, downOut, { maxBlockMs: this.config.zmq_block_timeout * 1000 });
     this.pipe('sub', downOut, downIn); // subscriptions of local edges go up
     this.pipe('up', upIn, upOut);
     this.pipe('pubsub', upOut, upIn); // the director's subscribe-all reaches local publishers
@@ -82,8 +82,8 @@ export class Forwarder {
     );
   }
 
-  private pipe(path: string, from: Receivable, to: Sendable, maxBlockMs = 0): void {
-    const queue = new SendQueue(to, this.config.zmq_high_water_mark, this.log, `forwarder-${path}`, { maxBlockMs });
+  private pipe(path: string, from: Receivable, to: Sendable, opts: SendQueueOptions = {}): void {
+    const queue = new SendQueue(to, this.config.zmq_high_water_mark, this.log, `forwarder-${path}`, opts);
     this.queues.push(queue);
     const counter = this.frames.labels(path);
     this.loops.push(

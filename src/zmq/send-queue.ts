@@ -7,11 +7,15 @@
  *
  * A send to an XPUB with noDrop that finds a peer at its high-water mark is
  * refused (EAGAIN) and tried again after a short wait, so nothing is lost
- * while peers are slow. With `maxBlockMs`, a peer that stays full that long
- * (a stalled node or edge) no longer holds everyone back: the queue sends on
- * without it (noDrop off for that send: only the full peers miss the message)
- * until no send has found a full peer for `maxBlockMs`. Only for streams whose
- * receivers detect a hole (the director's offsets, checked by edges).
+ * while peers are slow.
+ *
+ * With `maxBlockMs`, a peer that stays full that long (a stalled node or
+ * edge) no longer holds everyone back: the queue "sheds", sending on without
+ * the full peers (noDrop off for that send: only they miss the message, and
+ * libzmq then skips them until they have read their backlog down), until no
+ * send has found a full peer for `maxBlockMs`. Only for streams whose
+ * receivers detect what they missed (the director's offsets and ticks,
+ * checked by edges).
  */
 import type { Logger } from 'pino';
 
@@ -39,9 +43,11 @@ export function collectGrowth(read: () => number): (this: { inc(n: number): void
 }
 
 export interface SendQueueOptions {
-  /** How long a peer at its high-water mark may hold the queue before it is sent on without (0: forever). Needs an XPUB. */
+  /** How long a peer at its high-water mark may hold the queue before the queue sheds (0: forever). Needs an XPUB. */
   maxBlockMs?: number;
 }
+
+const isFull = (err: unknown): boolean => (err as { code?: unknown }).code === 'EAGAIN';
 
 export class SendQueue {
   private queue: Buffer[][] = [];
@@ -55,7 +61,7 @@ export class SendQueue {
   fullWaits = 0;
   /** Messages sent on without the peers that were full (see maxBlockMs). */
   shed = 0;
-  /** When a send last went on without a full peer; 0 while every peer keeps up. */
+  /** When the current shedding began; 0 while not shedding. */
   private sheddingSince = 0;
   private lastShedAt = 0;
   private readonly maxBlockMs: number;
@@ -78,6 +84,11 @@ export class SendQueue {
 
   get full(): boolean {
     return this.length >= this.limit;
+  }
+
+  /** Whether the queue is sending on without a peer that stayed full. */
+  get shedding(): boolean {
+    return this.sheddingSince > 0;
   }
 
   /** Queue a message. Returns false (and queues nothing) when full or closed. */
@@ -131,11 +142,12 @@ export class SendQueue {
   }
 
   /**
-   * Send one message, waiting while the peer is at its high-water mark. An
-   * XPUB with noDrop refuses such a send with EAGAIN instead of blocking, and
-   * never reports when it could send again (libzmq's XPUB always polls
-   * writable), so the same message is tried again after a short, growing wait:
-   * nothing is dropped and the order is kept.
+   * Send one message, waiting while a peer is at its high-water mark. An XPUB
+   * with noDrop refuses such a send with EAGAIN instead of blocking, and never
+   * reports when it could send again (libzmq's XPUB always polls writable), so
+   * the same message is tried again after a short, growing wait: nothing is
+   * dropped and the order is kept. Past maxBlockMs, or while shedding, it goes
+   * out without the full peers.
    */
   private async sendOne(msg: Buffer[]): Promise<void> {
     let wait = FULL_RETRY_MIN_MS;
@@ -144,17 +156,17 @@ export class SendQueue {
       try {
         await this.socket.send(msg);
         this.sent++;
-        if (this.sheddingSince > 0 && Date.now() - this.lastShedAt >= this.maxBlockMs) this.stopShedding();
+        if (this.shedding && Date.now() - this.lastShedAt >= this.maxBlockMs) this.stopShedding();
         return;
       } catch (err) {
         if (this.closed) return;
-        if ((err as { code?: unknown }).code !== 'EAGAIN') {
+        if (!isFull(err)) {
           this.failed++;
           this.log.error({ err, queue: this.name }, 'zeromq send failed');
           return;
         }
         this.fullWaits++;
-        if (this.maxBlockMs > 0 && (this.sheddingSince > 0 || Date.now() - since >= this.maxBlockMs)) {
+        if (this.maxBlockMs > 0 && (this.shedding || Date.now() - since >= this.maxBlockMs)) {
           await this.sendWithoutFullPeers(msg);
           return;
         }
@@ -167,10 +179,7 @@ export class SendQueue {
   /** Send once with noDrop off: peers with room get the message, full ones miss it. */
   private async sendWithoutFullPeers(msg: Buffer[]): Promise<void> {
     const now = Date.now();
-    if (this.sheddingSince === 0) {
-      this.sheddingSince = now;
-      this.log.warn({ queue: this.name, maxBlockMs: this.maxBlockMs }, 'a peer stayed at its high-water mark: sending on without it (its edges will see a gap)');
-    }
+    if (!this.shedding) this.startShedding(now);
     this.lastShedAt = now;
     const xpub = this.socket as Sendable & DropSwitch;
     xpub.noDrop = false;
@@ -186,6 +195,11 @@ export class SendQueue {
     } finally {
       if (!this.closed) xpub.noDrop = true;
     }
+  }
+
+  private startShedding(now: number): void {
+    this.sheddingSince = now;
+    this.log.warn({ queue: this.name, maxBlockMs: this.maxBlockMs }, 'a peer stayed at its high-water mark: sending on without it (its edges will see a gap)');
   }
 
   private stopShedding(): void {
