@@ -9,6 +9,7 @@
  */
 import { pino } from 'pino';
 import { CommandClient } from '../../src/zmq/command-client.js';
+import { linkLimit } from '../../src/zmq/security.js';
 
 export interface PublishRecord {
   seq: number;
@@ -46,6 +47,8 @@ export class SteadyPublisher {
       // Every publish of an outage as long as the ack timeout may be waiting at once.
       maxInFlight: Math.max(1000, Math.ceil(opts.rate * opts.ackTimeout * 2)),
       highWaterMark: 100_000,
+      // The chaos cluster runs on loopback without CURVE keys, with the default message size.
+      link: { curve: null, maxMessageSize: linkLimit({ max_message_size: 65_536 }) },
       log: pino({ level: 'silent' }),
     });
   }

@@ -4,6 +4,9 @@
  * Pure: takes plain objects, throws ConfigError naming the setting.
  */
 import { SETTINGS, type SettingSpec, envName, flagName } from './settings.js';
+import { resolveCurve, type CurveConfig } from './curve.js';
+
+export type { CurveConfig } from './curve.js';
 
 export class ConfigError extends Error {
   readonly setting: string;
@@ -33,6 +36,15 @@ export interface Config {
   readonly director_subscriber_address: string | null;
   readonly director_publisher_address: string | null;
   readonly director_command_address: string | null;
+  readonly curve_secret_key: string | null;
+  readonly curve_secret_key_file: string | null;
+  readonly curve_director_key: string | null;
+  readonly curve_director_key_file: string | null;
+  readonly curve_node_keys: readonly string[];
+  readonly curve_node_keys_file: readonly string[];
+  readonly curve_worker_keys: readonly string[];
+  readonly curve_worker_keys_file: readonly string[];
+  readonly zmq_insecure: boolean;
   readonly node_id: string | null;
   readonly secret: string | null;
   readonly admin_secret: string | null;
@@ -59,6 +71,29 @@ export interface Config {
   readonly channel_idle_timeout: number;
   readonly presence_ttl: number;
   readonly metrics: boolean;
+  readonly omnibus_authenticator: 'off' | 'noop' | 'user' | 'http';
+  readonly omnibus_base_url: string;
+  readonly django_secret_key: string | null;
+  readonly sethpusher_enabled: boolean;
+  readonly sethpusher_base_url: string;
+  readonly native_sockjs: boolean;
+  readonly sockjs_heartbeat: number;
+  readonly sockjs_disconnect_delay: number;
+  readonly auth_url: string | null;
+  readonly auth_native: boolean;
+  readonly auth_timeout: number;
+  readonly auth_cache_ttl: number;
+  readonly auth_cache_size: number;
+  readonly wamp: boolean;
+  readonly wamp_path: string;
+  readonly wamp_realm: string;
+  readonly wamp_call_timeout: number;
+  readonly wamp_max_calls: number;
+  /**
+   * CURVE keys resolved from the curve_* settings and their files (null: no
+   * CURVE). Derived once here, so edge workers get them with the config.
+   */
+  readonly curve: CurveConfig | null;
 }
 
 export interface Sources {
@@ -67,6 +102,8 @@ export interface Sources {
   env?: Record<string, string | undefined>;
   /** Parsed config file object, keyed by setting name. */
   file?: Record<string, unknown>;
+  /** Reads the key files that curve_*_file settings name (none given: such a setting is an error). */
+  readFile?: (path: string) => string;
 }
 
 const LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
@@ -167,6 +204,7 @@ export function resolveConfig(sources: Sources): Config {
   }
   const cfg = out as unknown as Config;
   checkCombination(cfg);
+  out['curve'] = resolveCurve(cfg, sources.readFile);
   return Object.freeze(cfg);
 }
 
@@ -189,8 +227,44 @@ function checkCombination(c: Config): void {
     const missing = c.tls_cert_file === null ? 'tls_cert_file' : 'tls_key_file';
     throw new ConfigError(missing, `invalid setting ${missing} (${envName(missing)}): tls_cert_file and tls_key_file go together`);
   }
+  if (!/^\/[A-Za-z0-9_\-.~/]*$/.test(c.wamp_path) || c.wamp_path === '/ws') {
+    throw new ConfigError('wamp_path', `invalid setting wamp_path (${envName('wamp_path')}): must be a path starting with / other than /ws`);
+  }
+  if (!/^([^\s.#]+\.)*([^\s.#]+)$/.test(c.wamp_realm)) {
+    throw new ConfigError('wamp_realm', `invalid setting wamp_realm (${envName('wamp_realm')}): must be a WAMP URI such as realm1`);
+  }
   if (c.server_base_url !== '' && (!c.server_base_url.startsWith('/') || c.server_base_url.endsWith('/'))) {
     throw new ConfigError('server_base_url', `invalid setting server_base_url (${envName('server_base_url')}): must start with / and not end with /`);
+  }
+  checkAuthentication(c);
+}
+
+const AUTHENTICATORS = ['off', 'noop', 'user', 'http'];
+const ENDPOINT_PATH = /^\/[A-Za-z0-9._~\-/]*[A-Za-z0-9._~\-]$/;
+
+/** The compatibility endpoints and their authenticators: each must be able to prove who a client is. */
+function checkAuthentication(c: Config): void {
+  const fail = (k: string, why: string): never => {
+    throw new ConfigError(k, `invalid setting ${k} (${envName(k)}): ${why}`);
+  };
+  if (!AUTHENTICATORS.includes(c.omnibus_authenticator)) fail('omnibus_authenticator', `must be one of ${AUTHENTICATORS.join(', ')}, got ${JSON.stringify(c.omnibus_authenticator)}`);
+  for (const k of ['omnibus_base_url', 'sethpusher_base_url'] as const) {
+    if (!ENDPOINT_PATH.test(c[k]) || c[k].includes('//')) fail(k, `must be a path like /ec (starts with /, does not end with /), got ${JSON.stringify(c[k])}`);
+  }
+  if (c.omnibus_authenticator !== 'off' && c.sethpusher_enabled && c.omnibus_base_url === c.sethpusher_base_url) {
+    fail('sethpusher_base_url', 'must differ from omnibus_base_url');
+  }
+  if (c.omnibus_authenticator === 'noop' && !c.allow_anonymous) fail('omnibus_authenticator', 'noop lets everyone in: development only, and only with allow_anonymous true');
+  if (c.omnibus_authenticator === 'user' && !c.django_secret_key) fail('django_secret_key', 'required when omnibus_authenticator is user');
+  if ((c.omnibus_authenticator === 'http' || c.auth_native) && !c.auth_url) fail('auth_url', `required when ${c.auth_native ? 'auth_native is true' : 'omnibus_authenticator is http'}`);
+  if (c.auth_url !== null) {
+    let u: URL | null = null;
+    try {
+      u = new URL(c.auth_url);
+    } catch {
+      u = null;
+    }
+    if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:')) fail('auth_url', `must be an http:// or https:// URL, got ${JSON.stringify(c.auth_url)}`);
   }
 }
 

@@ -12,6 +12,7 @@ import type { Config } from '../config/resolve.js';
 import { ErrorCodes, TidingsError } from '../protocol/errors.js';
 import { channelProblem, isValidUser } from '../protocol/names.js';
 import { SendQueue, collectGrowth } from '../zmq/send-queue.js';
+import { bindSecured, linkLimit, type BoundLink } from '../zmq/security.js';
 import { channelTopic, userTopic } from '../cluster/topics.js';
 import { DownKind, TICK_INTERVAL_MS, encodeHeader, parsePublish, tickFrames, WireError } from '../cluster/wire.js';
 import { ChannelRegistry } from './channels.js';
@@ -35,6 +36,7 @@ export class Director {
   /** Topics some node holds a subscription to, as XPUB reports them. */
   readonly heldTopics = new Set<string>();
   private loops: Promise<void>[] = [];
+  private links: BoundLink[] = [];
   private collectTimer: NodeJS.Timeout | null = null;
   private tickTimer: NodeJS.Timeout | null = null;
   /** This run of the director, in its ticks; and the next tick's number. */
@@ -54,6 +56,8 @@ export class Director {
 
   /** Channels idle this long with no listener and no history are collected (channel_idle_timeout). */
   private readonly collectIdleMs: number;
+  /** Largest frame the director sends: what every node's connecting socket accepts. */
+  private readonly frameLimit: number;
 
   constructor(
     readonly config: Config,
@@ -61,6 +65,7 @@ export class Director {
     registry: Registry,
   ) {
     this.collectIdleMs = config.channel_idle_timeout * 1000;
+    this.frameLimit = linkLimit(config);
     this.channels = new ChannelRegistry({
       historySize: config.history_size,
       historyTtlMs: config.history_ttl * 1000,
@@ -106,9 +111,9 @@ export class Director {
     this.xpub = new XPublisher({ sendHighWaterMark: hwm, receiveHighWaterMark: hwm, noDrop: true, linger: 0 });
     this.xsub = new XSubscriber({ receiveHighWaterMark: hwm, sendHighWaterMark: hwm, linger: 0 });
     this.router = new Router({ sendHighWaterMark: hwm, receiveHighWaterMark: hwm, linger: 0 });
-    await this.xpub.bind(this.config.subscriber_address);
-    await this.xsub.bind(this.config.publisher_address);
-    await this.router.bind(this.config.command_address);
+    this.links.push(await bindSecured(this.xpub, this.config.subscriber_address, 'subscriber', this.config, this.log));
+    this.links.push(await bindSecured(this.xsub, this.config.publisher_address, 'publisher', this.config, this.log));
+    this.links.push(await bindSecured(this.router, this.config.command_address, 'command', this.config, this.log));
     // XSUB: subscribe to everything published to us.
     await this.xsub.send(Buffer.from([1]));
     // A node that stops reading holds the director back at most twice zmq_block_timeout (then its edges see a gap):
@@ -125,6 +130,7 @@ export class Director {
         subscriber: this.config.subscriber_address,
         publisher: this.config.publisher_address,
         command: this.config.command_address,
+        curve: this.config.curve !== null,
       },
       'director listening',
     );
@@ -141,6 +147,7 @@ export class Director {
     this.replies?.close();
     for (const s of [this.xsub, this.xpub, this.router]) s?.close();
     await Promise.allSettled(this.loops);
+    await Promise.allSettled(this.links.splice(0).map((l) => l.release()));
     this.xsub = this.xpub = this.router = null;
     this.log.info('director stopped');
   }
@@ -206,6 +213,8 @@ export class Director {
 
   private sendDown(frames: Buffer[]): void {
     if (!this.down) throw new TidingsError(ErrorCodes.UNAVAILABLE, 'director stopped');
+    // Nodes disconnect a director that sends more than their limit: refuse it here instead.
+    if (frames[2]!.length > this.frameLimit) throw new TidingsError(ErrorCodes.PAYLOAD_TOO_LARGE, `${frames[2]!.length} bytes > the node link limit ${this.frameLimit}`);
     if (!this.down.push(frames)) throw new TidingsError(ErrorCodes.LIMIT_EXCEEDED, 'director send queue full');
   }
 
@@ -268,7 +277,14 @@ export class Director {
         const route = frames.slice(0, frames.length - 3) as Buffer[];
         const [id, method, body] = frames.slice(frames.length - 3) as [Buffer, Buffer, Buffer];
         void this.handlers.dispatch(method.toString('utf8'), body).then(
-          (result) => this.reply([...route, id, Buffer.from('ok'), Buffer.from(JSON.stringify(result ?? null))]),
+          (result) => {
+            const json = Buffer.from(JSON.stringify(result ?? null));
+            if (json.length <= this.frameLimit) return this.reply([...route, id, Buffer.from('ok'), json]);
+            // The caller's socket would drop this link for a larger frame: answer with the error instead.
+            const e = new TidingsError(ErrorCodes.PAYLOAD_TOO_LARGE, `reply of ${json.length} bytes > the node link limit ${this.frameLimit}; ask for less`);
+            this.log.warn({ method: method.toString('utf8').slice(0, 64), bytes: json.length }, 'command reply too large for the link');
+            this.reply([...route, id, Buffer.from('error'), Buffer.from(JSON.stringify(e.toBody()))]);
+          },
           (err: unknown) => {
             const e = err instanceof TidingsError ? err : new TidingsError(ErrorCodes.INTERNAL);
             if (!(err instanceof TidingsError)) this.log.error({ err }, 'command failed');

@@ -9,6 +9,7 @@ import { ClusterState } from './cluster-state.js';
 import { registerStateCommands } from './state-commands.js';
 import { registerConnectionCommands } from './connection-commands.js';
 import { registerMessageCommands } from './message-commands.js';
+import { installWampDirector } from '../wamp/director-feature.js';
 
 export interface DirectorFeatures {
   stop(): void;
@@ -19,6 +20,12 @@ export function installDirectorFeatures(director: Director, registry: Registry):
   registerStateCommands(state);
   registerConnectionCommands(state);
   registerMessageCommands(state);
+  const wamp = installWampDirector(state, registry); // WAMP dealer: the cluster's procedure registry
   state.start();
-  return { stop: () => state.stop() };
+  return {
+    stop: () => {
+      state.stop();
+      wamp.stop();
+    },
+  };
 }

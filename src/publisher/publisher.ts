@@ -9,7 +9,12 @@
  * wait (noDrop) rather than drop.
  *
  * `publishAcked` goes over the command address and resolves with the
- * message's offset and epoch.
+ * message's offset and epoch (the command address takes node keys only, so
+ * with CURVE it needs a node key pair).
+ *
+ * With `curve`, the sockets are CURVE clients: the worker's key pair (its
+ * public key listed in the node's curve_worker_keys) and the public key of
+ * the node it connects to.
  */
 import { XPublisher } from 'zeromq';
 import { pino, type Logger } from 'pino';
@@ -18,6 +23,8 @@ import { channelProblem, isValidUser } from '../protocol/names.js';
 import { encodePublish } from '../cluster/wire.js';
 import { SendQueue } from '../zmq/send-queue.js';
 import { CommandClient } from '../zmq/command-client.js';
+import { publicKeyOf } from '../zmq/keys.js';
+import { connectSecured, ingressLimit, linkLimit, type ClientLink } from '../zmq/security.js';
 
 export interface PublisherOptions {
   /** A publisher address: the director's, or the local forwarder's. */
@@ -29,6 +36,10 @@ export interface PublisherOptions {
   /** Sender name stamped on messages (default null). */
   sender?: string | null;
   timeoutMs?: number;
+  /** CURVE keys: this worker's secret key (its public key is derived) and the node's public key. */
+  curve?: { secretKey: string; serverKey: string } | null;
+  /** The node's max_message_size (default 65536): larger messages are refused here. */
+  maxMessageSize?: number;
   log?: Logger;
 }
 
@@ -42,15 +53,23 @@ export class Publisher {
   private readyWaiters: Array<() => void> = [];
   private readonly log: Logger;
   private readonly maxQueue: number;
+  private readonly maxMessageSize: number;
 
   constructor(private readonly opts: PublisherOptions) {
     this.log = opts.log ?? pino({ level: 'warn' });
     this.maxQueue = opts.maxQueue ?? 100_000;
+    this.maxMessageSize = opts.maxMessageSize ?? 65536;
+  }
+
+  private link(maxMessageSize: number): ClientLink {
+    const c = this.opts.curve;
+    return { curve: c ? { secretKey: c.secretKey, publicKey: publicKeyOf(c.secretKey), serverKey: c.serverKey } : null, maxMessageSize };
   }
 
   start(): void {
     const socket = new XPublisher({ noDrop: true, sendHighWaterMark: this.maxQueue, linger: 2000 });
-    socket.connect(this.opts.address);
+    // The publisher address only sends subscriptions back.
+    connectSecured(socket, this.opts.address, this.link(ingressLimit({ max_message_size: this.maxMessageSize })));
     this.socket = socket;
     this.out = new SendQueue(socket, this.maxQueue, this.log, 'publisher');
     this.loop = this.watch(socket);
@@ -60,6 +79,7 @@ export class Publisher {
         timeoutMs: this.opts.timeoutMs ?? 5000,
         maxInFlight: this.maxQueue,
         highWaterMark: this.maxQueue,
+        link: this.link(linkLimit({ max_message_size: this.maxMessageSize })),
         log: this.log,
       });
       this.commands.start();
@@ -106,6 +126,10 @@ export class Publisher {
 
   private async enqueue(frames: Buffer[]): Promise<void> {
     if (!this.out) throw new TidingsError(ErrorCodes.UNAVAILABLE, 'publisher not started');
+    let bytes = 0;
+    for (const f of frames) bytes += f.length;
+    // The node rejects (and logs) what exceeds its max_message_size: say so to the caller instead.
+    if (bytes > this.maxMessageSize) throw new TidingsError(ErrorCodes.PAYLOAD_TOO_LARGE, `${bytes} bytes > maxMessageSize ${this.maxMessageSize}`);
     if (!this.ready || this.held.length > 0) {
       if (this.held.length >= this.maxQueue) throw new TidingsError(ErrorCodes.LIMIT_EXCEEDED, 'publisher queue full while no upstream is connected');
       this.held.push(frames);
