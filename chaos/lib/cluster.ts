@@ -57,9 +57,10 @@ export class ChaosCluster implements Topology {
   private directorAddresses!: Addresses;
   readonly nodes: ChaosNode[] = [];
 
-  private constructor(
+  /** Subclasses (another cluster shape) extend launch() and are started the same way. */
+  protected constructor(
     readonly spec: ClusterSpec,
-    private readonly logDir: string | null,
+    protected readonly logDir: string | null,
   ) {}
 
   static async start(spec: ClusterSpec, logDir: string | null): Promise<ChaosCluster> {
@@ -77,7 +78,7 @@ export class ChaosCluster implements Topology {
     return this.directorAddresses.command;
   }
 
-  private common(): Record<string, string> {
+  protected common(): Record<string, string> {
     const env: Record<string, string> = {
       TIDINGS_TOKEN_SECRET: this.tokenSecret,
       TIDINGS_API_KEYS: this.apiKey,
@@ -87,11 +88,11 @@ export class ChaosCluster implements Topology {
     return env;
   }
 
-  private log(name: string): string | null {
+  protected log(name: string): string | null {
     return this.logDir ? join(this.logDir, `${name}.log`) : null;
   }
 
-  private async launch(): Promise<void> {
+  protected async launch(): Promise<void> {
     const d = (this.directorAddresses = await addresses());
     this.directorEnv = {
       ...this.common(),
