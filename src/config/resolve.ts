@@ -68,6 +68,7 @@ export interface Config {
   readonly max_connections: number;
   readonly command_timeout: number;
   readonly zmq_high_water_mark: number;
+  readonly zmq_block_timeout: number;
   readonly history_size: number;
   readonly history_ttl: number;
   readonly history_channel_bytes: number;

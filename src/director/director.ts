@@ -11,10 +11,10 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Config } from '../config/resolve.js';
 import { ErrorCodes, TidingsError } from '../protocol/errors.js';
 import { carriedChannelProblem, carriedUserProblem, channelProblem, isValidUser } from '../protocol/names.js';
-import { SendQueue } from '../zmq/send-queue.js';
+import { SendQueue, collectGrowth } from '../zmq/send-queue.js';
 import { bindSecured, linkLimit, type BoundLink } from '../zmq/security.js';
 import { channelTopic, userTopic } from '../cluster/topics.js';
-import { DownKind, encodeHeader, parsePublish, WireError } from '../cluster/wire.js';
+import { DownKind, TICK_INTERVAL_MS, encodeHeader, parsePublish, tickFrames, WireError } from '../cluster/wire.js';
 import { ChannelRegistry } from './channels.js';
 import { HistoryBudget } from './history.js';
 import { EncodedReply } from './encoded-reply.js';
@@ -47,6 +47,10 @@ export class Director {
   private running: Promise<void>[] = [];
   private links: BoundLink[] = [];
   private collectTimer: NodeJS.Timeout | null = null;
+  private tickTimer: NodeJS.Timeout | null = null;
+  /** This run of the director, in its ticks; and the next tick's number. */
+  private readonly run = randomBytes(6).toString('base64url');
+  private tickSeq = 0;
   private stopping = false;
   /** The command table; features add their commands with `handlers.register`. */
   readonly handlers: CommandHandlers;
@@ -106,6 +110,12 @@ export class Director {
       labelNames: ['code', 'door'],
       registers: [registry],
     });
+    new Counter({
+      name: 'tidings_director_shed_total',
+      help: 'Messages sent down without nodes that stayed at their high-water mark longer than zmq_block_timeout (their edges see a gap)',
+      registers: [registry],
+      collect: collectGrowth(() => this.down?.shed ?? 0),
+    });
     const channels = this.channels;
     const budget = channels.budget;
     new Gauge({
@@ -154,11 +164,15 @@ export class Director {
     this.links.push(await bindSecured(this.router, this.config.command_address, 'command', this.config, this.log));
     // XSUB: subscribe to everything published to us.
     await this.xsub.send(Buffer.from([1]));
-    this.down = new SendQueue(this.xpub, hwm, this.log, 'director-down');
+    // A node that stops reading holds the director back at most twice zmq_block_timeout (then its edges see a gap):
+    // longer than a forwarder waits for one of its edges, so a stalled edge costs its node nothing.
+    this.down = new SendQueue(this.xpub, hwm, this.log, 'director-down', { maxBlockMs: 2 * this.config.zmq_block_timeout * 1000 });
     this.replies = new SendQueue(this.router, hwm, this.log, 'director-replies');
     this.running.push(this.publishLoop(this.xsub), this.subscriptionLoop(this.xpub), this.commandLoop(this.router));
     this.collectTimer = setInterval(() => this.collect(), Math.min(COLLECT_INTERVAL_MS, Math.max(250, this.collectIdleMs / 4)));
     this.collectTimer.unref();
+    this.tickTimer = setInterval(() => this.tick(), TICK_INTERVAL_MS);
+    this.tickTimer.unref();
     this.log.info(
       {
         subscriber: this.config.subscriber_address,
@@ -174,6 +188,7 @@ export class Director {
     if (this.stopping) return;
     this.stopping = true;
     if (this.collectTimer) clearInterval(this.collectTimer);
+    if (this.tickTimer) clearInterval(this.tickTimer);
     await this.down?.drain(1000);
     await this.replies?.drain(500);
     this.down?.close();
@@ -230,7 +245,12 @@ export class Director {
     for (const o of this.pushObservers) o('channel', channel, body, exceptUser);
   }
 
-  /** Send a control message to edges on a topic. */
+  /** The next tick to every edge; skipped (not numbered) while the down queue is full. */
+  private tick(): void {
+    if (this.down?.push(tickFrames(this.run, this.tickSeq))) this.tickSeq++;
+  }
+
+    /** Send a control message to edges on a topic. */
   control(topic: Buffer, body: unknown): void {
     this.sendDown([topic, encodeHeader(DownKind.Control, 0, ''), Buffer.from(JSON.stringify(body))]);
   }

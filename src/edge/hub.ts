@@ -16,7 +16,7 @@ import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import { ErrorCodes, TidingsError } from '../protocol/errors.js';
 import { TopicKind, channelTopic, userTopic, parseTopic, edgeTopic, ALL_TOPIC } from '../cluster/topics.js';
-import { DownKind, decodeHeader } from '../cluster/wire.js';
+import { DownKind, TICK_OP, decodeHeader } from '../cluster/wire.js';
 import type { CommandClient } from '../zmq/command-client.js';
 import type { LoopGuard } from '../runtime/loop-guard.js';
 import { connectSecured, type ClientLink } from '../zmq/security.js';
@@ -77,6 +77,10 @@ export class Hub {
   private readonly channels = new Map<string, Entry>();
   private readonly users = new Map<string, Entry>();
   private readonly probes = new Map<string, Entry>();
+  /** The director's last tick seen. */
+  private lastTick: { run: string; seq: number } | null = null;
+  /** Probes checking a live channel's position (verifyPositions), by token. */
+  private readonly checks = new Map<string, Entry>();
   private loop: Promise<void> | null = null;
   private stopping = false;
   connected = false;
@@ -244,6 +248,36 @@ export class Hub {
   }
 
   /**
+   * Check where every live channel's stream stands: the director sends each
+   * probe down behind every message it sequenced before, so a probe whose
+   * offset is past this edge's shows messages that never arrived (at the end
+   * of a stream, where no later message shows the hole).
+   */
+  verifyPositions(): void {
+    for (const entry of this.channels.values()) {
+      if (!entry.live) continue;
+      const token = randomBytes(9).toString('base64url');
+      this.checks.set(token, entry);
+      const forget = (): void => {
+        // Kept until the probe could have come back; one that never does leaves nothing behind.
+        setTimeout(() => this.checks.delete(token), this.opts.probeTimeoutMs).unref();
+      };
+      this.opts.commands.request('probe', { kind: 'channel', name: entry.name, token }).then(forget, forget);
+    }
+  }
+
+  /** A tick that skips a number: a hop sent on without this edge for a while. */
+  private onTick(run: unknown, seq: unknown): void {
+    if (typeof run !== 'string' || typeof seq !== 'number') return;
+    const last = this.lastTick;
+    this.lastTick = { run, seq };
+    if (last && last.run === run && seq > last.seq + 1) {
+      this.opts.log.warn({ missed: seq - last.seq - 1 }, 'director ticks missed: checking where every channel stands');
+      this.verifyPositions();
+    }
+  }
+
+  /**
    * The channel's stream at this edge broke: the listeners are told (they
    * close their clients, who recover) and the stream goes on from here.
    */
@@ -384,6 +418,13 @@ export class Hub {
           return;
         }
         if (typeof token !== 'string') return;
+        const checked = this.checks.get(token);
+        if (checked) {
+          this.checks.delete(token);
+          const missed = checked.epoch !== header.epoch || header.offset > checked.offset;
+          if (missed && checked.live && this.channels.get(checked.name) === checked) this.streamBroke(checked, header.offset, header.epoch);
+          return;
+        }
         const entry = this.probes.get(token);
         if (!entry) return;
         if (entry.live) {
@@ -409,7 +450,10 @@ export class Hub {
         } catch {
           return;
         }
-        if (parsed && typeof parsed === 'object') this.opts.onControl(parsed as Record<string, unknown>);
+        if (!parsed || typeof parsed !== 'object') return;
+        const control = parsed as Record<string, unknown>;
+        if (control['op'] === TICK_OP) this.onTick(control['run'], control['seq']);
+        else this.opts.onControl(control);
         return;
       }
     }

@@ -11,7 +11,7 @@ import { XPublisher, XSubscriber, Router, Dealer } from 'zeromq';
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import type { Config } from '../config/resolve.js';
-import { SendQueue, type Sendable } from '../zmq/send-queue.js';
+import { SendQueue, collectGrowth, type Sendable, type SendQueueOptions } from '../zmq/send-queue.js';
 import { LoopGuard } from '../runtime/loop-guard.js';
 import { bindSecured, connectSecured, nodeClientLink, type BoundLink } from '../zmq/security.js';
 
@@ -42,6 +42,12 @@ export class Forwarder {
       registers: [registry],
     });
     this.loops = new LoopGuard(registry, log, (loop, err) => this.onFatal(`${loop} loop died: ${err instanceof Error ? err.message : String(err)}`));
+    new Counter({
+      name: 'tidings_forwarder_shed_total',
+      help: 'Messages sent down without edges that stayed at their high-water mark longer than zmq_block_timeout (those edges see a gap)',
+      registers: [registry],
+      collect: collectGrowth(() => this.queues.reduce((n, q) => n + q.shed, 0)),
+    });
   }
 
   async start(): Promise<void> {
@@ -65,7 +71,9 @@ export class Forwarder {
     connectSecured(upOut, c.director_publisher_address!, upstream);
     connectSecured(cmdOut, c.director_command_address!, upstream);
 
-    this.pipe('down', downIn, downOut);
+    // An edge that stops reading holds the node back at most zmq_block_timeout (then it sees a gap);
+    // publishes going up wait for the director as long as it takes (nothing downstream would notice their loss).
+    this.pipe('down', downIn, downOut, { maxBlockMs: this.config.zmq_block_timeout * 1000 });
     this.pipe('sub', downOut, downIn); // subscriptions of local edges go up
     this.pipe('up', upIn, upOut);
     this.pipe('pubsub', upOut, upIn); // the director's subscribe-all reaches local publishers
@@ -83,8 +91,8 @@ export class Forwarder {
     );
   }
 
-  private pipe(path: string, from: Receivable, to: Sendable): void {
-    const queue = new SendQueue(to, this.config.zmq_high_water_mark, this.log, `forwarder-${path}`);
+  private pipe(path: string, from: Receivable, to: Sendable, opts: SendQueueOptions = {}): void {
+    const queue = new SendQueue(to, this.config.zmq_high_water_mark, this.log, `forwarder-${path}`, opts);
     this.queues.push(queue);
     const counter = this.frames.labels(path);
     this.running.push(
