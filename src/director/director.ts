@@ -4,20 +4,25 @@
  * address (XSUB), stamped pushes leave on the subscriber address (XPUB), which
  * only forwards a topic to nodes that subscribed to it.
  */
+import { randomBytes } from 'node:crypto';
 import { XPublisher, XSubscriber, Router } from 'zeromq';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Config } from '../config/resolve.js';
 import { ErrorCodes, TidingsError } from '../protocol/errors.js';
 import { carriedChannelProblem, carriedUserProblem, channelProblem, isValidUser } from '../protocol/names.js';
-import { SendQueue } from '../zmq/send-queue.js';
+import { SendQueue, collectGrowth } from '../zmq/send-queue.js';
 import { bindSecured, linkLimit, type BoundLink } from '../zmq/security.js';
 import { channelTopic, userTopic } from '../cluster/topics.js';
-import { DownKind, encodeHeader, parsePublish, WireError, type InboundPublish } from '../cluster/wire.js';
-import { MAX_BATCH_BYTES, decodeCommandBatch, decodePublishEntries, isBatchFrames, isPublishBatch, publishEntryBytes } from '../cluster/batch.js';
+import { DownKind, TICK_INTERVAL_MS, encodeHeader, parsePublish, tickFrames, WireError, type InboundPublish } from '../cluster/wire.js';
+import { MAX_BATCH_BYTES, decodeCommandBatch, decodePublishEntries, isBatchFrames, isPublishBatch, publishEntryBytes, PUBLISH_TEXT_METHOD } from '../cluster/batch.js';
 import { DownBatcher } from './down-batcher.js';
 import { ReplyBatcher } from './reply-batcher.js';
 import { ChannelRegistry } from './channels.js';
+import { HistoryBudget } from './history.js';
+import { EncodedReply } from './encoded-reply.js';
+import { checkJsonTextDepth } from '../protocol/payload.js';
+import { LogLimiter, LoopGuard } from '../runtime/loop-guard.js';
 import { encodeDirectPush, encodeMessagePush } from './push-encoding.js';
 import { CommandHandlers } from './commands.js';
 
@@ -27,6 +32,10 @@ export interface PublishOutcome {
 }
 
 const COLLECT_INTERVAL_MS = 10_000;
+const OK = Buffer.from('ok');
+/** Commands that publish: their refusals are counted with the publisher address' ones. */
+const ERROR = Buffer.from('error');
+const PUBLISH_COMMANDS = new Set(['publish', PUBLISH_TEXT_METHOD, 'cs_message']);
 
 export class Director {
   private xsub: XSubscriber | null = null;
@@ -39,11 +48,17 @@ export class Director {
   /** Replies to batched commands leave batched per caller. */
   private readonly replyBatcher = new ReplyBatcher((frames) => this.reply(frames));
   readonly channels: ChannelRegistry;
+  /** This director's incarnation: edges that see it change know the director restarted. */
+  readonly instance = randomBytes(9).toString('base64url');
   /** Topics some node holds a subscription to, as XPUB reports them. */
   readonly heldTopics = new Set<string>();
-  private loops: Promise<void>[] = [];
+  private running: Promise<void>[] = [];
   private links: BoundLink[] = [];
   private collectTimer: NodeJS.Timeout | null = null;
+  private tickTimer: NodeJS.Timeout | null = null;
+  /** This run of the director, in its ticks; and the next tick's number. */
+  private readonly run = randomBytes(6).toString('base64url');
+  private tickSeq = 0;
   private stopping = false;
   /** The command table; features add their commands with `handlers.register`. */
   readonly handlers: CommandHandlers;
@@ -60,7 +75,13 @@ export class Director {
   private readonly published: Counter<'target'>;
   /** Channel messages sent since the last scrape, added to `published` when collected (keeps label hashing off the hot path). */
   private publishedChannel = 0;
-  private readonly rejected: Counter<'code'>;
+  private readonly rejected: Counter<'code' | 'door'>;
+  /** A worker sending bad messages in a loop is logged once per code per 10 s, counted always. */
+  private readonly rejectionLogs = new LogLimiter();
+  /** One bad item is counted and skipped; a loop that dies calls `onFatal`. */
+  readonly loops: LoopGuard;
+  /** Set by the node: a serving loop died, end the process (its supervisor restarts it). */
+  onFatal: (reason: string) => void = () => undefined;
 
   /** Channels idle this long with no listener and no history are collected (channel_idle_timeout). */
   private readonly collectIdleMs: number;
@@ -74,11 +95,12 @@ export class Director {
   ) {
     this.collectIdleMs = config.channel_idle_timeout * 1000;
     this.frameLimit = linkLimit(config);
-    this.channels = new ChannelRegistry({
-      historySize: config.history_size,
-      historyTtlMs: config.history_ttl * 1000,
-    });
+    this.channels = new ChannelRegistry(
+      { maxCount: config.history_size, maxAgeMs: config.history_ttl * 1000, maxBytes: config.history_channel_bytes },
+      new HistoryBudget(config.history_total_bytes),
+    );
     this.handlers = new CommandHandlers(this, log);
+    this.loops = new LoopGuard(registry, log, (loop, err) => this.onFatal(`${loop} loop died: ${err instanceof Error ? err.message : String(err)}`));
     this.published = new Counter({
       name: 'tidings_director_published_total',
       help: 'Messages sequenced and sent down by the director',
@@ -92,11 +114,43 @@ export class Director {
     });
     this.rejected = new Counter({
       name: 'tidings_director_rejected_total',
-      help: 'Publishes the director rejected, by error code',
-      labelNames: ['code'],
+      help: 'Publishes the director refused, by error code and door (publisher address, or the publish commands of the command address)',
+      labelNames: ['code', 'door'],
       registers: [registry],
     });
+    new Counter({
+      name: 'tidings_director_shed_total',
+      help: 'Messages sent down without nodes that stayed at their high-water mark longer than zmq_block_timeout (their edges see a gap)',
+      registers: [registry],
+      collect: collectGrowth(() => this.down?.shed ?? 0),
+    });
     const channels = this.channels;
+    const budget = channels.budget;
+    new Gauge({
+      name: 'tidings_director_history_bytes',
+      help: 'Bytes charged by the history of every channel (pushes plus per-message bookkeeping; bound: history_total_bytes)',
+      registers: [registry],
+      collect() {
+        this.set(budget.used);
+      },
+    });
+    new Gauge({
+      name: 'tidings_director_history_messages',
+      help: 'Messages kept in the history of every channel',
+      registers: [registry],
+      collect() {
+        this.set(budget.count);
+      },
+    });
+    new Counter({
+      name: 'tidings_director_history_evicted_total',
+      help: 'History messages removed before their time because history_total_bytes was reached',
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(budget.evicted);
+      },
+    });
     new Gauge({
       name: 'tidings_director_channels',
       help: 'Channels with state on the director',
@@ -118,12 +172,16 @@ export class Director {
     this.links.push(await bindSecured(this.router, this.config.command_address, 'command', this.config, this.log));
     // XSUB: subscribe to everything published to us.
     await this.xsub.send(Buffer.from([1]));
-    this.down = new SendQueue(this.xpub, hwm, this.log, 'director-down');
+    // A node that stops reading holds the director back at most twice zmq_block_timeout (then its edges see a gap):
+    // longer than a forwarder waits for one of its edges, so a stalled edge costs its node nothing.
+    this.down = new SendQueue(this.xpub, hwm, this.log, 'director-down', { maxBlockMs: 2 * this.config.zmq_block_timeout * 1000 });
     this.batcher = new DownBatcher(this.down, Math.min(MAX_BATCH_BYTES, this.frameLimit));
     this.replies = new SendQueue(this.router, hwm, this.log, 'director-replies');
-    this.loops.push(this.publishLoop(this.xsub), this.subscriptionLoop(this.xpub), this.commandLoop(this.router));
+    this.running.push(this.publishLoop(this.xsub), this.subscriptionLoop(this.xpub), this.commandLoop(this.router));
     this.collectTimer = setInterval(() => this.collect(), Math.min(COLLECT_INTERVAL_MS, Math.max(250, this.collectIdleMs / 4)));
     this.collectTimer.unref();
+    this.tickTimer = setInterval(() => this.tick(), TICK_INTERVAL_MS);
+    this.tickTimer.unref();
     this.log.info(
       {
         subscriber: this.config.subscriber_address,
@@ -139,6 +197,7 @@ export class Director {
     if (this.stopping) return;
     this.stopping = true;
     if (this.collectTimer) clearInterval(this.collectTimer);
+    if (this.tickTimer) clearInterval(this.tickTimer);
     this.batcher?.flush();
     this.replyBatcher.flush();
     await this.down?.drain(1000);
@@ -146,7 +205,7 @@ export class Director {
     this.down?.close();
     this.replies?.close();
     for (const s of [this.xsub, this.xpub, this.router]) s?.close();
-    await Promise.allSettled(this.loops);
+    await Promise.allSettled(this.running);
     await Promise.allSettled(this.links.splice(0).map((l) => l.release()));
     this.xsub = this.xpub = this.router = null;
     this.log.info('director stopped');
@@ -160,7 +219,7 @@ export class Director {
     const state = this.channels.getOrCreate(channel, now);
     const offset = state.next(now);
     const push = encodeMessagePush(channel, offset, state.epoch, sender, now, dataJson);
-    if (!noHistory) state.remember({ offset, time: now, push });
+    if (!noHistory) state.history.add(offset, now, push);
     this.sendMessage(channel, offset, state.epoch, push);
     this.publishedChannel++;
     for (const o of this.pushObservers) o('channel', channel, push, null);
@@ -197,7 +256,12 @@ export class Director {
     for (const o of this.pushObservers) o('channel', channel, body, exceptUser);
   }
 
-  /** Send a control message to edges on a topic. */
+  /** The next tick to every edge; skipped (not numbered) while the down queue is full. */
+  private tick(): void {
+    if (this.down?.push(tickFrames(this.run, this.tickSeq))) this.tickSeq++;
+  }
+
+    /** Send a control message to edges on a topic. */
   control(topic: Buffer, body: unknown): void {
     this.sendDown([topic, encodeHeader(DownKind.Control, 0, ''), Buffer.from(JSON.stringify(body))]);
   }
@@ -205,6 +269,7 @@ export class Director {
   reply(frames: Buffer[]): void {
     if (!this.replies?.push(frames)) this.log.warn('command reply queue full; reply dropped, the caller will time out');
   }
+
 
   get downQueue(): SendQueue | null {
     return this.down;
@@ -262,8 +327,10 @@ export class Director {
     }
   }
 
-  /** One publish from the publisher address: its data must be JSON. */
+  /** One publish from the publisher address: its data must be JSON within the depth limit. */
   private publishInbound(p: InboundPublish): void {
+    // The door of every ZeroMQ publisher: nothing deeper than every subscriber's encoder takes gets in.
+    checkJsonTextDepth(p.data);
     let parsed: unknown;
     try {
       parsed = JSON.parse(p.data);
@@ -287,83 +354,117 @@ export class Director {
 
   private rejectInbound(err: unknown): void {
     const code = err instanceof TidingsError ? err.code : err instanceof WireError ? ErrorCodes.BAD_REQUEST.code : ErrorCodes.INTERNAL.code;
-    this.rejected.inc({ code: String(code) });
+    this.rejected.inc({ code: String(code), door: 'publisher' });
     // A PUB socket has no way back to the worker: the rejection is logged with its code.
-    this.log.warn({ code, err: (err as Error).message }, 'rejected a message on the publisher address');
+    const { log, skipped } = this.rejectionLogs.take(String(code));
+    if (log) this.log.warn({ code, err: (err as Error).message, ...(skipped > 0 ? { notLogged: skipped } : {}) }, 'rejected a message on the publisher address');
   }
 
-  private async publishLoop(xsub: XSubscriber): Promise<void> {
-    try {
-      for await (const frames of xsub) {
-        if (isPublishBatch(frames as Buffer[])) await this.handleInboundBatch((frames as Buffer[])[1]!);
-        else this.handleInbound(frames as Buffer[]);
-        if (this.batcher!.full) await this.batcher!.space();
-      }
-    } catch (err) {
-      if (!this.stopping) this.log.error({ err }, 'publisher loop failed');
-    }
-  }
-
-  private async subscriptionLoop(xpub: XPublisher): Promise<void> {
-    try {
-      for await (const [msg] of xpub) {
-        if (!msg || msg.length < 1) continue;
-        const key = msg.subarray(1).toString('latin1');
-        if (msg[0] === 1) this.heldTopics.add(key);
-        else if (msg[0] === 0) this.heldTopics.delete(key);
-      }
-    } catch (err) {
-      if (!this.stopping) this.log.error({ err }, 'subscription loop failed');
-    }
-  }
-
-  private async commandLoop(router: Router): Promise<void> {
-    try {
-      for await (const frames of router) {
-        if (frames.length < 4) continue;
-        const route = frames.slice(0, frames.length - 3) as Buffer[];
-        const [id, method, body] = frames.slice(frames.length - 3) as [Buffer, Buffer, Buffer];
-        if (isBatchFrames(id, method)) {
-          this.commandBatch(route, body);
-          continue;
-        }
-        this.command(method.toString('utf8'), body, (ok, json) => this.reply([...route, id, Buffer.from(ok ? 'ok' : 'error'), json]));
-      }
-    } catch (err) {
-      if (!this.stopping) this.log.error({ err }, 'command loop failed');
-    }
-  }
-
-  /** Run one command and answer it: (true, result JSON) or (false, error body JSON). */
-  private command(method: string, body: Buffer, answer: (ok: boolean, json: Buffer) => void): void {
-    this.handlers.dispatch(method, body).then(
-      (result) => {
-        const json = Buffer.from(JSON.stringify(result ?? null));
-        if (json.length <= this.frameLimit) return answer(true, json);
-        // The caller's socket would drop this link for a larger frame: answer with the error instead.
-        const e = new TidingsError(ErrorCodes.PAYLOAD_TOO_LARGE, `reply of ${json.length} bytes > the node link limit ${this.frameLimit}; ask for less`);
-        this.log.warn({ method: method.slice(0, 64), bytes: json.length }, 'command reply too large for the link');
-        answer(false, Buffer.from(JSON.stringify(e.toBody())));
+  private publishLoop(xsub: XSubscriber): Promise<void> {
+    return this.loops.run(
+      'director-publish',
+      xsub,
+      (frames) => {
+        if (isPublishBatch(frames as Buffer[])) return this.handleInboundBatch((frames as Buffer[])[1]!);
+        this.handleInbound(frames as Buffer[]);
+        if (this.batcher!.full) return this.batcher!.space();
+        return undefined;
       },
-      (err: unknown) => {
-        const e = err instanceof TidingsError ? err : new TidingsError(ErrorCodes.INTERNAL);
-        if (!(err instanceof TidingsError)) this.log.error({ err }, 'command failed');
-        answer(false, Buffer.from(JSON.stringify(e.toBody())));
-      },
+      () => this.stopping,
     );
   }
 
-  /** A batch of commands from one caller: each runs as if it came alone; the replies go back batched. */
+  private subscriptionLoop(xpub: XPublisher): Promise<void> {
+    return this.loops.run(
+      'director-subscriptions',
+      xpub,
+      ([msg]) => {
+        if (!msg || msg.length < 1) return;
+        const key = msg.subarray(1).toString('latin1');
+        if (msg[0] === 1) this.heldTopics.add(key);
+        else if (msg[0] === 0) this.heldTopics.delete(key);
+      },
+      () => this.stopping,
+    );
+  }
+
+  private commandLoop(router: Router): Promise<void> {
+    return this.loops.run('director-commands', router, (frames) => this.onCommand(frames as Buffer[]), () => this.stopping);
+  }
+
+  /** One command, or a batch of them from one caller. */
+  private onCommand(frames: Buffer[]): void {
+    if (frames.length < 4) return;
+    const route = frames.slice(0, frames.length - 3);
+    const [id, method, body] = frames.slice(frames.length - 3) as [Buffer, Buffer, Buffer];
+    if (isBatchFrames(id, method)) {
+      this.commandBatch(route, body);
+      return;
+    }
+    this.command(method.toString('utf8'), body, (ok, parts) => this.reply([...route, id, ok ? OK : ERROR, ...parts]));
+  }
+
+  /**
+   * Run one command and answer it with (true, [result JSON, raw frames...])
+   * or (false, [error body JSON]): its failure, even in encoding the reply,
+   * is answered and counted, never thrown.
+   */
+  private command(method: string, body: Buffer, answer: (ok: boolean, parts: Buffer[]) => void): void {
+    const fail = (err: unknown): void => {
+      const e = err instanceof TidingsError ? err : new TidingsError(ErrorCodes.INTERNAL);
+      // Publishes refused here passed no other door (an edge refuses what it sees first): counted.
+      if (PUBLISH_COMMANDS.has(method)) this.rejected.inc({ code: String(e.code), door: 'command' });
+      if (!(err instanceof TidingsError)) this.log.error({ err, method: method.slice(0, 64) }, 'command failed');
+      answer(false, [Buffer.from(JSON.stringify(e.toBody()))]);
+    };
+    this.handlers
+      .dispatch(method, body)
+      .then((result) => {
+        // An encoded result (a history page) is its body and the raw pushes after it.
+        let parts: Buffer[];
+        try {
+          parts = result instanceof EncodedReply ? [result.body, ...result.frames] : [Buffer.from(JSON.stringify(result ?? null))];
+        } catch (err) {
+          this.loops.failed('director-replies', err, { method: method.slice(0, 64) });
+          fail(new TidingsError(ErrorCodes.INTERNAL, 'the reply could not be encoded'));
+          return;
+        }
+        let largest = 0;
+        for (const f of parts) largest = Math.max(largest, f.length);
+        if (largest <= this.frameLimit) {
+          answer(true, parts);
+          return;
+        }
+        // The caller's socket would drop this link for a larger frame: answer with the error instead.
+        const e = new TidingsError(ErrorCodes.PAYLOAD_TOO_LARGE, `reply frame of ${largest} bytes > the node link limit ${this.frameLimit}; ask for less`);
+        this.log.warn({ method: method.slice(0, 64), bytes: largest }, 'command reply too large for the link');
+        answer(false, [Buffer.from(JSON.stringify(e.toBody()))]);
+      }, fail)
+      .catch((err) => this.loops.failed('director-commands', err));
+  }
+
+  /**
+   * A batch of commands from one caller: each runs as if it came alone. A
+   * reply of one body goes back in a reply batch; one with raw frames after
+   * its body (a history page) goes alone, in the plain form.
+   */
   private commandBatch(route: Buffer[], body: Buffer): void {
     let entries;
     try {
       entries = decodeCommandBatch(body);
     } catch (err) {
       // No request id to answer: the caller's requests time out, as for any frame it could not have sent.
-      this.log.warn({ err: (err as Error).message }, 'malformed command batch');
+      this.loops.failed('director-commands', err, { batch: true });
       return;
     }
-    for (const e of entries) this.command(e.method, e.body, (ok, json) => this.replyBatcher.add(route, e.id, ok, json));
+    for (const e of entries) {
+      this.command(e.method, e.body, (ok, parts) => {
+        if (parts.length === 1) return this.replyBatcher.add(route, e.id, ok, parts[0]!);
+        const id = Buffer.allocUnsafe(4);
+        id.writeUInt32BE(e.id);
+        this.reply([...route, id, ok ? OK : ERROR, ...parts]);
+      });
+    }
   }
 
   isChannelHeld(name: string): boolean {

@@ -11,6 +11,7 @@ import { Dealer } from 'zeromq';
 import type { Logger } from 'pino';
 import { ErrorCodes, TidingsError, errorByCode } from '../protocol/errors.js';
 import { SendQueue } from './send-queue.js';
+import type { LoopGuard } from '../runtime/loop-guard.js';
 import { connectSecured, type ClientLink } from './security.js';
 import { MAX_BATCH_BYTES, MAX_BATCH_ENTRIES, PUBLISH_TEXT_METHOD, decodeReplyBatch, encodeCommandBatch, encodePublishEntry, isBatchFrames, type CommandEntry } from '../cluster/batch.js';
 
@@ -18,6 +19,28 @@ interface Pending {
   resolve: (value: unknown) => void;
   reject: (err: Error) => void;
   timer: NodeJS.Timeout;
+  /**
+   * How the reply resolves: `parsed`, the result; `framed`, {result, frames}
+   * (the reply's frames after the body); `raw`, a RawJson of the result's
+   * JSON text, unparsed (an edge that hands it on as it is).
+   */
+  mode: ReplyMode;
+}
+
+type ReplyMode = 'parsed' | 'framed' | 'raw';
+
+/** A result as the director's JSON text, not parsed (see publishText). */
+export class RawJson {
+  constructor(readonly json: Buffer) {}
+  parse(): unknown {
+    return JSON.parse(this.json.toString('utf8'));
+  }
+}
+
+/** A reply whose body is followed by raw frames (e.g. a history page's pushes). */
+export interface FramedResult<T> {
+  result: T;
+  frames: Buffer[];
 }
 
 export interface CommandClientOptions {
@@ -28,6 +51,8 @@ export interface CommandClientOptions {
   /** Keys and message size limit of the socket; requests larger than its limit are refused here. */
   link: ClientLink;
   log: Logger;
+  /** A server's guard: a reply that fails is counted and skipped, a receive loop that dies is reported. */
+  loops?: LoopGuard;
 }
 
 export class CommandClient {
@@ -61,27 +86,51 @@ export class CommandClient {
 
   /** Send a command; resolves with the director's result or rejects with a TidingsError. */
   request<T = unknown>(method: string, body: unknown, timeoutMs = this.opts.timeoutMs): Promise<T> {
-    return this.requestRaw<T>(method, Buffer.from(JSON.stringify(body ?? null)), timeoutMs);
+    return this.send<T>(method, body, timeoutMs, 'parsed');
   }
 
   /**
    * Publish to a channel with the data as JSON text (made by JSON.stringify of
    * a parsed value, so valid and on one line): the director takes the text as
-   * it is (publish_text). Resolves with {offset, epoch}.
+   * it is (publish_text). Resolves with {offset, epoch} as the director's JSON
+   * text, which the caller may hand on without parsing it.
    */
-  publishText(channel: string, dataJson: string, sender: string | null, noHistory: boolean): Promise<{ offset: number; epoch: string }> {
-    return this.requestRaw(PUBLISH_TEXT_METHOD, encodePublishEntry({ target: 'channel', name: channel, data: dataJson, sender, noHistory }));
+  publishText(channel: string, dataJson: string, sender: string | null, noHistory: boolean): Promise<RawJson> {
+    let body: Buffer;
+    try {
+      body = encodePublishEntry({ target: 'channel', name: channel, data: dataJson, sender, noHistory });
+    } catch (err) {
+      return Promise.reject(new TidingsError(ErrorCodes.BAD_REQUEST, (err as Error).message));
+    }
+    return this.sendEncoded(PUBLISH_TEXT_METHOD, body, this.opts.timeoutMs, 'raw');
   }
 
-  /** Send a command whose body is already encoded (JSON, or a binary body such as publish_text's). */
-  requestRaw<T = unknown>(method: string, body: Buffer, timeoutMs = this.opts.timeoutMs): Promise<T> {
+  /** As request, for replies that carry raw frames after their body. */
+  requestFramed<T = unknown>(method: string, body: unknown, timeoutMs = this.opts.timeoutMs): Promise<FramedResult<T>> {
+    return this.send<FramedResult<T>>(method, body, timeoutMs, 'framed');
+  }
+
+  private send<T>(method: string, body: unknown, timeoutMs: number, mode: ReplyMode): Promise<T> {
+    let json: Buffer;
+    try {
+      json = Buffer.from(JSON.stringify(body ?? null));
+    } catch (err) {
+      // Only a value nested too deep for the encoder gets here (the doors refuse those first).
+      const spec = err instanceof RangeError ? ErrorCodes.PAYLOAD_TOO_DEEP : ErrorCodes.INTERNAL;
+      return Promise.reject(new TidingsError(spec, `${method} body could not be encoded`));
+    }
+    return this.sendEncoded<T>(method, json, timeoutMs, mode);
+  }
+
+  /** Send a command whose body is encoded already (JSON, or publish_text's binary entry). */
+  private sendEncoded<T>(method: string, json: Buffer, timeoutMs: number, mode: ReplyMode): Promise<T> {
     if (!this.queue) return Promise.reject(new TidingsError(ErrorCodes.UNAVAILABLE, 'command client stopped'));
     if (this.pending.size >= this.opts.maxInFlight) {
       return Promise.reject(new TidingsError(ErrorCodes.LIMIT_EXCEEDED, 'too many commands in flight'));
     }
     // The command address drops a peer that sends more than its limit: refuse such a request here.
-    if (body.length > this.opts.link.maxMessageSize) {
-      return Promise.reject(new TidingsError(ErrorCodes.PAYLOAD_TOO_LARGE, `${method} request of ${body.length} bytes > the command link limit ${this.opts.link.maxMessageSize}`));
+    if (json.length > this.opts.link.maxMessageSize) {
+      return Promise.reject(new TidingsError(ErrorCodes.PAYLOAD_TOO_LARGE, `${method} request of ${json.length} bytes > the command link limit ${this.opts.link.maxMessageSize}`));
     }
     const id = this.nextId++;
     if (this.nextId > 0x7fffffff) this.nextId = 1;
@@ -90,8 +139,8 @@ export class CommandClient {
         this.pending.delete(id);
         reject(new TidingsError(ErrorCodes.TIMEOUT, `director did not answer ${method} within ${timeoutMs} ms`));
       }, timeoutMs);
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
-      this.enqueue({ id, method, body });
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer, mode });
+      this.enqueue({ id, method, body: json });
     });
   }
 
@@ -129,38 +178,40 @@ export class CommandClient {
       frames = [idBuf, Buffer.from(e.method), e.body];
     } else frames = encodeCommandBatch(entries);
     if (this.queue?.push(frames)) return;
-    for (const e of entries) this.settle(e.id, false, null, new TidingsError(ErrorCodes.LIMIT_EXCEEDED, 'command queue full'));
+    for (const e of entries) this.settle(e.id, false, null, [], new TidingsError(ErrorCodes.LIMIT_EXCEEDED, 'command queue full'));
   }
 
   private async receive(socket: Dealer): Promise<void> {
+    const stopping = (): boolean => this.socket !== socket;
+    if (this.opts.loops) return this.opts.loops.run('command-replies', socket, (frames) => this.onReply(frames as Buffer[]), stopping);
     try {
-      for await (const frames of socket) {
-        if (frames.length !== 3) continue;
-        const [idBuf, status, body] = frames as [Buffer, Buffer, Buffer];
-        if (idBuf.length !== 4) continue;
-        if (isBatchFrames(idBuf, status)) {
-          const replies = decodeReplyBatch(body);
-          if (!replies) {
-            this.opts.log.warn('malformed reply batch from director');
-            continue;
-          }
-          for (const r of replies) this.settle(r.id, r.ok, r.body);
-          continue;
-        }
-        this.settle(idBuf.readUInt32BE(0), status.toString() === 'ok', body);
-      }
+      for await (const frames of socket) this.onReply(frames as Buffer[]);
     } catch (err) {
-      if (this.socket) this.opts.log.error({ err }, 'command socket receive failed');
+      if (!stopping()) this.opts.log.error({ err }, 'command socket receive failed');
     }
   }
 
-  /** Resolve or reject request `id` with a reply body (JSON), or with `failure`. */
-  private settle(id: number, ok: boolean, body: Buffer | null, failure?: TidingsError): void {
+  private onReply(frames: Buffer[]): void {
+    if (frames.length < 3) return;
+    const [idBuf, status, body] = frames as [Buffer, Buffer, Buffer];
+    if (idBuf.length !== 4) return;
+    if (isBatchFrames(idBuf, status)) {
+      const replies = decodeReplyBatch(body);
+      if (!replies) throw new Error('malformed reply batch from the director');
+      for (const r of replies) this.settle(r.id, r.ok, r.body, []);
+      return;
+    }
+    this.settle(idBuf.readUInt32BE(0), status.toString() === 'ok', body, frames.slice(3));
+  }
+
+  /** Resolve or reject request `id` with a reply body (JSON) and its frames, or with `failure`. */
+  private settle(id: number, ok: boolean, body: Buffer | null, frames: Buffer[], failure?: TidingsError): void {
     const p = this.pending.get(id);
     if (!p) return; // answered after its timeout
     this.pending.delete(id);
     clearTimeout(p.timer);
     if (failure) return p.reject(failure);
+    if (ok && p.mode === 'raw') return p.resolve(new RawJson(body!));
     let parsed: unknown;
     try {
       parsed = JSON.parse(body!.toString('utf8'));
@@ -168,7 +219,7 @@ export class CommandClient {
       p.reject(new TidingsError(ErrorCodes.INTERNAL, 'unparsable reply from director'));
       return;
     }
-    if (ok) return p.resolve(parsed);
+    if (ok) return p.resolve(p.mode === 'framed' ? { result: parsed, frames } : parsed);
     const e = parsed as { code?: number; message?: string };
     const spec = (typeof e.code === 'number' && errorByCode(e.code)) || ErrorCodes.INTERNAL;
     const err = new TidingsError(spec);
