@@ -38,8 +38,16 @@ const BATCH_METHOD_BUF = Buffer.from(BATCH_METHOD);
 /** An edge's publish with the data as JSON text (the body is one publish entry). */
 export const PUBLISH_TEXT_METHOD = 'publish_text';
 
-/** Largest batch body a sender builds (well under every link's limit; more goes in the next batch). */
-export const MAX_BATCH_BYTES = 256 * 1024;
+/**
+ * Largest batch body a sender builds; a message larger than this goes alone.
+ * Small on purpose: ZeroMQ's high-water marks count ZeroMQ messages, so a
+ * batch of about one ordinary message's size keeps what a pipe at its mark
+ * holds, in bytes, what it held unbatched (zmq_high_water_mark times the
+ * larger of this and the largest message), and back pressure and
+ * zmq_block_timeout act as soon as they did. Some twenty 100-byte messages
+ * fit, which already takes most of the per-message cost off the hops.
+ */
+export const MAX_BATCH_BYTES = 2048;
 /** Most entries a sender puts in one batch. */
 export const MAX_BATCH_ENTRIES = 4096;
 

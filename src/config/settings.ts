@@ -71,7 +71,7 @@ export const SETTINGS: readonly SettingSpec[] = Object.freeze([
   s({ name: 'max_subscriptions', type: 'int', default: 512, min: 1, max: 100000, describe: 'Channels one connection may subscribe to' }),
   s({ name: 'max_connections', type: 'int', default: 100000, min: 1, max: 10000000, describe: 'Connections one edge process accepts' }),
   s({ name: 'command_timeout', type: 'duration', default: 5, min: 0.1, max: 300, describe: 'Seconds an edge waits for the director to answer a command' }),
-  s({ name: 'zmq_high_water_mark', type: 'int', default: 200000, min: 1000, max: 100000000, describe: 'ZeroMQ send/receive high-water marks (messages); sockets block, never drop' }),
+  s({ name: 'zmq_high_water_mark', type: 'int', default: 200000, min: 1000, max: 100000000, describe: 'ZeroMQ send/receive high-water marks (ZeroMQ messages: a batch of small messages, at most 2 KB, counts as one); sockets block, never drop' }),
   s({ name: 'zmq_block_timeout', type: 'duration', default: 5, min: 0, max: 3600, describe: 'Seconds a forwarder waits for an edge that stopped reading (at its high-water mark), and half of what the director waits for such a node, before sending channel messages on without it; its edges then see the gap and close those channels\' subscribers with 4006 so they recover from history. 0 waits forever' }),
   s({ name: 'history_size', type: 'int', default: 100000, min: 0, max: 10000000, describe: 'Most messages of history kept per channel (0: no history); history is also bounded by history_ttl, history_channel_bytes and history_total_bytes' }),
   s({ name: 'history_ttl', type: 'duration', default: 300, min: 0, max: 31536000, describe: 'Seconds a message stays in history (0: until pushed out by another bound)' }),

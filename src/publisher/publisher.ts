@@ -9,7 +9,7 @@
  * wait (noDrop) rather than drop.
  *
  * The publishes of one event-loop turn go up as one ZeroMQ message (a publish
- * batch, src/cluster/batch.ts, at most maxMessageSize bytes), which the
+ * batch, src/cluster/batch.ts, of at most MAX_BATCH_BYTES, or one larger message), which the
  * director sequences one by one; the single-message forms workers in other
  * languages send (wire.ts) stay accepted.
  *
@@ -26,7 +26,7 @@ import { pino, type Logger } from 'pino';
 import { ErrorCodes, TidingsError } from '../protocol/errors.js';
 import { channelProblem, isValidUser } from '../protocol/names.js';
 import type { InboundPublish } from '../cluster/wire.js';
-import { MAX_BATCH_ENTRIES, encodePublishBatch, publishEntryBytes } from '../cluster/batch.js';
+import { MAX_BATCH_BYTES, MAX_BATCH_ENTRIES, encodePublishBatch, publishEntryBytes } from '../cluster/batch.js';
 import { checkValueDepth } from '../protocol/payload.js';
 import { SendQueue } from '../zmq/send-queue.js';
 import { CommandClient } from '../zmq/command-client.js';
@@ -146,7 +146,7 @@ export class Publisher {
     if (bytes > this.maxMessageSize) throw new TidingsError(ErrorCodes.PAYLOAD_TOO_LARGE, `${bytes} bytes > maxMessageSize ${this.maxMessageSize}`);
     while (this.queuing) await this.queuing;
     if (!this.ready && this.heldMessages + this.batch.length >= this.maxQueue) throw new TidingsError(ErrorCodes.LIMIT_EXCEEDED, 'publisher queue full while no upstream is connected');
-    if (this.batch.length > 0 && (this.batchBytes + bytes > this.maxMessageSize || this.batch.length >= MAX_BATCH_ENTRIES)) await this.sendBatch();
+    if (this.batch.length > 0 && (this.batchBytes + bytes > MAX_BATCH_BYTES || this.batch.length >= MAX_BATCH_ENTRIES)) await this.sendBatch();
     this.batch.push(p);
     this.batchBytes += bytes;
     if (!this.armed) {

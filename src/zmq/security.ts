@@ -11,8 +11,9 @@
  *   that check the server's public key.
  *
  * Limits: publisher and subscriber addresses take one message (or one
- * subscription) per frame, so `max_message_size` plus an envelope for names
- * and headers. Command addresses, and every socket that connects to a node
+ * subscription, or a batch of small messages no larger than one message may
+ * be: src/cluster/batch.ts) per frame, so `max_message_size` plus an
+ * envelope for names and headers. Command addresses, and every socket that connects to a node
  * (which hears only the node it connected to: pushes, history replies,
  * presence lists), carry lists of messages between nodes and take
  * LINK_MESSAGES times that. Tidings' own senders keep within the same limits

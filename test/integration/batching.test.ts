@@ -7,7 +7,7 @@
  * crafted MessageBatch frames down. So the test decides exactly what a batch
  * holds: consecutive offsets are delivered in order, a hole inside a batch
  * closes the subscriber with 4006 (the edge checks every entry, not only the
- * batch's first offset), a duplicate prefix is skipped, and a malformed batch
+ * batch's first offset), another epoch with 4008, a duplicate prefix is skipped, and a malformed batch
  * is ignored without harming the connection.
  *
  * A real single node with the smallest high-water mark then takes a publish
@@ -132,11 +132,11 @@ test('a hole inside a batch closes the subscriber with 4006 after what came befo
   assert.deepEqual(c.messages('rooms-gap').map((m) => m.offset), [1, 2], 'nothing after the hole is delivered as if it followed');
 });
 
-test('a batch of another epoch closes the subscriber with 4006', async () => {
+test('a batch of another epoch closes the subscriber with 4008 (unavailable: the director restarted)', async () => {
   const c = await subscribed('rooms-epoch', 3);
   await sendBatch('rooms-epoch', [4, 5], 'otherEpoch');
   await c.waitClosed(5000);
-  assert.equal(c.closeCode, 4006);
+  assert.equal(c.closeCode, 4008, 'an epoch change says the director restarted');
   assert.equal(c.messages('rooms-epoch').length, 0);
 });
 
@@ -160,7 +160,7 @@ test('a publish batch wider than the director\'s send queue is sequenced whole: 
   const pub = new Publisher({ address: single.publisher });
   pub.start();
   after(() => pub.close());
-  // One turn: the Publisher sends these as publish batches (4 096 entries or 64 KB at most).
+  // One turn: the Publisher sends these as publish batches (of at most MAX_BATCH_BYTES each).
   await Promise.all(Array.from({ length: n }, (_, i) => pub.publish(`wide-${i}`, { i })));
   await pub.flush();
   await reader.waitFor(() => reader.pushes.filter((p) => p.type === 'message').length === 3, 10000, 'the three watched channels');

@@ -160,7 +160,13 @@ test('DownBatcher: pending batches count against the send queue\'s limit', async
   let release: () => void = () => undefined;
   const sent: Buffer[][] = [];
   // A socket that does not take anything until released: the queue fills.
-  const sock = { send: (m: Buffer[] | Buffer) => new Promise<void>((r) => ((release = r), sent.push(m as Buffer[]))) };
+  let held = true;
+  const sock = {
+    send: (m: Buffer[] | Buffer) => {
+      sent.push(m as Buffer[]);
+      return held ? new Promise<void>((r) => (release = r)) : Promise.resolve();
+    },
+  };
   const q = new SendQueue(sock, 3, log, 'test');
   const d = new DownBatcher(q, 1 << 20);
   for (let i = 0; i < 3; i++) d.message(`ch${i}`, () => b(`c${i}\0`), 1, 'E', b('x'));
@@ -168,13 +174,19 @@ test('DownBatcher: pending batches count against the send queue\'s limit', async
   assert.throws(() => d.message('ch9', () => b('c9\0'), 1, 'E', b('x')), /send queue full/);
   // More of a pending channel's stream still joins its batch: it takes no more room.
   d.message('ch0', () => b('c0\0'), 2, 'E', b('y'));
-  // space() hands the pending batches to the queue; the socket takes the first, so there is room again.
-  await d.space();
-  assert.ok(!d.full);
-  assert.equal(q.length, 2, 'two batches wait in the queue, one in the socket');
-  d.message('ch9', () => b('c9\0'), 1, 'E', b('x'));
-  assert.ok(d.full);
+  // space() hands the pending batches to the queue and waits for room, which comes once the socket takes them.
+  let spaced = false;
+  const space = d.space().then(() => (spaced = true));
+  await turn();
+  assert.equal(spaced, false, 'no room while the socket takes nothing');
+  assert.equal(q.length, 3, 'the three batches went to the queue (the first one in the socket still counts)');
+  held = false;
   release();
+  await space;
+  assert.ok(!d.full);
+  d.message('ch9', () => b('c9\0'), 1, 'E', b('x'));
+  await turn();
+  await turn();
   assert.equal(messagesIn('down', sent[0]!), 2);
 });
 
