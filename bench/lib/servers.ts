@@ -24,6 +24,18 @@ export const BENCH_TOKEN_SECRET = 'bench-token-secret-0123456789abcdef0123456789
  * that every message is in history (the largest history_size allowed).
  */
 const BENCH_HISTORY_SIZE = '1000000';
+/**
+ * Limits a saturated run would otherwise reach by design (issue 9): history
+ * bytes (every message of the measured phase must stay in history for the
+ * bench's check) and commands in flight per connection (the websocket
+ * publisher keeps up to the credit window, 2 000 publishes, unanswered, as a
+ * backend publishing over a websocket would be configured to).
+ */
+const BENCH_LIMITS = {
+  TIDINGS_HISTORY_CHANNEL_BYTES: String(2 ** 30),
+  TIDINGS_HISTORY_TOTAL_BYTES: String(2 ** 32),
+  TIDINGS_CLIENT_MAX_INFLIGHT: '20000',
+};
 
 export interface ServerOptions {
   /** Edge processes per node (Tidings). */
@@ -123,7 +135,7 @@ function passedThrough(): Record<string, string> {
 
 function tidingsNode(name: string, env: Record<string, string>, execArgv: string[]): Proc {
   const child = spawn(process.execPath, [...execArgv, CLI, 'serve'], {
-    env: { PATH: process.env['PATH'] ?? '', ...passedThrough(), TIDINGS_LOG_LEVEL: 'info', TIDINGS_ALLOW_ANONYMOUS: 'true', TIDINGS_TOKEN_SECRET: BENCH_TOKEN_SECRET, TIDINGS_HISTORY_SIZE: BENCH_HISTORY_SIZE, ...env },
+    env: { PATH: process.env['PATH'] ?? '', ...passedThrough(), TIDINGS_LOG_LEVEL: 'info', TIDINGS_ALLOW_ANONYMOUS: 'true', TIDINGS_TOKEN_SECRET: BENCH_TOKEN_SECRET, TIDINGS_HISTORY_SIZE: BENCH_HISTORY_SIZE, ...BENCH_LIMITS, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   return new Proc(name, child);
