@@ -266,6 +266,16 @@ export class Director {
     this.sendDown([topic, encodeHeader(DownKind.Control, 0, ''), Buffer.from(JSON.stringify(body))]);
   }
 
+  /**
+   * A reply sent alone: the batched replies still waiting for the end of the
+   * turn go first, so a caller gets its replies in the order they were made
+   * (an acknowledged publisher sees its offsets in order).
+   */
+  private replyInOrder(frames: Buffer[]): void {
+    this.replyBatcher.flush();
+    this.reply(frames);
+  }
+
   reply(frames: Buffer[]): void {
     if (!this.replies?.push(frames)) this.log.warn('command reply queue full; reply dropped, the caller will time out');
   }
@@ -401,7 +411,7 @@ export class Director {
       this.commandBatch(route, body);
       return;
     }
-    this.command(method.toString('utf8'), body, (ok, parts) => this.reply([...route, id, ok ? OK : ERROR, ...parts]));
+    this.command(method.toString('utf8'), body, (ok, parts) => this.replyInOrder([...route, id, ok ? OK : ERROR, ...parts]));
   }
 
   /**
@@ -462,7 +472,7 @@ export class Director {
         if (parts.length === 1) return this.replyBatcher.add(route, e.id, ok, parts[0]!);
         const id = Buffer.allocUnsafe(4);
         id.writeUInt32BE(e.id);
-        this.reply([...route, id, ok ? OK : ERROR, ...parts]);
+        this.replyInOrder([...route, id, ok ? OK : ERROR, ...parts]);
       });
     }
   }

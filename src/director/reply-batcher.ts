@@ -47,6 +47,7 @@ export class ReplyBatcher {
   }
 
   flush(): void {
+    if (this.pending.size === 0) return;
     const all = this.pending;
     this.pending = new Map();
     for (const p of all.values()) this.emit(p);
