@@ -15,7 +15,7 @@ import { SendQueue, collectGrowth } from '../zmq/send-queue.js';
 import { bindSecured, linkLimit, type BoundLink } from '../zmq/security.js';
 import { channelTopic, userTopic } from '../cluster/topics.js';
 import { DownKind, TICK_INTERVAL_MS, encodeHeader, parsePublish, tickFrames, WireError, type InboundPublish } from '../cluster/wire.js';
-import { MAX_BATCH_BYTES, decodeCommandBatch, decodePublishEntries, isBatchFrames, isPublishBatch, publishEntryBytes, PUBLISH_TEXT_METHOD } from '../cluster/batch.js';
+import { DOWN_BATCH_BYTES, decodeCommandBatch, decodePublishEntries, isBatchFrames, isPublishBatch, publishEntryBytes, PUBLISH_TEXT_METHOD } from '../cluster/batch.js';
 import { DownBatcher } from './down-batcher.js';
 import { ReplyBatcher } from './reply-batcher.js';
 import { ChannelRegistry } from './channels.js';
@@ -175,7 +175,7 @@ export class Director {
     // A node that stops reading holds the director back at most twice zmq_block_timeout (then its edges see a gap):
     // longer than a forwarder waits for one of its edges, so a stalled edge costs its node nothing.
     this.down = new SendQueue(this.xpub, hwm, this.log, 'director-down', { maxBlockMs: 2 * this.config.zmq_block_timeout * 1000 });
-    this.batcher = new DownBatcher(this.down, Math.min(MAX_BATCH_BYTES, this.frameLimit));
+    this.batcher = new DownBatcher(this.down, Math.min(DOWN_BATCH_BYTES, this.frameLimit));
     this.replies = new SendQueue(this.router, hwm, this.log, 'director-replies');
     this.running.push(this.publishLoop(this.xsub), this.subscriptionLoop(this.xpub), this.commandLoop(this.router));
     this.collectTimer = setInterval(() => this.collect(), Math.min(COLLECT_INTERVAL_MS, Math.max(250, this.collectIdleMs / 4)));

@@ -146,7 +146,7 @@ export class Publisher {
     if (bytes > this.maxMessageSize) throw new TidingsError(ErrorCodes.PAYLOAD_TOO_LARGE, `${bytes} bytes > maxMessageSize ${this.maxMessageSize}`);
     while (this.queuing) await this.queuing;
     if (!this.ready && this.heldMessages + this.batch.length >= this.maxQueue) throw new TidingsError(ErrorCodes.LIMIT_EXCEEDED, 'publisher queue full while no upstream is connected');
-    if (this.batch.length > 0 && (this.batchBytes + bytes > MAX_BATCH_BYTES || this.batch.length >= MAX_BATCH_ENTRIES)) await this.sendBatch();
+    if (this.batch.length > 0 && (this.batchBytes + bytes > Math.min(MAX_BATCH_BYTES, this.maxMessageSize) || this.batch.length >= MAX_BATCH_ENTRIES)) await this.sendBatch();
     this.batch.push(p);
     this.batchBytes += bytes;
     if (!this.armed) {
