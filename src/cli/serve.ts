@@ -44,20 +44,21 @@ export const serveCommand: CommandModule = {
     const log = createLogger(config.log_level);
     log.debug({ config: redactConfig(config) }, 'configuration');
     const here = dirname(fileURLToPath(import.meta.url));
-    const node = new TidingsNode({ config, log, workerScript: join(here, 'edge-worker.js') });
     let stopping = false;
-    const shutdown = (signal: string): void => {
+    const shutdown = (signal: string, code = 0): void => {
       if (stopping) return;
       stopping = true;
       log.info({ signal }, 'shutting down');
       node.stop().then(
-        () => process.exit(0),
+        () => process.exit(code),
         (err) => {
           log.error({ err }, 'shutdown failed');
           process.exit(1);
         },
       );
     };
+    // A director that lost its lease exits with 3 so its supervisor starts it again, as a standby.
+    const node: TidingsNode = new TidingsNode({ config, log, workerScript: join(here, 'edge-worker.js'), onFatal: (reason) => shutdown(reason, 3) });
     process.on('SIGTERM', () => shutdown('SIGTERM'));
     process.on('SIGINT', () => shutdown('SIGINT'));
     try {

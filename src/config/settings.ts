@@ -4,7 +4,7 @@
  * default and help text. Names follow django-omnibus' settings.
  */
 
-export type SettingType = 'string' | 'int' | 'bool' | 'list' | 'address' | 'level' | 'duration';
+export type SettingType = 'string' | 'int' | 'bool' | 'list' | 'address' | 'addresses' | 'level' | 'duration';
 
 export interface SettingSpec {
   readonly name: string;
@@ -35,9 +35,9 @@ export const SETTINGS: readonly SettingSpec[] = Object.freeze([
   s({ name: 'subscriber_address', type: 'address', default: 'tcp://127.0.0.1:4243', describe: "This node's subscriber address (director XPUB, or the forwarder's local XPUB); edges connect to it" }),
   s({ name: 'publisher_address', type: 'address', default: 'tcp://127.0.0.1:4244', describe: "This node's publisher address (director XSUB, or the forwarder's local XSUB); workers publish to it" }),
   s({ name: 'command_address', type: 'address', default: 'tcp://127.0.0.1:4245', describe: "This node's command address (director ROUTER, or the forwarder's local ROUTER)" }),
-  s({ name: 'director_subscriber_address', type: 'address', default: null, describe: "The director's subscriber address (needed by a forwarder)" }),
-  s({ name: 'director_publisher_address', type: 'address', default: null, describe: "The director's publisher address (needed by a forwarder)" }),
-  s({ name: 'director_command_address', type: 'address', default: null, describe: "The director's command address (needed by a forwarder)" }),
+  s({ name: 'director_subscriber_address', type: 'addresses', default: [], describe: "The director's subscriber address (needed by a forwarder); with several directors, every director's, comma-separated, in the same order in all three director_*_address settings" }),
+  s({ name: 'director_publisher_address', type: 'addresses', default: [], describe: "The director's publisher address (needed by a forwarder); with several directors, every director's, comma-separated" }),
+  s({ name: 'director_command_address', type: 'addresses', default: [], describe: "The director's command address (needed by a forwarder); with several directors, every director's, comma-separated: the forwarder asks each which is active and follows it" }),
   s({ name: 'node_id', type: 'string', default: null, describe: 'Name of this node in logs and debug views (default: hostname-pid)' }),
   s({ name: 'secret', type: 'string', default: null, secret: true, describe: 'Secret that signs server API requests (channelstream x-channelstream-secret)' }),
   s({ name: 'admin_secret', type: 'string', default: null, secret: true, describe: 'Secret of the admin and debug views' }),
@@ -61,6 +61,10 @@ export const SETTINGS: readonly SettingSpec[] = Object.freeze([
   s({ name: 'history_size', type: 'int', default: 100, min: 0, max: 1000000, describe: 'Default messages of history kept per channel' }),
   s({ name: 'history_ttl', type: 'duration', default: 300, min: 0, max: 31536000, describe: 'Default seconds a message stays in history' }),
   s({ name: 'channel_idle_timeout', type: 'duration', default: 60, min: 1, max: 86400, describe: 'Seconds a channel with no listener, no presence and no history is kept before it is collected' }),
+  s({ name: 'state_engine', type: 'string', default: 'memory', describe: 'Where the director keeps channel state: memory (this process, nothing to set up) or redis (redis_url; several directors, one active by lease, the others standing by)' }),
+  s({ name: 'redis_url', type: 'string', default: 'redis://127.0.0.1:6379', secret: true, describe: 'Redis of the redis state engine: redis://[:password@]host:port[/db]' }),
+  s({ name: 'redis_prefix', type: 'string', default: 'tidings', describe: 'Prefix of every Redis key of this cluster (several clusters or shards can share one Redis)' }),
+  s({ name: 'director_lease', type: 'duration', default: 2, min: 0.5, max: 60, describe: 'Seconds of the active director lease (redis engine): a standby takes over within about this plus 0.5 s after the active dies' }),
   s({ name: 'presence_ttl', type: 'duration', default: 15, min: 2, max: 3600, describe: 'Seconds after which connections of a silent node leave presence' }),
   s({ name: 'metrics', type: 'bool', default: true, describe: 'Serve Prometheus metrics at /metrics' }),
 ]);

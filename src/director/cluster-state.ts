@@ -12,6 +12,7 @@ import type { Director } from './director.js';
 import { ChannelConfigs, channelstreamDefaults, historyOptions, nativeDefaults, type ChannelConfig } from './channel-config.js';
 import { PresenceState, type PresenceChange } from './presence.js';
 import { publicChanges, publicState, type StateChange } from './user-state.js';
+import type { HistoryLimits } from './engine/engine.js';
 
 /** Most connections the director tracks (registered and attached). */
 const MAX_CONNECTIONS = 2_000_000;
@@ -58,6 +59,16 @@ export class ClusterState {
     this.ttlMs = c.presence_ttl * 1000;
     this.configs = new ChannelConfigs(nativeDefaults(c.history_size, c.history_ttl), channelstreamDefaults(c.history_ttl));
     director.channelHolds.push((ch) => this.presence.hasMembers(ch));
+    // Every append carries the channel's own history bounds (the redis engine keeps them per call).
+    const limitsOf = (cfg: ChannelConfig): HistoryLimits => {
+      const h = historyOptions(cfg);
+      return Object.freeze({ size: h.historySize, ttlMs: h.historyTtlMs, maxBytes: 0 });
+    };
+    const nativeLimits = limitsOf(this.configs.native);
+    director.historyLimits = (ch) => {
+      const cfg = this.configs.effective(ch);
+      return cfg === this.configs.native ? nativeLimits : limitsOf(cfg);
+    };
     director.collectors.push((now) => this.collect(now));
   }
 

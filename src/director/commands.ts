@@ -81,6 +81,7 @@ export class CommandHandlers {
     const until = optInt(b, 'until');
     const limit = Math.min(optInt(b, 'limit') ?? 100, MAX_HISTORY_REPLY);
     const epoch = field(b, 'epoch', isOptString, 'a string') ?? null;
+    if (this.director.engine.kind !== 'memory') return this.engineHistory(channel, since, until, limit, epoch);
     const now = Date.now();
     const state = this.director.channels.getOrCreate(channel, now);
     let entries = since === undefined ? state.latest(limit, now) : state.since(since, limit, now);
@@ -91,6 +92,26 @@ export class CommandHandlers {
       channel,
       epoch: state.epoch,
       offset: state.offset,
+      complete,
+      messages: sameEpoch ? entries.map((e) => JSON.parse(e.push.toString('utf8')) as unknown) : [],
+    };
+  }
+
+  /** The same reply as `history`, read from the state engine (redis). */
+  private async engineHistory(channel: string, since: number | undefined, until: number | undefined, limit: number, epoch: string | null): Promise<unknown> {
+    const engine = this.director.engine;
+    const now = Date.now();
+    // Reading creates the channel, as the memory path does (a stream position to recover from).
+    await engine.position(channel, now);
+    const page = await engine.history(channel, { since, limit, maxBytes: 0, now, ttlMs: this.director.historyLimits(channel).ttlMs });
+    let entries = page.messages;
+    if (until !== undefined) entries = entries.filter((e) => e.offset <= until);
+    const sameEpoch = epoch === null || epoch === page.epoch;
+    const complete = since === undefined ? true : sameEpoch && page.oldest <= since + 1;
+    return {
+      channel,
+      epoch: page.epoch,
+      offset: page.offset,
       complete,
       messages: sameEpoch ? entries.map((e) => JSON.parse(e.push.toString('utf8')) as unknown) : [],
     };

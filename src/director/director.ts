@@ -14,12 +14,25 @@ import { SendQueue } from '../zmq/send-queue.js';
 import { channelTopic, userTopic } from '../cluster/topics.js';
 import { DownKind, encodeHeader, parsePublish, WireError } from '../cluster/wire.js';
 import { ChannelRegistry } from './channels.js';
-import { encodeDirectPush, encodeMessagePush } from './push-encoding.js';
+import { encodeDirectPush, messagePushParts, assemblePush } from './push-encoding.js';
 import { CommandHandlers } from './commands.js';
+import type { HistoryLimits, MaybePromise, StateEngine, StreamPosition } from './engine/engine.js';
+import { MemoryEngine } from './engine/memory-engine.js';
+import { RedisEngine } from './engine/redis-engine.js';
+import { DirectorLease } from './engine/lease.js';
 
-export interface PublishOutcome {
-  offset: number;
-  epoch: string;
+export type PublishOutcome = StreamPosition;
+
+/** Sequencing calls in flight to the engine (redis) before the publisher loop stops reading. */
+const MAX_IN_FLIGHT = 10_000;
+/** Channel keys in Redis outlive their last use by at least this long. */
+const REDIS_KEEP_MS = 24 * 3600_000;
+
+export interface DirectorEvents {
+  /** This director became the active one (redis engine; at start with memory). */
+  onActive: Array<() => Promise<void> | void>;
+  /** This director lost its lease: it must stop; its supervisor restarts it as a standby. */
+  onFenced: Array<(reason: string) => void>;
 }
 
 const COLLECT_INTERVAL_MS = 10_000;
@@ -49,6 +62,18 @@ export class Director {
 
   /** Channels idle this long with no listener and no history are collected (channel_idle_timeout). */
   private readonly collectIdleMs: number;
+  /** Where channel sequences and history live. */
+  readonly engine: StateEngine;
+  /** The lease that makes this director the active one (redis engine), else null. */
+  readonly lease: DirectorLease | null = null;
+  /** Whether this director sequences (always with memory; while it holds the lease with redis). */
+  active = false;
+  readonly events: DirectorEvents = { onActive: [], onFenced: [] };
+  /** History bounds of a channel; cluster-state replaces it with the channel's config. */
+  historyLimits: (channel: string) => HistoryLimits;
+  private inFlight = 0;
+  private inFlightWaiters: Array<() => void> = [];
+  private readonly nodeName: string;
 
   constructor(
     readonly config: Config,
@@ -60,6 +85,22 @@ export class Director {
       historySize: config.history_size,
       historyTtlMs: config.history_ttl * 1000,
     });
+    const defaults: HistoryLimits = Object.freeze({ size: config.history_size, ttlMs: config.history_ttl * 1000, maxBytes: 0 });
+    this.historyLimits = () => defaults;
+    this.nodeName = config.node_id ?? `director-${process.pid}`;
+    if (config.state_engine === 'redis') {
+      const engine = new RedisEngine({ url: config.redis_url, prefix: config.redis_prefix, keepMs: Math.max(REDIS_KEEP_MS, this.collectIdleMs), log: log.child({ component: 'redis-engine' }) });
+      this.engine = engine;
+      const leaseMs = Math.round(config.director_lease * 1000);
+      this.lease = new DirectorLease({ redis: engine.redis, prefix: config.redis_prefix, node: this.nodeName, leaseMs, pollMs: Math.max(50, Math.min(250, Math.round(leaseMs / 8))), log: log.child({ component: 'lease' }) });
+      this.lease.on('acquired', (value) => {
+        engine.fence = value;
+        void this.activate().catch((err: unknown) => this.fenced(`activation failed: ${(err as Error).message}`));
+      });
+      this.lease.on('lost', (reason) => this.fenced(reason));
+    } else {
+      this.engine = new MemoryEngine(this.channels);
+    }
     this.handlers = new CommandHandlers(this, log);
     this.published = new Counter({
       name: 'tidings_director_published_total',
@@ -90,29 +131,72 @@ export class Director {
   }
 
   async start(): Promise<void> {
+    this.collectTimer = setInterval(() => this.collect(), Math.min(COLLECT_INTERVAL_MS, Math.max(250, this.collectIdleMs / 4)));
+    this.collectTimer.unref();
+    await this.engine.start();
+    if (!this.lease) {
+      await this.activate();
+      await this.bindCommands();
+      return;
+    }
+    // Standing by until the lease is ours: only the command address answers (role; everything else 155).
+    await this.bindCommands();
+    this.log.info({ command: this.config.command_address, engine: this.engine.kind }, 'director standing by for the lease');
+    this.lease.start();
+  }
+
+  private async bindCommands(): Promise<void> {
+    const hwm = this.config.zmq_high_water_mark;
+    this.router = new Router({ sendHighWaterMark: hwm, receiveHighWaterMark: hwm, linger: 0 });
+    await this.router.bind(this.config.command_address);
+    this.replies = new SendQueue(this.router, hwm, this.log, 'director-replies');
+    this.loops.push(this.commandLoop(this.router));
+  }
+
+  /**
+   * Become the sequencer: bind the publisher and subscriber addresses (a
+   * standby binds neither, so workers' PUB sockets and forwarders reach only
+   * the active director) and start reading publishes.
+   */
+  private async activate(): Promise<void> {
+    if (this.stopping || this.active) return;
     const hwm = this.config.zmq_high_water_mark;
     // noDrop: at the high-water mark sends wait instead of silently dropping.
     this.xpub = new XPublisher({ sendHighWaterMark: hwm, receiveHighWaterMark: hwm, noDrop: true, linger: 0 });
     this.xsub = new XSubscriber({ receiveHighWaterMark: hwm, sendHighWaterMark: hwm, linger: 0 });
-    this.router = new Router({ sendHighWaterMark: hwm, receiveHighWaterMark: hwm, linger: 0 });
     await this.xpub.bind(this.config.subscriber_address);
     await this.xsub.bind(this.config.publisher_address);
-    await this.router.bind(this.config.command_address);
     // XSUB: subscribe to everything published to us.
     await this.xsub.send(Buffer.from([1]));
     this.down = new SendQueue(this.xpub, hwm, this.log, 'director-down');
-    this.replies = new SendQueue(this.router, hwm, this.log, 'director-replies');
-    this.loops.push(this.publishLoop(this.xsub), this.subscriptionLoop(this.xpub), this.commandLoop(this.router));
-    this.collectTimer = setInterval(() => this.collect(), Math.min(COLLECT_INTERVAL_MS, Math.max(250, this.collectIdleMs / 4)));
-    this.collectTimer.unref();
+    for (const f of this.events.onActive) await f();
+    this.active = true;
+    this.loops.push(this.publishLoop(this.xsub), this.subscriptionLoop(this.xpub));
     this.log.info(
       {
         subscriber: this.config.subscriber_address,
         publisher: this.config.publisher_address,
         command: this.config.command_address,
+        engine: this.engine.kind,
+        lease: this.lease?.value ?? null,
       },
       'director listening',
     );
+  }
+
+  /** The lease is lost: stop sequencing at once (Redis refuses this director's writes already) and tell the node. */
+  private fenced(reason: string): void {
+    if (this.stopping) return;
+    this.active = false;
+    this.log.error({ reason }, 'director fenced: it is no longer the active director and stops');
+    for (const s of [this.xsub, this.xpub]) s?.close();
+    this.down?.close();
+    for (const f of this.events.onFenced) f(reason);
+  }
+
+  /** This director's role, as forwarders ask it (`role` command). */
+  role(): { active: boolean; token: number; node: string; engine: string } {
+    return { active: this.active, token: this.lease ? this.lease.token : 0, node: this.nodeName, engine: this.engine.kind };
   }
 
   async stop(): Promise<void> {
@@ -126,21 +210,48 @@ export class Director {
     for (const s of [this.xsub, this.xpub, this.router]) s?.close();
     await Promise.allSettled(this.loops);
     this.xsub = this.xpub = this.router = null;
+    // A graceful stop hands the lease over at once.
+    await this.lease?.stop();
+    await this.engine.stop();
     this.log.info('director stopped');
   }
 
-  /** Sequence and send a channel message. `dataJson` must be valid JSON text. */
-  publishChannel(channel: string, dataJson: string, sender: string | null, noHistory: boolean): PublishOutcome {
+  /**
+   * Sequence and send a channel message. `dataJson` must be valid JSON text.
+   * With the redis engine the answer is a promise that resolves once the
+   * message is stored in Redis and handed to the send queue, in offset order.
+   */
+  publishChannel(channel: string, dataJson: string, sender: string | null, noHistory: boolean): MaybePromise<PublishOutcome> {
     const problem = channelProblem(channel);
     if (problem) throw new TidingsError(ErrorCodes.INVALID_CHANNEL, problem);
+    if (!this.active || !this.down) throw new TidingsError(this.stopping ? ErrorCodes.UNAVAILABLE : ErrorCodes.NOT_ACTIVE);
     const now = Date.now();
-    const state = this.channels.getOrCreate(channel, now);
-    const offset = state.next(now);
-    const push = encodeMessagePush(channel, offset, state.epoch, sender, now, dataJson);
-    if (!noHistory) state.remember({ offset, time: now, push });
-    this.sendDown([channelTopic(channel), encodeHeader(DownKind.Message, offset, state.epoch), push]);
-    this.publishedChannel++;
-    return { offset, epoch: state.epoch };
+    const { head, tail } = messagePushParts(channel, sender, now, dataJson);
+    const r = this.engine.append({ channel, head, tail, now, store: !noHistory, limits: this.historyLimits(channel) });
+    if (!(r instanceof Promise)) {
+      this.sendDown([channelTopic(channel), encodeHeader(DownKind.Message, r.offset, r.epoch), r.push ?? Buffer.from(assemblePush(head, r.offset, r.epoch, tail))]);
+      this.publishedChannel++;
+      return { offset: r.offset, epoch: r.epoch };
+    }
+    this.inFlight++;
+    return r.then(
+      (pos) => {
+        this.settled();
+        // Stored: it goes down even if the lease was lost meanwhile (it is part of the stream either way).
+        this.sendDown([channelTopic(channel), encodeHeader(DownKind.Message, pos.offset, pos.epoch), Buffer.from(assemblePush(head, pos.offset, pos.epoch, tail))]);
+        this.publishedChannel++;
+        return { offset: pos.offset, epoch: pos.epoch };
+      },
+      (err: unknown) => {
+        this.settled();
+        throw err;
+      },
+    );
+  }
+
+  private settled(): void {
+    this.inFlight--;
+    if (this.inFlightWaiters.length > 0 && this.inFlight < MAX_IN_FLIGHT / 2) for (const w of this.inFlightWaiters.splice(0)) w();
   }
 
   publishUser(user: string, dataJson: string, sender: string | null): void {
@@ -151,14 +262,19 @@ export class Director {
   }
 
   /** Send a probe down a topic, so an edge learns its subscription is live and where the stream stands. */
-  probe(kind: 'channel' | 'user', name: string, token: string): PublishOutcome {
+  probe(kind: 'channel' | 'user', name: string, token: string): MaybePromise<PublishOutcome> {
     const body = Buffer.from(JSON.stringify({ token }));
     if (kind === 'channel') {
       const problem = channelProblem(name);
       if (problem) throw new TidingsError(ErrorCodes.INVALID_CHANNEL, problem);
-      const state = this.channels.getOrCreate(name, Date.now());
-      this.sendDown([channelTopic(name), encodeHeader(DownKind.Probe, state.offset, state.epoch), body]);
-      return { offset: state.offset, epoch: state.epoch };
+      if (!this.active) throw new TidingsError(ErrorCodes.NOT_ACTIVE);
+      const send = (pos: StreamPosition): PublishOutcome => {
+        this.sendDown([channelTopic(name), encodeHeader(DownKind.Probe, pos.offset, pos.epoch), body]);
+        return { offset: pos.offset, epoch: pos.epoch };
+      };
+      // Asked through the engine like appends, so the probe goes down after every message sequenced before it.
+      const pos = this.engine.position(name, Date.now());
+      return pos instanceof Promise ? pos.then(send) : send(pos);
     }
     if (!isValidUser(name)) throw new TidingsError(ErrorCodes.INVALID_USER);
     this.sendDown([userTopic(name), encodeHeader(DownKind.Probe, 0, ''), body]);
@@ -206,14 +322,20 @@ export class Director {
       if (p.omnibus && parsed && typeof parsed === 'object' && typeof (parsed as Record<string, unknown>)['sender'] === 'string') {
         sender = (parsed as Record<string, string>)['sender']!;
       }
-      if (p.target === 'channel') this.publishChannel(p.name, p.data, sender, p.noHistory);
-      else this.publishUser(p.name, p.data, sender);
+      if (p.target === 'channel') {
+        const r = this.publishChannel(p.name, p.data, sender, p.noHistory);
+        if (r instanceof Promise) r.catch((err: unknown) => this.rejectInbound(err));
+      } else this.publishUser(p.name, p.data, sender);
     } catch (err) {
-      const code = err instanceof TidingsError ? err.code : err instanceof WireError ? ErrorCodes.BAD_REQUEST.code : ErrorCodes.INTERNAL.code;
-      this.rejected.inc({ code: String(code) });
-      // A PUB socket has no way back to the worker: the rejection is logged with its code.
-      this.log.warn({ code, err: (err as Error).message }, 'rejected a message on the publisher address');
+      this.rejectInbound(err);
     }
+  }
+
+  private rejectInbound(err: unknown): void {
+    const code = err instanceof TidingsError ? err.code : err instanceof WireError ? ErrorCodes.BAD_REQUEST.code : ErrorCodes.INTERNAL.code;
+    this.rejected.inc({ code: String(code) });
+    // A PUB socket has no way back to the worker: the rejection is logged with its code.
+    this.log.warn({ code, err: (err as Error).message }, 'rejected a message on the publisher address');
   }
 
   private async publishLoop(xsub: XSubscriber): Promise<void> {
@@ -221,6 +343,7 @@ export class Director {
       for await (const frames of xsub) {
         this.handleInbound(frames as Buffer[]);
         if (this.down!.full) await this.down!.space();
+        if (this.inFlight >= MAX_IN_FLIGHT) await new Promise<void>((r) => this.inFlightWaiters.push(r));
       }
     } catch (err) {
       if (!this.stopping) this.log.error({ err }, 'publisher loop failed');
@@ -246,7 +369,10 @@ export class Director {
         if (frames.length < 4) continue;
         const route = frames.slice(0, frames.length - 3) as Buffer[];
         const [id, method, body] = frames.slice(frames.length - 3) as [Buffer, Buffer, Buffer];
-        void this.handlers.dispatch(method.toString('utf8'), body).then(
+        const name = method.toString('utf8');
+        // A standby answers only `role`: forwarders ask every director which one is active.
+        const run = name === 'role' ? Promise.resolve(this.role()) : this.active ? this.handlers.dispatch(name, body) : Promise.reject(new TidingsError(ErrorCodes.NOT_ACTIVE));
+        void run.then(
           (result) => this.reply([...route, id, Buffer.from('ok'), Buffer.from(JSON.stringify(result ?? null))]),
           (err: unknown) => {
             const e = err instanceof TidingsError ? err : new TidingsError(ErrorCodes.INTERNAL);

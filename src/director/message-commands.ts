@@ -102,12 +102,18 @@ export function registerMessageCommands(state: ClusterState): void {
       if (err instanceof FieldErrors) return { invalid: err.fields };
       throw err;
     }
-    for (const item of items) send(state, op, item);
-    return { messages: items.map((i) => i.out) };
+    // Sequenced in order; with the redis engine the reply waits until every message is stored.
+    const pending: Promise<unknown>[] = [];
+    for (const item of items) {
+      const r = send(state, op, item);
+      if (r) pending.push(r);
+    }
+    const out = { messages: items.map((i) => i.out) };
+    return pending.length > 0 ? Promise.all(pending).then(() => out) : out;
   });
 }
 
-function send(state: ClusterState, op: 'post' | 'edit' | 'delete', item: Item): void {
+function send(state: ClusterState, op: 'post' | 'edit' | 'delete', item: Item): Promise<unknown> | void {
   const d = state.director;
   const data = payload(item.out);
   const sender = typeof item.out['user'] === 'string' ? item.out['user'] : null;
@@ -119,8 +125,8 @@ function send(state: ClusterState, op: 'post' | 'edit' | 'delete', item: Item): 
   }
   const channel = item.channel!;
   if (op === 'post') {
-    d.publishChannel(channel, JSON.stringify(data), sender, item.out['no_history'] === true);
-    return;
+    const r = d.publishChannel(channel, JSON.stringify(data), sender, item.out['no_history'] === true);
+    return r instanceof Promise ? r : undefined;
   }
   if (op === 'edit') editHistory(state, channel, data);
   if (op === 'delete') deleteFromHistory(state, channel, data);

@@ -6,12 +6,22 @@
  *   commands: ROUTER binds the local command address              <-> DEALER connects to the director's command address
  * Every direction goes through a bounded SendQueue; a full queue stops the
  * loop reading, so ZeroMQ's high-water marks push back on the sender.
+ *
+ * With several directors (redis engine) the three upstream sockets connect to
+ * the active one only, found by a DirectorWatch; when another takes over they
+ * disconnect and connect to it. The XSUB re-sends the node's subscriptions to
+ * the new director on connect, so the node's channels flow again.
  */
 import { XPublisher, XSubscriber, Router, Dealer } from 'zeromq';
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import type { Config } from '../config/resolve.js';
 import { SendQueue, type Sendable } from '../zmq/send-queue.js';
+import { DirectorWatch } from './director-watch.js';
+
+/** How often a forwarder asks every director which one is active, and how long an answer counts. */
+const WATCH_INTERVAL_MS = 200;
+const WATCH_STALE_MS = 1000;
 
 interface Receivable {
   [Symbol.asyncIterator](): AsyncIterator<Buffer[]>;
@@ -23,6 +33,11 @@ export class Forwarder {
   private loops: Promise<void>[] = [];
   private stopping = false;
   private readonly frames: Counter<'path'>;
+  private watch: DirectorWatch | null = null;
+  private upstream: { downIn: XSubscriber; upOut: XPublisher; cmdOut: Dealer } | null = null;
+  /** Index of the director the upstream sockets are connected to, or -1. */
+  private following = -1;
+  private readonly switches: Counter;
 
   constructor(
     readonly config: Config,
@@ -35,6 +50,7 @@ export class Forwarder {
       labelNames: ['path'],
       registers: [registry],
     });
+    this.switches = new Counter({ name: 'tidings_forwarder_director_switches_total', help: 'Times the forwarder connected to a (new) active director', registers: [registry] });
   }
 
   async start(): Promise<void> {
@@ -53,9 +69,13 @@ export class Forwarder {
     await downOut.bind(c.subscriber_address);
     await upIn.bind(c.publisher_address);
     await cmdIn.bind(c.command_address);
-    downIn.connect(c.director_subscriber_address!);
-    upOut.connect(c.director_publisher_address!);
-    cmdOut.connect(c.director_command_address!);
+    this.upstream = { downIn, upOut, cmdOut };
+    if (c.director_command_address.length === 1) this.follow(0);
+    else {
+      this.watch = new DirectorWatch({ commandAddresses: c.director_command_address, intervalMs: WATCH_INTERVAL_MS, staleMs: WATCH_STALE_MS, highWaterMark: 1000, log: this.log });
+      this.watch.on('follow', (index) => this.follow(index));
+      this.watch.start();
+    }
 
     this.pipe('down', downIn, downOut);
     this.pipe('sub', downOut, downIn); // subscriptions of local edges go up
@@ -72,6 +92,24 @@ export class Forwarder {
       },
       'forwarder running',
     );
+  }
+
+  /** Connect the upstream sockets to director `index` (and away from the one followed before). */
+  private follow(index: number): void {
+    const u = this.upstream;
+    const c = this.config;
+    if (!u || index === this.following) return;
+    const prev = this.following;
+    if (prev >= 0) {
+      u.downIn.disconnect(c.director_subscriber_address[prev]!);
+      u.upOut.disconnect(c.director_publisher_address[prev]!);
+      u.cmdOut.disconnect(c.director_command_address[prev]!);
+    }
+    u.downIn.connect(c.director_subscriber_address[index]!);
+    u.upOut.connect(c.director_publisher_address[index]!);
+    u.cmdOut.connect(c.director_command_address[index]!);
+    this.following = index;
+    this.switches.inc();
   }
 
   private pipe(path: string, from: Receivable, to: Sendable): void {
@@ -98,6 +136,7 @@ export class Forwarder {
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    await this.watch?.stop();
     await Promise.all(this.queues.map((q) => q.drain(500)));
     for (const q of this.queues) q.close();
     for (const s of this.sockets) s.close();

@@ -23,6 +23,8 @@ export interface NodeOptions {
   log: Logger;
   /** Path of the edge worker entry script. */
   workerScript: string;
+  /** The node cannot go on (its director lost its lease): the caller stops it and exits non-zero. */
+  onFatal?: (reason: string) => void;
 }
 
 type WorkerMetrics = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
@@ -57,6 +59,7 @@ export class TidingsNode {
     if (config.director_enabled) {
       this.director = new Director(config, log.child({ component: 'director' }), this.registry);
       this.directorFeatures = installDirectorFeatures(this.director, this.registry);
+      this.director.events.onFenced.push((reason) => this.opts.onFatal?.(`director fenced: ${reason}`));
       await this.director.start();
     }
     if (config.forwarder_enabled) {

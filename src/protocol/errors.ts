@@ -46,6 +46,10 @@ export const ErrorCodes = Object.freeze({
   UNKNOWN_CONNECTION: spec(124, 'unknown_connection', 404, 'unknown connection id'),
   INVALID_POSITION: spec(125, 'invalid_position', 400, 'invalid stream position'),
   PAYLOAD_TOO_DEEP: spec(126, 'payload_too_deep', 400, 'payload nests too deeply'),
+  // 155-164: several directors and the state engine
+  NOT_ACTIVE: spec(155, 'not_active', 503, 'this director is standing by; the active director answers'),
+  FENCED: spec(156, 'fenced', 503, 'this director lost its lease; nothing was sequenced, try again'),
+  STATE_UNAVAILABLE: spec(157, 'state_unavailable', 503, 'the state engine (Redis) did not answer'),
 });
 
 export type ErrorName = keyof typeof ErrorCodes;

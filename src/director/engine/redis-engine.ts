@@ -1,0 +1,191 @@
+/**
+ * The redis engine: every channel's sequence and history in Redis, sequenced
+ * by Lua scripts (redis-scripts.ts) that check the caller's lease value
+ * first. One connection carries every call in issue order (ioredis pipelines
+ * what is issued in one tick), so answers come back in the order the offsets
+ * were assigned. Commands are never re-sent after a dropped connection: an
+ * append whose answer was lost fails (the message may be stored: edges see
+ * the offset as a gap and recover it from history), never runs twice.
+ */
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { ErrorCodes, TidingsError } from '../../protocol/errors.js';
+import type { AppendRequest, HistoryPage, HistoryQuery, RecordKind, StateEngine, StoredMessage, StreamPosition } from './engine.js';
+import { APPEND, HISTORY, POSITION, REWRITE, SAVE } from './redis-scripts.js';
+
+export interface RedisEngineOptions {
+  url: string;
+  /** Prefix of every key, so several clusters (or shards) can share one Redis. */
+  prefix: string;
+  /** Channel keys expire this long after their last append or creation. */
+  keepMs: number;
+  log: Logger;
+}
+
+type ScriptFn = (...args: Array<string | number | Buffer>) => Promise<unknown>;
+
+/** Epochs are 8 base64url characters from a pooled random buffer. */
+class EpochSource {
+  private pool = Buffer.alloc(0);
+  private at = 0;
+  next(): string {
+    if (this.at + 6 > this.pool.length) {
+      this.pool = randomBytes(6 * 512);
+      this.at = 0;
+    }
+    const s = this.pool.subarray(this.at, this.at + 6).toString('base64url');
+    this.at += 6;
+    return s;
+  }
+}
+
+/** Turn a Redis error into the catalog: FENCED is 156, anything else 157. */
+function engineError(err: unknown): TidingsError {
+  if (err instanceof TidingsError) return err;
+  const msg = (err as Error)?.message ?? String(err);
+  if (msg.startsWith('FENCED')) return new TidingsError(ErrorCodes.FENCED, msg.slice(7));
+  return new TidingsError(ErrorCodes.STATE_UNAVAILABLE, msg);
+}
+
+export function createRedisClient(url: string, name: string): Redis {
+  return new Redis(url, {
+    connectionName: name,
+    enableAutoPipelining: true,
+    // A command whose connection dropped fails instead of being sent again (an append must never run twice).
+    autoResendUnfulfilledCommands: false,
+    maxRetriesPerRequest: 1,
+    connectTimeout: 2000,
+    retryStrategy: (times) => Math.min(50 * times, 500),
+    lazyConnect: true,
+  });
+}
+
+export class RedisEngine implements StateEngine {
+  readonly kind = 'redis' as const;
+  readonly redis: Redis;
+  /** This director's lease value; every write carries it. Set by the lease when it is won. */
+  fence = '';
+  private readonly epochs = new EpochSource();
+  private readonly scripts: Record<'append' | 'position' | 'history' | 'rewrite' | 'save', ScriptFn>;
+  readonly leaseKey: string;
+
+  constructor(private readonly opts: RedisEngineOptions) {
+    this.redis = createRedisClient(opts.url, 'tidings-engine');
+    this.redis.on('error', (err: Error) => opts.log.warn({ err: err.message }, 'redis connection error'));
+    this.leaseKey = `${opts.prefix}:lease`;
+    const define = (name: string, lua: string, keys: number): ScriptFn => {
+      this.redis.defineCommand(name, { lua, numberOfKeys: keys });
+      const fn = (this.redis as unknown as Record<string, ScriptFn>)[name]!;
+      return fn.bind(this.redis);
+    };
+    this.scripts = {
+      append: define('tidingsAppend', APPEND, 3),
+      position: define('tidingsPosition', POSITION, 3),
+      history: define('tidingsHistory', HISTORY, 2),
+      rewrite: define('tidingsRewrite', REWRITE, 3),
+      save: define('tidingsSave', SAVE, 2),
+    };
+  }
+
+  async start(): Promise<void> {
+    await this.redis.connect();
+  }
+
+  async stop(): Promise<void> {
+    this.redis.disconnect();
+  }
+
+  private channelKey(channel: string): string {
+    return `${this.opts.prefix}:c:${channel}`;
+  }
+
+  private historyKey(channel: string): string {
+    return `${this.opts.prefix}:h:${channel}`;
+  }
+
+  async append(req: AppendRequest): Promise<StreamPosition> {
+    const { channel, limits } = req;
+    try {
+      const r = (await this.scripts.append(
+        this.leaseKey,
+        this.channelKey(channel),
+        this.historyKey(channel),
+        this.fence,
+        req.now,
+        req.head,
+        req.tail,
+        req.store ? 1 : 0,
+        limits.size,
+        limits.ttlMs,
+        limits.maxBytes,
+        this.epochs.next(),
+        Math.max(this.opts.keepMs, limits.ttlMs),
+      )) as [number, string];
+      return { offset: Number(r[0]), epoch: r[1] };
+    } catch (err) {
+      throw engineError(err);
+    }
+  }
+
+  async position(channel: string, now: number): Promise<StreamPosition> {
+    try {
+      const r = (await this.scripts.position(this.leaseKey, this.channelKey(channel), this.historyKey(channel), this.fence, now, this.epochs.next(), this.opts.keepMs)) as [number, string];
+      return { offset: Number(r[0]), epoch: r[1] };
+    } catch (err) {
+      throw engineError(err);
+    }
+  }
+
+  async history(channel: string, q: HistoryQuery): Promise<HistoryPage> {
+    let r: Array<string | number>;
+    try {
+      r = (await this.scripts.history(this.channelKey(channel), this.historyKey(channel), q.since === undefined ? '' : q.since, Math.max(1, q.limit), q.maxBytes, q.now, q.ttlMs)) as Array<string | number>;
+    } catch (err) {
+      throw engineError(err);
+    }
+    const messages: StoredMessage[] = [];
+    for (let i = 4; i + 1 < r.length; i += 2) {
+      const m = String(r[i + 1]);
+      const colon = m.indexOf(':');
+      messages.push({ offset: Number(r[i]), time: Number(m.slice(0, colon)), push: Buffer.from(m.slice(colon + 1), 'utf8') });
+    }
+    if (q.limit <= 0) messages.length = 0;
+    return { offset: Number(r[0]), epoch: String(r[1]), oldest: Number(r[2]), more: Number(r[3]) === 1, messages };
+  }
+
+  async rewrite(channel: string, offset: number, push: Buffer): Promise<boolean> {
+    try {
+      return (await this.scripts.rewrite(this.leaseKey, this.channelKey(channel), this.historyKey(channel), this.fence, offset, push)) === 1;
+    } catch (err) {
+      throw engineError(err);
+    }
+  }
+
+  private recordsKey(kind: RecordKind): string {
+    return `${this.opts.prefix}:r:${kind}`;
+  }
+
+  async save(kind: RecordKind, records: ReadonlyMap<string, unknown>): Promise<void> {
+    if (records.size === 0) return;
+    const args: string[] = [];
+    for (const [id, value] of records) args.push(id, value === null ? '' : JSON.stringify(value));
+    try {
+      await this.scripts.save(this.leaseKey, this.recordsKey(kind), this.fence, ...args);
+    } catch (err) {
+      throw engineError(err);
+    }
+  }
+
+  async load(kind: RecordKind): Promise<Map<string, unknown>> {
+    const out = new Map<string, unknown>();
+    let all: Record<string, string>;
+    try {
+      all = await this.redis.hgetall(this.recordsKey(kind));
+    } catch (err) {
+      throw engineError(err);
+    }
+    for (const [id, json] of Object.entries(all)) out.set(id, JSON.parse(json) as unknown);
+    return out;
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * Which of several directors is the active one, as a forwarder sees it. Every
+ * `intervalMs` it asks each director's command address for its `role`; a
+ * director answers {active, token} where token is its lease's fencing token.
+ * The one to follow is the active director with the highest token that
+ * answered within `staleMs`: a director that was paused and comes back still
+ * believing it is active carries an older token and is never followed again,
+ * and a silent one is left as soon as another claims the lease.
+ */
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import { CommandClient } from '../zmq/command-client.js';
+
+interface Role {
+  active: boolean;
+  token: number;
+  node: string;
+}
+
+interface Seen {
+  role: Role | null;
+  at: number;
+}
+
+export interface DirectorWatchOptions {
+  commandAddresses: readonly string[];
+  intervalMs: number;
+  staleMs: number;
+  highWaterMark: number;
+  log: Logger;
+}
+
+export class DirectorWatch extends EventEmitter<{ follow: [index: number, role: Role] }> {
+  private readonly clients: CommandClient[];
+  private readonly seen: Seen[];
+  private timer: NodeJS.Timeout | null = null;
+  /** Index of the director followed, or -1. */
+  current = -1;
+  private currentToken = -1;
+
+  constructor(private readonly opts: DirectorWatchOptions) {
+    super();
+    this.clients = opts.commandAddresses.map(
+      (address) => new CommandClient({ address, timeoutMs: opts.staleMs, maxInFlight: 4, highWaterMark: opts.highWaterMark, log: opts.log }),
+    );
+    this.seen = opts.commandAddresses.map(() => ({ role: null, at: 0 }));
+  }
+
+  start(): void {
+    for (const c of this.clients) c.start();
+    this.poll();
+    this.timer = setInterval(() => this.poll(), this.opts.intervalMs);
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await Promise.all(this.clients.map((c) => c.stop()));
+  }
+
+  private poll(): void {
+    this.clients.forEach((client, i) => {
+      if (client.inFlight > 0) return; // still waiting for the last answer
+      client.request<Role>('role', {}).then(
+        (role) => {
+          this.seen[i] = { role, at: Date.now() };
+          this.choose();
+        },
+        () => undefined,
+      );
+    });
+  }
+
+  private choose(): void {
+    const now = Date.now();
+    let best = -1;
+    let bestToken = -1;
+    this.seen.forEach((s, i) => {
+      if (!s.role?.active || now - s.at > this.opts.staleMs) return;
+      if (s.role.token > bestToken) {
+        best = i;
+        bestToken = s.role.token;
+      }
+    });
+    // Only a higher token replaces the director followed: never go back to an older active.
+    if (best < 0 || best === this.current || bestToken <= this.currentToken) return;
+    this.current = best;
+    this.currentToken = bestToken;
+    this.opts.log.info({ director: best, address: this.opts.commandAddresses[best], node: this.seen[best]!.role!.node, token: bestToken }, 'following the active director');
+    this.emit('follow', best, this.seen[best]!.role!);
+  }
+}

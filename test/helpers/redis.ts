@@ -1,0 +1,80 @@
+/**
+ * A real redis-server (Debian's) for tests: its own free port and temp dir,
+ * stopped by PID. `restart()` kills it (SIGKILL) and starts it again on the
+ * same port and dir, so an append-only file is read back.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createConnection } from 'node:net';
+import { freePort } from './ports.js';
+import { sleep } from './processes.js';
+
+export interface RedisServer {
+  port: number;
+  url: string;
+  dir: string;
+  readonly pid: number;
+  /** kill -9 and start again on the same port and dir. */
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+  output(): string;
+}
+
+async function pingable(port: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = createConnection({ host: '127.0.0.1', port }, () => s.write('PING\r\n'));
+      s.once('data', (d) => {
+        s.destroy();
+        resolve(d.toString().startsWith('+PONG'));
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    await sleep(20);
+  }
+  throw new Error(`redis-server on ${port} did not answer PING within ${timeoutMs} ms`);
+}
+
+export async function startRedis(opts: { appendonly?: boolean } = {}): Promise<RedisServer> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'tidings-redis-'));
+  let out = '';
+  let child: ChildProcess;
+  const launch = async (): Promise<void> => {
+    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', opts.appendonly ? 'yes' : 'no', '--appendfsync', 'always', '--dir', dir, '--loglevel', 'warning'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout!.on('data', (d) => (out = (out + d).slice(-5000)));
+    child.stderr!.on('data', (d) => (out = (out + d).slice(-5000)));
+    await pingable(port, 10_000);
+  };
+  const kill = async (signal: NodeJS.Signals): Promise<void> => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill(signal);
+    await exited;
+  };
+  await launch();
+  process.once('exit', () => child.kill('SIGKILL'));
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    dir,
+    get pid() {
+      return child.pid!;
+    },
+    restart: async () => {
+      await kill('SIGKILL');
+      await launch();
+    },
+    stop: async () => {
+      await kill('SIGTERM');
+      rmSync(dir, { recursive: true, force: true });
+    },
+    output: () => out,
+  };
+}
