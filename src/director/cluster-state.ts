@@ -11,6 +11,7 @@ import { edgeTopic } from '../cluster/topics.js';
 import type { Director } from './director.js';
 import { ChannelConfigs, channelstreamDefaults, historyOptions, nativeDefaults, type ChannelConfig } from './channel-config.js';
 import { PresenceState, type PresenceChange } from './presence.js';
+import { MirroredPresence } from './state-mirror.js';
 import { publicChanges, publicState, type StateChange } from './user-state.js';
 import type { HistoryLimits } from './engine/engine.js';
 
@@ -26,7 +27,8 @@ export function eventId(): string {
 }
 
 export class ClusterState {
-  readonly presence = new PresenceState(MAX_CONNECTIONS);
+  /** With the redis engine, a presence that reports its changes to the state mirror (state-mirror.ts). */
+  readonly presence: PresenceState;
   readonly configs: ChannelConfigs;
   readonly ttlMs: number;
   private timer: NodeJS.Timeout | null = null;
@@ -37,6 +39,7 @@ export class ClusterState {
     readonly log: Logger,
     registry: Registry,
   ) {
+    this.presence = director.engine.kind === 'memory' ? new PresenceState(MAX_CONNECTIONS) : new MirroredPresence(MAX_CONNECTIONS);
     const presence = this.presence;
     new Gauge({
       name: 'tidings_director_presence_connections',

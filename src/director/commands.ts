@@ -48,6 +48,9 @@ export class CommandHandlers {
     };
   }
 
+  /** Told of every command that succeeded, after its handler ran (the state mirror's view of changes). */
+  readonly observers: Array<(method: string, body: Record<string, unknown>) => void> = [];
+
   register(method: string, handler: Handler): void {
     this.table[method] = handler;
   }
@@ -65,7 +68,9 @@ export class CommandHandlers {
       if (method === 'ping') body = {};
       else throw new TidingsError(ErrorCodes.BAD_REQUEST, 'command body must be a JSON object');
     }
-    return handler(body as Record<string, unknown>);
+    const result = handler(body as Record<string, unknown>);
+    for (const o of this.observers) o(method, body as Record<string, unknown>);
+    return result;
   }
 
   /**

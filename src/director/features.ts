@@ -9,6 +9,7 @@ import { ClusterState } from './cluster-state.js';
 import { registerStateCommands } from './state-commands.js';
 import { registerConnectionCommands } from './connection-commands.js';
 import { registerMessageCommands } from './message-commands.js';
+import { MirroredPresence, StateMirror } from './state-mirror.js';
 
 export interface DirectorFeatures {
   stop(): void;
@@ -19,6 +20,15 @@ export function installDirectorFeatures(director: Director, registry: Registry):
   registerStateCommands(state);
   registerConnectionCommands(state);
   registerMessageCommands(state);
+  if (state.presence instanceof MirroredPresence) {
+    // State beside the channels lives in the engine too; a director that takes over loads it first.
+    const mirror = new StateMirror(director.engine, state.presence, state.configs, state.log);
+    mirror.watch(director.handlers);
+    director.events.onActive.push(async () => {
+      const restored = await mirror.restore(Date.now());
+      state.log.info(restored, 'cluster state restored from the state engine');
+    });
+  }
   state.start();
   return { stop: () => state.stop() };
 }

@@ -1,0 +1,163 @@
+/**
+ * Several directors on the redis engine (a real redis-server started here):
+ * two directors, one active by lease, two forwarder nodes configured with
+ * both directors' addresses, SDK subscribers on every node and a steady
+ * acknowledged publisher. kill -9 of the active director, then SIGSTOP of the
+ * next one past its lease: a standby takes over within the documented bound,
+ * never two sequencers, and every acknowledged offset reaches every
+ * subscriber once, in order, in the same epoch (clients recover with
+ * recovered: true). Then a Redis restart with its append-only file.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { Redis } from 'ioredis';
+import { startRedis, type RedisServer } from '../helpers/redis.js';
+import { startHaCluster, type HaCluster, type HaDirector } from '../helpers/ha-cluster.js';
+import { sdkClient, SteadyPublisher, CountingSubscriber, type Acked } from '../helpers/steady.js';
+import { sleep } from '../helpers/processes.js';
+import type { TidingsClient } from '../../src/client/index.js';
+
+const CHANNEL = 'ha.steady';
+/** The documented takeover bound with the default 2 s lease (docs/operations.md). */
+const TAKEOVER_BOUND_MS = 3000;
+
+let redis: RedisServer;
+let cluster: HaCluster;
+const clients: TidingsClient[] = [];
+let subs: CountingSubscriber[] = [];
+let pub: SteadyPublisher;
+
+before(async () => {
+  redis = await startRedis({ appendonly: true });
+  cluster = await startHaCluster(redis.url, 2, 2, 1, { TIDINGS_COMMAND_TIMEOUT: '2', TIDINGS_HISTORY_SIZE: '5000' });
+  const [n1, n2] = cluster.nodes as [HaCluster['nodes'][0], HaCluster['nodes'][0]];
+  const c1 = sdkClient([n1.url], 'ann');
+  const c2 = sdkClient([n2.url], 'bob');
+  const cp = sdkClient([n2.url], 'writer');
+  clients.push(c1, c2, cp);
+  await Promise.all(clients.map((c) => c.ready(10)));
+  subs = [new CountingSubscriber(c1, 'ann@node1', CHANNEL), new CountingSubscriber(c2, 'bob@node2', CHANNEL)];
+  await Promise.all(subs.map((s) => s.ready));
+  pub = new SteadyPublisher(cp, CHANNEL, 100);
+  pub.start();
+});
+
+after(async () => {
+  await pub?.stop();
+  for (const c of clients) c.disconnect();
+  await cluster?.stop();
+  await redis?.stop();
+});
+
+async function until(pred: () => boolean, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
+    await sleep(20);
+  }
+}
+
+/** The time (ms) a director logged that it sequences, from its pino line. */
+function listeningAt(d: HaDirector): number | null {
+  for (const line of d.proc.text().split('\n')) {
+    if (line.includes('"msg":"director listening"')) return Date.parse((JSON.parse(line) as { time: string }).time);
+  }
+  return null;
+}
+
+function check(acked: readonly Acked[], label: string): void {
+  for (const s of subs) {
+    const a = s.account(acked);
+    process.stdout.write(`# ${label} ${s.name}: acknowledged ${acked.length}, delivered ${a.delivered}, missing ${a.missing.length}, duplicated ${a.duplicated}, reordered ${a.reordered}\n`);
+    assert.deepEqual(a.missing, [], `${s.name}: acknowledged offsets missing`);
+    assert.equal(a.duplicated, 0, `${s.name}: duplicated offsets`);
+    assert.equal(a.reordered, 0, `${s.name}: reordered offsets`);
+    assert.equal(a.epochs.length, 1, `${s.name}: one epoch across the failover (${a.epochs})`);
+  }
+}
+
+test('kill -9 of the active director: a standby takes over within 3 s; 0 missing, 0 duplicated, 0 reordered; presence right', async () => {
+  const [a, b] = cluster.directors as [HaDirector, HaDirector];
+  assert.equal((await cluster.active()).name, a.name);
+  await until(() => pub.acked.length >= 100, 10000, '100 acknowledged publishes before the kill');
+  const killedAt = Date.now();
+  await a.proc.kill9();
+  await b.proc.waitFor(/"msg":"director listening"/, 10000);
+  const standbyActiveAt = listeningAt(b)!;
+  await until(() => pub.firstAckSentAfter(killedAt) !== undefined, 10000, 'a publish acknowledged after the kill');
+  const first = pub.firstAckSentAfter(killedAt)!;
+  const takeover = first.ackAt - killedAt;
+  process.stdout.write(`# kill -9: standby sequencing ${standbyActiveAt - killedAt} ms after the kill; first publish sent after the kill acknowledged ${takeover} ms after it\n`);
+  assert.ok(standbyActiveAt - killedAt <= TAKEOVER_BOUND_MS, `standby active after ${standbyActiveAt - killedAt} ms`);
+  assert.ok(takeover <= TAKEOVER_BOUND_MS + 500, `publishing resumed after ${takeover} ms`);
+  // A second of steady publishing on the new director, then account for everything.
+  await until(() => pub.acked.filter((x) => x.sentAt > first.sentAt).length >= 100, 10000, '100 more acknowledged publishes');
+  const acked = [...pub.acked];
+  await until(() => subs.every((s) => s.has(acked.map((x) => x.offset))), 10000, 'every subscriber has every acknowledged offset').catch(() => undefined);
+  check(acked, 'kill -9');
+  for (const s of subs) {
+    const re = s.subscribed.slice(1);
+    assert.ok(re.every((e) => e.recovered === true), `${s.name}: every resubscription recovered: ${JSON.stringify(re)}`);
+  }
+  // Presence after the takeover: both subscribers, seen by the new director.
+  const p = await clients[2]!.presence(CHANNEL);
+  assert.deepEqual(p.users.map((u) => u.user).sort(), ['ann', 'bob']);
+  // The killed director comes back as a standby.
+  a.restart();
+  await a.proc.waitFor(/"msg":"director standing by for the lease"/, 20000);
+  await a.proc.waitFor(/"msg":"node ready"/, 20000);
+});
+
+test('SIGSTOP of the active director past its lease, then SIGCONT: one sequencer, the old one is fenced and exits; nothing lost', async () => {
+  const [a, b] = cluster.directors as [HaDirector, HaDirector];
+  assert.ok(/"msg":"director listening"/.test(b.proc.text()), 'B is active');
+  const before = pub.acked.length;
+  await until(() => pub.acked.length >= before + 50, 10000, 'publishing');
+  const stoppedAt = Date.now();
+  process.kill(b.proc.pid, 'SIGSTOP');
+  try {
+    await a.proc.waitFor(/"msg":"director listening"/, 10000);
+    process.stdout.write(`# SIGSTOP: standby sequencing ${listeningAt(a)! - stoppedAt} ms after the stop\n`);
+    assert.ok(listeningAt(a)! - stoppedAt <= TAKEOVER_BOUND_MS);
+    await until(() => pub.acked.filter((x) => x.sentAt > stoppedAt).length >= 50, 10000, 'publishing on the new active');
+  } finally {
+    process.kill(b.proc.pid, 'SIGCONT');
+  }
+  // The paused director wakes up, finds its lease gone and stops (exit 3: its supervisor restarts it as a standby).
+  assert.equal(await b.proc.wait(), 3);
+  assert.match(b.proc.text(), /director fenced/);
+  await until(() => pub.acked.filter((x) => x.sentAt > Date.now() - 500).length >= 30, 10000, 'publishing after SIGCONT');
+  const acked = [...pub.acked];
+  await until(() => subs.every((s) => s.has(acked.map((x) => x.offset))), 10000, 'every subscriber has every acknowledged offset').catch(() => undefined);
+  check(acked, 'SIGSTOP');
+  // Redis holds one stream: every acknowledged offset once, with its own message.
+  const raw = new Redis(redis.url);
+  try {
+    const members = await raw.zrange(`tidings:h:${CHANNEL}`, '0', '-1', 'WITHSCORES');
+    const byOffset = new Map<number, number>();
+    for (let i = 0; i < members.length; i += 2) {
+      const push = JSON.parse(members[i]!.slice(members[i]!.indexOf(':') + 1)) as { offset: number; data: { i: number } };
+      assert.equal(push.offset, Number(members[i + 1]));
+      byOffset.set(push.offset, push.data.i);
+    }
+    for (const x of acked) assert.equal(byOffset.get(x.offset), x.i, `offset ${x.offset} holds publish ${x.i}`);
+    const is = [...byOffset.values()];
+    assert.equal(new Set(is).size, is.length, 'no publish stored twice');
+  } finally {
+    raw.disconnect();
+  }
+});
+
+test('Redis restart with its append-only file: the stream and epoch continue, nothing acknowledged lost', async () => {
+  const before = pub.acked.length;
+  await until(() => pub.acked.length >= before + 30, 10000, 'publishing');
+  const restartedAt = Date.now();
+  await redis.restart();
+  await until(() => pub.firstAckSentAfter(Date.now() - 100) !== undefined && pub.acked.length >= before + 80, 15000, 'publishing after the Redis restart');
+  process.stdout.write(`# Redis restart: publishing acknowledged again ${pub.firstAckSentAfter(restartedAt)!.ackAt - restartedAt} ms after the kill; ${pub.failed} publishes refused in the whole run\n`);
+  await pub.stop();
+  const acked = [...pub.acked];
+  await until(() => subs.every((s) => s.has(acked.map((x) => x.offset))), 10000, 'every subscriber has every acknowledged offset').catch(() => undefined);
+  check(acked, 'Redis restart');
+  assert.equal(new Set(acked.map((x) => x.epoch)).size, 1, 'one epoch for every acknowledged publish');
+});
