@@ -39,13 +39,13 @@ async function pingable(port: number, timeoutMs: number): Promise<void> {
   throw new Error(`redis-server on ${port} did not answer PING within ${timeoutMs} ms`);
 }
 
-export async function startRedis(opts: { appendonly?: boolean } = {}): Promise<RedisServer> {
+export async function startRedis(opts: { appendonly?: boolean; appendfsync?: 'always' | 'everysec' } = {}): Promise<RedisServer> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'tidings-redis-'));
   let out = '';
   let child: ChildProcess;
   const launch = async (): Promise<void> => {
-    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', opts.appendonly ? 'yes' : 'no', '--appendfsync', 'always', '--dir', dir, '--loglevel', 'warning'], {
+    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', opts.appendonly ? 'yes' : 'no', '--appendfsync', opts.appendfsync ?? 'always', '--dir', dir, '--loglevel', 'warning'], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child.stdout!.on('data', (d) => (out = (out + d).slice(-5000)));
