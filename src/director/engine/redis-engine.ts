@@ -88,12 +88,22 @@ export class RedisEngine implements StateEngine {
     };
   }
 
+  /** Resolves once Redis answers; until then (Redis starting, unreachable) it keeps trying and says so every 5 s. */
   async start(): Promise<void> {
-    await this.redis.connect();
+    if (this.redis.status === 'wait') void this.redis.connect().catch(() => undefined);
+    const since = Date.now();
+    while (this.redis.status !== 'ready') {
+      if (this.redis.status === 'end') throw new TidingsError(ErrorCodes.STATE_UNAVAILABLE, 'redis connection closed');
+      await new Promise((r) => setTimeout(r, 50));
+      if (Date.now() - since > 5000) {
+        this.opts.log.warn({ status: this.redis.status }, 'waiting for redis');
+        return this.start();
+      }
+    }
   }
 
   async stop(): Promise<void> {
-    this.redis.disconnect();
+    this.redis.disconnect(false);
   }
 
   private channelKey(channel: string): string {
