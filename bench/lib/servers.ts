@@ -20,8 +20,10 @@ const HOST = '127.0.0.1';
 export interface ServerOptions {
   /** Edge processes per node (Tidings). */
   workers?: number;
-  /** Director + two forwarder nodes instead of one node (Tidings). */
+  /** Director + forwarder nodes instead of one node (Tidings). */
   cluster?: boolean;
+  /** Forwarder nodes of the cluster (default 2). */
+  nodes?: number;
   /** Extra node flags, e.g. ['--cpu-prof', '--cpu-prof-dir=...'] for profiling. */
   execArgv?: string[];
 }
@@ -130,7 +132,7 @@ async function startTidings(opts: ServerOptions): Promise<RunningServer> {
   const director = tidingsNode('director', { ...common, TIDINGS_SERVER_HOST: HOST, TIDINGS_SERVER_PORT: String(d.port), TIDINGS_EDGE_ENABLED: 'false', TIDINGS_SUBSCRIBER_ADDRESS: d.sub, TIDINGS_PUBLISHER_ADDRESS: d.pub, TIDINGS_COMMAND_ADDRESS: d.cmd }, execArgv);
   const nodes: Proc[] = [];
   const urls: string[] = [];
-  for (let i = 0; i < 2; i++) {
+  for (let i = 0; i < (opts.nodes ?? 2); i++) {
     const a = await addresses();
     nodes.push(
       tidingsNode(`node${i + 1}`, {
@@ -155,7 +157,7 @@ async function startTidings(opts: ServerOptions): Promise<RunningServer> {
   await Promise.all(all.map((p) => p.waitFor(/"msg":"node ready"/)));
   return {
     kind: 'tidings',
-    label: 'tidings-cluster',
+    label: opts.nodes === undefined ? 'tidings-cluster' : `tidings-cluster-${opts.nodes}`,
     urls,
     publishTo: d.pub,
     pids: all.map((p) => p.child.pid!),

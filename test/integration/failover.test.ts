@@ -79,6 +79,9 @@ function check(acked: readonly Acked[], label: string): void {
 test('kill -9 of the active director: a standby takes over within 3 s; 0 missing, 0 duplicated, 0 reordered; presence right', async () => {
   const [a, b] = cluster.directors as [HaDirector, HaDirector];
   assert.equal((await cluster.active()).name, a.name);
+  // A standby is not ready (its director answers 155), so load balancers send API calls to the active one.
+  assert.equal((await fetch(`${a.http}/readyz`)).status, 200);
+  assert.equal((await fetch(`${b.http}/readyz`)).status, 503);
   await until(() => pub.acked.length >= 100, 10000, '100 acknowledged publishes before the kill');
   const killedAt = Date.now();
   await a.proc.kill9();
