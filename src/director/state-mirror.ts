@@ -15,6 +15,9 @@ import type { RecordKind, RecordStore } from './engine/engine.js';
 import type { ChannelConfigs } from './channel-config.js';
 import type { CommandHandlers } from './commands.js';
 
+/** Wait before saving records again after a failed save. */
+const RETRY_MS = 250;
+
 interface ConnDoc {
   user: string | null;
   edge: string | null;
@@ -114,9 +117,13 @@ export class StateMirror {
       for (const id of ids) records.set(id, this.doc(kind, id));
       ids.clear();
       this.store.save(kind, records).catch((err: Error) => {
-        // Fenced: this director stops anyway. Otherwise the records are marked again and retried with the next change.
-        if (this.failures++ % 100 === 0) this.log.warn({ err: err.message, kind, records: records.size }, 'could not save state records');
+        // Fenced: this director stops anyway. Otherwise (Redis restarting) the records are saved again shortly.
+        if (this.failures++ % 100 === 0) this.log.warn({ err: err.message, kind, records: records.size }, 'could not save state records; retrying');
         for (const id of records.keys()) this.dirty[kind].add(id);
+        if (!this.scheduled) {
+          this.scheduled = true;
+          setTimeout(() => this.flush(), RETRY_MS).unref();
+        }
       });
     }
   }

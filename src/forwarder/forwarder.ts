@@ -17,7 +17,7 @@ import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import type { Config } from '../config/resolve.js';
 import { SendQueue, type Sendable } from '../zmq/send-queue.js';
-import { DirectorWatch } from './director-watch.js';
+import { DirectorWatch } from '../zmq/director-watch.js';
 
 /** How often a forwarder asks every director which one is active, and how long an answer counts. */
 const WATCH_INTERVAL_MS = 200;

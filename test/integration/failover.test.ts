@@ -16,6 +16,7 @@ import { startHaCluster, type HaCluster, type HaDirector } from '../helpers/ha-c
 import { sdkClient, SteadyPublisher, CountingSubscriber, type Acked } from '../helpers/steady.js';
 import { sleep } from '../helpers/processes.js';
 import type { TidingsClient } from '../../src/client/index.js';
+import { Publisher } from '../../src/publisher/publisher.js';
 
 const CHANNEL = 'ha.steady';
 /** The documented takeover bound with the default 2 s lease (docs/operations.md). */
@@ -82,6 +83,10 @@ test('kill -9 of the active director: a standby takes over within 3 s; 0 missing
   // A standby is not ready (its director answers 155), so load balancers send API calls to the active one.
   assert.equal((await fetch(`${a.http}/readyz`)).status, 200);
   assert.equal((await fetch(`${b.http}/readyz`)).status, 503);
+  // A worker configured with every director's addresses publishes to the active one.
+  const direct = new Publisher({ address: cluster.directors.map((d) => d.publisher), commandAddress: cluster.directors.map((d) => d.command), timeoutMs: 3000 });
+  direct.start();
+  const d1 = await direct.publishAcked('ha.direct', { n: 1 });
   await until(() => pub.acked.length >= 100, 10000, '100 acknowledged publishes before the kill');
   const killedAt = Date.now();
   await a.proc.kill9();
@@ -105,6 +110,11 @@ test('kill -9 of the active director: a standby takes over within 3 s; 0 missing
   // Presence after the takeover: both subscribers, seen by the new director.
   const p = await clients[2]!.presence(CHANNEL);
   assert.deepEqual(p.users.map((u) => u.user).sort(), ['ann', 'bob']);
+  // The worker follows the new active director by itself (the first tries may land in the gap).
+  let d2: { offset: number; epoch: string } | null = null;
+  for (let i = 0; i < 20 && !d2; i++) d2 = await direct.publishAcked('ha.direct', { n: 2 }).catch(() => null);
+  await direct.close();
+  assert.deepEqual(d2, { offset: d1.offset + 1, epoch: d1.epoch }, 'the same stream, continued by the new director');
   // The killed director comes back as a standby.
   a.restart();
   await a.proc.waitFor(/"msg":"director standing by for the lease"/, 20000);

@@ -1,7 +1,7 @@
 /**
- * Which of several directors is the active one, as a forwarder sees it. Every
- * `intervalMs` it asks each director's command address for its `role`; a
- * director answers {active, token} where token is its lease's fencing token.
+ * Which of several directors is the active one, as a forwarder (or a
+ * Publisher) sees it. Every `intervalMs` it asks each director's command
+ * address for its `role`; a director answers {active, token} where token is its lease's fencing token.
  * The one to follow is the active director with the highest token that
  * answered within `staleMs`: a director that was paused and comes back still
  * believing it is active carries an older token and is never followed again,
@@ -9,7 +9,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import { CommandClient } from '../zmq/command-client.js';
+import { CommandClient } from './command-client.js';
 
 interface Role {
   active: boolean;
