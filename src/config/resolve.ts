@@ -60,6 +60,7 @@ export interface Config {
   readonly state_engine: 'memory' | 'redis';
   readonly redis_url: string;
   readonly redis_prefix: string;
+  readonly redis_replicas_ack: number;
   readonly director_lease: number;
   readonly presence_ttl: number;
   readonly metrics: boolean;
@@ -197,8 +198,8 @@ function checkCombination(c: Config): void {
   if (c.state_engine !== 'memory' && c.state_engine !== 'redis') {
     throw new ConfigError('state_engine', `invalid setting state_engine (${envName('state_engine')}): must be memory or redis, got ${JSON.stringify(c.state_engine)}`);
   }
-  if (c.state_engine === 'redis' && !/^rediss?:\/\/[^\s]+$/.test(c.redis_url)) {
-    throw new ConfigError('redis_url', `invalid setting redis_url (${envName('redis_url')}): must be a redis:// or rediss:// URL`);
+  if (c.state_engine === 'redis' && !/^(rediss?|redis\+sentinel):\/\/[^\s]+$/.test(c.redis_url)) {
+    throw new ConfigError('redis_url', `invalid setting redis_url (${envName('redis_url')}): must be a redis://, rediss:// or redis+sentinel:// URL`);
   }
   if (!/^[A-Za-z0-9_.:\-]{1,64}$/.test(c.redis_prefix)) {
     throw new ConfigError('redis_prefix', `invalid setting redis_prefix (${envName('redis_prefix')}): 1-64 characters of A-Z a-z 0-9 _ . : -`);

@@ -89,13 +89,24 @@ export class Director {
     this.historyLimits = () => defaults;
     this.nodeName = config.node_id ?? `director-${process.pid}`;
     if (config.state_engine === 'redis') {
-      const engine = new RedisEngine({ url: config.redis_url, prefix: config.redis_prefix, keepMs: Math.max(REDIS_KEEP_MS, this.collectIdleMs), log: log.child({ component: 'redis-engine' }) });
+      const engine = new RedisEngine({
+        url: config.redis_url,
+        prefix: config.redis_prefix,
+        keepMs: Math.max(REDIS_KEEP_MS, this.collectIdleMs),
+        replicasAck: config.redis_replicas_ack,
+        replicasTimeoutMs: Math.min(1000, Math.round(config.director_lease * 500)),
+        log: log.child({ component: 'redis-engine' }),
+      });
       this.engine = engine;
       const leaseMs = Math.round(config.director_lease * 1000);
       this.lease = new DirectorLease({ redis: engine.redis, prefix: config.redis_prefix, node: this.nodeName, leaseMs, pollMs: Math.max(50, Math.min(250, Math.round(leaseMs / 8))), log: log.child({ component: 'lease' }) });
       this.lease.on('acquired', (value) => {
         engine.fence = value;
-        void this.activate().catch((err: unknown) => this.fenced(`activation failed: ${(err as Error).message}`));
+        // With replicas acknowledging, the lease (and its fencing counter) must survive a promotion before we act on it.
+        void engine
+          .replicated()
+          .then(() => this.activate())
+          .catch((err: unknown) => this.fenced(`activation failed: ${(err as Error).message}`));
       });
       this.lease.on('lost', (reason) => this.fenced(reason));
     } else {

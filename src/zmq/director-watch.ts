@@ -4,8 +4,8 @@
  * address for its `role`; a director answers {active, token} where token is its lease's fencing token.
  * The one to follow is the active director with the highest token that
  * answered within `staleMs`: a director that was paused and comes back still
- * believing it is active carries an older token and is never followed again,
- * and a silent one is left as soon as another claims the lease.
+ * believing it is active carries an older token and is not followed while the
+ * new one answers, and a silent one is left as soon as another claims the lease.
  */
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
@@ -81,8 +81,12 @@ export class DirectorWatch extends EventEmitter<{ follow: [index: number, role: 
         bestToken = s.role.token;
       }
     });
-    // Only a higher token replaces the director followed: never go back to an older active.
-    if (best < 0 || best === this.current || bestToken <= this.currentToken) return;
+    // Only a higher token replaces the director followed while it still answers as active: never go back to an
+    // older active. Once it is silent (or standing by), any active one does (a Redis failover may reset the counter).
+    if (best < 0 || best === this.current) return;
+    const cur = this.current >= 0 ? this.seen[this.current]! : null;
+    const currentAlive = cur !== null && cur.role?.active === true && now - cur.at <= this.opts.staleMs;
+    if (currentAlive && bestToken <= this.currentToken) return;
     this.current = best;
     this.currentToken = bestToken;
     this.opts.log.info({ director: best, address: this.opts.commandAddresses[best], node: this.seen[best]!.role!.node, token: bestToken }, 'following the active director');

@@ -4,7 +4,7 @@
  * same port and dir, so an append-only file is read back.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createConnection } from 'node:net';
@@ -18,6 +18,8 @@ export interface RedisServer {
   readonly pid: number;
   /** kill -9 and start again on the same port and dir. */
   restart(): Promise<void>;
+  /** kill -9, no restart. */
+  kill9(): Promise<void>;
   stop(): Promise<void>;
   output(): string;
 }
@@ -39,13 +41,51 @@ async function pingable(port: number, timeoutMs: number): Promise<void> {
   throw new Error(`redis-server on ${port} did not answer PING within ${timeoutMs} ms`);
 }
 
-export async function startRedis(opts: { appendonly?: boolean; appendfsync?: 'always' | 'everysec' } = {}): Promise<RedisServer> {
+/** redis-sentinel watching `master` (as name `name`), quick to act: down after 500 ms. */
+export async function startSentinel(masterPort: number, name: string): Promise<RedisServer> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'tidings-sentinel-'));
+  const conf = join(dir, 'sentinel.conf');
+  writeFileSync(
+    conf,
+    [`port ${port}`, 'bind 127.0.0.1', `dir ${dir}`, `sentinel monitor ${name} 127.0.0.1 ${masterPort} 1`, `sentinel down-after-milliseconds ${name} 500`, `sentinel failover-timeout ${name} 5000`, `sentinel parallel-syncs ${name} 1`, ''].join('\n'),
+  );
+  let out = '';
+  const child = spawn('redis-sentinel', [conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout.on('data', (d) => (out = (out + d).slice(-5000)));
+  child.stderr.on('data', (d) => (out = (out + d).slice(-5000)));
+  process.once('exit', () => child.kill('SIGKILL'));
+  await pingable(port, 10_000);
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    dir,
+    pid: child.pid!,
+    restart: async () => {
+      throw new Error('not for sentinels');
+    },
+    kill9: async () => {
+      child.kill('SIGKILL');
+    },
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM');
+        await exited;
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+    output: () => out,
+  };
+}
+
+export async function startRedis(opts: { appendonly?: boolean; appendfsync?: 'always' | 'everysec'; args?: string[] } = {}): Promise<RedisServer> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'tidings-redis-'));
   let out = '';
   let child: ChildProcess;
   const launch = async (): Promise<void> => {
-    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', opts.appendonly ? 'yes' : 'no', '--appendfsync', opts.appendfsync ?? 'always', '--dir', dir, '--loglevel', 'warning'], {
+    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', opts.appendonly ? 'yes' : 'no', '--appendfsync', opts.appendfsync ?? 'always', '--dir', dir, '--loglevel', 'warning', ...(opts.args ?? [])], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child.stdout!.on('data', (d) => (out = (out + d).slice(-5000)));
@@ -71,6 +111,7 @@ export async function startRedis(opts: { appendonly?: boolean; appendfsync?: 'al
       await kill('SIGKILL');
       await launch();
     },
+    kill9: () => kill('SIGKILL'),
     stop: async () => {
       await kill('SIGTERM');
       rmSync(dir, { recursive: true, force: true });

@@ -20,6 +20,10 @@ export interface RedisEngineOptions {
   prefix: string;
   /** Channel keys expire this long after their last append or creation. */
   keepMs: number;
+  /** Acknowledge appends only once this many replicas have them (WAIT); 0: when the master has them. */
+  replicasAck?: number;
+  /** How long WAIT waits for the replicas, in ms. */
+  replicasTimeoutMs?: number;
   log: Logger;
 }
 
@@ -48,17 +52,40 @@ function engineError(err: unknown): TidingsError {
   return new TidingsError(ErrorCodes.STATE_UNAVAILABLE, msg);
 }
 
+/**
+ * `redis://[:password@]host:port[/db]`, `rediss://...` (TLS), or
+ * `redis+sentinel://[:password@]host:port[,host:port...]/<master name>[/db]`:
+ * ask those Sentinels for the master and follow it when they promote another.
+ */
+export function parseRedisUrl(url: string): { url: string } | { sentinels: Array<{ host: string; port: number }>; name: string; password?: string; db: number } {
+  const m = /^redis\+sentinel:\/\/(?:(?:[^:@/]*):([^@/]*)@)?([^/]+)\/([^/]+)(?:\/(\d+))?$/.exec(url);
+  if (!m) {
+    if (!/^rediss?:\/\/\S+$/.test(url)) throw new Error('a redis:// , rediss:// or redis+sentinel://host:port[,host:port]/<master> URL');
+    return { url };
+  }
+  const sentinels = m[2]!.split(',').map((hp) => {
+    const i = hp.lastIndexOf(':');
+    const port = i < 0 ? 26379 : Number(hp.slice(i + 1));
+    if (!Number.isInteger(port) || port <= 0 || port > 65535) throw new Error(`bad sentinel address ${hp}`);
+    return { host: i < 0 ? hp : hp.slice(0, i), port };
+  });
+  return { sentinels, name: decodeURIComponent(m[3]!), ...(m[1] ? { password: decodeURIComponent(m[1]) } : {}), db: Number(m[4] ?? 0) };
+}
+
 export function createRedisClient(url: string, name: string): Redis {
-  return new Redis(url, {
+  const options = {
     connectionName: name,
     enableAutoPipelining: true,
     // A command whose connection dropped fails instead of being sent again (an append must never run twice).
     autoResendUnfulfilledCommands: false,
     maxRetriesPerRequest: 1,
     connectTimeout: 2000,
-    retryStrategy: (times) => Math.min(50 * times, 500),
+    retryStrategy: (times: number) => Math.min(50 * times, 500),
     lazyConnect: true,
-  });
+  };
+  const target = parseRedisUrl(url);
+  if ('url' in target) return new Redis(target.url, options);
+  return new Redis({ ...options, sentinels: target.sentinels, name: target.name, db: target.db, ...(target.password ? { password: target.password } : {}), sentinelRetryStrategy: (times: number) => Math.min(100 * times, 1000) });
 }
 
 export class RedisEngine implements StateEngine {
@@ -67,6 +94,9 @@ export class RedisEngine implements StateEngine {
   /** This director's lease value; every write carries it. Set by the lease when it is won. */
   fence = '';
   private readonly epochs = new EpochSource();
+  /** Appends waiting for the next WAIT (one per event-loop turn covers every write before it on this connection). */
+  private replicationWaiters: Array<{ resolve: () => void; reject: (err: Error) => void }> = [];
+  private waitScheduled = false;
   private readonly scripts: Record<'append' | 'position' | 'history' | 'rewrite' | 'save', ScriptFn>;
   readonly leaseKey: string;
 
@@ -132,10 +162,40 @@ export class RedisEngine implements StateEngine {
         this.epochs.next(),
         Math.max(this.opts.keepMs, limits.ttlMs),
       )) as [number, string];
+      await this.replicated();
       return { offset: Number(r[0]), epoch: r[1] };
     } catch (err) {
       throw engineError(err);
     }
+  }
+
+  /**
+   * Resolves once `replicasAck` replicas have every write made so far on this
+   * connection (at once when 0). One WAIT per event-loop turn serves every
+   * append answered in that turn, in order.
+   */
+  replicated(): Promise<void> {
+    const n = this.opts.replicasAck ?? 0;
+    if (n === 0) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      this.replicationWaiters.push({ resolve, reject });
+      if (this.waitScheduled) return;
+      this.waitScheduled = true;
+      setImmediate(() => {
+        this.waitScheduled = false;
+        const batch = this.replicationWaiters;
+        this.replicationWaiters = [];
+        this.redis.wait(n, this.opts.replicasTimeoutMs ?? 1000).then(
+          (got) => {
+            if (got >= n) for (const w of batch) w.resolve();
+            else for (const w of batch) w.reject(new TidingsError(ErrorCodes.STATE_UNAVAILABLE, `only ${got} of ${n} Redis replicas acknowledged in time`));
+          },
+          (err: Error) => {
+            for (const w of batch) w.reject(engineError(err));
+          },
+        );
+      });
+    });
   }
 
   async position(channel: string, now: number): Promise<StreamPosition> {
