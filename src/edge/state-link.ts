@@ -26,6 +26,8 @@ type Event = { op: 'attach'; conn: string; user: string | null } | { op: 'join' 
 const MAX_QUEUED = 100_000;
 /** Events per report command. */
 const BATCH = 5000;
+/** After a failed report or snapshot, the next snapshot goes this much later (each failure waits a command timeout first). */
+const RESYNC_RETRY_MS = 250;
 
 const links = new WeakMap<EdgeServer, StateLink>();
 
@@ -50,6 +52,9 @@ export class StateLink {
   /** Snapshots begun so far, to tell which reports a snapshot already covers. */
   private syncs = 0;
   private timer: NodeJS.Timeout | null = null;
+  private retryTimer: NodeJS.Timeout | null = null;
+  /** Snapshots failed in a row (backoff of retrySync). */
+  private failedSyncs = 0;
 
   constructor(
     private readonly edge: EdgeServer,
@@ -121,9 +126,11 @@ export class StateLink {
         }
       },
       (err: Error) => {
-        // A lost report may have held a join or a leave: the next heartbeat re-sends everything.
+        // A lost report may have held a join or a leave: the full list goes again shortly (a director
+        // failover or restart lasts seconds; presence should be right as soon as a director answers).
         this.log.warn({ err: err.message }, 'presence report failed; will resync');
         this.needSync = true;
+        this.retrySync();
       },
     );
   }
@@ -144,13 +151,33 @@ export class StateLink {
     this.edge.commands
       .request<{ resync: boolean }>('edge_report', { edge: this.edge.edgeId, instance: this.instance, snapshot })
       .then(
-        () => undefined,
+        () => {
+          this.failedSyncs = 0;
+        },
         (err: Error) => {
           this.log.warn({ err: err.message }, 'presence snapshot failed; will retry');
           this.needSync = true;
+          this.failedSyncs++;
+          this.retrySync();
         },
       )
       .finally(() => (this.syncing = false));
+  }
+
+  /**
+   * Send the full list again soon rather than at the next heartbeat: after
+   * RESYNC_RETRY_MS, doubling while snapshots keep failing, at most a
+   * heartbeat interval (one retry pending at a time).
+   */
+  private retrySync(): void {
+    if (this.retryTimer) return;
+    const heartbeatMs = Math.max(500, (this.edge.config.presence_ttl * 1000) / 3);
+    const delay = Math.min(heartbeatMs, RESYNC_RETRY_MS * 2 ** Math.min(this.failedSyncs, 8));
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      if (this.needSync && this.timer) this.sync();
+    }, delay);
+    this.retryTimer.unref();
   }
 
   /** The director's control messages about connections held here. */

@@ -57,10 +57,12 @@ export class SteadyPublisher {
     void p.finally(() => this.pending.delete(p));
   }
 
-  /** Stop publishing and wait for every answer. */
-  async stop(): Promise<void> {
+  /** Stop publishing and wait for every answer (at most `ms`). */
+  async stop(ms = 5000): Promise<void> {
     if (this.timer) clearInterval(this.timer);
-    await Promise.all([...this.pending]);
+    let t: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all([...this.pending]), new Promise((r) => (t = setTimeout(r, ms)))]);
+    clearTimeout(t);
   }
 
   /** The first publish sent at or after `t` that was acknowledged. */
@@ -72,15 +74,21 @@ export class SteadyPublisher {
 export class CountingSubscriber {
   readonly messages: MessagePush[] = [];
   readonly subscribed: SubscribedEvent[] = [];
+  /** Connection and subscription events, for failure messages. */
+  readonly events: string[] = [];
 
   constructor(
     readonly client: TidingsClient,
     readonly name: string,
     channel: string,
   ) {
+    client.on('disconnected', (reason) => this.events.push(`disconnected ${JSON.stringify(reason)}`));
     const s = client.subscribe(channel);
     s.on('message', (m) => this.messages.push(m));
-    s.on('subscribed', (e) => this.subscribed.push(e));
+    s.on('subscribed', (e) => {
+      this.subscribed.push(e);
+      this.events.push(`subscribed ${JSON.stringify(e)}`);
+    });
     this.ready = s.ready(10);
   }
 
