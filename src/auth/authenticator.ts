@@ -13,6 +13,9 @@ export interface Identity {
   publish: readonly string[];
   presence: readonly string[];
   history: readonly string[];
+  /** WAMP procedures the user may call and register (grants.call, grants.register; none by default). */
+  call: readonly string[];
+  register: readonly string[];
   /** Expiry in unix seconds, or null. */
   expires: number | null;
 }
@@ -42,7 +45,7 @@ export class Authenticator {
     if (token === undefined || token === '') {
       if (!this.opts.allowAnonymous) throw new TidingsError(ErrorCodes.TOKEN_INVALID, 'a token is required');
       const g = this.opts.anonymousChannels;
-      return { user: null, subscribe: g, publish: [], presence: g, history: g, expires: null };
+      return { user: null, subscribe: g, publish: [], presence: g, history: g, call: [], register: [], expires: null };
     }
     if (!this.key) throw new TidingsError(ErrorCodes.TOKEN_INVALID, 'tokens are not accepted: no token_secret is set');
     let payload: Record<string, unknown>;
@@ -65,6 +68,8 @@ export class Authenticator {
       publish: grantList(grants['publish'], 'publish'),
       presence: grantList(grants['presence'] ?? grants['subscribe'], 'presence'),
       history: grantList(grants['history'] ?? grants['subscribe'], 'history'),
+      call: grantList(grants['call'], 'call'),
+      register: grantList(grants['register'], 'register'),
       expires: exp,
     };
   }

@@ -10,11 +10,15 @@ export interface TokenRequest {
   publish?: string[];
   presence?: string[];
   history?: string[];
+  /** WAMP procedures the user may call. */
+  call?: string[];
+  /** WAMP procedures the user may register. */
+  register?: string[];
 }
 
 export async function signToken(req: TokenRequest): Promise<string> {
   const grants: Record<string, string[]> = {};
-  for (const k of ['subscribe', 'publish', 'presence', 'history'] as const) {
+  for (const k of ['subscribe', 'publish', 'presence', 'history', 'call', 'register'] as const) {
     if (req[k]) grants[k] = req[k]!;
   }
   return new SignJWT({ grants })

@@ -64,6 +64,11 @@ export interface Config {
   readonly director_lease: number;
   readonly presence_ttl: number;
   readonly metrics: boolean;
+  readonly wamp: boolean;
+  readonly wamp_path: string;
+  readonly wamp_realm: string;
+  readonly wamp_call_timeout: number;
+  readonly wamp_max_calls: number;
 }
 
 export interface Sources {
@@ -216,6 +221,12 @@ function checkCombination(c: Config): void {
   if ((c.tls_cert_file === null) !== (c.tls_key_file === null)) {
     const missing = c.tls_cert_file === null ? 'tls_cert_file' : 'tls_key_file';
     throw new ConfigError(missing, `invalid setting ${missing} (${envName(missing)}): tls_cert_file and tls_key_file go together`);
+  }
+  if (!/^\/[A-Za-z0-9_\-.~/]*$/.test(c.wamp_path) || c.wamp_path === '/ws') {
+    throw new ConfigError('wamp_path', `invalid setting wamp_path (${envName('wamp_path')}): must be a path starting with / other than /ws`);
+  }
+  if (!/^([^\s.#]+\.)*([^\s.#]+)$/.test(c.wamp_realm)) {
+    throw new ConfigError('wamp_realm', `invalid setting wamp_realm (${envName('wamp_realm')}): must be a WAMP URI such as realm1`);
   }
   if (c.server_base_url !== '' && (!c.server_base_url.startsWith('/') || c.server_base_url.endsWith('/'))) {
     throw new ConfigError('server_base_url', `invalid setting server_base_url (${envName('server_base_url')}): must start with / and not end with /`);

@@ -68,6 +68,11 @@ export const SETTINGS: readonly SettingSpec[] = Object.freeze([
   s({ name: 'director_lease', type: 'duration', default: 2, min: 0.5, max: 60, describe: 'Seconds of the active director lease (redis engine): a standby takes over within about this plus 0.5 s after the active dies' }),
   s({ name: 'presence_ttl', type: 'duration', default: 15, min: 2, max: 3600, describe: 'Seconds after which connections of a silent node leave presence' }),
   s({ name: 'metrics', type: 'bool', default: true, describe: 'Serve Prometheus metrics at /metrics' }),
+  s({ name: 'wamp', type: 'bool', default: true, describe: 'Serve WAMP v2 clients (Autobahn) at wamp_path, and at /ws when they offer only WAMP subprotocols' }),
+  s({ name: 'wamp_path', type: 'string', default: '/wamp', describe: 'Websocket path of WAMP clients (under server_base_url)' }),
+  s({ name: 'wamp_realm', type: 'string', default: 'realm1', describe: 'The one WAMP realm clients join; HELLO for another realm gets ABORT wamp.error.no_such_realm' }),
+  s({ name: 'wamp_call_timeout', type: 'duration', default: 60, min: 0.1, max: 3600, describe: "Longest a WAMP call waits for its callee (a caller's timeout option may shorten it), then wamp.error.timeout" }),
+  s({ name: 'wamp_max_calls', type: 'int', default: 100000, min: 1, max: 10000000, describe: 'WAMP calls in flight in the whole cluster (kept by the director); past it calls get tidings.error.limit_exceeded' }),
 ]);
 
 export const SETTING_NAMES: ReadonlySet<string> = new Set(SETTINGS.map((x) => x.name));

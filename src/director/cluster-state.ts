@@ -33,6 +33,8 @@ export class ClusterState {
   readonly ttlMs: number;
   private timer: NodeJS.Timeout | null = null;
   private readonly expired: Counter;
+  /** Told of edge instances whose presence expired (a dead node), so state kept per edge (WAMP registrations) goes too. */
+  readonly expiredInstanceHooks: Array<(instances: readonly string[]) => void> = [];
 
   constructor(
     readonly director: Director,
@@ -93,6 +95,7 @@ export class ClusterState {
     if (instances.length > 0 || removed.length > 0) {
       this.log.info({ instances, connections: removed.length }, 'expired presence of silent edges and unclaimed connections');
     }
+    if (instances.length > 0) for (const hook of this.expiredInstanceHooks) hook(instances);
     this.announce(changes, now);
   }
 

@@ -10,6 +10,7 @@ import { registerStateCommands } from './state-commands.js';
 import { registerConnectionCommands } from './connection-commands.js';
 import { registerMessageCommands } from './message-commands.js';
 import { MirroredPresence, StateMirror } from './state-mirror.js';
+import { installWampDirector } from '../wamp/director-feature.js';
 
 export interface DirectorFeatures {
   stop(): void;
@@ -29,6 +30,12 @@ export function installDirectorFeatures(director: Director, registry: Registry):
       state.log.info(restored, 'cluster state restored from the state engine');
     });
   }
+  const wamp = installWampDirector(state, registry); // WAMP dealer: the cluster's procedure registry
   state.start();
-  return { stop: () => state.stop() };
+  return {
+    stop: () => {
+      state.stop();
+      wamp.stop();
+    },
+  };
 }

@@ -125,6 +125,11 @@ export class EdgeServer implements EdgeContext {
     return this.opts.websocket;
   }
 
+  /** This process' metrics registry, for features' own metrics. */
+  get registry(): Registry {
+    return this.opts.registry;
+  }
+
   get connectionCount(): number {
     return this.connections.size;
   }
@@ -170,6 +175,7 @@ export class EdgeServer implements EdgeContext {
     if (this.stopped) return;
     this.stopped = true;
     if (this.sweepTimer) clearInterval(this.sweepTimer);
+    for (const hook of this.stopHooks) hook();
     for (const c of [...this.connections]) c.close(CloseCodes.SHUTDOWN);
     const server = this.server;
     if (server) {
@@ -287,6 +293,9 @@ export class EdgeServer implements EdgeContext {
    * `path` is the request path without server_base_url. A hook returns true when it took the socket.
    */
   readonly upgradeHooks: Array<(req: IncomingMessage, socket: Duplex, head: Buffer, url: URL, path: string) => boolean> = [];
+
+  /** Run when the edge stops, before its connections close: features close the connections they hold. */
+  readonly stopHooks: Array<() => void> = [];
 
   get webSocketServer(): WebSocketServer | null {
     return this.wss;

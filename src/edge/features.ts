@@ -11,12 +11,14 @@ import { compatFeature } from '../compat/feature.js';
 import { debugFeature } from '../debug/debug-routes.js';
 import { sdkBundleFeature } from '../demo/sdk-route.js';
 import { demoFeature } from '../demo/demo-feature.js';
+import { wampFeature } from '../wamp/edge-feature.js';
 
 export type EdgeFeature = (edge: EdgeServer, config: Config, log: Logger) => void;
 
 const FEATURES: readonly EdgeFeature[] = [
   presenceFeature, // presence, presence_stats, user state; join/leave reports to the director
   compatFeature, // channelstream's signed API and /ws?conn_id= connections
+  wampFeature, // WAMP v2 router for Autobahn clients: wamp_path, and /ws offering only WAMP subprotocols
   debugFeature, // /debug/ views behind admin_secret
   sdkBundleFeature, // GET <base>/tidings.js, the browser SDK
   demoFeature, // the demo chat and its token endpoint, only with the demo setting

@@ -50,6 +50,12 @@ export const ErrorCodes = Object.freeze({
   NOT_ACTIVE: spec(155, 'not_active', 503, 'this director is standing by; the active director answers'),
   FENCED: spec(156, 'fenced', 503, 'this director lost its lease; nothing was sequenced, try again'),
   STATE_UNAVAILABLE: spec(157, 'state_unavailable', 503, 'the state engine (Redis) did not answer'),
+  WAMP_NO_SUCH_PROCEDURE: spec(190, 'wamp_no_such_procedure', 404, 'no procedure is registered under this URI'),
+  WAMP_PROCEDURE_EXISTS: spec(191, 'wamp_procedure_already_exists', 409, 'a procedure is already registered under this URI'),
+  WAMP_NO_SUCH_REGISTRATION: spec(192, 'wamp_no_such_registration', 404, 'no such registration of this session'),
+  WAMP_CANCELED: spec(193, 'wamp_canceled', 503, 'the call was canceled: its callee left before answering'),
+  WAMP_CALL_TIMEOUT: spec(194, 'wamp_call_timeout', 504, 'the callee did not answer within the call timeout'),
+  WAMP_INVALID_URI: spec(195, 'wamp_invalid_uri', 400, 'invalid WAMP URI'),
 });
 
 export type ErrorName = keyof typeof ErrorCodes;
@@ -125,6 +131,7 @@ export const CloseCodes = Object.freeze({
   DISCONNECTED: close(4007, 'disconnected', false, 'disconnected by the server API'),
   UNAVAILABLE: close(4008, 'unavailable', true, 'director unavailable'),
   UNSUPPORTED_PROTOCOL: close(4009, 'unsupported_protocol', false, 'unsupported subprotocol'),
+  WAMP_ABORTED: close(4035, 'wamp_aborted', false, 'WAMP session aborted: the ABORT message says why'),
 });
 
 export type CloseName = keyof typeof CloseCodes;
