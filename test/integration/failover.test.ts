@@ -14,7 +14,7 @@ import { Redis } from 'ioredis';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
 import { startHaCluster, type HaCluster, type HaDirector } from '../helpers/ha-cluster.js';
 import { sdkClient, SteadyPublisher, CountingSubscriber, type Acked } from '../helpers/steady.js';
-import { sleep } from '../helpers/processes.js';
+import { sleep, API_KEY } from '../helpers/processes.js';
 import type { TidingsClient } from '../../src/client/index.js';
 import { Publisher } from '../../src/publisher/publisher.js';
 import { TestClient } from '../helpers/client.js';
@@ -98,6 +98,10 @@ test('kill -9 of the active director: a standby takes over within 3 s; 0 missing
   await a.proc.kill9();
   await b.proc.waitFor(/"msg":"director listening"/, 10000);
   const standbyActiveAt = listeningAt(b)!;
+  // Presence is right from the new director's first answer: it loaded every connection record before answering.
+  const res = await fetch(`${b.http}/api/presence`, { method: 'POST', headers: { 'x-api-key': API_KEY, 'content-type': 'application/json' }, body: JSON.stringify({ channel: CHANNEL }) });
+  const atTakeover = ((await res.json()) as { users: Array<{ user: string }> }).users.map((u) => u.user);
+  assert.ok(['ann', 'bob'].every((u) => atTakeover.includes(u)), `presence at the takeover: ${atTakeover}`);
   await until(() => pub.firstAckSentAfter(killedAt) !== undefined, 10000, 'a publish acknowledged after the kill');
   const first = pub.firstAckSentAfter(killedAt)!;
   const takeover = first.ackAt - killedAt;
