@@ -64,6 +64,19 @@ export interface Config {
   readonly director_lease: number;
   readonly presence_ttl: number;
   readonly metrics: boolean;
+  readonly omnibus_authenticator: 'off' | 'noop' | 'user' | 'http';
+  readonly omnibus_base_url: string;
+  readonly django_secret_key: string | null;
+  readonly sethpusher_enabled: boolean;
+  readonly sethpusher_base_url: string;
+  readonly native_sockjs: boolean;
+  readonly sockjs_heartbeat: number;
+  readonly sockjs_disconnect_delay: number;
+  readonly auth_url: string | null;
+  readonly auth_native: boolean;
+  readonly auth_timeout: number;
+  readonly auth_cache_ttl: number;
+  readonly auth_cache_size: number;
   readonly wamp: boolean;
   readonly wamp_path: string;
   readonly wamp_realm: string;
@@ -230,6 +243,36 @@ function checkCombination(c: Config): void {
   }
   if (c.server_base_url !== '' && (!c.server_base_url.startsWith('/') || c.server_base_url.endsWith('/'))) {
     throw new ConfigError('server_base_url', `invalid setting server_base_url (${envName('server_base_url')}): must start with / and not end with /`);
+  }
+  checkAuthentication(c);
+}
+
+const AUTHENTICATORS = ['off', 'noop', 'user', 'http'];
+const ENDPOINT_PATH = /^\/[A-Za-z0-9._~\-/]*[A-Za-z0-9._~\-]$/;
+
+/** The compatibility endpoints and their authenticators: each must be able to prove who a client is. */
+function checkAuthentication(c: Config): void {
+  const fail = (k: string, why: string): never => {
+    throw new ConfigError(k, `invalid setting ${k} (${envName(k)}): ${why}`);
+  };
+  if (!AUTHENTICATORS.includes(c.omnibus_authenticator)) fail('omnibus_authenticator', `must be one of ${AUTHENTICATORS.join(', ')}, got ${JSON.stringify(c.omnibus_authenticator)}`);
+  for (const k of ['omnibus_base_url', 'sethpusher_base_url'] as const) {
+    if (!ENDPOINT_PATH.test(c[k]) || c[k].includes('//')) fail(k, `must be a path like /ec (starts with /, does not end with /), got ${JSON.stringify(c[k])}`);
+  }
+  if (c.omnibus_authenticator !== 'off' && c.sethpusher_enabled && c.omnibus_base_url === c.sethpusher_base_url) {
+    fail('sethpusher_base_url', 'must differ from omnibus_base_url');
+  }
+  if (c.omnibus_authenticator === 'noop' && !c.allow_anonymous) fail('omnibus_authenticator', 'noop lets everyone in: development only, and only with allow_anonymous true');
+  if (c.omnibus_authenticator === 'user' && !c.django_secret_key) fail('django_secret_key', 'required when omnibus_authenticator is user');
+  if ((c.omnibus_authenticator === 'http' || c.auth_native) && !c.auth_url) fail('auth_url', `required when ${c.auth_native ? 'auth_native is true' : 'omnibus_authenticator is http'}`);
+  if (c.auth_url !== null) {
+    let u: URL | null = null;
+    try {
+      u = new URL(c.auth_url);
+    } catch {
+      u = null;
+    }
+    if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:')) fail('auth_url', `must be an http:// or https:// URL, got ${JSON.stringify(c.auth_url)}`);
   }
 }
 
