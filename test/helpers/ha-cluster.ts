@@ -16,6 +16,8 @@ export interface HaDirector {
   env: Record<string, string>;
   /** Start it again (after kill -9 or exit) with the same settings. */
   restart(): TidingsProcess;
+  /** Times it exited with 3 (fenced: its lease was lost) and was started again, as a supervisor would. */
+  fencedExits: number;
 }
 
 export interface HaNode {
@@ -37,6 +39,7 @@ const host = '127.0.0.1';
 
 export async function startHaCluster(redisUrl: string, directorCount: number, nodeCount: number, workers: number, extraEnv: Record<string, string> = {}): Promise<HaCluster> {
   const directors: HaDirector[] = [];
+  const stoppers: Array<() => void> = [];
   for (let i = 0; i < directorCount; i++) {
     const [port, sub, pub, cmd] = await freePorts(4);
     const name = `director${String.fromCharCode(65 + i)}`;
@@ -54,16 +57,30 @@ export async function startHaCluster(redisUrl: string, directorCount: number, no
       TIDINGS_NODE_ID: name,
       ...extraEnv,
     };
+    let stopping = false;
+    // A supervisor: a director that lost its lease (exit 3) is started again, as a standby.
+    const supervise = (proc: TidingsProcess): TidingsProcess => {
+      void proc.wait().then((code) => {
+        if (code === 3 && !stopping && d.proc === proc) {
+          d.fencedExits++;
+          d.proc = supervise(serve(name, env));
+        }
+      });
+      return proc;
+    };
     const d: HaDirector = {
       name,
-      proc: serve(name, env),
+      proc: null as unknown as TidingsProcess,
       http: `http://${host}:${port}`,
       subscriber: env.TIDINGS_SUBSCRIBER_ADDRESS,
       publisher: env.TIDINGS_PUBLISHER_ADDRESS,
       command: env.TIDINGS_COMMAND_ADDRESS,
       env,
-      restart: () => (d.proc = serve(name, env)),
+      restart: () => (d.proc = supervise(serve(name, env))),
+      fencedExits: 0,
     };
+    d.proc = supervise(serve(name, env));
+    stoppers.push(() => (stopping = true));
     directors.push(d);
     // The first one starts alone, so it is the first active.
     if (i === 0) await d.proc.waitFor(/"msg":"director listening"/, 20000);
@@ -111,6 +128,7 @@ export async function startHaCluster(redisUrl: string, directorCount: number, no
       }
     },
     stop: async () => {
+      for (const s of stoppers) s();
       await Promise.all(nodes.map((n) => n.proc.stop()));
       await Promise.all(directors.map((d) => d.proc.stop()));
     },
