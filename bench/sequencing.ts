@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { pino } from 'pino';
 import { CommandClient } from '../src/zmq/command-client.js';
+import { linkLimit } from '../src/zmq/security.js';
 import { startRedis, type RedisServer } from '../test/helpers/redis.js';
 import { freePorts } from '../test/helpers/ports.js';
 import { sample, cpuBetween } from './lib/proc-stats.js';
@@ -68,7 +69,15 @@ async function once(engine: 'memory' | 'redis'): Promise<Run> {
   try {
     director.stdout!.resume();
     director.stderr!.resume();
-    const client = new CommandClient({ address: `tcp://127.0.0.1:${cmd}`, timeoutMs: 10_000, maxInFlight: inFlight * 2, highWaterMark: 100_000, log });
+    const client = new CommandClient({
+      address: `tcp://127.0.0.1:${cmd}`,
+      timeoutMs: 10_000,
+      maxInFlight: inFlight * 2,
+      highWaterMark: 100_000,
+      // Loopback without keys, as the director runs here; the node's default link limit.
+      link: { curve: null, maxMessageSize: linkLimit({ max_message_size: 65536 }) },
+      log,
+    });
     client.start();
     // Ready when a publish is acknowledged (the redis engine first takes its lease).
     const readyBy = Date.now() + 20_000;

@@ -29,7 +29,7 @@ export function loadConfig(argv: Record<string, unknown>, env: NodeJS.ProcessEnv
     }
     file = parsed as Record<string, unknown>;
   }
-  const config = resolveConfig({ flags, env, file });
+  const config = resolveConfig({ flags, env, file, readFile: (f) => readFileSync(f, 'utf8') });
   for (const key of ['tls_cert_file', 'tls_key_file'] as const) {
     const f = config[key];
     if (f === null) continue;

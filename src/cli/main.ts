@@ -6,6 +6,7 @@ import { serveCommand } from './serve.js';
 import { publishCommand } from './publish.js';
 import { tokenCommand } from './token.js';
 import { tickerCommand } from './ticker.js';
+import { keygenCommand } from './keygen.js';
 
 await yargs(hideBin(process.argv))
   .scriptName('tidings')
@@ -13,7 +14,8 @@ await yargs(hideBin(process.argv))
   .command(publishCommand as never)
   .command(tokenCommand as never)
   .command(tickerCommand as never)
-  .demandCommand(1, 'give a command: serve, publish, token or ticker')
+  .command(keygenCommand as never)
+  .demandCommand(1, 'give a command: serve, publish, token, ticker or keygen')
   .strict()
   .wrap(Math.min(120, process.stdout.columns || 120))
   .help()

@@ -2,8 +2,9 @@
 import type { CommandModule } from 'yargs';
 import { createLogger } from '../log.js';
 import { Publisher } from '../publisher/publisher.js';
+import { addCurveOptions, curveFromArgs, type CurveArgs } from './curve-options.js';
 
-interface PublishArgs {
+interface PublishArgs extends CurveArgs {
   channel?: string;
   user?: string;
   data: string;
@@ -13,6 +14,7 @@ interface PublishArgs {
   'no-history': boolean;
   'publisher-address': string;
   'command-address': string;
+  'max-message-size': number;
   timeout: number;
 }
 
@@ -20,7 +22,7 @@ export const publishCommand: CommandModule<object, PublishArgs> = {
   command: 'publish',
   describe: 'Publish a JSON message over ZeroMQ (to --channel or --user)',
   builder: (y) =>
-    y
+    addCurveOptions(y)
       .option('channel', { type: 'string', describe: 'Channel to publish to' })
       .option('user', { type: 'string', describe: 'User to send to (every connection of the user)' })
       .option('data', { type: 'string', demandOption: true, describe: 'Message data, JSON text' })
@@ -29,7 +31,8 @@ export const publishCommand: CommandModule<object, PublishArgs> = {
       .option('ack', { type: 'boolean', default: false, describe: 'Publish over the command address and print offset and epoch' })
       .option('no-history', { type: 'boolean', default: false, describe: 'Keep the message out of history' })
       .option('publisher-address', { type: 'string', default: process.env['TIDINGS_PUBLISHER_ADDRESS'] ?? 'tcp://127.0.0.1:4244', describe: 'Publisher address; with several directors, every one, comma-separated [env TIDINGS_PUBLISHER_ADDRESS]' })
-      .option('command-address', { type: 'string', default: process.env['TIDINGS_COMMAND_ADDRESS'] ?? 'tcp://127.0.0.1:4245', describe: 'Command address, for --ack; with several directors, every one, comma-separated (the active one answers) [env TIDINGS_COMMAND_ADDRESS]' })
+      .option('command-address', { type: 'string', default: process.env['TIDINGS_COMMAND_ADDRESS'] ?? 'tcp://127.0.0.1:4245', describe: 'Command address, for --ack (with CURVE it takes node keys only); with several directors, every one, comma-separated (the active one answers) [env TIDINGS_COMMAND_ADDRESS]' })
+      .option('max-message-size', { type: 'number', default: Number(process.env['TIDINGS_MAX_MESSAGE_SIZE'] || 65536), describe: "The node's max_message_size: larger messages are refused here [env TIDINGS_MAX_MESSAGE_SIZE]" })
       .option('timeout', { type: 'number', default: 10, describe: 'Seconds to wait for the director' })
       .check((a) => {
         if ((a.channel === undefined) === (a.user === undefined)) throw new Error('give exactly one of --channel and --user');
@@ -40,6 +43,7 @@ export const publishCommand: CommandModule<object, PublishArgs> = {
         }
         if (!Number.isInteger(a.count) || a.count < 1 || a.count > 10_000_000) throw new Error('--count must be 1..10000000');
         if (a.ack && a.user !== undefined) throw new Error('--ack works with --channel only');
+        curveFromArgs(a);
         return true;
       }),
   handler: async (a) => {
@@ -50,6 +54,8 @@ export const publishCommand: CommandModule<object, PublishArgs> = {
       commandAddress: a['command-address'].split(','),
       sender: a.sender ?? null,
       timeoutMs: a.timeout * 1000,
+      curve: curveFromArgs(a),
+      maxMessageSize: a['max-message-size'],
       log,
     });
     pub.start();

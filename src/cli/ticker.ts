@@ -7,8 +7,9 @@ import type { CommandModule } from 'yargs';
 import { hostname } from 'node:os';
 import { createLogger } from '../log.js';
 import { Publisher } from '../publisher/publisher.js';
+import { addCurveOptions, curveFromArgs, type CurveArgs } from './curve-options.js';
 
-interface TickerArgs {
+interface TickerArgs extends CurveArgs {
   channel: string;
   interval: number;
   count: number;
@@ -19,7 +20,7 @@ export const tickerCommand: CommandModule<object, TickerArgs> = {
   command: 'ticker',
   describe: 'Sample worker: publish {"tick": n} to a channel every --interval ms over ZeroMQ',
   builder: (y) =>
-    y
+    addCurveOptions(y)
       .option('channel', { type: 'string', default: 'ticks', describe: 'Channel to publish to' })
       .option('interval', { type: 'number', default: 1000, describe: 'Milliseconds between ticks' })
       .option('count', { type: 'number', default: 0, describe: 'Stop after this many ticks (0: run until stopped)' })
@@ -27,13 +28,14 @@ export const tickerCommand: CommandModule<object, TickerArgs> = {
       .check((a) => {
         if (!(a.interval >= 1 && a.interval <= 3_600_000)) throw new Error('--interval must be 1..3600000 ms');
         if (!Number.isInteger(a.count) || a.count < 0) throw new Error('--count must be a non-negative integer');
+        curveFromArgs(a);
         return true;
       }),
   handler: async (a) => {
     const log = createLogger((process.env['TIDINGS_LOG_LEVEL'] as 'info') ?? 'info', { component: 'ticker' });
-    const pub = new Publisher({ address: a['publisher-address'].split(','), sender: `ticker@${hostname()}`, log });
+    const pub = new Publisher({ address: a['publisher-address'].split(','), sender: `ticker@${hostname()}`, curve: curveFromArgs(a), log });
     pub.start();
-    log.info({ channel: a.channel, interval: a.interval, address: a['publisher-address'] }, 'ticker started');
+    log.info({ channel: a.channel, interval: a.interval, address: a['publisher-address'], curve: a['curve-secret-key'] !== undefined || a['curve-secret-key-file'] !== undefined }, 'ticker started');
     let n = 0;
     let stopping = false;
     const stop = (): void => {

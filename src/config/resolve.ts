@@ -4,6 +4,9 @@
  * Pure: takes plain objects, throws ConfigError naming the setting.
  */
 import { SETTINGS, type SettingSpec, envName, flagName } from './settings.js';
+import { resolveCurve, type CurveConfig } from './curve.js';
+
+export type { CurveConfig } from './curve.js';
 
 export class ConfigError extends Error {
   readonly setting: string;
@@ -34,6 +37,15 @@ export interface Config {
   readonly director_subscriber_address: readonly string[];
   readonly director_publisher_address: readonly string[];
   readonly director_command_address: readonly string[];
+  readonly curve_secret_key: string | null;
+  readonly curve_secret_key_file: string | null;
+  readonly curve_director_key: string | null;
+  readonly curve_director_key_file: string | null;
+  readonly curve_node_keys: readonly string[];
+  readonly curve_node_keys_file: readonly string[];
+  readonly curve_worker_keys: readonly string[];
+  readonly curve_worker_keys_file: readonly string[];
+  readonly zmq_insecure: boolean;
   readonly node_id: string | null;
   readonly secret: string | null;
   readonly admin_secret: string | null;
@@ -82,6 +94,11 @@ export interface Config {
   readonly wamp_realm: string;
   readonly wamp_call_timeout: number;
   readonly wamp_max_calls: number;
+  /**
+   * CURVE keys resolved from the curve_* settings and their files (null: no
+   * CURVE). Derived once here, so edge workers get them with the config.
+   */
+  readonly curve: CurveConfig | null;
 }
 
 export interface Sources {
@@ -90,6 +107,8 @@ export interface Sources {
   env?: Record<string, string | undefined>;
   /** Parsed config file object, keyed by setting name. */
   file?: Record<string, unknown>;
+  /** Reads the key files that curve_*_file settings name (none given: such a setting is an error). */
+  readFile?: (path: string) => string;
 }
 
 const LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
@@ -200,6 +219,7 @@ export function resolveConfig(sources: Sources): Config {
   }
   const cfg = out as unknown as Config;
   checkCombination(cfg);
+  out['curve'] = resolveCurve(cfg, sources.readFile);
   return Object.freeze(cfg);
 }
 

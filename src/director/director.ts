@@ -11,6 +11,7 @@ import type { Config } from '../config/resolve.js';
 import { ErrorCodes, TidingsError } from '../protocol/errors.js';
 import { channelProblem, isValidUser } from '../protocol/names.js';
 import { SendQueue } from '../zmq/send-queue.js';
+import { bindSecured, linkLimit, type BoundLink } from '../zmq/security.js';
 import { channelTopic, userTopic } from '../cluster/topics.js';
 import { DownKind, encodeHeader, parsePublish, WireError } from '../cluster/wire.js';
 import { ChannelRegistry } from './channels.js';
@@ -47,6 +48,7 @@ export class Director {
   /** Topics some node holds a subscription to, as XPUB reports them. */
   readonly heldTopics = new Set<string>();
   private loops: Promise<void>[] = [];
+  private links: BoundLink[] = [];
   private collectTimer: NodeJS.Timeout | null = null;
   private stopping = false;
   /** The command table; features add their commands with `handlers.register`. */
@@ -74,6 +76,8 @@ export class Director {
   private inFlight = 0;
   private inFlightWaiters: Array<() => void> = [];
   private readonly nodeName: string;
+  /** Largest frame the director sends: what every node's connecting socket accepts. */
+  private readonly frameLimit: number;
 
   constructor(
     readonly config: Config,
@@ -81,6 +85,7 @@ export class Director {
     registry: Registry,
   ) {
     this.collectIdleMs = config.channel_idle_timeout * 1000;
+    this.frameLimit = linkLimit(config);
     this.channels = new ChannelRegistry({
       historySize: config.history_size,
       historyTtlMs: config.history_ttl * 1000,
@@ -152,14 +157,14 @@ export class Director {
     }
     // Standing by until the lease is ours: only the command address answers (role; everything else 155).
     await this.bindCommands();
-    this.log.info({ command: this.config.command_address, engine: this.engine.kind }, 'director standing by for the lease');
+    this.log.info({ command: this.config.command_address, engine: this.engine.kind, curve: this.config.curve !== null }, 'director standing by for the lease');
     this.lease.start();
   }
 
   private async bindCommands(): Promise<void> {
     const hwm = this.config.zmq_high_water_mark;
     this.router = new Router({ sendHighWaterMark: hwm, receiveHighWaterMark: hwm, linger: 0 });
-    await this.router.bind(this.config.command_address);
+    this.links.push(await bindSecured(this.router, this.config.command_address, 'command', this.config, this.log));
     this.replies = new SendQueue(this.router, hwm, this.log, 'director-replies');
     this.loops.push(this.commandLoop(this.router));
   }
@@ -175,8 +180,8 @@ export class Director {
     // noDrop: at the high-water mark sends wait instead of silently dropping.
     this.xpub = new XPublisher({ sendHighWaterMark: hwm, receiveHighWaterMark: hwm, noDrop: true, linger: 0 });
     this.xsub = new XSubscriber({ receiveHighWaterMark: hwm, sendHighWaterMark: hwm, linger: 0 });
-    await this.xpub.bind(this.config.subscriber_address);
-    await this.xsub.bind(this.config.publisher_address);
+    this.links.push(await bindSecured(this.xpub, this.config.subscriber_address, 'subscriber', this.config, this.log));
+    this.links.push(await bindSecured(this.xsub, this.config.publisher_address, 'publisher', this.config, this.log));
     // XSUB: subscribe to everything published to us.
     await this.xsub.send(Buffer.from([1]));
     this.down = new SendQueue(this.xpub, hwm, this.log, 'director-down');
@@ -190,6 +195,7 @@ export class Director {
         command: this.config.command_address,
         engine: this.engine.kind,
         lease: this.lease?.value ?? null,
+        curve: this.config.curve !== null,
       },
       'director listening',
     );
@@ -220,6 +226,7 @@ export class Director {
     this.replies?.close();
     for (const s of [this.xsub, this.xpub, this.router]) s?.close();
     await Promise.allSettled(this.loops);
+    await Promise.allSettled(this.links.splice(0).map((l) => l.release()));
     this.xsub = this.xpub = this.router = null;
     // A graceful stop hands the lease over at once.
     await this.lease?.stop();
@@ -312,6 +319,8 @@ export class Director {
 
   private sendDown(frames: Buffer[]): void {
     if (!this.down) throw new TidingsError(ErrorCodes.UNAVAILABLE, 'director stopped');
+    // Nodes disconnect a director that sends more than their limit: refuse it here instead.
+    if (frames[2]!.length > this.frameLimit) throw new TidingsError(ErrorCodes.PAYLOAD_TOO_LARGE, `${frames[2]!.length} bytes > the node link limit ${this.frameLimit}`);
     if (!this.down.push(frames)) throw new TidingsError(ErrorCodes.LIMIT_EXCEEDED, 'director send queue full');
   }
 
@@ -384,7 +393,14 @@ export class Director {
         // A standby answers only `role`: forwarders ask every director which one is active.
         const run = name === 'role' ? Promise.resolve(this.role()) : this.active ? this.handlers.dispatch(name, body) : Promise.reject(new TidingsError(ErrorCodes.NOT_ACTIVE));
         void run.then(
-          (result) => this.reply([...route, id, Buffer.from('ok'), Buffer.from(JSON.stringify(result ?? null))]),
+          (result) => {
+            const json = Buffer.from(JSON.stringify(result ?? null));
+            if (json.length <= this.frameLimit) return this.reply([...route, id, Buffer.from('ok'), json]);
+            // The caller's socket would drop this link for a larger frame: answer with the error instead.
+            const e = new TidingsError(ErrorCodes.PAYLOAD_TOO_LARGE, `reply of ${json.length} bytes > the node link limit ${this.frameLimit}; ask for less`);
+            this.log.warn({ method: name.slice(0, 64), bytes: json.length }, 'command reply too large for the link');
+            this.reply([...route, id, Buffer.from('error'), Buffer.from(JSON.stringify(e.toBody()))]);
+          },
           (err: unknown) => {
             const e = err instanceof TidingsError ? err : new TidingsError(ErrorCodes.INTERNAL);
             if (!(err instanceof TidingsError)) this.log.error({ err }, 'command failed');

@@ -20,6 +20,7 @@ import { Siblings, type SiblingOptions } from './siblings.js';
 import { CloseCodes, ErrorCodes, TidingsError, toErrorBody } from '../protocol/errors.js';
 import { SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK } from '../protocol/messages.js';
 import { encodeMsgpack, type Format } from '../protocol/codec.js';
+import { nodeClientLink } from '../zmq/security.js';
 import { CommandClient } from '../zmq/command-client.js';
 import { sendError, sendJson, sendText } from '../http/io.js';
 import { PublishApi } from '../api/publish-api.js';
@@ -99,10 +100,12 @@ export class EdgeServer implements EdgeContext {
       timeoutMs: opts.config.command_timeout * 1000,
       maxInFlight: 100_000,
       highWaterMark: opts.config.zmq_high_water_mark,
+      link: nodeClientLink(opts.config, 'local'),
       log: opts.log.child({ component: 'command-client' }),
     });
     this.hub = new Hub({
       subscriberAddress: opts.config.subscriber_address,
+      link: nodeClientLink(opts.config, 'local'),
       edgeId: opts.edgeId,
       highWaterMark: opts.config.zmq_high_water_mark,
       probeTimeoutMs: opts.config.command_timeout * 1000,

@@ -9,6 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { EdgeServer } from './edge-server.js';
+import { linkLimit } from '../zmq/security.js';
 
 /** A connection the director may act on, native or channelstream-compatible. */
 export interface TrackedConnection {
@@ -147,20 +148,30 @@ export class StateLink {
     this.syncs++;
     this.needSync = false;
     this.queue = [];
-    const snapshot = [...this.conns.values()].map((c) => ({ conn: c.id, user: c.user, channels: [...c.channels()] }));
-    this.edge.commands
-      .request<{ resync: boolean }>('edge_report', { edge: this.edge.edgeId, instance: this.instance, snapshot })
-      .then(
-        () => {
+    const [snapshot, ...rest] = splitSnapshot(
+      [...this.conns.values()].map((c) => ({ conn: c.id, user: c.user, channels: [...c.channels()] })),
+      linkLimit(this.edge.config) / 2,
+    );
+    let failed = false;
+    const fail = (err: Error): void => {
+      if (failed) return;
+      failed = true;
+      this.log.warn({ err: err.message }, 'presence snapshot failed; will retry');
+      this.needSync = true;
+    };
+    const sent = this.edge.commands.request<{ resync: boolean }>('edge_report', { edge: this.edge.edgeId, instance: this.instance, snapshot }).then(() => undefined, fail);
+    // A snapshot larger than one command frame may carry: the rest follows as attach and join
+    // events, sent now so they stay in order ahead of anything queued later.
+    const more = rest.map((events) => this.edge.commands.request('edge_report', { edge: this.edge.edgeId, instance: this.instance, events }).then(() => undefined, fail));
+    void Promise.all([sent, ...more])
+      .then(() => {
+        if (!failed) {
           this.failedSyncs = 0;
-        },
-        (err: Error) => {
-          this.log.warn({ err: err.message }, 'presence snapshot failed; will retry');
-          this.needSync = true;
-          this.failedSyncs++;
-          this.retrySync();
-        },
-      )
+          return;
+        }
+        this.failedSyncs++;
+        this.retrySync();
+      })
       .finally(() => (this.syncing = false));
   }
 
@@ -201,4 +212,46 @@ export class StateLink {
       }
     }
   }
+}
+
+interface SnapshotEntry {
+  conn: string;
+  user: string | null;
+  channels: string[];
+}
+
+/**
+ * The full list as one snapshot within `budget` bytes, then, past that,
+ * batches of attach and join events (at most BATCH each, within the budget).
+ */
+export function splitSnapshot(entries: SnapshotEntry[], budget: number): [SnapshotEntry[], ...Event[][]] {
+  const snapshot: SnapshotEntry[] = [];
+  const batches: Event[][] = [];
+  let size = 0;
+  let i = 0;
+  for (; i < entries.length; i++) {
+    const n = Buffer.byteLength(JSON.stringify(entries[i]));
+    if (size + n > budget && snapshot.length > 0) break;
+    snapshot.push(entries[i]!);
+    size += n;
+  }
+  let batch: Event[] = [];
+  size = 0;
+  const add = (e: Event): void => {
+    const n = Buffer.byteLength(JSON.stringify(e));
+    if (batch.length > 0 && (batch.length >= BATCH || size + n > budget)) {
+      batches.push(batch);
+      batch = [];
+      size = 0;
+    }
+    batch.push(e);
+    size += n;
+  };
+  for (; i < entries.length; i++) {
+    const e = entries[i]!;
+    add({ op: 'attach', conn: e.conn, user: e.user });
+    for (const channel of e.channels) add({ op: 'join', conn: e.conn, channel });
+  }
+  if (batch.length > 0) batches.push(batch);
+  return [snapshot, ...batches];
 }

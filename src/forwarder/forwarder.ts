@@ -18,6 +18,7 @@ import { Counter, type Registry } from 'prom-client';
 import type { Config } from '../config/resolve.js';
 import { SendQueue, type Sendable } from '../zmq/send-queue.js';
 import { DirectorWatch } from '../zmq/director-watch.js';
+import { bindSecured, connectSecured, nodeClientLink, type BoundLink, type ClientLink } from '../zmq/security.js';
 
 /** How often a forwarder asks every director which one is active, and how long an answer counts. */
 const WATCH_INTERVAL_MS = 200;
@@ -29,12 +30,13 @@ interface Receivable {
 
 export class Forwarder {
   private sockets: Array<{ close(): void }> = [];
+  private links: BoundLink[] = [];
   private queues: SendQueue[] = [];
   private loops: Promise<void>[] = [];
   private stopping = false;
   private readonly frames: Counter<'path'>;
   private watch: DirectorWatch | null = null;
-  private upstream: { downIn: XSubscriber; upOut: XPublisher; cmdOut: Dealer } | null = null;
+  private upstream: { downIn: XSubscriber; upOut: XPublisher; cmdOut: Dealer; link: ClientLink } | null = null;
   /** Index of the director the upstream sockets are connected to, or -1. */
   private following = -1;
   private readonly switches: Counter;
@@ -66,13 +68,15 @@ export class Forwarder {
     const cmdOut = new Dealer(opts);
     this.sockets.push(downIn, downOut, upIn, upOut, cmdIn, cmdOut);
 
-    await downOut.bind(c.subscriber_address);
-    await upIn.bind(c.publisher_address);
-    await cmdIn.bind(c.command_address);
-    this.upstream = { downIn, upOut, cmdOut };
+    this.links.push(await bindSecured(downOut, c.subscriber_address, 'subscriber', c, this.log));
+    this.links.push(await bindSecured(upIn, c.publisher_address, 'publisher', c, this.log));
+    this.links.push(await bindSecured(cmdIn, c.command_address, 'command', c, this.log));
+    // Every director of a failover group has the same server key (curve_director_key).
+    const link = nodeClientLink(c, 'director');
+    this.upstream = { downIn, upOut, cmdOut, link };
     if (c.director_command_address.length === 1) this.follow(0);
     else {
-      this.watch = new DirectorWatch({ commandAddresses: c.director_command_address, intervalMs: WATCH_INTERVAL_MS, staleMs: WATCH_STALE_MS, highWaterMark: 1000, log: this.log });
+      this.watch = new DirectorWatch({ commandAddresses: c.director_command_address, link, intervalMs: WATCH_INTERVAL_MS, staleMs: WATCH_STALE_MS, highWaterMark: 1000, log: this.log });
       this.watch.on('follow', (index) => this.follow(index));
       this.watch.start();
     }
@@ -89,6 +93,7 @@ export class Forwarder {
         publisher: c.publisher_address,
         command: c.command_address,
         director: { subscriber: c.director_subscriber_address, publisher: c.director_publisher_address, command: c.director_command_address },
+        curve: c.curve !== null,
       },
       'forwarder running',
     );
@@ -105,9 +110,9 @@ export class Forwarder {
       u.upOut.disconnect(c.director_publisher_address[prev]!);
       u.cmdOut.disconnect(c.director_command_address[prev]!);
     }
-    u.downIn.connect(c.director_subscriber_address[index]!);
-    u.upOut.connect(c.director_publisher_address[index]!);
-    u.cmdOut.connect(c.director_command_address[index]!);
+    connectSecured(u.downIn, c.director_subscriber_address[index]!, u.link);
+    connectSecured(u.upOut, c.director_publisher_address[index]!, u.link);
+    connectSecured(u.cmdOut, c.director_command_address[index]!, u.link);
     this.following = index;
     this.switches.inc();
   }
@@ -141,6 +146,7 @@ export class Forwarder {
     for (const q of this.queues) q.close();
     for (const s of this.sockets) s.close();
     await Promise.allSettled(this.loops);
+    await Promise.allSettled(this.links.splice(0).map((l) => l.release()));
     this.log.info('forwarder stopped');
   }
 }

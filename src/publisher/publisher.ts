@@ -9,13 +9,19 @@
  * wait (noDrop) rather than drop.
  *
  * `publishAcked` goes over the command address and resolves with the
- * message's offset and epoch.
+ * message's offset and epoch (the command address takes node keys only, so
+ * with CURVE it needs a node key pair).
  *
  * With several directors (redis engine) give every director's addresses: the
  * XPUB connects to all of them (only the active one binds its publisher
  * address), and acknowledged publishes go to the active one, found as
  * forwarders find it (DirectorWatch). Unacknowledged publishes sent while no
  * director is active may be lost; acknowledged ones are answered or fail.
+ *
+ * With `curve`, the sockets are CURVE clients: the worker's key pair (its
+ * public key listed in the node's curve_worker_keys) and the public key of
+ * the node it connects to (for several directors, their shared
+ * curve_director_key): every connection, to every director, is a CURVE one.
  */
 import { XPublisher } from 'zeromq';
 import { pino, type Logger } from 'pino';
@@ -25,6 +31,8 @@ import { encodePublish } from '../cluster/wire.js';
 import { SendQueue } from '../zmq/send-queue.js';
 import { CommandClient } from '../zmq/command-client.js';
 import { DirectorWatch } from '../zmq/director-watch.js';
+import { publicKeyOf } from '../zmq/keys.js';
+import { connectSecured, ingressLimit, linkLimit, type ClientLink } from '../zmq/security.js';
 
 export interface PublisherOptions {
   /** A publisher address: the director's, or the local forwarder's; or every director's. */
@@ -36,6 +44,10 @@ export interface PublisherOptions {
   /** Sender name stamped on messages (default null). */
   sender?: string | null;
   timeoutMs?: number;
+  /** CURVE keys: this worker's secret key (its public key is derived) and the node's public key. */
+  curve?: { secretKey: string; serverKey: string } | null;
+  /** The node's max_message_size (default 65536): larger messages are refused here. */
+  maxMessageSize?: number;
   log?: Logger;
 }
 
@@ -50,25 +62,35 @@ export class Publisher {
   private readyWaiters: Array<() => void> = [];
   private readonly log: Logger;
   private readonly maxQueue: number;
+  private readonly maxMessageSize: number;
 
   constructor(private readonly opts: PublisherOptions) {
     this.log = opts.log ?? pino({ level: 'warn' });
     this.maxQueue = opts.maxQueue ?? 100_000;
+    this.maxMessageSize = opts.maxMessageSize ?? 65536;
+  }
+
+  private link(maxMessageSize: number): ClientLink {
+    const c = this.opts.curve;
+    return { curve: c ? { secretKey: c.secretKey, publicKey: publicKeyOf(c.secretKey), serverKey: c.serverKey } : null, maxMessageSize };
   }
 
   start(): void {
     const socket = new XPublisher({ noDrop: true, sendHighWaterMark: this.maxQueue, linger: 2000 });
-    for (const address of typeof this.opts.address === 'string' ? [this.opts.address] : this.opts.address) socket.connect(address);
+    // The publisher address only sends subscriptions back.
+    const publishLink = this.link(ingressLimit({ max_message_size: this.maxMessageSize }));
+    for (const address of typeof this.opts.address === 'string' ? [this.opts.address] : this.opts.address) connectSecured(socket, address, publishLink);
     this.socket = socket;
     this.out = new SendQueue(socket, this.maxQueue, this.log, 'publisher');
     this.loop = this.upstreamLoop(socket);
     const commandAddresses = this.opts.commandAddress === undefined ? [] : typeof this.opts.commandAddress === 'string' ? [this.opts.commandAddress] : this.opts.commandAddress;
+    const commandLink = this.link(linkLimit({ max_message_size: this.maxMessageSize }));
     this.commands = commandAddresses.map(
-      (address) => new CommandClient({ address, timeoutMs: this.opts.timeoutMs ?? 5000, maxInFlight: this.maxQueue, highWaterMark: this.maxQueue, log: this.log }),
+      (address) => new CommandClient({ address, timeoutMs: this.opts.timeoutMs ?? 5000, maxInFlight: this.maxQueue, highWaterMark: this.maxQueue, link: commandLink, log: this.log }),
     );
     for (const c of this.commands) c.start();
     if (this.commands.length > 1) {
-      this.watch = new DirectorWatch({ commandAddresses, intervalMs: 200, staleMs: 1000, highWaterMark: 1000, log: this.log });
+      this.watch = new DirectorWatch({ commandAddresses, link: commandLink, intervalMs: 200, staleMs: 1000, highWaterMark: 1000, log: this.log });
       this.watch.start();
     }
   }
@@ -125,6 +147,10 @@ export class Publisher {
 
   private async enqueue(frames: Buffer[]): Promise<void> {
     if (!this.out) throw new TidingsError(ErrorCodes.UNAVAILABLE, 'publisher not started');
+    let bytes = 0;
+    for (const f of frames) bytes += f.length;
+    // The node rejects (and logs) what exceeds its max_message_size: say so to the caller instead.
+    if (bytes > this.maxMessageSize) throw new TidingsError(ErrorCodes.PAYLOAD_TOO_LARGE, `${bytes} bytes > maxMessageSize ${this.maxMessageSize}`);
     if (!this.ready || this.held.length > 0) {
       if (this.held.length >= this.maxQueue) throw new TidingsError(ErrorCodes.LIMIT_EXCEEDED, 'publisher queue full while no upstream is connected');
       this.held.push(frames);

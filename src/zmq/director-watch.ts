@@ -10,6 +10,7 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { CommandClient } from './command-client.js';
+import type { ClientLink } from './security.js';
 
 interface Role {
   active: boolean;
@@ -24,6 +25,8 @@ interface Seen {
 
 export interface DirectorWatchOptions {
   commandAddresses: readonly string[];
+  /** Keys and size limit of the probing sockets: the same as the upstream sockets' (all directors share one server key). */
+  link: ClientLink;
   intervalMs: number;
   staleMs: number;
   highWaterMark: number;
@@ -41,7 +44,7 @@ export class DirectorWatch extends EventEmitter<{ follow: [index: number, role: 
   constructor(private readonly opts: DirectorWatchOptions) {
     super();
     this.clients = opts.commandAddresses.map(
-      (address) => new CommandClient({ address, timeoutMs: opts.staleMs, maxInFlight: 4, highWaterMark: opts.highWaterMark, log: opts.log }),
+      (address) => new CommandClient({ address, link: opts.link, timeoutMs: opts.staleMs, maxInFlight: 4, highWaterMark: opts.highWaterMark, log: opts.log }),
     );
     this.seen = opts.commandAddresses.map(() => ({ role: null, at: 0 }));
   }

@@ -2,9 +2,13 @@
  * A cluster with several directors on the redis engine (one active by lease,
  * the others standing by) and forwarder nodes configured with every
  * director's addresses, on free ports of 127.0.0.1. The caller brings Redis.
+ * With `curve` keys, every director runs with the one director key pair (as a
+ * failover group must: forwarders and workers check one server key) and each
+ * forwarder node with its own pair.
  */
 import { freePorts } from './ports.js';
 import { serve, TOKEN_SECRET, API_KEY, type TidingsProcess } from './processes.js';
+import type { CurveCluster } from './curve.js';
 
 export interface HaDirector {
   name: string;
@@ -37,7 +41,8 @@ export interface HaCluster {
 
 const host = '127.0.0.1';
 
-export async function startHaCluster(redisUrl: string, directorCount: number, nodeCount: number, workers: number, extraEnv: Record<string, string> = {}): Promise<HaCluster> {
+export async function startHaCluster(redisUrl: string, directorCount: number, nodeCount: number, workers: number, extraEnv: Record<string, string> = {}, curve: CurveCluster | null = null): Promise<HaCluster> {
+  if (curve && curve.nodes.length < nodeCount) throw new Error(`curve keys for ${curve.nodes.length} nodes, ${nodeCount} wanted`);
   const directors: HaDirector[] = [];
   const stoppers: Array<() => void> = [];
   for (let i = 0; i < directorCount; i++) {
@@ -55,6 +60,7 @@ export async function startHaCluster(redisUrl: string, directorCount: number, no
       TIDINGS_TOKEN_SECRET: TOKEN_SECRET,
       TIDINGS_API_KEYS: API_KEY,
       TIDINGS_NODE_ID: name,
+      ...(curve ? curve.env['director'] : {}),
       ...extraEnv,
     };
     let stopping = false;
@@ -105,6 +111,7 @@ export async function startHaCluster(redisUrl: string, directorCount: number, no
         TIDINGS_TOKEN_SECRET: TOKEN_SECRET,
         TIDINGS_API_KEYS: API_KEY,
         TIDINGS_NODE_ID: `node${i + 1}`,
+        ...(curve ? curve.env[`node${i + 1}`] : {}),
         ...extraEnv,
       }),
       port,

@@ -1,33 +1,41 @@
 /**
  * docker-compose.yml, run without Docker: every service as a local process
  * with that service's command and environment, each on its own network host
- * (a network namespace, or a 127.x address where namespaces are unavailable).
- * The sample worker's ticks must reach websocket clients on both nodes.
+ * (a network namespace, or a 127.x address where namespaces are unavailable),
+ * its named volumes as temporary directories. The one-shot keygen service
+ * writes the CURVE keys, every ZeroMQ link runs with them, and the sample
+ * worker's ticks must reach websocket clients on both nodes while an
+ * eavesdropper on the same network, without a key, reads nothing.
+ * docker-compose.ha.yml the same way, keys included: two directors sharing
+ * the director key pair, the active one killed with -9.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { dirname, join } from 'node:path';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { readCompose, makeTopology, type Topology } from '../helpers/compose.js';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+import { readCompose, makeTopology, withVolumes, type Topology } from '../helpers/compose.js';
 import { CLI } from '../helpers/processes.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..', '..');
 const probeScript = join(here, '..', 'helpers', 'probe-client.js');
 const haProbe = join(here, '..', 'helpers', 'ha-probe.js');
+const eavesdropScript = join(here, '..', 'helpers', 'zmq-eavesdropper.js');
 const procs: ChildProcess[] = [];
 let topology: Topology | null = null;
 let haTopology: Topology | null = null;
 const haCleanup: Array<() => void> = [];
+const keysDir = mkdtempSync(join(tmpdir(), 'tidings-compose-keys-'));
 
 after(() => {
   for (const p of procs) if (p.exitCode === null) p.kill('SIGKILL');
   topology?.teardown();
   haTopology?.teardown();
   for (const c of haCleanup) c();
+  rmSync(keysDir, { recursive: true, force: true });
 });
 
 function collect(p: ChildProcess): () => string {
@@ -46,12 +54,19 @@ async function until(pred: () => boolean, ms: number, what: string, log: () => s
 }
 
 test('the compose cluster delivers the sample worker\'s messages to clients on both nodes', async () => {
-  const services = readCompose(join(root, 'docker-compose.yml'), {});
-  assert.deepEqual(services.map((s) => s.name).sort(), ['director', 'node1', 'node2', 'worker']);
+  const declared = readCompose(join(root, 'docker-compose.yml'), {});
+  assert.deepEqual(declared.map((s) => s.name).sort(), ['director', 'keygen', 'node1', 'node2', 'worker']);
+  // No ZeroMQ port leaves the compose network: only websocket/HTTP ports are published.
+  for (const s of declared) {
+    for (const p of s.ports) assert.ok(!/(^|:)424[345](\/tcp)?$/.test(p), `${s.name} publishes ZeroMQ port ${p}`);
+  }
+  const services = declared.map((s) => withVolumes(s, new Map([['keys', keysDir]])));
   const byName = new Map(services.map((s) => [s.name, s]));
   assert.equal(byName.get('node1')!.environment['TIDINGS_FORWARDER_ENABLED'], 'true');
   assert.equal(byName.get('node1')!.environment['TIDINGS_WORKERS'], '2');
   assert.equal(byName.get('director')!.environment['TIDINGS_EDGE_ENABLED'], 'false');
+  assert.equal(byName.get('director')!.environment['TIDINGS_SUBSCRIBER_ADDRESS'], 'tcp://0.0.0.0:4243');
+  for (const n of ['director', 'node1', 'node2', 'worker']) assert.ok(byName.get(n)!.environment['TIDINGS_CURVE_SECRET_KEY_FILE'], `${n} has a CURVE key`);
 
   topology = makeTopology([...services.map((s) => s.name), 'client']);
   const logs = new Map<string, () => string>();
@@ -62,8 +77,20 @@ test('the compose cluster delivers the sample worker\'s messages to clients on b
     procs.push(p);
     logs.set(name, collect(p));
   };
+  // The one-shot keygen service runs first (compose: service_completed_successfully).
+  start('keygen');
+  const keygen = procs[procs.length - 1]!;
+  const keygenCode = keygen.exitCode ?? (await new Promise<number | null>((r) => keygen.once('exit', (code) => r(code))));
+  assert.equal(keygenCode, 0, `keygen:\n${allLogs()}`);
   start('director');
   await until(() => /node ready/.test(logs.get('director')!()), 20000, 'director ready', allLogs);
+  assert.match(logs.get('director')!(), /"curve":true[^\n]*"director listening"/, 'the director binds 0.0.0.0 with CURVE');
+  // Someone else on the network listens on the director's subscriber address, without a key, until the end.
+  const eavesdropper = topology.spawn('client', [eavesdropScript, `tcp://${topology.kind === 'netns' ? 'director' : topology.addressOf('director')}:4243`, '120000'], { PATH: process.env['PATH'] ?? '' });
+  procs.push(eavesdropper);
+  const heard = collect(eavesdropper);
+  logs.set('eavesdropper', heard);
+  const eavesdropped = new Promise<number | null>((r) => eavesdropper.once('exit', (code) => r(code)));
   start('node1');
   start('node2');
   await until(() => /node ready/.test(logs.get('node1')!()) && /node ready/.test(logs.get('node2')!()), 30000, 'nodes ready', allLogs);
@@ -91,20 +118,35 @@ test('the compose cluster delivers the sample worker\'s messages to clients on b
     const reply = JSON.parse(c.out().split('\n').find((l) => l.includes('"id":1,"result"'))!);
     assert.match(reply.result.node, new RegExp(`^${c.node}/e[01]$`), 'served by an edge worker of that node');
   }
+  eavesdropper.kill('SIGTERM');
+  assert.equal(await eavesdropped, 0, allLogs());
+  const overheard = JSON.parse(heard().trim().split('\n').pop()!) as { received: number; events: string[] };
+  assert.equal(overheard.received, 0, 'a process without a key reads nothing on the director\'s subscriber address');
+  assert.ok(!overheard.events.includes('handshake'), `no handshake without a key (${overheard.events.join(',')})`);
   process.stdout.write(`# compose topology: ${topology.kind}\n`);
 });
 
-test('docker-compose.ha.yml: kill -9 of the active director, the standby takes over, no acknowledged message lost', async () => {
-  const services = readCompose(join(root, 'docker-compose.ha.yml'), {});
-  assert.deepEqual(services.map((s) => s.name).sort(), ['director-a', 'director-b', 'node1', 'node2', 'redis']);
+test('docker-compose.ha.yml with CURVE keys: kill -9 of the active director, the standby takes over, no acknowledged message lost', async () => {
+  const declared = readCompose(join(root, 'docker-compose.ha.yml'), {});
+  assert.deepEqual(declared.map((s) => s.name).sort(), ['director-a', 'director-b', 'keygen', 'node1', 'node2', 'redis', 'worker']);
+  for (const s of declared) {
+    for (const p of s.ports) assert.ok(!/(^|:)424[345](\/tcp)?$/.test(p), `${s.name} publishes ZeroMQ port ${p}`);
+  }
+  const haKeysDir = mkdtempSync(join(tmpdir(), 'tidings-compose-ha-keys-'));
+  const redisDir = mkdtempSync(join(tmpdir(), 'tidings-compose-redis-'));
+  haCleanup.push(() => rmSync(redisDir, { recursive: true, force: true }), () => rmSync(haKeysDir, { recursive: true, force: true }));
+  const services = declared.map((s) => withVolumes(s, new Map([['keys', haKeysDir], ['redis-data', redisDir]])));
   const byName = new Map(services.map((s) => [s.name, s]));
   assert.equal(byName.get('director-a')!.environment['TIDINGS_STATE_ENGINE'], 'redis');
   assert.match(byName.get('node1')!.environment['TIDINGS_DIRECTOR_COMMAND_ADDRESS']!, /director-a:4245,tcp:\/\/director-b:4245/);
+  for (const n of ['director-a', 'director-b', 'node1', 'node2', 'worker']) assert.ok(byName.get(n)!.environment['TIDINGS_CURVE_SECRET_KEY_FILE'], `${n} has a CURVE key`);
+  // The directors share one key pair; nodes and the worker check its public key on either.
+  assert.equal(byName.get('director-a')!.environment['TIDINGS_CURVE_SECRET_KEY_FILE'], byName.get('director-b')!.environment['TIDINGS_CURVE_SECRET_KEY_FILE']);
+  for (const n of ['node1', 'node2']) assert.equal(byName.get(n)!.environment['TIDINGS_CURVE_DIRECTOR_KEY_FILE'], join(haKeysDir, 'director.pub'));
+  assert.equal(byName.get('worker')!.environment['TIDINGS_CURVE_SERVER_KEY_FILE'], join(haKeysDir, 'director.pub'));
 
   const topo = makeTopology([...services.map((s) => s.name), 'client'], 'h');
   haTopology = topo;
-  const redisDir = mkdtempSync(join(tmpdir(), 'tidings-compose-redis-'));
-  haCleanup.push(() => rmSync(redisDir, { recursive: true, force: true }));
   const logs = new Map<string, () => string>();
   const allLogs = (): string => [...logs].map(([n, l]) => `--- ${n} (${topo.kind})\n${l().slice(-1500)}`).join('\n');
   const running = new Map<string, ChildProcess>();
@@ -120,10 +162,15 @@ test('docker-compose.ha.yml: kill -9 of the active director, the standby takes o
     return p;
   };
   const logOf = (name: string): string => [...logs].filter(([n]) => n.startsWith(`${name}#`)).map(([, l]) => l()).join('');
+  // The one-shot keygen service runs first (compose: service_completed_successfully).
+  const keygen = start('keygen');
+  const keygenCode = keygen.exitCode ?? (await new Promise<number | null>((r) => keygen.once('exit', (code) => r(code))));
+  assert.equal(keygenCode, 0, `keygen:\n${allLogs()}`);
   start('redis');
   await new Promise((r) => setTimeout(r, 300));
   start('director-a');
   await until(() => /director listening/.test(logOf('director-a')), 20000, 'director-a active', allLogs);
+  assert.match(logOf('director-a'), /"curve":true[^\n]*"director listening"/, 'director-a binds 0.0.0.0 with CURVE');
   start('director-b');
   start('node1');
   start('node2');
@@ -135,12 +182,16 @@ test('docker-compose.ha.yml: kill -9 of the active director, the standby takes o
     const p = topo.spawn('client', [haProbe, ...args], { PATH: process.env['PATH'] ?? '' });
     procs.push(p);
     const out = collect(p);
-    logs.set(`client ${args[0]} ${args[1]}`, out);
+    logs.set(`client ${args[0]} ${args[1]} ${args[2]}`, out);
     return out;
   };
   const lines = (out: () => string): Array<Record<string, number | string | object>> => out().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
   const subs = ['node1', 'node2'].map((n) => probe(['sub', `ws://${topo.addressOf(n)}:4242/ws`, 'ha', secret]));
-  for (const s of subs) await until(() => /"subscribed"/.test(s()), 20000, 'subscribed', allLogs);
+  const ticks = probe(['sub', `ws://${topo.addressOf('node1')}:4242/ws`, 'ticks', secret]);
+  for (const s of [...subs, ticks]) await until(() => /"subscribed"/.test(s()), 20000, 'subscribed', allLogs);
+  // The sample worker publishes straight to the directors, with its worker key and the directors' shared key.
+  start('worker');
+  await until(() => lines(ticks).filter((l) => 'offset' in l).length >= 3, 20000, 'ticks through director-a', allLogs);
   const pub = probe(['pub', `ws://${topo.addressOf('node2')}:4242/ws`, 'ha', secret, '50']);
   await until(() => lines(pub).filter((l) => 'ack' in l).length >= 50, 20000, 'acknowledged publishes', allLogs);
 
@@ -148,6 +199,8 @@ test('docker-compose.ha.yml: kill -9 of the active director, the standby takes o
   running.get('director-a')!.kill('SIGKILL');
   await until(() => /director listening/.test(logOf('director-b')), 10000, 'director-b takes over', allLogs);
   const takeoverMs = Date.now() - killedAt;
+  assert.match(logOf('director-b'), /"curve":true[^\n]*"director listening"/, 'director-b binds with CURVE on taking over');
+  const ticksBefore = lines(ticks).filter((l) => 'offset' in l).length;
   const acksBefore = lines(pub).filter((l) => 'ack' in l).length;
   await until(() => lines(pub).filter((l) => 'ack' in l).length >= acksBefore + 50, 15000, 'publishing after the takeover', allLogs);
   const acked = lines(pub).filter((l) => 'ack' in l).map((l) => l['offset'] as number);
@@ -161,5 +214,7 @@ test('docker-compose.ha.yml: kill -9 of the active director, the standby takes o
     assert.equal(offsets.length, got.size, 'no duplicate');
     assert.ok(offsets.every((o, k) => k === 0 || o > offsets[k - 1]!), 'in order');
   }
+  // The worker's publisher socket found director-b (CURVE with the shared key): ticks flow again.
+  await until(() => lines(ticks).filter((l) => 'offset' in l).length >= ticksBefore + 3, 15000, 'ticks through director-b', allLogs);
   assert.ok(takeoverMs < 3000 + 500, `takeover ${takeoverMs} ms`);
 });

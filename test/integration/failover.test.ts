@@ -7,6 +7,11 @@
  * never two sequencers, and every acknowledged offset reaches every
  * subscriber once, in order, in the same epoch (clients recover with
  * recovered: true). Then a Redis restart with its append-only file.
+ *
+ * The whole group runs with CURVE, as a production one must: both directors
+ * with the one shared director key pair (from files), each forwarder node with
+ * its own pair; the role probes, the upstream sockets and the workers'
+ * sockets are CURVE clients of every director, and follow the new active one.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,16 +19,21 @@ import { Redis } from 'ioredis';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
 import { startHaCluster, type HaCluster, type HaDirector } from '../helpers/ha-cluster.js';
 import { sdkClient, SteadyPublisher, CountingSubscriber, type Acked } from '../helpers/steady.js';
-import { sleep, API_KEY } from '../helpers/processes.js';
+import { sleep, runCli, API_KEY } from '../helpers/processes.js';
 import type { TidingsClient } from '../../src/client/index.js';
 import { Publisher } from '../../src/publisher/publisher.js';
 import { TestClient } from '../helpers/client.js';
+import { curveCluster, type CurveCluster } from '../helpers/curve.js';
+import { CommandClient } from '../../src/zmq/command-client.js';
+import { linkLimit, type ClientLink } from '../../src/zmq/security.js';
+import { createLogger } from '../../src/log.js';
 
 const CHANNEL = 'ha.steady';
 /** The documented takeover bound with the default 2 s lease (docs/operations.md). */
 const TAKEOVER_BOUND_MS = 3000;
 
 let redis: RedisServer;
+let keys: CurveCluster;
 let cluster: HaCluster;
 const clients: TidingsClient[] = [];
 let subs: CountingSubscriber[] = [];
@@ -31,7 +41,8 @@ let pub: SteadyPublisher;
 
 before(async () => {
   redis = await startRedis({ appendonly: true });
-  cluster = await startHaCluster(redis.url, 2, 2, 1, { TIDINGS_COMMAND_TIMEOUT: '2', TIDINGS_HISTORY_SIZE: '5000' });
+  keys = curveCluster(2);
+  cluster = await startHaCluster(redis.url, 2, 2, 1, { TIDINGS_COMMAND_TIMEOUT: '2', TIDINGS_HISTORY_SIZE: '5000' }, keys);
   const [n1, n2] = cluster.nodes as [HaCluster['nodes'][0], HaCluster['nodes'][0]];
   const c1 = sdkClient([n1.url], 'ann');
   const c2 = sdkClient([n2.url], 'bob');
@@ -49,7 +60,21 @@ after(async () => {
   for (const c of clients) c.disconnect();
   await cluster?.stop();
   await redis?.stop();
+  keys?.cleanup();
 });
+
+/** Ask a director's command address for its role with these keys (null: no answer within a second). */
+async function askRole(address: string, curve: ClientLink['curve']): Promise<{ active: boolean } | null> {
+  const client = new CommandClient({ address, link: { curve, maxMessageSize: linkLimit({ max_message_size: 65536 }) }, timeoutMs: 1000, maxInFlight: 1, highWaterMark: 10, log: createLogger('silent') });
+  client.start();
+  try {
+    return await client.request<{ active: boolean }>('role', {});
+  } catch {
+    return null;
+  } finally {
+    await client.stop();
+  }
+}
 
 async function until(pred: () => boolean, ms: number, what: string): Promise<void> {
   const deadline = Date.now() + ms;
@@ -81,11 +106,32 @@ function check(acked: readonly Acked[], label: string): void {
 test('kill -9 of the active director: a standby takes over within 3 s; 0 missing, 0 duplicated, 0 reordered; presence right', async () => {
   const [a, b] = cluster.directors as [HaDirector, HaDirector];
   assert.equal((await cluster.active()).name, a.name);
+  // CURVE everywhere: the active director binds with it, the standby's command address too, forwarders connect with it.
+  assert.match(a.proc.text(), /"curve":true[^\n]*"director listening"/);
+  assert.match(b.proc.text(), /"curve":true[^\n]*"director standing by for the lease"/);
+  for (const n of cluster.nodes) assert.match(n.proc.text(), /"curve":true[^\n]*"forwarder running"/);
+  // The standby answers the role probe of a node key checking the shared director key, and no one else.
+  const node1 = keys.nodes[0]!;
+  const nodeLink = { publicKey: node1.publicKey, secretKey: node1.secretKey, serverKey: keys.director.publicKey };
+  const [asNode, asWorker, asStranger] = await Promise.all([
+    askRole(b.command, nodeLink),
+    askRole(b.command, { publicKey: keys.worker.publicKey, secretKey: keys.worker.secretKey, serverKey: keys.director.publicKey }),
+    askRole(b.command, null),
+  ]);
+  assert.equal(asNode?.active, false, 'the standby answers a node key');
+  assert.equal(asWorker, null, 'a worker key is refused on a command address');
+  assert.equal(asStranger, null, 'a client without keys gets nothing');
   // A standby is not ready (its director answers 155), so load balancers send API calls to the active one.
   assert.equal((await fetch(`${a.http}/readyz`)).status, 200);
   assert.equal((await fetch(`${b.http}/readyz`)).status, 503);
   // A worker configured with every director's addresses publishes to the active one.
-  const direct = new Publisher({ address: cluster.directors.map((d) => d.publisher), commandAddress: cluster.directors.map((d) => d.command), timeoutMs: 3000 });
+  // (Acknowledged publishes go over command addresses, which take node keys: this one runs with node1's pair.)
+  const direct = new Publisher({
+    address: cluster.directors.map((d) => d.publisher),
+    commandAddress: cluster.directors.map((d) => d.command),
+    timeoutMs: 3000,
+    curve: { secretKey: node1.secretKey, serverKey: keys.director.publicKey },
+  });
   direct.start();
   const d1 = await direct.publishAcked('ha.direct', { n: 1 });
   await until(() => pub.acked.length >= 100, 10000, '100 acknowledged publishes before the kill');
@@ -141,6 +187,14 @@ test('kill -9 of the active director: a standby takes over within 3 s; 0 missing
   for (let i = 0; i < 20 && !d2; i++) d2 = await direct.publishAcked('ha.direct', { n: 2 }).catch(() => null);
   await direct.close();
   assert.deepEqual(d2, { offset: d1.offset + 1, epoch: d1.epoch }, 'the same stream, continued by the new director');
+  // A backend worker with its worker key and both directors' publisher addresses (`tidings publish`) reaches the new one.
+  const reader = await TestClient.connect(cluster.nodes[0]!.url, 'erin');
+  await reader.call('subscribe', { channel: 'ha.worker' });
+  const addresses = cluster.directors.map((d) => d.publisher).join(',');
+  const cli = await runCli(['publish', '--channel', 'ha.worker', '--data', '{"from":"worker"}', '--publisher-address', addresses, ...keys.workerArgs(keys.director)]);
+  assert.equal(cli.code, 0, cli.stderr);
+  await reader.waitFor(() => reader.messages('ha.worker').length === 1, 10000, 'the worker\'s message through the new director');
+  reader.close();
   // The killed director comes back as a standby.
   a.restart();
   await a.proc.waitFor(/"msg":"director standing by for the lease"/, 20000);
