@@ -79,7 +79,7 @@ export class Publisher {
     const socket = new XPublisher({ noDrop: true, sendHighWaterMark: this.maxQueue, linger: 2000 });
     // The publisher address only sends subscriptions back.
     const publishLink = this.link(ingressLimit({ max_message_size: this.maxMessageSize }));
-    for (const address of typeof this.opts.address === 'string' ? [this.opts.address] : this.opts.address) connectSecured(socket, address, publishLink);
+    connectSecured(socket, this.opts.address, publishLink);
     this.socket = socket;
     this.out = new SendQueue(socket, this.maxQueue, this.log, 'publisher');
     this.loop = this.upstreamLoop(socket);
