@@ -7,6 +7,8 @@ import { ConfigError, redactConfig } from '../config/resolve.js';
 import { createLogger } from '../log.js';
 import { TidingsNode } from '../node/tidings-node.js';
 import { loadConfig } from './load-config.js';
+import { EXIT_LOOP_DIED } from '../runtime/loop-guard.js';
+import { zapHandler } from '../zmq/zap.js';
 
 function defaultText(v: unknown): string {
   if (v === null) return 'none';
@@ -49,6 +51,8 @@ export const serveCommand: CommandModule = {
       if (stopping) return;
       stopping = true;
       log.info({ signal }, 'shutting down');
+      // Bounded: a stop that hangs must not keep a broken node alive.
+      setTimeout(() => process.exit(code || 1), 10_000).unref();
       node.stop().then(
         () => process.exit(code),
         (err) => {
@@ -57,8 +61,22 @@ export const serveCommand: CommandModule = {
         },
       );
     };
-    // A director that lost its lease exits with 3 so its supervisor starts it again, as a standby.
-    const node: TidingsNode = new TidingsNode({ config, log, workerScript: join(here, 'edge-worker.js'), onFatal: (reason) => shutdown(reason, 3) });
+    // Without its ZAP handler no CURVE client is admitted any more: end like a dead loop.
+    zapHandler.onDeath = () => {
+      log.fatal('node exiting: the ZAP handler died');
+      shutdown('loop died', EXIT_LOOP_DIED);
+    };
+    const node: TidingsNode = new TidingsNode({
+      config,
+      log,
+      workerScript: join(here, 'edge-worker.js'),
+      // A director or forwarder loop died, or a director lost its lease: stop (edges lose the director,
+      // so readiness goes down) and exit 3, so the supervisor starts it again (a fenced director as a standby).
+      onFatal: (reason) => {
+        log.fatal({ reason }, 'node exiting: a serving loop died or the director lease was lost');
+        shutdown(reason, EXIT_LOOP_DIED);
+      },
+    });
     process.on('SIGTERM', () => shutdown('SIGTERM'));
     process.on('SIGINT', () => shutdown('SIGINT'));
     try {

@@ -61,13 +61,19 @@ export interface Config {
   readonly connect_timeout: number;
   readonly max_message_size: number;
   readonly client_send_buffer: number;
+  readonly client_max_inflight: number;
+  readonly client_history_bytes: number;
+  readonly client_history_window: number;
   readonly write_coalesce_ms: number;
   readonly max_subscriptions: number;
   readonly max_connections: number;
   readonly command_timeout: number;
   readonly zmq_high_water_mark: number;
+  readonly zmq_block_timeout: number;
   readonly history_size: number;
   readonly history_ttl: number;
+  readonly history_channel_bytes: number;
+  readonly history_total_bytes: number;
   readonly channel_idle_timeout: number;
   readonly state_engine: 'memory' | 'redis';
   readonly redis_url: string;
@@ -75,6 +81,13 @@ export interface Config {
   readonly redis_replicas_ack: number;
   readonly director_lease: number;
   readonly presence_ttl: number;
+  readonly http_headers_timeout: number;
+  readonly token_max_lifetime: number;
+  readonly worker_restart_reset: number;
+  readonly channelstream_signed_value: 'path' | 'any';
+  readonly allow_cors: readonly string[];
+  readonly reattach_window: number;
+  readonly catchup_max_bytes: number;
   readonly metrics: boolean;
   readonly omnibus_authenticator: 'off' | 'noop' | 'user' | 'http';
   readonly omnibus_base_url: string;
@@ -133,6 +146,7 @@ function coerce(spec: SettingSpec, raw: unknown, origin: string): unknown {
   switch (spec.type) {
     case 'string':
       if (typeof raw !== 'string') fail('must be a string');
+      if (spec.choices && !spec.choices.includes(raw as string)) fail(`must be one of ${spec.choices.join(', ')}`);
       return raw;
     case 'int':
     case 'duration': {

@@ -17,6 +17,8 @@ export interface SettingSpec {
   readonly secret?: boolean;
   /** A shorter flag, as in DESIGN.md (--director, --forwarder, --edge). */
   readonly alias?: string;
+  /** The values a string setting may take. */
+  readonly choices?: readonly string[];
 }
 
 const s = (spec: SettingSpec): SettingSpec => Object.freeze(spec);
@@ -62,13 +64,19 @@ export const SETTINGS: readonly SettingSpec[] = Object.freeze([
   s({ name: 'connect_timeout', type: 'duration', default: 10, min: 1, max: 600, describe: 'Seconds a new connection has to authenticate (4003)' }),
   s({ name: 'max_message_size', type: 'int', default: 65536, min: 256, max: 16777216, describe: 'Largest client frame, HTTP body or published payload, in bytes' }),
   s({ name: 'client_send_buffer', type: 'int', default: 4194304, min: 65536, max: 1073741824, describe: 'Bytes queued to one client before it is cut off as a slow consumer (4005)' }),
+  s({ name: 'client_max_inflight', type: 'int', default: 128, min: 1, max: 100000, describe: 'Commands one connection may have in flight (sent, not yet answered); more are refused with 135 too_many_commands' }),
+  s({ name: 'client_history_bytes', type: 'int', default: 67108864, min: 65536, max: 1099511627776, describe: 'Bytes of history (history replies and recoveries) one connection may read per client_history_window; past it history commands get 136 history_limit and recoveries wait' }),
+  s({ name: 'client_history_window', type: 'duration', default: 10, min: 0.1, max: 3600, describe: 'Seconds in which a connection\'s client_history_bytes allowance refills (continuously)' }),
   s({ name: 'write_coalesce_ms', type: 'duration', default: 1, min: 0, max: 50, describe: 'Under load, the least milliseconds between socket flushes (the gap also grows to the last flush time, at most 50 ms) so each write carries more messages; 0 flushes every event-loop turn' }),
   s({ name: 'max_subscriptions', type: 'int', default: 512, min: 1, max: 100000, describe: 'Channels one connection may subscribe to' }),
   s({ name: 'max_connections', type: 'int', default: 100000, min: 1, max: 10000000, describe: 'Connections one edge process accepts' }),
   s({ name: 'command_timeout', type: 'duration', default: 5, min: 0.1, max: 300, describe: 'Seconds an edge waits for the director to answer a command' }),
   s({ name: 'zmq_high_water_mark', type: 'int', default: 200000, min: 1000, max: 100000000, describe: 'ZeroMQ send/receive high-water marks (messages); sockets block, never drop' }),
-  s({ name: 'history_size', type: 'int', default: 100, min: 0, max: 1000000, describe: 'Default messages of history kept per channel' }),
-  s({ name: 'history_ttl', type: 'duration', default: 300, min: 0, max: 31536000, describe: 'Default seconds a message stays in history' }),
+  s({ name: 'zmq_block_timeout', type: 'duration', default: 5, min: 0, max: 3600, describe: 'Seconds a forwarder waits for an edge that stopped reading (at its high-water mark), and half of what the director waits for such a node, before sending channel messages on without it; its edges then see the gap and close those channels\' subscribers with 4006 so they recover from history. 0 waits forever' }),
+  s({ name: 'history_size', type: 'int', default: 100000, min: 0, max: 10000000, describe: 'Most messages of history kept per channel (0: no history); history is also bounded by history_ttl, history_channel_bytes and history_total_bytes' }),
+  s({ name: 'history_ttl', type: 'duration', default: 300, min: 0, max: 31536000, describe: 'Seconds a message stays in history (0: until pushed out by another bound)' }),
+  s({ name: 'history_channel_bytes', type: 'int', default: 33554432, min: 1024, max: 1099511627776, describe: 'Bytes of history kept per channel (each message counts its size plus 300 bytes of bookkeeping); the oldest messages go first' }),
+  s({ name: 'history_total_bytes', type: 'int', default: 268435456, min: 65536, max: 1099511627776, describe: "Bytes of history the director keeps over all channels; past it the director's oldest messages go first, whatever their channel" }),
   s({ name: 'channel_idle_timeout', type: 'duration', default: 60, min: 1, max: 86400, describe: 'Seconds a channel with no listener, no presence and no history is kept before it is collected' }),
   s({ name: 'state_engine', type: 'string', default: 'memory', describe: 'Where the director keeps channel state: memory (this process, nothing to set up) or redis (redis_url; several directors, one active by lease, the others standing by)' }),
   s({ name: 'redis_url', type: 'string', default: 'redis://127.0.0.1:6379', secret: true, describe: 'Redis of the redis state engine: redis://[:password@]host:port[/db], rediss:// (TLS), or redis+sentinel://[:password@]host:port[,host:port...]/<master name> to follow the master Sentinel names' }),
@@ -76,6 +84,13 @@ export const SETTINGS: readonly SettingSpec[] = Object.freeze([
   s({ name: 'redis_prefix', type: 'string', default: 'tidings', describe: 'Prefix of every Redis key of this cluster (several clusters or shards can share one Redis)' }),
   s({ name: 'director_lease', type: 'duration', default: 2, min: 0.5, max: 60, describe: 'Seconds of the active director lease (redis engine): a standby takes over within about this plus 0.5 s after the active dies' }),
   s({ name: 'presence_ttl', type: 'duration', default: 15, min: 2, max: 3600, describe: 'Seconds after which connections of a silent node leave presence' }),
+  s({ name: 'http_headers_timeout', type: 'duration', default: 10, min: 0.2, max: 300, describe: 'Seconds a client has to send its HTTP request headers (slow ones are answered 408 and cut within this plus a quarter of it, at most 1 s more)' }),
+  s({ name: 'token_max_lifetime', type: 'duration', default: 86400, min: 0, max: 31536000, describe: 'Longest life of a client token in seconds: a token must carry exp and serves at most this long after its iat (or after connect when it has none), its connection closed with 4002 then; 0 accepts tokens without exp, with no limit' }),
+  s({ name: 'worker_restart_reset', type: 'duration', default: 30, min: 0.5, max: 3600, describe: 'Seconds an edge worker must run before its restart delay starts again from 100 ms (a worker that dies sooner waits twice as long as last time, up to 5 s)' }),
+  s({ name: 'channelstream_signed_value', type: 'string', default: 'path', choices: ['path', 'any'], describe: "What the x-channelstream-secret signature must sign: path (the endpoint path, e.g. /message) or any (any value, as channelstream 0.7 accepts: its JS signer and demo sign 'channelstream')" }),
+  s({ name: 'allow_cors', type: 'list', default: ['*'], describe: "Origins whose browsers may call the channelstream routes cross-origin (channelstream's allow_cors): * for any, or origins (https://app.example) and host names (app.example, which also covers its subdomains)" }),
+  s({ name: 'reattach_window', type: 'duration', default: 1, min: 0, max: 3600, describe: 'Seconds a channelstream connection whose websocket closed without /disconnect stays registered, so its client may come back with the same conn_id and catch up; then it parts (channelstream: about 1 s)' }),
+  s({ name: 'catchup_max_bytes', type: 'int', default: 1048576, min: 1024, max: 1073741824, describe: 'Bytes of frames kept for one registered channelstream connection while no client holds it (catch-up); past this the connection is dropped (parted) and its client must /connect again' }),
   s({ name: 'omnibus_authenticator', type: 'string', default: 'off', describe: "django-omnibus endpoint and its authenticator: off (no endpoint), noop (development only, needs allow_anonymous), user (omnibus' UserAuthenticator: HMAC-SHA1 of the user id keyed by django_secret_key) or http (ask auth_url)" }),
   s({ name: 'omnibus_base_url', type: 'string', default: '/ec', describe: "Path of the omnibus endpoint (omnibus' SERVER_BASE_URL): a websocket at <path>, SockJS under <path>/" }),
   s({ name: 'django_secret_key', type: 'string', default: null, secret: true, describe: "The Django SECRET_KEY that keys omnibus' user tokens (omnibus_authenticator user)" }),

@@ -4,8 +4,11 @@
  */
 import type { Logger } from 'pino';
 import { ErrorCodes, TidingsError } from '../protocol/errors.js';
-import { channelProblem } from '../protocol/names.js';
+import { carriedChannelProblem, channelProblem, isValidUser } from '../protocol/names.js';
 import type { Director } from './director.js';
+import { encodeHistoryPage, HISTORY_PAGE_BYTES, MAX_HISTORY_PAGE_BYTES, type PageQuery } from './history-page.js';
+import type { EncodedReply } from './encoded-reply.js';
+import { MAX_BODY_DEPTH, checkJsonTextDepth, checkValueDepth } from '../protocol/payload.js';
 
 type Handler = (body: Record<string, unknown>) => unknown;
 
@@ -37,7 +40,7 @@ export class CommandHandlers {
     private readonly log: Logger,
   ) {
     this.table = {
-      ping: () => ({ time: Date.now() }),
+      ping: () => ({ time: Date.now(), instance: this.director.instance }),
       publish: (b) => this.publish(b),
       history: (b) => this.history(b),
       probe: (b) => {
@@ -59,8 +62,13 @@ export class CommandHandlers {
     const handler = this.table[method];
     if (!handler) throw new TidingsError(ErrorCodes.METHOD_NOT_FOUND, `unknown command ${JSON.stringify(method.slice(0, 64))}`);
     let body: unknown;
+    const text = raw.toString('utf8');
+    // The command address is a door too (acknowledged publishes, any backend): no command
+    // body may carry a value deeper than a payload and its envelope. For cs_message
+    // ({messages: [item]}) that is exactly the item's limit; `publish` checks its data too.
+    checkJsonTextDepth(text, MAX_BODY_DEPTH);
     try {
-      body = JSON.parse(raw.toString('utf8'));
+      body = JSON.parse(text);
     } catch {
       throw new TidingsError(ErrorCodes.INVALID_JSON, 'command body is not JSON');
     }
@@ -74,52 +82,33 @@ export class CommandHandlers {
   }
 
   /**
-   * history {channel, since?, until?, epoch?, limit?} -> {channel, epoch, offset, complete, messages}
-   * `since`: messages after this offset (else the newest); `complete` says the
-   * history reaches back to `since` in this epoch with nothing expired between.
+   * history {channel, since?, until?, epoch?, limit?, max_bytes?, raw?} ->
+   * {channel, epoch, offset, complete, more, available, messages}: one page of
+   * the range, oldest first (historyPage).
    */
-  private history(b: Record<string, unknown>): unknown {
+  private history(b: Record<string, unknown>): EncodedReply | Promise<EncodedReply> {
     const channel = field(b, 'channel', isString, 'a string');
-    const problem = channelProblem(channel);
+    const problem = carriedChannelProblem(channel);
     if (problem) throw new TidingsError(ErrorCodes.INVALID_CHANNEL, problem);
-    const since = optInt(b, 'since');
-    const until = optInt(b, 'until');
-    const limit = Math.min(optInt(b, 'limit') ?? 100, MAX_HISTORY_REPLY);
-    const epoch = field(b, 'epoch', isOptString, 'a string') ?? null;
-    if (this.director.engine.kind !== 'memory') return this.engineHistory(channel, since, until, limit, epoch);
+    const maxBytes = Math.min(optInt(b, 'max_bytes') ?? HISTORY_PAGE_BYTES, MAX_HISTORY_PAGE_BYTES);
     const now = Date.now();
-    const state = this.director.channels.getOrCreate(channel, now);
-    let entries = since === undefined ? state.latest(limit, now) : state.since(since, limit, now);
-    if (until !== undefined) entries = entries.filter((e) => e.offset <= until);
-    const sameEpoch = epoch === null || epoch === state.epoch;
-    const complete = since === undefined ? true : sameEpoch && state.oldestOffset <= since + 1;
-    return {
+    const q: PageQuery = {
       channel,
-      epoch: state.epoch,
-      offset: state.offset,
-      complete,
-      messages: sameEpoch ? entries.map((e) => JSON.parse(e.push.toString('utf8')) as unknown) : [],
+      since: optInt(b, 'since'),
+      until: optInt(b, 'until'),
+      limit: Math.min(optInt(b, 'limit') ?? 100, MAX_HISTORY_REPLY),
+      maxBytes,
+      epoch: field(b, 'epoch', isOptString, 'a string') ?? null,
+      raw: b['raw'] === true,
+      now,
     };
-  }
-
-  /** The same reply as `history`, read from the state engine (redis). */
-  private async engineHistory(channel: string, since: number | undefined, until: number | undefined, limit: number, epoch: string | null): Promise<unknown> {
     const engine = this.director.engine;
-    const now = Date.now();
-    // Reading creates the channel, as the memory path does (a stream position to recover from).
-    await engine.position(channel, now);
-    const page = await engine.history(channel, { since, limit, maxBytes: 0, now, ttlMs: this.director.historyLimits(channel).ttlMs });
-    let entries = page.messages;
-    if (until !== undefined) entries = entries.filter((e) => e.offset <= until);
-    const sameEpoch = epoch === null || epoch === page.epoch;
-    const complete = since === undefined ? true : sameEpoch && page.oldest <= since + 1;
-    return {
-      channel,
-      epoch: page.epoch,
-      offset: page.offset,
-      complete,
-      messages: sameEpoch ? entries.map((e) => JSON.parse(e.push.toString('utf8')) as unknown) : [],
-    };
+    // Reading creates the channel (a stream position to recover from), in either engine; the redis
+    // engine pipelines both calls, answered in order.
+    const created = engine.position(channel, now);
+    const page = engine.history(channel, { since: q.since, until: q.until, limit: q.limit, maxBytes, now, ttlMs: this.director.historyLimits(channel).maxAgeMs });
+    if (!(page instanceof Promise) && !(created instanceof Promise)) return encodeHistoryPage(page, q);
+    return Promise.all([created, page]).then(([, p]) => encodeHistoryPage(p, q));
   }
 
   /**
@@ -128,17 +117,22 @@ export class CommandHandlers {
    */
   private publish(b: Record<string, unknown>): unknown {
     if (!('data' in b)) throw new TidingsError(ErrorCodes.MISSING_FIELD, 'data is required');
+    checkValueDepth(b['data']);
     const sender = field(b, 'sender', isOptString, 'a string or null') ?? null;
     const dataJson = JSON.stringify(b['data']);
     const noHistory = b['no_history'] === true;
+    // A native publish: channels and users by the native rules (docs/protocol.md); channelstream's /message has its own command.
     if (b['channel'] !== undefined) {
       const channel = field(b, 'channel', isString, 'a string');
+      const problem = channelProblem(channel);
+      if (problem) throw new TidingsError(ErrorCodes.INVALID_CHANNEL, problem);
       return this.director.publishChannel(channel, dataJson, sender, noHistory);
     }
     const users = b['users'];
     if (!Array.isArray(users) || users.length === 0 || users.length > 1000 || !users.every(isString)) {
       throw new TidingsError(ErrorCodes.MISSING_FIELD, 'channel (a string) or users (1-1000 strings) is required');
     }
+    if (!users.every(isValidUser)) throw new TidingsError(ErrorCodes.INVALID_USER, 'user must be 1-200 characters without control characters');
     for (const u of users) this.director.publishUser(u, dataJson, sender);
     this.log.debug({ users: users.length }, 'published to users');
     return { users: users.length };

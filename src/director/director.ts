@@ -3,21 +3,33 @@
  * channel state and answers commands. Publishes arrive on the publisher
  * address (XSUB), stamped pushes leave on the subscriber address (XPUB), which
  * only forwards a topic to nodes that subscribed to it.
+ *
+ * Where sequences and history live is the state engine's (engine/): memory
+ * (this process) or redis (several directors, one active by lease). With
+ * redis a director stands by until it holds the lease: it binds only its
+ * command address (answering `role`, everything else 155) and binds the
+ * publisher and subscriber addresses once it becomes active.
  */
+import { randomBytes } from 'node:crypto';
 import { XPublisher, XSubscriber, Router } from 'zeromq';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Config } from '../config/resolve.js';
 import { ErrorCodes, TidingsError } from '../protocol/errors.js';
-import { channelProblem, isValidUser } from '../protocol/names.js';
-import { SendQueue } from '../zmq/send-queue.js';
+import { carriedChannelProblem, carriedUserProblem, channelProblem, isValidUser } from '../protocol/names.js';
+import { SendQueue, collectGrowth } from '../zmq/send-queue.js';
 import { bindSecured, linkLimit, type BoundLink } from '../zmq/security.js';
 import { channelTopic, userTopic } from '../cluster/topics.js';
-import { DownKind, encodeHeader, parsePublish, WireError } from '../cluster/wire.js';
+import { DownKind, TICK_INTERVAL_MS, encodeHeader, parsePublish, tickFrames, WireError } from '../cluster/wire.js';
 import { ChannelRegistry } from './channels.js';
+import { HistoryBudget } from './history.js';
+import { EncodedReply } from './encoded-reply.js';
+import { checkJsonTextDepth } from '../protocol/payload.js';
+import { LogLimiter, LoopGuard } from '../runtime/loop-guard.js';
 import { encodeDirectPush, messagePushParts, assemblePush } from './push-encoding.js';
 import { CommandHandlers } from './commands.js';
-import type { HistoryLimits, MaybePromise, StateEngine, StreamPosition } from './engine/engine.js';
+import type { HistoryLimits } from './history.js';
+import type { MaybePromise, StateEngine, StreamPosition } from './engine/engine.js';
 import { MemoryEngine } from './engine/memory-engine.js';
 import { RedisEngine } from './engine/redis-engine.js';
 import { DirectorLease } from './engine/lease.js';
@@ -37,6 +49,9 @@ export interface DirectorEvents {
 }
 
 const COLLECT_INTERVAL_MS = 10_000;
+const OK = Buffer.from('ok');
+/** Commands that publish: their refusals are counted with the publisher address' ones. */
+const PUBLISH_COMMANDS = new Set(['publish', 'cs_message']);
 
 export class Director {
   private xsub: XSubscriber | null = null;
@@ -45,11 +60,17 @@ export class Director {
   private down: SendQueue | null = null;
   private replies: SendQueue | null = null;
   readonly channels: ChannelRegistry;
+  /** This director's incarnation: edges that see it change know the director restarted. */
+  readonly instance = randomBytes(9).toString('base64url');
   /** Topics some node holds a subscription to, as XPUB reports them. */
   readonly heldTopics = new Set<string>();
-  private loops: Promise<void>[] = [];
+  private running: Promise<void>[] = [];
   private links: BoundLink[] = [];
   private collectTimer: NodeJS.Timeout | null = null;
+  private tickTimer: NodeJS.Timeout | null = null;
+  /** This run of the director, in its ticks; and the next tick's number. */
+  private readonly run = randomBytes(6).toString('base64url');
+  private tickSeq = 0;
   private stopping = false;
   /** The command table; features add their commands with `handlers.register`. */
   readonly handlers: CommandHandlers;
@@ -57,13 +78,27 @@ export class Director {
   readonly channelHolds: Array<(channel: string) => boolean> = [];
   /** Run after each channel collection, to collect state kept beside the channels. */
   readonly collectors: Array<(now: number) => void> = [];
+  /**
+   * Told of every push sent down a channel (message or event) or to a user,
+   * after it was queued for sending (channelstream catch-up keeps what a
+   * connection away from its node would have received).
+   */
+  readonly pushObservers: Array<(kind: 'channel' | 'user', name: string, push: Buffer, exceptUser: string | null) => void> = [];
   private readonly published: Counter<'target'>;
   /** Channel messages sent since the last scrape, added to `published` when collected (keeps label hashing off the hot path). */
   private publishedChannel = 0;
-  private readonly rejected: Counter<'code'>;
+  private readonly rejected: Counter<'code' | 'door'>;
+  /** A worker sending bad messages in a loop is logged once per code per 10 s, counted always. */
+  private readonly rejectionLogs = new LogLimiter();
+  /** One bad item is counted and skipped; a loop that dies calls `onFatal`. */
+  readonly loops: LoopGuard;
+  /** Set by the node: a serving loop died, end the process (its supervisor restarts it). */
+  onFatal: (reason: string) => void = () => undefined;
 
   /** Channels idle this long with no listener and no history are collected (channel_idle_timeout). */
   private readonly collectIdleMs: number;
+  /** Largest frame the director sends: what every node's connecting socket accepts. */
+  private readonly frameLimit: number;
   /** Where channel sequences and history live. */
   readonly engine: StateEngine;
   /** The lease that makes this director the active one (redis engine), else null. */
@@ -76,8 +111,6 @@ export class Director {
   private inFlight = 0;
   private inFlightWaiters: Array<() => void> = [];
   private readonly nodeName: string;
-  /** Largest frame the director sends: what every node's connecting socket accepts. */
-  private readonly frameLimit: number;
 
   constructor(
     readonly config: Config,
@@ -86,25 +119,32 @@ export class Director {
   ) {
     this.collectIdleMs = config.channel_idle_timeout * 1000;
     this.frameLimit = linkLimit(config);
-    this.channels = new ChannelRegistry({
-      historySize: config.history_size,
-      historyTtlMs: config.history_ttl * 1000,
-    });
-    const defaults: HistoryLimits = Object.freeze({ size: config.history_size, ttlMs: config.history_ttl * 1000, maxBytes: 0 });
+    const defaults: HistoryLimits = Object.freeze({ maxCount: config.history_size, maxAgeMs: config.history_ttl * 1000, maxBytes: config.history_channel_bytes });
+    this.channels = new ChannelRegistry(defaults, new HistoryBudget(config.history_total_bytes));
     this.historyLimits = () => defaults;
     this.nodeName = config.node_id ?? `director-${process.pid}`;
+    this.loops = new LoopGuard(registry, log, (loop, err) => this.onFatal(`${loop} loop died: ${err instanceof Error ? err.message : String(err)}`));
     if (config.state_engine === 'redis') {
       const engine = new RedisEngine({
         url: config.redis_url,
         prefix: config.redis_prefix,
         keepMs: Math.max(REDIS_KEEP_MS, this.collectIdleMs),
+        totalBytes: config.history_total_bytes,
         replicasAck: config.redis_replicas_ack,
         replicasTimeoutMs: Math.min(1000, Math.round(config.director_lease * 500)),
         log: log.child({ component: 'redis-engine' }),
       });
       this.engine = engine;
       const leaseMs = Math.round(config.director_lease * 1000);
-      this.lease = new DirectorLease({ redis: engine.redis, prefix: config.redis_prefix, node: this.nodeName, leaseMs, pollMs: Math.max(50, Math.min(250, Math.round(leaseMs / 8))), log: log.child({ component: 'lease' }) });
+      this.lease = new DirectorLease({
+        redis: engine.redis,
+        prefix: config.redis_prefix,
+        node: this.nodeName,
+        leaseMs,
+        pollMs: Math.max(50, Math.min(250, Math.round(leaseMs / 8))),
+        log: log.child({ component: 'lease' }),
+        failed: (err) => this.loops.failed('director-lease', err),
+      });
       this.lease.on('acquired', (value) => {
         engine.fence = value;
         // With replicas acknowledging, the lease (and its fencing counter) must survive a promotion before we act on it.
@@ -131,11 +171,51 @@ export class Director {
     });
     this.rejected = new Counter({
       name: 'tidings_director_rejected_total',
-      help: 'Publishes the director rejected, by error code',
-      labelNames: ['code'],
+      help: 'Publishes the director refused, by error code and door (publisher address, or the publish commands of the command address)',
+      labelNames: ['code', 'door'],
       registers: [registry],
     });
+    new Counter({
+      name: 'tidings_director_shed_total',
+      help: 'Messages sent down without nodes that stayed at their high-water mark longer than zmq_block_timeout (their edges see a gap)',
+      registers: [registry],
+      collect: collectGrowth(() => this.down?.shed ?? 0),
+    });
     const channels = this.channels;
+    const budget = channels.budget;
+    // Memory: the director's own budget. Redis: the engine's totals (asked of Redis at each scrape, by the active director).
+    const engine = this.engine;
+    const totals = async (): Promise<{ bytes: number; messages: number; evicted: number }> => {
+      if (!(engine instanceof RedisEngine)) return { bytes: budget.used, messages: budget.count, evicted: budget.evicted };
+      if (!this.active) return { bytes: 0, messages: 0, evicted: 0 };
+      return engine.totals().catch(() => ({ bytes: 0, messages: 0, evicted: 0 }));
+    };
+    new Gauge({
+      name: 'tidings_director_history_bytes',
+      help: 'Bytes charged by the history of every channel (pushes plus per-message bookkeeping; bound: history_total_bytes)',
+      registers: [registry],
+      async collect() {
+        this.set((await totals()).bytes);
+      },
+    });
+    new Gauge({
+      name: 'tidings_director_history_messages',
+      help: 'Messages kept in the history of every channel',
+      registers: [registry],
+      async collect() {
+        this.set((await totals()).messages);
+      },
+    });
+    new Counter({
+      name: 'tidings_director_history_evicted_total',
+      help: 'History messages removed before their time because history_total_bytes was reached',
+      registers: [registry],
+      async collect() {
+        const { evicted } = await totals();
+        this.reset();
+        this.inc(evicted);
+      },
+    });
     new Gauge({
       name: 'tidings_director_channels',
       help: 'Channels with state on the director',
@@ -149,6 +229,9 @@ export class Director {
   async start(): Promise<void> {
     this.collectTimer = setInterval(() => this.collect(), Math.min(COLLECT_INTERVAL_MS, Math.max(250, this.collectIdleMs / 4)));
     this.collectTimer.unref();
+    // Ticks go down only while this director is active (a standby has no down queue).
+    this.tickTimer = setInterval(() => this.tick(), TICK_INTERVAL_MS);
+    this.tickTimer.unref();
     await this.engine.start();
     if (!this.lease) {
       await this.activate();
@@ -166,7 +249,7 @@ export class Director {
     this.router = new Router({ sendHighWaterMark: hwm, receiveHighWaterMark: hwm, linger: 0 });
     this.links.push(await bindSecured(this.router, this.config.command_address, 'command', this.config, this.log));
     this.replies = new SendQueue(this.router, hwm, this.log, 'director-replies');
-    this.loops.push(this.commandLoop(this.router));
+    this.running.push(this.commandLoop(this.router));
   }
 
   /**
@@ -184,10 +267,12 @@ export class Director {
     this.links.push(await bindSecured(this.xsub, this.config.publisher_address, 'publisher', this.config, this.log));
     // XSUB: subscribe to everything published to us.
     await this.xsub.send(Buffer.from([1]));
-    this.down = new SendQueue(this.xpub, hwm, this.log, 'director-down');
+    // A node that stops reading holds the director back at most twice zmq_block_timeout (then its edges see a gap):
+    // longer than a forwarder waits for one of its edges, so a stalled edge costs its node nothing.
+    this.down = new SendQueue(this.xpub, hwm, this.log, 'director-down', { maxBlockMs: 2 * this.config.zmq_block_timeout * 1000 });
     for (const f of this.events.onActive) await f();
     this.active = true;
-    this.loops.push(this.publishLoop(this.xsub), this.subscriptionLoop(this.xpub));
+    this.running.push(this.publishLoop(this.xsub), this.subscriptionLoop(this.xpub));
     this.log.info(
       {
         subscriber: this.config.subscriber_address,
@@ -220,12 +305,13 @@ export class Director {
     if (this.stopping) return;
     this.stopping = true;
     if (this.collectTimer) clearInterval(this.collectTimer);
+    if (this.tickTimer) clearInterval(this.tickTimer);
     await this.down?.drain(1000);
     await this.replies?.drain(500);
     this.down?.close();
     this.replies?.close();
     for (const s of [this.xsub, this.xpub, this.router]) s?.close();
-    await Promise.allSettled(this.loops);
+    await Promise.allSettled(this.running);
     await Promise.allSettled(this.links.splice(0).map((l) => l.release()));
     this.xsub = this.xpub = this.router = null;
     // A graceful stop hands the lease over at once.
@@ -240,25 +326,22 @@ export class Director {
    * message is stored in Redis and handed to the send queue, in offset order.
    */
   publishChannel(channel: string, dataJson: string, sender: string | null, noHistory: boolean): MaybePromise<PublishOutcome> {
-    const problem = channelProblem(channel);
+    const problem = carriedChannelProblem(channel);
     if (problem) throw new TidingsError(ErrorCodes.INVALID_CHANNEL, problem);
     if (!this.active || !this.down) throw new TidingsError(this.stopping ? ErrorCodes.UNAVAILABLE : ErrorCodes.NOT_ACTIVE);
     const now = Date.now();
     const { head, tail } = messagePushParts(channel, sender, now, dataJson);
     const r = this.engine.append({ channel, head, tail, now, store: !noHistory, limits: this.historyLimits(channel) });
-    if (!(r instanceof Promise)) {
-      this.sendDown([channelTopic(channel), encodeHeader(DownKind.Message, r.offset, r.epoch), r.push ?? Buffer.from(assemblePush(head, r.offset, r.epoch, tail))]);
-      this.publishedChannel++;
-      return { offset: r.offset, epoch: r.epoch };
-    }
+    if (!(r instanceof Promise)) return this.sent(channel, r.offset, r.epoch, r.push ?? Buffer.from(assemblePush(head, r.offset, r.epoch, tail)));
     this.inFlight++;
     return r.then(
       (pos) => {
         this.settled();
+        // The local registry keeps when the channel was last used (channel configs and channelstream's
+        // uuid live as long as it); its sequence and history are the engine's.
+        this.channels.getOrCreate(channel, now).lastActive = now;
         // Stored: it goes down even if the lease was lost meanwhile (it is part of the stream either way).
-        this.sendDown([channelTopic(channel), encodeHeader(DownKind.Message, pos.offset, pos.epoch), Buffer.from(assemblePush(head, pos.offset, pos.epoch, tail))]);
-        this.publishedChannel++;
-        return { offset: pos.offset, epoch: pos.epoch };
+        return this.sent(channel, pos.offset, pos.epoch, Buffer.from(assemblePush(head, pos.offset, pos.epoch, tail)));
       },
       (err: unknown) => {
         this.settled();
@@ -267,15 +350,24 @@ export class Director {
     );
   }
 
+  private sent(channel: string, offset: number, epoch: string, push: Buffer): PublishOutcome {
+    this.sendDown([channelTopic(channel), encodeHeader(DownKind.Message, offset, epoch), push]);
+    this.publishedChannel++;
+    for (const o of this.pushObservers) o('channel', channel, push, null);
+    return { offset, epoch };
+  }
+
   private settled(): void {
     this.inFlight--;
     if (this.inFlightWaiters.length > 0 && this.inFlight < MAX_IN_FLIGHT / 2) for (const w of this.inFlightWaiters.splice(0)) w();
   }
 
   publishUser(user: string, dataJson: string, sender: string | null): void {
-    if (!isValidUser(user)) throw new TidingsError(ErrorCodes.INVALID_USER, 'user must be 1-200 characters without control characters');
+    const problem = carriedUserProblem(user);
+    if (problem) throw new TidingsError(ErrorCodes.INVALID_USER, problem);
     const push = encodeDirectPush(user, sender, Date.now(), dataJson);
     this.sendDown([userTopic(user), encodeHeader(DownKind.Direct, 0, ''), push]);
+    for (const o of this.pushObservers) o('user', user, push, null);
     this.published.inc({ target: 'user' });
   }
 
@@ -283,7 +375,7 @@ export class Director {
   probe(kind: 'channel' | 'user', name: string, token: string): MaybePromise<PublishOutcome> {
     const body = Buffer.from(JSON.stringify({ token }));
     if (kind === 'channel') {
-      const problem = channelProblem(name);
+      const problem = carriedChannelProblem(name);
       if (problem) throw new TidingsError(ErrorCodes.INVALID_CHANNEL, problem);
       if (!this.active) throw new TidingsError(ErrorCodes.NOT_ACTIVE);
       const send = (pos: StreamPosition): PublishOutcome => {
@@ -294,7 +386,7 @@ export class Director {
       const pos = this.engine.position(name, Date.now());
       return pos instanceof Promise ? pos.then(send) : send(pos);
     }
-    if (!isValidUser(name)) throw new TidingsError(ErrorCodes.INVALID_USER);
+    if (carriedUserProblem(name)) throw new TidingsError(ErrorCodes.INVALID_USER);
     this.sendDown([userTopic(name), encodeHeader(DownKind.Probe, 0, ''), body]);
     return { offset: 0, epoch: '' };
   }
@@ -302,9 +394,15 @@ export class Director {
   /** Send an unsequenced event (presence, state) to a channel's listeners, skipping `exceptUser`'s connections. */
   channelEvent(channel: string, exceptUser: string | null, body: Buffer): void {
     this.sendDown([channelTopic(channel), encodeHeader(DownKind.ChannelEvent, 0, exceptUser ?? ''), body]);
+    for (const o of this.pushObservers) o('channel', channel, body, exceptUser);
   }
 
-  /** Send a control message to edges on a topic. */
+  /** The next tick to every edge; skipped (not numbered) while the down queue is full. */
+  private tick(): void {
+    if (this.active && this.down?.push(tickFrames(this.run, this.tickSeq))) this.tickSeq++;
+  }
+
+    /** Send a control message to edges on a topic. */
   control(topic: Buffer, body: unknown): void {
     this.sendDown([topic, encodeHeader(DownKind.Control, 0, ''), Buffer.from(JSON.stringify(body))]);
   }
@@ -312,6 +410,7 @@ export class Director {
   reply(frames: Buffer[]): void {
     if (!this.replies?.push(frames)) this.log.warn('command reply queue full; reply dropped, the caller will time out');
   }
+
 
   get downQueue(): SendQueue | null {
     return this.down;
@@ -332,6 +431,8 @@ export class Director {
         throw new TidingsError(ErrorCodes.PAYLOAD_TOO_LARGE, `${total} bytes > max_message_size ${this.config.max_message_size}`);
       }
       const p = parsePublish(frames);
+      // The door of every ZeroMQ publisher: nothing deeper than every subscriber's encoder takes gets in.
+      checkJsonTextDepth(p.data);
       let parsed: unknown;
       try {
         parsed = JSON.parse(p.data);
@@ -342,10 +443,16 @@ export class Director {
       if (p.omnibus && parsed && typeof parsed === 'object' && typeof (parsed as Record<string, unknown>)['sender'] === 'string') {
         sender = (parsed as Record<string, string>)['sender']!;
       }
+      // ZeroMQ publishes are native: they name channels and users by the native rules (docs/protocol.md).
       if (p.target === 'channel') {
+        const problem = channelProblem(p.name);
+        if (problem) throw new TidingsError(ErrorCodes.INVALID_CHANNEL, problem);
         const r = this.publishChannel(p.name, p.data, sender, p.noHistory);
         if (r instanceof Promise) r.catch((err: unknown) => this.rejectInbound(err));
-      } else this.publishUser(p.name, p.data, sender);
+      } else {
+        if (!isValidUser(p.name)) throw new TidingsError(ErrorCodes.INVALID_USER, 'user must be 1-200 characters without control characters');
+        this.publishUser(p.name, p.data, sender);
+      }
     } catch (err) {
       this.rejectInbound(err);
     }
@@ -353,64 +460,83 @@ export class Director {
 
   private rejectInbound(err: unknown): void {
     const code = err instanceof TidingsError ? err.code : err instanceof WireError ? ErrorCodes.BAD_REQUEST.code : ErrorCodes.INTERNAL.code;
-    this.rejected.inc({ code: String(code) });
+    this.rejected.inc({ code: String(code), door: 'publisher' });
     // A PUB socket has no way back to the worker: the rejection is logged with its code.
-    this.log.warn({ code, err: (err as Error).message }, 'rejected a message on the publisher address');
+    const { log, skipped } = this.rejectionLogs.take(String(code));
+    if (log) this.log.warn({ code, err: (err as Error).message, ...(skipped > 0 ? { notLogged: skipped } : {}) }, 'rejected a message on the publisher address');
   }
 
-  private async publishLoop(xsub: XSubscriber): Promise<void> {
-    try {
-      for await (const frames of xsub) {
+  private publishLoop(xsub: XSubscriber): Promise<void> {
+    return this.loops.run(
+      'director-publish',
+      xsub,
+      (frames) => {
         this.handleInbound(frames as Buffer[]);
-        if (this.down!.full) await this.down!.space();
-        if (this.inFlight >= MAX_IN_FLIGHT) await new Promise<void>((r) => this.inFlightWaiters.push(r));
-      }
-    } catch (err) {
-      if (!this.stopping) this.log.error({ err }, 'publisher loop failed');
-    }
+        if (this.down!.full) return this.down!.space();
+        // The redis engine: at most MAX_IN_FLIGHT appends wait for Redis before reading goes on.
+        if (this.inFlight >= MAX_IN_FLIGHT) return new Promise<void>((r) => this.inFlightWaiters.push(r));
+        return undefined;
+      },
+      () => this.stopping,
+    );
   }
 
-  private async subscriptionLoop(xpub: XPublisher): Promise<void> {
-    try {
-      for await (const [msg] of xpub) {
-        if (!msg || msg.length < 1) continue;
+  private subscriptionLoop(xpub: XPublisher): Promise<void> {
+    return this.loops.run(
+      'director-subscriptions',
+      xpub,
+      ([msg]) => {
+        if (!msg || msg.length < 1) return;
         const key = msg.subarray(1).toString('latin1');
         if (msg[0] === 1) this.heldTopics.add(key);
         else if (msg[0] === 0) this.heldTopics.delete(key);
-      }
-    } catch (err) {
-      if (!this.stopping) this.log.error({ err }, 'subscription loop failed');
-    }
+      },
+      () => this.stopping,
+    );
   }
 
-  private async commandLoop(router: Router): Promise<void> {
-    try {
-      for await (const frames of router) {
-        if (frames.length < 4) continue;
-        const route = frames.slice(0, frames.length - 3) as Buffer[];
-        const [id, method, body] = frames.slice(frames.length - 3) as [Buffer, Buffer, Buffer];
-        const name = method.toString('utf8');
-        // A standby answers only `role`: forwarders ask every director which one is active.
-        const run = name === 'role' ? Promise.resolve(this.role()) : this.active ? this.handlers.dispatch(name, body) : Promise.reject(new TidingsError(ErrorCodes.NOT_ACTIVE));
-        void run.then(
-          (result) => {
-            const json = Buffer.from(JSON.stringify(result ?? null));
-            if (json.length <= this.frameLimit) return this.reply([...route, id, Buffer.from('ok'), json]);
-            // The caller's socket would drop this link for a larger frame: answer with the error instead.
-            const e = new TidingsError(ErrorCodes.PAYLOAD_TOO_LARGE, `reply of ${json.length} bytes > the node link limit ${this.frameLimit}; ask for less`);
-            this.log.warn({ method: name.slice(0, 64), bytes: json.length }, 'command reply too large for the link');
-            this.reply([...route, id, Buffer.from('error'), Buffer.from(JSON.stringify(e.toBody()))]);
-          },
-          (err: unknown) => {
-            const e = err instanceof TidingsError ? err : new TidingsError(ErrorCodes.INTERNAL);
-            if (!(err instanceof TidingsError)) this.log.error({ err }, 'command failed');
-            this.reply([...route, id, Buffer.from('error'), Buffer.from(JSON.stringify(e.toBody()))]);
-          },
-        );
-      }
-    } catch (err) {
-      if (!this.stopping) this.log.error({ err }, 'command loop failed');
-    }
+  private commandLoop(router: Router): Promise<void> {
+    return this.loops.run('director-commands', router, (frames) => this.onCommand(frames as Buffer[]), () => this.stopping);
+  }
+
+  /** One command: its failure, even in encoding the reply, is answered and counted, never thrown. */
+  private onCommand(frames: Buffer[]): void {
+    if (frames.length < 4) return;
+    const route = frames.slice(0, frames.length - 3);
+    const [id, method, body] = frames.slice(frames.length - 3) as [Buffer, Buffer, Buffer];
+    const fail = (err: unknown): void => {
+      const e = err instanceof TidingsError ? err : new TidingsError(ErrorCodes.INTERNAL);
+      // Publishes refused here passed no other door (an edge refuses what it sees first): counted.
+      if (PUBLISH_COMMANDS.has(method.toString('utf8'))) this.rejected.inc({ code: String(e.code), door: 'command' });
+      if (!(err instanceof TidingsError)) this.log.error({ err, method: method.toString('utf8').slice(0, 64) }, 'command failed');
+      this.reply([...route, id, Buffer.from('error'), Buffer.from(JSON.stringify(e.toBody()))]);
+    };
+    const name = method.toString('utf8');
+    // A standby answers only `role`: forwarders ask every director which one is active.
+    const run = name === 'role' ? Promise.resolve(this.role()) : this.active ? this.handlers.dispatch(name, body) : Promise.reject(new TidingsError(ErrorCodes.NOT_ACTIVE));
+    run
+      .then((result) => {
+        // An encoded result (a history page) is its body and the raw pushes after it.
+        let parts: Buffer[];
+        try {
+          parts = result instanceof EncodedReply ? [result.body, ...result.frames] : [Buffer.from(JSON.stringify(result ?? null))];
+        } catch (err) {
+          this.loops.failed('director-replies', err, { method: method.toString('utf8').slice(0, 64) });
+          fail(new TidingsError(ErrorCodes.INTERNAL, 'the reply could not be encoded'));
+          return;
+        }
+        let largest = 0;
+        for (const f of parts) largest = Math.max(largest, f.length);
+        if (largest <= this.frameLimit) {
+          this.reply([...route, id, OK, ...parts]);
+          return;
+        }
+        // The caller's socket would drop this link for a larger frame: answer with the error instead.
+        const e = new TidingsError(ErrorCodes.PAYLOAD_TOO_LARGE, `reply frame of ${largest} bytes > the node link limit ${this.frameLimit}; ask for less`);
+        this.log.warn({ method: method.toString('utf8').slice(0, 64), bytes: largest }, 'command reply too large for the link');
+        this.reply([...route, id, Buffer.from('error'), Buffer.from(JSON.stringify(e.toBody()))]);
+      }, fail)
+      .catch((err) => this.loops.failed('director-commands', err));
   }
 
   isChannelHeld(name: string): boolean {

@@ -23,7 +23,7 @@ export function installDirectorFeatures(director: Director, registry: Registry):
   registerMessageCommands(state);
   if (state.presence instanceof MirroredPresence) {
     // State beside the channels lives in the engine too; a director that takes over loads it first.
-    const mirror = new StateMirror(director.engine, state.presence, state.configs, state.log);
+    const mirror = new StateMirror(director.engine, state.presence, state.configs, state.log, (err) => director.loops.failed('director-state-mirror', err));
     mirror.watch(director.handlers);
     director.events.onActive.push(async () => {
       const restored = await mirror.restore(Date.now());

@@ -84,6 +84,8 @@ export class StateMirror {
     private readonly presence: MirroredPresence,
     private readonly configs: ChannelConfigs,
     private readonly log: Logger,
+    /** A failed save, counted by the director's loop guard (the records are saved again shortly). */
+    private readonly failed: (err: unknown) => void = () => undefined,
   ) {
     presence.onConn = (id) => this.mark('conn', id);
     presence.onUser = (name) => this.mark('user', name);
@@ -117,6 +119,7 @@ export class StateMirror {
       for (const id of ids) records.set(id, this.doc(kind, id));
       ids.clear();
       this.store.save(kind, records).catch((err: Error) => {
+        this.failed(err);
         // Fenced: this director stops anyway. Otherwise (Redis restarting) the records are saved again shortly.
         if (this.failures++ % 100 === 0) this.log.warn({ err: err.message, kind, records: records.size }, 'could not save state records; retrying');
         for (const id of records.keys()) this.dirty[kind].add(id);

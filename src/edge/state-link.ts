@@ -5,6 +5,14 @@
  * can drop this edge's connections if it dies silently, and re-sends its full
  * list when the director asks (after a director restart or a lost report).
  * It also finds connections by id for the director's control messages.
+ *
+ * Order: `join` and `leave` return a promise that resolves once the director
+ * has applied the event (the report carrying it, or a snapshot taken after it,
+ * was answered). The edge replies to a client's subscribe or unsubscribe only
+ * then, so what one client saw answered is applied before anything it, or
+ * anyone it told, does next on any node: one user's joins and leaves are
+ * applied in the order their replies were given. A report that fails (the
+ * director is away) resolves too; the resync that follows repairs presence.
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -18,10 +26,14 @@ export interface TrackedConnection {
   channels(): Iterable<string>;
   subscribeServerSide(channels: readonly string[]): void;
   unsubscribeServerSide(channels: readonly string[]): void;
-  disconnect(): void;
+  /** `replaced`: the same connection id was taken by a newer client. */
+  disconnect(replaced?: boolean): void;
 }
 
-type Event = { op: 'attach'; conn: string; user: string | null } | { op: 'join' | 'leave'; conn: string; channel: string } | { op: 'close'; conn: string };
+type Event =
+  | { op: 'attach'; conn: string; user: string | null }
+  | { op: 'join' | 'leave'; conn: string; channel: string }
+  | { op: 'close'; conn: string; poll?: boolean };
 
 /** Events waiting to be sent; past this the edge sends its full list instead. */
 const MAX_QUEUED = 100_000;
@@ -46,7 +58,17 @@ export class StateLink {
   /** This process' incarnation: a restarted edge with the same id is a new instance. */
   readonly instance = randomBytes(9).toString('base64url');
   readonly conns = new Map<string, TrackedConnection>();
+  /**
+   * Ids the director is attaching here right now (a conn_attach in flight):
+   * a snapshot taken meanwhile cannot list them yet, and says so, so the
+   * director does not let them go.
+   */
+  readonly attaching = new Set<string>();
   private queue: Event[] = [];
+  /** Resolvers of the queued events, in the same order. */
+  private acks: Array<() => void> = [];
+  /** Resolvers of events the next snapshot covers (they came while a full resync was due). */
+  private syncWaiters: Array<() => void> = [];
   private scheduled = false;
   private needSync = true;
   private syncing = false;
@@ -72,73 +94,123 @@ export class StateLink {
   }
 
   attach(conn: TrackedConnection): void {
-    this.start();
+    // Listed before the first heartbeat's snapshot is taken: a snapshot without it would let the director drop it.
     this.conns.set(conn.id, conn);
+    this.start();
     this.push({ op: 'attach', conn: conn.id, user: conn.user });
   }
 
-  join(id: string, channel: string): void {
-    if (this.conns.has(id)) this.push({ op: 'join', conn: id, channel });
+  /** Report a join; resolves once the director has applied it. */
+  join(id: string, channel: string): Promise<void> {
+    return this.conns.has(id) ? this.push({ op: 'join', conn: id, channel }) : Promise.resolve();
   }
 
-  leave(id: string, channel: string): void {
-    if (this.conns.has(id)) this.push({ op: 'leave', conn: id, channel });
+  /** Report a leave; resolves once the director has applied it. */
+  leave(id: string, channel: string): Promise<void> {
+    return this.conns.has(id) ? this.push({ op: 'leave', conn: id, channel }) : Promise.resolve();
   }
 
-  /** The connection is gone; also for one the director attached here that never got going. */
-  close(id: string): void {
+  /**
+   * The connection is gone; also for one the director attached here that
+   * never got going. `poll`: a long poll ended (its client polls again soon).
+   */
+  close(id: string, poll = false): void {
     this.conns.delete(id);
-    this.push({ op: 'close', conn: id });
+    void this.push(poll ? { op: 'close', conn: id, poll } : { op: 'close', conn: id });
   }
 
-  private push(e: Event): void {
-    if (this.needSync) return; // the next snapshot carries it
+  /** Close `conn` unless a newer connection here has taken its id. */
+  closeIf(conn: TrackedConnection, poll = false): void {
+    const current = this.conns.get(conn.id);
+    if (current !== undefined && current !== conn) return;
+    this.close(conn.id, poll);
+  }
+
+  private push(e: Event): Promise<void> {
+    if (this.needSync) return this.whenSynced(); // the next snapshot carries it
     if (this.queue.length >= MAX_QUEUED) {
       this.log.warn({ queued: this.queue.length }, 'presence report queue full; sending a full snapshot instead');
       this.queue = [];
+      this.syncWaiters.push(...this.acks.splice(0));
       this.needSync = true;
-      return;
+      return this.whenSynced();
     }
-    this.queue.push(e);
-    if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(() => this.flush());
-    }
+    return new Promise((resolve) => {
+      this.queue.push(e);
+      this.acks.push(resolve);
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  /** Resolves when a snapshot taken from now on has been answered; asks for one soon. */
+  private whenSynced(): Promise<void> {
+    return new Promise((resolve) => {
+      this.syncWaiters.push(resolve);
+      if (!this.syncing) setImmediate(() => this.needSync && this.sync());
+    });
   }
 
   private flush(): void {
     this.scheduled = false;
-    while (this.queue.length > 0) {
-      const events = this.queue.splice(0, BATCH);
-      this.report({ events });
+    try {
+      while (this.queue.length > 0) {
+        const events = this.queue.splice(0, BATCH);
+        this.report({ events }, this.acks.splice(0, events.length));
+      }
+    } catch (err) {
+      this.lost(err);
     }
   }
 
-  private report(extra: Record<string, unknown>): void {
+  /** Whatever fails here ends no loop: the report is counted, and the next heartbeat sends the full list. */
+  private lost(err: unknown): void {
+    this.edge.loops.failed('state-link', err);
+    this.queue = [];
+    this.needSync = true;
+  }
+
+  private report(extra: Record<string, unknown>, acks: Array<() => void> = []): void {
     const generation = this.syncs;
-    this.edge.commands.request<{ resync: boolean }>('edge_report', { edge: this.edge.edgeId, instance: this.instance, ...extra }).then(
-      (r) => {
-        // The director does not know this edge process (it is new, or the director restarted):
-        // send the full list now rather than at the next heartbeat, so no join or leave waits.
-        // A snapshot begun after this report was sent already covers it.
-        if (r.resync && generation === this.syncs) {
+    const done = (): void => {
+      for (const a of acks) a();
+    };
+    this.edge.commands
+      .request<{ resync?: boolean } | null>('edge_report', { edge: this.edge.edgeId, instance: this.instance, ...extra })
+      .then(
+        (r) => {
+          // The director does not know this edge process (it is new, or the director restarted):
+          // send the full list now rather than at the next heartbeat, so no join or leave waits.
+          // A snapshot begun after this report was sent already covers it.
+          if (r?.resync === true && generation === this.syncs) {
+            this.needSync = true;
+            this.syncWaiters.push(...acks);
+            this.sync();
+            return;
+          }
+          done();
+        },
+        (err: Error) => {
+          // A lost report may have held a join or a leave: the full list goes again shortly (a director
+          // failover or restart lasts seconds; presence should be right as soon as a director answers).
+          this.log.warn({ err: err.message }, 'presence report failed; will resync');
           this.needSync = true;
-          this.sync();
-        }
-      },
-      (err: Error) => {
-        // A lost report may have held a join or a leave: the full list goes again shortly (a director
-        // failover or restart lasts seconds; presence should be right as soon as a director answers).
-        this.log.warn({ err: err.message }, 'presence report failed; will resync');
-        this.needSync = true;
-        this.retrySync();
-      },
-    );
+          this.retrySync();
+          done();
+        },
+      )
+      .catch((err) => this.lost(err));
   }
 
   private heartbeat(): void {
-    if (this.needSync) this.sync();
-    else this.report({ events: [] });
+    try {
+      if (this.needSync) this.sync();
+      else this.report({ events: [] });
+    } catch (err) {
+      this.lost(err);
+    }
   }
 
   /** Send the full list; events queued meanwhile are covered by it. */
@@ -148,6 +220,8 @@ export class StateLink {
     this.syncs++;
     this.needSync = false;
     this.queue = [];
+    // The snapshot covers every event so far: queued ones and those waiting for it.
+    const covered = [...this.acks.splice(0), ...this.syncWaiters.splice(0)];
     const [snapshot, ...rest] = splitSnapshot(
       [...this.conns.values()].map((c) => ({ conn: c.id, user: c.user, channels: [...c.channels()] })),
       linkLimit(this.edge.config) / 2,
@@ -159,20 +233,26 @@ export class StateLink {
       this.log.warn({ err: err.message }, 'presence snapshot failed; will retry');
       this.needSync = true;
     };
-    const sent = this.edge.commands.request<{ resync: boolean }>('edge_report', { edge: this.edge.edgeId, instance: this.instance, snapshot }).then(() => undefined, fail);
+    const attaching = [...this.attaching];
+    const sent = this.edge.commands
+      .request<{ resync: boolean }>('edge_report', { edge: this.edge.edgeId, instance: this.instance, snapshot, ...(attaching.length > 0 ? { attaching } : {}) })
+      .then(() => undefined, fail);
     // A snapshot larger than one command frame may carry: the rest follows as attach and join
     // events, sent now so they stay in order ahead of anything queued later.
     const more = rest.map((events) => this.edge.commands.request('edge_report', { edge: this.edge.edgeId, instance: this.instance, events }).then(() => undefined, fail));
-    void Promise.all([sent, ...more])
-      .then(() => {
-        if (!failed) {
-          this.failedSyncs = 0;
-          return;
-        }
-        this.failedSyncs++;
-        this.retrySync();
-      })
-      .finally(() => (this.syncing = false));
+    void Promise.all([sent, ...more]).finally(() => {
+      this.syncing = false;
+      for (const a of covered) a();
+      if (!failed) {
+        this.failedSyncs = 0;
+        return;
+      }
+      this.failedSyncs++;
+      // Events that came during a failed snapshot wait for the next one: ask for it now;
+      // otherwise the full list goes again shortly (a director takeover lasts seconds).
+      if (this.syncWaiters.length > 0 && this.needSync) setImmediate(() => this.needSync && this.sync());
+      else this.retrySync();
+    });
   }
 
   /**
@@ -199,16 +279,21 @@ export class StateLink {
     for (const id of ids) {
       const conn = typeof id === 'string' ? this.conns.get(id) : undefined;
       if (!conn) continue;
-      switch (body['op']) {
-        case 'subscribe':
-          conn.subscribeServerSide(channels);
-          break;
-        case 'unsubscribe':
-          conn.unsubscribeServerSide(channels);
-          break;
-        case 'disconnect':
-          conn.disconnect();
-          break;
+      try {
+        switch (body['op']) {
+          case 'subscribe':
+            conn.subscribeServerSide(channels);
+            break;
+          case 'unsubscribe':
+            conn.unsubscribeServerSide(channels);
+            break;
+          case 'disconnect':
+            conn.disconnect(body['replaced'] === true);
+            break;
+        }
+      } catch (err) {
+        // One connection's failure; the others named in the same message are still served.
+        this.edge.loops.failed('edge-control', err, { conn: id, op: body['op'] });
       }
     }
   }

@@ -16,8 +16,9 @@ import { XPublisher, XSubscriber, Router, Dealer } from 'zeromq';
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import type { Config } from '../config/resolve.js';
-import { SendQueue, type Sendable } from '../zmq/send-queue.js';
+import { SendQueue, collectGrowth, type Sendable, type SendQueueOptions } from '../zmq/send-queue.js';
 import { DirectorWatch } from '../zmq/director-watch.js';
+import { LoopGuard } from '../runtime/loop-guard.js';
 import { bindSecured, connectSecured, nodeClientLink, type BoundLink, type ClientLink } from '../zmq/security.js';
 
 /** How often a forwarder asks every director which one is active, and how long an answer counts. */
@@ -32,7 +33,7 @@ export class Forwarder {
   private sockets: Array<{ close(): void }> = [];
   private links: BoundLink[] = [];
   private queues: SendQueue[] = [];
-  private loops: Promise<void>[] = [];
+  private running: Promise<void>[] = [];
   private stopping = false;
   private readonly frames: Counter<'path'>;
   private watch: DirectorWatch | null = null;
@@ -40,6 +41,9 @@ export class Forwarder {
   /** Index of the director the upstream sockets are connected to, or -1. */
   private following = -1;
   private readonly switches: Counter;
+  private readonly loops: LoopGuard;
+  /** Set by the node: a forwarding loop died, end the process (its supervisor restarts it). */
+  onFatal: (reason: string) => void = () => undefined;
 
   constructor(
     readonly config: Config,
@@ -53,6 +57,13 @@ export class Forwarder {
       registers: [registry],
     });
     this.switches = new Counter({ name: 'tidings_forwarder_director_switches_total', help: 'Times the forwarder connected to a (new) active director', registers: [registry] });
+    this.loops = new LoopGuard(registry, log, (loop, err) => this.onFatal(`${loop} loop died: ${err instanceof Error ? err.message : String(err)}`));
+    new Counter({
+      name: 'tidings_forwarder_shed_total',
+      help: 'Messages sent down without edges that stayed at their high-water mark longer than zmq_block_timeout (those edges see a gap)',
+      registers: [registry],
+      collect: collectGrowth(() => this.queues.reduce((n, q) => n + q.shed, 0)),
+    });
   }
 
   async start(): Promise<void> {
@@ -76,12 +87,22 @@ export class Forwarder {
     this.upstream = { downIn, upOut, cmdOut, link };
     if (c.director_command_address.length === 1) this.follow(0);
     else {
-      this.watch = new DirectorWatch({ commandAddresses: c.director_command_address, link, intervalMs: WATCH_INTERVAL_MS, staleMs: WATCH_STALE_MS, highWaterMark: 1000, log: this.log });
+      this.watch = new DirectorWatch({
+        commandAddresses: c.director_command_address,
+        link,
+        intervalMs: WATCH_INTERVAL_MS,
+        staleMs: WATCH_STALE_MS,
+        highWaterMark: 1000,
+        log: this.log,
+        failed: (err) => this.loops.failed('forwarder-director-watch', err),
+      });
       this.watch.on('follow', (index) => this.follow(index));
       this.watch.start();
     }
 
-    this.pipe('down', downIn, downOut);
+    // An edge that stops reading holds the node back at most zmq_block_timeout (then it sees a gap);
+    // publishes going up wait for the director as long as it takes (nothing downstream would notice their loss).
+    this.pipe('down', downIn, downOut, { maxBlockMs: this.config.zmq_block_timeout * 1000 });
     this.pipe('sub', downOut, downIn); // subscriptions of local edges go up
     this.pipe('up', upIn, upOut);
     this.pipe('pubsub', upOut, upIn); // the director's subscribe-all reaches local publishers
@@ -117,24 +138,23 @@ export class Forwarder {
     this.switches.inc();
   }
 
-  private pipe(path: string, from: Receivable, to: Sendable): void {
-    const queue = new SendQueue(to, this.config.zmq_high_water_mark, this.log, `forwarder-${path}`);
+  private pipe(path: string, from: Receivable, to: Sendable, opts: SendQueueOptions = {}): void {
+    const queue = new SendQueue(to, this.config.zmq_high_water_mark, this.log, `forwarder-${path}`, opts);
     this.queues.push(queue);
     const counter = this.frames.labels(path);
-    this.loops.push(
-      (async () => {
-        try {
-          for await (const msg of from) {
-            counter.inc();
-            if (!queue.push(msg)) {
-              await queue.space();
-              queue.push(msg);
-            }
-          }
-        } catch (err) {
-          if (!this.stopping) this.log.error({ err, path }, 'forwarder loop failed');
-        }
-      })(),
+    this.running.push(
+      this.loops.run(
+        `forwarder-${path}`,
+        from,
+        (msg: Buffer[]) => {
+          counter.inc();
+          if (queue.push(msg)) return undefined;
+          return queue.space().then(() => {
+            queue.push(msg);
+          });
+        },
+        () => this.stopping,
+      ),
     );
   }
 
@@ -145,7 +165,7 @@ export class Forwarder {
     await Promise.all(this.queues.map((q) => q.drain(500)));
     for (const q of this.queues) q.close();
     for (const s of this.sockets) s.close();
-    await Promise.allSettled(this.loops);
+    await Promise.allSettled(this.running);
     await Promise.allSettled(this.links.splice(0).map((l) => l.release()));
     this.log.info('forwarder stopped');
   }

@@ -46,6 +46,8 @@ export const ErrorCodes = Object.freeze({
   UNKNOWN_CONNECTION: spec(124, 'unknown_connection', 404, 'unknown connection id'),
   INVALID_POSITION: spec(125, 'invalid_position', 400, 'invalid stream position'),
   PAYLOAD_TOO_DEEP: spec(126, 'payload_too_deep', 400, 'payload nests too deeply'),
+  TOO_MANY_COMMANDS: spec(135, 'too_many_commands', 429, 'too many commands in flight on this connection'),
+  HISTORY_LIMIT: spec(136, 'history_limit', 429, 'history read allowance of this connection used up'),
   // 155-164: several directors and the state engine
   NOT_ACTIVE: spec(155, 'not_active', 503, 'this director is standing by; the active director answers'),
   FENCED: spec(156, 'fenced', 503, 'this director lost its lease; nothing was sequenced, try again'),
@@ -57,6 +59,7 @@ export const ErrorCodes = Object.freeze({
   SUBSCRIBER_ID_UNPROVEN: spec(169, 'subscriber_id_unproven', 401, 'the subscriber id is not proven: send a token whose user is the subscriber id'),
   NOT_CONNECTED: spec(170, 'not_connected', 401, 'send a connect message first'),
   SESSION_UNREACHABLE: spec(171, 'session_unreachable', 503, 'the edge process that holds this SockJS session is not reachable'),
+  LISTEN_UNKNOWN_CONNECTION: spec(180, 'listen_unknown_connection', 401, 'long poll for a connection id the cluster does not know'),
   WAMP_NO_SUCH_PROCEDURE: spec(190, 'wamp_no_such_procedure', 404, 'no procedure is registered under this URI'),
   WAMP_PROCEDURE_EXISTS: spec(191, 'wamp_procedure_already_exists', 409, 'a procedure is already registered under this URI'),
   WAMP_NO_SUCH_REGISTRATION: spec(192, 'wamp_no_such_registration', 404, 'no such registration of this session'),
@@ -78,17 +81,22 @@ export interface ErrorBody {
   code: number;
   name: string;
   message: string;
+  /** Seconds after which the same request can succeed (136 history_limit). */
+  retry_after?: number;
 }
 
 /** An error that carries its catalog entry, thrown inside the server and turned into replies. */
 export class TidingsError extends Error {
   readonly spec: ErrorSpec;
   readonly detail: string;
-  constructor(errorSpec: ErrorSpec, detail?: string) {
+  /** Seconds after which the request can succeed, when known. */
+  retryAfter: number | undefined;
+  constructor(errorSpec: ErrorSpec, detail?: string, retryAfter?: number) {
     super(detail ? `${errorSpec.message}: ${detail}` : errorSpec.message);
     this.name = 'TidingsError';
     this.spec = errorSpec;
     this.detail = detail ?? '';
+    this.retryAfter = retryAfter;
   }
   get code(): number {
     return this.spec.code;
@@ -97,7 +105,9 @@ export class TidingsError extends Error {
     return this.spec.status;
   }
   toBody(): ErrorBody {
-    return { code: this.spec.code, name: this.spec.name, message: this.message };
+    const body: ErrorBody = { code: this.spec.code, name: this.spec.name, message: this.message };
+    if (this.retryAfter !== undefined) body.retry_after = this.retryAfter;
+    return body;
   }
 }
 
@@ -136,7 +146,7 @@ export const CloseCodes = Object.freeze({
   SLOW_CONSUMER: close(4005, 'slow_consumer', true, 'send buffer limit exceeded'),
   MESSAGE_GAP: close(4006, 'message_gap', true, 'messages were missed: reconnect and recover from the last offset'),
   DISCONNECTED: close(4007, 'disconnected', false, 'disconnected by the server API'),
-  UNAVAILABLE: close(4008, 'unavailable', true, 'director unavailable'),
+  UNAVAILABLE: close(4008, 'unavailable', true, 'the director restarted or is unreachable: reconnect and recover'),
   UNSUPPORTED_PROTOCOL: close(4009, 'unsupported_protocol', false, 'unsupported subprotocol'),
   AUTH_FAILED: close(4020, 'auth_failed', false, 'authentication refused'),
   AUTH_UNAVAILABLE: close(4021, 'auth_unavailable', true, 'the authenticator did not answer: reconnect later'),

@@ -31,6 +31,8 @@ export interface DirectorWatchOptions {
   staleMs: number;
   highWaterMark: number;
   log: Logger;
+  /** A poll that failed in our own code (following a director threw): counted by the owner's loop guard, the next poll goes on. */
+  failed?: (err: unknown) => void;
 }
 
 export class DirectorWatch extends EventEmitter<{ follow: [index: number, role: Role] }> {
@@ -63,14 +65,22 @@ export class DirectorWatch extends EventEmitter<{ follow: [index: number, role: 
   private poll(): void {
     this.clients.forEach((client, i) => {
       if (client.inFlight > 0) return; // still waiting for the last answer
-      client.request<Role>('role', {}).then(
-        (role) => {
-          this.seen[i] = { role, at: Date.now() };
-          this.choose();
-        },
-        () => undefined,
-      );
+      client
+        .request<Role>('role', {})
+        .then(
+          (role) => {
+            this.seen[i] = { role, at: Date.now() };
+            this.choose();
+          },
+          () => undefined, // no answer: that director is down or busy; its last answer goes stale
+        )
+        .catch((err: unknown) => this.fail(err));
     });
+  }
+
+  private fail(err: unknown): void {
+    if (this.opts.failed) this.opts.failed(err);
+    else this.opts.log.error({ err }, 'director watch: following a director failed');
   }
 
   private choose(): void {

@@ -27,7 +27,7 @@ after(async () => {
 function req(i: number): AppendRequest {
   const now = Date.now();
   const { head, tail } = messagePushParts('sentinel', null, now, JSON.stringify({ i }));
-  return { channel: 'sentinel', head, tail, now, store: true, limits: { size: 10_000, ttlMs: 0, maxBytes: 0 } };
+  return { channel: 'sentinel', head, tail, now, store: true, limits: { maxCount: 10_000, maxAgeMs: 0, maxBytes: 1 << 30 } };
 }
 
 test('redis+sentinel URLs are parsed; others are passed through', () => {
@@ -45,7 +45,7 @@ test('Sentinel promotes the replica after kill -9 of the master: every acknowled
   const sentinel = await startSentinel(master.port, 'tm');
   servers.push(sentinel);
 
-  const engine = new RedisEngine({ url: `redis+sentinel://127.0.0.1:${sentinel.port}/tm`, prefix: 'st', keepMs: 3_600_000, replicasAck: 1, replicasTimeoutMs: 1000, log });
+  const engine = new RedisEngine({ url: `redis+sentinel://127.0.0.1:${sentinel.port}/tm`, prefix: 'st', keepMs: 3_600_000, totalBytes: 1 << 30, replicasAck: 1, replicasTimeoutMs: 1000, log });
   await engine.start();
   const lease = new DirectorLease({ redis: engine.redis, prefix: 'st', node: 'd', leaseMs: 6000, pollMs: 50, log });
   cleanups.push(async () => {
@@ -105,7 +105,7 @@ test('Sentinel promotes the replica after kill -9 of the master: every acknowled
   const offsets = acked.map((a) => a.offset);
   assert.deepEqual(offsets, [...offsets].sort((a, b) => a - b), 'increasing');
   assert.equal(new Set(offsets).size, offsets.length, 'no offset reused');
-  const page = await engine.history('sentinel', { since: 0, limit: 1000, maxBytes: 0, now: Date.now(), ttlMs: 0 });
+  const page = await engine.history('sentinel', { since: 0, limit: 1000, maxBytes: 1 << 30, now: Date.now(), ttlMs: 0 });
   const stored = new Map(page.messages.map((m) => [m.offset, (JSON.parse(m.push.toString()) as { data: { i: number } }).data.i]));
   for (const a of acked) assert.equal(stored.get(a.offset), a.i, `offset ${a.offset} holds message ${a.i} on the new master`);
 });

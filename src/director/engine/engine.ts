@@ -17,14 +17,9 @@
 
 export type MaybePromise<T> = T | Promise<T>;
 
-export interface HistoryLimits {
-  /** Most messages kept (0: no history). */
-  readonly size: number;
-  /** Milliseconds a message is kept (0: until pushed out by size or bytes). */
-  readonly ttlMs: number;
-  /** Most bytes of encoded pushes kept (0: no byte bound). */
-  readonly maxBytes: number;
-}
+/** Bounds of one channel's history (history.ts): count, age, bytes (push + ENTRY_OVERHEAD per message). */
+export type { HistoryLimits } from '../history.js';
+import type { HistoryLimits } from '../history.js';
 
 export interface AppendRequest {
   channel: string;
@@ -55,14 +50,16 @@ export interface StoredMessage {
 }
 
 export interface HistoryQuery {
-  /** Messages after this offset; undefined: the newest. */
+  /** Messages after this offset; undefined: the newest `limit` (up to `until`). */
   since?: number;
+  /** Messages up to this offset (inclusive). */
+  until?: number;
   /** Most messages in this page. */
   limit: number;
-  /** Most bytes of pushes in this page (at least one message is returned when there is one). */
+  /** Most bytes of pushes in this page (the first message is always returned, whatever its size). */
   maxBytes: number;
   now: number;
-  /** Entries older than this are expired on read (the channel's history ttl; 0: none). */
+  /** Entries older than this are expired on read (the channel's history age bound; 0: none). */
   ttlMs: number;
 }
 
@@ -70,14 +67,20 @@ export interface HistoryPage extends StreamPosition {
   /** The oldest offset still in history, or offset + 1 when it is empty. */
   oldest: number;
   messages: StoredMessage[];
-  /** More messages follow the last one of this page (read again with since = its offset). */
+  /** The page stopped at maxBytes before `limit` messages while more of the range remain (read on from the last offset). */
   more: boolean;
+  /** Messages of the whole range (capped by limit), this page included. */
+  available: number;
 }
 
 /** What a sequencing engine must answer; one implementation per engine. */
 export interface ChannelEngine {
   readonly kind: 'memory' | 'redis';
-  /** Sequence a message (and store it unless !store); rejects with FENCED (156) when this director is no longer the active one. */
+  /**
+   * Sequence a message (and store it unless !store), keeping the channel's
+   * history within `limits` and the engine's history within its total byte
+   * bound; rejects with FENCED (156) when this director is no longer the active one.
+   */
   append(req: AppendRequest): MaybePromise<Appended>;
   /** Where the channel's stream stands, creating the channel (a new epoch) when it has no state. */
   position(channel: string, now: number): MaybePromise<StreamPosition>;

@@ -24,6 +24,8 @@ export interface LeaseOptions {
   leaseMs: number;
   pollMs: number;
   log: Logger;
+  /** A request that failed (Redis unreachable, a bug): counted by the caller's loop guard; the lease goes on trying. */
+  failed?: (err: unknown) => void;
 }
 
 type Fn = (...args: Array<string | number>) => Promise<unknown>;
@@ -94,6 +96,7 @@ export class DirectorLease extends EventEmitter<DirectorLeaseEvents> {
         this.validUntil = sentAt + this.opts.leaseMs;
       }
     } catch (err) {
+      this.opts.failed?.(err);
       this.opts.log.warn({ err: (err as Error).message }, 'lease request failed');
       if (this.value !== null && performance.now() > this.validUntil) return this.lose('lease expired while Redis did not answer');
     } finally {

@@ -1,9 +1,16 @@
 /**
- * The memory engine: today's in-process channel registry behind the engine
- * interface, answering synchronously. State lives as long as the process.
+ * The memory engine: the director's in-process channel registry (channels.ts,
+ * history.ts: count, age and byte bounds per channel, one byte budget over
+ * every channel) behind the engine interface, answering synchronously. State
+ * lives as long as the process.
  */
 import type { ChannelRegistry } from '../channels.js';
-import { assemblePush, type Appended, type AppendRequest, type HistoryPage, type HistoryQuery, type RecordKind, type StateEngine, type StoredMessage, type StreamPosition } from './engine.js';
+import type { HistoryLimits } from '../history.js';
+import { assemblePush, type Appended, type AppendRequest, type HistoryPage, type HistoryQuery, type RecordKind, type StateEngine, type StreamPosition } from './engine.js';
+
+function sameLimits(a: HistoryLimits, b: HistoryLimits): boolean {
+  return a === b || (a.maxCount === b.maxCount && a.maxAgeMs === b.maxAgeMs && a.maxBytes === b.maxBytes);
+}
 
 export class MemoryEngine implements StateEngine {
   readonly kind = 'memory' as const;
@@ -16,11 +23,11 @@ export class MemoryEngine implements StateEngine {
 
   append(req: AppendRequest): Appended {
     const state = this.channels.getOrCreate(req.channel, req.now);
-    const o = state.options;
-    if (o.historySize !== req.limits.size || o.historyTtlMs !== req.limits.ttlMs) state.options = { historySize: req.limits.size, historyTtlMs: req.limits.ttlMs };
+    if (!sameLimits(state.history.limits, req.limits)) state.history.setLimits(req.limits, req.now);
     const offset = state.next(req.now);
     const push = Buffer.from(assemblePush(req.head, offset, state.epoch, req.tail), 'utf8');
-    if (req.store) state.remember({ offset, time: req.now, push });
+    if (req.store) state.history.add(offset, req.now, push);
+    else state.history.trim(req.now);
     return { offset, epoch: state.epoch, push };
   }
 
@@ -31,39 +38,25 @@ export class MemoryEngine implements StateEngine {
 
   history(channel: string, q: HistoryQuery): HistoryPage {
     const state = this.channels.get(channel);
-    if (!state) return { offset: 0, epoch: '', oldest: 1, more: false, messages: [] };
-    const limit = Math.max(0, q.limit);
-    let entries: StoredMessage[];
-    let more = false;
-    if (q.since === undefined) {
-      entries = state.latest(limit, q.now);
-      if (q.maxBytes > 0) {
-        let bytes = 0;
-        let start = entries.length;
-        while (start > 0 && (bytes === 0 || bytes + entries[start - 1]!.push.length <= q.maxBytes)) bytes += entries[--start]!.push.length;
-        entries = entries.slice(start);
-      }
-    } else {
-      const page = state.since(q.since, limit + 1, q.now);
-      more = page.length > limit;
-      entries = page.slice(0, limit);
-      if (q.maxBytes > 0) {
-        let bytes = 0;
-        let n = 0;
-        while (n < entries.length && (bytes === 0 || bytes + entries[n]!.push.length <= q.maxBytes)) bytes += entries[n++]!.push.length;
-        if (n < entries.length) more = true;
-        entries = entries.slice(0, n);
-      }
-    }
-    return { offset: state.offset, epoch: state.epoch, oldest: state.oldestOffset, more, messages: entries.map((e) => ({ offset: e.offset, time: e.time, push: e.push })) };
+    if (!state) return { offset: 0, epoch: '', oldest: 1, more: false, available: 0, messages: [] };
+    // The channel's own age bound applies (history.ts trims on read); q.ttlMs is the same bound as the redis engine needs it.
+    const page = state.history.read({ since: q.since, until: q.until, limit: Math.max(0, q.limit), maxBytes: q.maxBytes }, q.now);
+    return {
+      offset: state.offset,
+      epoch: state.epoch,
+      oldest: state.oldestOffset,
+      more: page.more,
+      available: page.available,
+      messages: page.entries.map((e) => ({ offset: e.offset, time: e.time, push: e.push })),
+    };
   }
 
   rewrite(channel: string, offset: number, push: Buffer): boolean {
     const state = this.channels.get(channel);
-    if (!state) return false;
-    const entry = state.latest(state.historyLength, Date.now()).find((e) => e.offset === offset);
-    if (!entry) return false;
-    entry.push = push;
+    if (!state || offset < 1) return false;
+    const entry = state.history.read({ since: offset - 1, until: offset, limit: 1, maxBytes: Number.MAX_SAFE_INTEGER }, Date.now()).entries[0];
+    if (!entry || entry.offset !== offset) return false;
+    state.history.replace(entry, push);
     return true;
   }
 

@@ -13,6 +13,7 @@ import type { Logger } from 'pino';
 import { ErrorCodes, TidingsError } from '../../protocol/errors.js';
 import type { AppendRequest, HistoryPage, HistoryQuery, RecordKind, StateEngine, StoredMessage, StreamPosition } from './engine.js';
 import { APPEND, HISTORY, POSITION, REWRITE, SAVE } from './redis-scripts.js';
+import { ENTRY_OVERHEAD } from '../history.js';
 
 export interface RedisEngineOptions {
   url: string;
@@ -20,6 +21,8 @@ export interface RedisEngineOptions {
   prefix: string;
   /** Channel keys expire this long after their last append or creation. */
   keepMs: number;
+  /** Bytes of history over every channel (history_total_bytes); past it the oldest message goes first. */
+  totalBytes: number;
   /** Acknowledge appends only once this many replicas have them (WAIT); 0: when the master has them. */
   replicasAck?: number;
   /** How long WAIT waits for the replicas, in ms. */
@@ -99,21 +102,27 @@ export class RedisEngine implements StateEngine {
   private waitScheduled = false;
   private readonly scripts: Record<'append' | 'position' | 'history' | 'rewrite' | 'save', ScriptFn>;
   readonly leaseKey: string;
+  /** Every stored message in the order stored, and the total's counters (redis-scripts.ts). */
+  private readonly allKey: string;
+  private readonly totalKey: string;
 
   constructor(private readonly opts: RedisEngineOptions) {
     this.redis = createRedisClient(opts.url, 'tidings-engine');
     this.redis.on('error', (err: Error) => opts.log.warn({ err: err.message }, 'redis connection error'));
     this.leaseKey = `${opts.prefix}:lease`;
-    const define = (name: string, lua: string, keys: number): ScriptFn => {
+    this.allKey = `${opts.prefix}:hall`;
+    this.totalKey = `${opts.prefix}:htotal`;
+    const define = (name: string, lua: string, keys: number, buffers = false): ScriptFn => {
       this.redis.defineCommand(name, { lua, numberOfKeys: keys });
-      const fn = (this.redis as unknown as Record<string, ScriptFn>)[name]!;
+      const fn = (this.redis as unknown as Record<string, ScriptFn>)[buffers ? `${name}Buffer` : name]!;
       return fn.bind(this.redis);
     };
     this.scripts = {
-      append: define('tidingsAppend', APPEND, 3),
+      append: define('tidingsAppend', APPEND, 5),
       position: define('tidingsPosition', POSITION, 3),
-      history: define('tidingsHistory', HISTORY, 2),
-      rewrite: define('tidingsRewrite', REWRITE, 3),
+      // Buffer replies: pushes come back as the bytes stored, never decoded and encoded again.
+      history: define('tidingsHistory', HISTORY, 4, true),
+      rewrite: define('tidingsRewrite', REWRITE, 5),
       save: define('tidingsSave', SAVE, 2),
     };
   }
@@ -151,16 +160,22 @@ export class RedisEngine implements StateEngine {
         this.leaseKey,
         this.channelKey(channel),
         this.historyKey(channel),
+        this.allKey,
+        this.totalKey,
         this.fence,
         req.now,
         req.head,
         req.tail,
         req.store ? 1 : 0,
-        limits.size,
-        limits.ttlMs,
+        limits.maxCount,
+        limits.maxAgeMs,
         limits.maxBytes,
         this.epochs.next(),
-        Math.max(this.opts.keepMs, limits.ttlMs),
+        Math.max(this.opts.keepMs, limits.maxAgeMs),
+        ENTRY_OVERHEAD,
+        this.opts.totalBytes,
+        this.opts.prefix,
+        channel,
       )) as [number, string];
       await this.replicated();
       return { offset: Number(r[0]), epoch: r[1] };
@@ -208,28 +223,60 @@ export class RedisEngine implements StateEngine {
   }
 
   async history(channel: string, q: HistoryQuery): Promise<HistoryPage> {
-    let r: Array<string | number>;
+    let r: Array<Buffer | number>;
     try {
-      r = (await this.scripts.history(this.channelKey(channel), this.historyKey(channel), q.since === undefined ? '' : q.since, Math.max(1, q.limit), q.maxBytes, q.now, q.ttlMs)) as Array<string | number>;
+      r = (await this.scripts.history(
+        this.channelKey(channel),
+        this.historyKey(channel),
+        this.allKey,
+        this.totalKey,
+        q.since === undefined ? '' : q.since,
+        q.until === undefined ? '' : q.until,
+        Math.max(0, q.limit),
+        q.maxBytes,
+        q.now,
+        q.ttlMs,
+        ENTRY_OVERHEAD,
+        channel,
+      )) as Array<Buffer | number>;
     } catch (err) {
       throw engineError(err);
     }
     const messages: StoredMessage[] = [];
-    for (let i = 4; i + 1 < r.length; i += 2) {
-      const m = String(r[i + 1]);
-      const colon = m.indexOf(':');
-      messages.push({ offset: Number(r[i]), time: Number(m.slice(0, colon)), push: Buffer.from(m.slice(colon + 1), 'utf8') });
+    for (let i = 5; i + 1 < r.length; i += 2) {
+      const m = r[i + 1] as Buffer;
+      const colon = m.indexOf(0x3a);
+      messages.push({ offset: Number(r[i]), time: Number(m.subarray(0, colon).toString('latin1')), push: m.subarray(colon + 1) });
     }
-    if (q.limit <= 0) messages.length = 0;
-    return { offset: Number(r[0]), epoch: String(r[1]), oldest: Number(r[2]), more: Number(r[3]) === 1, messages };
+    return { offset: Number(r[0]), epoch: r[1]!.toString(), oldest: Number(r[2]), more: Number(r[3]) === 1, available: Number(r[4]), messages };
   }
 
   async rewrite(channel: string, offset: number, push: Buffer): Promise<boolean> {
     try {
-      return (await this.scripts.rewrite(this.leaseKey, this.channelKey(channel), this.historyKey(channel), this.fence, offset, push)) === 1;
+      const r = await this.scripts.rewrite(
+        this.leaseKey,
+        this.channelKey(channel),
+        this.historyKey(channel),
+        this.allKey,
+        this.totalKey,
+        this.fence,
+        offset,
+        push,
+        ENTRY_OVERHEAD,
+        channel,
+        this.opts.totalBytes,
+        this.opts.prefix,
+      );
+      return r === 1;
     } catch (err) {
       throw engineError(err);
     }
+  }
+
+  /** Bytes and messages of history over every channel, and messages evicted by the total bound (metrics). */
+  async totals(): Promise<{ bytes: number; messages: number; evicted: number }> {
+    const [[, t], [, n]] = (await this.redis.multi().hmget(this.totalKey, 'b', 'evicted').zcard(this.allKey).exec()) as [[null, Array<string | null>], [null, number]];
+    return { bytes: Number(t[0] ?? 0), messages: n, evicted: Number(t[1] ?? 0) };
   }
 
   private recordsKey(kind: RecordKind): string {
