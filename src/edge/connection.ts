@@ -574,7 +574,8 @@ export class ClientConnection implements Listener {
     const m = page.meta;
     const head = { channel: m.channel, epoch: m.epoch, offset: m.offset, complete: m.complete, more: m.more };
     if (this.format !== 'json') {
-      this.send({ id, result: { ...head, messages: page.pushes.map((p) => JSON.parse(p.toString('utf8')) as unknown) } });
+      // Through reply(): a page holding a value MessagePack cannot carry is answered with an error and counted.
+      this.reply(id, { ...head, messages: page.pushes.map((p) => JSON.parse(p.toString('utf8')) as unknown) });
       return;
     }
     // {"id":..,"result":{..head,"messages":[push,push,...]}}: the pushes spliced in as they came.

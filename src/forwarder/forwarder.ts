@@ -19,6 +19,7 @@ import type { Config } from '../config/resolve.js';
 import { SendQueue, collectGrowth, type Sendable, type SendQueueOptions } from '../zmq/send-queue.js';
 import { DirectorWatch } from '../zmq/director-watch.js';
 import { LoopGuard } from '../runtime/loop-guard.js';
+import { ALL_TOPIC } from '../cluster/topics.js';
 import { bindSecured, connectSecured, nodeClientLink, type BoundLink, type ClientLink } from '../zmq/security.js';
 
 /** How often a forwarder asks every director which one is active, and how long an answer counts. */
@@ -52,7 +53,7 @@ export class Forwarder {
   ) {
     this.frames = new Counter({
       name: 'tidings_forwarder_messages_total',
-      help: 'Messages the forwarder passed on, by path (down: director to node, up: node to director, sub: subscriptions upstream, cmd/reply: commands)',
+      help: 'Messages the forwarder passed on, by path (down: director to node, down-broadcast: the director\'s ticks to every edge, up: node to director, sub: subscriptions upstream, cmd/reply: commands)',
       labelNames: ['path'],
       registers: [registry],
     });
@@ -142,12 +143,16 @@ export class Forwarder {
     const queue = new SendQueue(to, this.config.zmq_high_water_mark, this.log, `forwarder-${path}`, opts);
     this.queues.push(queue);
     const counter = this.frames.labels(path);
+    // Down the broadcast topic go the director's own signals to every edge (ticks), counted apart
+    // so `down` counts only what this node's clients asked for.
+    const broadcast = path === 'down' ? this.frames.labels('down-broadcast') : null;
     this.running.push(
       this.loops.run(
         `forwarder-${path}`,
         from,
         (msg: Buffer[]) => {
-          counter.inc();
+          if (broadcast && msg[0]?.equals(ALL_TOPIC)) broadcast.inc();
+          else counter.inc();
           if (queue.push(msg)) return undefined;
           return queue.space().then(() => {
             queue.push(msg);

@@ -129,11 +129,18 @@ test('a push no MessagePack client can take is skipped for those clients only; t
   assert.deepEqual(late.pushes.map((p) => p.offset), [next.offset]);
   assert.equal(await failures(edgeRegistry, 'edge-replay'), 1);
 
-  // A stored value too deep even for JSON.stringify (10 000 levels): the director answers its
-  // history with an error instead of an unhandled rejection, and serves on.
+  // A stored value too deep even for JSON.stringify (10 000 levels): history keeps the bytes as
+  // published and splices them into its replies, so the director never re-encodes it and serves on.
   director.publishChannel('deeper', `${'['.repeat(10000)}${']'.repeat(10000)}`, 'bypass', false);
   const hj = await json.request('history', { channel: 'deeper' });
-  assert.equal(hj.error?.code, ErrorCodes.INTERNAL.code, JSON.stringify(hj));
+  assert.equal(hj.error, undefined, 'history of the deep value answered');
+  assert.equal((hj.result as { messages: unknown[] }).messages.length, 1);
+  assert.equal(await failures(directorRegistry, 'director-replies'), 0);
+  // A command whose result cannot be encoded (a cycle here): the caller gets an error, counted once.
+  const cyclic: Record<string, unknown> = {};
+  cyclic['self'] = cyclic;
+  director.handlers.register('test_unencodable', async () => cyclic);
+  await assert.rejects(edge.commands.request('test_unencodable', {}), (err: { code?: number }) => err.code === ErrorCodes.INTERNAL.code);
   assert.equal(await failures(directorRegistry, 'director-replies'), 1);
   assert.deepEqual(await json.call('ping'), {});
 
