@@ -13,6 +13,7 @@
 import { randomBytes } from 'node:crypto';
 import { XPublisher, XSubscriber, Router } from 'zeromq';
 import type { Logger } from 'pino';
+import type { Redis } from 'ioredis';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Config } from '../config/resolve.js';
 import { ErrorCodes, TidingsError } from '../protocol/errors.js';
@@ -31,7 +32,7 @@ import { CommandHandlers } from './commands.js';
 import type { HistoryLimits } from './history.js';
 import type { MaybePromise, StateEngine, StreamPosition } from './engine/engine.js';
 import { MemoryEngine } from './engine/memory-engine.js';
-import { RedisEngine } from './engine/redis-engine.js';
+import { RedisEngine, createRedisClient } from './engine/redis-engine.js';
 import { DirectorLease } from './engine/lease.js';
 
 export type PublishOutcome = StreamPosition;
@@ -111,6 +112,10 @@ export class Director {
   private inFlight = 0;
   private inFlightWaiters: Array<() => void> = [];
   private readonly nodeName: string;
+  /** The lease's own Redis connection (redis engine). */
+  private leaseRedis: Redis | null = null;
+  /** Set once the lease is lost: the publish and subscription loops end then without being deaths. */
+  private wasFenced = false;
 
   constructor(
     readonly config: Config,
@@ -136,8 +141,12 @@ export class Director {
       });
       this.engine = engine;
       const leaseMs = Math.round(config.director_lease * 1000);
+      // The lease has a connection of its own: a renewal never waits behind appends and history reads.
+      const leaseRedis = createRedisClient(config.redis_url, 'tidings-lease');
+      leaseRedis.on('error', (err: Error) => log.warn({ err: err.message }, 'redis connection error (lease)'));
+      this.leaseRedis = leaseRedis;
       this.lease = new DirectorLease({
-        redis: engine.redis,
+        redis: leaseRedis,
         prefix: config.redis_prefix,
         node: this.nodeName,
         leaseMs,
@@ -290,6 +299,7 @@ export class Director {
   private fenced(reason: string): void {
     if (this.stopping) return;
     this.active = false;
+    this.wasFenced = true;
     this.log.error({ reason }, 'director fenced: it is no longer the active director and stops');
     for (const s of [this.xsub, this.xpub]) s?.close();
     this.down?.close();
@@ -316,6 +326,7 @@ export class Director {
     this.xsub = this.xpub = this.router = null;
     // A graceful stop hands the lease over at once.
     await this.lease?.stop();
+    this.leaseRedis?.disconnect(false);
     await this.engine.stop();
     this.log.info('director stopped');
   }
@@ -477,7 +488,7 @@ export class Director {
         if (this.inFlight >= MAX_IN_FLIGHT) return new Promise<void>((r) => this.inFlightWaiters.push(r));
         return undefined;
       },
-      () => this.stopping,
+      () => this.stopping || this.wasFenced,
     );
   }
 
@@ -491,7 +502,7 @@ export class Director {
         if (msg[0] === 1) this.heldTopics.add(key);
         else if (msg[0] === 0) this.heldTopics.delete(key);
       },
-      () => this.stopping,
+      () => this.stopping || this.wasFenced,
     );
   }
 
