@@ -41,6 +41,8 @@ export interface RunningServer {
   /** The publisher's CURVE keys (Tidings with curve). */
   publisherCurve?: { secretKey: string; serverKey: string };
   pids: number[];
+  /** A cluster's forwarder nodes (each with its edge workers), without the director: for deliveries per node CPU-second. */
+  nodePids?: number[];
   stop(): Promise<void>;
 }
 
@@ -188,6 +190,7 @@ async function startTidings(opts: ServerOptions): Promise<RunningServer> {
     publishTo: d.pub,
     ...publisherCurve,
     pids: all.map((p) => p.child.pid!),
+    nodePids: nodes.map((p) => p.child.pid!),
     stop: async () => {
       await Promise.all(nodes.map((n) => n.stop()));
       await director.stop();
