@@ -37,6 +37,7 @@ export function summarise(runs: RunResult[]): RunResult[] {
       publishedPerCpuSec: m((r) => r.publishedPerCpuSec ?? 0),
       ...(g[0]!.unacked !== undefined ? { unacked: worst((r) => r.unacked ?? 0), ackOffsetJumps: worst((r) => r.ackOffsetJumps ?? 0) } : {}),
       ...(g[0]!.historyMissing !== undefined ? { historyMissing: worst((r) => r.historyMissing ?? 0) } : {}),
+      ...(g[0]!.deliveriesPerNodeCpuSec !== undefined ? { nodeCpuSec: m((r) => r.nodeCpuSec ?? 0), deliveriesPerNodeCpuSec: m((r) => r.deliveriesPerNodeCpuSec ?? 0) } : {}),
       loss: worst((r) => r.loss),
       outOfOrder: worst((r) => r.outOfOrder),
       foreign: worst((r) => r.foreign),
@@ -89,6 +90,8 @@ export function markdownTable(results: RunResult[], runs: RunResult[] = []): str
       const peers = PEERS.map((p) => [p, rows.find((r) => r.server === p)] as const).filter(([, r]) => r);
       if (peers.length) lines.push('', `${t.server} / peer: ` + peers.map(([p, r]) => `${p} ${fmt(t.deliveriesPerCpuSec / r!.deliveriesPerCpuSec, 2)}x per CPU-s${perRun(runs, sc, t.server, p, perCpu)}, p99 ${fmt(t.latencyMs.p99 / r!.latencyMs.p99, 2)}x`).join('; '));
     }
+    // A cluster: the forwarder nodes' own cost per delivery (the director's, per message, left out).
+    for (const r of rows) if (r.deliveriesPerNodeCpuSec !== undefined) lines.push('', `${r.server}: ${mega(r.deliveriesPerNodeCpuSec)} deliveries per node CPU-s (nodes' CPU-s ${fmt(r.nodeCpuSec ?? 0, 2)})`);
     // CURVE's cost: the keyed variant against the plain one of the same scenario.
     for (const plain of rows.filter((r) => !r.server.endsWith('-curve'))) {
       const keyed = rows.find((r) => r.server === `${plain.server}-curve`);

@@ -58,6 +58,9 @@ export interface RunResult {
   historyMissing?: number;
   /** The measured phase on CLOCK_MONOTONIC, in microseconds (profiles are cut to it). */
   phase?: { fromMicros: number; toMicros: number };
+  /** A cluster: CPU-s of the forwarder nodes alone (director left out), and deliveries per such CPU-second. */
+  nodeCpuSec?: number;
+  deliveriesPerNodeCpuSec?: number;
   loss: number;
   outOfOrder: number;
   foreign: number;
@@ -153,6 +156,7 @@ export async function runWorkload(server: RunningServer, w: Workload): Promise<R
     expected.fill(0);
     gen.start();
     const cpu0 = sample(server.pids);
+    const nodeCpu0 = server.nodePids ? sample(server.nodePids) : null;
     const t0 = performance.now();
     const phaseFrom = monotonicMicros();
     const ticker = setInterval(() => {
@@ -165,6 +169,7 @@ export async function runWorkload(server: RunningServer, w: Workload): Promise<R
     const seconds = (performance.now() - t0) / 1000;
     const cpu1 = sample(server.pids);
     const phaseTo = monotonicMicros();
+    const nodeCpuSec = nodeCpu0 && server.nodePids ? cpuBetween(nodeCpu0, sample(server.nodePids)) : undefined;
     clearInterval(ticker);
     // Every publish answered (acknowledged publishers), within the drain's time.
     const ackDeadline = Date.now() + 20_000;
@@ -195,6 +200,7 @@ export async function runWorkload(server: RunningServer, w: Workload): Promise<R
       ...(acks1 ? { unacked: acks1.sent - acks1.acked, ackOffsetJumps: acks1.offsetJumps } : {}),
       ...(historyMissing !== undefined ? { historyMissing } : {}),
       phase: { fromMicros: phaseFrom, toMicros: phaseTo },
+      ...(nodeCpuSec !== undefined ? { nodeCpuSec, deliveriesPerNodeCpuSec: nodeCpuSec > 0 ? r.received / nodeCpuSec : 0 } : {}),
       loss: r.loss,
       outOfOrder: r.outOfOrder,
       foreign: r.foreign,

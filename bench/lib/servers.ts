@@ -46,6 +46,8 @@ export interface ServerOptions {
    * forwarder node, subscribers on both, publishers at the forwarder node.
    */
   cluster?: boolean | 'pair';
+  /** Forwarder nodes of the cluster (default 2). */
+  nodes?: number;
   /** Extra node flags, e.g. ['--cpu-prof', '--cpu-prof-dir=...'] for profiling. */
   execArgv?: string[];
   /** CURVE keys on every ZeroMQ link (Tidings): a pair per node, one for the publisher. */
@@ -64,6 +66,8 @@ export interface RunningServer {
   /** The publisher's CURVE keys (Tidings with curve). */
   publisherCurve?: { secretKey: string; serverKey: string };
   pids: number[];
+  /** A cluster's forwarder nodes (each with its edge workers), without the director: for deliveries per node CPU-second. */
+  nodePids?: number[];
   stop(): Promise<void>;
 }
 
@@ -153,7 +157,7 @@ async function startTidings(kind: ServerKind, opts: ServerOptions): Promise<Runn
   const suffix = opts.curve ? '-curve' : '';
   // With curve: one pair for the director, one per forwarder node, one for the publisher.
   const directorKeys = curveKeyPair();
-  const nodeKeys = [curveKeyPair(), curveKeyPair()];
+  const nodeKeys = Array.from({ length: opts.nodes ?? 2 }, () => curveKeyPair());
   const workerKeys = curveKeyPair();
   const curveEnv = (own: { secretKey: string }, extra: Record<string, string>): Record<string, string> =>
     opts.curve ? { TIDINGS_CURVE_SECRET_KEY: own.secretKey, TIDINGS_CURVE_WORKER_KEYS: workerKeys.publicKey, ...extra } : {};
@@ -177,7 +181,7 @@ async function startTidings(kind: ServerKind, opts: ServerOptions): Promise<Runn
   );
   const nodes: Proc[] = [];
   const urls: string[] = [];
-  for (let i = 0; i < 2; i++) {
+  for (let i = 0; i < (opts.nodes ?? 2); i++) {
     const a = await addresses();
     nodes.push(
       tidingsNode(`node${i + 1}`, {
@@ -207,13 +211,14 @@ async function startTidings(kind: ServerKind, opts: ServerOptions): Promise<Runn
     throw err;
   }
   return {
-    kind,
-    label: `${kind === 'tidings-ws' ? 'tidings-ws' : 'tidings'}-cluster${suffix}`,
+    kind: opts.curve ? 'tidings-curve' : kind,
+    label: `${kind === 'tidings-ws' ? 'tidings-ws' : 'tidings'}-cluster${opts.nodes === undefined ? '' : `-${opts.nodes}`}${suffix}`,
     urls,
     publishTo: d.pub,
     wsPublishTo: urls[0]!,
     ...publisherCurve,
     pids: all.map((p) => p.child.pid!),
+    nodePids: nodes.map((p) => p.child.pid!),
     stop: async () => {
       await Promise.all(nodes.map((n) => n.stop()));
       await director.stop();
