@@ -39,21 +39,17 @@ const BATCH_METHOD_BUF = Buffer.from(BATCH_METHOD);
 export const PUBLISH_TEXT_METHOD = 'publish_text';
 
 /**
- * Largest batch body a sender builds upstream (publish batches, commands,
- * replies): within the publisher address's frame limit (max_message_size
- * and its envelope), which one message may already reach.
+ * Largest batch body a sender builds; a message larger than this goes alone.
+ * Small on purpose: ZeroMQ's high-water marks count ZeroMQ messages, so a
+ * batch of about one ordinary message's size keeps what a pipe at its mark
+ * holds, in bytes, close to what it held unbatched, and back pressure and
+ * zmq_block_timeout act on a stalled node or edge as soon as they did (with
+ * 64 KB publish batches block-timeout.test.ts fails: a stopped node's
+ * subscribers do not recover everything). Some twenty 100-byte messages fit.
  */
-export const MAX_BATCH_BYTES = 64 * 1024;
-
-/**
- * Largest batch of channel messages going down (director -> forwarders ->
- * edges); a message larger than this goes alone. Small on purpose: ZeroMQ's
- * high-water marks count ZeroMQ messages, so a batch of about one ordinary
- * message's size keeps what a pipe at its mark holds close to what it held
- * unbatched, and back pressure and zmq_block_timeout act on a stalled node or
- * edge as soon as they did. Some twenty 100-byte messages fit.
- */
-export const DOWN_BATCH_BYTES = 2048;
+export const MAX_BATCH_BYTES = 2048;
+/** Batches of channel messages going down (director -> forwarders -> edges): the same bound. */
+export const DOWN_BATCH_BYTES = MAX_BATCH_BYTES;
 /** Most entries a sender puts in one batch. */
 export const MAX_BATCH_ENTRIES = 4096;
 
