@@ -69,6 +69,10 @@ export interface Config {
   readonly history_ttl: number;
   readonly channel_idle_timeout: number;
   readonly presence_ttl: number;
+  readonly channelstream_signed_value: 'path' | 'any';
+  readonly allow_cors: readonly string[];
+  readonly reattach_window: number;
+  readonly catchup_max_bytes: number;
   readonly metrics: boolean;
   readonly omnibus_authenticator: 'off' | 'noop' | 'user' | 'http';
   readonly omnibus_base_url: string;
@@ -127,6 +131,7 @@ function coerce(spec: SettingSpec, raw: unknown, origin: string): unknown {
   switch (spec.type) {
     case 'string':
       if (typeof raw !== 'string') fail('must be a string');
+      if (spec.choices && !spec.choices.includes(raw as string)) fail(`must be one of ${spec.choices.join(', ')}`);
       return raw;
     case 'int':
     case 'duration': {

@@ -17,6 +17,8 @@ export interface SettingSpec {
   readonly secret?: boolean;
   /** A shorter flag, as in DESIGN.md (--director, --forwarder, --edge). */
   readonly alias?: string;
+  /** The values a string setting may take. */
+  readonly choices?: readonly string[];
 }
 
 const s = (spec: SettingSpec): SettingSpec => Object.freeze(spec);
@@ -71,6 +73,10 @@ export const SETTINGS: readonly SettingSpec[] = Object.freeze([
   s({ name: 'history_ttl', type: 'duration', default: 300, min: 0, max: 31536000, describe: 'Default seconds a message stays in history' }),
   s({ name: 'channel_idle_timeout', type: 'duration', default: 60, min: 1, max: 86400, describe: 'Seconds a channel with no listener, no presence and no history is kept before it is collected' }),
   s({ name: 'presence_ttl', type: 'duration', default: 15, min: 2, max: 3600, describe: 'Seconds after which connections of a silent node leave presence' }),
+  s({ name: 'channelstream_signed_value', type: 'string', default: 'path', choices: ['path', 'any'], describe: "What the x-channelstream-secret signature must sign: path (the endpoint path, e.g. /message) or any (any value, as channelstream 0.7 accepts: its JS signer and demo sign 'channelstream')" }),
+  s({ name: 'allow_cors', type: 'list', default: ['*'], describe: "Origins whose browsers may call the channelstream routes cross-origin (channelstream's allow_cors): * for any, or origins (https://app.example) and host names (app.example, which also covers its subdomains)" }),
+  s({ name: 'reattach_window', type: 'duration', default: 1, min: 0, max: 3600, describe: 'Seconds a channelstream connection whose websocket closed without /disconnect stays registered, so its client may come back with the same conn_id and catch up; then it parts (channelstream: about 1 s)' }),
+  s({ name: 'catchup_max_bytes', type: 'int', default: 1048576, min: 1024, max: 1073741824, describe: 'Bytes of frames kept for one registered channelstream connection while no client holds it (catch-up); past this the connection is dropped (parted) and its client must /connect again' }),
   s({ name: 'omnibus_authenticator', type: 'string', default: 'off', describe: "django-omnibus endpoint and its authenticator: off (no endpoint), noop (development only, needs allow_anonymous), user (omnibus' UserAuthenticator: HMAC-SHA1 of the user id keyed by django_secret_key) or http (ask auth_url)" }),
   s({ name: 'omnibus_base_url', type: 'string', default: '/ec', describe: "Path of the omnibus endpoint (omnibus' SERVER_BASE_URL): a websocket at <path>, SockJS under <path>/" }),
   s({ name: 'django_secret_key', type: 'string', default: null, secret: true, describe: "The Django SECRET_KEY that keys omnibus' user tokens (omnibus_authenticator user)" }),

@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Config } from '../config/resolve.js';
 import { ErrorCodes, TidingsError } from '../protocol/errors.js';
-import { channelProblem, isValidUser } from '../protocol/names.js';
+import { carriedChannelProblem, carriedUserProblem, channelProblem, isValidUser } from '../protocol/names.js';
 import { SendQueue } from '../zmq/send-queue.js';
 import { bindSecured, linkLimit, type BoundLink } from '../zmq/security.js';
 import { channelTopic, userTopic } from '../cluster/topics.js';
@@ -44,6 +44,12 @@ export class Director {
   readonly channelHolds: Array<(channel: string) => boolean> = [];
   /** Run after each channel collection, to collect state kept beside the channels. */
   readonly collectors: Array<(now: number) => void> = [];
+  /**
+   * Told of every push sent down a channel (message or event) or to a user,
+   * after it was queued for sending (channelstream catch-up keeps what a
+   * connection away from its node would have received).
+   */
+  readonly pushObservers: Array<(kind: 'channel' | 'user', name: string, push: Buffer, exceptUser: string | null) => void> = [];
   private readonly published: Counter<'target'>;
   /** Channel messages sent since the last scrape, added to `published` when collected (keeps label hashing off the hot path). */
   private publishedChannel = 0;
@@ -138,7 +144,7 @@ export class Director {
 
   /** Sequence and send a channel message. `dataJson` must be valid JSON text. */
   publishChannel(channel: string, dataJson: string, sender: string | null, noHistory: boolean): PublishOutcome {
-    const problem = channelProblem(channel);
+    const problem = carriedChannelProblem(channel);
     if (problem) throw new TidingsError(ErrorCodes.INVALID_CHANNEL, problem);
     const now = Date.now();
     const state = this.channels.getOrCreate(channel, now);
@@ -147,13 +153,16 @@ export class Director {
     if (!noHistory) state.remember({ offset, time: now, push });
     this.sendDown([channelTopic(channel), encodeHeader(DownKind.Message, offset, state.epoch), push]);
     this.publishedChannel++;
+    for (const o of this.pushObservers) o('channel', channel, push, null);
     return { offset, epoch: state.epoch };
   }
 
   publishUser(user: string, dataJson: string, sender: string | null): void {
-    if (!isValidUser(user)) throw new TidingsError(ErrorCodes.INVALID_USER, 'user must be 1-200 characters without control characters');
+    const problem = carriedUserProblem(user);
+    if (problem) throw new TidingsError(ErrorCodes.INVALID_USER, problem);
     const push = encodeDirectPush(user, sender, Date.now(), dataJson);
     this.sendDown([userTopic(user), encodeHeader(DownKind.Direct, 0, ''), push]);
+    for (const o of this.pushObservers) o('user', user, push, null);
     this.published.inc({ target: 'user' });
   }
 
@@ -161,13 +170,13 @@ export class Director {
   probe(kind: 'channel' | 'user', name: string, token: string): PublishOutcome {
     const body = Buffer.from(JSON.stringify({ token }));
     if (kind === 'channel') {
-      const problem = channelProblem(name);
+      const problem = carriedChannelProblem(name);
       if (problem) throw new TidingsError(ErrorCodes.INVALID_CHANNEL, problem);
       const state = this.channels.getOrCreate(name, Date.now());
       this.sendDown([channelTopic(name), encodeHeader(DownKind.Probe, state.offset, state.epoch), body]);
       return { offset: state.offset, epoch: state.epoch };
     }
-    if (!isValidUser(name)) throw new TidingsError(ErrorCodes.INVALID_USER);
+    if (carriedUserProblem(name)) throw new TidingsError(ErrorCodes.INVALID_USER);
     this.sendDown([userTopic(name), encodeHeader(DownKind.Probe, 0, ''), body]);
     return { offset: 0, epoch: '' };
   }
@@ -175,6 +184,7 @@ export class Director {
   /** Send an unsequenced event (presence, state) to a channel's listeners, skipping `exceptUser`'s connections. */
   channelEvent(channel: string, exceptUser: string | null, body: Buffer): void {
     this.sendDown([channelTopic(channel), encodeHeader(DownKind.ChannelEvent, 0, exceptUser ?? ''), body]);
+    for (const o of this.pushObservers) o('channel', channel, body, exceptUser);
   }
 
   /** Send a control message to edges on a topic. */
@@ -215,8 +225,15 @@ export class Director {
       if (p.omnibus && parsed && typeof parsed === 'object' && typeof (parsed as Record<string, unknown>)['sender'] === 'string') {
         sender = (parsed as Record<string, string>)['sender']!;
       }
-      if (p.target === 'channel') this.publishChannel(p.name, p.data, sender, p.noHistory);
-      else this.publishUser(p.name, p.data, sender);
+      // ZeroMQ publishes are native: they name channels and users by the native rules (docs/protocol.md).
+      if (p.target === 'channel') {
+        const problem = channelProblem(p.name);
+        if (problem) throw new TidingsError(ErrorCodes.INVALID_CHANNEL, problem);
+        this.publishChannel(p.name, p.data, sender, p.noHistory);
+      } else {
+        if (!isValidUser(p.name)) throw new TidingsError(ErrorCodes.INVALID_USER, 'user must be 1-200 characters without control characters');
+        this.publishUser(p.name, p.data, sender);
+      }
     } catch (err) {
       const code = err instanceof TidingsError ? err.code : err instanceof WireError ? ErrorCodes.BAD_REQUEST.code : ErrorCodes.INTERNAL.code;
       this.rejected.inc({ code: String(code) });

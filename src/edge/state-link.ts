@@ -18,10 +18,14 @@ export interface TrackedConnection {
   channels(): Iterable<string>;
   subscribeServerSide(channels: readonly string[]): void;
   unsubscribeServerSide(channels: readonly string[]): void;
-  disconnect(): void;
+  /** `replaced`: the same connection id was taken by a newer client. */
+  disconnect(replaced?: boolean): void;
 }
 
-type Event = { op: 'attach'; conn: string; user: string | null } | { op: 'join' | 'leave'; conn: string; channel: string } | { op: 'close'; conn: string };
+type Event =
+  | { op: 'attach'; conn: string; user: string | null }
+  | { op: 'join' | 'leave'; conn: string; channel: string }
+  | { op: 'close'; conn: string; poll?: boolean };
 
 /** Events waiting to be sent; past this the edge sends its full list instead. */
 const MAX_QUEUED = 100_000;
@@ -44,6 +48,12 @@ export class StateLink {
   /** This process' incarnation: a restarted edge with the same id is a new instance. */
   readonly instance = randomBytes(9).toString('base64url');
   readonly conns = new Map<string, TrackedConnection>();
+  /**
+   * Ids the director is attaching here right now (a conn_attach in flight):
+   * a snapshot taken meanwhile cannot list them yet, and says so, so the
+   * director does not let them go.
+   */
+  readonly attaching = new Set<string>();
   private queue: Event[] = [];
   private scheduled = false;
   private needSync = true;
@@ -67,8 +77,9 @@ export class StateLink {
   }
 
   attach(conn: TrackedConnection): void {
-    this.start();
+    // Listed before the first heartbeat's snapshot is taken: a snapshot without it would let the director drop it.
     this.conns.set(conn.id, conn);
+    this.start();
     this.push({ op: 'attach', conn: conn.id, user: conn.user });
   }
 
@@ -80,10 +91,20 @@ export class StateLink {
     if (this.conns.has(id)) this.push({ op: 'leave', conn: id, channel });
   }
 
-  /** The connection is gone; also for one the director attached here that never got going. */
-  close(id: string): void {
+  /**
+   * The connection is gone; also for one the director attached here that
+   * never got going. `poll`: a long poll ended (its client polls again soon).
+   */
+  close(id: string, poll = false): void {
     this.conns.delete(id);
-    this.push({ op: 'close', conn: id });
+    this.push(poll ? { op: 'close', conn: id, poll } : { op: 'close', conn: id });
+  }
+
+  /** Close `conn` unless a newer connection here has taken its id. */
+  closeIf(conn: TrackedConnection, poll = false): void {
+    const current = this.conns.get(conn.id);
+    if (current !== undefined && current !== conn) return;
+    this.close(conn.id, poll);
   }
 
   private push(e: Event): void {
@@ -149,7 +170,10 @@ export class StateLink {
       this.log.warn({ err: err.message }, 'presence snapshot failed; will retry');
       this.needSync = true;
     };
-    const sent = this.edge.commands.request<{ resync: boolean }>('edge_report', { edge: this.edge.edgeId, instance: this.instance, snapshot }).then(() => undefined, failed);
+    const attaching = [...this.attaching];
+    const sent = this.edge.commands
+      .request<{ resync: boolean }>('edge_report', { edge: this.edge.edgeId, instance: this.instance, snapshot, ...(attaching.length > 0 ? { attaching } : {}) })
+      .then(() => undefined, failed);
     // A snapshot larger than one command frame may carry: the rest follows as attach and join
     // events, sent now so they stay in order ahead of anything queued later.
     const more = rest.map((events) => this.edge.commands.request('edge_report', { edge: this.edge.edgeId, instance: this.instance, events }).then(() => undefined, failed));
@@ -172,7 +196,7 @@ export class StateLink {
           conn.unsubscribeServerSide(channels);
           break;
         case 'disconnect':
-          conn.disconnect();
+          conn.disconnect(body['replaced'] === true);
           break;
       }
     }

@@ -53,6 +53,7 @@ export const ErrorCodes = Object.freeze({
   SUBSCRIBER_ID_UNPROVEN: spec(169, 'subscriber_id_unproven', 401, 'the subscriber id is not proven: send a token whose user is the subscriber id'),
   NOT_CONNECTED: spec(170, 'not_connected', 401, 'send a connect message first'),
   SESSION_UNREACHABLE: spec(171, 'session_unreachable', 503, 'the edge process that holds this SockJS session is not reachable'),
+  LISTEN_UNKNOWN_CONNECTION: spec(180, 'listen_unknown_connection', 401, 'long poll for a connection id the cluster does not know'),
   WAMP_NO_SUCH_PROCEDURE: spec(190, 'wamp_no_such_procedure', 404, 'no procedure is registered under this URI'),
   WAMP_PROCEDURE_EXISTS: spec(191, 'wamp_procedure_already_exists', 409, 'a procedure is already registered under this URI'),
   WAMP_NO_SUCH_REGISTRATION: spec(192, 'wamp_no_such_registration', 404, 'no such registration of this session'),
