@@ -15,7 +15,7 @@ import { Subscriber } from 'zeromq';
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import { ErrorCodes, TidingsError } from '../protocol/errors.js';
-import { TopicKind, channelTopic, userTopic, parseTopic, edgeTopic, ALL_TOPIC } from '../cluster/topics.js';
+import { TopicKind, channelTopic, userBucket, userBucketTopic, parseTopic, edgeTopic, ALL_TOPIC } from '../cluster/topics.js';
 import { DownKind, decodeHeader } from '../cluster/wire.js';
 import type { CommandClient } from '../zmq/command-client.js';
 import { connectSecured, type ClientLink } from '../zmq/security.js';
@@ -28,9 +28,14 @@ export interface Listener {
 }
 
 interface Entry {
+  /** A channel, or a bucket of users (topics.ts: one subscription for all users of a bucket). */
   kind: 'channel' | 'user';
+  /** The channel, or the bucket. */
   name: string;
+  /** What the probe names: the channel, or the user whose join made the bucket's entry. */
+  probeName: string;
   topic: Buffer;
+  /** The channel's listeners, or those of every user of the bucket. */
   listeners: Set<Listener>;
   live: boolean;
   offset: number;
@@ -67,7 +72,10 @@ export interface HubOptions {
 export class Hub {
   private sub: Subscriber | null = null;
   private readonly channels = new Map<string, Entry>();
+  /** User buckets by bucket. */
   private readonly users = new Map<string, Entry>();
+  /** Each user's listeners here: one, or a set when the user has several connections. */
+  private readonly userListeners = new Map<string, Listener | Set<Listener>>();
   private readonly probes = new Map<string, Entry>();
   private loop: Promise<void> | null = null;
   private stopping = false;
@@ -133,14 +141,38 @@ export class Hub {
     this.leave(this.channels, channel, listener);
   }
 
+  /** Add a listener to a user's direct messages; resolves once the user's bucket is subscribed end to end. */
   async joinUser(listener: Listener, user: string): Promise<void> {
-    const entry = this.entryFor('user', user);
+    const entry = this.entryFor('user', userBucket(user), user);
     entry.listeners.add(listener);
-    await this.whenLive(entry, listener);
+    this.addUserListener(user, listener);
+    try {
+      await this.whenLive(entry, listener);
+    } catch (err) {
+      this.removeUserListener(user, listener);
+      throw err;
+    }
   }
 
   leaveUser(listener: Listener, user: string): void {
-    this.leave(this.users, user, listener);
+    this.removeUserListener(user, listener);
+    this.leave(this.users, userBucket(user), listener);
+  }
+
+  private addUserListener(user: string, listener: Listener): void {
+    const held = this.userListeners.get(user);
+    if (held === undefined) this.userListeners.set(user, listener);
+    else if (held instanceof Set) held.add(listener);
+    else if (held !== listener) this.userListeners.set(user, new Set([held, listener]));
+  }
+
+  private removeUserListener(user: string, listener: Listener): void {
+    const held = this.userListeners.get(user);
+    if (held === listener) this.userListeners.delete(user);
+    else if (held instanceof Set) {
+      held.delete(listener);
+      if (held.size === 1) this.userListeners.set(user, held.values().next().value!);
+    }
   }
 
   private async whenLive(entry: Entry, listener: Listener): Promise<void> {
@@ -152,7 +184,7 @@ export class Hub {
     }
   }
 
-  private entryFor(kind: 'channel' | 'user', name: string): Entry {
+  private entryFor(kind: 'channel' | 'user', name: string, probeName = name): Entry {
     const map = kind === 'channel' ? this.channels : this.users;
     let entry = map.get(name);
     if (entry) return entry;
@@ -163,7 +195,8 @@ export class Hub {
     entry = {
       kind,
       name,
-      topic: kind === 'channel' ? channelTopic(name) : userTopic(name),
+      probeName,
+      topic: kind === 'channel' ? channelTopic(name) : userBucketTopic(name),
       listeners: new Set(),
       live: false,
       offset: 0,
@@ -208,7 +241,7 @@ export class Hub {
         this.probes.set(token, entry);
         const remaining = deadline - Date.now();
         if (remaining <= 0) throw new TidingsError(ErrorCodes.UNAVAILABLE, `subscription to ${entry.kind} ${entry.name} not confirmed in time`);
-        await this.opts.commands.request('probe', { kind: entry.kind, name: entry.name, token }, remaining);
+        await this.opts.commands.request('probe', { kind: entry.kind, name: entry.probeName, token }, remaining);
         const ms = Math.max(0, Math.min(deadline - Date.now(), wait));
         let timer: NodeJS.Timeout | undefined;
         await Promise.race([entry.liveSignal, new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
@@ -287,10 +320,12 @@ export class Hub {
         this.received.inc({ kind: 'direct' });
         const t = parseTopic(topicBuf);
         if (!t || t.kind !== TopicKind.User) return;
-        const entry = this.users.get(t.name);
-        if (!entry || !entry.live) return;
+        // Other users of a bucket this edge holds have no listeners here.
+        const held = this.userListeners.get(t.name);
+        if (held === undefined || !this.users.get(userBucket(t.name))?.live) return;
         const push = new SharedPush(body);
-        for (const l of entry.listeners) l.deliver(push);
+        if (held instanceof Set) for (const l of held) l.deliver(push);
+        else held.deliver(push);
         return;
       }
       case DownKind.Probe: {
