@@ -1,6 +1,6 @@
 /**
  * Where an idle connection's memory goes, process by process: `node
- * dist/bench/heap.js [--connections N] [--anonymous] [--cluster]` starts
+ * dist/bench/heap.js [--connections N] [--anonymous] [--cluster] [--rss-only] [--top N] [--keep]` starts
  * Tidings with heap snapshots on SIGUSR2, opens N idle subscribers (one
  * channel; each with its own JWT unless --anonymous), takes a heap snapshot
  * of every Tidings process before and after, and prints per process the RSS
@@ -97,7 +97,8 @@ async function main(): Promise<void> {
   } finally {
     await gen.close();
     await server.stop();
-    rmSync(dir, { recursive: true, force: true });
+    if (args.includes('--keep')) console.log(`snapshots kept in ${dir}`);
+    else rmSync(dir, { recursive: true, force: true });
   }
 }
 
