@@ -7,6 +7,8 @@ import { ConfigError, redactConfig } from '../config/resolve.js';
 import { createLogger } from '../log.js';
 import { TidingsNode } from '../node/tidings-node.js';
 import { loadConfig } from './load-config.js';
+import { EXIT_LOOP_DIED } from '../runtime/loop-guard.js';
+import { zapHandler } from '../zmq/zap.js';
 
 function defaultText(v: unknown): string {
   if (v === null) return 'none';
@@ -44,20 +46,36 @@ export const serveCommand: CommandModule = {
     const log = createLogger(config.log_level);
     log.debug({ config: redactConfig(config) }, 'configuration');
     const here = dirname(fileURLToPath(import.meta.url));
-    const node = new TidingsNode({ config, log, workerScript: join(here, 'edge-worker.js') });
     let stopping = false;
-    const shutdown = (signal: string): void => {
+    const shutdown = (signal: string, code = 0): void => {
       if (stopping) return;
       stopping = true;
       log.info({ signal }, 'shutting down');
+      // Bounded: a stop that hangs must not keep a broken node alive.
+      setTimeout(() => process.exit(code || 1), 10_000).unref();
       node.stop().then(
-        () => process.exit(0),
+        () => process.exit(code),
         (err) => {
           log.error({ err }, 'shutdown failed');
           process.exit(1);
         },
       );
     };
+    // Without its ZAP handler no CURVE client is admitted any more: end like a dead loop.
+    zapHandler.onDeath = () => {
+      log.fatal('node exiting: the ZAP handler died');
+      shutdown('loop died', EXIT_LOOP_DIED);
+    };
+    const node = new TidingsNode({
+      config,
+      log,
+      workerScript: join(here, 'edge-worker.js'),
+      // A director or forwarder loop died: stop (edges lose the director, so readiness goes down) and exit 3.
+      onFatal: (reason) => {
+        log.fatal({ reason }, 'node exiting: a serving loop died');
+        shutdown('loop died', EXIT_LOOP_DIED);
+      },
+    });
     process.on('SIGTERM', () => shutdown('SIGTERM'));
     process.on('SIGINT', () => shutdown('SIGINT'));
     try {

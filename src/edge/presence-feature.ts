@@ -58,7 +58,7 @@ class TrackedNative implements TrackedConnection {
   unsubscribeServerSide(channels: readonly string[]): void {
     for (const channel of channels) {
       if (!this.conn.subscriptions.delete(channel)) continue;
-      this.edge.unsubscribe(this.conn, channel);
+      void this.edge.unsubscribe(this.conn, channel);
       this.conn.sendShared(pushFrame({ type: 'unsubscribed', channel, server: true }));
     }
   }

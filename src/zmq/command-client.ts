@@ -7,12 +7,21 @@ import { Dealer } from 'zeromq';
 import type { Logger } from 'pino';
 import { ErrorCodes, TidingsError, errorByCode } from '../protocol/errors.js';
 import { SendQueue } from './send-queue.js';
+import type { LoopGuard } from '../runtime/loop-guard.js';
 import { connectSecured, type ClientLink } from './security.js';
 
 interface Pending {
   resolve: (value: unknown) => void;
   reject: (err: Error) => void;
   timer: NodeJS.Timeout;
+  /** Resolve with {result, frames} (the reply's frames after the body) instead of the result alone. */
+  framed: boolean;
+}
+
+/** A reply whose body is followed by raw frames (e.g. a history page's pushes). */
+export interface FramedResult<T> {
+  result: T;
+  frames: Buffer[];
 }
 
 export interface CommandClientOptions {
@@ -23,6 +32,8 @@ export interface CommandClientOptions {
   /** Keys and message size limit of the socket; requests larger than its limit are refused here. */
   link: ClientLink;
   log: Logger;
+  /** A server's guard: a reply that fails is counted and skipped, a receive loop that dies is reported. */
+  loops?: LoopGuard;
 }
 
 export class CommandClient {
@@ -52,11 +63,27 @@ export class CommandClient {
 
   /** Send a command; resolves with the director's result or rejects with a TidingsError. */
   request<T = unknown>(method: string, body: unknown, timeoutMs = this.opts.timeoutMs): Promise<T> {
+    return this.send<T>(method, body, timeoutMs, false);
+  }
+
+  /** As request, for replies that carry raw frames after their body. */
+  requestFramed<T = unknown>(method: string, body: unknown, timeoutMs = this.opts.timeoutMs): Promise<FramedResult<T>> {
+    return this.send<FramedResult<T>>(method, body, timeoutMs, true);
+  }
+
+  private send<T>(method: string, body: unknown, timeoutMs: number, framed: boolean): Promise<T> {
     if (!this.queue) return Promise.reject(new TidingsError(ErrorCodes.UNAVAILABLE, 'command client stopped'));
     if (this.pending.size >= this.opts.maxInFlight) {
       return Promise.reject(new TidingsError(ErrorCodes.LIMIT_EXCEEDED, 'too many commands in flight'));
     }
-    const json = Buffer.from(JSON.stringify(body ?? null));
+    let json: Buffer;
+    try {
+      json = Buffer.from(JSON.stringify(body ?? null));
+    } catch (err) {
+      // Only a value nested too deep for the encoder gets here (the doors refuse those first).
+      const spec = err instanceof RangeError ? ErrorCodes.PAYLOAD_TOO_DEEP : ErrorCodes.INTERNAL;
+      return Promise.reject(new TidingsError(spec, `${method} body could not be encoded`));
+    }
     // The command address drops a peer that sends more than its limit: refuse such a request here.
     if (json.length > this.opts.link.maxMessageSize) {
       return Promise.reject(new TidingsError(ErrorCodes.PAYLOAD_TOO_LARGE, `${method} request of ${json.length} bytes > the command link limit ${this.opts.link.maxMessageSize}`));
@@ -70,7 +97,7 @@ export class CommandClient {
         this.pending.delete(id);
         reject(new TidingsError(ErrorCodes.TIMEOUT, `director did not answer ${method} within ${timeoutMs} ms`));
       }, timeoutMs);
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer, framed });
       if (!this.queue!.push([idBuf, Buffer.from(method), json])) {
         clearTimeout(timer);
         this.pending.delete(id);
@@ -80,33 +107,37 @@ export class CommandClient {
   }
 
   private async receive(socket: Dealer): Promise<void> {
+    const stopping = (): boolean => this.socket !== socket;
+    if (this.opts.loops) return this.opts.loops.run('command-replies', socket, (frames) => this.onReply(frames as Buffer[]), stopping);
     try {
-      for await (const frames of socket) {
-        if (frames.length !== 3) continue;
-        const [idBuf, status, body] = frames as [Buffer, Buffer, Buffer];
-        if (idBuf.length !== 4) continue;
-        const p = this.pending.get(idBuf.readUInt32BE(0));
-        if (!p) continue; // answered after its timeout
-        this.pending.delete(idBuf.readUInt32BE(0));
-        clearTimeout(p.timer);
-        let parsed: unknown;
-        try {
-          parsed = JSON.parse(body.toString('utf8'));
-        } catch {
-          p.reject(new TidingsError(ErrorCodes.INTERNAL, 'unparsable reply from director'));
-          continue;
-        }
-        if (status.toString() === 'ok') p.resolve(parsed);
-        else {
-          const e = parsed as { code?: number; message?: string };
-          const spec = (typeof e.code === 'number' && errorByCode(e.code)) || ErrorCodes.INTERNAL;
-          const err = new TidingsError(spec);
-          if (typeof e.message === 'string') err.message = e.message;
-          p.reject(err);
-        }
-      }
+      for await (const frames of socket) this.onReply(frames as Buffer[]);
     } catch (err) {
-      if (this.socket) this.opts.log.error({ err }, 'command socket receive failed');
+      if (!stopping()) this.opts.log.error({ err }, 'command socket receive failed');
+    }
+  }
+
+  private onReply(frames: Buffer[]): void {
+    if (frames.length < 3) return;
+    const [idBuf, status, body] = frames as [Buffer, Buffer, Buffer];
+    if (idBuf.length !== 4) return;
+    const p = this.pending.get(idBuf.readUInt32BE(0));
+    if (!p) return; // answered after its timeout
+    this.pending.delete(idBuf.readUInt32BE(0));
+    clearTimeout(p.timer);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(body.toString('utf8'));
+    } catch {
+      p.reject(new TidingsError(ErrorCodes.INTERNAL, 'unparsable reply from director'));
+      return;
+    }
+    if (status.toString() === 'ok') p.resolve(p.framed ? { result: parsed, frames: frames.slice(3) } : parsed);
+    else {
+      const e = parsed as { code?: number; message?: string };
+      const spec = (typeof e.code === 'number' && errorByCode(e.code)) || ErrorCodes.INTERNAL;
+      const err = new TidingsError(spec);
+      if (typeof e.message === 'string') err.message = e.message;
+      p.reject(err);
     }
   }
 
