@@ -21,18 +21,20 @@ export function topic(kind: TopicKind, name: string): Buffer {
 }
 
 /**
- * User topics are grouped in buckets: `u <3 hex digits of the user's hash>
+ * User topics are grouped in buckets: `u <2 hex digits of the user's hash>
  * <user> NUL`. An edge subscribes to the bucket's prefix (`u <bucket>`) once
- * for all its users in it, instead of once per user: a ZeroMQ subscription
- * costs memory in the edge's SUB socket, every forwarder and the director's
- * XPUB, and a director round trip (the probe) to confirm. The price is that
- * an edge also receives the direct messages of other users of its buckets
- * and drops them; with 10 000 users on an edge nearly all buckets are held.
+ * for all its users in it, instead of once per user: a subscription per user
+ * cost memory in the edge's SUB socket, every forwarder and the director's
+ * XPUB, and a director round trip (the probe) per authenticated connect. The
+ * price: an edge also receives the direct messages of the other users of its
+ * buckets and drops them. An edge holding a few hundred users or more holds
+ * most of the 256 buckets, so direct messages reach every busy edge (as in
+ * socket.io's Redis adapter); channel messages still go only where listened to.
  */
-export const USER_BUCKET_DIGITS = 3;
+export const USER_BUCKET_DIGITS = 2;
 const USER_BUCKETS = 16 ** USER_BUCKET_DIGITS;
 
-/** The user's bucket: FNV-1a of the name's UTF-16 code units, as 3 hex digits. */
+/** The user's bucket: FNV-1a of the name's UTF-16 code units, as 2 hex digits. */
 export function userBucket(user: string): string {
   let h = 0x811c9dc5;
   for (let i = 0; i < user.length; i++) h = Math.imul(h ^ user.charCodeAt(i), 0x01000193);
