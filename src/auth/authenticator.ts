@@ -47,12 +47,15 @@ export interface AuthOptions {
   http?: HttpAuthenticator | null;
 }
 
-function grantList(value: unknown, what: string): string[] {
-  if (value === undefined) return [];
+/** One shared list for every absent grant: most tokens grant no publish, call or register. */
+const NO_GRANTS: readonly string[] = Object.freeze([]);
+
+function grantList(value: unknown, what: string): readonly string[] {
+  if (value === undefined) return NO_GRANTS;
   if (!Array.isArray(value) || value.length > 1000 || !value.every(isValidGrant)) {
     throw new TidingsError(ErrorCodes.TOKEN_INVALID, `grants.${what} must be a list of channel names or patterns`);
   }
-  return value as string[];
+  return value as readonly string[];
 }
 
 export class Authenticator {

@@ -79,6 +79,14 @@ export function requestInfo(req: IncomingMessage): RequestInfo {
   return { headers: credentialHeaders(req.headers), remoteAddress: req.socket.remoteAddress ?? null };
 }
 
+/**
+ * Connections the kernel may hold ready for accept (capped by
+ * net.core.somaxconn). Node's default, 511, overflowed when the clients of a
+ * dead node reconnected at once: the kernel dropped their handshakes and the
+ * clients' TCP retransmits (1 s, 3 s, 7 s, ...) stretched the storm.
+ */
+const LISTEN_BACKLOG = 4096;
+
 function destroySocket(this: Duplex): void {
   this.destroy();
 }
@@ -233,7 +241,7 @@ export class EdgeServer implements EdgeContext {
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(this.opts.port ?? this.config.server_port, this.config.server_host, () => {
+      server.listen(this.opts.port ?? this.config.server_port, this.config.server_host, LISTEN_BACKLOG, () => {
         server.off('error', reject);
         resolve();
       });
