@@ -17,6 +17,7 @@
  * their ratio, recoveries, holes and repeats (must be 0).
  */
 import { fork } from 'node:child_process';
+import { loadavg } from 'node:os';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
@@ -94,7 +95,11 @@ export interface StormResult {
   gaps: number;
   repeats: number;
   failedReconnects: number;
+  /** The first reason a reconnect failed. */
+  firstError: string;
   pending: number;
+  /** The machine's 1-minute load average at the kill (a shared machine). */
+  loadAverage: number;
 }
 
 async function runOnce(): Promise<StormResult> {
@@ -133,6 +138,7 @@ async function runOnce(): Promise<StormResult> {
     // Kill node 1 and everything under it at once.
     const victims = processTree([doomedPid]).map((p) => p.pid);
     const survivors = server.pids.filter((p) => p !== doomedPid);
+    const loadAverage = loadavg()[0]!;
     const cpu0 = sample(survivors);
     const t0 = performance.now();
     for (const pid of victims) process.kill(pid, 'SIGKILL');
@@ -174,7 +180,9 @@ async function runOnce(): Promise<StormResult> {
       gaps: sum((r) => r.gaps),
       repeats: sum((r) => r.repeats),
       failedReconnects: sum((r) => r.failedReconnects),
+      firstError: reports.map((r) => r.firstError).find((e) => e) ?? '',
       pending: sum((r) => r.pending),
+      loadAverage,
     };
   } finally {
     if (ticker) clearInterval(ticker);
@@ -210,7 +218,7 @@ async function main(): Promise<void> {
     console.log(
       `[${i}/${repeat}] ${r.stormClients} clients moved: all recovered in ${r.allRecoveredMs.toFixed(0)} ms (p50 ${r.recoveredP50Ms.toFixed(0)}, p99 ${r.recoveredP99Ms.toFixed(0)}; subscribe reply p50 ${r.subscribedP50Ms.toFixed(0)}, p99 ${r.subscribedP99Ms.toFixed(0)}), ` +
         `${r.cpuPerReconnectUs.toFixed(0)} µs server CPU each; live p99 calm ${r.calm.p99.toFixed(1)} ms, storm ${r.storm.p99.toFixed(1)} ms (${r.p99Ratio.toFixed(2)}x); ` +
-        `recovered:false ${r.recoveredFalse}, holes ${r.gaps}, repeats ${r.repeats}, failed reconnects ${r.failedReconnects}, not recovered ${r.pending}`,
+        `recovered:false ${r.recoveredFalse}, holes ${r.gaps}, repeats ${r.repeats}, failed reconnects ${r.failedReconnects}${r.firstError ? ` (first: ${r.firstError})` : ''}, not recovered ${r.pending}; load average ${r.loadAverage.toFixed(1)}`,
     );
   }
   const m = (f: (r: StormResult) => number): number => median(runs.map(f));
@@ -231,7 +239,8 @@ async function main(): Promise<void> {
     `| live p50 / p99 calm, ms | ${m((r) => r.calm.p50).toFixed(1)} / ${m((r) => r.calm.p99).toFixed(1)} | ${runs.map((r) => `${r.calm.p50.toFixed(1)} / ${r.calm.p99.toFixed(1)}`).join(', ')} |`,
     `| live p50 / p99 during the storm, ms | ${m((r) => r.storm.p50).toFixed(1)} / ${m((r) => r.storm.p99).toFixed(1)} | ${runs.map((r) => `${r.storm.p50.toFixed(1)} / ${r.storm.p99.toFixed(1)}`).join(', ')} |`,
     `| live p99 storm / calm | ${m((r) => r.p99Ratio).toFixed(2)}x | ${runs.map((r) => `${r.p99Ratio.toFixed(2)}x`).join(', ')} |`,
-    `| recovered: false / holes / repeats / failed reconnects / not recovered | ${runs.map((r) => `${r.recoveredFalse}/${r.gaps}/${r.repeats}/${r.failedReconnects}/${r.pending}`).join(', ')} | |`,
+    `| recovered: false / holes / repeats / failed reconnects / not recovered | | ${runs.map((r) => `${r.recoveredFalse}/${r.gaps}/${r.repeats}/${r.failedReconnects}/${r.pending}`).join(', ')} |`,
+    `| machine load average at the kill | | ${runs.map((r) => r.loadAverage.toFixed(1)).join(', ')} |`,
     '',
   ].join('\n');
   mkdirSync(outDir, { recursive: true });
