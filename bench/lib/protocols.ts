@@ -42,6 +42,11 @@ export function openSubscriber(t: SubscriberTarget, sink: SubscriberSink, timeou
       clearTimeout(timer);
       reject(err);
     });
+    // Refused (e.g. a bad token: error reply, then close 4001): fail now, not at the timeout. No-op once ready.
+    ws.once('close', (code: number, reason: Buffer) => {
+      clearTimeout(timer);
+      reject(new Error(`${t.kind} subscriber closed before it was ready: ${code} ${reason.toString()}`));
+    });
     const handlers: Record<ServerKind, () => void> = {
       tidings: () => tidings(ws, t.channels, t.token, sink, ready),
       'tidings-curve': () => tidings(ws, t.channels, t.token, sink, ready),
