@@ -23,8 +23,10 @@ export const BENCH_TOKEN_SECRET = 'bench-token-secret-0123456789abcdef0123456789
 export interface ServerOptions {
   /** Edge processes per node (Tidings). */
   workers?: number;
-  /** Director + two forwarder nodes instead of one node (Tidings). */
+  /** Director + forwarder nodes instead of one node (Tidings). */
   cluster?: boolean;
+  /** Forwarder nodes of the cluster (default 2). */
+  nodes?: number;
   /** Extra node flags, e.g. ['--cpu-prof', '--cpu-prof-dir=...'] for profiling. */
   execArgv?: string[];
   /** CURVE keys on every ZeroMQ link (Tidings): a pair per node, one for the publisher. */
@@ -43,6 +45,8 @@ export interface RunningServer {
   /** Tidings: the nodes' token secret, with which the generator signs each subscriber's own token. */
   tokenSecret?: string;
   pids: number[];
+  /** A cluster's forwarder nodes (each with its edge workers), without the director: for deliveries per node CPU-second. */
+  nodePids?: number[];
   stop(): Promise<void>;
 }
 
@@ -132,7 +136,7 @@ async function startTidings(opts: ServerOptions): Promise<RunningServer> {
   const suffix = opts.curve ? '-curve' : '';
   // With curve: one pair for the director, one per forwarder node, one for the publisher.
   const directorKeys = curveKeyPair();
-  const nodeKeys = [curveKeyPair(), curveKeyPair()];
+  const nodeKeys = Array.from({ length: opts.nodes ?? 2 }, () => curveKeyPair());
   const workerKeys = curveKeyPair();
   const curveEnv = (own: { secretKey: string }, extra: Record<string, string>): Record<string, string> =>
     opts.curve ? { TIDINGS_CURVE_SECRET_KEY: own.secretKey, TIDINGS_CURVE_WORKER_KEYS: workerKeys.publicKey, ...extra } : {};
@@ -154,7 +158,7 @@ async function startTidings(opts: ServerOptions): Promise<RunningServer> {
   );
   const nodes: Proc[] = [];
   const urls: string[] = [];
-  for (let i = 0; i < 2; i++) {
+  for (let i = 0; i < (opts.nodes ?? 2); i++) {
     const a = await addresses();
     nodes.push(
       tidingsNode(`node${i + 1}`, {
@@ -185,12 +189,13 @@ async function startTidings(opts: ServerOptions): Promise<RunningServer> {
   }
   return {
     kind: opts.curve ? 'tidings-curve' : 'tidings',
-    label: `tidings-cluster${suffix}`,
+    label: `${opts.nodes === undefined ? 'tidings-cluster' : `tidings-cluster-${opts.nodes}`}${suffix}`,
     urls,
     publishTo: d.pub,
     ...publisherCurve,
     tokenSecret: BENCH_TOKEN_SECRET,
     pids: all.map((p) => p.child.pid!),
+    nodePids: nodes.map((p) => p.child.pid!),
     stop: async () => {
       await Promise.all(nodes.map((n) => n.stop()));
       await director.stop();

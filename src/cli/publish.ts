@@ -30,8 +30,8 @@ export const publishCommand: CommandModule<object, PublishArgs> = {
       .option('sender', { type: 'string', describe: 'Sender name stamped on the message' })
       .option('ack', { type: 'boolean', default: false, describe: 'Publish over the command address and print offset and epoch' })
       .option('no-history', { type: 'boolean', default: false, describe: 'Keep the message out of history' })
-      .option('publisher-address', { type: 'string', default: process.env['TIDINGS_PUBLISHER_ADDRESS'] ?? 'tcp://127.0.0.1:4244', describe: 'Publisher address [env TIDINGS_PUBLISHER_ADDRESS]' })
-      .option('command-address', { type: 'string', default: process.env['TIDINGS_COMMAND_ADDRESS'] ?? 'tcp://127.0.0.1:4245', describe: 'Command address, for --ack (with CURVE it takes node keys only) [env TIDINGS_COMMAND_ADDRESS]' })
+      .option('publisher-address', { type: 'string', default: process.env['TIDINGS_PUBLISHER_ADDRESS'] ?? 'tcp://127.0.0.1:4244', describe: 'Publisher address; with several directors, every one, comma-separated [env TIDINGS_PUBLISHER_ADDRESS]' })
+      .option('command-address', { type: 'string', default: process.env['TIDINGS_COMMAND_ADDRESS'] ?? 'tcp://127.0.0.1:4245', describe: 'Command address, for --ack (with CURVE it takes node keys only); with several directors, every one, comma-separated (the active one answers) [env TIDINGS_COMMAND_ADDRESS]' })
       .option('max-message-size', { type: 'number', default: Number(process.env['TIDINGS_MAX_MESSAGE_SIZE'] || 65536), describe: "The node's max_message_size: larger messages are refused here [env TIDINGS_MAX_MESSAGE_SIZE]" })
       .option('timeout', { type: 'number', default: 10, describe: 'Seconds to wait for the director' })
       .check((a) => {
@@ -50,8 +50,8 @@ export const publishCommand: CommandModule<object, PublishArgs> = {
     const log = createLogger('warn', { component: 'publish' });
     const data: unknown = JSON.parse(a.data);
     const pub = new Publisher({
-      address: a['publisher-address'],
-      commandAddress: a['command-address'],
+      address: a['publisher-address'].split(','),
+      commandAddress: a['command-address'].split(','),
       sender: a.sender ?? null,
       timeoutMs: a.timeout * 1000,
       curve: curveFromArgs(a),

@@ -24,7 +24,7 @@ export const tickerCommand: CommandModule<object, TickerArgs> = {
       .option('channel', { type: 'string', default: 'ticks', describe: 'Channel to publish to' })
       .option('interval', { type: 'number', default: 1000, describe: 'Milliseconds between ticks' })
       .option('count', { type: 'number', default: 0, describe: 'Stop after this many ticks (0: run until stopped)' })
-      .option('publisher-address', { type: 'string', default: process.env['TIDINGS_PUBLISHER_ADDRESS'] ?? 'tcp://127.0.0.1:4244', describe: 'Publisher address [env TIDINGS_PUBLISHER_ADDRESS]' })
+      .option('publisher-address', { type: 'string', default: process.env['TIDINGS_PUBLISHER_ADDRESS'] ?? 'tcp://127.0.0.1:4244', describe: 'Publisher address; with several directors, every one, comma-separated [env TIDINGS_PUBLISHER_ADDRESS]' })
       .check((a) => {
         if (!(a.interval >= 1 && a.interval <= 3_600_000)) throw new Error('--interval must be 1..3600000 ms');
         if (!Number.isInteger(a.count) || a.count < 0) throw new Error('--count must be a non-negative integer');
@@ -33,7 +33,7 @@ export const tickerCommand: CommandModule<object, TickerArgs> = {
       }),
   handler: async (a) => {
     const log = createLogger((process.env['TIDINGS_LOG_LEVEL'] as 'info') ?? 'info', { component: 'ticker' });
-    const pub = new Publisher({ address: a['publisher-address'], sender: `ticker@${hostname()}`, curve: curveFromArgs(a), log });
+    const pub = new Publisher({ address: a['publisher-address'].split(','), sender: `ticker@${hostname()}`, curve: curveFromArgs(a), log });
     pub.start();
     log.info({ channel: a.channel, interval: a.interval, address: a['publisher-address'], curve: a['curve-secret-key'] !== undefined || a['curve-secret-key-file'] !== undefined }, 'ticker started');
     let n = 0;

@@ -27,7 +27,7 @@ export interface NodeOptions {
   log: Logger;
   /** Path of the edge worker entry script. */
   workerScript: string;
-  /** A loop of the director or forwarder died: the caller ends the process (readiness is already down). */
+  /** A loop of the director or forwarder died, or the director lost its lease: the caller ends the process (readiness is already down). */
   onFatal?: (reason: string) => void;
 }
 
@@ -73,6 +73,7 @@ export class TidingsNode {
     if (config.director_enabled) {
       this.director = new Director(config, log.child({ component: 'director' }), this.registry);
       this.directorFeatures = installDirectorFeatures(this.director, this.registry);
+      this.director.events.onFenced.push((reason) => this.opts.onFatal?.(`director fenced: ${reason}`));
       this.director.onFatal = (reason) => this.opts.onFatal?.(reason);
       await this.director.start();
     }
@@ -131,11 +132,11 @@ export class TidingsNode {
   private async startWorkers(): Promise<void> {
     const semiSpace = this.opts.config.worker_semi_space_mb;
     const execArgv = semiSpace > 0 ? [...process.execArgv, `--max-semi-space-size=${semiSpace}`] : process.execArgv;
-    // No arguments: the node's command line may hold secrets (--token-secret ...), and /proc shows it.
     // One edge process: nothing to balance, so it accepts its connections itself. Round-robin
     // (node's default on Linux) would accept each in this process and pass it over IPC, which
     // cost ~15 % of a connect's CPU and grew this process' young generation under a connect storm.
     if (this.opts.config.workers === 1) cluster.schedulingPolicy = cluster.SCHED_NONE;
+    // No arguments: the node's command line may hold secrets (--token-secret ...), and /proc shows it.
     cluster.setupPrimary({ exec: this.opts.workerScript, execArgv, args: [], silent: false });
     // Workers pass each other requests of sessions they do not hold (SockJS) over unix sockets here.
     if (this.opts.config.workers > 1) {
