@@ -34,6 +34,9 @@ async function main(): Promise<void> {
     'many-channels': { ...base, scenario, subscriptions: manyChannels(10_000, 5500), channels: 10_000, processes: 2 },
     'small-rooms': { ...base, scenario, subscriptions: oneChannel(10), channels: 1, window: 2000, processes: 1 },
     'many-channels-1k': { ...base, scenario, subscriptions: roomsOf(1000, 10), channels: 1000, window: 10_000, processes: 2 },
+    // Connection cost: authenticated connects+subscribes (each subscriber its own JWT), then idle.
+    connect: { scenario, subscriptions: oneChannel(quick ? 1000 : 5000), channels: 1, payload: 0, mode: 'connect', durationMs: 0, warmupMs: 0, processes: 2, manySourceAddresses: true },
+    'latency-1k': { scenario, subscriptions: oneChannel(1000), channels: 1, payload: 100, mode: 'rate', rate: 100, durationMs: 5000, warmupMs: 500, processes: 2 },
   };
   const cluster = argv.includes('--pair') ? 'pair' : argv.includes('--cluster');
   const server = await startServer(kind as ServerKind, { execArgv: ['--cpu-prof', `--cpu-prof-dir=${dir}`], cluster });
@@ -41,7 +44,8 @@ async function main(): Promise<void> {
   try {
     const r = await runWorkload(server, workloads[scenario]!);
     phase = r.phase;
-    console.log(`${r.deliveriesPerSec.toFixed(0)} deliveries/s, ${r.deliveriesPerCpuSec.toFixed(0)} per CPU-s, ${r.publishedPerCpuSec.toFixed(0)} messages per CPU-s, loss ${r.loss}`);
+    if (r.mode === 'connect') console.log(`${r.connections} connects, ${r.cpuPerConnectUs.toFixed(0)} µs server CPU each, ${r.rssPerConnKB.toFixed(1)} KB each`);
+    else console.log(`${r.deliveriesPerSec.toFixed(0)} deliveries/s, ${r.deliveriesPerCpuSec.toFixed(0)} per CPU-s, ${r.publishedPerCpuSec.toFixed(0)} messages per CPU-s, p50 ${r.latencyMs.p50.toFixed(2)} p99 ${r.latencyMs.p99.toFixed(2)} ms, loss ${r.loss}`);
   } finally {
     await server.stop();
   }

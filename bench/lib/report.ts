@@ -42,8 +42,12 @@ export function summarise(runs: RunResult[]): RunResult[] {
       outOfOrder: worst((r) => r.outOfOrder),
       foreign: worst((r) => r.foreign),
       latencyMs: { p50: m((r) => r.latencyMs.p50), p99: m((r) => r.latencyMs.p99), p999: m((r) => r.latencyMs.p999), max: m((r) => r.latencyMs.max) },
+      firstP50Ms: m((r) => r.firstP50Ms),
       rssMB: m((r) => r.rssMB),
       rssPerConnKB: m((r) => r.rssPerConnKB),
+      cpuPerConnectUs: m((r) => r.cpuPerConnectUs),
+      connectsPerSec: m((r) => r.connectsPerSec),
+      connectMs: { p50: m((r) => r.connectMs.p50), p99: m((r) => r.connectMs.p99) },
       repeats: g.length,
     } as RunResult & { repeats: number };
   });
@@ -65,9 +69,17 @@ export function markdownTable(results: RunResult[], runs: RunResult[] = []): str
     const rows = results.filter((r) => r.scenario === sc);
     const first = rows[0]!;
     lines.push(`### ${sc}`, '');
-    if (first.mode === 'idle') {
-      lines.push(`${first.connections} idle connections, one subscription each`, '', '| server | RSS MB | KB per connection |', '|---|---:|---:|');
-      for (const r of rows) lines.push(`| ${r.server} | ${fmt(r.rssMB)} | ${fmt(r.rssPerConnKB, 1)} |`);
+    if (first.mode === 'idle' || first.mode === 'connect') {
+      lines.push(
+        `${first.connections} idle connections, one subscription each${first.authenticated ? ' (Tidings: each with its own JWT)' : ''}`,
+        '',
+        '| server | RSS MB | KB per connection | server CPU per connect+subscribe µs | connects/s | connect p50 ms | connect p99 ms |',
+        '|---|---:|---:|---:|---:|---:|---:|',
+      );
+      for (const r of rows) lines.push(`| ${r.server} | ${fmt(r.rssMB)} | ${fmt(r.rssPerConnKB, 1)} | ${fmt(r.cpuPerConnectUs)} | ${fmt(r.connectsPerSec)} | ${fmt(r.connectMs.p50, 1)} | ${fmt(r.connectMs.p99, 1)} |`);
+      const t = rows.find((r) => r.server.startsWith('tidings'));
+      const peers = rows.filter((r) => !r.server.startsWith('tidings'));
+      if (t && peers.length) lines.push('', `${t.server} / peer: ` + peers.map((p) => `${p.server} ${fmt(t.rssPerConnKB / p.rssPerConnKB, 2)}x memory, ${fmt(t.cpuPerConnectUs / p.cpuPerConnectUs, 2)}x CPU per connect`).join('; '));
       lines.push('');
       continue;
     }
@@ -97,6 +109,8 @@ export function markdownTable(results: RunResult[], runs: RunResult[] = []): str
       const keyed = rows.find((r) => r.server === `${plain.server}-curve`);
       if (keyed) lines.push('', `${keyed.server} / ${plain.server}: ${fmt(keyed.deliveriesPerCpuSec / plain.deliveriesPerCpuSec, 2)}x per CPU-s, p50 ${fmt(keyed.latencyMs.p50 / plain.latencyMs.p50, 2)}x, p99 ${fmt(keyed.latencyMs.p99 / plain.latencyMs.p99, 2)}x`);
     }
+    const firsts = rows.filter((r) => r.firstP50Ms > 0);
+    if (firsts.length) lines.push('', `first delivery of each message, p50: ${firsts.map((r) => `${r.server} ${fmt(r.firstP50Ms, 2)} ms`).join(', ')}`);
     // A cluster scenario against the same scenario on one node, publish path by publish path.
     for (const c of sc.startsWith('cluster-') ? rows : []) {
       const base = c.server.replace(/-cluster(-curve)?$/, '$1');

@@ -65,6 +65,8 @@ export interface RunningServer {
   wsPublishTo?: string;
   /** The publisher's CURVE keys (Tidings with curve). */
   publisherCurve?: { secretKey: string; serverKey: string };
+  /** Tidings: the nodes' token secret, with which the generator signs each subscriber's own token. */
+  tokenSecret?: string;
   pids: number[];
   /** A cluster's forwarder nodes (each with its edge workers), without the director: for deliveries per node CPU-second. */
   nodePids?: number[];
@@ -170,7 +172,7 @@ async function startTidings(kind: ServerKind, opts: ServerOptions): Promise<Runn
       throw err;
     });
     const url = `ws://${HOST}:${a.port}/ws`;
-    return { kind, label: kind, urls: [url], publishTo: a.pub, wsPublishTo: url, ...publisherCurve, pids: [p.child.pid!], stop: () => p.stop() };
+    return { kind, label: kind, urls: [url], publishTo: a.pub, wsPublishTo: url, ...publisherCurve, tokenSecret: BENCH_TOKEN_SECRET, pids: [p.child.pid!], stop: () => p.stop() };
   }
   if (opts.cluster === 'pair') return startPair(kind, opts, execArgv, common);
   const d = await addresses();
@@ -217,6 +219,7 @@ async function startTidings(kind: ServerKind, opts: ServerOptions): Promise<Runn
     publishTo: d.pub,
     wsPublishTo: urls[0]!,
     ...publisherCurve,
+    tokenSecret: BENCH_TOKEN_SECRET,
     pids: all.map((p) => p.child.pid!),
     nodePids: nodes.map((p) => p.child.pid!),
     stop: async () => {
