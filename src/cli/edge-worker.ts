@@ -12,7 +12,7 @@ import { WORKER_CONFIG_ENV, WORKER_ID_ENV, type IpcMessage } from '../node/tidin
 
 const config = Object.freeze(JSON.parse(process.env[WORKER_CONFIG_ENV] ?? '{}')) as Config;
 const edgeId = process.env[WORKER_ID_ENV] ?? `edge-${process.pid}`;
-const log = createLogger(config.log_level, { edge: edgeId }).child({ component: 'edge' });
+const log = createLogger(config.log_level, { edge: edgeId }, config.log_format).child({ component: 'edge' });
 const registry = new Registry();
 registry.setDefaultLabels({ edge: edgeId });
 collectDefaultMetrics({ register: registry, prefix: 'tidings_edge_' });

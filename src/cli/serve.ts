@@ -1,29 +1,32 @@
 /** `tidings serve`: run a node in the roles its settings give. */
-import type { Argv, CommandModule } from 'yargs';
+import type { CommandModule } from 'yargs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
-import { SETTINGS, envName, flagName } from '../config/settings.js';
-import { ConfigError, redactConfig } from '../config/resolve.js';
+import { redactConfig, type Config } from '../config/resolve.js';
 import { createLogger } from '../log.js';
 import { TidingsNode } from '../node/tidings-node.js';
 import { loadConfig } from './load-config.js';
+import { addSettingOptions } from './setting-options.js';
+import { orUsage } from './usage.js';
 
-function defaultText(v: unknown): string {
-  if (v === null) return 'none';
-  if (Array.isArray(v)) return v.length ? v.join(',') : 'empty';
-  return String(v);
-}
+export { addSettingOptions };
 
-export function addSettingOptions<T>(y: Argv<T>): Argv<T> {
-  let out = y.option('config', { type: 'string', describe: 'JSON config file with setting names as keys (env TIDINGS_CONFIG)' });
-  for (const spec of SETTINGS) {
-    out = out.option(flagName(spec.name), {
-      type: spec.type === 'bool' ? 'boolean' : 'string',
-      ...(spec.alias ? { alias: spec.alias } : {}),
-      describe: `${spec.describe} [env ${envName(spec.name)}] [default: ${defaultText(spec.default)}]`,
-    });
-  }
-  return out;
+/** What a person trying the server needs, printed once in development mode. */
+function developmentBanner(c: Config): string {
+  const scheme = c.tls_cert_file ? 'https' : 'http';
+  const host = c.server_host === '0.0.0.0' || c.server_host === '::' ? '127.0.0.1' : c.server_host;
+  const base = `${scheme}://${host}:${c.server_port}${c.server_base_url}`;
+  const lines = [
+    '',
+    'Tidings is running in development mode: the secrets below are published in the repository, never use them in production.',
+    ...(c.demo && c.edge_enabled ? [`  demo chat      ${base}/`] : []),
+    `  admin page     ${base}/admin          admin secret: ${c.admin_secret ?? '(none)'}`,
+    `  HTTP API       curl -H 'Authorization: Bearer ${c.api_keys[0] ?? ''}' -d '{"channel": "demo.lobby", "data": {"text": "hi"}}' ${base}/api/publish`,
+    `  client tokens  npx tidings token --development --user alice --subscribe 'demo.*'      (token secret: ${c.token_secret ?? '(none)'})`,
+    `  publish        npx tidings publish --channel demo.lobby --data '{"text": "hello"}'`,
+    '',
+  ];
+  return lines.join('\n') + '\n';
 }
 
 export const serveCommand: CommandModule = {
@@ -31,17 +34,8 @@ export const serveCommand: CommandModule = {
   describe: 'Run a Tidings node (director, forwarder and/or edge workers)',
   builder: (y) => addSettingOptions(y),
   handler: async (argv) => {
-    let config;
-    try {
-      config = loadConfig(argv as Record<string, unknown>, process.env);
-    } catch (err) {
-      if (err instanceof ConfigError) {
-        process.stderr.write(`tidings: ${err.message}\n`);
-        process.exit(2);
-      }
-      throw err;
-    }
-    const log = createLogger(config.log_level);
+    const config = orUsage(() => loadConfig(argv as Record<string, unknown>, process.env));
+    const log = createLogger(config.log_level, {}, config.log_format);
     log.debug({ config: redactConfig(config) }, 'configuration');
     const here = dirname(fileURLToPath(import.meta.url));
     const node = new TidingsNode({ config, log, workerScript: join(here, 'edge-worker.js') });
@@ -67,5 +61,6 @@ export const serveCommand: CommandModule = {
       await node.stop().catch(() => undefined);
       process.exit(1);
     }
+    if (config.development) process.stderr.write(developmentBanner(config));
   },
 };

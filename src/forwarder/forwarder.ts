@@ -12,6 +12,8 @@ import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import type { Config } from '../config/resolve.js';
 import { SendQueue, type Sendable } from '../zmq/send-queue.js';
+import { HEARTBEAT } from '../zmq/command-client.js';
+import { ErrorCodes, TidingsError } from '../protocol/errors.js';
 
 interface Receivable {
   [Symbol.asyncIterator](): AsyncIterator<Buffer[]>;
@@ -23,6 +25,8 @@ export class Forwarder {
   private loops: Promise<void>[] = [];
   private stopping = false;
   private readonly frames: Counter<'path'>;
+  /** Whether the DEALER to the director's command address has a connection (socket events, ZMTP heartbeats). */
+  private directorUp = false;
 
   constructor(
     readonly config: Config,
@@ -47,7 +51,9 @@ export class Forwarder {
     const upIn = new XSubscriber(opts);
     const upOut = new XPublisher({ ...opts, noDrop: true });
     const cmdIn = new Router(opts);
-    const cmdOut = new Dealer(opts);
+    const cmdOut = new Dealer({ ...opts, ...HEARTBEAT });
+    cmdOut.events.on('connect', () => (this.directorUp = true));
+    cmdOut.events.on('disconnect', () => (this.directorUp = false));
     this.sockets.push(downIn, downOut, upIn, upOut, cmdIn, cmdOut);
 
     await downOut.bind(c.subscriber_address);
@@ -61,8 +67,16 @@ export class Forwarder {
     this.pipe('sub', downOut, downIn); // subscriptions of local edges go up
     this.pipe('up', upIn, upOut);
     this.pipe('pubsub', upOut, upIn); // the director's subscribe-all reaches local publishers
-    this.pipe('cmd', cmdIn, cmdOut);
-    this.pipe('reply', cmdOut, cmdIn);
+    // While the director is unreachable, commands are answered at once with 113 rather than queued until they time out.
+    const unreachable = Buffer.from(JSON.stringify(new TidingsError(ErrorCodes.UNAVAILABLE, `the director is unreachable from node ${c.node_id ?? 'this node'} (${c.director_command_address})`).toBody()));
+    const replies = this.pipe('reply', cmdOut, cmdIn);
+    this.pipe('cmd', cmdIn, cmdOut, (msg) => {
+      if (this.directorUp || msg.length < 4) return false;
+      // [client identity, request id, method, body] -> [client identity, request id, "error", body];
+      // with the reply queue full the client's own timeout answers instead.
+      replies.push([msg[0]!, msg[1]!, Buffer.from('error'), unreachable]);
+      return true;
+    });
     this.log.info(
       {
         subscriber: c.subscriber_address,
@@ -74,7 +88,8 @@ export class Forwarder {
     );
   }
 
-  private pipe(path: string, from: Receivable, to: Sendable): void {
+  /** Pass every message of `from` to `to`, except those `divert` takes (returns true for). */
+  private pipe(path: string, from: Receivable, to: Sendable, divert?: (msg: Buffer[]) => boolean): SendQueue {
     const queue = new SendQueue(to, this.config.zmq_high_water_mark, this.log, `forwarder-${path}`);
     this.queues.push(queue);
     const counter = this.frames.labels(path);
@@ -83,6 +98,7 @@ export class Forwarder {
         try {
           for await (const msg of from) {
             counter.inc();
+            if (divert?.(msg)) continue;
             if (!queue.push(msg)) {
               await queue.space();
               queue.push(msg);
@@ -93,6 +109,7 @@ export class Forwarder {
         }
       })(),
     );
+    return queue;
   }
 
   async stop(): Promise<void> {

@@ -40,6 +40,9 @@ export class Publisher {
   private loop: Promise<void> | null = null;
   private commands: CommandClient | null = null;
   private readyWaiters: Array<() => void> = [];
+  /** The TCP side of the link: whether anything listens at the address. */
+  private link: 'unknown' | 'connected' | 'refused' = 'unknown';
+  private linkSince = Date.now();
   private readonly log: Logger;
   private readonly maxQueue: number;
 
@@ -50,6 +53,15 @@ export class Publisher {
 
   start(): void {
     const socket = new XPublisher({ noDrop: true, sendHighWaterMark: this.maxQueue, linger: 2000 });
+    const linkIs = (state: 'connected' | 'refused'): void => {
+      if (this.link !== state) this.linkSince = Date.now();
+      this.link = state;
+    };
+    socket.events.on('connect', () => linkIs('connected'));
+    socket.events.on('disconnect', () => linkIs('refused'));
+    socket.events.on('connect:retry', () => {
+      if (this.link !== 'connected') linkIs('refused');
+    });
     socket.connect(this.opts.address);
     this.socket = socket;
     this.out = new SendQueue(socket, this.maxQueue, this.log, 'publisher');
@@ -71,13 +83,41 @@ export class Publisher {
     return this.upstream > 0;
   }
 
-  /** Resolves when an upstream subscriber is connected, or rejects after timeoutMs. */
-  waitReady(timeoutMs = 5000): Promise<void> {
+  /**
+   * Resolves when an upstream subscriber is connected, or rejects after timeoutMs.
+   * With `failFast` it rejects sooner, with 113 and a plain reason: when
+   * nothing listens at the address for `failFastMs`, or when something does
+   * but no director subscribes through it within `failFastMs`.
+   */
+  waitReady(timeoutMs = 5000, failFast = false, failFastMs = 1500): Promise<void> {
     if (this.ready) return Promise.resolve();
+    const address = this.opts.address;
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new TidingsError(ErrorCodes.TIMEOUT, 'no upstream subscriber')), timeoutMs);
+      const started = Date.now();
+      const fail = (err: TidingsError): void => {
+        clearTimeout(timer);
+        clearInterval(watch);
+        reject(err);
+      };
+      const timer = setTimeout(() => {
+        fail(
+          this.link === 'connected'
+            ? new TidingsError(ErrorCodes.UNAVAILABLE, `the director is unreachable: ${address} accepted the connection but no director subscribed behind it within ${timeoutMs / 1000} s`)
+            : new TidingsError(ErrorCodes.UNAVAILABLE, `no answer from ${address} within ${timeoutMs / 1000} s`),
+        );
+      }, timeoutMs);
+      const watch = setInterval(() => {
+        if (!failFast) return;
+        const waited = Date.now() - Math.max(started, this.linkSince);
+        if (this.link === 'refused' && waited >= failFastMs) {
+          fail(new TidingsError(ErrorCodes.UNAVAILABLE, `nothing is listening at ${address} (connection refused): is a Tidings node running there?`));
+        } else if (this.link === 'connected' && waited >= failFastMs) {
+          fail(new TidingsError(ErrorCodes.UNAVAILABLE, `the director is unreachable: ${address} accepted the connection but no director subscribed behind it within ${failFastMs / 1000} s`));
+        }
+      }, 50);
       this.readyWaiters.push(() => {
         clearTimeout(timer);
+        clearInterval(watch);
         resolve();
       });
     });

@@ -2,6 +2,12 @@
  * Request/reply over a DEALER socket to a command address (the director's
  * ROUTER, directly or through a forwarder). Every request has a timeout and
  * the number in flight is bounded.
+ *
+ * The client watches its connection (socket events, ZMTP heartbeats): while
+ * nothing answers at the address, a request waits at most `unreachableGraceMs`
+ * for it to come back and then fails at once with 113 `unavailable` ("director
+ * unreachable"), instead of queueing in ZeroMQ until its timeout. A forwarder
+ * does the same for the hop behind it, so a caller learns fast either way.
  */
 import { Dealer } from 'zeromq';
 import type { Logger } from 'pino';
@@ -20,7 +26,12 @@ export interface CommandClientOptions {
   maxInFlight: number;
   highWaterMark: number;
   log: Logger;
+  /** How long a request waits for a lost connection to come back before failing with 113 (default 1000 ms). */
+  unreachableGraceMs?: number;
 }
+
+/** ZMTP heartbeats on the link: a peer silent this long is taken as gone even if TCP says nothing. */
+export const HEARTBEAT = { heartbeatInterval: 1000, heartbeatTimeout: 3000, heartbeatTimeToLive: 3000 } as const;
 
 export class CommandClient {
   private socket: Dealer | null = null;
@@ -28,6 +39,13 @@ export class CommandClient {
   private pending = new Map<number, Pending>();
   private nextId = 1;
   private receiving: Promise<void> | null = null;
+  /** Whether a peer is connected at the address: unknown until the first connect or refusal. */
+  private peer: 'unknown' | 'up' | 'down' = 'unknown';
+  private peerWaiters: Array<() => void> = [];
+  /** Set when a request failed as unavailable; cleared by the next answer. */
+  private doubt = false;
+  /** Told when the peer comes and goes (for logs). */
+  onPeerChange: ((up: boolean) => void) | null = null;
 
   constructor(private readonly opts: CommandClientOptions) {}
 
@@ -36,6 +54,12 @@ export class CommandClient {
       sendHighWaterMark: this.opts.highWaterMark,
       receiveHighWaterMark: this.opts.highWaterMark,
       linger: 0,
+      ...HEARTBEAT,
+    });
+    socket.events.on('connect', () => this.setPeer('up'));
+    socket.events.on('disconnect', () => this.setPeer('down'));
+    socket.events.on('connect:retry', () => {
+      if (this.peer !== 'up') this.setPeer('down');
     });
     socket.connect(this.opts.address);
     this.socket = socket;
@@ -47,8 +71,48 @@ export class CommandClient {
     return this.pending.size;
   }
 
+  private setPeer(state: 'up' | 'down'): void {
+    const was = this.peer;
+    this.peer = state;
+    if (state === 'up') for (const w of this.peerWaiters.splice(0)) w();
+    if (was !== 'unknown' && was !== state) this.onPeerChange?.(state === 'up');
+  }
+
+  private peerUp(): boolean {
+    return this.peer === 'up';
+  }
+
+  /** Nothing answers at the address now, or the last request found the director unavailable. */
+  get suspectUnreachable(): boolean {
+    return this.peer === 'down' || this.doubt;
+  }
+
+  private waitPeer(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.peerWaiters.push(done);
+    });
+  }
+
   /** Send a command; resolves with the director's result or rejects with a TidingsError. */
-  request<T = unknown>(method: string, body: unknown, timeoutMs = this.opts.timeoutMs): Promise<T> {
+  async request<T = unknown>(method: string, body: unknown, timeoutMs = this.opts.timeoutMs): Promise<T> {
+    if (!this.queue) throw new TidingsError(ErrorCodes.UNAVAILABLE, 'command client stopped');
+    if (this.peer !== 'up') {
+      await this.waitPeer(Math.min(timeoutMs, this.opts.unreachableGraceMs ?? 1000));
+      if (!this.queue) throw new TidingsError(ErrorCodes.UNAVAILABLE, 'command client stopped');
+      if (!this.peerUp()) {
+        this.doubt = true;
+        throw new TidingsError(ErrorCodes.UNAVAILABLE, `director unreachable: nothing answers at ${this.opts.address}`);
+      }
+    }
+    return this.send<T>(method, body, timeoutMs);
+  }
+
+  private send<T>(method: string, body: unknown, timeoutMs: number): Promise<T> {
     if (!this.queue) return Promise.reject(new TidingsError(ErrorCodes.UNAVAILABLE, 'command client stopped'));
     if (this.pending.size >= this.opts.maxInFlight) {
       return Promise.reject(new TidingsError(ErrorCodes.LIMIT_EXCEEDED, 'too many commands in flight'));
@@ -88,10 +152,14 @@ export class CommandClient {
           p.reject(new TidingsError(ErrorCodes.INTERNAL, 'unparsable reply from director'));
           continue;
         }
-        if (status.toString() === 'ok') p.resolve(parsed);
-        else {
+        if (status.toString() === 'ok') {
+          this.doubt = false;
+          p.resolve(parsed);
+        } else {
           const e = parsed as { code?: number; message?: string };
           const spec = (typeof e.code === 'number' && errorByCode(e.code)) || ErrorCodes.INTERNAL;
+          // A forwarder answers 113 for a director it cannot reach; any other answer comes from the director.
+          this.doubt = spec === ErrorCodes.UNAVAILABLE;
           const err = new TidingsError(spec);
           if (typeof e.message === 'string') err.message = e.message;
           p.reject(err);
@@ -107,6 +175,7 @@ export class CommandClient {
     this.socket = null;
     this.queue?.close();
     this.queue = null;
+    for (const w of this.peerWaiters.splice(0)) w();
     for (const [, p] of this.pending) {
       clearTimeout(p.timer);
       p.reject(new TidingsError(ErrorCodes.UNAVAILABLE, 'command client stopped'));
