@@ -15,6 +15,7 @@ import { ErrorCodes, TidingsError, toErrorBody } from '../protocol/errors.js';
 import type { CommandClient } from '../zmq/command-client.js';
 import { readJson, sendJson, sourceAddress } from '../http/io.js';
 import { verify } from './signer.js';
+import { refused } from '../edge/refusals.js';
 
 type Obj = Record<string, unknown>;
 
@@ -82,7 +83,7 @@ export class CompatApi {
     const token = typeof header === 'string' ? header : url.searchParams.get('secret');
     if (!token) throw new TidingsError(ErrorCodes.PERMISSION_DENIED, 'x-channelstream-secret header (or ?secret=) is required');
     const verdict = verify(token, secret, path, Math.floor(Date.now() / 1000));
-    if (!verdict.ok) throw new TidingsError(ErrorCodes.BAD_SIGNATURE, verdict.reason.replace('_', ' '));
+    if (!verdict.ok) throw refused(req, 'signature', new TidingsError(ErrorCodes.BAD_SIGNATURE, verdict.reason.replace('_', ' ')));
   }
 
   private async dispatch(path: string, method: string, body: unknown, url: URL): Promise<unknown> {

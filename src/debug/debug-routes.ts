@@ -12,6 +12,7 @@ import type { Config } from '../config/resolve.js';
 import { ErrorCodes, TidingsError } from '../protocol/errors.js';
 import type { EdgeServer } from '../edge/edge-server.js';
 import { sendError, sendJson } from '../http/io.js';
+import { refused } from '../edge/refusals.js';
 
 const CHANNEL_VIEW = /^\/debug\/channels\/([^/]+)\/?$/;
 
@@ -39,7 +40,7 @@ export function debugFeature(edge: EdgeServer, config: Config, log: Logger): voi
         if (req.method !== 'GET') throw new TidingsError(ErrorCodes.METHOD_NOT_ALLOWED, 'use GET');
         if (!config.admin_secret) throw new TidingsError(ErrorCodes.PERMISSION_DENIED, 'debug views are off: no admin_secret is set');
         const given = presented(req);
-        if (given === null || !sameSecret(given, config.admin_secret)) throw new TidingsError(ErrorCodes.BAD_API_KEY, 'admin secret missing or wrong');
+        if (given === null || !sameSecret(given, config.admin_secret)) throw refused(req, 'admin_secret', new TidingsError(ErrorCodes.BAD_API_KEY, 'admin secret missing or wrong'));
         let channel: string | undefined;
         if (m) {
           try {

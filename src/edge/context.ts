@@ -28,5 +28,7 @@ export interface EdgeContext {
   subscribe(conn: ClientConnection, channel: string, recover: unknown): Promise<SubscribeOutcome>;
   unsubscribe(conn: ClientConnection, channel: string): void;
   onConnected(conn: ClientConnection): void;
+  /** A client's token (or other proof) was refused: counted and logged with the reason. */
+  noteAuthRefused?(method: 'token', reason: string, detail: string): void;
   forget(conn: ClientConnection): void;
 }

@@ -28,6 +28,8 @@ import { binaryFrame, textFrame } from './frames.js';
 import type { EdgeContext, MethodHandler, SubscribeOutcome } from './context.js';
 import { recoverInto } from './recovery.js';
 import { parseRecover } from '../protocol/positions.js';
+import { EdgeStats, type AuthMethod } from './stats.js';
+import { registerRequest } from './refusals.js';
 
 export type RouteHandler = (req: IncomingMessage, res: ServerResponse, path: string, url: URL) => boolean;
 
@@ -53,6 +55,8 @@ export class EdgeServer implements EdgeContext {
   readonly extraMethods = new Map<string, MethodHandler>();
   readonly hub: Hub;
   readonly metrics: { slowConsumers: Counter; connections: Gauge };
+  /** Auth refusals, closes by code, bytes and deliveries: counted for /metrics, logged with reasons. */
+  readonly stats: EdgeStats;
   private readonly log: Logger;
   private readonly routes: RouteHandler[] = [];
   private readonly connections = new Set<ClientConnection>();
@@ -105,6 +109,17 @@ export class EdgeServer implements EdgeContext {
           this.set(connections.size);
         },
       }),
+    };
+    const hub = this.hub;
+    const scheduler = this.scheduler;
+    this.stats = new EdgeStats(opts.registry, opts.log.child({ component: 'auth' }), {
+      subscriptions: () => hub.subscriptionCount(),
+      sentBytes: () => scheduler.sentBytes,
+    });
+    // One line when the director stops answering and one when it is back, whatever the number of failed requests.
+    this.commands.onReachability = (reachable, detail) => {
+      if (reachable) opts.log.info({ detail }, `director reachable again ${detail}`);
+      else opts.log.warn({ detail }, `director unreachable: ${detail}`);
     };
     const publishApi = new PublishApi(opts.config, this.commands, opts.log.child({ component: 'api' }));
     this.addRoute((req, res, path) => publishApi.handle(req, res, path));
@@ -182,6 +197,7 @@ export class EdgeServer implements EdgeContext {
       server.closeAllConnections?.();
       await new Promise<void>((r) => server.close(() => r()));
     }
+    for (const hook of this.drainHooks) await hook().catch(() => undefined);
     await this.hub.stop();
     await this.commands.stop();
     this.log.info('edge stopped');
@@ -197,6 +213,7 @@ export class EdgeServer implements EdgeContext {
   }
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
+    registerRequest(req, this.stats);
     let url: URL;
     try {
       url = new URL(req.url ?? '/', 'http://localhost');
@@ -297,6 +314,9 @@ export class EdgeServer implements EdgeContext {
   /** Run when the edge stops, before its connections close: features close the connections they hold. */
   readonly stopHooks: Array<() => void> = [];
 
+  /** Run when the edge stops, after its connections closed and before the command socket closes (a last word to the director). */
+  readonly drainHooks: Array<() => Promise<void>> = [];
+
   get webSocketServer(): WebSocketServer | null {
     return this.wss;
   }
@@ -307,6 +327,7 @@ export class EdgeServer implements EdgeContext {
     const id = `${this.edgeId}.${randomBytes(9).toString('base64url')}`;
     const conn = new ClientConnection(id, ws, socket, format, this, this.log);
     this.connections.add(conn);
+    this.trackClose(ws);
     if (token !== null) {
       // Token in the URL: authenticate now and tell the client with a `connected` push.
       conn.connect(token).then(
@@ -364,6 +385,15 @@ export class EdgeServer implements EdgeContext {
 
   onConnected(conn: ClientConnection): void {
     this.connectedHook(conn);
+  }
+
+  noteAuthRefused(method: AuthMethod, reason: string, detail: string, fields: Record<string, unknown> = {}): void {
+    this.stats.authRefusedBy(method, reason, detail, fields);
+  }
+
+  /** Count a client websocket's close by code, whatever protocol it speaks. */
+  trackClose(ws: WebSocket): void {
+    ws.once('close', (code: number) => this.stats.closed(code));
   }
 
   forget(conn: ClientConnection): void {

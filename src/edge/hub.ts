@@ -73,6 +73,8 @@ export class Hub {
   private readonly gaps: Counter;
   /** Channel messages received since the last scrape: a plain count on the hot path, added to `received` when collected. */
   private receivedMessages = 0;
+  /** Pushes handed to local listeners (one per listener), by kind, since the last scrape. */
+  private readonly delivered = { message: 0, direct: 0, event: 0 };
 
   constructor(private readonly opts: HubOptions) {
     this.received = new Counter({
@@ -87,6 +89,19 @@ export class Hub {
       },
     });
     this.gaps = new Counter({ name: 'tidings_edge_gaps_total', help: 'Offset gaps detected on channels', registers: [opts.registry] });
+    const delivered = this.delivered;
+    new Counter({
+      name: 'tidings_edge_delivered_messages_total',
+      help: 'Live pushes delivered to client connections (one per subscriber), by kind: message (channel), direct (to a user), event (presence, state)',
+      labelNames: ['kind'],
+      registers: [opts.registry],
+      collect() {
+        for (const kind of ['message', 'direct', 'event'] as const) {
+          if (delivered[kind] > 0) this.inc({ kind }, delivered[kind]);
+          delivered[kind] = 0;
+        }
+      },
+    });
   }
 
   start(): void {
@@ -108,6 +123,13 @@ export class Hub {
 
   get channelCount(): number {
     return this.channels.size;
+  }
+
+  /** Channel subscriptions of local listeners (one per listener and channel). */
+  subscriptionCount(): number {
+    let n = 0;
+    for (const e of this.channels.values()) n += e.listeners.size;
+    return n;
   }
 
   listenersOf(channel: string): number {
@@ -215,7 +237,9 @@ export class Hub {
       if (!entry.live) throw new TidingsError(ErrorCodes.UNAVAILABLE, 'edge stopping');
     } catch (err) {
       entry.failed = err instanceof TidingsError ? err : new TidingsError(ErrorCodes.UNAVAILABLE, (err as Error).message);
-      this.opts.log.warn({ kind: entry.kind, name: entry.name, err: entry.failed.message }, 'subscription not established');
+      // While the director is unreachable the edge says so once (EdgeServer); each refused subscription is a detail.
+      const level = entry.failed.spec === ErrorCodes.UNAVAILABLE ? 'debug' : 'warn';
+      this.opts.log[level]({ kind: entry.kind, name: entry.name, err: entry.failed.message }, 'subscription not established');
     } finally {
       for (const t of entry.tokens) this.probes.delete(t);
       entry.tokens.clear();
@@ -265,6 +289,7 @@ export class Hub {
         }
         entry.offset = header.offset;
         const push = new SharedPush(body, t.name, header.offset);
+        this.delivered.message += entry.listeners.size;
         for (const l of entry.listeners) l.deliver(push);
         return;
       }
@@ -277,6 +302,7 @@ export class Hub {
         if (!entry || !entry.live) return;
         const push = new SharedPush(body, t.name, 0);
         if (header.epoch !== '') push.exceptUser = header.epoch;
+        this.delivered.event += entry.listeners.size;
         for (const l of entry.listeners) l.deliver(push);
         return;
       }
@@ -287,6 +313,7 @@ export class Hub {
         const entry = this.users.get(t.name);
         if (!entry || !entry.live) return;
         const push = new SharedPush(body);
+        this.delivered.direct += entry.listeners.size;
         for (const l of entry.listeners) l.deliver(push);
         return;
       }

@@ -75,6 +75,7 @@ export class Outbox {
     const out = frames.length === 1 ? frames[0]! : this.scheduler.joined(frames);
     frames.length = 0;
     this.bytes = 0;
+    this.scheduler.sentBytes += out.length;
     this.socket.write(out);
   }
 
@@ -108,6 +109,8 @@ interface Joined {
  * only add latency.
  */
 export class FlushScheduler {
+  /** Bytes written to client sockets so far (a plain count; metrics read it when scraped). */
+  sentBytes = 0;
   private dirty: Outbox[] = [];
   private armed = false;
   private running = false;

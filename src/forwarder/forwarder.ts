@@ -52,8 +52,16 @@ export class Forwarder {
     const upOut = new XPublisher({ ...opts, noDrop: true });
     const cmdIn = new Router(opts);
     const cmdOut = new Dealer({ ...opts, ...HEARTBEAT });
-    cmdOut.events.on('connect', () => (this.directorUp = true));
-    cmdOut.events.on('disconnect', () => (this.directorUp = false));
+    let everUp = false;
+    cmdOut.events.on('connect', () => {
+      this.directorUp = true;
+      if (everUp) this.log.info({ director: c.director_command_address }, 'director reachable again');
+      everUp = true;
+    });
+    cmdOut.events.on('disconnect', () => {
+      this.directorUp = false;
+      if (!this.stopping) this.log.warn({ director: c.director_command_address }, 'director unreachable: commands are answered with 113 until it is back');
+    });
     this.sockets.push(downIn, downOut, upIn, upOut, cmdIn, cmdOut);
 
     await downOut.bind(c.subscriber_address);

@@ -46,6 +46,10 @@ export class CommandClient {
   private doubt = false;
   /** Told when the peer comes and goes (for logs). */
   onPeerChange: ((up: boolean) => void) | null = null;
+  /** Told once when the director becomes unreachable (113) and once when it answers again. */
+  onReachability: ((reachable: boolean, detail: string) => void) | null = null;
+  private doubtSince = 0;
+  private failedWhileDown = 0;
 
   constructor(private readonly opts: CommandClientOptions) {}
 
@@ -78,6 +82,20 @@ export class CommandClient {
     if (was !== 'unknown' && was !== state) this.onPeerChange?.(state === 'up');
   }
 
+  private setDoubt(doubt: boolean, detail: string): void {
+    if (doubt && this.doubt) this.failedWhileDown++;
+    if (doubt === this.doubt) return;
+    this.doubt = doubt;
+    if (doubt) {
+      this.doubtSince = Date.now();
+      this.failedWhileDown = 1;
+      this.onReachability?.(false, detail);
+    } else {
+      const seconds = ((Date.now() - this.doubtSince) / 1000).toFixed(1);
+      this.onReachability?.(true, `after ${seconds} s; ${this.failedWhileDown} request(s) failed meanwhile`);
+    }
+  }
+
   private peerUp(): boolean {
     return this.peer === 'up';
   }
@@ -105,8 +123,9 @@ export class CommandClient {
       await this.waitPeer(Math.min(timeoutMs, this.opts.unreachableGraceMs ?? 1000));
       if (!this.queue) throw new TidingsError(ErrorCodes.UNAVAILABLE, 'command client stopped');
       if (!this.peerUp()) {
-        this.doubt = true;
-        throw new TidingsError(ErrorCodes.UNAVAILABLE, `director unreachable: nothing answers at ${this.opts.address}`);
+        const err = new TidingsError(ErrorCodes.UNAVAILABLE, `director unreachable: nothing answers at ${this.opts.address}`);
+        this.setDoubt(true, err.message);
+        throw err;
       }
     }
     return this.send<T>(method, body, timeoutMs);
@@ -153,15 +172,15 @@ export class CommandClient {
           continue;
         }
         if (status.toString() === 'ok') {
-          this.doubt = false;
+          this.setDoubt(false, '');
           p.resolve(parsed);
         } else {
           const e = parsed as { code?: number; message?: string };
           const spec = (typeof e.code === 'number' && errorByCode(e.code)) || ErrorCodes.INTERNAL;
-          // A forwarder answers 113 for a director it cannot reach; any other answer comes from the director.
-          this.doubt = spec === ErrorCodes.UNAVAILABLE;
           const err = new TidingsError(spec);
           if (typeof e.message === 'string') err.message = e.message;
+          // A forwarder answers 113 for a director it cannot reach; any other answer comes from the director.
+          this.setDoubt(spec === ErrorCodes.UNAVAILABLE, err.message);
           p.reject(err);
         }
       }
