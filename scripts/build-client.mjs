@@ -4,6 +4,7 @@
 //   dist/demo/              the demo page: index.html, demo.css and demo.js, whose
 //                           `./tidings.js` import stays external so the page loads
 //                           the SDK the edge serves at <base>/tidings.js
+//   dist/admin/             the admin page: index.html, admin.css and admin.js
 import { build } from 'esbuild';
 import { cpSync, mkdirSync } from 'node:fs';
 
@@ -21,3 +22,6 @@ await build({ ...common, entryPoints: ['src/demo/app.ts'], outfile: 'dist/demo/d
 
 mkdirSync('dist/demo', { recursive: true });
 cpSync('src/demo/public', 'dist/demo', { recursive: true });
+
+await build({ ...common, entryPoints: ['src/admin/app.ts'], outfile: 'dist/admin/admin.js' });
+cpSync('src/admin/public', 'dist/admin', { recursive: true });

@@ -10,6 +10,7 @@ import { registerStateCommands } from './state-commands.js';
 import { registerConnectionCommands } from './connection-commands.js';
 import { registerMessageCommands } from './message-commands.js';
 import { installWampDirector } from '../wamp/director-feature.js';
+import { installDirectorAdmin } from '../admin/director-admin.js';
 
 export interface DirectorFeatures {
   stop(): void;
@@ -21,11 +22,13 @@ export function installDirectorFeatures(director: Director, registry: Registry):
   registerConnectionCommands(state);
   registerMessageCommands(state);
   const wamp = installWampDirector(state, registry); // WAMP dealer: the cluster's procedure registry
+  const admin = installDirectorAdmin(state); // the admin page's overview: edge reports, channels, rates
   state.start();
   return {
     stop: () => {
       state.stop();
       wamp.stop();
+      admin.stop();
     },
   };
 }

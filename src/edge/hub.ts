@@ -73,8 +73,8 @@ export class Hub {
   private readonly gaps: Counter;
   /** Channel messages received since the last scrape: a plain count on the hot path, added to `received` when collected. */
   private receivedMessages = 0;
-  /** Pushes handed to local listeners (one per listener), by kind, since the last scrape. */
-  private readonly delivered = { message: 0, direct: 0, event: 0 };
+  /** Pushes handed to local listeners (one per listener), by kind, since start: plain counts, read by metrics and the admin report. */
+  readonly delivered = { message: 0, direct: 0, event: 0 };
 
   constructor(private readonly opts: HubOptions) {
     this.received = new Counter({
@@ -90,6 +90,7 @@ export class Hub {
     });
     this.gaps = new Counter({ name: 'tidings_edge_gaps_total', help: 'Offset gaps detected on channels', registers: [opts.registry] });
     const delivered = this.delivered;
+    const collected = { message: 0, direct: 0, event: 0 };
     new Counter({
       name: 'tidings_edge_delivered_messages_total',
       help: 'Live pushes delivered to client connections (one per subscriber), by kind: message (channel), direct (to a user), event (presence, state)',
@@ -97,8 +98,8 @@ export class Hub {
       registers: [opts.registry],
       collect() {
         for (const kind of ['message', 'direct', 'event'] as const) {
-          if (delivered[kind] > 0) this.inc({ kind }, delivered[kind]);
-          delivered[kind] = 0;
+          this.inc({ kind }, delivered[kind] - collected[kind]);
+          collected[kind] = delivered[kind];
         }
       },
     });
