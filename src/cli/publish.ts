@@ -6,6 +6,7 @@
  */
 import type { CommandModule } from 'yargs';
 import { createLogger } from '../log.js';
+import { TidingsError } from '../protocol/errors.js';
 import { Publisher } from '../publisher/publisher.js';
 import { channelProblem, isValidUser } from '../protocol/names.js';
 import { loadSettings } from './load-config.js';
@@ -60,6 +61,13 @@ function plan(a: PublishArgs): Plan {
   };
 }
 
+/** The reason without the catalog's generic prefix ("director unavailable, try again: ..."). */
+function plain(err: Error): string {
+  if (!(err instanceof TidingsError)) return err.message;
+  const prefix = `${err.spec.message}: `;
+  return err.message.startsWith(prefix) ? err.message.slice(prefix.length) : err.message;
+}
+
 export const publishCommand: CommandModule<object, PublishArgs> = {
   command: 'publish',
   describe: 'Publish a JSON message over ZeroMQ (to --channel or --user) and say what was done',
@@ -100,7 +108,7 @@ export const publishCommand: CommandModule<object, PublishArgs> = {
         process.stdout.write(`sent ${what} to ${to} through ${p.publisherAddress} (add --ack to see offsets)\n`);
       }
     } catch (err) {
-      process.stderr.write(`tidings publish: ${(err as Error).message}\n`);
+      process.stderr.write(`tidings publish: ${plain(err as Error)}\n`);
       code = 1;
     }
     await pub.close();

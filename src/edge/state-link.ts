@@ -11,9 +11,12 @@ import type { Logger } from 'pino';
 import type { EdgeServer } from './edge-server.js';
 import { ErrorCodes, TidingsError } from '../protocol/errors.js';
 
-/** While the director is unreachable (113) the edge logs that once; a failed report is then a detail. */
-function levelOf(err: Error): 'debug' | 'warn' {
-  return err instanceof TidingsError && err.spec === ErrorCodes.UNAVAILABLE ? 'debug' : 'warn';
+/**
+ * While the director is unreachable (113, or a request that was in flight when
+ * it went) the edge logs that once; a failed report is then a detail.
+ */
+function levelOf(err: Error, edge: EdgeServer): 'debug' | 'warn' {
+  return (err instanceof TidingsError && err.spec === ErrorCodes.UNAVAILABLE) || edge.commands.suspectUnreachable ? 'debug' : 'warn';
 }
 
 /** A connection the director may act on, native or channelstream-compatible. */
@@ -146,7 +149,7 @@ export class StateLink {
       },
       (err: Error) => {
         // A lost report may have held a join or a leave: the next heartbeat re-sends everything.
-        this.log[levelOf(err)]({ err: err.message }, 'presence report failed; will resync');
+        this.log[levelOf(err, this.edge)]({ err: err.message }, 'presence report failed; will resync');
         this.needSync = true;
       },
     );
@@ -170,7 +173,7 @@ export class StateLink {
       .then(
         () => undefined,
         (err: Error) => {
-          this.log[levelOf(err)]({ err: err.message }, 'presence snapshot failed; will retry');
+          this.log[levelOf(err, this.edge)]({ err: err.message }, 'presence snapshot failed; will retry');
           this.needSync = true;
         },
       )

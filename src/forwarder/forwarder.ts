@@ -74,7 +74,13 @@ export class Forwarder {
     this.pipe('down', downIn, downOut);
     this.pipe('sub', downOut, downIn); // subscriptions of local edges go up
     this.pipe('up', upIn, upOut);
-    this.pipe('pubsub', upOut, upIn); // the director's subscribe-all reaches local publishers
+    const pubsub = this.pipe('pubsub', upOut, upIn); // the director's subscribe-all reaches local publishers
+    // When the director's publisher link drops, withdraw its subscribe-all from local publishers: XSUB keeps a
+    // subscription until told otherwise, so they would keep sending into an XPUB with no subscriber (dropped).
+    // The director's XSUB subscribes again when it is back, and they resume.
+    upOut.events.on('disconnect', () => {
+      if (!this.stopping) pubsub.push([Buffer.from([0])]);
+    });
     // While the director is unreachable, commands are answered at once with 113 rather than queued until they time out.
     const unreachable = Buffer.from(JSON.stringify(new TidingsError(ErrorCodes.UNAVAILABLE, `the director is unreachable from node ${c.node_id ?? 'this node'} (${c.director_command_address})`).toBody()));
     const replies = this.pipe('reply', cmdOut, cmdIn);
