@@ -45,7 +45,7 @@ function fan(scenario: string, subs: number, payload: number): Workload {
 }
 
 const cases: Case[] = [
-  { workload: fan('fanout-1k', q(1000, 300), 100), servers: ALL },
+  { workload: fan('fanout-1k', q(1000, 300), 100), servers: [...ALL, 'tidings-curve'] },
   { workload: fan('fanout-10k', q(10_000, 2000), 100), servers: ALL },
   { workload: { scenario: 'latency-1k', subscriptions: oneChannel(q(1000, 300)), channels: 1, payload: 100, mode: 'rate', rate: 100, durationMs: dur, warmupMs: warm, processes: 2 }, servers: ALL },
   {
@@ -55,12 +55,12 @@ const cases: Case[] = [
   { workload: { scenario: 'idle-10k', subscriptions: oneChannel(q(10_000, 2000)), channels: 1, payload: 0, mode: 'idle', durationMs: 0, warmupMs: 0, processes: 2, manySourceAddresses: true }, servers: ALL },
   // One process may hold 20 000 descriptors here (hard limit): 50 000 connections need 3 edge workers and 5 generator processes.
   { workload: { scenario: 'idle-50k', subscriptions: oneChannel(q(50_000, 5000)), channels: 1, payload: 0, mode: 'idle', durationMs: 0, warmupMs: 0, processes: 5, manySourceAddresses: true }, servers: ['tidings'], options: { workers: 3 } },
-  { workload: { ...fan('cluster-fanout-1k', q(1000, 300), 100) }, servers: ['tidings'], options: { cluster: true } },
+  { workload: { ...fan('cluster-fanout-1k', q(1000, 300), 100) }, servers: ['tidings', 'tidings-curve'], options: { cluster: true } },
   { workload: { scenario: 'cluster-latency-1k', subscriptions: oneChannel(q(1000, 300)), channels: 1, payload: 100, mode: 'rate', rate: 100, durationMs: dur, warmupMs: warm, processes: 2 }, servers: ['tidings'], options: { cluster: true } },
   // The cost of the cluster hops alone: few subscribers, so the edge's socket writes do not dominate.
   { workload: { scenario: 'latency-10', subscriptions: oneChannel(10), channels: 1, payload: 100, mode: 'rate', rate: 100, durationMs: dur, warmupMs: warm, processes: 1 }, servers: ['tidings', 'nats'] },
-  { workload: { scenario: 'cluster-latency-10', subscriptions: oneChannel(10), channels: 1, payload: 100, mode: 'rate', rate: 100, durationMs: dur, warmupMs: warm, processes: 1 }, servers: ['tidings'], options: { cluster: true } },
-  { workload: fan('subs-100', 100, 100), servers: ALL },
+  { workload: { scenario: 'cluster-latency-10', subscriptions: oneChannel(10), channels: 1, payload: 100, mode: 'rate', rate: 100, durationMs: dur, warmupMs: warm, processes: 1 }, servers: ['tidings', 'tidings-curve'], options: { cluster: true } },
+  { workload: fan('subs-100', 100, 100), servers: [...ALL, 'tidings-curve'] },
   { workload: fan('payload-16B', q(1000, 300), 16), servers: ALL },
   { workload: fan('payload-1KB', q(1000, 300), 1024), servers: ALL },
   { workload: fan('payload-16KB', q(1000, 300), 16_384), servers: ALL },
@@ -83,6 +83,18 @@ function rerunWithMoreDescriptors(): boolean {
   return true;
 }
 
+/** Free ports are picked before the server binds them; on a shared machine another process may take one first. */
+async function startWithRetry(kind: ServerKind, options: ServerOptions): Promise<Awaited<ReturnType<typeof startServer>>> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startServer(kind, options);
+    } catch (err) {
+      if (attempt >= 3 || !/EADDRINUSE|Address already in use/.test((err as Error).message)) throw err;
+      console.log(`${kind}: a port was taken meanwhile; starting again`);
+    }
+  }
+}
+
 async function main(): Promise<void> {
   if (rerunWithMoreDescriptors()) return;
   mkdirSync(outDir, { recursive: true });
@@ -91,7 +103,7 @@ async function main(): Promise<void> {
   for (let rep = 1; rep <= repeat; rep++) {
     for (const c of selected) {
       for (const kind of c.servers.filter((s) => !serverFilter || serverFilter.includes(s))) {
-        const server = await startServer(kind, { ...(tidingsWorkers !== undefined ? { workers: tidingsWorkers } : {}), ...c.options });
+        const server = await startWithRetry(kind, { ...(tidingsWorkers !== undefined ? { workers: tidingsWorkers } : {}), ...c.options });
         try {
           const r = await runWorkload(server, c.workload);
           runs.push(r);

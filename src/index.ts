@@ -11,5 +11,6 @@ export { Forwarder } from './forwarder/forwarder.js';
 export { EdgeServer } from './edge/edge-server.js';
 export { TidingsNode } from './node/tidings-node.js';
 export { Publisher, type PublisherOptions } from './publisher/publisher.js';
+export { publicKeyOf, isCurveKey, parseKeyText } from './zmq/keys.js';
 export { signToken, type TokenRequest } from './auth/sign.js';
 export { Authenticator, type Identity } from './auth/authenticator.js';

@@ -6,7 +6,8 @@
  */
 import WebSocket from 'ws';
 
-export type ServerKind = 'tidings' | 'ws-naive' | 'ws-batched' | 'socketio' | 'nats';
+/** `tidings-curve`: Tidings with CURVE keys on every ZeroMQ link (the cost of encryption). */
+export type ServerKind = 'tidings' | 'tidings-curve' | 'ws-naive' | 'ws-batched' | 'socketio' | 'nats';
 
 export interface SubscriberTarget {
   kind: ServerKind;
@@ -39,6 +40,7 @@ export function openSubscriber(t: SubscriberTarget, sink: SubscriberSink, timeou
     });
     const handlers: Record<ServerKind, () => void> = {
       tidings: () => tidings(ws, t.channels, sink, ready),
+      'tidings-curve': () => tidings(ws, t.channels, sink, ready),
       'ws-naive': () => plain(ws, sink, ready),
       'ws-batched': () => plain(ws, sink, ready),
       socketio: () => socketio(ws, t.channels, sink, ready),

@@ -18,7 +18,8 @@ export interface BenchPublisher {
 export async function openPublisher(server: RunningServer): Promise<BenchPublisher> {
   switch (server.kind) {
     case 'tidings':
-      return tidings(server.publishTo);
+    case 'tidings-curve':
+      return tidings(server.publishTo, server.publisherCurve ?? null);
     case 'ws-naive':
     case 'ws-batched':
       return wsPeer(server.publishTo);
@@ -29,8 +30,8 @@ export async function openPublisher(server: RunningServer): Promise<BenchPublish
   }
 }
 
-async function tidings(address: string): Promise<BenchPublisher> {
-  const pub = new Publisher({ address, maxQueue: 1_000_000 });
+async function tidings(address: string, curve: { secretKey: string; serverKey: string } | null): Promise<BenchPublisher> {
+  const pub = new Publisher({ address, maxQueue: 1_000_000, curve });
   pub.start();
   await pub.waitReady(10_000);
   return {

@@ -69,6 +69,11 @@ export function markdownTable(results: RunResult[]): string {
       );
     }
     const t = rows.find((r) => r.server === 'tidings') ?? rows.find((r) => r.server.startsWith('tidings'));
+    // CURVE's cost: the keyed variant against the plain one of the same scenario.
+    for (const plain of rows.filter((r) => !r.server.endsWith('-curve'))) {
+      const keyed = rows.find((r) => r.server === `${plain.server}-curve`);
+      if (keyed) lines.push('', `${keyed.server} / ${plain.server}: ${fmt(keyed.deliveriesPerCpuSec / plain.deliveriesPerCpuSec, 2)}x per CPU-s, p50 ${fmt(keyed.latencyMs.p50 / plain.latencyMs.p50, 2)}x, p99 ${fmt(keyed.latencyMs.p99 / plain.latencyMs.p99, 2)}x`);
+    }
     const ratios = t ? PEERS.map((p) => [p, rows.find((r) => r.server === p)] as const).filter(([, r]) => r) : [];
     if (t && ratios.length) {
       lines.push('', `${t.server} / peer: ` + ratios.map(([p, r]) => `${p} ${fmt(t.deliveriesPerCpuSec / r!.deliveriesPerCpuSec, 2)}x per CPU-s, p99 ${fmt(t.latencyMs.p99 / r!.latencyMs.p99, 2)}x`).join('; '));
@@ -86,7 +91,7 @@ export function markdownTable(results: RunResult[]): string {
   return lines.join('\n');
 }
 
-const COLORS: Record<string, string> = { tidings: '#1f77b4', 'tidings-cluster': '#17becf', 'ws-naive': '#7f7f7f', 'ws-batched': '#2ca02c', socketio: '#d62728', nats: '#9467bd' };
+const COLORS: Record<string, string> = { tidings: '#1f77b4', 'tidings-curve': '#aec7e8', 'tidings-cluster': '#17becf', 'tidings-cluster-curve': '#9edae5', 'ws-naive': '#7f7f7f', 'ws-batched': '#2ca02c', socketio: '#d62728', nats: '#9467bd' };
 
 /** A grouped bar chart: one group per scenario, one bar per server. */
 export function barChart(title: string, unit: string, results: RunResult[], value: (r: RunResult) => number): string {

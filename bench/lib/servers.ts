@@ -9,6 +9,7 @@ import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
+import { curveKeyPair } from 'zeromq';
 import type { ServerKind } from './protocols.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -24,6 +25,8 @@ export interface ServerOptions {
   cluster?: boolean;
   /** Extra node flags, e.g. ['--cpu-prof', '--cpu-prof-dir=...'] for profiling. */
   execArgv?: string[];
+  /** CURVE keys on every ZeroMQ link (Tidings): a pair per node, one for the publisher. */
+  curve?: boolean;
 }
 
 export interface RunningServer {
@@ -33,6 +36,8 @@ export interface RunningServer {
   urls: string[];
   /** Where publishers go: a ZeroMQ publisher address, a ws URL, or host:port for NATS. */
   publishTo: string;
+  /** The publisher's CURVE keys (Tidings with curve). */
+  publisherCurve?: { secretKey: string; serverKey: string };
   pids: number[];
   stop(): Promise<void>;
 }
@@ -64,7 +69,7 @@ class Proc {
     this.exited = new Promise((r) => child.once('exit', () => r()));
   }
 
-  async waitFor(pattern: RegExp, timeoutMs = 20_000): Promise<void> {
+  async waitFor(pattern: RegExp, timeoutMs = 60_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       if (pattern.test(this.out)) return;
@@ -120,14 +125,29 @@ async function startTidings(opts: ServerOptions): Promise<RunningServer> {
   const workers = String(opts.workers ?? 1);
   const execArgv = opts.execArgv ?? [];
   const common = { TIDINGS_MAX_CONNECTIONS: '1000000', TIDINGS_ZMQ_HIGH_WATER_MARK: '1000000' };
+  const suffix = opts.curve ? '-curve' : '';
+  // With curve: one pair for the director, one per forwarder node, one for the publisher.
+  const directorKeys = curveKeyPair();
+  const nodeKeys = [curveKeyPair(), curveKeyPair()];
+  const workerKeys = curveKeyPair();
+  const curveEnv = (own: { secretKey: string }, extra: Record<string, string>): Record<string, string> =>
+    opts.curve ? { TIDINGS_CURVE_SECRET_KEY: own.secretKey, TIDINGS_CURVE_WORKER_KEYS: workerKeys.publicKey, ...extra } : {};
+  const publisherCurve = opts.curve ? { publisherCurve: { secretKey: workerKeys.secretKey, serverKey: directorKeys.publicKey } } : {};
   if (!opts.cluster) {
     const a = await addresses();
-    const p = tidingsNode('tidings', { ...common, TIDINGS_SERVER_HOST: HOST, TIDINGS_SERVER_PORT: String(a.port), TIDINGS_SUBSCRIBER_ADDRESS: a.sub, TIDINGS_PUBLISHER_ADDRESS: a.pub, TIDINGS_COMMAND_ADDRESS: a.cmd, TIDINGS_WORKERS: workers }, execArgv);
-    await p.waitFor(/"msg":"node ready"/);
-    return { kind: 'tidings', label: 'tidings', urls: [`ws://${HOST}:${a.port}/ws`], publishTo: a.pub, pids: [p.child.pid!], stop: () => p.stop() };
+    const p = tidingsNode('tidings', { ...common, ...curveEnv(directorKeys, {}), TIDINGS_SERVER_HOST: HOST, TIDINGS_SERVER_PORT: String(a.port), TIDINGS_SUBSCRIBER_ADDRESS: a.sub, TIDINGS_PUBLISHER_ADDRESS: a.pub, TIDINGS_COMMAND_ADDRESS: a.cmd, TIDINGS_WORKERS: workers }, execArgv);
+    await p.waitFor(/"msg":"node ready"/).catch(async (err: unknown) => {
+      await p.stop();
+      throw err;
+    });
+    return { kind: opts.curve ? 'tidings-curve' : 'tidings', label: `tidings${suffix}`, urls: [`ws://${HOST}:${a.port}/ws`], publishTo: a.pub, ...publisherCurve, pids: [p.child.pid!], stop: () => p.stop() };
   }
   const d = await addresses();
-  const director = tidingsNode('director', { ...common, TIDINGS_SERVER_HOST: HOST, TIDINGS_SERVER_PORT: String(d.port), TIDINGS_EDGE_ENABLED: 'false', TIDINGS_SUBSCRIBER_ADDRESS: d.sub, TIDINGS_PUBLISHER_ADDRESS: d.pub, TIDINGS_COMMAND_ADDRESS: d.cmd }, execArgv);
+  const director = tidingsNode(
+    'director',
+    { ...common, ...curveEnv(directorKeys, { TIDINGS_CURVE_NODE_KEYS: nodeKeys.map((k) => k.publicKey).join(',') }), TIDINGS_SERVER_HOST: HOST, TIDINGS_SERVER_PORT: String(d.port), TIDINGS_EDGE_ENABLED: 'false', TIDINGS_SUBSCRIBER_ADDRESS: d.sub, TIDINGS_PUBLISHER_ADDRESS: d.pub, TIDINGS_COMMAND_ADDRESS: d.cmd },
+    execArgv,
+  );
   const nodes: Proc[] = [];
   const urls: string[] = [];
   for (let i = 0; i < 2; i++) {
@@ -135,6 +155,7 @@ async function startTidings(opts: ServerOptions): Promise<RunningServer> {
     nodes.push(
       tidingsNode(`node${i + 1}`, {
         ...common,
+        ...curveEnv(nodeKeys[i]!, { TIDINGS_CURVE_DIRECTOR_KEY: directorKeys.publicKey }),
         TIDINGS_SERVER_HOST: HOST,
         TIDINGS_SERVER_PORT: String(a.port),
         TIDINGS_DIRECTOR_ENABLED: 'false',
@@ -152,12 +173,18 @@ async function startTidings(opts: ServerOptions): Promise<RunningServer> {
     urls.push(`ws://${HOST}:${a.port}/ws`);
   }
   const all = [director, ...nodes];
-  await Promise.all(all.map((p) => p.waitFor(/"msg":"node ready"/)));
+  try {
+    await Promise.all(all.map((p) => p.waitFor(/"msg":"node ready"/)));
+  } catch (err) {
+    await Promise.all(all.map((p) => p.stop())); // none of a failed start outlives it
+    throw err;
+  }
   return {
-    kind: 'tidings',
-    label: 'tidings-cluster',
+    kind: opts.curve ? 'tidings-curve' : 'tidings',
+    label: `tidings-cluster${suffix}`,
     urls,
     publishTo: d.pub,
+    ...publisherCurve,
     pids: all.map((p) => p.child.pid!),
     stop: async () => {
       await Promise.all(nodes.map((n) => n.stop()));
@@ -211,6 +238,8 @@ export function startServer(kind: ServerKind, opts: ServerOptions = {}): Promise
   switch (kind) {
     case 'tidings':
       return startTidings(opts);
+    case 'tidings-curve':
+      return startTidings({ ...opts, curve: true });
     case 'ws-naive':
       return startNodePeer(kind, 'ws-naive.js', opts.execArgv ?? []);
     case 'ws-batched':

@@ -1,9 +1,16 @@
 #!/usr/bin/env python3
 """Publish to Tidings from a Python backend worker with pyzmq.
 
-Usage: publish.py ADDRESS CHANNEL COUNT
+Usage: publish.py [ADDRESS [CHANNEL [COUNT]]] [--secret-key-file FILE --server-key KEY]
   ADDRESS  a publisher address: the director's, or the local forwarder's
            (default tcp://127.0.0.1:4244)
+  --secret-key-file  this worker's CURVE key pair, as `tidings keygen --out`
+                     writes it (NAME.key); its public key must be in the
+                     node's curve_worker_keys
+  --server-key       the CURVE public key of the node (Z85), or
+  --server-key-file  a file holding it (the node's NAME.pub)
+A node with CURVE keys admits only workers whose keys it lists; without
+keys (the default on 127.0.0.1) no key is needed.
 
 The native message is multipart:
   [b"tidings/1", b"channel" | b"user", name, data as JSON, options as JSON (optional)]
@@ -13,17 +20,40 @@ A plain PUB socket drops whatever it sends before the director's subscription
 has reached it (ZeroMQ's "slow joiner"). An XPUB socket sees that subscription
 arrive, so this worker waits for it before sending: nothing is lost.
 """
+import argparse
 import json
-import sys
 
 import zmq
 
 
-def connect(address, timeout_ms=10000):
+def read_key(path, section):
+    """The key under "== CURVE <SECTION> KEY ==" in a `tidings keygen` file, or its only bare key line."""
+    current, found = None, []
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            if line.startswith("=="):
+                current = "SECRET" if "SECRET" in line else "PUBLIC"
+                continue
+            if current in (None, section):
+                found.append(line)
+    if len(found) != 1:
+        raise ValueError("%s: expected one %s key, found %d" % (path, section.lower(), len(found)))
+    return found[0].encode()
+
+
+def connect(address, timeout_ms=10000, secret_key=None, server_key=None):
     ctx = zmq.Context.instance()
     sock = ctx.socket(zmq.XPUB)
     sock.setsockopt(zmq.XPUB_NODROP, 1)  # block at the high-water mark, never drop
     sock.setsockopt(zmq.SNDHWM, 100000)
+    if secret_key is not None:
+        # CURVE: encrypted, and the node checks this worker's public key (and we check the node's).
+        sock.curve_secretkey = secret_key
+        sock.curve_publickey = zmq.curve_public(secret_key)
+        sock.curve_serverkey = server_key
     sock.connect(address)
     # The director's XSUB subscribes to everything: b"\x01" (empty topic).
     if not sock.poll(timeout_ms, zmq.POLLIN):
@@ -53,10 +83,20 @@ def publish_to_user(sock, user, data, sender=None):
 
 
 def main():
-    address = sys.argv[1] if len(sys.argv) > 1 else "tcp://127.0.0.1:4244"
-    channel = sys.argv[2] if len(sys.argv) > 2 else "news"
-    count = int(sys.argv[3]) if len(sys.argv) > 3 else 10
-    sock = connect(address)
+    p = argparse.ArgumentParser(description="Publish to Tidings over ZeroMQ")
+    p.add_argument("address", nargs="?", default="tcp://127.0.0.1:4244")
+    p.add_argument("channel", nargs="?", default="news")
+    p.add_argument("count", nargs="?", type=int, default=10)
+    p.add_argument("--secret-key-file")
+    p.add_argument("--server-key")
+    p.add_argument("--server-key-file")
+    a = p.parse_args()
+    secret_key = read_key(a.secret_key_file, "SECRET") if a.secret_key_file else None
+    server_key = a.server_key.encode() if a.server_key else (read_key(a.server_key_file, "PUBLIC") if a.server_key_file else None)
+    if (secret_key is None) != (server_key is None):
+        p.error("CURVE needs --secret-key-file and --server-key (or --server-key-file)")
+    sock = connect(a.address, secret_key=secret_key, server_key=server_key)
+    address, channel, count = a.address, a.channel, a.count
     for i in range(count):
         publish(sock, channel, {"n": i, "text": "hello from python"}, sender="python-worker")
     # An omnibus publisher's single-frame form works too:

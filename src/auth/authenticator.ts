@@ -1,11 +1,20 @@
 /**
  * Client authentication: a JWT signed with HS256 (token_secret) carrying the
  * user id (`sub`), expiry (`exp`) and channel grants, or anonymous access when
- * allow_anonymous is set.
+ * allow_anonymous is set. With auth_native, a client that sends no token is
+ * authenticated by the web app's HTTP authenticator instead, which then also
+ * allows each subscribe and publish (Centrifugo's connect and subscribe proxies).
  */
 import { jwtVerify, errors as joseErrors } from 'jose';
 import { ErrorCodes, TidingsError } from '../protocol/errors.js';
 import { isValidGrant, isValidUser } from '../protocol/names.js';
+import type { HttpAuthenticator } from './http-authenticator.js';
+
+/** What the server knows of the request that opened a connection. */
+export interface RequestInfo {
+  headers: Record<string, string>;
+  remoteAddress: string | null;
+}
 
 export interface Identity {
   user: string | null;
@@ -18,12 +27,16 @@ export interface Identity {
   register: readonly string[];
   /** Expiry in unix seconds, or null. */
   expires: number | null;
+  /** Asks the web app before each subscribe or publish (auth_native); throws when refused. */
+  check?: (action: 'subscribe' | 'publish', channel: string) => Promise<void>;
 }
 
 export interface AuthOptions {
   tokenSecret: string | null;
   allowAnonymous: boolean;
   anonymousChannels: readonly string[];
+  /** The web app's authenticator, asked for native clients without a token. */
+  http?: HttpAuthenticator | null;
 }
 
 function grantList(value: unknown, what: string): string[] {
@@ -41,7 +54,29 @@ export class Authenticator {
     this.key = opts.tokenSecret ? new TextEncoder().encode(opts.tokenSecret) : null;
   }
 
-  async authenticate(token: string | undefined): Promise<Identity> {
+  async authenticate(token: string | undefined, request: RequestInfo | null = null): Promise<Identity> {
+    const http = this.opts.http;
+    // Only connections that pass their request (the native protocol's) are asked about; others keep tokens and anonymity.
+    if ((token === undefined || token === '') && http && request !== null) {
+      const base = { protocol: 'native' as const, headers: request?.headers ?? {}, remote_addr: request?.remoteAddress ?? null };
+      const answer = await http.ask({ action: 'connect', ...base });
+      if (!answer.allow) throw new TidingsError(ErrorCodes.AUTH_DENIED, answer.reason ?? 'connect refused by auth_url');
+      const user = answer.user;
+      const all = ['*'];
+      return {
+        user,
+        subscribe: all,
+        publish: all,
+        presence: all,
+        history: all,
+        call: [],
+        register: [],
+        expires: null,
+        check: async (action, channel) => {
+          await http.require({ action, channel, user, ...base });
+        },
+      };
+    }
     if (token === undefined || token === '') {
       if (!this.opts.allowAnonymous) throw new TidingsError(ErrorCodes.TOKEN_INVALID, 'a token is required');
       const g = this.opts.anonymousChannels;

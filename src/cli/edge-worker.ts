@@ -8,10 +8,13 @@ import type { Config } from '../config/resolve.js';
 import { createLogger } from '../log.js';
 import { EdgeServer } from '../edge/edge-server.js';
 import { installEdgeFeatures } from '../edge/features.js';
-import { WORKER_CONFIG_ENV, WORKER_ID_ENV, type IpcMessage } from '../node/tidings-node.js';
+import { WORKER_CONFIG_ENV, WORKER_ID_ENV, WORKER_SIBLINGS_ENV, type IpcMessage } from '../node/tidings-node.js';
+import type { SiblingOptions } from '../edge/siblings.js';
 
 const config = Object.freeze(JSON.parse(process.env[WORKER_CONFIG_ENV] ?? '{}')) as Config;
 const edgeId = process.env[WORKER_ID_ENV] ?? `edge-${process.pid}`;
+const siblingsEnv = process.env[WORKER_SIBLINGS_ENV];
+const siblings = siblingsEnv ? (JSON.parse(siblingsEnv) as SiblingOptions) : undefined;
 const log = createLogger(config.log_level, { edge: edgeId }, config.log_format).child({ component: 'edge' });
 const registry = new Registry();
 registry.setDefaultLabels({ edge: edgeId });
@@ -29,6 +32,7 @@ const edge = new EdgeServer({
   registry,
   edgeId,
   websocket: true,
+  siblings,
   metricsText: () =>
     new Promise<string>((resolve) => {
       const id = seq++;

@@ -39,7 +39,7 @@ function readConfigFile(argv: Record<string, unknown>, env: NodeJS.ProcessEnv): 
 
 export function loadConfig(argv: Record<string, unknown>, env: NodeJS.ProcessEnv): Config {
   const names = SETTINGS.map((s) => s.name);
-  const config = resolveConfig({ flags: flagsOf(argv, names), env, file: readConfigFile(argv, env) });
+  const config = resolveConfig({ flags: flagsOf(argv, names), env, file: readConfigFile(argv, env), readFile: (f) => readFileSync(f, 'utf8') });
   for (const key of ['tls_cert_file', 'tls_key_file'] as const) {
     const f = config[key];
     if (f === null) continue;

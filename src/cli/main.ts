@@ -7,9 +7,10 @@ import { publishCommand } from './publish.js';
 import { tokenCommand } from './token.js';
 import { tickerCommand } from './ticker.js';
 import { healthCommand } from './health.js';
+import { keygenCommand } from './keygen.js';
 import { exitUsage, isUsageError } from './usage.js';
 
-const COMMANDS = ['serve', 'publish', 'token', 'ticker', 'health'];
+const COMMANDS = ['serve', 'publish', 'token', 'ticker', 'health', 'keygen'];
 const command = process.argv.slice(2).find((a) => !a.startsWith('-'));
 const helpHint = COMMANDS.includes(command ?? '') ? `tidings ${command} --help` : 'tidings --help';
 
@@ -34,6 +35,7 @@ await yargs(hideBin(process.argv))
   .command(tokenCommand as never)
   .command(tickerCommand as never)
   .command(healthCommand as never)
+  .command(keygenCommand as never)
   .demandCommand(1, `give a command: ${COMMANDS.join(', ')}`)
   .strict()
   .showHelpOnFail(false)

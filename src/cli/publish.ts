@@ -11,9 +11,10 @@ import { Publisher } from '../publisher/publisher.js';
 import { channelProblem, isValidUser } from '../protocol/names.js';
 import { loadSettings } from './load-config.js';
 import { addSettingOptions } from './setting-options.js';
+import { addCurveOptions, curveOption, type CurveArgs } from './curve-options.js';
 import { boolOption, intOption, orUsage, secondsOption, stringOption, UsageError } from './usage.js';
 
-type PublishArgs = Record<string, unknown>;
+type PublishArgs = Record<string, unknown> & CurveArgs;
 
 interface Plan {
   channel?: string;
@@ -26,6 +27,8 @@ interface Plan {
   timeout: number;
   publisherAddress: string;
   commandAddress: string;
+  maxMessageSize: number;
+  curve: ReturnType<typeof curveOption>;
 }
 
 function plan(a: PublishArgs): Plan {
@@ -46,7 +49,7 @@ function plan(a: PublishArgs): Plan {
   }
   const ack = boolOption('ack', a['ack']);
   if (ack && user !== undefined) throw new UsageError('--ack works with --channel only');
-  const { values } = loadSettings(['publisher_address', 'command_address'], a, process.env);
+  const { values } = loadSettings(['publisher_address', 'command_address', 'max_message_size'], a, process.env);
   return {
     ...(channel !== undefined ? { channel } : {}),
     ...(user !== undefined ? { user } : {}),
@@ -58,6 +61,8 @@ function plan(a: PublishArgs): Plan {
     timeout: a['timeout'] === undefined ? 10 : secondsOption('timeout', a['timeout'], 3600),
     publisherAddress: values['publisher_address'] as string,
     commandAddress: values['command_address'] as string,
+    maxMessageSize: values['max_message_size'] as number,
+    curve: curveOption(a),
   };
 }
 
@@ -72,7 +77,7 @@ export const publishCommand: CommandModule<object, PublishArgs> = {
   command: 'publish',
   describe: 'Publish a JSON message over ZeroMQ (to --channel or --user) and say what was done',
   builder: (y) =>
-    addSettingOptions(y, ['publisher_address', 'command_address'])
+    addCurveOptions(addSettingOptions(y, ['publisher_address', 'command_address', 'max_message_size']))
       .option('channel', { describe: 'Channel to publish to', requiresArg: true })
       .option('user', { describe: 'User to send to (every connection of the user)', requiresArg: true })
       .option('data', { describe: 'Message data, JSON text', demandOption: true, requiresArg: true })
@@ -85,7 +90,7 @@ export const publishCommand: CommandModule<object, PublishArgs> = {
   handler: async (a) => {
     const p = orUsage(() => plan(a));
     const log = createLogger('warn', { component: 'publish' });
-    const pub = new Publisher({ address: p.publisherAddress, commandAddress: p.commandAddress, sender: p.sender, timeoutMs: p.timeout * 1000, log });
+    const pub = new Publisher({ address: p.publisherAddress, commandAddress: p.commandAddress, sender: p.sender, timeoutMs: p.timeout * 1000, curve: p.curve, maxMessageSize: p.maxMessageSize, log });
     pub.start();
     let code = 0;
     try {

@@ -12,15 +12,16 @@ import type { LogFormat } from '../log.js';
 import type { LogLevel } from '../config/resolve.js';
 import { loadSettings } from './load-config.js';
 import { addSettingOptions } from './setting-options.js';
+import { addCurveOptions, curveOption, type CurveArgs } from './curve-options.js';
 import { intOption, orUsage, stringOption, UsageError } from './usage.js';
 
-type TickerArgs = Record<string, unknown>;
+type TickerArgs = Record<string, unknown> & CurveArgs;
 
 export const tickerCommand: CommandModule<object, TickerArgs> = {
   command: 'ticker',
   describe: 'Sample worker: publish {"tick": n} to a channel every --interval ms over ZeroMQ',
   builder: (y) =>
-    addSettingOptions(y, ['publisher_address', 'log_level', 'log_format'])
+    addCurveOptions(addSettingOptions(y, ['publisher_address', 'log_level', 'log_format']))
       .option('channel', { describe: 'Channel to publish to [default: ticks]', requiresArg: true })
       .option('interval', { describe: 'Milliseconds between ticks [integer 1-3600000] [default: 1000]', requiresArg: true })
       .option('count', { describe: 'Stop after this many ticks (0: run until stopped) [default: 0]', requiresArg: true })
@@ -38,12 +39,13 @@ export const tickerCommand: CommandModule<object, TickerArgs> = {
         address: values['publisher_address'] as string,
         level: values['log_level'] as LogLevel,
         format: values['log_format'] as LogFormat,
+        curve: curveOption(a),
       };
     });
     const log = createLogger(t.level, { component: 'ticker' }, t.format);
-    const pub = new Publisher({ address: t.address, sender: `ticker@${hostname()}`, log });
+    const pub = new Publisher({ address: t.address, sender: `ticker@${hostname()}`, curve: t.curve, log });
     pub.start();
-    log.info({ channel: t.channel, interval: t.interval, address: t.address }, 'ticker started');
+    log.info({ channel: t.channel, interval: t.interval, address: t.address, curve: t.curve !== null }, 'ticker started');
     let n = 0;
     let stopping = false;
     const stop = (): void => {

@@ -14,6 +14,7 @@ import { splitJsonFrame } from './frames.js';
 import { RequestError } from './errors.js';
 import { ClientReasons, reasonFromClose, reasonFromError, type Reason } from './reasons.js';
 import { Subscription, type SubscriptionHost } from './subscription.js';
+import { HTTP_TRANSPORTS, fallbackUrl, resolveFallback, type FallbackOption } from './fallback.js';
 import type {
   ClientEvents,
   ClientOptions,
@@ -61,6 +62,18 @@ export class TidingsClient extends Emitter<ClientEvents> implements Subscription
   private readonly timeoutMs: number;
   private readonly pingMarginMs: number;
   private readonly maxPendingCalls: number;
+  private readonly fallback: FallbackOption;
+  private readonly fallbackAfter: number;
+  private readonly fallbackTransports: readonly string[];
+  /** Websocket attempts in a row that closed before opening. */
+  private blockedAttempts = 0;
+  /** The next attempt tries the HTTP fallback on the same URL (a websocket attempt failed before opening). */
+  private probeFallback = false;
+  /** Set once a fallback session opened where websockets had failed: every later attempt uses it. */
+  private useFallback = false;
+  /** The current attempt's transport kind and whether it opened. */
+  private attemptKind: 'websocket' | 'sockjs' | null = null;
+  private attemptOpened = false;
 
   private ws: WebSocketLike | null = null;
   /** Bumped for every transport; callbacks of an older one are ignored. */
@@ -98,6 +111,15 @@ export class TidingsClient extends Emitter<ClientEvents> implements Subscription
     this.timeoutMs = (options.timeout ?? 10) * 1000;
     this.pingMarginMs = (options.pingMargin ?? 5) * 1000;
     this.maxPendingCalls = options.maxPendingCalls ?? 1000;
+    this.fallback = options.fallback ?? false;
+    this.fallbackAfter = options.fallbackAfter ?? 1;
+    if (!Number.isInteger(this.fallbackAfter) || this.fallbackAfter < 1) throw new TypeError('fallbackAfter must be an integer >= 1');
+    this.fallbackTransports = options.fallbackTransports ?? HTTP_TRANSPORTS;
+  }
+
+  /** The transport of the current or last session: 'websocket', or 'sockjs' after falling back. */
+  get transport(): 'websocket' | 'sockjs' {
+    return this.useFallback ? 'sockjs' : 'websocket';
   }
 
   get connected(): boolean {
@@ -166,9 +188,30 @@ export class TidingsClient extends Emitter<ClientEvents> implements Subscription
   }
 
   private open(s: number, url: string, token: string | null): void {
+    this.attemptOpened = false;
+    if (this.useFallback || this.probeFallback) {
+      this.attemptKind = 'sockjs';
+      const sockjsUrl = fallbackUrl(url);
+      resolveFallback(this.fallback, sockjsUrl).then(
+        (SockJS) => {
+          if (s === this.session) this.wire(s, url, token, () => new SockJS(sockjsUrl, undefined, { transports: [...this.fallbackTransports] }));
+        },
+        (err: unknown) => {
+          if (s !== this.session) return;
+          this.emit('error', { error: err instanceof Error ? err : new Error(String(err)) });
+          this.fail(s, ClientReasons.ABNORMAL);
+        },
+      );
+      return;
+    }
+    this.attemptKind = 'websocket';
+    this.wire(s, url, token, () => new this.WS(url, [SUBPROTOCOL_JSON]));
+  }
+
+  private wire(s: number, url: string, token: string | null, make: () => WebSocketLike): void {
     let ws: WebSocketLike;
     try {
-      ws = new this.WS(url, [SUBPROTOCOL_JSON]);
+      ws = make();
     } catch (err) {
       this.emit('error', { error: err instanceof Error ? err : new Error(String(err)) });
       this.fail(s, ClientReasons.ABNORMAL);
@@ -178,6 +221,9 @@ export class TidingsClient extends Emitter<ClientEvents> implements Subscription
     ws.onerror = noop; // a close event always follows
     ws.onopen = () => {
       if (s !== this.session) return;
+      this.attemptOpened = true;
+      // The same edge answers over HTTP where its websocket failed: websockets are blocked on this network.
+      if (this.attemptKind === 'sockjs') this.useFallback = true;
       this.lastFrameAt = Date.now();
       this.command('connect', token ? { token } : {}, this.timeoutMs, (err, r) => {
         if (s !== this.session) return;
@@ -198,7 +244,7 @@ export class TidingsClient extends Emitter<ClientEvents> implements Subscription
     if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
     this.handshakeTimer = null;
     this.failures = 0;
-    this.info = { ...r, url };
+    this.info = { ...r, url, transport: this.transport };
     this.armWatchdog(s, r.ping);
     this.setState('connected', ClientReasons.CONNECTED);
     for (const w of this.waiters) {
@@ -214,6 +260,7 @@ export class TidingsClient extends Emitter<ClientEvents> implements Subscription
   private fail(s: number, reason: Reason): void {
     if (s !== this.session) return;
     this.session++;
+    const fellBack = this.noteBlocked();
     const wasConnected = this.state === 'connected';
     this.teardown(CloseCodes.NORMAL.code);
     if (wasConnected) this.failures = 0;
@@ -225,16 +272,45 @@ export class TidingsClient extends Emitter<ClientEvents> implements Subscription
       this.goDisconnected(ClientReasons.MAX_RETRIES);
       return;
     }
-    const delayMs = retryDelay(this.failures, this.retry) * 1000;
-    this.failures++;
-    // Fail over: the next attempt goes to the next URL of the list.
-    this.urlIndex = (this.urlIndex + 1) % this.urls.length;
+    let delayMs = 0;
+    if (fellBack) {
+      // Probe the same URL over HTTP at once: it tells a blocked websocket from a dead edge.
+    } else {
+      delayMs = retryDelay(this.failures, this.retry) * 1000;
+      this.failures++;
+      // Fail over: the next attempt goes to the next URL of the list.
+      this.urlIndex = (this.urlIndex + 1) % this.urls.length;
+    }
     this.setState('connecting', reason);
     this.emit('disconnected', reason);
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null;
       this.attempt(reason);
     }, delayMs);
+  }
+
+  /**
+   * After a websocket attempt that never opened (fallbackAfter of them in a row),
+   * the next attempt probes the fallback on the same URL (returns true then).
+   * A probe that fails too means the edge is down, not websockets blocked:
+   * back to websockets and the next URL.
+   */
+  private noteBlocked(): boolean {
+    const kind = this.attemptKind;
+    this.attemptKind = null;
+    if (kind === 'sockjs') {
+      if (!this.useFallback) this.probeFallback = false;
+      return false;
+    }
+    if (kind !== 'websocket') return false;
+    if (this.attemptOpened) {
+      this.blockedAttempts = 0;
+      return false;
+    }
+    if (this.fallback === false || ++this.blockedAttempts < this.fallbackAfter) return false;
+    this.blockedAttempts = 0;
+    this.probeFallback = true;
+    return true;
   }
 
   private goDisconnected(reason: Reason): void {

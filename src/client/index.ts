@@ -9,4 +9,5 @@ export { RequestError } from './errors.js';
 export { ClientReasons, reasonFromClose } from './reasons.js';
 export { DEFAULT_RETRY, baseRetryDelay, retryDelay, retryDelayBounds, type RetryOptions } from './backoff.js';
 export { CloseCodes, ErrorCodes } from '../protocol/errors.js';
+export { fallbackUrl, HTTP_TRANSPORTS, type FallbackOption, type SockJSConstructor } from './fallback.js';
 export type * from './types.js';

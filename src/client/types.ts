@@ -2,6 +2,7 @@
 import type { ConnectResult, DirectPush, MessagePush, StreamPosition } from '../protocol/messages.js';
 import type { RetryOptions } from './backoff.js';
 import type { Reason } from './reasons.js';
+import type { FallbackOption } from './fallback.js';
 
 export type { ConnectResult, DirectPush, MessagePush, StreamPosition } from '../protocol/messages.js';
 export type { Reason } from './reasons.js';
@@ -41,6 +42,17 @@ export interface ClientOptions extends Partial<RetryOptions> {
   pingMargin?: number;
   /** Calls waiting for a connection, at most. Default 1000. */
   maxPendingCalls?: number;
+  /**
+   * HTTP fallback when websockets are blocked: the same protocol over SockJS at
+   * the edge's <base>/sockjs. `true` in browsers loads sockjs-client from the
+   * edge on first need; in Node pass the class (`import SockJS from 'sockjs-client'`).
+   * Default false (websockets only).
+   */
+  fallback?: FallbackOption;
+  /** Websocket attempts in a row that fail before opening, before the fallback is tried on the same URL (kept once it opens). Default 1. */
+  fallbackAfter?: number;
+  /** sockjs-client transports the fallback may use. Default: all but websocket. */
+  fallbackTransports?: string[];
 }
 
 export type ConnectionState = 'disconnected' | 'connecting' | 'connected';
@@ -59,6 +71,8 @@ export interface ConnectingEvent {
 
 export interface ConnectedEvent extends ConnectResult {
   url: string;
+  /** 'sockjs' when connected through the HTTP fallback. */
+  transport: 'websocket' | 'sockjs';
 }
 
 export interface PresenceUser {

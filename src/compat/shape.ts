@@ -1,22 +1,35 @@
 /**
  * channelstream's client-facing objects, made from Tidings' native pushes.
  * Messages posted through channelstream's `/message` carry the whole
- * channelstream object as their `data`, so they pass through unchanged;
- * native publishes are wrapped. Pure: no Node imports.
+ * channelstream object as their `data`, so they pass through with only the
+ * delivery keys removed; native publishes are wrapped in a message object.
+ * Key sets are channelstream 0.7.1's exactly (channelstream/channel.py,
+ * operations.py): a message has no `catchup` key on edits and deletes, a
+ * presence event has `users` and `state`, and so on.
  */
+import { createHash } from 'node:crypto';
+import { isoformat } from './schema.js';
 
 export type Obj = Record<string, unknown>;
 
-/** channelstream's timestamps: Python's naive UTC isoformat with microseconds. */
+/** channelstream's timestamps: Python's naive UTC `isoformat()` (microseconds, omitted when zero). */
 export function csTimestamp(ms: number): string {
-  return new Date(ms).toISOString().replace('Z', '000');
+  return isoformat(ms);
+}
+
+/**
+ * channelstream writes frames with its own JSON encoder, which spells an
+ * aware UTC datetime `...Z` (its HTTP responses say `+00:00`).
+ */
+function frameTime(v: unknown): unknown {
+  return typeof v === 'string' && v.endsWith('+00:00') ? `${v.slice(0, -6)}Z` : v;
 }
 
 /** Whether a message's data is an object posted through channelstream's `/message`. */
 export function isChannelstreamMessage(data: unknown): data is Obj {
   if (typeof data !== 'object' || data === null || Array.isArray(data)) return false;
   const d = data as Obj;
-  return d['type'] === 'message' && typeof d['uuid'] === 'string' && typeof d['timestamp'] === 'string' && 'message' in d;
+  return d['type'] === 'message' && typeof d['uuid'] === 'string' && typeof d['timestamp'] === 'string' && 'catchup' in d && 'edited' in d;
 }
 
 function isEditOrDelete(data: unknown): data is Obj {
@@ -25,22 +38,43 @@ function isEditOrDelete(data: unknown): data is Obj {
   return (t === 'message:edit' || t === 'message:delete') && typeof (data as Obj)['uuid'] === 'string';
 }
 
-/** Keys that steer delivery and are never shown to clients. */
-const DELIVERY_KEYS = ['pm_users', 'exclude_users'];
+/** Keys that steer delivery and are never shown to clients (channelstream deletes them before sending). */
+const DELIVERY_KEYS = new Set(['pm_users', 'exclude_users', 'no_history']);
 
-function withoutDelivery(o: Obj): Obj {
+function forClient(o: Obj): Obj {
   const out: Obj = {};
-  for (const [k, v] of Object.entries(o)) if (!DELIVERY_KEYS.includes(k)) out[k] = v;
+  for (const [k, v] of Object.entries(o)) {
+    if (DELIVERY_KEYS.has(k)) continue;
+    out[k] = k === 'timestamp' || k === 'edited' ? frameTime(v) : v;
+  }
   return out;
 }
 
+/**
+ * A standard UUID for a native message shown to channelstream clients,
+ * the same on every edge: derived from the channel, epoch and offset
+ * (name-based, SHA-1, as UUID version 5).
+ */
+export function nativeMessageUuid(channel: string, epoch: string, offset: number): string {
+  const h = createHash('sha1').update(`tidings\u0000${channel}\u0000${epoch}\u0000${offset}`).digest();
+  h[6] = (h[6]! & 0x0f) | 0x50;
+  h[8] = (h[8]! & 0x3f) | 0x80;
+  const x = h.subarray(0, 16).toString('hex');
+  return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
+}
+
 function wrap(push: Obj, channel: unknown): Obj {
+  const time = typeof push['time'] === 'number' ? push['time'] : Date.now();
+  const uuid =
+    typeof push['offset'] === 'number' && typeof channel === 'string'
+      ? nativeMessageUuid(channel, String(push['epoch']), push['offset'])
+      : nativeMessageUuid('direct', JSON.stringify(push), 0);
   return {
-    uuid: typeof push['offset'] === 'number' ? `${String(push['epoch'])}.${push['offset']}` : String(push['time']),
-    timestamp: csTimestamp(typeof push['time'] === 'number' ? push['time'] : Date.now()),
+    channel,
+    uuid,
+    timestamp: csTimestamp(time),
     user: push['sender'] ?? null,
     message: push['data'] ?? null,
-    channel,
     edited: null,
     catchup: false,
     type: 'message',
@@ -52,10 +86,10 @@ export function channelstreamObject(push: Obj): Obj | null {
   const time = typeof push['time'] === 'number' ? push['time'] : Date.now();
   switch (push['type']) {
     case 'message':
-      return isChannelstreamMessage(push['data']) ? { ...withoutDelivery(push['data']), catchup: false } : wrap(push, push['channel']);
+      return isChannelstreamMessage(push['data']) ? forClient(push['data']) : wrap(push, push['channel']);
     case 'direct':
-      if (isEditOrDelete(push['data'])) return withoutDelivery(push['data']);
-      return isChannelstreamMessage(push['data']) ? { ...withoutDelivery(push['data']), catchup: false } : wrap(push, null);
+      if (isEditOrDelete(push['data'])) return forClient(push['data']);
+      return isChannelstreamMessage(push['data']) ? forClient(push['data']) : wrap(push, null);
     case 'join':
     case 'leave':
       return {
@@ -75,13 +109,13 @@ export function channelstreamObject(push: Obj): Obj | null {
         type: 'user_state_change',
         user: push['user'],
         timestamp: csTimestamp(time),
+        catchup: false,
         channel: push['channel'],
         message: { state: push['state'], changed: push['changed'] },
-        catchup: false,
       };
     case 'edit':
     case 'delete':
-      return { ...withoutDelivery((push['data'] as Obj) ?? {}), type: push['type'] === 'edit' ? 'message:edit' : 'message:delete' };
+      return isEditOrDelete(push['data']) ? forClient(push['data']) : null;
     default:
       return null;
   }
@@ -90,7 +124,7 @@ export function channelstreamObject(push: Obj): Obj | null {
 /** The users a channelstream message must not reach (its `exclude_users`). */
 export function excludedUsers(push: Obj): readonly string[] {
   const data = push['data'];
-  if (!isChannelstreamMessage(data)) return [];
-  const ex = data['exclude_users'];
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) return [];
+  const ex = (data as Obj)['exclude_users'];
   return Array.isArray(ex) ? ex.filter((x): x is string => typeof x === 'string') : [];
 }

@@ -1,9 +1,11 @@
 /**
  * A channelstream websocket client (`/ws?conn_id=`): a connection registered
- * with `/connect` on any node. It receives JSON arrays of channelstream
- * objects, a `[]` heartbeat every 5 s, and never publishes (any frame it
- * sends only marks it active). The channelstream frame of a push is built
- * once per push (cached on the SharedPush), not once per subscriber.
+ * with `/connect` on any node. Each frame is a JSON array holding one
+ * channelstream object, as channelstream sends them; `[]` is the heartbeat
+ * every 5 s; any frame the client sends only marks it active. The frame of
+ * a live push is built once per push, not once per subscriber. Closes the
+ * way channelstream does: 1000 after /disconnect or when a newer websocket
+ * takes the conn_id.
  */
 import type { WebSocket } from 'ws';
 import type { Socket } from 'node:net';
@@ -11,102 +13,38 @@ import type { Logger } from 'pino';
 import { CloseCodes, type CloseSpec } from '../protocol/errors.js';
 import type { EdgeServer } from '../edge/edge-server.js';
 import { Outbox } from '../edge/outbox.js';
-import { HeldPushes } from '../edge/held-pushes.js';
 import { textFrame, type SharedPush } from '../edge/frames.js';
-import type { Listener } from '../edge/hub.js';
-import type { StateLink, TrackedConnection } from '../edge/state-link.js';
-import { channelstreamObject, excludedUsers } from './shape.js';
-
-interface CsView {
-  frame: Buffer | null;
-  exclude: readonly string[];
-  /** For private messages to users in a channel: the channel the receiver must be in. */
-  pmChannel: string | null;
-}
-
-/** The channelstream view of a push, computed once and kept on the push. */
-export function csView(push: SharedPush): CsView {
-  if (push.derived !== undefined) return push.derived as CsView;
-  let view: CsView = { frame: null, exclude: [], pmChannel: null };
-  try {
-    const native = JSON.parse(push.json.toString('utf8')) as Record<string, unknown>;
-    const obj = channelstreamObject(native);
-    if (obj) {
-      const pmChannel = native['type'] === 'direct' && typeof obj['channel'] === 'string' ? obj['channel'] : null;
-      view = { frame: textFrame(Buffer.from(JSON.stringify([obj]))), exclude: excludedUsers(native), pmChannel };
-    }
-  } catch {
-    // not JSON: nothing a channelstream client could read
-  }
-  push.derived = view;
-  return view;
-}
+import type { StateLink } from '../edge/state-link.js';
+import { CompatSession, viewFrame, type CsView, type EndReason } from './session.js';
+import type { Obj } from './shape.js';
 
 export const HEARTBEAT_FRAME = textFrame(Buffer.from('[]'));
 
-/** Stored messages replayed on one catch-up, per channel. */
-const MAX_CATCHUP = 1000;
+/** channelstream closes with 1000 whatever the reason; the reason text tells them apart. */
+const NORMAL_REASONS: Partial<Record<EndReason, string>> = {
+  disconnected: 'disconnected',
+  replaced: 'replaced by a newer connection',
+  client: 'normal closure',
+};
 
-export class CompatConnection implements Listener, TrackedConnection {
-  readonly subscriptions = new Set<string>();
+export class CompatConnection extends CompatSession {
   private readonly outbox: Outbox;
-  /** Live pushes held per channel while its catch-up is read. */
-  private readonly held = new HeldPushes();
   lastSeen = Date.now();
-  closed = false;
 
-  constructor(
-    readonly id: string,
-    readonly user: string,
-    private readonly ws: WebSocket,
-    socket: Socket,
-    private readonly edge: EdgeServer,
-    private readonly link: StateLink,
-    private readonly log: Logger,
-    private readonly onClosed: (c: CompatConnection) => void,
-  ) {
+  constructor(id: string, user: string, private readonly ws: WebSocket, socket: Socket, edge: EdgeServer, link: StateLink, log: Logger, onClosing: (c: CompatSession) => boolean) {
+    super(id, user, edge, link, log, onClosing, false);
     this.outbox = new Outbox(socket, edge.config.client_send_buffer, this, edge.scheduler);
     ws.on('message', () => (this.lastSeen = Date.now()));
     ws.on('close', () => this.cleanup());
     ws.on('error', (err) => log.debug({ err: err.message }, 'websocket error'));
   }
 
-  /**
-   * Join the user's and channels' streams. With `catchupSince` (the time the
-   * client was last connected), stored messages newer than that are sent
-   * first, marked `catchup: true`, while live ones are held back meanwhile.
-   */
-  async start(channels: readonly string[], catchupSince: number | null = null): Promise<void> {
-    await this.edge.hub.joinUser(this, this.user);
-    if (this.closed) {
-      // The client left while its user stream was being set up: cleanup has run, undo the join.
-      this.edge.hub.leaveUser(this, this.user);
-      return;
-    }
-    this.link.attach(this);
-    this.subscribeServerSide(channels, catchupSince);
+  protected emit(obj: Obj): void {
+    this.outbox.push(textFrame(Buffer.from(JSON.stringify([obj]))));
   }
 
-  channels(): Iterable<string> {
-    return this.subscriptions;
-  }
-
-  deliver(push: SharedPush): void {
-    if (this.closed || (push.exceptUser !== null && push.exceptUser === this.user)) return;
-    const verdict = this.held.offer(push);
-    if (verdict === 'held') return;
-    if (verdict === 'overflow') {
-      this.onOverflow();
-      return;
-    }
-    const view = csView(push);
-    if (!view.frame || view.exclude.includes(this.user)) return;
-    if (view.pmChannel !== null && !this.subscriptions.has(view.pmChannel)) return;
-    this.outbox.push(view.frame);
-  }
-
-  onGap(channel: string): void {
-    this.close(CloseCodes.MESSAGE_GAP, channel);
+  protected emitLive(_push: SharedPush, view: CsView): void {
+    this.outbox.push(viewFrame(view));
   }
 
   onOverflow(): void {
@@ -120,66 +58,19 @@ export class CompatConnection implements Listener, TrackedConnection {
     else this.outbox.push(HEARTBEAT_FRAME);
   }
 
-  subscribeServerSide(channels: readonly string[], catchupSince: number | null = null): void {
-    for (const channel of channels) {
-      if (this.subscriptions.has(channel)) continue;
-      this.subscriptions.add(channel);
-      if (catchupSince !== null) this.held.hold(channel);
-      this.edge.hub.joinChannel(this, channel).then(
-        async (pos) => {
-          if (this.closed || !this.subscriptions.has(channel)) {
-            this.edge.hub.leaveChannel(this, channel);
-            return;
-          }
-          this.link.join(this.id, channel);
-          if (catchupSince !== null) await this.catchUp(channel, catchupSince, pos.offset);
-        },
-        (err: Error) => {
-          this.subscriptions.delete(channel);
-          this.held.release(channel, Infinity);
-          this.log.warn({ channel, err: err.message }, 'channelstream subscribe failed');
-        },
-      );
-    }
+  protected end(reason: EndReason): void {
+    const text = NORMAL_REASONS[reason];
+    if (text !== undefined) this.close(CloseCodes.NORMAL, undefined, text);
+    else if (reason === 'gap') this.close(CloseCodes.MESSAGE_GAP);
+    else if (reason === 'slow') this.onOverflow();
+    else this.close(CloseCodes.INTERNAL);
   }
 
-  /** Send the channel's stored messages newer than `since` (up to the live position), then what was held. */
-  private async catchUp(channel: string, since: number, upTo: number): Promise<void> {
-    const objects: Record<string, unknown>[] = [];
-    try {
-      const h = await this.edge.commands.request<{ messages: Array<Record<string, unknown>> }>('history', { channel, limit: MAX_CATCHUP, until: upTo });
-      for (const m of h.messages) {
-        if (typeof m['time'] !== 'number' || m['time'] <= since) continue;
-        if ((m['data'] as Record<string, unknown> | null)?.['deleted'] === true || excludedUsers(m).includes(this.user)) continue;
-        const o = channelstreamObject(m);
-        if (o) objects.push({ ...o, catchup: true });
-      }
-    } catch (err) {
-      this.log.warn({ channel, err: (err as Error).message }, 'channelstream catch-up failed');
-    }
-    const held = this.held.release(channel, upTo);
-    if (this.closed) return;
-    if (objects.length > 0) this.outbox.push(textFrame(Buffer.from(JSON.stringify(objects))));
-    for (const push of held) this.deliver(push);
-  }
-
-  unsubscribeServerSide(channels: readonly string[]): void {
-    for (const channel of channels) {
-      if (!this.subscriptions.delete(channel)) continue;
-      this.edge.hub.leaveChannel(this, channel);
-      this.link.leave(this.id, channel);
-    }
-  }
-
-  disconnect(): void {
-    this.close(CloseCodes.DISCONNECTED);
-  }
-
-  close(spec: CloseSpec, detail?: string): void {
+  close(spec: CloseSpec, detail?: string, reasonText?: string): void {
     if (this.closed) return;
     this.outbox.flush();
     try {
-      this.ws.close(spec.code, detail ? `${spec.reason}: ${detail}`.slice(0, 120) : spec.reason);
+      this.ws.close(spec.code, reasonText ?? (detail ? `${spec.reason}: ${detail}`.slice(0, 120) : spec.reason));
     } catch {
       this.ws.terminate();
     }
@@ -187,15 +78,9 @@ export class CompatConnection implements Listener, TrackedConnection {
     this.cleanup();
   }
 
-  private cleanup(): void {
+  protected override cleanup(): void {
     if (this.closed) return;
-    this.closed = true;
     this.outbox.close();
-    for (const ch of this.subscriptions) this.edge.hub.leaveChannel(this, ch);
-    this.subscriptions.clear();
-    this.edge.hub.leaveUser(this, this.user);
-    // The director keeps a registered connection (and its presence) until presence_ttl, so the client may come back.
-    this.link.close(this.id);
-    this.onClosed(this);
+    super.cleanup();
   }
 }

@@ -1,2 +1,3 @@
 export * from './settings.js';
 export * from './resolve.js';
+export { isLoopbackAddress, zmqAddressesOf } from './curve.js';

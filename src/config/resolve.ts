@@ -5,6 +5,9 @@
  */
 import { SETTINGS, type SettingSpec, envName, flagName } from './settings.js';
 import { DEVELOPMENT_SECRETS, PUBLISHED_SECRETS } from './development.js';
+import { resolveCurve, type CurveConfig } from './curve.js';
+
+export type { CurveConfig } from './curve.js';
 
 export class ConfigError extends Error {
   readonly setting: string;
@@ -34,6 +37,15 @@ export interface Config {
   readonly director_subscriber_address: string | null;
   readonly director_publisher_address: string | null;
   readonly director_command_address: string | null;
+  readonly curve_secret_key: string | null;
+  readonly curve_secret_key_file: string | null;
+  readonly curve_director_key: string | null;
+  readonly curve_director_key_file: string | null;
+  readonly curve_node_keys: readonly string[];
+  readonly curve_node_keys_file: readonly string[];
+  readonly curve_worker_keys: readonly string[];
+  readonly curve_worker_keys_file: readonly string[];
+  readonly zmq_insecure: boolean;
   readonly node_id: string | null;
   readonly secret: string | null;
   readonly admin_secret: string | null;
@@ -60,12 +72,34 @@ export interface Config {
   readonly history_ttl: number;
   readonly channel_idle_timeout: number;
   readonly presence_ttl: number;
+  readonly channelstream_signed_value: 'path' | 'any';
+  readonly allow_cors: readonly string[];
+  readonly reattach_window: number;
+  readonly catchup_max_bytes: number;
   readonly metrics: boolean;
+  readonly omnibus_authenticator: 'off' | 'noop' | 'user' | 'http';
+  readonly omnibus_base_url: string;
+  readonly django_secret_key: string | null;
+  readonly sethpusher_enabled: boolean;
+  readonly sethpusher_base_url: string;
+  readonly native_sockjs: boolean;
+  readonly sockjs_heartbeat: number;
+  readonly sockjs_disconnect_delay: number;
+  readonly auth_url: string | null;
+  readonly auth_native: boolean;
+  readonly auth_timeout: number;
+  readonly auth_cache_ttl: number;
+  readonly auth_cache_size: number;
   readonly wamp: boolean;
   readonly wamp_path: string;
   readonly wamp_realm: string;
   readonly wamp_call_timeout: number;
   readonly wamp_max_calls: number;
+  /**
+   * CURVE keys resolved from the curve_* settings and their files (null: no
+   * CURVE). Derived once here, so edge workers get them with the config.
+   */
+  readonly curve: CurveConfig | null;
 }
 
 export interface Sources {
@@ -74,6 +108,8 @@ export interface Sources {
   env?: Record<string, string | undefined>;
   /** Parsed config file object, keyed by setting name. */
   file?: Record<string, unknown>;
+  /** Reads the key files that curve_*_file settings name (none given: such a setting is an error). */
+  readFile?: (path: string) => string;
 }
 
 const LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
@@ -102,6 +138,7 @@ function coerce(spec: SettingSpec, raw: unknown, origin: Origin): unknown {
   switch (spec.type) {
     case 'string':
       if (typeof raw !== 'string') fail('must be a string');
+      if (spec.choices && !spec.choices.includes(raw as string)) fail(`must be one of ${spec.choices.join(', ')}`);
       return raw;
     case 'int':
     case 'duration': {
@@ -226,7 +263,15 @@ export function resolveConfig(sources: Sources): Config {
     sources,
   );
   const cfg = values as unknown as Config;
-  checkCombination(cfg, (name) => describeSource(name, origins[name] ?? 'default'));
+  const where = (name: string): string => describeSource(name, origins[name] ?? 'default');
+  checkCombination(cfg, where);
+  try {
+    values['curve'] = resolveCurve(cfg, sources.readFile);
+  } catch (err) {
+    // The CURVE checks name a setting by its variable; say where its value really came from.
+    if (!(err instanceof ConfigError)) throw err;
+    throw new ConfigError(err.setting, err.message.replace(`(${envName(err.setting)})`, `(${where(err.setting)})`));
+  }
   return Object.freeze(cfg);
 }
 
@@ -260,6 +305,36 @@ function checkCombination(c: Config, where: (name: string) => string): void {
   if (!/^([^\s.#]+\.)*([^\s.#]+)$/.test(c.wamp_realm)) fail('wamp_realm', 'must be a WAMP URI such as realm1');
   if (c.server_base_url !== '' && (!c.server_base_url.startsWith('/') || c.server_base_url.endsWith('/'))) {
     fail('server_base_url', 'must start with / and not end with /');
+  }
+  checkAuthentication(c, where);
+}
+
+const AUTHENTICATORS = ['off', 'noop', 'user', 'http'];
+const ENDPOINT_PATH = /^\/[A-Za-z0-9._~\-/]*[A-Za-z0-9._~\-]$/;
+
+/** The compatibility endpoints and their authenticators: each must be able to prove who a client is. */
+function checkAuthentication(c: Config, where: (name: string) => string): void {
+  const fail = (k: string, why: string): never => {
+    throw new ConfigError(k, `invalid setting ${k} (${where(k)}): ${why}`);
+  };
+  if (!AUTHENTICATORS.includes(c.omnibus_authenticator)) fail('omnibus_authenticator', `must be one of ${AUTHENTICATORS.join(', ')}, got ${JSON.stringify(c.omnibus_authenticator)}`);
+  for (const k of ['omnibus_base_url', 'sethpusher_base_url'] as const) {
+    if (!ENDPOINT_PATH.test(c[k]) || c[k].includes('//')) fail(k, `must be a path like /ec (starts with /, does not end with /), got ${JSON.stringify(c[k])}`);
+  }
+  if (c.omnibus_authenticator !== 'off' && c.sethpusher_enabled && c.omnibus_base_url === c.sethpusher_base_url) {
+    fail('sethpusher_base_url', 'must differ from omnibus_base_url');
+  }
+  if (c.omnibus_authenticator === 'noop' && !c.allow_anonymous) fail('omnibus_authenticator', 'noop lets everyone in: development only, and only with allow_anonymous true');
+  if (c.omnibus_authenticator === 'user' && !c.django_secret_key) fail('django_secret_key', 'required when omnibus_authenticator is user');
+  if ((c.omnibus_authenticator === 'http' || c.auth_native) && !c.auth_url) fail('auth_url', `required when ${c.auth_native ? 'auth_native is true' : 'omnibus_authenticator is http'}`);
+  if (c.auth_url !== null) {
+    let u: URL | null = null;
+    try {
+      u = new URL(c.auth_url);
+    } catch {
+      u = null;
+    }
+    if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:')) fail('auth_url', `must be an http:// or https:// URL, got ${JSON.stringify(c.auth_url)}`);
   }
 }
 

@@ -17,7 +17,7 @@ export interface SettingSpec {
   readonly secret?: boolean;
   /** A shorter flag, as in DESIGN.md (--director, --forwarder, --edge). */
   readonly alias?: string;
-  /** The values a 'choice' setting takes. */
+  /** The values a choice (or string) setting may take. */
   readonly choices?: readonly string[];
 }
 
@@ -40,6 +40,15 @@ export const SETTINGS: readonly SettingSpec[] = Object.freeze([
   s({ name: 'director_subscriber_address', type: 'address', default: null, describe: "The director's subscriber address (needed by a forwarder)" }),
   s({ name: 'director_publisher_address', type: 'address', default: null, describe: "The director's publisher address (needed by a forwarder)" }),
   s({ name: 'director_command_address', type: 'address', default: null, describe: "The director's command address (needed by a forwarder)" }),
+  s({ name: 'curve_secret_key', type: 'string', default: null, secret: true, describe: "This node's CURVE secret key (Z85, 40 characters; `tidings keygen` makes a pair): turns on CURVE encryption and authentication on every ZeroMQ address of the node" }),
+  s({ name: 'curve_secret_key_file', type: 'string', default: null, describe: 'File holding curve_secret_key (what `tidings keygen` prints, or the key alone)' }),
+  s({ name: 'curve_director_key', type: 'string', default: null, describe: "The director's CURVE public key, checked when this node connects to the director's addresses (default: this node's own public key, as when nodes share one key pair)" }),
+  s({ name: 'curve_director_key_file', type: 'string', default: null, describe: 'File holding curve_director_key' }),
+  s({ name: 'curve_node_keys', type: 'list', default: [], describe: "Comma-separated CURVE public keys of other nodes, allowed on every address of this node (its own key always is)" }),
+  s({ name: 'curve_node_keys_file', type: 'list', default: [], describe: 'Comma-separated files of node public keys (one per line, or `tidings keygen` .pub files)' }),
+  s({ name: 'curve_worker_keys', type: 'list', default: [], describe: 'Comma-separated CURVE public keys of backend workers: allowed on the publisher address only' }),
+  s({ name: 'curve_worker_keys_file', type: 'list', default: [], describe: 'Comma-separated files of worker public keys' }),
+  s({ name: 'zmq_insecure', type: 'bool', default: false, describe: 'Allow non-loopback ZeroMQ addresses without CURVE keys (anyone who reaches them can read and publish everything); without it such a node refuses to start' }),
   s({ name: 'node_id', type: 'string', default: null, describe: 'Name of this node in logs and debug views (default: hostname-pid)' }),
   s({ name: 'secret', type: 'string', default: null, secret: true, describe: 'Secret that signs server API requests (channelstream x-channelstream-secret)' }),
   s({ name: 'admin_secret', type: 'string', default: null, secret: true, describe: 'Secret of the admin and debug views' }),
@@ -66,6 +75,23 @@ export const SETTINGS: readonly SettingSpec[] = Object.freeze([
   s({ name: 'history_ttl', type: 'duration', default: 300, min: 0, max: 31536000, describe: 'Default seconds a message stays in history' }),
   s({ name: 'channel_idle_timeout', type: 'duration', default: 60, min: 1, max: 86400, describe: 'Seconds a channel with no listener, no presence and no history is kept before it is collected' }),
   s({ name: 'presence_ttl', type: 'duration', default: 15, min: 2, max: 3600, describe: 'Seconds after which connections of a silent node leave presence' }),
+  s({ name: 'channelstream_signed_value', type: 'string', default: 'path', choices: ['path', 'any'], describe: "What the x-channelstream-secret signature must sign: path (the endpoint path, e.g. /message) or any (any value, as channelstream 0.7 accepts: its JS signer and demo sign 'channelstream')" }),
+  s({ name: 'allow_cors', type: 'list', default: ['*'], describe: "Origins whose browsers may call the channelstream routes cross-origin (channelstream's allow_cors): * for any, or origins (https://app.example) and host names (app.example, which also covers its subdomains)" }),
+  s({ name: 'reattach_window', type: 'duration', default: 1, min: 0, max: 3600, describe: 'Seconds a channelstream connection whose websocket closed without /disconnect stays registered, so its client may come back with the same conn_id and catch up; then it parts (channelstream: about 1 s)' }),
+  s({ name: 'catchup_max_bytes', type: 'int', default: 1048576, min: 1024, max: 1073741824, describe: 'Bytes of frames kept for one registered channelstream connection while no client holds it (catch-up); past this the connection is dropped (parted) and its client must /connect again' }),
+  s({ name: 'omnibus_authenticator', type: 'string', default: 'off', describe: "django-omnibus endpoint and its authenticator: off (no endpoint), noop (development only, needs allow_anonymous), user (omnibus' UserAuthenticator: HMAC-SHA1 of the user id keyed by django_secret_key) or http (ask auth_url)" }),
+  s({ name: 'omnibus_base_url', type: 'string', default: '/ec', describe: "Path of the omnibus endpoint (omnibus' SERVER_BASE_URL): a websocket at <path>, SockJS under <path>/" }),
+  s({ name: 'django_secret_key', type: 'string', default: null, secret: true, describe: "The Django SECRET_KEY that keys omnibus' user tokens (omnibus_authenticator user)" }),
+  s({ name: 'sethpusher_enabled', type: 'bool', default: false, describe: "Serve Seth-Pusher's SockJS endpoint at sethpusher_base_url" }),
+  s({ name: 'sethpusher_base_url', type: 'string', default: '/connect', describe: 'SockJS prefix of the Seth-Pusher endpoint' }),
+  s({ name: 'native_sockjs', type: 'bool', default: true, describe: 'Serve the native protocol over SockJS at <base>/sockjs, the SDK fallback when websockets are blocked' }),
+  s({ name: 'sockjs_heartbeat', type: 'duration', default: 25, min: 1, max: 3600, describe: 'Seconds between SockJS heartbeat frames' }),
+  s({ name: 'sockjs_disconnect_delay', type: 'duration', default: 5, min: 1, max: 300, describe: 'Seconds a SockJS session without a receiving request is kept before it closes' }),
+  s({ name: 'auth_url', type: 'string', default: null, describe: 'URL of the web app\'s HTTP authenticator: asked to allow connect, subscribe, unsubscribe and publish (docs/authenticators.md)' }),
+  s({ name: 'auth_native', type: 'bool', default: false, describe: 'Native clients that connect without a token are authenticated by auth_url, which also allows each subscribe and publish (like connect and subscribe proxies)' }),
+  s({ name: 'auth_timeout', type: 'duration', default: 3, min: 0.1, max: 60, describe: 'Seconds auth_url has to answer; no answer denies (error 165)' }),
+  s({ name: 'auth_cache_ttl', type: 'duration', default: 30, min: 0, max: 86400, describe: "Seconds an auth_url answer is reused for the same question (0: never); an answer's ttl overrides" }),
+  s({ name: 'auth_cache_size', type: 'int', default: 10000, min: 0, max: 10000000, describe: 'auth_url answers kept per edge process, at most (least recently used go first)' }),
   s({ name: 'metrics', type: 'bool', default: true, describe: 'Serve Prometheus metrics at /metrics' }),
   s({ name: 'wamp', type: 'bool', default: true, describe: 'Serve WAMP v2 clients (Autobahn) at wamp_path, and at /ws when they offer only WAMP subprotocols' }),
   s({ name: 'wamp_path', type: 'string', default: '/wamp', describe: 'Websocket path of WAMP clients (under server_base_url)' }),

@@ -259,7 +259,8 @@ function start(name: string): void {
   // ?retryDelay=<seconds> sets the first reconnect delay (the browser test uses it to widen the gap).
   const asked = Number(query.get('retryDelay'));
   const initialRetryDelay = query.has('retryDelay') && asked >= 0 && asked <= 60 ? asked : 0.5;
-  client = new TidingsClient({ urls, getToken, initialRetryDelay, maxRetryDelay: Math.max(10, initialRetryDelay), timeout: 5, pingMargin: 5 });
+  // fallback: behind a proxy that refuses websockets the demo goes on over SockJS (loaded from the edge only then).
+  client = new TidingsClient({ urls, getToken, initialRetryDelay, maxRetryDelay: Math.max(10, initialRetryDelay), timeout: 5, pingMargin: 5, fallback: true });
   (window as unknown as { tidings: TidingsClient }).tidings = client;
   const conn = $('conn');
   client.on('state', (e) => {

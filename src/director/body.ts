@@ -1,6 +1,6 @@
 /** Field checks for command bodies; every failure is a catalog error naming the field. */
 import { ErrorCodes, TidingsError } from '../protocol/errors.js';
-import { channelProblem, isValidUser } from '../protocol/names.js';
+import { carriedChannelProblem, carriedUserProblem } from '../protocol/names.js';
 
 export type Body = Record<string, unknown>;
 
@@ -33,15 +33,16 @@ export function obj(b: Body, name: string): Body | null {
 
 export function channel(b: Body, name = 'channel'): string {
   const v = b[name];
-  const problem = channelProblem(v);
+  const problem = carriedChannelProblem(v);
   if (problem) throw new TidingsError(ErrorCodes.INVALID_CHANNEL, `${name}: ${problem}`);
   return v as string;
 }
 
 export function user(b: Body, name = 'user'): string {
   const v = b[name];
-  if (!isValidUser(v)) throw new TidingsError(ErrorCodes.INVALID_USER, `${name} must be 1-200 characters without control characters`);
-  return v;
+  const problem = carriedUserProblem(v);
+  if (problem) throw new TidingsError(ErrorCodes.INVALID_USER, `${name}: ${problem}`);
+  return v as string;
 }
 
 /** A list of valid channel names, at most `max`. */
@@ -54,7 +55,7 @@ export function channelList(b: Body, name: string, max: number, required: boolea
   if (!Array.isArray(v) || v.length > max) throw new TidingsError(ErrorCodes.MISSING_FIELD, `${name} must be a list of at most ${max} channels`);
   if (required && v.length === 0) throw new TidingsError(ErrorCodes.MISSING_FIELD, `${name} must name at least one channel`);
   for (const c of v) {
-    const problem = channelProblem(c);
+    const problem = carriedChannelProblem(c);
     if (problem) throw new TidingsError(ErrorCodes.INVALID_CHANNEL, `${name}: ${problem}`);
   }
   return [...new Set(v as string[])];

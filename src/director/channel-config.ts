@@ -14,7 +14,7 @@ export interface ChannelConfig {
   history_size: number;
   /** Seconds a message stays in history (0: until pushed out by size). */
   history_ttl: number;
-  /** Accepted for channelstream compatibility; frames are not stored (no long-poll catch-up). */
+  /** Whether channelstream connections that are away keep this channel's frames (catch-up). */
   store_frames: boolean;
 }
 

@@ -3,7 +3,7 @@
  * history. A channel's epoch is new each time its state is created, so a
  * position from before a restart or a collection never passes as current.
  */
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 
 export interface HistoryEntry {
   offset: number;
@@ -20,6 +20,8 @@ export interface ChannelOptions {
 export class ChannelState {
   offset = 0;
   readonly epoch: string;
+  /** channelstream's channel uuid: made when the channel's state is. */
+  readonly uuid = randomUUID();
   lastActive: number;
   private ring: HistoryEntry[] = [];
   private start = 0;

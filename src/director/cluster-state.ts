@@ -4,14 +4,16 @@
  * state) and the expiry of silent edges. Commands reach it through
  * state-commands.ts and connection-commands.ts.
  */
-import { randomBytes } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { edgeTopic } from '../cluster/topics.js';
 import type { Director } from './director.js';
 import { ChannelConfigs, channelstreamDefaults, historyOptions, nativeDefaults, type ChannelConfig } from './channel-config.js';
-import { PresenceState, type PresenceChange } from './presence.js';
+import { PresenceState, type ConnRecord, type PresenceChange } from './presence.js';
 import { publicChanges, publicState, type StateChange } from './user-state.js';
+import { CatchupQueues } from './catchup.js';
+import { CsHistory } from './cs-history.js';
 
 /** Most connections the director tracks (registered and attached). */
 const MAX_CONNECTIONS = 2_000_000;
@@ -19,17 +21,34 @@ const MAX_CONNECTIONS = 2_000_000;
 const EXPIRY_CHECK_MS = 250;
 /** Users with no connection keep their state this long. */
 const USER_IDLE_MS = 10 * 60_000;
+/** Bytes of catch-up frames the director holds for all connections together. */
+const MAX_TOTAL_CATCHUP_BYTES = 256 * 1024 * 1024;
 
+/** Ids of events (presence, state, edits): standard UUIDs, as channelstream's. */
 export function eventId(): string {
-  return randomBytes(16).toString('hex');
+  return randomUUID();
+}
+
+/** Now in milliseconds with a microsecond fraction (channelstream's timestamps are microseconds). */
+export function preciseNow(): number {
+  return performance.timeOrigin + performance.now();
 }
 
 export class ClusterState {
   readonly presence = new PresenceState(MAX_CONNECTIONS);
   readonly configs: ChannelConfigs;
   readonly ttlMs: number;
+  /** How long a registered connection whose websocket closed waits for its client (reattach_window). */
+  readonly reattachMs: number;
+  /** Frames kept for registered connections no client holds (channelstream catch-up). */
+  readonly catchup: CatchupQueues;
+  /** channelstream's view of channel history (private messages and delivery keys included). */
+  readonly csHistory = new CsHistory();
   private timer: NodeJS.Timeout | null = null;
   private readonly expired: Counter;
+  private readonly catchupOverflows: Counter;
+  /** The id conn_attach is attaching, while it does (its presence change is asked for, not reported). */
+  attaching: string | null = null;
   /** Told of edge instances whose presence expired (a dead node), so state kept per edge (WAMP registrations) goes too. */
   readonly expiredInstanceHooks: Array<(instances: readonly string[]) => void> = [];
 
@@ -56,11 +75,58 @@ export class ClusterState {
       },
     });
     this.expired = new Counter({ name: 'tidings_director_presence_expired_total', help: 'Connections removed from presence because their edge went silent or their client never came', registers: [registry] });
+    this.catchupOverflows = new Counter({
+      name: 'tidings_director_catchup_overflow_total',
+      help: 'Registered connections dropped because the frames kept for them while away passed catchup_max_bytes (or the director-wide bound)',
+      registers: [registry],
+    });
     const c = director.config;
     this.ttlMs = c.presence_ttl * 1000;
+    this.reattachMs = c.reattach_window * 1000;
     this.configs = new ChannelConfigs(nativeDefaults(c.history_size, c.history_ttl), channelstreamDefaults(c.history_ttl));
-    director.channelHolds.push((ch) => this.presence.hasMembers(ch));
+    const catchup = new CatchupQueues(
+      c.catchup_max_bytes,
+      MAX_TOTAL_CATCHUP_BYTES,
+      (ch) => this.configs.effective(ch).store_frames,
+      (rec) => this.dropOverflowed(rec),
+    );
+    this.catchup = catchup;
+    new Gauge({
+      name: 'tidings_director_catchup_bytes',
+      help: 'Bytes of frames kept for registered connections no client holds',
+      registers: [registry],
+      collect() {
+        this.set(catchup.totalBytes);
+      },
+    });
+    this.presence.listener = {
+      joined: (rec, ch) => catchup.joined(rec, ch),
+      left: (rec, ch) => catchup.left(rec, ch),
+      detached: (rec) => catchup.away(rec),
+      removed: (rec) => catchup.removed(rec),
+      reattached: (rec) => {
+        if (rec.id === this.attaching) return; // conn_attach: the edge confirms on its own
+        // An edge reported a connection the director had let go (a lost report, a snapshot race):
+        // its frames are kept again until the edge confirms its streams anew.
+        catchup.attached(rec);
+        if (rec.edge) this.director.control(edgeTopic(rec.edge), { op: 'cs_reconfirm', conn: rec.id });
+      },
+    };
+    director.pushObservers.push((kind, name, push, except) => catchup.onPush(kind, name, push, except));
+    director.channelHolds.push((ch) => this.presence.hasMembers(ch) || this.csHistory.has(ch));
     director.collectors.push((now) => this.collect(now));
+  }
+
+  /** A connection's catch-up queue passed its bound: drop the connection, as channelstream's collector would. */
+  private dropOverflowed(rec: ConnRecord): void {
+    this.catchupOverflows.inc();
+    this.log.warn({ conn: rec.id, user: rec.user }, 'catch-up frames of a connection passed catchup_max_bytes; connection dropped');
+    // Deferred: this runs inside a push being sent; presence changes send pushes of their own.
+    queueMicrotask(() => {
+      if (this.presence.conns.get(rec.id) !== rec) return;
+      this.controlConnections('disconnect', [rec.id]);
+      this.announce(this.presence.remove(rec.id), Date.now());
+    });
   }
 
   start(): void {
@@ -89,6 +155,10 @@ export class ClusterState {
   }
 
   private collect(now: number): void {
+    this.csHistory.expire(now, (ch) => {
+      const cfg = this.configs.effective(ch);
+      return { size: cfg.store_history ? cfg.history_size : 0, ttlMs: cfg.history_ttl * 1000 };
+    });
     // A config lives as long as its channel's state (collected when idle, empty and unheld).
     for (const name of [...this.configs.names()]) {
       if (!this.director.channels.get(name) && !this.presence.hasMembers(name)) this.configs.forget(name);
@@ -116,13 +186,14 @@ export class ClusterState {
   // --- events -------------------------------------------------------------------
 
   /** Send join/leave events on channels configured to notify presence. */
-  announce(changes: readonly PresenceChange[], now: number): void {
+  /** `_now` is kept for callers; event times are taken with microseconds when sent. */
+  announce(changes: readonly PresenceChange[], _now: number): void {
     for (const ch of changes) {
       const cfg = this.configs.effective(ch.channel);
       if (!cfg.notify_presence) continue;
       const push: Record<string, unknown> = { type: ch.action, channel: ch.channel, user: ch.user };
       if (ch.action === 'join') push['state'] = this.publicStateOf(ch.user);
-      push['time'] = now;
+      push['time'] = preciseNow();
       push['id'] = eventId();
       if (cfg.broadcast_presence_with_user_lists) {
         push['users'] = this.presence.usersIn(ch.channel).map((u) => ({ user: u.user, state: this.publicStateOf(u.user) }));
@@ -132,7 +203,7 @@ export class ClusterState {
   }
 
   /** Send a state change to the user's channels configured to notify state. */
-  announceState(user: string, changed: readonly StateChange[], now: number): void {
+  announceState(user: string, changed: readonly StateChange[], _now: number): void {
     if (changed.length === 0) return;
     const u = this.presence.users.get(user);
     if (!u) return;
@@ -140,7 +211,7 @@ export class ClusterState {
     const visible = publicChanges(changed, u.publicKeys);
     for (const channel of this.presence.channelsOf(user)) {
       if (!this.configs.effective(channel).notify_state) continue;
-      this.send(channel, null, { type: 'state', channel, user, state, changed: visible, time: now, id: eventId() });
+      this.send(channel, null, { type: 'state', channel, user, state, changed: visible, time: preciseNow(), id: eventId() });
     }
   }
 

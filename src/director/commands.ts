@@ -4,7 +4,7 @@
  */
 import type { Logger } from 'pino';
 import { ErrorCodes, TidingsError } from '../protocol/errors.js';
-import { channelProblem } from '../protocol/names.js';
+import { carriedChannelProblem, channelProblem, isValidUser } from '../protocol/names.js';
 import type { Director } from './director.js';
 
 type Handler = (body: Record<string, unknown>) => unknown;
@@ -75,7 +75,7 @@ export class CommandHandlers {
    */
   private history(b: Record<string, unknown>): unknown {
     const channel = field(b, 'channel', isString, 'a string');
-    const problem = channelProblem(channel);
+    const problem = carriedChannelProblem(channel);
     if (problem) throw new TidingsError(ErrorCodes.INVALID_CHANNEL, problem);
     const since = optInt(b, 'since');
     const until = optInt(b, 'until');
@@ -105,14 +105,18 @@ export class CommandHandlers {
     const sender = field(b, 'sender', isOptString, 'a string or null') ?? null;
     const dataJson = JSON.stringify(b['data']);
     const noHistory = b['no_history'] === true;
+    // A native publish: channels and users by the native rules (docs/protocol.md); channelstream's /message has its own command.
     if (b['channel'] !== undefined) {
       const channel = field(b, 'channel', isString, 'a string');
+      const problem = channelProblem(channel);
+      if (problem) throw new TidingsError(ErrorCodes.INVALID_CHANNEL, problem);
       return this.director.publishChannel(channel, dataJson, sender, noHistory);
     }
     const users = b['users'];
     if (!Array.isArray(users) || users.length === 0 || users.length > 1000 || !users.every(isString)) {
       throw new TidingsError(ErrorCodes.MISSING_FIELD, 'channel (a string) or users (1-1000 strings) is required');
     }
+    if (!users.every(isValidUser)) throw new TidingsError(ErrorCodes.INVALID_USER, 'user must be 1-200 characters without control characters');
     for (const u of users) this.director.publishUser(u, dataJson, sender);
     this.log.debug({ users: users.length }, 'published to users');
     return { users: users.length };

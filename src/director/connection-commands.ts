@@ -5,6 +5,11 @@
  * subscribe, unsubscribe or disconnect it (or all of a user's connections)
  * on whichever edge holds it. The director updates presence at once and
  * sends a control message to the edge that holds the connection.
+ *
+ * Registered (channelstream) connections keep frames while no client holds
+ * them and until their edge confirms its subscriptions live (`conn_catchup`,
+ * see catchup.ts); the frames then go down the edge's topic, in order with
+ * the pushes, followed by a ready marker.
  */
 import { randomUUID } from 'node:crypto';
 import { ErrorCodes, TidingsError } from '../protocol/errors.js';
@@ -36,6 +41,7 @@ export function registerConnectionCommands(state: ClusterState): void {
   h.register('conn_subscribe', (b) => subscribe(state, b));
   h.register('conn_unsubscribe', (b) => unsubscribe(state, b));
   h.register('conn_disconnect', (b) => disconnect(state, b));
+  h.register('conn_catchup', (b) => catchup(state, b));
   h.register('conn_info', (b) => {
     const rec = known(state, connId(b));
     return { conn_id: rec.id, user: rec.user, edge: rec.edge, channels: [...rec.channels].sort(), registered: rec.registered };
@@ -80,19 +86,60 @@ function connect(state: ClusterState, b: Body): unknown {
   return { conn_id: id, state: u.state, username, public_state: publicState(u.state, u.publicKeys), channels: [...rec.channels].sort() };
 }
 
-/** conn_attach {conn_id, edge, instance} -> {conn_id, user, channels}: an edge's client connected with this id. */
+/**
+ * conn_attach {conn_id, edge, instance} -> {conn_id, user, channels}: an
+ * edge's client (websocket or long poll) connected with this id. Until the
+ * edge confirms each channel with conn_catchup, its frames are kept.
+ */
 function attach(state: ClusterState, b: Body): unknown {
   const id = connId(b);
   const edge = str(b, 'edge');
   const instance = str(b, 'instance');
   const rec = known(state, id);
   if (!rec.registered) throw new TidingsError(ErrorCodes.UNKNOWN_CONNECTION, `${id} was not registered with /connect`);
-  // The same id connecting again elsewhere replaces the older websocket.
+  // The same id connecting again elsewhere replaces the older client (the edge replaces one of its own itself).
   if (rec.edge !== null && rec.instance !== instance) state.director.control(edgeTopic(rec.edge), { op: 'disconnect', conns: [id], replaced: true });
-  // Messages since the client was last connected (or registered) are replayed to it marked catchup: true.
-  const catchupSince = rec.edge === null ? rec.detachedAt : null;
-  state.presence.attach(id, rec.user, edge, instance, Date.now());
-  return { conn_id: id, user: rec.user, channels: [...rec.channels].sort(), catchup_since: catchupSince };
+  state.attaching = id;
+  try {
+    state.presence.attach(id, rec.user, edge, instance, Date.now());
+  } finally {
+    state.attaching = null;
+  }
+  state.catchup.attached(rec);
+  return { conn_id: id, user: rec.user, channels: [...rec.channels].sort() };
+}
+
+/**
+ * conn_catchup {conn_id, instance, channels, user} -> {frames}: the edge
+ * holding the connection has these channels (and the user's stream, when
+ * `user`) live. Their kept frames go down the edge's topic, each as a
+ * `cs_frame` control, then `cs_ready`: the edge shows the client nothing of
+ * those streams before the marker, and everything after it.
+ */
+function catchup(state: ClusterState, b: Body): unknown {
+  const id = connId(b);
+  const instance = str(b, 'instance');
+  const channels = channelList(b, 'channels', MAX_CHANNELS, false);
+  const user = b['user'] === true;
+  const token = typeof b['token'] === 'string' ? b['token'].slice(0, 64) : null;
+  const rec = known(state, id);
+  if (rec.instance !== instance || rec.edge === null) throw new TidingsError(ErrorCodes.UNKNOWN_CONNECTION, `${id} is not held by this edge`);
+  // The edge's view may lag the director's: a subscribe or an unsubscribe control can pass the attach reply on its way.
+  const current = channels.filter((c) => rec.channels.has(c));
+  const stale = channels.filter((c) => !rec.channels.has(c));
+  const frames = state.catchup.confirm(id, current, user);
+  const topic = edgeTopic(rec.edge);
+  for (const f of frames) {
+    state.director.control(topic, { op: 'cs_frame', conn: id, catchup: f.catchup, except: f.except, push: JSON.parse(f.push.toString('utf8')) as unknown });
+  }
+  state.director.control(topic, { op: 'cs_ready', conn: id, channels: current, user, token });
+  if (stale.length > 0) state.director.control(topic, { op: 'unsubscribe', conns: [id], channels: stale });
+  if (user) {
+    // The first confirmation lists every stream the edge holds: any channel it lacks, it has yet to join.
+    const missing = state.catchup.unconfirmed(id, rec.channels);
+    if (missing.length > 0) state.director.control(topic, { op: 'subscribe', conns: [id], channels: missing });
+  }
+  return { frames: frames.length };
 }
 
 /** conn_subscribe {conn_id, channels, channel_configs?} -> {conn_id, channels, subscribed_to} */
@@ -135,7 +182,7 @@ function unsubscribe(state: ClusterState, b: Body): unknown {
   return { conn_id: id, channels: [...rec.channels].sort(), unsubscribed_from: from.sort() };
 }
 
-/** conn_disconnect {conn_id} | {user} -> {disconnected: [ids]}: close on the edge (4007) and leave presence. */
+/** conn_disconnect {conn_id} | {user} -> {disconnected: [ids]}: close on the edge and leave presence. */
 function disconnect(state: ClusterState, b: Body): unknown {
   let ids: string[];
   if (b['conn_id'] !== undefined && b['conn_id'] !== null) {

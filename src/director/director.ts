@@ -9,8 +9,9 @@ import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Config } from '../config/resolve.js';
 import { ErrorCodes, TidingsError } from '../protocol/errors.js';
-import { channelProblem, isValidUser } from '../protocol/names.js';
+import { carriedChannelProblem, carriedUserProblem, channelProblem, isValidUser } from '../protocol/names.js';
 import { SendQueue } from '../zmq/send-queue.js';
+import { bindSecured, linkLimit, type BoundLink } from '../zmq/security.js';
 import { channelTopic, userTopic } from '../cluster/topics.js';
 import { DownKind, encodeHeader, parsePublish, WireError } from '../cluster/wire.js';
 import { ChannelRegistry } from './channels.js';
@@ -34,6 +35,7 @@ export class Director {
   /** Topics some node holds a subscription to, as XPUB reports them. */
   readonly heldTopics = new Set<string>();
   private loops: Promise<void>[] = [];
+  private links: BoundLink[] = [];
   private collectTimer: NodeJS.Timeout | null = null;
   private stopping = false;
   /** The command table; features add their commands with `handlers.register`. */
@@ -42,6 +44,12 @@ export class Director {
   readonly channelHolds: Array<(channel: string) => boolean> = [];
   /** Run after each channel collection, to collect state kept beside the channels. */
   readonly collectors: Array<(now: number) => void> = [];
+  /**
+   * Told of every push sent down a channel (message or event) or to a user,
+   * after it was queued for sending (channelstream catch-up keeps what a
+   * connection away from its node would have received).
+   */
+  readonly pushObservers: Array<(kind: 'channel' | 'user', name: string, push: Buffer, exceptUser: string | null) => void> = [];
   private readonly published: Counter<'target'>;
   /** Channel messages sent since the last scrape, added to `published` when collected (keeps label hashing off the hot path). */
   private publishedChannel = 0;
@@ -49,6 +57,8 @@ export class Director {
 
   /** Channels idle this long with no listener and no history are collected (channel_idle_timeout). */
   private readonly collectIdleMs: number;
+  /** Largest frame the director sends: what every node's connecting socket accepts. */
+  private readonly frameLimit: number;
 
   constructor(
     readonly config: Config,
@@ -56,6 +66,7 @@ export class Director {
     registry: Registry,
   ) {
     this.collectIdleMs = config.channel_idle_timeout * 1000;
+    this.frameLimit = linkLimit(config);
     this.channels = new ChannelRegistry({
       historySize: config.history_size,
       historyTtlMs: config.history_ttl * 1000,
@@ -95,9 +106,9 @@ export class Director {
     this.xpub = new XPublisher({ sendHighWaterMark: hwm, receiveHighWaterMark: hwm, noDrop: true, linger: 0 });
     this.xsub = new XSubscriber({ receiveHighWaterMark: hwm, sendHighWaterMark: hwm, linger: 0 });
     this.router = new Router({ sendHighWaterMark: hwm, receiveHighWaterMark: hwm, linger: 0 });
-    await this.xpub.bind(this.config.subscriber_address);
-    await this.xsub.bind(this.config.publisher_address);
-    await this.router.bind(this.config.command_address);
+    this.links.push(await bindSecured(this.xpub, this.config.subscriber_address, 'subscriber', this.config, this.log));
+    this.links.push(await bindSecured(this.xsub, this.config.publisher_address, 'publisher', this.config, this.log));
+    this.links.push(await bindSecured(this.router, this.config.command_address, 'command', this.config, this.log));
     // XSUB: subscribe to everything published to us.
     await this.xsub.send(Buffer.from([1]));
     this.down = new SendQueue(this.xpub, hwm, this.log, 'director-down');
@@ -110,6 +121,7 @@ export class Director {
         subscriber: this.config.subscriber_address,
         publisher: this.config.publisher_address,
         command: this.config.command_address,
+        curve: this.config.curve !== null,
       },
       'director listening',
     );
@@ -125,13 +137,14 @@ export class Director {
     this.replies?.close();
     for (const s of [this.xsub, this.xpub, this.router]) s?.close();
     await Promise.allSettled(this.loops);
+    await Promise.allSettled(this.links.splice(0).map((l) => l.release()));
     this.xsub = this.xpub = this.router = null;
     this.log.info('director stopped');
   }
 
   /** Sequence and send a channel message. `dataJson` must be valid JSON text. */
   publishChannel(channel: string, dataJson: string, sender: string | null, noHistory: boolean): PublishOutcome {
-    const problem = channelProblem(channel);
+    const problem = carriedChannelProblem(channel);
     if (problem) throw new TidingsError(ErrorCodes.INVALID_CHANNEL, problem);
     const now = Date.now();
     const state = this.channels.getOrCreate(channel, now);
@@ -140,13 +153,16 @@ export class Director {
     if (!noHistory) state.remember({ offset, time: now, push });
     this.sendDown([channelTopic(channel), encodeHeader(DownKind.Message, offset, state.epoch), push]);
     this.publishedChannel++;
+    for (const o of this.pushObservers) o('channel', channel, push, null);
     return { offset, epoch: state.epoch };
   }
 
   publishUser(user: string, dataJson: string, sender: string | null): void {
-    if (!isValidUser(user)) throw new TidingsError(ErrorCodes.INVALID_USER, 'user must be 1-200 characters without control characters');
+    const problem = carriedUserProblem(user);
+    if (problem) throw new TidingsError(ErrorCodes.INVALID_USER, problem);
     const push = encodeDirectPush(user, sender, Date.now(), dataJson);
     this.sendDown([userTopic(user), encodeHeader(DownKind.Direct, 0, ''), push]);
+    for (const o of this.pushObservers) o('user', user, push, null);
     this.published.inc({ target: 'user' });
   }
 
@@ -154,13 +170,13 @@ export class Director {
   probe(kind: 'channel' | 'user', name: string, token: string): PublishOutcome {
     const body = Buffer.from(JSON.stringify({ token }));
     if (kind === 'channel') {
-      const problem = channelProblem(name);
+      const problem = carriedChannelProblem(name);
       if (problem) throw new TidingsError(ErrorCodes.INVALID_CHANNEL, problem);
       const state = this.channels.getOrCreate(name, Date.now());
       this.sendDown([channelTopic(name), encodeHeader(DownKind.Probe, state.offset, state.epoch), body]);
       return { offset: state.offset, epoch: state.epoch };
     }
-    if (!isValidUser(name)) throw new TidingsError(ErrorCodes.INVALID_USER);
+    if (carriedUserProblem(name)) throw new TidingsError(ErrorCodes.INVALID_USER);
     this.sendDown([userTopic(name), encodeHeader(DownKind.Probe, 0, ''), body]);
     return { offset: 0, epoch: '' };
   }
@@ -168,6 +184,7 @@ export class Director {
   /** Send an unsequenced event (presence, state) to a channel's listeners, skipping `exceptUser`'s connections. */
   channelEvent(channel: string, exceptUser: string | null, body: Buffer): void {
     this.sendDown([channelTopic(channel), encodeHeader(DownKind.ChannelEvent, 0, exceptUser ?? ''), body]);
+    for (const o of this.pushObservers) o('channel', channel, body, exceptUser);
   }
 
   /** Send a control message to edges on a topic. */
@@ -185,6 +202,8 @@ export class Director {
 
   private sendDown(frames: Buffer[]): void {
     if (!this.down) throw new TidingsError(ErrorCodes.UNAVAILABLE, 'director stopped');
+    // Nodes disconnect a director that sends more than their limit: refuse it here instead.
+    if (frames[2]!.length > this.frameLimit) throw new TidingsError(ErrorCodes.PAYLOAD_TOO_LARGE, `${frames[2]!.length} bytes > the node link limit ${this.frameLimit}`);
     if (!this.down.push(frames)) throw new TidingsError(ErrorCodes.LIMIT_EXCEEDED, 'director send queue full');
   }
 
@@ -206,8 +225,15 @@ export class Director {
       if (p.omnibus && parsed && typeof parsed === 'object' && typeof (parsed as Record<string, unknown>)['sender'] === 'string') {
         sender = (parsed as Record<string, string>)['sender']!;
       }
-      if (p.target === 'channel') this.publishChannel(p.name, p.data, sender, p.noHistory);
-      else this.publishUser(p.name, p.data, sender);
+      // ZeroMQ publishes are native: they name channels and users by the native rules (docs/protocol.md).
+      if (p.target === 'channel') {
+        const problem = channelProblem(p.name);
+        if (problem) throw new TidingsError(ErrorCodes.INVALID_CHANNEL, problem);
+        this.publishChannel(p.name, p.data, sender, p.noHistory);
+      } else {
+        if (!isValidUser(p.name)) throw new TidingsError(ErrorCodes.INVALID_USER, 'user must be 1-200 characters without control characters');
+        this.publishUser(p.name, p.data, sender);
+      }
     } catch (err) {
       const code = err instanceof TidingsError ? err.code : err instanceof WireError ? ErrorCodes.BAD_REQUEST.code : ErrorCodes.INTERNAL.code;
       this.rejected.inc({ code: String(code) });
@@ -247,7 +273,14 @@ export class Director {
         const route = frames.slice(0, frames.length - 3) as Buffer[];
         const [id, method, body] = frames.slice(frames.length - 3) as [Buffer, Buffer, Buffer];
         void this.handlers.dispatch(method.toString('utf8'), body).then(
-          (result) => this.reply([...route, id, Buffer.from('ok'), Buffer.from(JSON.stringify(result ?? null))]),
+          (result) => {
+            const json = Buffer.from(JSON.stringify(result ?? null));
+            if (json.length <= this.frameLimit) return this.reply([...route, id, Buffer.from('ok'), json]);
+            // The caller's socket would drop this link for a larger frame: answer with the error instead.
+            const e = new TidingsError(ErrorCodes.PAYLOAD_TOO_LARGE, `reply of ${json.length} bytes > the node link limit ${this.frameLimit}; ask for less`);
+            this.log.warn({ method: method.toString('utf8').slice(0, 64), bytes: json.length }, 'command reply too large for the link');
+            this.reply([...route, id, Buffer.from('error'), Buffer.from(JSON.stringify(e.toBody()))]);
+          },
           (err: unknown) => {
             const e = err instanceof TidingsError ? err : new TidingsError(ErrorCodes.INTERNAL);
             if (!(err instanceof TidingsError)) this.log.error({ err }, 'command failed');

@@ -1,90 +1,53 @@
 /**
- * channelstream's `/message` answered by the director: POST publishes each
- * item to its channel (sequenced, with history) or, with `pm_users`, to those
- * users; PATCH edits and DELETE deletes, sent as unsequenced channel events.
- * The whole channelstream object travels as the message data, so
- * channelstream clients receive it unchanged (see compat/shape.ts).
+ * channelstream's `/message` answered by the director, for items the edge
+ * validated with channelstream's schemas (compat/schemas.ts):
+ *  - POST publishes each item to its channel (sequenced, native history when
+ *    the channel keeps it) or, with `pm_users`, to those users' connections
+ *    (only those in `channel` when one is named);
+ *  - PATCH edits and DELETE deletes, sent as unsequenced channel events (to
+ *    the users for private ones), and applied to what is stored: channelstream's
+ *    history view, the native history ring and the catch-up frames.
+ * The message object travels as the push's data: channelstream clients get
+ * it without the delivery keys (compat/shape.ts), native subscribers see it
+ * in `data`.
  */
-import { randomUUID } from 'node:crypto';
 import { ErrorCodes, TidingsError } from '../protocol/errors.js';
-import { channelProblem, isValidUser } from '../protocol/names.js';
-import { csTimestamp } from '../compat/shape.js';
 import type { ClusterState } from './cluster-state.js';
-import { eventId } from './cluster-state.js';
+import { eventId, preciseNow } from './cluster-state.js';
 import type { Body } from './body.js';
+import { channel as channelField } from './body.js';
 
 const MAX_ITEMS = 1000;
 const MAX_PM_USERS = 1000;
-const TIMESTAMP_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?$/;
+/** The keys of a stored message an edit may change (channelstream's MSG_EDITABLE_KEYS). */
+const EDITABLE = ['uuid', 'timestamp', 'user', 'message', 'edited'];
 
-/** A validation failure with channelstream's per-field messages (HTTP 422). */
-export class FieldErrors extends TidingsError {
-  constructor(readonly fields: Record<string, string[]>) {
-    super(ErrorCodes.MISSING_FIELD, Object.entries(fields).map(([k, v]) => `${k}: ${v.join(' ')}`).join('; '));
-  }
-}
+type Op = 'post' | 'edit' | 'delete';
 
 interface Item {
-  out: Body;
+  body: Body;
   channel: string | null;
   pmUsers: string[];
 }
 
-function users(v: unknown, name: string, errs: Record<string, string[]>): string[] {
-  if (v === undefined || v === null) return [];
-  if (!Array.isArray(v) || v.length > MAX_PM_USERS || !v.every(isValidUser)) {
-    errs[name] = [`Must be a list of at most ${MAX_PM_USERS} user names.`];
-    return [];
+function item(raw: unknown): Item {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new TidingsError(ErrorCodes.MISSING_FIELD, 'each message must be an object');
+  const body = raw as Body;
+  if (typeof body['uuid'] !== 'string') throw new TidingsError(ErrorCodes.MISSING_FIELD, 'uuid must be a string');
+  const channel = body['channel'] === null || body['channel'] === undefined ? null : channelField(body);
+  const pmUsers = body['pm_users'] === undefined ? [] : (body['pm_users'] as unknown[]);
+  if (!Array.isArray(pmUsers) || pmUsers.length > MAX_PM_USERS || !pmUsers.every((u) => typeof u === 'string')) {
+    throw new TidingsError(ErrorCodes.MISSING_FIELD, `pm_users must be a list of at most ${MAX_PM_USERS} users`);
   }
-  return v as string[];
+  return { body, channel, pmUsers: pmUsers as string[] };
 }
 
-function validate(raw: unknown, index: number, op: 'post' | 'edit' | 'delete'): Item {
-  const errs: Record<string, string[]> = {};
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new FieldErrors({ [String(index)]: ['Must be an object.'] });
-  const m = raw as Body;
-  let channel: string | null = null;
-  if (m['channel'] !== undefined && m['channel'] !== null) {
-    const problem = channelProblem(m['channel']);
-    if (problem) errs['channel'] = [problem];
-    else channel = m['channel'] as string;
-  }
-  const pmUsers = users(m['pm_users'], 'pm_users', errs);
-  const exclude = users(m['exclude_users'], 'exclude_users', errs);
-  if (channel === null && pmUsers.length === 0 && !errs['channel']) errs['channel'] = ['A channel or pm_users is required.'];
-  if (op === 'post' && !isValidUser(m['user'])) errs['user'] = ['Missing data for required field.'];
-  if (op !== 'post' && typeof m['uuid'] !== 'string') errs['uuid'] = ['Missing data for required field.'];
-  if (m['uuid'] !== undefined && m['uuid'] !== null && (typeof m['uuid'] !== 'string' || m['uuid'].length > 128)) errs['uuid'] = ['Must be a string of at most 128 characters.'];
-  if (m['timestamp'] !== undefined && m['timestamp'] !== null && (typeof m['timestamp'] !== 'string' || !TIMESTAMP_RE.test(m['timestamp']))) {
-    errs['timestamp'] = ['Must be YYYY-MM-DDTHH:MM:SS[.ffffff].'];
-  }
-  if (m['no_history'] !== undefined && typeof m['no_history'] !== 'boolean') errs['no_history'] = ['Not a valid boolean.'];
-  if (Object.keys(errs).length > 0) throw new FieldErrors(Object.fromEntries(Object.entries(errs).map(([k, v]) => [`${index}.${k}`, v])));
-  const now = Date.now();
-  const out: Body = {
-    ...m,
-    uuid: typeof m['uuid'] === 'string' ? m['uuid'] : randomUUID().replace(/-/g, ''),
-    timestamp: typeof m['timestamp'] === 'string' ? m['timestamp'] : csTimestamp(now),
-    user: m['user'] ?? null,
-    message: m['message'] ?? null,
-    channel,
-    pm_users: pmUsers,
-    exclude_users: exclude,
-    no_history: m['no_history'] === true,
-    catchup: false,
-    type: op === 'post' ? 'message' : op === 'edit' ? 'message:edit' : 'message:delete',
-  };
-  if (op === 'post') out['edited'] = null;
-  if (op === 'edit') out['edited'] = csTimestamp(now);
-  return { out, channel, pmUsers };
-}
-
-/** The object stored and sent: delivery-only keys dropped, exclude_users kept when used (edges filter on it). */
-function payload(out: Body): Body {
-  const data: Body = { ...out };
+/** What a channelstream client is sent (the edge drops the delivery keys, using exclude_users first). */
+function pushData(msg: Body): Body {
+  const data: Body = { ...msg };
   delete data['pm_users'];
   delete data['no_history'];
-  if ((data['exclude_users'] as string[]).length === 0) delete data['exclude_users'];
+  if (!Array.isArray(data['exclude_users']) || data['exclude_users'].length === 0) delete data['exclude_users'];
   return data;
 }
 
@@ -93,67 +56,100 @@ export function registerMessageCommands(state: ClusterState): void {
     const op = b['op'];
     if (op !== 'post' && op !== 'edit' && op !== 'delete') throw new TidingsError(ErrorCodes.MISSING_FIELD, 'op must be post, edit or delete');
     const list = b['messages'];
-    // Field errors travel as a result so their per-field messages reach the HTTP caller (422).
-    if (!Array.isArray(list) || list.length > MAX_ITEMS) return { invalid: { _schema: [`Body must be a list of at most ${MAX_ITEMS} messages.`] } };
-    let items: Item[];
-    try {
-      items = list.map((m, i) => validate(m, i, op));
-    } catch (err) {
-      if (err instanceof FieldErrors) return { invalid: err.fields };
-      throw err;
-    }
-    for (const item of items) send(state, op, item);
-    return { messages: items.map((i) => i.out) };
+    if (!Array.isArray(list) || list.length > MAX_ITEMS) throw new TidingsError(ErrorCodes.MISSING_FIELD, `messages must be a list of at most ${MAX_ITEMS}`);
+    const items = list.map(item);
+    for (const i of items) send(state, op, i);
+    return { sent: items.length };
   });
 }
 
-function send(state: ClusterState, op: 'post' | 'edit' | 'delete', item: Item): void {
+function send(state: ClusterState, op: Op, item: Item): void {
+  if (op === 'post') post(state, item);
+  else alter(state, op, item);
+}
+
+/** channelstream's pass_message: the stored object gains catchup, edited and type. */
+function post(state: ClusterState, item: Item): void {
   const d = state.director;
-  const data = payload(item.out);
-  const sender = typeof item.out['user'] === 'string' ? item.out['user'] : null;
-  if (item.pmUsers.length > 0) {
-    // Private: to the users' connections (edges keep only those in `channel`, when one is named).
-    const json = JSON.stringify(data);
-    for (const u of item.pmUsers) d.publishUser(u, json, sender);
+  const msg: Body = { ...item.body, catchup: false, edited: null, type: 'message' };
+  const sender = typeof msg['user'] === 'string' ? msg['user'] : null;
+  const json = JSON.stringify(pushData(msg));
+  const noHistory = msg['no_history'] === true;
+  if (item.channel !== null) {
+    const cfg = state.configs.effective(item.channel);
+    if (cfg.store_history && !noHistory) state.csHistory.add(item.channel, msg, cfg.history_size, cfg.history_ttl * 1000, Date.now());
+    if (item.pmUsers.length > 0) {
+      // Private in a channel: to the users' connections that are in it (edges check), never to the channel's other listeners.
+      for (const u of item.pmUsers) d.publishUser(u, json, sender);
+      return;
+    }
+    d.publishChannel(item.channel, json, sender, noHistory);
     return;
   }
-  const channel = item.channel!;
-  if (op === 'post') {
-    d.publishChannel(channel, JSON.stringify(data), sender, item.out['no_history'] === true);
+  for (const u of item.pmUsers) d.publishUser(u, json, sender);
+}
+
+/** An edit or a delete: change what is stored, then tell the clients. */
+function alter(state: ClusterState, op: 'edit' | 'delete', item: Item): void {
+  const d = state.director;
+  const uuid = item.body['uuid'] as string;
+  const changes: Body = {};
+  for (const k of EDITABLE) if (k in item.body) changes[k] = item.body[k];
+  const apply = (m: Body): void => void Object.assign(m, changes);
+  const event: Body = { ...item.body, type: op === 'edit' ? 'message:edit' : 'message:delete' };
+  const json = JSON.stringify(pushData(event));
+  if (item.channel !== null) {
+    if (op === 'edit') {
+      state.csHistory.edit(item.channel, uuid, apply);
+      editNativeHistory(state, item.channel, uuid, apply);
+    } else {
+      state.csHistory.delete(item.channel, uuid);
+      deleteFromNativeHistory(state, item.channel, uuid);
+    }
+    state.catchup.amend('channel', item.channel, uuid, op === 'edit' ? apply : null);
+    if (item.pmUsers.length > 0) {
+      for (const u of item.pmUsers) {
+        state.catchup.amend('user', u, uuid, op === 'edit' ? apply : null);
+        d.publishUser(u, json, null);
+      }
+      return;
+    }
+    state.send(item.channel, null, { type: op, channel: item.channel, time: preciseNow(), id: eventId(), data: JSON.parse(json) as unknown });
     return;
   }
-  if (op === 'edit') editHistory(state, channel, data);
-  if (op === 'delete') deleteFromHistory(state, channel, data);
-  state.send(channel, null, { type: op, channel, time: Date.now(), id: eventId(), data });
+  for (const u of item.pmUsers) {
+    state.catchup.amend('user', u, uuid, op === 'edit' ? apply : null);
+    d.publishUser(u, json, null);
+  }
 }
 
 /**
- * A delete leaves a tombstone in place of the stored message: its offset stays
- * (recovery needs consecutive offsets) but the text is gone, `deleted: true`
- * says why, and channelstream's history views skip it.
+ * A delete leaves a tombstone in place of the stored message in the native
+ * ring: its offset stays (recovery needs consecutive offsets) but the text is
+ * gone and `deleted: true` says why.
  */
-function deleteFromHistory(state: ClusterState, channel: string, del: Body): void {
+function deleteFromNativeHistory(state: ClusterState, channel: string, uuid: string): void {
   const cs = state.director.channels.get(channel);
   if (!cs) return;
   for (const entry of cs.latest(cs.historyLength, Date.now())) {
     const push = JSON.parse(entry.push.toString('utf8')) as Body;
     const data = push['data'] as Body | null;
-    if (!data || typeof data !== 'object' || data['uuid'] !== del['uuid']) continue;
-    push['data'] = { uuid: data['uuid'], deleted: true };
+    if (!data || typeof data !== 'object' || data['uuid'] !== uuid) continue;
+    push['data'] = { uuid, deleted: true };
     entry.push = Buffer.from(JSON.stringify(push));
     return;
   }
 }
 
 /** An edit changes the stored message too, so later history readers see the edited text. */
-function editHistory(state: ClusterState, channel: string, edit: Body): void {
+function editNativeHistory(state: ClusterState, channel: string, uuid: string, apply: (m: Body) => void): void {
   const cs = state.director.channels.get(channel);
   if (!cs) return;
   for (const entry of cs.latest(cs.historyLength, Date.now())) {
     const push = JSON.parse(entry.push.toString('utf8')) as Body;
     const data = push['data'] as Body | null;
-    if (!data || typeof data !== 'object' || data['uuid'] !== edit['uuid']) continue;
-    push['data'] = { ...data, message: edit['message'], edited: edit['edited'] };
+    if (!data || typeof data !== 'object' || data['uuid'] !== uuid || data['type'] !== 'message') continue;
+    apply(data);
     entry.push = Buffer.from(JSON.stringify(push));
     return;
   }

@@ -20,6 +20,8 @@ export interface ConnRecord {
   readonly channels: Set<string>;
   /** Since when no edge holds it; such connections expire after the time-to-live. */
   detachedAt: number | null;
+  /** How long this detached connection waits for its client (null: the presence time-to-live). */
+  graceMs: number | null;
   /** Registered by the server API (`/connect`): survives its websocket closing until expiry. */
   readonly registered: boolean;
 }
@@ -45,6 +47,17 @@ interface InstanceRecord {
   conns: Set<string>;
 }
 
+/** Told of changes to registered connections (channelstream catch-up follows them). */
+export interface PresenceListener {
+  joined(rec: ConnRecord, channel: string): void;
+  left(rec: ConnRecord, channel: string): void;
+  /** No edge holds the registered connection (just registered, or its client went away). */
+  detached(rec: ConnRecord): void;
+  /** An edge holds the registered connection again without having asked for it (its report or snapshot says so). */
+  reattached(rec: ConnRecord): void;
+  removed(rec: ConnRecord): void;
+}
+
 export interface SnapshotEntry {
   conn: string;
   user: string | null;
@@ -61,6 +74,8 @@ export class PresenceState {
   private readonly instances = new Map<string, InstanceRecord>();
   /** Connections no edge holds (detachedAt set), so expiry does not scan every connection. */
   private readonly detached = new Set<string>();
+
+  listener: PresenceListener | null = null;
 
   constructor(private readonly maxConnections: number) {}
 
@@ -108,9 +123,10 @@ export class PresenceState {
 
   private create(id: string, user: string | null, registered: boolean, now: number): ConnRecord {
     if (this.conns.size >= this.maxConnections) throw new TidingsError(ErrorCodes.LIMIT_EXCEEDED, `at most ${this.maxConnections} connections in presence`);
-    const rec: ConnRecord = { id, user, edge: null, instance: null, channels: new Set(), detachedAt: now, registered };
+    const rec: ConnRecord = { id, user, edge: null, instance: null, channels: new Set(), detachedAt: now, graceMs: null, registered };
     this.conns.set(id, rec);
     this.detached.add(id);
+    if (registered) this.listener?.detached(rec);
     if (user !== null) {
       const u = this.user(user, now);
       u.conns.add(id);
@@ -134,18 +150,21 @@ export class PresenceState {
     let rec = this.conns.get(id);
     if (rec && rec.user !== user) throw new TidingsError(ErrorCodes.BAD_REQUEST, `conn_id ${id} belongs to another user`);
     rec ??= this.create(id, user, false, now);
+    const wasDetached = rec.edge === null;
     if (rec.instance !== null && rec.instance !== instance) this.instances.get(rec.instance)?.conns.delete(id);
     rec.edge = edge;
     rec.instance = instance;
     rec.detachedAt = null;
+    rec.graceMs = null;
     this.detached.delete(id);
     this.touchInstance(instance, edge, now);
     this.instances.get(instance)!.conns.add(id);
+    if (rec.registered && wasDetached) this.listener?.reattached(rec);
     return rec;
   }
 
   /** The edge let the connection go: a registered one waits for its client to return; others are removed. */
-  detach(id: string, instance: string | null, now: number): PresenceChange[] {
+  detach(id: string, instance: string | null, now: number, graceMs: number | null = null): PresenceChange[] {
     const rec = this.conns.get(id);
     if (!rec) return [];
     if (instance !== null && rec.instance !== instance) return []; // already held by another edge
@@ -154,7 +173,9 @@ export class PresenceState {
     rec.edge = null;
     rec.instance = null;
     rec.detachedAt = now;
+    rec.graceMs = graceMs;
     this.detached.add(id);
+    this.listener?.detached(rec);
     return [];
   }
 
@@ -171,6 +192,7 @@ export class PresenceState {
     this.detached.delete(id);
     if (rec.instance !== null) this.instances.get(rec.instance)?.conns.delete(id);
     if (rec.user !== null) this.users.get(rec.user)?.conns.delete(id);
+    if (rec.registered) this.listener?.removed(rec);
     return changes;
   }
 
@@ -179,6 +201,7 @@ export class PresenceState {
     const rec = this.conns.get(id);
     if (!rec || rec.channels.has(channel)) return null;
     rec.channels.add(channel);
+    if (rec.registered) this.listener?.joined(rec, channel);
     let all = this.channelConns.get(channel);
     if (!all) this.channelConns.set(channel, (all = new Set()));
     all.add(id);
@@ -196,6 +219,7 @@ export class PresenceState {
   leave(id: string, channel: string): PresenceChange | null {
     const rec = this.conns.get(id);
     if (!rec || !rec.channels.delete(channel)) return null;
+    if (rec.registered) this.listener?.left(rec, channel);
     const all = this.channelConns.get(channel);
     all?.delete(id);
     if (all && all.size === 0) this.channelConns.delete(channel);
@@ -241,8 +265,9 @@ export class PresenceState {
       }
     }
     for (const id of [...this.detached]) {
-      const at = this.conns.get(id)?.detachedAt;
-      if (at !== null && at !== undefined && now - at > ttlMs) {
+      const rec = this.conns.get(id);
+      const at = rec?.detachedAt;
+      if (at !== null && at !== undefined && now - at > (rec!.graceMs ?? ttlMs)) {
         removed.push(id);
         changes.push(...this.remove(id));
       }
@@ -254,11 +279,12 @@ export class PresenceState {
    * Make the director's view of one edge instance equal to the edge's own
    * list (after a director restart or an expiry the edge outlived).
    */
-  sync(instance: string, edge: string, snapshot: readonly SnapshotEntry[], now: number): PresenceChange[] {
+  sync(instance: string, edge: string, snapshot: readonly SnapshotEntry[], now: number, attaching?: ReadonlySet<string>): PresenceChange[] {
     this.touchInstance(instance, edge, now);
     const changes: PresenceChange[] = [];
     const listed = new Set(snapshot.map((e) => e.conn));
-    for (const id of [...this.instances.get(instance)!.conns]) if (!listed.has(id)) changes.push(...this.detach(id, instance, now));
+    // `attaching`: ids the edge was attaching when it took the snapshot; not listed yet, not gone either.
+    for (const id of [...this.instances.get(instance)!.conns]) if (!listed.has(id) && !attaching?.has(id)) changes.push(...this.detach(id, instance, now));
     for (const e of snapshot) {
       const rec = this.attach(e.conn, e.user, edge, instance, now);
       const want = new Set(e.channels);

@@ -4,10 +4,10 @@
  * (batched joins and leaves; an empty report is the heartbeat).
  */
 import { ErrorCodes, TidingsError } from '../protocol/errors.js';
-import { channelProblem } from '../protocol/names.js';
+import { carriedChannelProblem, codePointCompare } from '../protocol/names.js';
 import { channelstreamObject, csTimestamp } from '../compat/shape.js';
 import type { ClusterState } from './cluster-state.js';
-import { mergeChannelConfig } from './channel-config.js';
+import { mergeChannelConfig, type ChannelConfig } from './channel-config.js';
 import { applyState, fitsStateLimit, MAX_STATE_KEYS, publicState } from './user-state.js';
 import { bool, channel, channelList, obj, str, stringList, user, type Body } from './body.js';
 import type { SnapshotEntry, PresenceChange } from './presence.js';
@@ -47,7 +47,8 @@ function edgeReport(state: ClusterState, b: Body): unknown {
   if (snapshot !== undefined) {
     if (!Array.isArray(snapshot) || snapshot.length > 1_000_000) throw new TidingsError(ErrorCodes.MISSING_FIELD, 'snapshot must be a list');
     const entries: SnapshotEntry[] = snapshot.map((e: Body) => ({ conn: str(e, 'conn'), user: e['user'] === null ? null : user(e), channels: channelList(e, 'channels', 100_000, false) }));
-    changes.push(...p.sync(instance, edge, entries, now));
+    const attaching = Array.isArray(b['attaching']) ? new Set(b['attaching'].filter((x): x is string => typeof x === 'string')) : undefined;
+    changes.push(...p.sync(instance, edge, entries, now, attaching));
   }
   const events = b['events'] ?? [];
   if (!Array.isArray(events) || events.length > MAX_EVENTS) throw new TidingsError(ErrorCodes.MISSING_FIELD, `events must be a list of at most ${MAX_EVENTS}`);
@@ -69,7 +70,9 @@ function edgeReport(state: ClusterState, b: Body): unknown {
         break;
       }
       case 'close':
-        changes.push(...p.detach(conn, instance, now));
+        // A long poll ends between requests: its client has the presence time-to-live to poll again;
+        // a websocket that closed has the reattach window (channelstream parts it within about a second).
+        changes.push(...p.detach(conn, instance, now, e['poll'] === true ? null : state.reattachMs));
         break;
       default:
         throw new TidingsError(ErrorCodes.MISSING_FIELD, 'op must be attach, join, leave or close');
@@ -107,7 +110,7 @@ function channelConfig(state: ClusterState, b: Body): unknown {
   if (Object.keys(channels).length > MAX_CHANNELS_PER_REQUEST) throw new TidingsError(ErrorCodes.LIMIT_EXCEEDED, `at most ${MAX_CHANNELS_PER_REQUEST} channels per request`);
   // Validate every entry before changing anything.
   for (const [name, raw] of Object.entries(channels)) {
-    const problem = channelProblem(name);
+    const problem = carriedChannelProblem(name);
     if (problem) throw new TidingsError(ErrorCodes.INVALID_CHANNEL, `${name.slice(0, 64)}: ${problem}`);
     mergeChannelConfig(state.configs.channelstream, raw, `channels.${name}`);
   }
@@ -121,50 +124,85 @@ function channelConfig(state: ClusterState, b: Body): unknown {
   return { channels: out };
 }
 
+/** The settings channelstream reports: its six keys (Tidings' history_ttl only on the native API). */
+function csSettings(cfg: ChannelConfig): Body {
+  return {
+    notify_presence: cfg.notify_presence,
+    store_history: cfg.store_history,
+    history_size: cfg.history_size,
+    broadcast_presence_with_user_lists: cfg.broadcast_presence_with_user_lists,
+    notify_state: cfg.notify_state,
+    store_frames: cfg.store_frames,
+  };
+}
+
+export interface InfoOptions {
+  includeHistory: boolean;
+  includeUsers: boolean;
+  includeConnections: boolean;
+  /** Exactly channelstream's chan_info (its history view, its settings, its total_users); else the native one. */
+  compat: boolean;
+}
+
 /** channelstream's chan_info for one channel. */
-export function chanInfo(state: ClusterState, name: string, includeHistory: boolean, includeUsers: boolean, includeConnections: boolean): Body {
+export function chanInfo(state: ClusterState, name: string, o: InfoOptions): Body {
   const now = Date.now();
   const cs = state.director.channels.get(name);
   const users = state.presence.usersIn(name);
-  const history = includeHistory && cs ? cs
-        .latest(cs.historyLength, now)
-        .map((e) => JSON.parse(e.push.toString('utf8')) as Body)
-        .filter((p) => (p['data'] as Body | null)?.['deleted'] !== true) // tombstones of deleted messages
-        .map((p) => channelstreamObject(p))
-        .filter((x) => x !== null) : [];
+  const cfg = state.configs.effective(name);
+  let history: unknown[] = [];
+  if (o.includeHistory && o.compat) history = state.csHistory.list(name, cfg.store_history ? cfg.history_size : 0, cfg.history_ttl * 1000, now);
+  else if (o.includeHistory && cs) {
+    history = cs
+      .latest(cs.historyLength, now)
+      .map((e) => JSON.parse(e.push.toString('utf8')) as Body)
+      .filter((p) => (p['data'] as Body | null)?.['deleted'] !== true) // tombstones of deleted messages
+      .map((p) => channelstreamObject(p))
+      .filter((x) => x !== null);
+  }
+  const names = o.includeUsers ? users.map((u) => u.user).sort(codePointCompare) : [];
   const info: Body = {
-    uuid: cs ? `${name}.${cs.epoch}` : name,
+    // A channel listed here has state, or members (then its state is made now, once).
+    uuid: (cs ?? state.director.channels.getOrCreate(name, now)).uuid,
     name,
     long_name: null,
-    settings: state.configs.effective(name),
+    settings: o.compat ? csSettings(cfg) : cfg,
     history,
     last_active: csTimestamp(cs?.lastActive ?? now),
     total_connections: users.reduce((n, u) => n + u.connections.length, 0),
-    total_users: users.length,
-    users: includeUsers ? users.map((u) => u.user) : [],
+    // channelstream counts the users it lists: 0 without include_users.
+    total_users: o.compat ? names.length : users.length,
+    users: names,
   };
-  if (includeConnections) info['connections'] = Object.fromEntries(users.map((u) => [u.user, u.connections]));
+  if (o.includeConnections && !o.compat) info['connections'] = Object.fromEntries(users.map((u) => [u.user, u.connections]));
   return info;
 }
 
 /**
  * channels_info {channels?, include_history?, include_users?, include_connections?,
- * exclude_channels?, return_public_state?} -> {channels: {name: chan_info}, users: [{user, state}]}
- * No channels: every channel with state or presence.
+ * exclude_channels?, return_public_state?, compat?} -> {channels: {name: chan_info}, users: [{user, state}]}
+ * Native: no channels (or an empty list) means every channel. compat
+ * (channelstream's /info): `channels` null or absent means every channel,
+ * an empty list none.
  */
 export function channelsInfo(state: ClusterState, b: Body): Body {
+  const compat = b['compat'] === true;
   const wanted = channelList(b, 'channels', MAX_CHANNELS_PER_REQUEST, false);
   const exclude = new Set(channelList(b, 'exclude_channels', MAX_CHANNELS_PER_REQUEST, false));
-  const includeHistory = bool(b, 'include_history', true);
-  const includeUsers = bool(b, 'include_users', true);
-  const includeConnections = bool(b, 'include_connections', false);
+  const o: InfoOptions = {
+    includeHistory: bool(b, 'include_history', true),
+    includeUsers: bool(b, 'include_users', true),
+    includeConnections: bool(b, 'include_connections', false),
+    compat,
+  };
   const returnPublic = bool(b, 'return_public_state', false);
+  const all = compat ? b['channels'] === undefined || b['channels'] === null : wanted.length === 0;
   let names: string[];
-  if (wanted.length > 0) names = wanted;
+  if (!all) names = wanted;
   else {
-    const all = new Set<string>([...state.director.channels.names(), ...state.presence.channelNames()]);
-    if (all.size > MAX_CHANNELS_PER_REQUEST) throw new TidingsError(ErrorCodes.LIMIT_EXCEEDED, `more than ${MAX_CHANNELS_PER_REQUEST} channels: name the channels you want`);
-    names = [...all].sort();
+    const every = new Set<string>([...state.director.channels.names(), ...state.presence.channelNames()]);
+    if (every.size > MAX_CHANNELS_PER_REQUEST) throw new TidingsError(ErrorCodes.LIMIT_EXCEEDED, `more than ${MAX_CHANNELS_PER_REQUEST} channels: name the channels you want`);
+    names = [...every].sort(codePointCompare);
   }
   const channels: Body = {};
   const listed = new Set<string>();
@@ -172,11 +210,11 @@ export function channelsInfo(state: ClusterState, b: Body): Body {
     if (exclude.has(name)) continue;
     // channelstream creates nothing on /info; unknown channels are left out.
     if (!state.director.channels.get(name) && !state.presence.hasMembers(name)) continue;
-    const info = chanInfo(state, name, includeHistory, includeUsers, includeConnections);
+    const info = chanInfo(state, name, o);
     channels[name] = info;
     for (const u of info['users'] as string[]) listed.add(u);
   }
-  const users = [...listed].sort().map((name) => {
+  const users = [...listed].sort(codePointCompare).map((name) => {
     const u = state.presence.users.get(name);
     const st = u ? (returnPublic ? publicState(u.state, u.publicKeys) : u.state) : {};
     return { user: name, state: st };

@@ -10,7 +10,7 @@ import { CloseCodes, ErrorCodes, TidingsError, toErrorBody, type CloseSpec, type
 import { decodeFrame, encodeMsgpack, type Format } from '../protocol/codec.js';
 import { METHODS, type Method } from '../protocol/messages.js';
 import { channelProblem, grantsAllow } from '../protocol/names.js';
-import type { Identity } from '../auth/authenticator.js';
+import type { Identity, RequestInfo } from '../auth/authenticator.js';
 import { Outbox } from './outbox.js';
 import { HeldPushes } from './held-pushes.js';
 import { binaryFrame, textFrame, type SharedPush } from './frames.js';
@@ -30,6 +30,8 @@ const REPLIED = Symbol('replied');
 export class ClientConnection implements Listener {
   state: State = 'connecting';
   identity: Identity | null = null;
+  /** The opening request's credential headers and address (for auth_url); set by whoever accepts the connection. */
+  request: RequestInfo | null = null;
   readonly subscriptions = new Set<string>();
   /** Channels whose subscribe is in progress; null when none (the usual case, and an idle connection's bytes count). */
   private joining: Set<string> | null = null;
@@ -263,12 +265,19 @@ export class ClientConnection implements Listener {
     if (token !== undefined && typeof token !== 'string') throw new TidingsError(ErrorCodes.BAD_REQUEST, 'token must be a string');
     let identity: Identity;
     try {
-      identity = await this.ctx.auth.authenticate(token);
+      identity = await this.ctx.auth.authenticate(token, this.request);
     } catch (err) {
       const spec: ErrorSpec = err instanceof TidingsError ? err.spec : ErrorCodes.TOKEN_INVALID;
       this.ctx.noteAuthRefused?.('token', spec.name, (err as Error).message);
       // Tell the client why, then close: a bad token will not get better on this connection.
-      const close = spec === ErrorCodes.TOKEN_EXPIRED ? CloseCodes.TOKEN_EXPIRED : CloseCodes.TOKEN_INVALID;
+      const close =
+        spec === ErrorCodes.TOKEN_EXPIRED
+          ? CloseCodes.TOKEN_EXPIRED
+          : spec === ErrorCodes.AUTH_UNAVAILABLE
+            ? CloseCodes.AUTH_UNAVAILABLE
+            : spec === ErrorCodes.AUTH_DENIED
+              ? CloseCodes.AUTH_FAILED
+              : CloseCodes.TOKEN_INVALID;
       setImmediate(() => this.close(close));
       throw err;
     }
@@ -326,6 +335,7 @@ export class ClientConnection implements Listener {
     if (!grantsAllow(this.identity!.subscribe, channel)) {
       throw new TidingsError(ErrorCodes.PERMISSION_DENIED, `may not subscribe to ${channel}`);
     }
+    await this.identity!.check?.('subscribe', channel);
     const joining = (this.joining ??= new Set());
     if (this.subscriptions.has(channel) || joining.has(channel)) throw new TidingsError(ErrorCodes.ALREADY_SUBSCRIBED, channel);
     if (this.subscriptions.size + joining.size >= this.ctx.config.max_subscriptions) {
@@ -364,6 +374,7 @@ export class ClientConnection implements Listener {
     if (!grantsAllow(this.identity!.publish, channel)) {
       throw new TidingsError(ErrorCodes.PERMISSION_DENIED, `may not publish to ${channel}`);
     }
+    await this.identity!.check?.('publish', channel);
     if (!('data' in params)) throw new TidingsError(ErrorCodes.MISSING_FIELD, 'data is required');
     // The sender is the token's user, never anything the client says.
     return this.ctx.commands.request('publish', {

@@ -14,10 +14,13 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Config } from '../config/resolve.js';
-import { Authenticator } from '../auth/authenticator.js';
+import { Authenticator, type RequestInfo } from '../auth/authenticator.js';
+import { HttpAuthenticator, credentialHeaders } from '../auth/http-authenticator.js';
+import { Siblings, type SiblingOptions } from './siblings.js';
 import { CloseCodes, ErrorCodes, TidingsError, toErrorBody } from '../protocol/errors.js';
 import { SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK } from '../protocol/messages.js';
 import { encodeMsgpack, type Format } from '../protocol/codec.js';
+import { nodeClientLink } from '../zmq/security.js';
 import { CommandClient } from '../zmq/command-client.js';
 import { sendError, sendJson, sendText } from '../http/io.js';
 import { PublishApi } from '../api/publish-api.js';
@@ -44,12 +47,22 @@ export interface EdgeServerOptions {
   metricsText?: () => Promise<string>;
   /** Listen on this already-bound server port instead of config (0 = ephemeral, tests). */
   port?: number;
+  /** The node's other edge workers, for requests that must reach the worker holding a session. */
+  siblings?: SiblingOptions;
+}
+
+/** Credential headers and address of a request, as authenticators see them. */
+export function requestInfo(req: IncomingMessage): RequestInfo {
+  return { headers: credentialHeaders(req.headers), remoteAddress: req.socket.remoteAddress ?? null };
 }
 
 export class EdgeServer implements EdgeContext {
   readonly config: Config;
   readonly edgeId: string;
   readonly auth: Authenticator;
+  /** The web app's authenticator (auth_url), or null. */
+  readonly httpAuth: HttpAuthenticator | null;
+  readonly siblings: Siblings | null;
   readonly commands: CommandClient;
   readonly scheduler: FlushScheduler;
   readonly extraMethods = new Map<string, MethodHandler>();
@@ -75,20 +88,28 @@ export class EdgeServer implements EdgeContext {
     this.edgeId = opts.edgeId;
     this.log = opts.log;
     this.scheduler = new FlushScheduler(opts.config.write_coalesce_ms);
+    const c = opts.config;
+    this.httpAuth = c.auth_url
+      ? new HttpAuthenticator({ url: c.auth_url, timeoutMs: c.auth_timeout * 1000, cacheTtlMs: c.auth_cache_ttl * 1000, cacheSize: c.auth_cache_size, secret: c.secret })
+      : null;
     this.auth = new Authenticator({
-      tokenSecret: opts.config.token_secret,
-      allowAnonymous: opts.config.allow_anonymous,
-      anonymousChannels: opts.config.anonymous_channels,
+      tokenSecret: c.token_secret,
+      allowAnonymous: c.allow_anonymous,
+      anonymousChannels: c.anonymous_channels,
+      http: c.auth_native ? this.httpAuth : null,
     });
+    this.siblings = opts.siblings && opts.siblings.count > 1 ? new Siblings(opts.siblings, opts.log.child({ component: 'siblings' }), opts.registry) : null;
     this.commands = new CommandClient({
       address: opts.config.command_address,
       timeoutMs: opts.config.command_timeout * 1000,
       maxInFlight: 100_000,
       highWaterMark: opts.config.zmq_high_water_mark,
+      link: nodeClientLink(opts.config, 'local'),
       log: opts.log.child({ component: 'command-client' }),
     });
     this.hub = new Hub({
       subscriberAddress: opts.config.subscriber_address,
+      link: nodeClientLink(opts.config, 'local'),
       edgeId: opts.edgeId,
       highWaterMark: opts.config.zmq_high_water_mark,
       probeTimeoutMs: opts.config.command_timeout * 1000,
@@ -183,6 +204,7 @@ export class EdgeServer implements EdgeContext {
         resolve();
       });
     });
+    await this.siblings?.start(server);
     this.log.info({ host: this.config.server_host, port: this.address?.port, websocket: this.opts.websocket }, 'edge listening');
   }
 
@@ -192,6 +214,7 @@ export class EdgeServer implements EdgeContext {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     for (const hook of this.stopHooks) hook();
     for (const c of [...this.connections]) c.close(CloseCodes.SHUTDOWN);
+    await this.siblings?.stop();
     const server = this.server;
     if (server) {
       server.closeAllConnections?.();
@@ -302,7 +325,7 @@ export class EdgeServer implements EdgeContext {
       return;
     }
     const token = url.searchParams.get('token');
-    this.wss!.handleUpgrade(req, socket, head, (ws) => this.accept(ws, socket as Socket, token));
+    this.wss!.handleUpgrade(req, socket, head, (ws) => this.adoptNative(ws, socket as Socket, requestInfo(req), token));
   }
 
   /**
@@ -321,11 +344,16 @@ export class EdgeServer implements EdgeContext {
     return this.wss;
   }
 
-  private accept(ws: WebSocket, socket: Socket, token: string | null): void {
-    socket.setNoDelay(true);
+  /**
+   * Serve the native protocol on a websocket (or on anything shaped like one:
+   * the SockJS feature passes adapters). `token` from the URL authenticates at once.
+   */
+  adoptNative(ws: WebSocket, socket: Socket, request: RequestInfo, token: string | null): ClientConnection {
+    socket.setNoDelay?.(true);
     const format: Format = ws.protocol === SUBPROTOCOL_MSGPACK ? 'msgpack' : 'json';
     const id = `${this.edgeId}.${randomBytes(9).toString('base64url')}`;
     const conn = new ClientConnection(id, ws, socket, format, this, this.log);
+    conn.request = request;
     this.connections.add(conn);
     this.trackClose(ws);
     if (token !== null) {
@@ -335,6 +363,7 @@ export class EdgeServer implements EdgeContext {
         (err) => conn.sendShared(this.pushFrame({ type: 'error', error: toErrorBody(err) })),
       );
     }
+    return conn;
   }
 
   private pushFrame(value: unknown): { json: Buffer; msgpack: () => Buffer } {

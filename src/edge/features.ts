@@ -11,6 +11,9 @@ import { compatFeature } from '../compat/feature.js';
 import { debugFeature } from '../debug/debug-routes.js';
 import { sdkBundleFeature } from '../demo/sdk-route.js';
 import { demoFeature } from '../demo/demo-feature.js';
+import { sockJsFeature } from '../sockjs/feature.js';
+import { omnibusFeature } from '../omnibus/feature.js';
+import { sethPusherFeature } from '../sethpusher/feature.js';
 import { wampFeature } from '../wamp/edge-feature.js';
 import { adminFeature } from '../admin/admin-feature.js';
 
@@ -18,6 +21,9 @@ export type EdgeFeature = (edge: EdgeServer, config: Config, log: Logger) => voi
 
 const FEATURES: readonly EdgeFeature[] = [
   presenceFeature, // presence, presence_stats, user state; join/leave reports to the director
+  sethPusherFeature, // Seth-Pusher's SockJS endpoint at /connect/ (before channelstream, which keeps POST /connect)
+  omnibusFeature, // django-omnibus' /ec protocol over websocket and SockJS
+  sockJsFeature, // sockjs-client's build, and the native protocol over SockJS (the SDK's fallback)
   compatFeature, // channelstream's signed API and /ws?conn_id= connections
   wampFeature, // WAMP v2 router for Autobahn clients: wamp_path, and /ws offering only WAMP subprotocols
   debugFeature, // /debug/ views behind admin_secret

@@ -65,4 +65,16 @@ export class SharedPush {
 
   /** Another shape of this push (e.g. channelstream's frame), built once by whoever needs it. */
   derived: unknown = undefined;
+
+  /** Other protocols' shapes of this push, by protocol key; null when the push has none in that protocol. */
+  private views: Map<object, unknown> | null = null;
+
+  /** This push as `key`'s protocol shows it, built once per push (not per subscriber) by `make`. */
+  view<T>(key: object, make: (push: SharedPush) => T): T {
+    const views = (this.views ??= new Map());
+    if (views.has(key)) return views.get(key) as T;
+    const v = make(this);
+    views.set(key, v);
+    return v;
+  }
 }

@@ -1,6 +1,6 @@
 /**
  * Live pushes held back per channel while a connection first receives older
- * messages (native recovery, channelstream catch-up), so those go out first
+ * messages (native recovery), so those go out first
  * and nothing is lost or duplicated. Bounded: a channel holding too many makes
  * `offer` report an overflow and the caller cuts the client off as slow.
  */

@@ -18,6 +18,7 @@ import { ErrorCodes, TidingsError } from '../protocol/errors.js';
 import { TopicKind, channelTopic, userTopic, parseTopic, edgeTopic, ALL_TOPIC } from '../cluster/topics.js';
 import { DownKind, decodeHeader } from '../cluster/wire.js';
 import type { CommandClient } from '../zmq/command-client.js';
+import { connectSecured, type ClientLink } from '../zmq/security.js';
 import { SharedPush } from './frames.js';
 
 export interface Listener {
@@ -50,6 +51,8 @@ export interface Position {
 
 export interface HubOptions {
   subscriberAddress: string;
+  /** Keys and message size limit of the SUB socket. */
+  link: ClientLink;
   edgeId: string;
   highWaterMark: number;
   probeTimeoutMs: number;
@@ -109,7 +112,7 @@ export class Hub {
     const sub = new Subscriber({ receiveHighWaterMark: this.opts.highWaterMark, linger: 0 });
     sub.events.on('connect', () => (this.connected = true));
     sub.events.on('disconnect', () => (this.connected = false));
-    sub.connect(this.opts.subscriberAddress);
+    connectSecured(sub, this.opts.subscriberAddress, this.opts.link);
     sub.subscribe(edgeTopic(this.opts.edgeId), ALL_TOPIC);
     this.sub = sub;
     this.loop = this.receive(sub);

@@ -18,6 +18,7 @@ import { ErrorCodes, TidingsError } from '../protocol/errors.js';
 function levelOf(err: Error, edge: EdgeServer): 'debug' | 'warn' {
   return (err instanceof TidingsError && err.spec === ErrorCodes.UNAVAILABLE) || edge.commands.suspectUnreachable ? 'debug' : 'warn';
 }
+import { linkLimit } from '../zmq/security.js';
 
 /** A connection the director may act on, native or channelstream-compatible. */
 export interface TrackedConnection {
@@ -26,10 +27,14 @@ export interface TrackedConnection {
   channels(): Iterable<string>;
   subscribeServerSide(channels: readonly string[]): void;
   unsubscribeServerSide(channels: readonly string[]): void;
-  disconnect(): void;
+  /** `replaced`: the same connection id was taken by a newer client. */
+  disconnect(replaced?: boolean): void;
 }
 
-type Event = { op: 'attach'; conn: string; user: string | null } | { op: 'join' | 'leave'; conn: string; channel: string } | { op: 'close'; conn: string };
+type Event =
+  | { op: 'attach'; conn: string; user: string | null }
+  | { op: 'join' | 'leave'; conn: string; channel: string }
+  | { op: 'close'; conn: string; poll?: boolean };
 
 /** Events waiting to be sent; past this the edge sends its full list instead. */
 const MAX_QUEUED = 100_000;
@@ -52,6 +57,12 @@ export class StateLink {
   /** This process' incarnation: a restarted edge with the same id is a new instance. */
   readonly instance = randomBytes(9).toString('base64url');
   readonly conns = new Map<string, TrackedConnection>();
+  /**
+   * Ids the director is attaching here right now (a conn_attach in flight):
+   * a snapshot taken meanwhile cannot list them yet, and says so, so the
+   * director does not let them go.
+   */
+  readonly attaching = new Set<string>();
   private queue: Event[] = [];
   private scheduled = false;
   private needSync = true;
@@ -93,8 +104,9 @@ export class StateLink {
   }
 
   attach(conn: TrackedConnection): void {
-    this.start();
+    // Listed before the first heartbeat's snapshot is taken: a snapshot without it would let the director drop it.
     this.conns.set(conn.id, conn);
+    this.start();
     this.push({ op: 'attach', conn: conn.id, user: conn.user });
   }
 
@@ -106,10 +118,20 @@ export class StateLink {
     if (this.conns.has(id)) this.push({ op: 'leave', conn: id, channel });
   }
 
-  /** The connection is gone; also for one the director attached here that never got going. */
-  close(id: string): void {
+  /**
+   * The connection is gone; also for one the director attached here that
+   * never got going. `poll`: a long poll ended (its client polls again soon).
+   */
+  close(id: string, poll = false): void {
     this.conns.delete(id);
-    this.push({ op: 'close', conn: id });
+    this.push(poll ? { op: 'close', conn: id, poll } : { op: 'close', conn: id });
+  }
+
+  /** Close `conn` unless a newer connection here has taken its id. */
+  closeIf(conn: TrackedConnection, poll = false): void {
+    const current = this.conns.get(conn.id);
+    if (current !== undefined && current !== conn) return;
+    this.close(conn.id, poll);
   }
 
   private push(e: Event): void {
@@ -167,17 +189,22 @@ export class StateLink {
     this.syncs++;
     this.needSync = false;
     this.queue = [];
-    const snapshot = [...this.conns.values()].map((c) => ({ conn: c.id, user: c.user, channels: [...c.channels()] }));
-    this.edge.commands
-      .request<{ resync: boolean }>('edge_report', { edge: this.edge.edgeId, instance: this.instance, snapshot })
-      .then(
-        () => undefined,
-        (err: Error) => {
-          this.log[levelOf(err, this.edge)]({ err: err.message }, 'presence snapshot failed; will retry');
-          this.needSync = true;
-        },
-      )
-      .finally(() => (this.syncing = false));
+    const [snapshot, ...rest] = splitSnapshot(
+      [...this.conns.values()].map((c) => ({ conn: c.id, user: c.user, channels: [...c.channels()] })),
+      linkLimit(this.edge.config) / 2,
+    );
+    const failed = (err: Error): void => {
+      this.log[levelOf(err, this.edge)]({ err: err.message }, 'presence snapshot failed; will retry');
+      this.needSync = true;
+    };
+    const attaching = [...this.attaching];
+    const sent = this.edge.commands
+      .request<{ resync: boolean }>('edge_report', { edge: this.edge.edgeId, instance: this.instance, snapshot, ...(attaching.length > 0 ? { attaching } : {}) })
+      .then(() => undefined, failed);
+    // A snapshot larger than one command frame may carry: the rest follows as attach and join
+    // events, sent now so they stay in order ahead of anything queued later.
+    const more = rest.map((events) => this.edge.commands.request('edge_report', { edge: this.edge.edgeId, instance: this.instance, events }).then(() => undefined, failed));
+    void Promise.all([sent, ...more]).finally(() => (this.syncing = false));
   }
 
   /** The director's control messages about connections held here. */
@@ -196,9 +223,51 @@ export class StateLink {
           conn.unsubscribeServerSide(channels);
           break;
         case 'disconnect':
-          conn.disconnect();
+          conn.disconnect(body['replaced'] === true);
           break;
       }
     }
   }
+}
+
+interface SnapshotEntry {
+  conn: string;
+  user: string | null;
+  channels: string[];
+}
+
+/**
+ * The full list as one snapshot within `budget` bytes, then, past that,
+ * batches of attach and join events (at most BATCH each, within the budget).
+ */
+export function splitSnapshot(entries: SnapshotEntry[], budget: number): [SnapshotEntry[], ...Event[][]] {
+  const snapshot: SnapshotEntry[] = [];
+  const batches: Event[][] = [];
+  let size = 0;
+  let i = 0;
+  for (; i < entries.length; i++) {
+    const n = Buffer.byteLength(JSON.stringify(entries[i]));
+    if (size + n > budget && snapshot.length > 0) break;
+    snapshot.push(entries[i]!);
+    size += n;
+  }
+  let batch: Event[] = [];
+  size = 0;
+  const add = (e: Event): void => {
+    const n = Buffer.byteLength(JSON.stringify(e));
+    if (batch.length > 0 && (batch.length >= BATCH || size + n > budget)) {
+      batches.push(batch);
+      batch = [];
+      size = 0;
+    }
+    batch.push(e);
+    size += n;
+  };
+  for (; i < entries.length; i++) {
+    const e = entries[i]!;
+    add({ op: 'attach', conn: e.conn, user: e.user });
+    for (const channel of e.channels) add({ op: 'join', conn: e.conn, channel });
+  }
+  if (batch.length > 0) batches.push(batch);
+  return [snapshot, ...batches];
 }

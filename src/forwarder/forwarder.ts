@@ -14,6 +14,7 @@ import type { Config } from '../config/resolve.js';
 import { SendQueue, type Sendable } from '../zmq/send-queue.js';
 import { HEARTBEAT } from '../zmq/command-client.js';
 import { ErrorCodes, TidingsError } from '../protocol/errors.js';
+import { bindSecured, connectSecured, nodeClientLink, type BoundLink } from '../zmq/security.js';
 
 interface Receivable {
   [Symbol.asyncIterator](): AsyncIterator<Buffer[]>;
@@ -21,6 +22,7 @@ interface Receivable {
 
 export class Forwarder {
   private sockets: Array<{ close(): void }> = [];
+  private links: BoundLink[] = [];
   private queues: SendQueue[] = [];
   private loops: Promise<void>[] = [];
   private stopping = false;
@@ -64,12 +66,13 @@ export class Forwarder {
     });
     this.sockets.push(downIn, downOut, upIn, upOut, cmdIn, cmdOut);
 
-    await downOut.bind(c.subscriber_address);
-    await upIn.bind(c.publisher_address);
-    await cmdIn.bind(c.command_address);
-    downIn.connect(c.director_subscriber_address!);
-    upOut.connect(c.director_publisher_address!);
-    cmdOut.connect(c.director_command_address!);
+    this.links.push(await bindSecured(downOut, c.subscriber_address, 'subscriber', c, this.log));
+    this.links.push(await bindSecured(upIn, c.publisher_address, 'publisher', c, this.log));
+    this.links.push(await bindSecured(cmdIn, c.command_address, 'command', c, this.log));
+    const upstream = nodeClientLink(c, 'director');
+    connectSecured(downIn, c.director_subscriber_address!, upstream);
+    connectSecured(upOut, c.director_publisher_address!, upstream);
+    connectSecured(cmdOut, c.director_command_address!, upstream);
 
     this.pipe('down', downIn, downOut);
     this.pipe('sub', downOut, downIn); // subscriptions of local edges go up
@@ -97,6 +100,7 @@ export class Forwarder {
         publisher: c.publisher_address,
         command: c.command_address,
         director: { subscriber: c.director_subscriber_address, publisher: c.director_publisher_address, command: c.director_command_address },
+        curve: c.curve !== null,
       },
       'forwarder running',
     );
@@ -133,6 +137,7 @@ export class Forwarder {
     for (const q of this.queues) q.close();
     for (const s of this.sockets) s.close();
     await Promise.allSettled(this.loops);
+    await Promise.allSettled(this.links.splice(0).map((l) => l.release()));
     this.log.info('forwarder stopped');
   }
 }

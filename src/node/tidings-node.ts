@@ -5,7 +5,9 @@
  * Crashed edge workers are restarted with a growing delay.
  */
 import cluster, { type Worker } from 'node:cluster';
-import { hostname } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { AggregatorRegistry, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Config } from '../config/resolve.js';
@@ -17,6 +19,8 @@ import { installDirectorFeatures, type DirectorFeatures } from '../director/feat
 
 export const WORKER_CONFIG_ENV = 'TIDINGS_INTERNAL_WORKER_CONFIG';
 export const WORKER_ID_ENV = 'TIDINGS_INTERNAL_EDGE_ID';
+/** JSON SiblingOptions of a worker: its index, the worker count and the directory of their unix sockets. */
+export const WORKER_SIBLINGS_ENV = 'TIDINGS_INTERNAL_SIBLINGS';
 
 export interface NodeOptions {
   config: Config;
@@ -45,6 +49,8 @@ export class TidingsNode {
   private workers = new Map<number, Worker>();
   private restarts = 0;
   private stopping = false;
+  /** Directory (mode 0700) of the edge workers' sibling sockets, with several workers. */
+  private siblingDir: string | null = null;
 
   constructor(private readonly opts: NodeOptions) {
     this.nodeId = opts.config.node_id ?? `${hostname()}-${process.pid}`;
@@ -113,6 +119,11 @@ export class TidingsNode {
     const semiSpace = this.opts.config.worker_semi_space_mb;
     const execArgv = semiSpace > 0 ? [...process.execArgv, `--max-semi-space-size=${semiSpace}`] : process.execArgv;
     cluster.setupPrimary({ exec: this.opts.workerScript, execArgv, silent: false });
+    // Workers pass each other requests of sessions they do not hold (SockJS) over unix sockets here.
+    if (this.opts.config.workers > 1) {
+      removeStaleSiblingDirs();
+      this.siblingDir = mkdtempSync(join(tmpdir(), `tidings-edges-${process.pid}-`));
+    }
     const ready: Promise<void>[] = [];
     for (let i = 0; i < this.opts.config.workers; i++) ready.push(this.fork(i));
     await Promise.all(ready);
@@ -121,7 +132,8 @@ export class TidingsNode {
   private fork(index: number): Promise<void> {
     const { config, log } = this.opts;
     const edgeId = `${this.nodeId}/e${index}`;
-    const worker = cluster.fork({ [WORKER_CONFIG_ENV]: JSON.stringify(config), [WORKER_ID_ENV]: edgeId });
+    const siblings = this.siblingDir ? JSON.stringify({ index, count: config.workers, dir: this.siblingDir }) : '';
+    const worker = cluster.fork({ [WORKER_CONFIG_ENV]: JSON.stringify(config), [WORKER_ID_ENV]: edgeId, [WORKER_SIBLINGS_ENV]: siblings });
     this.workers.set(index, worker);
     return new Promise<void>((resolve, reject) => {
       let up = false;
@@ -171,10 +183,30 @@ export class TidingsNode {
         }),
     );
     await Promise.all(exits);
+    if (this.siblingDir) rmSync(this.siblingDir, { recursive: true, force: true });
     await this.api?.stop();
     await this.forwarder?.stop();
     this.directorFeatures?.stop();
     await this.director?.stop();
     this.opts.log.info('node stopped');
+  }
+}
+
+/** Sibling socket directories left by nodes that were killed (kill -9 skips stop()). */
+function removeStaleSiblingDirs(): void {
+  let names: string[] = [];
+  try {
+    names = readdirSync(tmpdir());
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const m = /^tidings-edges-(\d+)-/.exec(name);
+    if (!m) continue;
+    try {
+      process.kill(Number(m[1]), 0);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ESRCH') rmSync(join(tmpdir(), name), { recursive: true, force: true });
+    }
   }
 }

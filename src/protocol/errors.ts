@@ -46,6 +46,14 @@ export const ErrorCodes = Object.freeze({
   UNKNOWN_CONNECTION: spec(124, 'unknown_connection', 404, 'unknown connection id'),
   INVALID_POSITION: spec(125, 'invalid_position', 400, 'invalid stream position'),
   PAYLOAD_TOO_DEEP: spec(126, 'payload_too_deep', 400, 'payload nests too deeply'),
+  AUTH_UNAVAILABLE: spec(165, 'auth_unavailable', 503, 'the web app authenticator did not answer in time or answered badly'),
+  AUTH_DENIED: spec(166, 'auth_denied', 403, 'refused by the authenticator'),
+  NOT_AUTHENTICATED: spec(167, 'not_authenticated', 401, 'authenticate first'),
+  BAD_FRAME: spec(168, 'bad_frame', 400, 'malformed message: expected <channel>:<json object> or !<command>:<args>'),
+  SUBSCRIBER_ID_UNPROVEN: spec(169, 'subscriber_id_unproven', 401, 'the subscriber id is not proven: send a token whose user is the subscriber id'),
+  NOT_CONNECTED: spec(170, 'not_connected', 401, 'send a connect message first'),
+  SESSION_UNREACHABLE: spec(171, 'session_unreachable', 503, 'the edge process that holds this SockJS session is not reachable'),
+  LISTEN_UNKNOWN_CONNECTION: spec(180, 'listen_unknown_connection', 401, 'long poll for a connection id the cluster does not know'),
   WAMP_NO_SUCH_PROCEDURE: spec(190, 'wamp_no_such_procedure', 404, 'no procedure is registered under this URI'),
   WAMP_PROCEDURE_EXISTS: spec(191, 'wamp_procedure_already_exists', 409, 'a procedure is already registered under this URI'),
   WAMP_NO_SUCH_REGISTRATION: spec(192, 'wamp_no_such_registration', 404, 'no such registration of this session'),
@@ -127,6 +135,8 @@ export const CloseCodes = Object.freeze({
   DISCONNECTED: close(4007, 'disconnected', false, 'disconnected by the server API'),
   UNAVAILABLE: close(4008, 'unavailable', true, 'director unavailable'),
   UNSUPPORTED_PROTOCOL: close(4009, 'unsupported_protocol', false, 'unsupported subprotocol'),
+  AUTH_FAILED: close(4020, 'auth_failed', false, 'authentication refused'),
+  AUTH_UNAVAILABLE: close(4021, 'auth_unavailable', true, 'the authenticator did not answer: reconnect later'),
   WAMP_ABORTED: close(4035, 'wamp_aborted', false, 'WAMP session aborted: the ABORT message says why'),
 });
 

@@ -9,7 +9,12 @@
  * wait (noDrop) rather than drop.
  *
  * `publishAcked` goes over the command address and resolves with the
- * message's offset and epoch.
+ * message's offset and epoch (the command address takes node keys only, so
+ * with CURVE it needs a node key pair).
+ *
+ * With `curve`, the sockets are CURVE clients: the worker's key pair (its
+ * public key listed in the node's curve_worker_keys) and the public key of
+ * the node it connects to.
  */
 import { XPublisher } from 'zeromq';
 import { pino, type Logger } from 'pino';
@@ -18,6 +23,8 @@ import { channelProblem, isValidUser } from '../protocol/names.js';
 import { encodePublish } from '../cluster/wire.js';
 import { SendQueue } from '../zmq/send-queue.js';
 import { CommandClient } from '../zmq/command-client.js';
+import { publicKeyOf } from '../zmq/keys.js';
+import { connectSecured, ingressLimit, linkLimit, type ClientLink } from '../zmq/security.js';
 
 export interface PublisherOptions {
   /** A publisher address: the director's, or the local forwarder's. */
@@ -29,6 +36,10 @@ export interface PublisherOptions {
   /** Sender name stamped on messages (default null). */
   sender?: string | null;
   timeoutMs?: number;
+  /** CURVE keys: this worker's secret key (its public key is derived) and the node's public key. */
+  curve?: { secretKey: string; serverKey: string } | null;
+  /** The node's max_message_size (default 65536): larger messages are refused here. */
+  maxMessageSize?: number;
   log?: Logger;
 }
 
@@ -41,28 +52,36 @@ export class Publisher {
   private commands: CommandClient | null = null;
   private readyWaiters: Array<() => void> = [];
   /** The TCP side of the link: whether anything listens at the address. */
-  private link: 'unknown' | 'connected' | 'refused' = 'unknown';
+  private tcpLink: 'unknown' | 'connected' | 'refused' = 'unknown';
   private linkSince = Date.now();
   private readonly log: Logger;
   private readonly maxQueue: number;
+  private readonly maxMessageSize: number;
 
   constructor(private readonly opts: PublisherOptions) {
     this.log = opts.log ?? pino({ level: 'warn' });
     this.maxQueue = opts.maxQueue ?? 100_000;
+    this.maxMessageSize = opts.maxMessageSize ?? 65536;
+  }
+
+  private link(maxMessageSize: number): ClientLink {
+    const c = this.opts.curve;
+    return { curve: c ? { secretKey: c.secretKey, publicKey: publicKeyOf(c.secretKey), serverKey: c.serverKey } : null, maxMessageSize };
   }
 
   start(): void {
     const socket = new XPublisher({ noDrop: true, sendHighWaterMark: this.maxQueue, linger: 2000 });
     const linkIs = (state: 'connected' | 'refused'): void => {
-      if (this.link !== state) this.linkSince = Date.now();
-      this.link = state;
+      if (this.tcpLink !== state) this.linkSince = Date.now();
+      this.tcpLink = state;
     };
     socket.events.on('connect', () => linkIs('connected'));
     socket.events.on('disconnect', () => linkIs('refused'));
     socket.events.on('connect:retry', () => {
-      if (this.link !== 'connected') linkIs('refused');
+      if (this.tcpLink !== 'connected') linkIs('refused');
     });
-    socket.connect(this.opts.address);
+    // The publisher address only sends subscriptions back.
+    connectSecured(socket, this.opts.address, this.link(ingressLimit({ max_message_size: this.maxMessageSize })));
     this.socket = socket;
     this.out = new SendQueue(socket, this.maxQueue, this.log, 'publisher');
     this.loop = this.watch(socket);
@@ -72,6 +91,7 @@ export class Publisher {
         timeoutMs: this.opts.timeoutMs ?? 5000,
         maxInFlight: this.maxQueue,
         highWaterMark: this.maxQueue,
+        link: this.link(linkLimit({ max_message_size: this.maxMessageSize })),
         log: this.log,
       });
       this.commands.start();
@@ -101,7 +121,7 @@ export class Publisher {
       };
       const timer = setTimeout(() => {
         fail(
-          this.link === 'connected'
+          this.tcpLink === 'connected'
             ? new TidingsError(ErrorCodes.UNAVAILABLE, `the director is unreachable: ${address} accepted the connection but no director subscribed behind it within ${timeoutMs / 1000} s`)
             : new TidingsError(ErrorCodes.UNAVAILABLE, `no answer from ${address} within ${timeoutMs / 1000} s`),
         );
@@ -109,9 +129,9 @@ export class Publisher {
       const watch = setInterval(() => {
         if (!failFast) return;
         const waited = Date.now() - Math.max(started, this.linkSince);
-        if (this.link === 'refused' && waited >= failFastMs) {
+        if (this.tcpLink === 'refused' && waited >= failFastMs) {
           fail(new TidingsError(ErrorCodes.UNAVAILABLE, `nothing is listening at ${address} (connection refused): is a Tidings node running there?`));
-        } else if (this.link === 'connected' && waited >= failFastMs) {
+        } else if (this.tcpLink === 'connected' && waited >= failFastMs) {
           fail(new TidingsError(ErrorCodes.UNAVAILABLE, `the director is unreachable: ${address} accepted the connection but no director subscribed behind it within ${failFastMs / 1000} s`));
         }
       }, 50);
@@ -146,6 +166,10 @@ export class Publisher {
 
   private async enqueue(frames: Buffer[]): Promise<void> {
     if (!this.out) throw new TidingsError(ErrorCodes.UNAVAILABLE, 'publisher not started');
+    let bytes = 0;
+    for (const f of frames) bytes += f.length;
+    // The node rejects (and logs) what exceeds its max_message_size: say so to the caller instead.
+    if (bytes > this.maxMessageSize) throw new TidingsError(ErrorCodes.PAYLOAD_TOO_LARGE, `${bytes} bytes > maxMessageSize ${this.maxMessageSize}`);
     if (!this.ready || this.held.length > 0) {
       if (this.held.length >= this.maxQueue) throw new TidingsError(ErrorCodes.LIMIT_EXCEEDED, 'publisher queue full while no upstream is connected');
       this.held.push(frames);

@@ -13,6 +13,7 @@ import { Dealer } from 'zeromq';
 import type { Logger } from 'pino';
 import { ErrorCodes, TidingsError, errorByCode } from '../protocol/errors.js';
 import { SendQueue } from './send-queue.js';
+import { connectSecured, type ClientLink } from './security.js';
 
 interface Pending {
   resolve: (value: unknown) => void;
@@ -25,6 +26,8 @@ export interface CommandClientOptions {
   timeoutMs: number;
   maxInFlight: number;
   highWaterMark: number;
+  /** Keys and message size limit of the socket; requests larger than its limit are refused here. */
+  link: ClientLink;
   log: Logger;
   /** How long a request waits for a lost connection to come back before failing with 113 (default 1000 ms). */
   unreachableGraceMs?: number;
@@ -65,7 +68,7 @@ export class CommandClient {
     socket.events.on('connect:retry', () => {
       if (this.peer !== 'up') this.setPeer('down');
     });
-    socket.connect(this.opts.address);
+    connectSecured(socket, this.opts.address, this.opts.link);
     this.socket = socket;
     this.queue = new SendQueue(socket, this.opts.maxInFlight, this.opts.log, 'command');
     this.receiving = this.receive(socket);
@@ -136,6 +139,11 @@ export class CommandClient {
     if (this.pending.size >= this.opts.maxInFlight) {
       return Promise.reject(new TidingsError(ErrorCodes.LIMIT_EXCEEDED, 'too many commands in flight'));
     }
+    const json = Buffer.from(JSON.stringify(body ?? null));
+    // The command address drops a peer that sends more than its limit: refuse such a request here.
+    if (json.length > this.opts.link.maxMessageSize) {
+      return Promise.reject(new TidingsError(ErrorCodes.PAYLOAD_TOO_LARGE, `${method} request of ${json.length} bytes > the command link limit ${this.opts.link.maxMessageSize}`));
+    }
     const id = this.nextId++;
     if (this.nextId > 0x7fffffff) this.nextId = 1;
     const idBuf = Buffer.allocUnsafe(4);
@@ -146,7 +154,7 @@ export class CommandClient {
         reject(new TidingsError(ErrorCodes.TIMEOUT, `director did not answer ${method} within ${timeoutMs} ms`));
       }, timeoutMs);
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
-      if (!this.queue!.push([idBuf, Buffer.from(method), Buffer.from(JSON.stringify(body ?? null))])) {
+      if (!this.queue!.push([idBuf, Buffer.from(method), json])) {
         clearTimeout(timer);
         this.pending.delete(id);
         reject(new TidingsError(ErrorCodes.LIMIT_EXCEEDED, 'command queue full'));

@@ -14,6 +14,10 @@ export interface ComposeService {
   /** Arguments to the `tidings` program (the image's entrypoint). */
   command: string[];
   environment: Record<string, string>;
+  /** Named volumes: `source` volume mounted at `target` in the container. */
+  volumes: Array<{ source: string; target: string }>;
+  /** Published ports, as written ("4242:4242"). */
+  ports: string[];
 }
 
 /** `${VAR:-default}` and `${VAR}` interpolation, as docker compose does it. */
@@ -25,12 +29,42 @@ export function interpolate(value: string, env: Record<string, string | undefine
 }
 
 export function readCompose(path: string, env: Record<string, string | undefined> = {}): ComposeService[] {
-  const doc = parse(readFileSync(path, 'utf8'), { merge: true }) as { services: Record<string, { command?: string[]; environment?: Record<string, string> }> };
+  const doc = parse(readFileSync(path, 'utf8'), { merge: true }) as {
+    services: Record<string, { command?: string[]; environment?: Record<string, string>; volumes?: string[]; ports?: string[] }>;
+  };
   return Object.entries(doc.services).map(([name, s]) => ({
     name,
     command: s.command ?? ['serve'],
     environment: Object.fromEntries(Object.entries(s.environment ?? {}).map(([k, v]) => [k, interpolate(String(v), env)])),
+    volumes: (s.volumes ?? []).map((v) => {
+      const [source, target] = v.split(':') as [string, string];
+      return { source, target };
+    }),
+    ports: (s.ports ?? []).map(String),
   }));
+}
+
+/**
+ * A service as a local process sees it: each named volume is a directory of
+ * `dirs`, and paths under its mount point, in the command and the
+ * environment, point into that directory instead.
+ */
+export function withVolumes(service: ComposeService, dirs: Map<string, string>): ComposeService {
+  const map = (value: string): string => {
+    let out = value;
+    for (const { source, target } of service.volumes) {
+      const dir = dirs.get(source);
+      if (dir === undefined) throw new Error(`no directory for volume ${source}`);
+      const escaped = target.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+      out = out.replace(new RegExp(`(^|,)${escaped}(?=/|,|$)`, 'g'), (_m, before: string) => `${before}${dir}`);
+    }
+    return out;
+  };
+  return {
+    ...service,
+    command: service.command.map(map),
+    environment: Object.fromEntries(Object.entries(service.environment).map(([k, v]) => [k, map(v)])),
+  };
 }
 
 export interface Topology {

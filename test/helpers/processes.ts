@@ -149,7 +149,12 @@ export async function startSingleNode(extraEnv: Record<string, string> = {}, wor
     TIDINGS_WORKERS: String(workers),
     ...extraEnv,
   });
-  await proc.waitFor(/"msg":"node ready"/);
+  try {
+    await proc.waitFor(/"msg":"node ready"/);
+  } catch (err) {
+    await proc.stop(); // a node that never got ready must not outlive the test
+    throw err;
+  }
   return {
     proc,
     port,
@@ -180,7 +185,13 @@ export interface Cluster {
  * A director (no edge, HTTP API only) and `nodeCount` forwarder nodes with
  * `workers` edge processes each, as in docker-compose.yml.
  */
-export async function startCluster(nodeCount = 2, workers = 2, extraEnv: Record<string, string> = {}): Promise<Cluster> {
+export async function startCluster(
+  nodeCount = 2,
+  workers = 2,
+  extraEnv: Record<string, string> = {},
+  /** Settings of one node by name ('director', 'node1', ...), e.g. its CURVE keys. */
+  perNode: Record<string, Record<string, string>> = {},
+): Promise<Cluster> {
   const host = '127.0.0.1';
   const [dport, dsub, dpub, dcmd] = await freePorts(4);
   const director: ClusterNode = {
@@ -195,6 +206,7 @@ export async function startCluster(nodeCount = 2, workers = 2, extraEnv: Record<
       TIDINGS_API_KEYS: API_KEY,
       TIDINGS_NODE_ID: 'director',
       ...extraEnv,
+      ...perNode['director'],
     }),
     port: dport,
     url: `ws://${host}:${dport}/ws`,
@@ -223,6 +235,7 @@ export async function startCluster(nodeCount = 2, workers = 2, extraEnv: Record<
         TIDINGS_API_KEYS: API_KEY,
         TIDINGS_NODE_ID: `node${i + 1}`,
         ...extraEnv,
+        ...perNode[`node${i + 1}`],
       }),
       port,
       url: `ws://${host}:${port}/ws`,
@@ -232,7 +245,12 @@ export async function startCluster(nodeCount = 2, workers = 2, extraEnv: Record<
       command: `tcp://${host}:${cmd}`,
     });
   }
-  await Promise.all([director, ...nodes].map((n) => n.proc.waitFor(/"msg":"node ready"/, 20000)));
+  try {
+    await Promise.all([director, ...nodes].map((n) => n.proc.waitFor(/"msg":"node ready"/, 20000)));
+  } catch (err) {
+    await Promise.all([director, ...nodes].map((n) => n.proc.stop()));
+    throw err;
+  }
   return {
     director,
     nodes,

@@ -2,22 +2,29 @@
  * A director and two forwarder nodes with two edge workers each, as real
  * processes: delivery across nodes in offset order, messages to users, exact
  * channel matching, and no traffic to a node whose clients do not subscribe.
+ * The cluster runs with CURVE keys (a pair per node, a worker key for the
+ * publishing CLI), as a production cluster does; the other cluster tests
+ * run without, as the default on loopback does.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startCluster, runCli, type Cluster } from '../helpers/processes.js';
 import { TestClient } from '../helpers/client.js';
 import { metric, postJson } from '../helpers/http.js';
+import { curveCluster, type CurveCluster } from '../helpers/curve.js';
 
 let cluster: Cluster;
+let keys: CurveCluster;
 const clients: TestClient[] = [];
 
 before(async () => {
-  cluster = await startCluster(2, 2);
+  keys = curveCluster(2);
+  cluster = await startCluster(2, 2, {}, keys.env);
 });
 after(async () => {
   for (const c of clients) c.close();
   await cluster?.stop();
+  keys?.cleanup();
 });
 
 async function client(url: string, user: string): Promise<TestClient> {
@@ -28,6 +35,8 @@ async function client(url: string, user: string): Promise<TestClient> {
 
 test('messages from workers, forwarders and HTTP reach clients on both nodes in offset order', async () => {
   const [n1, n2] = cluster.nodes as [typeof cluster.nodes[0], typeof cluster.nodes[0]];
+  assert.match(cluster.director.proc.text(), /"curve":true[^\n]*"director listening"/, 'the director runs CURVE');
+  for (const n of cluster.nodes) assert.match(n.proc.text(), /"curve":true[^\n]*"forwarder running"/, 'the forwarders run CURVE');
   // Four connections per node so both edge workers of each node hold subscribers.
   const subs: TestClient[] = [];
   for (const n of [n1, n2]) for (let i = 0; i < 4; i++) subs.push(await client(n.url, `u${subs.length}`));
@@ -38,8 +47,8 @@ test('messages from workers, forwarders and HTTP reach clients on both nodes in 
   const edges = new Set(subs.map((c) => c.session!.node));
   assert.deepEqual([...edges].sort(), ['node1/e0', 'node1/e1', 'node2/e0', 'node2/e1']);
 
-  const viaDirector = runCli(['publish', '--channel', 'orders', '--data', '{"via":"director"}', '--count', '100', '--publisher-address', cluster.director.publisher]);
-  const viaNode = runCli(['publish', '--channel', 'orders', '--data', '{"via":"node1"}', '--count', '100', '--publisher-address', n1.publisher]);
+  const viaDirector = runCli(['publish', '--channel', 'orders', '--data', '{"via":"director"}', '--count', '100', '--publisher-address', cluster.director.publisher, ...keys.workerArgs(keys.director)]);
+  const viaNode = runCli(['publish', '--channel', 'orders', '--data', '{"via":"node1"}', '--count', '100', '--publisher-address', n1.publisher, ...keys.workerArgs(keys.nodes[0]!)]);
   const http: Promise<unknown>[] = [];
   for (let i = 0; i < 20; i++) http.push(postJson(`${n2.http}/api/publish`, { channel: 'orders', data: { via: 'http', i } }));
   const results = await Promise.all([viaDirector, viaNode]);
@@ -68,7 +77,7 @@ test('a message to a user reaches every connection of that user on every node', 
   assert.deepEqual(r.body, { users: 1 });
   const seth = await postJson(`${n1.http}/api/users/bob/`, { note: 'seth style', sender_id: 'ops' });
   assert.deepEqual(seth, { status: 200, body: { status: 200 } });
-  const zmq = await runCli(['publish', '--user', 'bob', '--data', '{"note":"over zeromq"}', '--publisher-address', n2.publisher]);
+  const zmq = await runCli(['publish', '--user', 'bob', '--data', '{"note":"over zeromq"}', '--publisher-address', n2.publisher, ...keys.workerArgs(keys.nodes[1]!)]);
   assert.equal(zmq.code, 0, zmq.stderr);
   for (const b of bobs) {
     await b.waitFor(() => b.pushes.filter((p) => p.type === 'direct').length === 3, 10000, 'three direct messages');
@@ -104,7 +113,7 @@ test('a node whose clients hold no subscription to a channel receives none of it
   await idle.call('subscribe', { channel: 'quiet' });
 
   const downBefore = [await metric(n1.http, 'tidings_forwarder_messages_total', { path: 'down' }), await metric(n2.http, 'tidings_forwarder_messages_total', { path: 'down' })];
-  const r = await runCli(['publish', '--channel', 'busy', '--data', '{"x":1}', '--count', '300', '--publisher-address', cluster.director.publisher]);
+  const r = await runCli(['publish', '--channel', 'busy', '--data', '{"x":1}', '--count', '300', '--publisher-address', cluster.director.publisher, ...keys.workerArgs(keys.director)]);
   assert.equal(r.code, 0, r.stderr);
   await busy.waitFor(() => busy.messages('busy').length === 300, 15000, '300 busy messages on node1');
   await new Promise((res) => setTimeout(res, 300));

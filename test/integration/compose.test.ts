@@ -1,26 +1,34 @@
 /**
  * docker-compose.yml, run without Docker: every service as a local process
  * with that service's command and environment, each on its own network host
- * (a network namespace, or a 127.x address where namespaces are unavailable).
- * The sample worker's ticks must reach websocket clients on both nodes.
+ * (a network namespace, or a 127.x address where namespaces are unavailable),
+ * its named volumes as temporary directories. The one-shot keygen service
+ * writes the CURVE keys, every ZeroMQ link runs with them, and the sample
+ * worker's ticks must reach websocket clients on both nodes while an
+ * eavesdropper on the same network, without a key, reads nothing.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
-import { readCompose, makeTopology, type Topology } from '../helpers/compose.js';
+import { readCompose, makeTopology, withVolumes, type Topology } from '../helpers/compose.js';
 import { CLI } from '../helpers/processes.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..', '..');
 const probeScript = join(here, '..', 'helpers', 'probe-client.js');
+const eavesdropScript = join(here, '..', 'helpers', 'zmq-eavesdropper.js');
 const procs: ChildProcess[] = [];
 let topology: Topology | null = null;
+const keysDir = mkdtempSync(join(tmpdir(), 'tidings-compose-keys-'));
 
 after(() => {
   for (const p of procs) if (p.exitCode === null) p.kill('SIGKILL');
   topology?.teardown();
+  rmSync(keysDir, { recursive: true, force: true });
 });
 
 function collect(p: ChildProcess): () => string {
@@ -39,12 +47,19 @@ async function until(pred: () => boolean, ms: number, what: string, log: () => s
 }
 
 test('the compose cluster delivers the sample worker\'s messages to clients on both nodes', async () => {
-  const services = readCompose(join(root, 'docker-compose.yml'), { TIDINGS_DEVELOPMENT: 'true' }) // its published secrets, allowed for the test;
-  assert.deepEqual(services.map((s) => s.name).sort(), ['director', 'node1', 'node2', 'worker']);
+  const declared = readCompose(join(root, 'docker-compose.yml'), { TIDINGS_DEVELOPMENT: 'true' }) // its published secrets, allowed for the test;
+  assert.deepEqual(declared.map((s) => s.name).sort(), ['director', 'keygen', 'node1', 'node2', 'worker']);
+  // No ZeroMQ port leaves the compose network: only websocket/HTTP ports are published.
+  for (const s of declared) {
+    for (const p of s.ports) assert.ok(!/(^|:)424[345](\/tcp)?$/.test(p), `${s.name} publishes ZeroMQ port ${p}`);
+  }
+  const services = declared.map((s) => withVolumes(s, new Map([['keys', keysDir]])));
   const byName = new Map(services.map((s) => [s.name, s]));
   assert.equal(byName.get('node1')!.environment['TIDINGS_FORWARDER_ENABLED'], 'true');
   assert.equal(byName.get('node1')!.environment['TIDINGS_WORKERS'], '2');
   assert.equal(byName.get('director')!.environment['TIDINGS_EDGE_ENABLED'], 'false');
+  assert.equal(byName.get('director')!.environment['TIDINGS_SUBSCRIBER_ADDRESS'], 'tcp://0.0.0.0:4243');
+  for (const n of ['director', 'node1', 'node2', 'worker']) assert.ok(byName.get(n)!.environment['TIDINGS_CURVE_SECRET_KEY_FILE'], `${n} has a CURVE key`);
 
   topology = makeTopology([...services.map((s) => s.name), 'client']);
   const logs = new Map<string, () => string>();
@@ -55,8 +70,20 @@ test('the compose cluster delivers the sample worker\'s messages to clients on b
     procs.push(p);
     logs.set(name, collect(p));
   };
+  // The one-shot keygen service runs first (compose: service_completed_successfully).
+  start('keygen');
+  const keygen = procs[procs.length - 1]!;
+  const keygenCode = keygen.exitCode ?? (await new Promise<number | null>((r) => keygen.once('exit', (code) => r(code))));
+  assert.equal(keygenCode, 0, `keygen:\n${allLogs()}`);
   start('director');
   await until(() => /node ready/.test(logs.get('director')!()), 20000, 'director ready', allLogs);
+  assert.match(logs.get('director')!(), /"curve":true[^\n]*"director listening"/, 'the director binds 0.0.0.0 with CURVE');
+  // Someone else on the network listens on the director's subscriber address, without a key, until the end.
+  const eavesdropper = topology.spawn('client', [eavesdropScript, `tcp://${topology.kind === 'netns' ? 'director' : topology.addressOf('director')}:4243`, '120000'], { PATH: process.env['PATH'] ?? '' });
+  procs.push(eavesdropper);
+  const heard = collect(eavesdropper);
+  logs.set('eavesdropper', heard);
+  const eavesdropped = new Promise<number | null>((r) => eavesdropper.once('exit', (code) => r(code)));
   start('node1');
   start('node2');
   await until(() => /node ready/.test(logs.get('node1')!()) && /node ready/.test(logs.get('node2')!()), 30000, 'nodes ready', allLogs);
@@ -84,5 +111,10 @@ test('the compose cluster delivers the sample worker\'s messages to clients on b
     const reply = JSON.parse(c.out().split('\n').find((l) => l.includes('"id":1,"result"'))!);
     assert.match(reply.result.node, new RegExp(`^${c.node}/e[01]$`), 'served by an edge worker of that node');
   }
+  eavesdropper.kill('SIGTERM');
+  assert.equal(await eavesdropped, 0, allLogs());
+  const overheard = JSON.parse(heard().trim().split('\n').pop()!) as { received: number; events: string[] };
+  assert.equal(overheard.received, 0, 'a process without a key reads nothing on the director\'s subscriber address');
+  assert.ok(!overheard.events.includes('handshake'), `no handshake without a key (${overheard.events.join(',')})`);
   process.stdout.write(`# compose topology: ${topology.kind}\n`);
 });

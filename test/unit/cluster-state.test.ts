@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { PresenceState } from '../../src/director/presence.js';
 import { applyState, fitsStateLimit, MAX_STATE_KEYS, publicChanges, publicState } from '../../src/director/user-state.js';
 import { ChannelConfigs, channelstreamDefaults, historyOptions, mergeChannelConfig, nativeDefaults } from '../../src/director/channel-config.js';
-import { channelstreamObject, csTimestamp } from '../../src/compat/shape.js';
+import { channelstreamObject, csTimestamp, nativeMessageUuid } from '../../src/compat/shape.js';
 
 test('join/leave changes only on a user first join and last leave; anonymous never in presence', () => {
   const p = new PresenceState(100);
@@ -102,13 +102,19 @@ test('channel configs: channelstream defaults on creation, native defaults other
 
 test('channelstream shapes from native pushes', () => {
   assert.equal(csTimestamp(Date.UTC(2024, 0, 2, 3, 4, 5, 678)), '2024-01-02T03:04:05.678000');
-  const wrapped = channelstreamObject({ type: 'message', channel: 'c', offset: 3, epoch: 'E', sender: 'u', time: 0, data: { t: 1 } });
-  assert.deepEqual(wrapped, { uuid: 'E.3', timestamp: '1970-01-01T00:00:00.000000', user: 'u', message: { t: 1 }, channel: 'c', edited: null, catchup: false, type: 'message' });
-  const posted = { uuid: 'u1', timestamp: 't', type: 'message', message: 'm', user: 'x', channel: 'c', exclude_users: ['y'], extra: 1 };
-  assert.deepEqual(channelstreamObject({ type: 'message', channel: 'c', data: posted }), { uuid: 'u1', timestamp: 't', type: 'message', message: 'm', user: 'x', channel: 'c', extra: 1, catchup: false });
+  const wrapped = channelstreamObject({ type: 'message', channel: 'c', offset: 3, epoch: 'E', sender: 'u', time: 1, data: { t: 1 } });
+  assert.deepEqual(wrapped, { uuid: nativeMessageUuid('c', 'E', 3), timestamp: '1970-01-01T00:00:00.001000', user: 'u', message: { t: 1 }, channel: 'c', edited: null, catchup: false, type: 'message' });
+  assert.match(wrapped!['uuid'] as string, /^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/, 'a standard UUID, the same on every edge');
+  assert.notEqual(nativeMessageUuid('c', 'E', 4), wrapped!['uuid']);
+  // A /message object: the delivery keys go, everything else stays; an aware UTC time is written with Z, as channelstream's frames do.
+  const posted = { pm_users: [], exclude_users: ['y'], channel: 'c', no_history: false, uuid: 'u1', timestamp: '2020-01-01T00:00:00+00:00', user: 'x', edited: null, catchup: false, type: 'message' };
+  assert.deepEqual(channelstreamObject({ type: 'message', channel: 'c', data: posted }), { channel: 'c', uuid: 'u1', timestamp: '2020-01-01T00:00:00Z', user: 'x', edited: null, catchup: false, type: 'message' });
   const leave = channelstreamObject({ type: 'leave', channel: 'c', user: 'x', time: 0, id: 'i' });
+  assert.deepEqual(Object.keys(leave!).sort(), ['catchup', 'channel', 'message', 'state', 'timestamp', 'type', 'user', 'users', 'uuid']);
   assert.deepEqual(leave!['message'], { action: 'parted' });
   assert.equal(leave!['state'], null);
+  const edit = channelstreamObject({ type: 'edit', channel: 'c', data: { channel: 'c', uuid: 'u1', edited: 't', message: {}, type: 'message:edit' } });
+  assert.deepEqual(Object.keys(edit!).sort(), ['channel', 'edited', 'message', 'type', 'uuid'], 'no catchup, timestamp or user where channelstream sends none');
   assert.equal(channelstreamObject({ type: 'ping' }), null);
 });
 
