@@ -5,9 +5,7 @@
  * config file): a node's own addresses are where its workers publish.
  */
 import type { CommandModule } from 'yargs';
-import { createLogger } from '../log.js';
 import { TidingsError } from '../protocol/errors.js';
-import { Publisher } from '../publisher/publisher.js';
 import { channelProblem, isValidUser } from '../protocol/names.js';
 import { loadSettings } from './load-config.js';
 import { addSettingOptions } from './setting-options.js';
@@ -89,6 +87,7 @@ export const publishCommand: CommandModule<object, PublishArgs> = {
       .group(['channel', 'user', 'data', 'count', 'sender', 'ack', 'no-history', 'timeout'], 'Message:'),
   handler: async (a) => {
     const p = orUsage(() => plan(a));
+    const [{ createLogger }, { Publisher }] = await Promise.all([import('../log.js'), import('../publisher/publisher.js')]);
     const log = createLogger('warn', { component: 'publish' });
     const pub = new Publisher({ address: p.publisherAddress, commandAddress: p.commandAddress, sender: p.sender, timeoutMs: p.timeout * 1000, curve: p.curve, maxMessageSize: p.maxMessageSize, log });
     pub.start();

@@ -3,8 +3,6 @@ import type { CommandModule } from 'yargs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { redactConfig, type Config } from '../config/resolve.js';
-import { createLogger } from '../log.js';
-import { TidingsNode } from '../node/tidings-node.js';
 import { loadConfig } from './load-config.js';
 import { addSettingOptions } from './setting-options.js';
 import { orUsage } from './usage.js';
@@ -35,6 +33,8 @@ export const serveCommand: CommandModule = {
   builder: (y) => addSettingOptions(y),
   handler: async (argv) => {
     const config = orUsage(() => loadConfig(argv as Record<string, unknown>, process.env));
+    // Loaded once the settings are good: a mistake is reported without loading the whole node.
+    const [{ createLogger }, { TidingsNode }] = await Promise.all([import('../log.js'), import('../node/tidings-node.js')]);
     const log = createLogger(config.log_level, {}, config.log_format);
     log.debug({ config: redactConfig(config) }, 'configuration');
     const here = dirname(fileURLToPath(import.meta.url));

@@ -5,8 +5,6 @@
  */
 import type { CommandModule } from 'yargs';
 import { hostname } from 'node:os';
-import { createLogger } from '../log.js';
-import { Publisher } from '../publisher/publisher.js';
 import { channelProblem } from '../protocol/names.js';
 import type { LogFormat } from '../log.js';
 import type { LogLevel } from '../config/resolve.js';
@@ -42,6 +40,7 @@ export const tickerCommand: CommandModule<object, TickerArgs> = {
         curve: curveOption(a),
       };
     });
+    const [{ createLogger }, { Publisher }] = await Promise.all([import('../log.js'), import('../publisher/publisher.js')]);
     const log = createLogger(t.level, { component: 'ticker' }, t.format);
     const pub = new Publisher({ address: t.address, sender: `ticker@${hostname()}`, curve: t.curve, log });
     pub.start();

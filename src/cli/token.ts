@@ -5,7 +5,6 @@
  * --development for the published development secret of `npm start`).
  */
 import type { CommandModule } from 'yargs';
-import { signToken } from '../auth/sign.js';
 import { checkTokenSecret } from '../config/resolve.js';
 import { isValidGrant, isValidUser } from '../protocol/names.js';
 import { loadSettings } from './load-config.js';
@@ -58,6 +57,7 @@ export const tokenCommand: CommandModule<object, TokenArgs> = {
       checkTokenSecret(secret, o === 'flag' ? '--token-secret' : o === 'env' ? 'TIDINGS_TOKEN_SECRET' : o === 'file' ? 'config file key "token_secret"' : 'development value');
       return { secret, user, ttl, subscribe: grants('subscribe', a.subscribe), publish: grants('publish', a.publish), call: grants('call', a.call), register: grants('register', a.register) };
     });
+    const { signToken } = await import('../auth/sign.js');
     process.stdout.write(`${await signToken(req)}\n`);
   },
 };

@@ -269,7 +269,7 @@ export function resolveConfig(sources: Sources): Config {
     values['curve'] = resolveCurve(cfg, sources.readFile);
   } catch (err) {
     // The CURVE checks name a setting by its variable; say where its value really came from.
-    if (!(err instanceof ConfigError)) throw err;
+    if (!(err instanceof ConfigError) || (origins[err.setting] ?? 'default') === 'default') throw err;
     throw new ConfigError(err.setting, err.message.replace(`(${envName(err.setting)})`, `(${where(err.setting)})`));
   }
   return Object.freeze(cfg);

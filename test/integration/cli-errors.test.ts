@@ -47,8 +47,8 @@ const CASES: Case[] = [
   [['serve'], { TIDINGS_TOKEN_SECRET: 'dev-only-token-secret-not-for-production' }, /^tidings: invalid setting token_secret \(TIDINGS_TOKEN_SECRET\): this is a development value/],
   [['serve', '--bogus'], {}, /^tidings: unknown option or value bogus \(tidings serve --help lists the options\)$/],
   [['serve', 'extra'], {}, /^tidings: unknown option or value extra/],
-  [['frobnicate'], {}, /^tidings: unknown command frobnicate: give one of serve, publish, token, ticker, health$/],
-  [[], {}, /^tidings: give a command: serve, publish, token, ticker, health/],
+  [['frobnicate'], {}, /^tidings: unknown command frobnicate: give one of serve, publish, token, ticker, health, keygen$/],
+  [[], {}, /^tidings: give a command: serve, publish, token, ticker, health, keygen/],
   // token
   [['token', '--user', 'a', '--ttl', 'abc', '--development'], {}, /^tidings: --ttl must be a whole number from 1 to 31536000, got "abc"$/],
   [['token', '--user', 'a', '--ttl', '-5', '--development'], {}, /^tidings: --ttl must be a whole number from 1 to 31536000, got "-5"$/],
@@ -66,7 +66,11 @@ const CASES: Case[] = [
   [['publish', '--channel', 'c', '--data', '{}'], { TIDINGS_PUBLISHER_ADDRESS: 'nowhere' }, /^tidings: invalid setting publisher_address \(TIDINGS_PUBLISHER_ADDRESS\): must be a ZeroMQ address/],
   [['publish', '--channel', 'c', '--data', '{}', '--command-address', 'x'], {}, /^tidings: invalid setting command_address \(--command-address\): must be a ZeroMQ address/],
   [['publish', '--channel', 'a b', '--data', '{}'], {}, /^tidings: --channel "a b": /],
-  // ticker and health
+  [['publish', '--channel', 'c', '--data', '{}', '--curve-secret-key', 'short'], {}, /^tidings: --curve-secret-key must be a Z85 CURVE key/],
+  // ticker, health and keygen
+  [['ticker'], { TIDINGS_CURVE_SERVER_KEY_FILE: join(dir, 'missing.pub') }, /^tidings: TIDINGS_CURVE_SERVER_KEY_FILE \(--curve-server-key-file\): cannot read .*missing\.pub: ENOENT$/],
+  [['keygen', 'node1'], {}, /^tidings: names need --out DIR$/],
+  [['keygen', '--out', dir, 'bad/name'], {}, /^tidings: bad key name "bad\/name"/],
   [['ticker', '--interval', '0'], {}, /^tidings: --interval must be a whole number from 1 to 3600000, got "0"$/],
   [['health', '--timeout', '0'], {}, /^tidings: --timeout must be a number of seconds above 0/],
   [['health'], { TIDINGS_SERVER_PORT: '99999' }, /^tidings: invalid setting server_port \(TIDINGS_SERVER_PORT\): must be at most 65535/],
