@@ -126,7 +126,7 @@ function renderMessages(): void {
     while (notes.length > 0 && notes[0]!.time <= m.time) list.append(el('li', 'system', notes.shift()!.text));
     const li = el('li', `msg${m.sender === me ? ' mine' : ''}${m.history ? ' history' : ''}`);
     li.dataset['offset'] = String(m.offset);
-    li.append(el('span', 'who', m.sender ?? 'anonymous'), el('span', 'text', m.text), el('span', 'when', clock(m.time)));
+    li.append(el('span', 'who', m.sender ?? 'server'), el('span', 'text', m.text), el('span', 'when', clock(m.time)));
     list.append(li);
   }
   for (const n of notes) list.append(el('li', 'system', n.text));
