@@ -67,6 +67,8 @@ export function addSettingOptions<T>(y: Argv<T>, names: readonly string[] = SETT
     const g = settingGroup(spec.name);
     groups.set(g, [...(groups.get(g) ?? []), flag]);
   }
-  for (const [group, flags] of groups) out = out.group(flags, group);
+  // Sections in the order of GROUPS (roles first), whatever the order of SETTINGS.
+  const order = [...GROUPS.map(([g]) => g), 'Other settings:'];
+  for (const [group, flags] of [...groups].sort(([a], [b]) => order.indexOf(a) - order.indexOf(b))) out = out.group(flags, group);
   return out.group(['config'], 'Config file:');
 }
