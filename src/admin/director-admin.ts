@@ -125,7 +125,7 @@ export function installDirectorAdmin(state: ClusterState): { stop(): void } {
         users: state.presence.stats(name).users,
         offset: c?.offset ?? 0,
         rate: round(rates.get(name) ?? 0),
-        history: c?.historyLength ?? 0,
+        history: c?.history.length ?? 0,
       };
     });
     channels.sort((a, b) => b.subscribers - a.subscribers || b.rate - a.rate || a.channel.localeCompare(b.channel));

@@ -11,9 +11,10 @@ import type { Config } from '../config/resolve.js';
 import { ErrorCodes, TidingsError, toErrorBody } from '../protocol/errors.js';
 import { channelProblem, isValidUser } from '../protocol/names.js';
 import type { CommandClient } from '../zmq/command-client.js';
-import { readJson, sendError, sendJson } from '../http/io.js';
+import { logRequestFailure, readJson, sendError, sendJson } from '../http/io.js';
 import { ApiGuard } from './api-keys.js';
 import { historyQuery } from '../protocol/positions.js';
+import { checkValueDepth } from '../protocol/payload.js';
 
 const CHANNEL_ROUTE = /^\/api\/channels\/([^/]+)\/?$/;
 const USER_ROUTE = /^\/api\/users\/([^/]+)\/?$/;
@@ -61,7 +62,7 @@ export class PublishApi {
       const result = await work();
       sendJson(res, 200, seth ? { status: 200, ...(result as object) } : result);
     } catch (err) {
-      if (!(err instanceof TidingsError)) this.log.error({ err }, 'publish API failed');
+      logRequestFailure(this.log, err, 'publish API failed');
       if (!seth) {
         sendError(res, err);
         return;
@@ -81,6 +82,7 @@ export class PublishApi {
     }
     const b = body as Record<string, unknown>;
     if (!('data' in b)) throw new TidingsError(ErrorCodes.MISSING_FIELD, 'data is required');
+    checkValueDepth(b['data']);
     if (b['sender'] !== undefined && b['sender'] !== null && typeof b['sender'] !== 'string') {
       throw new TidingsError(ErrorCodes.MISSING_FIELD, 'sender must be a string');
     }
@@ -116,6 +118,7 @@ export class PublishApi {
     const problem = channelProblem(channel);
     if (problem) throw new TidingsError(ErrorCodes.INVALID_CHANNEL, problem);
     const data = await readJson(req, this.config.max_message_size);
+    checkValueDepth(data);
     const sender = senderId(data);
     const r = await this.commands.request<{ offset: number; epoch: string }>('publish', { channel, data, sender });
     return { offset: r.offset, epoch: r.epoch };
@@ -124,6 +127,7 @@ export class PublishApi {
   private async sethUser(req: IncomingMessage, user: string): Promise<unknown> {
     if (!isValidUser(user)) throw new TidingsError(ErrorCodes.INVALID_USER);
     const data = await readJson(req, this.config.max_message_size);
+    checkValueDepth(data);
     await this.commands.request('publish', { users: [user], data, sender: senderId(data) });
     return {};
   }

@@ -19,7 +19,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/resolve.js';
 import { ErrorCodes, TidingsError } from '../protocol/errors.js';
 import type { CommandClient } from '../zmq/command-client.js';
-import { readJson, sendError, sendJson } from '../http/io.js';
+import { logRequestFailure, readJson, sendError, sendJson } from '../http/io.js';
 import { ApiGuard } from './api-keys.js';
 
 const ROUTES: Record<string, string> = {
@@ -61,7 +61,7 @@ export class StateApi {
       if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new TidingsError(ErrorCodes.BAD_REQUEST, 'body must be a JSON object');
       sendJson(res, 200, await this.commands.request(command, body));
     } catch (err) {
-      if (!(err instanceof TidingsError)) this.log.error({ err }, 'state API failed');
+      logRequestFailure(this.log, err, 'state API failed');
       sendError(res, err);
     }
   }

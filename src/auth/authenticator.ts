@@ -35,6 +35,14 @@ export interface AuthOptions {
   tokenSecret: string | null;
   allowAnonymous: boolean;
   anonymousChannels: readonly string[];
+  /**
+   * Longest life of a token in seconds (token_max_lifetime): a token must
+   * carry `exp`, and is good for at most this long after its `iat` (after
+   * now when it has none). 0: no limit, tokens without `exp` never expire.
+   */
+  maxLifetimeS: number;
+  /** Unix seconds, for tests. */
+  now?: () => number;
   /** The web app's authenticator, asked for native clients without a token. */
   http?: HttpAuthenticator | null;
 }
@@ -96,7 +104,7 @@ export class Authenticator {
     if (typeof grants !== 'object' || grants === null || Array.isArray(grants)) {
       throw new TidingsError(ErrorCodes.TOKEN_INVALID, 'grants must be an object');
     }
-    const exp = typeof payload['exp'] === 'number' ? payload['exp'] : null;
+    const exp = this.expiry(payload);
     return {
       user: sub,
       subscribe: grantList(grants['subscribe'], 'subscribe'),
@@ -107,5 +115,18 @@ export class Authenticator {
       register: grantList(grants['register'], 'register'),
       expires: exp,
     };
+  }
+
+  /** When the identity stops being valid (unix seconds), or null for never; throws for a token that may not be used. */
+  private expiry(payload: Record<string, unknown>): number | null {
+    const exp = typeof payload['exp'] === 'number' ? payload['exp'] : null;
+    const max = this.opts.maxLifetimeS;
+    if (max <= 0) return exp;
+    if (exp === null) throw new TidingsError(ErrorCodes.TOKEN_INVALID, 'the token has no exp (tokens must expire: token_max_lifetime)');
+    const now = this.opts.now?.() ?? Math.floor(Date.now() / 1000);
+    const from = typeof payload['iat'] === 'number' ? Math.min(payload['iat'], now) : now;
+    const capped = Math.min(exp, Math.floor(from + max));
+    if (capped <= now) throw new TidingsError(ErrorCodes.TOKEN_EXPIRED, `issued more than token_max_lifetime (${max} s) ago`);
+    return capped;
   }
 }

@@ -34,24 +34,45 @@ export const serveCommand: CommandModule = {
   handler: async (argv) => {
     const config = orUsage(() => loadConfig(argv as Record<string, unknown>, process.env));
     // Loaded once the settings are good: a mistake is reported without loading the whole node.
-    const [{ createLogger }, { TidingsNode }] = await Promise.all([import('../log.js'), import('../node/tidings-node.js')]);
+    const [{ createLogger }, { TidingsNode }, { zapHandler }, { EXIT_LOOP_DIED }] = await Promise.all([
+      import('../log.js'),
+      import('../node/tidings-node.js'),
+      import('../zmq/zap.js'),
+      import('../runtime/loop-guard.js'),
+    ]);
     const log = createLogger(config.log_level, {}, config.log_format);
     log.debug({ config: redactConfig(config) }, 'configuration');
     const here = dirname(fileURLToPath(import.meta.url));
-    const node = new TidingsNode({ config, log, workerScript: join(here, 'edge-worker.js') });
     let stopping = false;
-    const shutdown = (signal: string): void => {
+    const shutdown = (signal: string, code = 0): void => {
       if (stopping) return;
       stopping = true;
       log.info({ signal }, 'shutting down');
+      // Bounded: a stop that hangs must not keep a broken node alive.
+      setTimeout(() => process.exit(code || 1), 10_000).unref();
       node.stop().then(
-        () => process.exit(0),
+        () => process.exit(code),
         (err) => {
           log.error({ err }, 'shutdown failed');
           process.exit(1);
         },
       );
     };
+    // Without its ZAP handler no CURVE client is admitted any more: end like a dead loop.
+    zapHandler.onDeath = () => {
+      log.fatal('node exiting: the ZAP handler died');
+      shutdown('loop died', EXIT_LOOP_DIED);
+    };
+    const node = new TidingsNode({
+      config,
+      log,
+      workerScript: join(here, 'edge-worker.js'),
+      // A director or forwarder loop died: stop (edges lose the director, so readiness goes down) and exit 3.
+      onFatal: (reason) => {
+        log.fatal({ reason }, 'node exiting: a serving loop died');
+        shutdown('loop died', EXIT_LOOP_DIED);
+      },
+    });
     process.on('SIGTERM', () => shutdown('SIGTERM'));
     process.on('SIGINT', () => shutdown('SIGINT'));
     try {

@@ -39,6 +39,12 @@ interface Pending {
   timer: ReturnType<typeof setTimeout>;
 }
 
+/** A call waiting for room in the server's in-flight window. */
+interface Queued extends Pending {
+  id: number;
+  frame: string;
+}
+
 interface Waiter {
   resolve(): void;
   reject(err: Error): void;
@@ -83,6 +89,10 @@ export class TidingsClient extends Emitter<ClientEvents> implements Subscription
   private failures = 0;
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
+  /** Calls beyond the server's `max_inflight`, sent as replies come back (in order). */
+  private readonly queued = new Map<number, Queued>();
+  /** The server's in-flight limit of this session (from the connect reply). */
+  private window = Infinity;
   private readonly waiters = new Set<Waiter>();
   private readonly subs = new Map<string, Subscription>();
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
@@ -245,6 +255,7 @@ export class TidingsClient extends Emitter<ClientEvents> implements Subscription
     this.handshakeTimer = null;
     this.failures = 0;
     this.info = { ...r, url, transport: this.transport };
+    this.window = typeof r.max_inflight === 'number' && r.max_inflight > 0 ? r.max_inflight : Infinity;
     this.armWatchdog(s, r.ping);
     this.setState('connected', ClientReasons.CONNECTED);
     for (const w of this.waiters) {
@@ -344,8 +355,10 @@ export class TidingsClient extends Emitter<ClientEvents> implements Subscription
       this.info = null;
       for (const sub of this.subs.values()) sub.onDisconnected();
     }
-    const pending = [...this.pending.values()];
+    const pending = [...this.pending.values(), ...this.queued.values()];
     this.pending.clear();
+    this.queued.clear();
+    this.window = Infinity;
     for (const p of pending) {
       clearTimeout(p.timer);
       p.done(RequestError.of(ErrorCodes.UNAVAILABLE, 'connection lost'));
@@ -406,6 +419,7 @@ export class TidingsClient extends Emitter<ClientEvents> implements Subscription
       if (!p) return;
       this.pending.delete(m['id']);
       clearTimeout(p.timer);
+      this.sendQueued();
       if (m['error']) p.done(new RequestError(m['error'] as ErrorBody));
       else p.done(null, m['result']);
       return;
@@ -457,17 +471,40 @@ export class TidingsClient extends Emitter<ClientEvents> implements Subscription
     this.command(method, params, this.timeoutMs, done);
   }
 
+  /**
+   * Send a call, or queue it while the server's in-flight window
+   * (`max_inflight`) is full: the server would refuse it with 135.
+   */
   private command(method: string, params: Record<string, unknown>, timeoutMs: number, done: ReplyCallback): void {
     const ws = this.ws;
     if (!ws || ws.readyState !== OPEN) return done(RequestError.of(ErrorCodes.UNAVAILABLE, 'not connected'));
-    if (this.pending.size >= this.maxPendingCalls) return done(RequestError.of(ErrorCodes.LIMIT_EXCEEDED, 'too many calls in flight'));
+    if (this.pending.size + this.queued.size >= this.maxPendingCalls) return done(RequestError.of(ErrorCodes.LIMIT_EXCEEDED, 'too many calls in flight'));
     const id = this.nextId++;
     const timer = setTimeout(() => {
       this.pending.delete(id);
+      this.queued.delete(id);
+      this.sendQueued();
       done(RequestError.of(ErrorCodes.TIMEOUT, `no reply to ${method} within ${timeoutMs / 1000} s`));
     }, timeoutMs);
+    const frame = JSON.stringify({ id, method, params });
+    if (this.pending.size >= this.window) {
+      this.queued.set(id, { id, frame, done, timer });
+      return;
+    }
     this.pending.set(id, { done, timer });
-    ws.send(JSON.stringify({ id, method, params }));
+    ws.send(frame);
+  }
+
+  /** Send queued calls while the window has room. */
+  private sendQueued(): void {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== OPEN) return;
+    for (const q of this.queued.values()) {
+      if (this.pending.size >= this.window) return;
+      this.queued.delete(q.id);
+      this.pending.set(q.id, { done: q.done, timer: q.timer });
+      ws.send(q.frame);
+    }
   }
 
   private sendCommand<T>(method: string, params: Record<string, unknown>, timeoutMs: number): Promise<T> {
@@ -498,11 +535,42 @@ export class TidingsClient extends Emitter<ClientEvents> implements Subscription
     return this.call<PresenceStats>('presence_stats', { channel }, opts.timeout);
   }
 
-  history(channel: string, opts: HistoryOptions & { timeout?: number } = {}): Promise<HistoryResult> {
-    const params: Record<string, unknown> = { channel };
-    if (opts.since) params['since'] = opts.since;
-    if (opts.limit !== undefined) params['limit'] = opts.limit;
-    return this.call<HistoryResult>('history', params, opts.timeout);
+  /**
+   * Up to `limit` (default 100) messages of the channel's history, oldest
+   * first: the newest ones, or those after `since`. The server answers in pages
+   * of bounded size (`more: true`); this asks for the following pages until
+   * the limit is reached, and when the connection's history allowance is used
+   * up (136 history_limit) waits the `retry_after` the server gives (at most
+   * `timeout` in all), so the caller sees one result. `timeout` applies to
+   * each page.
+   */
+  async history(channel: string, opts: HistoryOptions & { timeout?: number } = {}): Promise<HistoryResult> {
+    const limit = opts.limit ?? 100;
+    const messages: MessagePush[] = [];
+    let since = opts.since;
+    let first: HistoryResult | null = null;
+    let waited = 0;
+    for (;;) {
+      const params: Record<string, unknown> = { channel, limit: limit - messages.length };
+      if (since) params['since'] = since;
+      let r: HistoryResult;
+      try {
+        r = await this.call<HistoryResult>('history', params, opts.timeout);
+      } catch (err) {
+        const retryAfter = err instanceof RequestError && err.code === ErrorCodes.HISTORY_LIMIT.code ? err.retryAfter : undefined;
+        // Wait out the allowance: in total at most `timeout`, as long as one page may take.
+        const waitMs = retryAfter === undefined ? -1 : Math.max(50, retryAfter * 1000);
+        if (waitMs < 0 || waited + waitMs > (opts.timeout ?? this.timeoutMs / 1000) * 1000) throw err;
+        waited += waitMs;
+        await new Promise((resolve) => setTimeout(resolve, waitMs));
+        continue;
+      }
+      first ??= r;
+      messages.push(...r.messages);
+      const last = r.messages[r.messages.length - 1];
+      if (!r.more || !last || messages.length >= limit) return { ...r, complete: first.complete, more: false, messages };
+      since = { offset: last.offset, epoch: last.epoch };
+    }
   }
 
   // --- subscriptions ----------------------------------------------------------------

@@ -6,12 +6,15 @@ export class RequestError extends Error {
   readonly code: number;
   /** Catalog name, e.g. 'permission_denied'. */
   readonly errorName: string;
+  /** Seconds after which the call can succeed, when the server said (136 history_limit). */
+  readonly retryAfter: number | undefined;
 
   constructor(body: ErrorBody) {
     super(body.message);
     this.name = 'RequestError';
     this.code = body.code;
     this.errorName = body.name;
+    this.retryAfter = typeof body.retry_after === 'number' ? body.retry_after : undefined;
   }
 
   static of(spec: ErrorSpec, detail?: string): RequestError {
@@ -19,7 +22,14 @@ export class RequestError extends Error {
   }
 }
 
-/** Errors worth retrying on the same connection (the director may be back). */
+const TRANSIENT = new Set<number>([
+  ErrorCodes.UNAVAILABLE.code,
+  ErrorCodes.TIMEOUT.code,
+  ErrorCodes.INTERNAL.code,
+  ErrorCodes.TOO_MANY_COMMANDS.code,
+]);
+
+/** Errors worth retrying on the same connection (the director may be back, a limit may clear). */
 export function isTransient(code: number): boolean {
-  return code === ErrorCodes.UNAVAILABLE.code || code === ErrorCodes.TIMEOUT.code || code === ErrorCodes.INTERNAL.code;
+  return TRANSIENT.has(code);
 }

@@ -136,7 +136,10 @@ export class Subscription extends Emitter<SubscriptionEvents> {
       // (unless a live message already moved it further).
       const p = this.position;
       const ahead = p !== null && p.epoch === r.epoch && p.offset > r.offset;
-      if ((!recover || r.epoch !== recover.epoch) && !ahead) this.position = { offset: r.offset, epoch: r.epoch };
+      if (recover && r.epoch !== recover.epoch && (r.replayed ?? 0) > 0) {
+        // A position of an older epoch: the new epoch's retained history follows this reply (recovered: false).
+        this.position = { offset: 0, epoch: r.epoch };
+      } else if ((!recover || r.epoch !== recover.epoch) && !ahead) this.position = { offset: r.offset, epoch: r.epoch };
       this.setState('subscribed', ClientReasons.SUBSCRIBED);
       this.emit('subscribed', {
         channel: this.channel,

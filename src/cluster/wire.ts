@@ -10,6 +10,7 @@
  * Commands (DEALER -> ROUTER, through forwarders): [...route, requestId, method, json]
  * Replies: [...route, requestId, status ('ok' | 'error'), json]
  */
+import { ALL_TOPIC } from './topics.js';
 
 export const enum DownKind {
   Message = 1,
@@ -44,6 +45,20 @@ export function decodeHeader(buf: Buffer): DownHeader | undefined {
   const kind = buf[0] as DownKind;
   if (kind < DownKind.Message || kind > DownKind.ChannelEvent) return undefined;
   return { kind, offset: buf.readDoubleBE(1), epoch: buf.toString('utf8', 9) };
+}
+
+/**
+ * The director's tick: a control message to every edge each second,
+ * numbered within the director's run. A hop that sent on without an edge
+ * (zmq_block_timeout) dropped its ticks too, so a tick that skips a number
+ * tells the edge to check where its channels stand: a hole at the end of a
+ * stream shows with no later message.
+ */
+export const TICK_OP = 'tick';
+export const TICK_INTERVAL_MS = 1000;
+
+export function tickFrames(run: string, seq: number): Buffer[] {
+  return [ALL_TOPIC, encodeHeader(DownKind.Control, 0, ''), Buffer.from(JSON.stringify({ op: TICK_OP, run, seq }))];
 }
 
 /** Marker of the first frame of a native multipart publish. */

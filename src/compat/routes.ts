@@ -21,7 +21,7 @@ import { ErrorCodes, TidingsError, toErrorBody } from '../protocol/errors.js';
 import { checkValueDepth } from '../protocol/payload.js';
 import { codePointCompare } from '../protocol/names.js';
 import type { CommandClient } from '../zmq/command-client.js';
-import { readJson, sendJson, sourceAddress } from '../http/io.js';
+import { logRequestFailure, readJson, sendJson, sourceAddress } from '../http/io.js';
 import { verify } from './signer.js';
 import { refused } from '../edge/refusals.js';
 import { corsHeaders } from './cors.js';
@@ -96,7 +96,7 @@ export class CompatApi {
   }
 
   private fail(res: ServerResponse, err: unknown, cors: Record<string, string>): void {
-    if (!(err instanceof TidingsError) && !(err instanceof Invalid)) this.log.error({ err }, 'channelstream API failed');
+    if (!(err instanceof Invalid)) logRequestFailure(this.log, err, 'channelstream API failed');
     if (res.headersSent) {
       res.destroy();
       return;

@@ -12,7 +12,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { CloseCodes, type CloseSpec } from '../protocol/errors.js';
 import type { EdgeServer } from '../edge/edge-server.js';
-import { Outbox } from '../edge/outbox.js';
+import { Outbox, closeGraceMs } from '../edge/outbox.js';
 import { textFrame, type SharedPush } from '../edge/frames.js';
 import type { StateLink } from '../edge/state-link.js';
 import { CompatSession, viewFrame, type CsView, type EndReason } from './session.js';
@@ -68,13 +68,13 @@ export class CompatConnection extends CompatSession {
 
   close(spec: CloseSpec, detail?: string, reasonText?: string): void {
     if (this.closed) return;
-    this.outbox.flush();
+    this.outbox.flushAll();
     try {
       this.ws.close(spec.code, reasonText ?? (detail ? `${spec.reason}: ${detail}`.slice(0, 120) : spec.reason));
     } catch {
       this.ws.terminate();
     }
-    setTimeout(() => this.ws.terminate(), 2000).unref();
+    setTimeout(() => this.ws.terminate(), closeGraceMs(spec)).unref();
     this.cleanup();
   }
 

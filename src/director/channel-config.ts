@@ -5,6 +5,7 @@
  * history settings (that is what native recovery reads). Pure: no I/O.
  */
 import { ErrorCodes, TidingsError } from '../protocol/errors.js';
+import type { HistoryLimits } from './history.js';
 
 export interface ChannelConfig {
   notify_presence: boolean;
@@ -74,9 +75,9 @@ export function mergeChannelConfig(base: ChannelConfig, raw: unknown, where: str
   return out;
 }
 
-/** The history options of a channel state for a config. */
-export function historyOptions(cfg: ChannelConfig): { historySize: number; historyTtlMs: number } {
-  return { historySize: cfg.store_history ? cfg.history_size : 0, historyTtlMs: cfg.history_ttl * 1000 };
+/** The history bounds of a channel for a config; bytes per channel are the node's `history_channel_bytes`. */
+export function historyLimits(cfg: ChannelConfig, channelBytes: number): HistoryLimits {
+  return { maxCount: cfg.store_history ? cfg.history_size : 0, maxAgeMs: cfg.history_ttl * 1000, maxBytes: channelBytes };
 }
 
 /** Explicit configs by channel name; channels without one use the native defaults. */

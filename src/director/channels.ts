@@ -1,21 +1,11 @@
 /**
  * The director's per-channel state: sequence (offset, epoch) and bounded
- * history. A channel's epoch is new each time its state is created, so a
- * position from before a restart or a collection never passes as current.
+ * history (history.ts). A channel's epoch is new each time its state is
+ * created, so a position from before a restart or a collection never passes
+ * as current.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-
-export interface HistoryEntry {
-  offset: number;
-  time: number;
-  /** The encoded client push. */
-  push: Buffer;
-}
-
-export interface ChannelOptions {
-  historySize: number;
-  historyTtlMs: number;
-}
+import { ChannelHistory, HistoryBudget, type HistoryLimits } from './history.js';
 
 export class ChannelState {
   offset = 0;
@@ -23,16 +13,17 @@ export class ChannelState {
   /** channelstream's channel uuid: made when the channel's state is. */
   readonly uuid = randomUUID();
   lastActive: number;
-  private ring: HistoryEntry[] = [];
-  private start = 0;
+  readonly history: ChannelHistory;
 
   constructor(
     readonly name: string,
-    public options: ChannelOptions,
+    limits: HistoryLimits,
+    budget: HistoryBudget,
     now: number,
   ) {
     this.epoch = randomBytes(6).toString('base64url');
     this.lastActive = now;
+    this.history = new ChannelHistory(limits, budget);
   }
 
   next(now: number): number {
@@ -40,55 +31,24 @@ export class ChannelState {
     return ++this.offset;
   }
 
-  remember(entry: HistoryEntry): void {
-    const size = this.options.historySize;
-    if (size <= 0) return;
-    this.ring.push(entry);
-    if (this.ring.length - this.start > size) this.start++;
-    if (this.start > 256 && this.start * 2 > this.ring.length) {
-      this.ring = this.ring.slice(this.start);
-      this.start = 0;
-    }
-  }
-
-  /** Drops entries older than the time-to-live. */
-  expire(now: number): void {
-    const ttl = this.options.historyTtlMs;
-    if (ttl <= 0) return;
-    while (this.start < this.ring.length && now - this.ring[this.start]!.time > ttl) this.start++;
-  }
-
-  get historyLength(): number {
-    return this.ring.length - this.start;
-  }
-
-  /** Entries with offset > since, oldest first, at most limit. */
-  since(since: number, limit: number, now: number): HistoryEntry[] {
-    this.expire(now);
-    const out: HistoryEntry[] = [];
-    for (let i = this.start; i < this.ring.length && out.length < limit; i++) {
-      const e = this.ring[i]!;
-      if (e.offset > since) out.push(e);
-    }
-    return out;
-  }
-
-  /** The newest `limit` entries, oldest first. */
-  latest(limit: number, now: number): HistoryEntry[] {
-    this.expire(now);
-    return this.ring.slice(Math.max(this.start, this.ring.length - limit));
-  }
-
-  /** The oldest offset still in history, or offset+1 when empty. */
+  /** The oldest offset still in history, or offset + 1 when it is empty. */
   get oldestOffset(): number {
-    return this.start < this.ring.length ? this.ring[this.start]!.offset : this.offset + 1;
+    return this.history.oldestOffset ?? this.offset + 1;
+  }
+
+  /** Whether history holds every message after `since` (so a recovery from there is complete). */
+  coversSince(since: number): boolean {
+    return this.oldestOffset <= since + 1;
   }
 }
 
 export class ChannelRegistry {
   private channels = new Map<string, ChannelState>();
 
-  constructor(private readonly defaults: ChannelOptions) {}
+  constructor(
+    private readonly defaults: HistoryLimits,
+    readonly budget: HistoryBudget,
+  ) {}
 
   get size(): number {
     return this.channels.size;
@@ -101,7 +61,7 @@ export class ChannelRegistry {
   getOrCreate(name: string, now: number): ChannelState {
     let c = this.channels.get(name);
     if (!c) {
-      c = new ChannelState(name, { ...this.defaults }, now);
+      c = new ChannelState(name, { ...this.defaults }, this.budget, now);
       this.channels.set(name, c);
     }
     return c;
@@ -119,9 +79,9 @@ export class ChannelRegistry {
   collect(now: number, idleMs: number, isHeld: (name: string) => boolean): number {
     let removed = 0;
     for (const [name, c] of this.channels) {
-      c.expire(now);
+      c.history.trim(now);
       if (now - c.lastActive < idleMs) continue;
-      if (c.historyLength > 0 || isHeld(name)) continue;
+      if (c.history.length > 0 || isHeld(name)) continue;
       this.channels.delete(name);
       removed++;
     }

@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { edgeTopic } from '../cluster/topics.js';
 import type { Director } from './director.js';
-import { ChannelConfigs, channelstreamDefaults, historyOptions, nativeDefaults, type ChannelConfig } from './channel-config.js';
+import { ChannelConfigs, channelstreamDefaults, historyLimits, nativeDefaults, type ChannelConfig } from './channel-config.js';
 import { PresenceState, type ConnRecord, type PresenceChange } from './presence.js';
 import { publicChanges, publicState, type StateChange } from './user-state.js';
 import { CatchupQueues } from './catchup.js';
@@ -171,8 +171,7 @@ export class ClusterState {
   /** Make the channel's history follow its config (creating the channel's state). */
   applyHistory(channel: string, cfg: ChannelConfig, now: number): void {
     const state = this.director.channels.getOrCreate(channel, now);
-    state.options = historyOptions(cfg);
-    state.expire(now);
+    state.history.setLimits(historyLimits(cfg, this.director.config.history_channel_bytes), now);
   }
 
   /** channelstream's "config applied when the channel is created". */

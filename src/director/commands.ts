@@ -6,6 +6,8 @@ import type { Logger } from 'pino';
 import { ErrorCodes, TidingsError } from '../protocol/errors.js';
 import { carriedChannelProblem, channelProblem, isValidUser } from '../protocol/names.js';
 import type { Director } from './director.js';
+import { historyPage, HISTORY_PAGE_BYTES, MAX_HISTORY_PAGE_BYTES } from './history-page.js';
+import { MAX_BODY_DEPTH, checkJsonTextDepth, checkValueDepth } from '../protocol/payload.js';
 
 type Handler = (body: Record<string, unknown>) => unknown;
 
@@ -37,7 +39,7 @@ export class CommandHandlers {
     private readonly log: Logger,
   ) {
     this.table = {
-      ping: () => ({ time: Date.now() }),
+      ping: () => ({ time: Date.now(), instance: this.director.instance }),
       publish: (b) => this.publish(b),
       history: (b) => this.history(b),
       probe: (b) => {
@@ -56,8 +58,13 @@ export class CommandHandlers {
     const handler = this.table[method];
     if (!handler) throw new TidingsError(ErrorCodes.METHOD_NOT_FOUND, `unknown command ${JSON.stringify(method.slice(0, 64))}`);
     let body: unknown;
+    const text = raw.toString('utf8');
+    // The command address is a door too (acknowledged publishes, any backend): no command
+    // body may carry a value deeper than a payload and its envelope. For cs_message
+    // ({messages: [item]}) that is exactly the item's limit; `publish` checks its data too.
+    checkJsonTextDepth(text, MAX_BODY_DEPTH);
     try {
-      body = JSON.parse(raw.toString('utf8'));
+      body = JSON.parse(text);
     } catch {
       throw new TidingsError(ErrorCodes.INVALID_JSON, 'command body is not JSON');
     }
@@ -69,31 +76,25 @@ export class CommandHandlers {
   }
 
   /**
-   * history {channel, since?, until?, epoch?, limit?} -> {channel, epoch, offset, complete, messages}
-   * `since`: messages after this offset (else the newest); `complete` says the
-   * history reaches back to `since` in this epoch with nothing expired between.
+   * history {channel, since?, until?, epoch?, limit?, max_bytes?, raw?} ->
+   * {channel, epoch, offset, complete, more, available, messages}: one page of
+   * the range, oldest first (historyPage).
    */
   private history(b: Record<string, unknown>): unknown {
     const channel = field(b, 'channel', isString, 'a string');
     const problem = carriedChannelProblem(channel);
     if (problem) throw new TidingsError(ErrorCodes.INVALID_CHANNEL, problem);
-    const since = optInt(b, 'since');
-    const until = optInt(b, 'until');
-    const limit = Math.min(optInt(b, 'limit') ?? 100, MAX_HISTORY_REPLY);
-    const epoch = field(b, 'epoch', isOptString, 'a string') ?? null;
-    const now = Date.now();
-    const state = this.director.channels.getOrCreate(channel, now);
-    let entries = since === undefined ? state.latest(limit, now) : state.since(since, limit, now);
-    if (until !== undefined) entries = entries.filter((e) => e.offset <= until);
-    const sameEpoch = epoch === null || epoch === state.epoch;
-    const complete = since === undefined ? true : sameEpoch && state.oldestOffset <= since + 1;
-    return {
+    const maxBytes = Math.min(optInt(b, 'max_bytes') ?? HISTORY_PAGE_BYTES, MAX_HISTORY_PAGE_BYTES);
+    return historyPage(this.director.channels.getOrCreate(channel, Date.now()), {
       channel,
-      epoch: state.epoch,
-      offset: state.offset,
-      complete,
-      messages: sameEpoch ? entries.map((e) => JSON.parse(e.push.toString('utf8')) as unknown) : [],
-    };
+      since: optInt(b, 'since'),
+      until: optInt(b, 'until'),
+      limit: Math.min(optInt(b, 'limit') ?? 100, MAX_HISTORY_REPLY),
+      maxBytes,
+      epoch: field(b, 'epoch', isOptString, 'a string') ?? null,
+      raw: b['raw'] === true,
+      now: Date.now(),
+    });
   }
 
   /**
@@ -102,6 +103,7 @@ export class CommandHandlers {
    */
   private publish(b: Record<string, unknown>): unknown {
     if (!('data' in b)) throw new TidingsError(ErrorCodes.MISSING_FIELD, 'data is required');
+    checkValueDepth(b['data']);
     const sender = field(b, 'sender', isOptString, 'a string or null') ?? null;
     const dataJson = JSON.stringify(b['data']);
     const noHistory = b['no_history'] === true;

@@ -15,6 +15,7 @@ import { ErrorCodes, TidingsError } from '../protocol/errors.js';
 import type { ClusterState } from './cluster-state.js';
 import { eventId, preciseNow } from './cluster-state.js';
 import type { Body } from './body.js';
+import type { HistoryEntry } from './history.js';
 import { channel as channelField } from './body.js';
 
 const MAX_ITEMS = 1000;
@@ -124,33 +125,41 @@ function alter(state: ClusterState, op: 'edit' | 'delete', item: Item): void {
 }
 
 /**
+ * The stored message whose data carries this uuid (and passes `want`), newest
+ * first, parsed. A byte search skips the messages that cannot match, so an
+ * edit does not parse the whole history.
+ */
+function storedByUuid(state: ClusterState, channel: string, uuid: string, want: (data: Body) => boolean): { entry: HistoryEntry; push: Body; data: Body } | undefined {
+  const cs = state.director.channels.get(channel);
+  if (!cs) return undefined;
+  const needle = Buffer.from(JSON.stringify(uuid));
+  let push: Body | null = null;
+  const entry = cs.history.findNewest((bytes) => {
+    if (!bytes.includes(needle)) return false;
+    push = JSON.parse(bytes.toString('utf8')) as Body;
+    const data = push['data'] as Body | null;
+    return !!data && typeof data === 'object' && data['uuid'] === uuid && want(data);
+  });
+  if (!entry || !push) return undefined;
+  return { entry, push, data: (push as Body)['data'] as Body };
+}
+
+/**
  * A delete leaves a tombstone in place of the stored message in the native
- * ring: its offset stays (recovery needs consecutive offsets) but the text is
- * gone and `deleted: true` says why.
+ * history: its offset stays (recovery needs consecutive offsets) but the text
+ * is gone and `deleted: true` says why.
  */
 function deleteFromNativeHistory(state: ClusterState, channel: string, uuid: string): void {
-  const cs = state.director.channels.get(channel);
-  if (!cs) return;
-  for (const entry of cs.latest(cs.historyLength, Date.now())) {
-    const push = JSON.parse(entry.push.toString('utf8')) as Body;
-    const data = push['data'] as Body | null;
-    if (!data || typeof data !== 'object' || data['uuid'] !== uuid) continue;
-    push['data'] = { uuid, deleted: true };
-    entry.push = Buffer.from(JSON.stringify(push));
-    return;
-  }
+  const found = storedByUuid(state, channel, uuid, () => true);
+  if (!found) return;
+  found.push['data'] = { uuid, deleted: true };
+  found.entry.owner?.replace(found.entry, Buffer.from(JSON.stringify(found.push)));
 }
 
 /** An edit changes the stored message too, so later history readers see the edited text. */
 function editNativeHistory(state: ClusterState, channel: string, uuid: string, apply: (m: Body) => void): void {
-  const cs = state.director.channels.get(channel);
-  if (!cs) return;
-  for (const entry of cs.latest(cs.historyLength, Date.now())) {
-    const push = JSON.parse(entry.push.toString('utf8')) as Body;
-    const data = push['data'] as Body | null;
-    if (!data || typeof data !== 'object' || data['uuid'] !== uuid || data['type'] !== 'message') continue;
-    apply(data);
-    entry.push = Buffer.from(JSON.stringify(push));
-    return;
-  }
+  const found = storedByUuid(state, channel, uuid, (data) => data['type'] === 'message');
+  if (!found) return;
+  apply(found.data);
+  found.entry.owner?.replace(found.entry, Buffer.from(JSON.stringify(found.push)));
 }

@@ -15,6 +15,8 @@ import type { SnapshotEntry, PresenceChange } from './presence.js';
 const MAX_EVENTS = 20_000;
 const MAX_CHANNELS_PER_REQUEST = 10_000;
 const MAX_PUBLIC_KEYS = 1000;
+/** Newest messages of a channel's history listed by /info (native channels may keep far more). */
+const INFO_HISTORY = 1000;
 
 export function registerStateCommands(state: ClusterState): void {
   const h = state.director.handlers;
@@ -153,8 +155,8 @@ export function chanInfo(state: ClusterState, name: string, o: InfoOptions): Bod
   let history: unknown[] = [];
   if (o.includeHistory && o.compat) history = state.csHistory.list(name, cfg.store_history ? cfg.history_size : 0, cfg.history_ttl * 1000, now);
   else if (o.includeHistory && cs) {
-    history = cs
-      .latest(cs.historyLength, now)
+    history = cs.history
+      .newest(INFO_HISTORY, now)
       .map((e) => JSON.parse(e.push.toString('utf8')) as Body)
       .filter((p) => (p['data'] as Body | null)?.['deleted'] !== true) // tombstones of deleted messages
       .map((p) => channelstreamObject(p))

@@ -11,12 +11,15 @@ import { decodeFrame, encodeMsgpack, type Format } from '../protocol/codec.js';
 import { METHODS, type Method } from '../protocol/messages.js';
 import { channelProblem, grantsAllow } from '../protocol/names.js';
 import type { Identity, RequestInfo } from '../auth/authenticator.js';
-import { Outbox } from './outbox.js';
+import { Outbox, closeGraceMs } from './outbox.js';
 import { HeldPushes } from './held-pushes.js';
 import { binaryFrame, textFrame, type SharedPush } from './frames.js';
 import type { Listener } from './hub.js';
 import type { EdgeContext } from './context.js';
 import { historyQuery } from '../protocol/positions.js';
+import { HistoryAllowance, HISTORY_PAGE_BYTES, type Page } from './history-reader.js';
+import type { GapKind } from './hub.js';
+import { checkValueDepth } from '../protocol/payload.js';
 
 type State = 'connecting' | 'connected' | 'closed';
 
@@ -26,6 +29,9 @@ const MAX_QUEUED_BEHIND_CONNECT = 64;
 
 /** Returned by a command that has sent its reply itself. */
 const REPLIED = Symbol('replied');
+
+const COMMA = Buffer.from(',');
+const CLOSE_MESSAGES = Buffer.from(']}}');
 
 export class ClientConnection implements Listener {
   state: State = 'connecting';
@@ -44,9 +50,21 @@ export class ClientConnection implements Listener {
   private logger: Logger | null = null;
   /** Set while a connect command is being processed. */
   private authenticating: Promise<void> | null = null;
+  /** A connect (command or ?token=) has begun: any other connect is refused with 112. */
+  private connectStarted = false;
   private queuedBehindConnect = 0;
   /** Live pushes held per channel during recovery. */
   private readonly held = new HeldPushes();
+  /** Commands run and not yet answered (client_max_inflight). */
+  private inFlight = 0;
+  /** Reading paused because the client reached client_max_inflight. */
+  private paused = false;
+  /** Bytes of history this connection may still read (client_history_bytes per client_history_window); made on first use. */
+  private historyAllowance: HistoryAllowance | null = null;
+  /** The recovery in progress per channel: a newer one, or an unsubscribe, stops an older one. */
+  private recovering: Map<string, object> | null = null;
+  /** History pages of this connection are read one at a time (see inHistoryLane). */
+  private historyLane: Promise<unknown> = Promise.resolve();
 
   constructor(
     readonly id: string,
@@ -91,24 +109,97 @@ export class ClientConnection implements Listener {
     this.outbox.push(this.format === 'json' ? push.forJson() : push.forMsgpack());
   }
 
+  /** Deliver one push, counting (not throwing) a push this client's format cannot carry. */
+  private deliverSafely(push: SharedPush): void {
+    try {
+      this.outbox.push(this.format === 'json' ? push.forJson() : push.forMsgpack());
+    } catch (err) {
+      this.ctx.loops.failed('edge-delivery', err, { conn: this.id, channel: push.channel });
+    }
+  }
+
   /** Hold live pushes of a channel while its missed messages are replayed. */
   hold(channel: string): void {
     this.held.hold(channel);
   }
 
-  /**
-   * Replay recovered messages, then the held live ones after `after`, in
-   * offset order and without duplicates, and go live.
-   */
-  release(channel: string, replay: readonly Buffer[], after: number): void {
-    const held = this.held.release(channel, after);
+  /** Write recovered messages (client JSON pushes, in offset order). */
+  replay(pushes: readonly Buffer[]): void {
     if (this.state === 'closed') return;
-    for (const json of replay) this.outbox.push(this.format === 'json' ? textFrame(json) : binaryFrame(encodeMsgpack(JSON.parse(json.toString('utf8')))));
-    for (const push of held) this.outbox.push(this.format === 'json' ? push.forJson() : push.forMsgpack());
+    for (const json of pushes) {
+      if (this.format === 'json') {
+        this.outbox.push(textFrame(json));
+        continue;
+      }
+      try {
+        this.outbox.push(binaryFrame(encodeMsgpack(JSON.parse(json.toString('utf8')))));
+      } catch (err) {
+        // Stored messages passed the publish doors; one that still cannot be encoded is counted and skipped.
+        this.ctx.loops.failed('edge-replay', err, { conn: this.id });
+      }
+    }
   }
 
-  onGap(channel: string): void {
-    this.close(CloseCodes.MESSAGE_GAP, channel);
+  /** Stop holding a channel: write the held live pushes after `after` (without duplicates) and go live. */
+  release(channel: string, after: number): void {
+    const held = this.held.release(channel, after);
+    if (this.state === 'closed') return;
+    for (const push of held) this.deliverSafely(push);
+  }
+
+  /** Mark a recovery of `channel` as the current one; returns its token. */
+  beginRecovery(channel: string): object {
+    const token = {};
+    (this.recovering ??= new Map()).set(channel, token);
+    return token;
+  }
+
+  /** Whether the recovery with this token should go on (same recovery, still subscribed, open). */
+  recoveryWanted(channel: string, token: object): boolean {
+    return this.state !== 'closed' && this.recovering?.get(channel) === token;
+  }
+
+  endRecovery(channel: string, token: object): void {
+    if (this.recovering?.get(channel) !== token) return;
+    this.recovering.delete(channel);
+    if (this.recovering.size === 0) this.recovering = null;
+  }
+
+  /** This connection's history allowance (client_history_bytes per client_history_window). */
+  get allowance(): HistoryAllowance {
+    const c = this.ctx.config;
+    return (this.historyAllowance ??= new HistoryAllowance(c.client_history_bytes, c.client_history_window * 1000, Date.now()));
+  }
+
+  /** Resolves true once this client's send buffer holds at most `bytes` (flow control of history pages). */
+  whenBelow(bytes: number, timeoutMs: number): Promise<boolean> {
+    return this.outbox.whenBelow(bytes, timeoutMs);
+  }
+
+  /**
+   * Run `read` (wait for room in the send buffer, fetch a page, write it) when
+   * the connection's previous history page is done: with one page at a time,
+   * what a client's history reads add to its send buffer stays under the mark
+   * plus one page, however many reads it pipelines.
+   */
+  inHistoryLane<T>(read: () => Promise<T>): Promise<T> {
+    const run = this.historyLane.then(read, read);
+    this.historyLane = run.catch(() => undefined);
+    return run;
+  }
+
+  /** The largest history page for this client: a quarter of its send buffer, so one always fits. */
+  get pageBytes(): number {
+    return Math.min(HISTORY_PAGE_BYTES, Math.floor(this.ctx.config.client_send_buffer / 4));
+  }
+
+  /**
+   * The channel's stream broke at this edge: a hole in its offsets (4006,
+   * recovery replays what was missed) or a new epoch, i.e. the director
+   * restarted (4008, recovery replays the new epoch's history).
+   */
+  onGap(channel: string, kind: GapKind = 'hole'): void {
+    this.close(kind === 'epoch' ? CloseCodes.UNAVAILABLE : CloseCodes.MESSAGE_GAP, channel);
   }
 
   onOverflow(): void {
@@ -120,18 +211,34 @@ export class ClientConnection implements Listener {
 
   // --- output -------------------------------------------------------------
 
+  private encode(value: unknown): Buffer {
+    return this.format === 'json' ? textFrame(Buffer.from(JSON.stringify(value))) : binaryFrame(encodeMsgpack(value));
+  }
+
   private send(value: unknown): void {
     if (this.state === 'closed') return;
-    if (this.format === 'json') this.outbox.push(textFrame(Buffer.from(JSON.stringify(value))));
-    else this.outbox.push(binaryFrame(encodeMsgpack(value)));
+    this.outbox.push(this.encode(value));
   }
 
   sendShared(frame: { json: Buffer; msgpack: () => Buffer }): void {
     this.outbox.push(this.format === 'json' ? frame.json : frame.msgpack());
   }
 
+  /**
+   * A result that cannot be encoded (a history holding a value too deep for
+   * MessagePack, which the publish doors should have refused) is answered
+   * with an internal error, counted; it never escapes as an exception.
+   */
   private reply(id: number, result: unknown): void {
-    this.send({ id, result });
+    if (this.state === 'closed') return;
+    let frame: Buffer;
+    try {
+      frame = this.encode({ id, result });
+    } catch (err) {
+      this.ctx.loops.failed('edge-reply', err, { conn: this.id });
+      frame = this.encode({ id, error: toErrorBody(new TidingsError(ErrorCodes.INTERNAL, 'the reply could not be encoded')) });
+    }
+    this.outbox.push(frame);
   }
 
   private replyError(id: number, err: unknown): void {
@@ -142,7 +249,7 @@ export class ClientConnection implements Listener {
   close(spec: CloseSpec, detail?: string): void {
     if (this.state === 'closed') return;
     this.log.debug({ code: spec.code, detail }, 'closing connection');
-    this.outbox.flush();
+    this.outbox.flushAll();
     this.state = 'closed';
     const reason = detail ? `${spec.reason}: ${detail}`.slice(0, 120) : spec.reason;
     try {
@@ -151,7 +258,7 @@ export class ClientConnection implements Listener {
       this.ws.terminate();
     }
     // A peer that never answers the close handshake is cut after a grace period.
-    setTimeout(() => this.ws.terminate(), 2000).unref();
+    setTimeout(() => this.ws.terminate(), closeGraceMs(spec)).unref();
     this.cleanup();
   }
 
@@ -165,7 +272,21 @@ export class ClientConnection implements Listener {
 
   // --- input --------------------------------------------------------------
 
+  /** Whatever goes wrong with one client's frame ends at most that client's connection (1011). */
   private onFrame(data: Buffer, isBinary: boolean): void {
+    try {
+      this.readFrame(data, isBinary);
+    } catch (err) {
+      this.failed(err);
+    }
+  }
+
+  private failed(err: unknown): void {
+    this.ctx.loops.failed('edge-client', err, { conn: this.id });
+    this.close(CloseCodes.INTERNAL);
+  }
+
+  private readFrame(data: Buffer, isBinary: boolean): void {
     this.lastSeen = Date.now();
     if (this.state === 'closed') return;
     let items: unknown[];
@@ -179,6 +300,22 @@ export class ClientConnection implements Listener {
     for (const item of items) {
       if (this.isClosed()) return;
       this.onMessage(item);
+    }
+    // A client at its in-flight limit is not read until half its commands are answered:
+    // pipelining faster than it is served costs it time, not this edge's CPU.
+    // (A connection over SockJS has no socket to pause: there the 135 replies are the limit.)
+    if (this.inFlight >= this.ctx.config.client_max_inflight && !this.paused && typeof this.ws.pause === 'function') {
+      this.paused = true;
+      this.ws.pause();
+    }
+  }
+
+  /** One of this connection's commands was answered. */
+  private commandDone(): void {
+    this.inFlight--;
+    if (this.paused && this.inFlight <= this.ctx.config.client_max_inflight / 2 && !this.isClosed()) {
+      this.paused = false;
+      this.ws.resume();
     }
   }
 
@@ -213,7 +350,11 @@ export class ClientConnection implements Listener {
       this.queuedBehindConnect++;
       void this.authenticating.finally(() => {
         this.queuedBehindConnect--;
-        if (!this.isClosed()) this.onMessage(item);
+        try {
+          if (!this.isClosed()) this.onMessage(item);
+        } catch (err) {
+          this.failed(err);
+        }
       });
       return;
     }
@@ -221,6 +362,13 @@ export class ClientConnection implements Listener {
       this.replyError(id, new TidingsError(ErrorCodes.UNAUTHORIZED));
       return;
     }
+    const limit = this.ctx.config.client_max_inflight;
+    if (this.inFlight >= limit) {
+      this.ctx.metrics.limited.inc({ code: '135' });
+      this.replyError(id, new TidingsError(ErrorCodes.TOO_MANY_COMMANDS, `at most ${limit} commands in flight per connection`));
+      return;
+    }
+    this.inFlight++;
     const running = this.run(id, method as Method, params as Record<string, unknown>);
     if (method === 'connect' && this.state === 'connecting' && !this.authenticating) {
       const settled = (): void => {
@@ -228,12 +376,18 @@ export class ClientConnection implements Listener {
       };
       this.authenticating = running.then(settled, settled);
     }
-    running.then(
-      (result) => {
-        if (result !== REPLIED) this.reply(id, result);
-      },
-      (err) => this.replyError(id, err),
-    );
+    running
+      .then(
+        (result) => {
+          this.commandDone();
+          if (result !== REPLIED) this.reply(id, result);
+        },
+        (err) => {
+          this.commandDone();
+          this.replyError(id, err);
+        },
+      )
+      .catch((err) => this.failed(err));
   }
 
   private async run(id: number, method: Method, params: Record<string, unknown>): Promise<unknown> {
@@ -247,7 +401,7 @@ export class ClientConnection implements Listener {
       case 'publish':
         return this.publish(params);
       case 'history':
-        return this.history(params);
+        return this.history(id, params);
       case 'ping':
         return {};
       default: {
@@ -261,8 +415,10 @@ export class ClientConnection implements Listener {
 
   /** Authenticate with a token (or anonymously); also used for ?token= at upgrade. */
   async connect(token: unknown): Promise<unknown> {
-    if (this.state !== 'connecting' || this.identity) throw new TidingsError(ErrorCodes.ALREADY_CONNECTED);
+    // Checked and set before the first await: a second connect in the same frame finds it set.
+    if (this.state !== 'connecting' || this.identity || this.connectStarted) throw new TidingsError(ErrorCodes.ALREADY_CONNECTED);
     if (token !== undefined && typeof token !== 'string') throw new TidingsError(ErrorCodes.BAD_REQUEST, 'token must be a string');
+    this.connectStarted = true;
     let identity: Identity;
     try {
       identity = await this.ctx.auth.authenticate(token, this.request);
@@ -320,6 +476,7 @@ export class ClientConnection implements Listener {
       idle_timeout: c.idle_timeout,
       expires: identity.expires,
       node: this.ctx.edgeId,
+      max_inflight: c.client_max_inflight,
     };
   }
 
@@ -361,11 +518,15 @@ export class ClientConnection implements Listener {
     return true;
   }
 
-  private unsubscribe(params: Record<string, unknown>): unknown {
+  private async unsubscribe(params: Record<string, unknown>): Promise<unknown> {
     const channel = this.channelParam(params);
     if (!this.subscriptions.has(channel)) throw new TidingsError(ErrorCodes.NOT_SUBSCRIBED, channel);
     this.subscriptions.delete(channel);
-    this.ctx.unsubscribe(this, channel);
+    // A recovery still replaying stops, and live pushes held for the subscribe reply go.
+    this.recovering?.delete(channel);
+    this.held.release(channel, Infinity);
+    // The reply waits until the director has applied the leave (presence order, see EdgeContext).
+    await this.ctx.unsubscribe(this, channel);
     return {};
   }
 
@@ -376,6 +537,7 @@ export class ClientConnection implements Listener {
     }
     await this.identity!.check?.('publish', channel);
     if (!('data' in params)) throw new TidingsError(ErrorCodes.MISSING_FIELD, 'data is required');
+    checkValueDepth(params['data']);
     // The sender is the token's user, never anything the client says.
     return this.ctx.commands.request('publish', {
       channel,
@@ -385,12 +547,61 @@ export class ClientConnection implements Listener {
     });
   }
 
-  private history(params: Record<string, unknown>): Promise<unknown> {
+  /**
+   * One page of history (see history-reader.ts): refused with 136 when the
+   * connection's allowance is used up, fetched once the send buffer has room,
+   * and written as the director sent it (the pushes are not parsed for JSON
+   * clients). `more: true` says the page stopped at its byte bound: ask again
+   * from the last message's offset.
+   */
+  private async history(id: number, params: Record<string, unknown>): Promise<unknown> {
     const channel = this.channelParam(params);
     if (!grantsAllow(this.identity!.history, channel)) {
       throw new TidingsError(ErrorCodes.PERMISSION_DENIED, `may not read the history of ${channel}`);
     }
-    return this.ctx.commands.request('history', historyQuery(channel, params));
+    const query = historyQuery(channel, params) as { channel: string; limit: number; since?: number; epoch?: string };
+    const allowance = this.allowance;
+    if (allowance.available(Date.now()) <= 0) throw this.historyLimit();
+    const timeoutMs = this.ctx.config.command_timeout * 1000;
+    return this.inHistoryLane(async () => {
+      if (!(await this.whenBelow(this.pageBytes, timeoutMs))) {
+        throw new TidingsError(this.isClosed() ? ErrorCodes.UNAVAILABLE : ErrorCodes.TIMEOUT, 'the send buffer did not drain in time for a history page');
+      }
+      const room = Math.floor(allowance.available(Date.now()));
+      if (room <= 0) throw this.historyLimit();
+      const page = await this.ctx.history.page(this, query, Math.max(1, Math.min(this.pageBytes, room)), () => !this.isClosed());
+      if (!page) throw new TidingsError(ErrorCodes.UNAVAILABLE, 'connection closed');
+      allowance.take(page.bytes, Date.now());
+      this.sendHistoryReply(id, page);
+      return REPLIED;
+    });
+  }
+
+  private historyLimit(): TidingsError {
+    this.ctx.metrics.limited.inc({ code: '136' });
+    const wait = this.allowance.waitMs(this.pageBytes, Date.now()) / 1000;
+    const c = this.ctx.config;
+    return new TidingsError(ErrorCodes.HISTORY_LIMIT, `${c.client_history_bytes} bytes per ${c.client_history_window} s; retry in ${wait.toFixed(1)} s`, Math.ceil(wait * 10) / 10);
+  }
+
+  private sendHistoryReply(id: number, page: Page): void {
+    if (this.state === 'closed') return;
+    const m = page.meta;
+    const head = { channel: m.channel, epoch: m.epoch, offset: m.offset, complete: m.complete, more: m.more };
+    if (this.format !== 'json') {
+      // Through reply(): a page holding a value MessagePack cannot carry is answered with an error and counted.
+      this.reply(id, { ...head, messages: page.pushes.map((p) => JSON.parse(p.toString('utf8')) as unknown) });
+      return;
+    }
+    // {"id":..,"result":{..head,"messages":[push,push,...]}}: the pushes spliced in as they came.
+    const open = JSON.stringify({ id, result: head });
+    const parts: Buffer[] = [Buffer.from(`${open.slice(0, -2)},"messages":[`)];
+    page.pushes.forEach((p, i) => {
+      if (i > 0) parts.push(COMMA);
+      parts.push(p);
+    });
+    parts.push(CLOSE_MESSAGES);
+    this.outbox.push(textFrame(Buffer.concat(parts)));
   }
 
   /** Heartbeat bookkeeping, called by the edge's sweep once a second. */

@@ -6,6 +6,8 @@ import type { CommandClient } from '../zmq/command-client.js';
 import type { Hub } from './hub.js';
 import type { FlushScheduler } from './outbox.js';
 import type { ClientConnection } from './connection.js';
+import type { HistoryReader } from './history-reader.js';
+import type { LoopGuard } from '../runtime/loop-guard.js';
 
 export type MethodHandler = (conn: ClientConnection, params: Record<string, unknown>) => Promise<unknown> | unknown;
 
@@ -22,11 +24,20 @@ export interface EdgeContext {
   readonly hub: Hub;
   readonly commands: CommandClient;
   readonly scheduler: FlushScheduler;
-  readonly metrics: { slowConsumers: Counter };
+  readonly metrics: { slowConsumers: Counter; limited: Counter<'code'> };
+  /** Where a client's failure is counted and logged, so it ends at most that client's connection. */
+  readonly loops: LoopGuard;
   /** Methods beyond the core ones (history, presence, ...). */
   readonly extraMethods: Map<string, MethodHandler>;
+  readonly history: HistoryReader;
+  /**
+   * Subscribe and, with `recover`, read the first page of what was missed.
+   * Resolves once the director has the subscription live and has applied the
+   * presence join, so the reply that follows is ordered after both.
+   */
   subscribe(conn: ClientConnection, channel: string, recover: unknown): Promise<SubscribeOutcome>;
-  unsubscribe(conn: ClientConnection, channel: string): void;
+  /** Unsubscribe; resolves once the director has applied the presence leave. */
+  unsubscribe(conn: ClientConnection, channel: string): Promise<void>;
   onConnected(conn: ClientConnection): void;
   /** A client's token (or other proof) was refused: counted and logged with the reason. */
   noteAuthRefused?(method: 'token', reason: string, detail: string): void;

@@ -30,9 +30,29 @@ import { ClientConnection } from './connection.js';
 import { binaryFrame, textFrame } from './frames.js';
 import type { EdgeContext, MethodHandler, SubscribeOutcome } from './context.js';
 import { recoverInto } from './recovery.js';
+import { HistoryReader, commandPageFetch } from './history-reader.js';
+import { DirectorWatch } from './director-watch.js';
 import { parseRecover } from '../protocol/positions.js';
 import { EdgeStats, type AuthMethod } from './stats.js';
 import { registerRequest } from './refusals.js';
+import { LoopGuard } from '../runtime/loop-guard.js';
+
+/**
+ * Timeouts of the HTTP server. Node checks `headersTimeout` and
+ * `requestTimeout` only every `connectionsCheckingInterval` (30 s by
+ * default, so a slowloris held a socket ~35 s): checking every quarter of
+ * http_headers_timeout (at most every second) cuts slow headers within
+ * http_headers_timeout plus that quarter.
+ */
+export function httpTimeouts(c: Config): { keepAliveTimeout: number; headersTimeout: number; requestTimeout: number; connectionsCheckingInterval: number } {
+  const headersTimeout = Math.round(c.http_headers_timeout * 1000);
+  return {
+    keepAliveTimeout: 5000,
+    headersTimeout,
+    requestTimeout: Math.max(30_000, headersTimeout),
+    connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.round(headersTimeout / 4))),
+  };
+}
 
 export type RouteHandler = (req: IncomingMessage, res: ServerResponse, path: string, url: URL) => boolean;
 
@@ -47,6 +67,11 @@ export interface EdgeServerOptions {
   metricsText?: () => Promise<string>;
   /** Listen on this already-bound server port instead of config (0 = ephemeral, tests). */
   port?: number;
+  /**
+   * A loop that serves every client died (after readiness went down): the
+   * owner ends the process so its supervisor restarts it.
+   */
+  onFatal?: (reason: string) => void;
   /** The node's other edge workers, for requests that must reach the worker holding a session. */
   siblings?: SiblingOptions;
 }
@@ -67,9 +92,13 @@ export class EdgeServer implements EdgeContext {
   readonly scheduler: FlushScheduler;
   readonly extraMethods = new Map<string, MethodHandler>();
   readonly hub: Hub;
-  readonly metrics: { slowConsumers: Counter; connections: Gauge };
+  readonly history: HistoryReader;
+  private readonly directorWatch: DirectorWatch;
+  readonly metrics: { slowConsumers: Counter; limited: Counter<'code'>; connections: Gauge };
   /** Auth refusals, closes by code, bytes and deliveries: counted for /metrics, logged with reasons. */
   readonly stats: EdgeStats;
+  /** Failures of one message or one connection, counted and skipped; a dead loop takes readiness down. */
+  readonly loops: LoopGuard;
   private readonly log: Logger;
   private readonly routes: RouteHandler[] = [];
   private readonly connections = new Set<ClientConnection>();
@@ -89,6 +118,9 @@ export class EdgeServer implements EdgeContext {
     this.log = opts.log;
     this.scheduler = new FlushScheduler(opts.config.write_coalesce_ms);
     const c = opts.config;
+    this.loops = new LoopGuard(opts.registry, opts.log.child({ component: 'loops' }), (loop, err) =>
+      this.opts.onFatal?.(`${loop} loop died: ${err instanceof Error ? err.message : String(err)}`),
+    );
     this.httpAuth = c.auth_url
       ? new HttpAuthenticator({ url: c.auth_url, timeoutMs: c.auth_timeout * 1000, cacheTtlMs: c.auth_cache_ttl * 1000, cacheSize: c.auth_cache_size, secret: c.secret })
       : null;
@@ -96,6 +128,7 @@ export class EdgeServer implements EdgeContext {
       tokenSecret: c.token_secret,
       allowAnonymous: c.allow_anonymous,
       anonymousChannels: c.anonymous_channels,
+      maxLifetimeS: c.token_max_lifetime,
       http: c.auth_native ? this.httpAuth : null,
     });
     this.siblings = opts.siblings && opts.siblings.count > 1 ? new Siblings(opts.siblings, opts.log.child({ component: 'siblings' }), opts.registry) : null;
@@ -106,6 +139,7 @@ export class EdgeServer implements EdgeContext {
       highWaterMark: opts.config.zmq_high_water_mark,
       link: nodeClientLink(opts.config, 'local'),
       log: opts.log.child({ component: 'command-client' }),
+      loops: this.loops,
     });
     this.hub = new Hub({
       subscriberAddress: opts.config.subscriber_address,
@@ -117,11 +151,20 @@ export class EdgeServer implements EdgeContext {
       log: opts.log.child({ component: 'hub' }),
       registry: opts.registry,
       onControl: (body) => this.onControl(body),
+      loops: this.loops,
       onChannelMessage: () => this.scheduler.noteMessage(),
     });
+    this.history = new HistoryReader(commandPageFetch(this.commands));
+    this.directorWatch = new DirectorWatch(this.commands, () => this.hub.reprobe(), opts.log.child({ component: 'director-watch' }));
     const connections = this.connections;
     this.metrics = {
       slowConsumers: new Counter({ name: 'tidings_edge_slow_consumers_total', help: 'Clients cut off for exceeding the send buffer', registers: [opts.registry] }),
+      limited: new Counter({
+        name: 'tidings_edge_commands_limited_total',
+        help: 'Client commands refused by a per-connection limit, by error code (135 too_many_commands, 136 history_limit)',
+        labelNames: ['code'],
+        registers: [opts.registry],
+      }),
       connections: new Gauge({
         name: 'tidings_edge_connections',
         help: 'Open websocket connections',
@@ -174,14 +217,18 @@ export class EdgeServer implements EdgeContext {
     this.commands.start();
     if (this.opts.websocket) {
       this.hub.start();
+      this.directorWatch.start();
       this.wss = new WebSocketServer({
         noServer: true,
         maxPayload: this.config.max_message_size,
         perMessageDeflate: false,
         clientTracking: false,
-        handleProtocols: (protocols) => {
+        handleProtocols: (protocols, req) => {
           if (protocols.has(SUBPROTOCOL_MSGPACK)) return SUBPROTOCOL_MSGPACK;
           if (protocols.has(SUBPROTOCOL_JSON)) return SUBPROTOCOL_JSON;
+          // The native route offered only protocols it does not speak: echo one so the
+          // handshake completes and the client can be told why with close 4009.
+          if (this.nativeUpgrades.has(req) && protocols.size > 0) return protocols.values().next().value as string;
           return false;
         },
       });
@@ -191,10 +238,8 @@ export class EdgeServer implements EdgeContext {
     const c = this.config;
     const server: Server =
       c.tls_cert_file && c.tls_key_file
-        ? createTlsServer({ cert: readFileSync(c.tls_cert_file), key: readFileSync(c.tls_key_file), keepAliveTimeout: 5000 }, handler)
-        : createServer({ keepAliveTimeout: 5000 }, handler);
-    server.headersTimeout = 10_000;
-    server.requestTimeout = 30_000;
+        ? createTlsServer({ cert: readFileSync(c.tls_cert_file), key: readFileSync(c.tls_key_file), ...httpTimeouts(c) }, handler)
+        : createServer(httpTimeouts(c), handler);
     if (this.opts.websocket) server.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head));
     this.server = server;
     await new Promise<void>((resolve, reject) => {
@@ -212,6 +257,7 @@ export class EdgeServer implements EdgeContext {
     if (this.stopped) return;
     this.stopped = true;
     if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.directorWatch.stop();
     for (const hook of this.stopHooks) hook();
     for (const c of [...this.connections]) c.close(CloseCodes.SHUTDOWN);
     await this.siblings?.stop();
@@ -278,7 +324,8 @@ export class EdgeServer implements EdgeContext {
     }
   }
 
-  private async readiness(): Promise<{ ready: boolean; director: boolean; subscriber: boolean; node: string }> {
+  private async readiness(): Promise<{ ready: boolean; director: boolean; subscriber: boolean; node: string; dead?: string }> {
+    if (this.loops.dead !== null) return { ready: false, director: false, subscriber: false, node: this.edgeId, dead: this.loops.dead };
     let director = false;
     try {
       await this.commands.request('ping', {}, 1000);
@@ -325,8 +372,14 @@ export class EdgeServer implements EdgeContext {
       return;
     }
     const token = url.searchParams.get('token');
-    this.wss!.handleUpgrade(req, socket, head, (ws) => this.adoptNative(ws, socket as Socket, requestInfo(req), token));
+    this.nativeUpgrades.add(req);
+    this.wss!.handleUpgrade(req, socket, head, (ws) => {
+      if (!this.refuseUnsupported(ws)) this.adoptNative(ws, socket as Socket, requestInfo(req), token);
+    });
   }
+
+  /** Upgrade requests on the native route (the only one that refuses unknown subprotocols with 4009). */
+  private readonly nativeUpgrades = new WeakSet<IncomingMessage>();
 
   /**
    * Upgrade handlers that take over some websocket connections (e.g. channelstream's /ws?conn_id=).
@@ -344,6 +397,15 @@ export class EdgeServer implements EdgeContext {
     return this.wss;
   }
 
+  /** The native route offered only unknown subprotocols (one was echoed): tell the client why, 4009. */
+  private refuseUnsupported(ws: WebSocket): boolean {
+    if (ws.protocol === '' || ws.protocol === SUBPROTOCOL_JSON || ws.protocol === SUBPROTOCOL_MSGPACK) return false;
+    const spec = CloseCodes.UNSUPPORTED_PROTOCOL;
+    ws.close(spec.code, `${spec.reason}: ${ws.protocol} (use ${SUBPROTOCOL_JSON} or ${SUBPROTOCOL_MSGPACK})`.slice(0, 120));
+    setTimeout(() => ws.terminate(), 2000).unref();
+    return true;
+  }
+
   /**
    * Serve the native protocol on a websocket (or on anything shaped like one:
    * the SockJS feature passes adapters). `token` from the URL authenticates at once.
@@ -358,10 +420,13 @@ export class EdgeServer implements EdgeContext {
     this.trackClose(ws);
     if (token !== null) {
       // Token in the URL: authenticate now and tell the client with a `connected` push.
-      conn.connect(token).then(
-        (result) => conn.sendShared(this.pushFrame({ type: 'connected', ...(result as object) })),
-        (err) => conn.sendShared(this.pushFrame({ type: 'error', error: toErrorBody(err) })),
-      );
+      conn
+        .connect(token)
+        .then(
+          (result) => conn.sendShared(this.pushFrame({ type: 'connected', ...(result as object) })),
+          (err) => conn.sendShared(this.pushFrame({ type: 'error', error: toErrorBody(err) })),
+        )
+        .catch((err) => this.loops.failed('edge-client', err, { conn: id }));
     }
     return conn;
   }
@@ -379,36 +444,42 @@ export class EdgeServer implements EdgeContext {
 
   async subscribe(conn: ClientConnection, channel: string, recoverParam: unknown): Promise<SubscribeOutcome> {
     const recover = parseRecover(recoverParam);
-    if (recover) conn.hold(channel);
+    // Live pushes wait until the reply (and a recovery's replay) has gone out.
+    conn.hold(channel);
     let pos;
     try {
       pos = await this.hub.joinChannel(conn, channel);
     } catch (err) {
-      if (recover) conn.release(channel, [], Infinity);
+      conn.release(channel, Infinity);
       throw err;
     }
     if (!conn.markSubscribed(channel)) {
       this.hub.leaveChannel(conn, channel);
+      conn.release(channel, Infinity);
       throw new TidingsError(ErrorCodes.UNAVAILABLE, 'connection closed');
     }
-    this.subscribed(conn, channel);
-    if (!recover) return { result: { channel, offset: pos.offset, epoch: pos.epoch }, afterReply: () => undefined };
+    const live = pos;
     try {
-      return await recoverInto(this.commands, conn, channel, pos, recover);
+      await this.subscribed(conn, channel);
+      if (!recover) return { result: { channel, offset: live.offset, epoch: live.epoch }, afterReply: () => conn.release(channel, live.offset) };
+      return await recoverInto({ history: this.history, timeoutMs: this.config.command_timeout * 1000 }, conn, channel, live, recover);
     } catch (err) {
-      conn.release(channel, [], pos.offset);
+      // The client gets an error: it is not subscribed (it may try again).
+      conn.subscriptions.delete(channel);
+      conn.release(channel, Infinity);
+      void this.unsubscribe(conn, channel);
       throw err;
     }
   }
 
-  unsubscribe(conn: ClientConnection, channel: string): void {
+  async unsubscribe(conn: ClientConnection, channel: string): Promise<void> {
     this.hub.leaveChannel(conn, channel);
-    this.unsubscribed(conn, channel);
+    await this.unsubscribed(conn, channel);
   }
 
-  /** Hooks for presence reporting; replaced by the presence module. */
-  subscribed: (conn: ClientConnection, channel: string) => void = () => undefined;
-  unsubscribed: (conn: ClientConnection, channel: string) => void = () => undefined;
+  /** Hooks for presence reporting, resolved once the director applied the change; replaced by the presence module. */
+  subscribed: (conn: ClientConnection, channel: string) => Promise<void> | void = () => undefined;
+  unsubscribed: (conn: ClientConnection, channel: string) => Promise<void> | void = () => undefined;
   connectedHook: (conn: ClientConnection) => void = () => undefined;
   closedHook: (conn: ClientConnection) => void = () => undefined;
 
@@ -429,7 +500,7 @@ export class EdgeServer implements EdgeContext {
     if (!this.connections.delete(conn)) return;
     for (const ch of conn.subscriptions) {
       this.hub.leaveChannel(conn, ch);
-      this.unsubscribed(conn, ch);
+      void this.unsubscribed(conn, ch);
     }
     conn.subscriptions.clear();
     if (conn.user !== null) this.hub.leaveUser(conn, conn.user);
@@ -440,7 +511,13 @@ export class EdgeServer implements EdgeContext {
   controlHandlers: Array<(body: Record<string, unknown>) => void> = [];
 
   private onControl(body: Record<string, unknown>): void {
-    for (const h of this.controlHandlers) h(body);
+    for (const h of this.controlHandlers) {
+      try {
+        h(body);
+      } catch (err) {
+        this.loops.failed('edge-control', err, { op: body['op'] });
+      }
+    }
   }
 
   /** Connections of this edge, for control actions. */

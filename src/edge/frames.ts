@@ -42,6 +42,7 @@ export function pushPayloadOf(frame: Buffer): Buffer | undefined {
 export class SharedPush {
   private jsonFrame: Buffer | null = null;
   private msgpackFrame: Buffer | null = null;
+  private msgpackError: Error | null = null;
   /** Connections of this user skip the push (channel events about the user). */
   exceptUser: string | null = null;
   constructor(
@@ -59,8 +60,21 @@ export class SharedPush {
     return this.jsonFrame;
   }
 
+  /**
+   * Throws when the push cannot be encoded (nothing past the publish doors
+   * should be too deep, but if one is, it fails once per push, not once per
+   * MessagePack receiver).
+   */
   forMsgpack(): Buffer {
-    return (this.msgpackFrame ??= binaryFrame(encodeMsgpack(JSON.parse(this.json.toString('utf8')))));
+    if (this.msgpackFrame !== null) return this.msgpackFrame;
+    if (this.msgpackError !== null) throw this.msgpackError;
+    try {
+      this.msgpackFrame = binaryFrame(encodeMsgpack(JSON.parse(this.json.toString('utf8'))));
+    } catch (err) {
+      this.msgpackError = err instanceof Error ? err : new Error(String(err));
+      throw this.msgpackError;
+    }
+    return this.msgpackFrame;
   }
 
   /** Another shape of this push (e.g. channelstream's frame), built once by whoever needs it. */

@@ -16,15 +16,19 @@ import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import { ErrorCodes, TidingsError } from '../protocol/errors.js';
 import { TopicKind, channelTopic, userTopic, parseTopic, edgeTopic, ALL_TOPIC } from '../cluster/topics.js';
-import { DownKind, decodeHeader } from '../cluster/wire.js';
+import { DownKind, TICK_OP, decodeHeader } from '../cluster/wire.js';
 import type { CommandClient } from '../zmq/command-client.js';
+import type { LoopGuard } from '../runtime/loop-guard.js';
 import { connectSecured, type ClientLink } from '../zmq/security.js';
 import { SharedPush } from './frames.js';
+
+/** How a channel's stream broke: a hole in its offsets, or a new epoch (the director restarted). */
+export type GapKind = 'hole' | 'epoch';
 
 export interface Listener {
   deliver(push: SharedPush): void;
   /** The channel's stream broke at this edge; the listener must recover. */
-  onGap(channel: string): void;
+  onGap(channel: string, kind: GapKind): void;
 }
 
 interface Entry {
@@ -42,6 +46,8 @@ interface Entry {
   liveSignal: Promise<void>;
   markLive: () => void;
   failed: TidingsError | null;
+  /** Set while a re-probe waits for its probe to come back. */
+  reprobed?: () => void;
 }
 
 export interface Position {
@@ -60,6 +66,8 @@ export interface HubOptions {
   log: Logger;
   registry: Registry;
   onControl: (body: Record<string, unknown>) => void;
+  /** Counts and logs what one message or one listener breaks, so the receive loop goes on. */
+  loops: LoopGuard;
   /** Called once per channel message received (the flush scheduler's measure of load). */
   onChannelMessage?: () => void;
 }
@@ -69,6 +77,10 @@ export class Hub {
   private readonly channels = new Map<string, Entry>();
   private readonly users = new Map<string, Entry>();
   private readonly probes = new Map<string, Entry>();
+  /** The director's last tick seen. */
+  private lastTick: { run: string; seq: number } | null = null;
+  /** Probes checking a live channel's position (verifyPositions), by token. */
+  private readonly checks = new Map<string, Entry>();
   private loop: Promise<void> | null = null;
   private stopping = false;
   connected = false;
@@ -199,7 +211,7 @@ export class Hub {
       failed: null,
     };
     map.set(name, entry);
-    this.sub?.subscribe(entry.topic);
+    this.topic('subscribe', entry.topic);
     void this.establish(entry);
     return entry;
   }
@@ -217,7 +229,7 @@ export class Hub {
     if (map.get(entry.name) !== entry) return;
     map.delete(entry.name);
     for (const t of entry.tokens) this.probes.delete(t);
-    if (!this.stopping) this.sub?.unsubscribe(entry.topic);
+    if (!this.stopping) this.topic('unsubscribe', entry.topic);
   }
 
   /** Probe until the subscription is live, with growing waits, within probeTimeoutMs. */
@@ -252,7 +264,7 @@ export class Hub {
         const map = entry.kind === 'channel' ? this.channels : this.users;
         if (map.get(entry.name) === entry) {
           map.delete(entry.name);
-          if (!this.stopping) this.sub?.unsubscribe(entry.topic);
+          if (!this.stopping) this.topic('unsubscribe', entry.topic);
         }
       } else {
         this.dropIfEmpty(entry);
@@ -260,14 +272,125 @@ export class Hub {
     }
   }
 
-  private async receive(sub: Subscriber): Promise<void> {
-    try {
-      for await (const frames of sub) {
-        if (frames.length !== 3) continue;
-        this.dispatch(frames[0]!, frames[1]!, frames[2]!);
+  /**
+   * Check where every live channel's stream stands: the director sends each
+   * probe down behind every message it sequenced before, so a probe whose
+   * offset is past this edge's shows messages that never arrived (at the end
+   * of a stream, where no later message shows the hole).
+   */
+  verifyPositions(): void {
+    for (const entry of this.channels.values()) {
+      if (!entry.live) continue;
+      const token = randomBytes(9).toString('base64url');
+      this.checks.set(token, entry);
+      const forget = (): void => {
+        // Kept until the probe could have come back; one that never does leaves nothing behind.
+        setTimeout(() => this.checks.delete(token), this.opts.probeTimeoutMs).unref();
+      };
+      this.opts.commands.request('probe', { kind: 'channel', name: entry.name, token }).then(forget, forget);
+    }
+  }
+
+  /** A tick that skips a number: a hop sent on without this edge for a while. */
+  private onTick(run: unknown, seq: unknown): void {
+    if (typeof run !== 'string' || typeof seq !== 'number') return;
+    const last = this.lastTick;
+    this.lastTick = { run, seq };
+    if (last && last.run === run && seq > last.seq + 1) {
+      this.opts.log.warn({ missed: seq - last.seq - 1 }, 'director ticks missed: checking where every channel stands');
+      this.verifyPositions();
+    }
+  }
+
+  /**
+   * The channel's stream at this edge broke: the listeners are told (they
+   * close their clients, who recover) and the stream goes on from here.
+   */
+  private streamBroke(entry: Entry, offset: number, epoch: string): void {
+    const kind: GapKind = epoch !== entry.epoch ? 'epoch' : 'hole';
+    if (kind === 'hole') this.gaps.inc();
+    this.opts.log.warn({ channel: entry.name, expected: entry.offset + 1, got: offset, epoch, was: entry.epoch }, kind === 'epoch' ? 'channel epoch changed' : 'gap in channel stream');
+    entry.offset = offset;
+    entry.epoch = epoch;
+    for (const l of [...entry.listeners]) {
+      try {
+        l.onGap(entry.name, kind);
+      } catch (err) {
+        this.opts.loops.failed('edge-delivery', err, { channel: entry.name });
       }
-    } catch (err) {
-      if (!this.stopping) this.opts.log.error({ err }, 'SUB receive loop failed');
+    }
+  }
+
+  /**
+   * Check every live channel against the director (after it restarted): a
+   * probe goes down each channel's topic, and one that shows messages this
+   * edge never received (sequenced by the new director before this edge's
+   * subscription reached it) breaks the stream as a message would, so the
+   * subscribers learn it even if no further message comes. A channel whose
+   * probe does not come back within probeTimeoutMs (the restarted director
+   * does not have this edge's subscription) is broken as an epoch change too:
+   * its subscribers resubscribe, and that re-establishes it.
+   */
+  async reprobe(): Promise<void> {
+    const live = [...this.channels.values()].filter((e) => e.live);
+    await Promise.all(live.map((e) => this.reprobeOne(e)));
+  }
+
+  private async reprobeOne(entry: Entry): Promise<void> {
+    const deadline = Date.now() + this.opts.probeTimeoutMs;
+    let back = false;
+    const seen = new Promise<void>((r) => (entry.reprobed = () => ((back = true), r())));
+    let wait = 50;
+    try {
+      while (!back && !this.stopping && this.channels.get(entry.name) === entry && Date.now() < deadline) {
+        const token = randomBytes(9).toString('base64url');
+        entry.tokens.add(token);
+        this.probes.set(token, entry);
+        try {
+          await this.opts.commands.request('probe', { kind: 'channel', name: entry.name, token }, Math.max(1, deadline - Date.now()));
+        } catch {
+          // The director is not answering yet: try again until the deadline.
+        }
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([seen, new Promise<void>((r) => (timer = setTimeout(r, Math.min(wait, Math.max(0, deadline - Date.now())))))]);
+        clearTimeout(timer);
+        wait = Math.min(wait * 2, 500);
+      }
+    } finally {
+      entry.reprobed = undefined;
+      for (const t of entry.tokens) this.probes.delete(t);
+      entry.tokens.clear();
+    }
+    if (!back && !this.stopping && this.channels.get(entry.name) === entry) this.streamBroke(entry, 0, '');
+  }
+
+  /** (Un)subscribe a topic; a socket closed under a dead loop is left alone (the process is ending). */
+  private topic(op: 'subscribe' | 'unsubscribe', topic: Buffer): void {
+    const sub = this.sub;
+    if (!sub || sub.closed) return;
+    sub[op](topic);
+  }
+
+  /** The one SUB loop of this edge: a message that fails is counted and skipped, never the end of the loop. */
+  private receive(sub: Subscriber): Promise<void> {
+    return this.opts.loops.run(
+      'edge-sub',
+      sub,
+      (frames) => {
+        if (frames.length === 3) this.dispatch(frames[0]!, frames[1]!, frames[2]!);
+      },
+      () => this.stopping,
+    );
+  }
+
+  /** Hand a push to each listener; one listener's failure is its own, the others still get it. */
+  private deliverAll(listeners: Set<Listener>, push: SharedPush): void {
+    for (const l of listeners) {
+      try {
+        l.deliver(push);
+      } catch (err) {
+        this.opts.loops.failed('edge-delivery', err, { channel: push.channel });
+      }
     }
   }
 
@@ -284,17 +407,12 @@ export class Hub {
         if (!entry || !entry.live) return; // before the probe: part of history, not of this edge's stream
         if (header.epoch === entry.epoch && header.offset <= entry.offset) return; // already seen
         if (header.epoch !== entry.epoch || header.offset !== entry.offset + 1) {
-          this.gaps.inc();
-          this.opts.log.warn({ channel: t.name, expected: entry.offset + 1, got: header.offset, epoch: header.epoch }, 'gap in channel stream');
-          entry.offset = header.offset;
-          entry.epoch = header.epoch;
-          for (const l of [...entry.listeners]) l.onGap(t.name);
+          this.streamBroke(entry, header.offset, header.epoch);
           return;
         }
         entry.offset = header.offset;
-        const push = new SharedPush(body, t.name, header.offset);
         this.delivered.message += entry.listeners.size;
-        for (const l of entry.listeners) l.deliver(push);
+        this.deliverAll(entry.listeners, new SharedPush(body, t.name, header.offset));
         return;
       }
       case DownKind.ChannelEvent: {
@@ -307,7 +425,7 @@ export class Hub {
         const push = new SharedPush(body, t.name, 0);
         if (header.epoch !== '') push.exceptUser = header.epoch;
         this.delivered.event += entry.listeners.size;
-        for (const l of entry.listeners) l.deliver(push);
+        this.deliverAll(entry.listeners, push);
         return;
       }
       case DownKind.Direct: {
@@ -316,9 +434,8 @@ export class Hub {
         if (!t || t.kind !== TopicKind.User) return;
         const entry = this.users.get(t.name);
         if (!entry || !entry.live) return;
-        const push = new SharedPush(body);
         this.delivered.direct += entry.listeners.size;
-        for (const l of entry.listeners) l.deliver(push);
+        this.deliverAll(entry.listeners, new SharedPush(body));
         return;
       }
       case DownKind.Probe: {
@@ -329,8 +446,25 @@ export class Hub {
           return;
         }
         if (typeof token !== 'string') return;
+        const checked = this.checks.get(token);
+        if (checked) {
+          this.checks.delete(token);
+          const missed = checked.epoch !== header.epoch || header.offset > checked.offset;
+          if (missed && checked.live && this.channels.get(checked.name) === checked) this.streamBroke(checked, header.offset, header.epoch);
+          return;
+        }
         const entry = this.probes.get(token);
-        if (!entry || entry.live) return;
+        if (!entry) return;
+        if (entry.live) {
+          // A re-probe (the director restarted): messages this edge never received break the
+          // stream now. With none yet (a new epoch at offset 0), the first one will.
+          this.probes.delete(token);
+          entry.tokens.delete(token);
+          entry.reprobed?.();
+          const missed = header.epoch !== entry.epoch ? header.offset > 0 : header.offset > entry.offset;
+          if (missed) this.streamBroke(entry, header.offset, header.epoch);
+          return;
+        }
         entry.live = true;
         entry.offset = header.offset;
         entry.epoch = header.epoch;
@@ -344,7 +478,10 @@ export class Hub {
         } catch {
           return;
         }
-        if (parsed && typeof parsed === 'object') this.opts.onControl(parsed as Record<string, unknown>);
+        if (!parsed || typeof parsed !== 'object') return;
+        const control = parsed as Record<string, unknown>;
+        if (control['op'] === TICK_OP) this.onTick(control['run'], control['seq']);
+        else this.opts.onControl(control);
         return;
       }
     }

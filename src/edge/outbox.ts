@@ -12,7 +12,19 @@
  * client a frame per message.
  */
 import type { Socket } from 'node:net';
+import { CloseCodes, type CloseSpec } from '../protocol/errors.js';
 import { pushPayloadOf, textFrame } from './frames.js';
+
+/**
+ * How long a closing connection waits for the client's close frame before the
+ * socket is cut. A slow consumer gets longer: its close frame (4005) is queued
+ * behind what its socket already held (at most MAX_WRITE of ours plus the
+ * kernel's buffers), and a client that resumes reading within this time
+ * reads those, then the close frame, and knows why it was cut.
+ */
+export function closeGraceMs(spec: CloseSpec | number): number {
+  return (typeof spec === 'number' ? spec : spec.code) === CloseCodes.SLOW_CONSUMER.code ? 10_000 : 2000;
+}
 
 export interface OutboxOwner {
   /** Called when the bytes waiting for this socket pass the limit. */
@@ -21,6 +33,15 @@ export interface OutboxOwner {
 
 /** Largest merged text frame; bigger runs of pushes stay separate frames (still one write). */
 const MAX_MERGED_PAYLOAD = 256 * 1024;
+/**
+ * Most bytes handed to a socket in one write, and the most its own buffer may
+ * hold before frames stay here until it drains. A client that reads keeps its
+ * socket's buffer far below this (the kernel takes the writes), so its frames
+ * go out every flush as before; a slow consumer's pile up here, and when it is
+ * cut off they are dropped: its close frame (4005) follows at most about
+ * twice this, not the whole send buffer.
+ */
+const MAX_WRITE = 256 * 1024;
 const NEWLINE = Buffer.from('\n');
 /** Longest wait between flushes under load, whatever the last flush took. */
 const MAX_GAP_MS = 50;
@@ -36,6 +57,8 @@ export class Outbox {
   private readonly frames: Buffer[] = [];
   private bytes = 0;
   private scheduled = false;
+  /** Waiting for the socket's 'drain' before writing more. */
+  private draining = false;
   closed = false;
 
   constructor(
@@ -72,17 +95,98 @@ export class Outbox {
       this.bytes = 0;
       return;
     }
-    const out = frames.length === 1 ? frames[0]! : this.scheduler.joined(frames);
-    frames.length = 0;
-    this.bytes = 0;
-    this.scheduler.sentBytes += out.length;
-    this.socket.write(out);
+    // The socket's buffer is full (the client reads slowly): keep the frames here until it drains.
+    if (this.socket.writableLength >= MAX_WRITE) {
+      this.waitDrain();
+      return;
+    }
+    if (this.bytes <= MAX_WRITE) {
+      const out = frames.length === 1 ? frames[0]! : this.scheduler.joined(frames);
+      frames.length = 0;
+      this.bytes = 0;
+      this.scheduler.sentBytes += out.length;
+      this.socket.write(out);
+      return;
+    }
+    // A backlog: write its first MAX_WRITE bytes (whole frames, at least one), the rest after 'drain'.
+    let n = 0;
+    let size = 0;
+    while (n < frames.length && (n === 0 || size + frames[n]!.length <= MAX_WRITE)) size += frames[n++]!.length;
+    const batch = frames.splice(0, n);
+    this.bytes -= size;
+    this.scheduler.sentBytes += size;
+    this.socket.write(batch.length === 1 ? batch[0]! : joinFrames(batch));
+    if (this.socket.writableLength >= MAX_WRITE) this.waitDrain();
+    else this.reschedule();
   }
 
+  /** Write everything queued now, whatever the socket holds (before a close frame that must follow it). */
+  flushAll(): void {
+    const frames = this.frames;
+    if (frames.length > 0 && !this.closed && !this.socket.destroyed) {
+      this.scheduler.sentBytes += this.bytes;
+      this.socket.write(frames.length === 1 ? frames[0]! : joinFrames(frames));
+    }
+    frames.length = 0;
+    this.bytes = 0;
+  }
+
+  /** 'drain' comes once the socket's buffer is empty (its write had returned false: the buffer is past 16 KiB). */
+  private waitDrain(): void {
+    if (this.draining) return;
+    this.draining = true;
+    this.socket.once('drain', () => {
+      this.draining = false;
+      this.reschedule();
+    });
+  }
+
+  private reschedule(): void {
+    if (this.closed || this.scheduled || this.frames.length === 0) return;
+    this.scheduled = true;
+    this.scheduler.schedule(this);
+  }
+
+  /** Drop what is queued here; nothing more is accepted. */
   close(): void {
     this.closed = true;
     this.frames.length = 0;
     this.bytes = 0;
+  }
+
+  /**
+   * Resolves true once at most `bytes` wait for this socket (here and in its
+   * own buffer), false if it closes or `timeoutMs` passes first. Flow control
+   * for bulk writers (history pages): write the next part only when this
+   * resolves, so it never pushes the client past its send buffer.
+   */
+  whenBelow(bytes: number, timeoutMs: number): Promise<boolean> {
+    if (this.closed || this.socket.destroyed) return Promise.resolve(false);
+    if (this.pending <= bytes) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const deadline = Date.now() + timeoutMs;
+      const check = (): void => {
+        if (this.closed || this.socket.destroyed) done(false);
+        else if (this.pending <= bytes) done(true);
+        else if (Date.now() >= deadline) done(false);
+      };
+      // 'drain' comes when the socket's buffer empties; the timer sees the levels in between and the
+      // deadline (and is all there is for sockets without events, such as a SockJS session's adapter).
+      const timer = setInterval(check, 20);
+      const events = typeof this.socket.on === 'function';
+      const done = (ok: boolean): void => {
+        clearInterval(timer);
+        if (events) {
+          this.socket.off('drain', check);
+          this.socket.off('close', check);
+        }
+        resolve(ok);
+      };
+      if (events) {
+        this.socket.on('drain', check);
+        this.socket.on('close', check);
+      }
+    });
   }
 }
 

@@ -41,7 +41,7 @@ function tracked(edge: EdgeServer, conn: ClientConnection, log: Logger): Tracked
     unsubscribeServerSide(channels) {
       for (const channel of channels) {
         if (!conn.subscriptions.delete(channel)) continue;
-        edge.unsubscribe(conn, channel);
+        void edge.unsubscribe(conn, channel);
         conn.sendShared(pushFrame({ type: 'unsubscribed', channel, server: true }));
       }
     },

@@ -8,7 +8,7 @@
 import type { WebSocket } from 'ws';
 import type { Socket } from 'node:net';
 import type { RequestInfo } from '../auth/authenticator.js';
-import { Outbox, type FlushScheduler } from './outbox.js';
+import { Outbox, closeGraceMs, type FlushScheduler } from './outbox.js';
 import { textFrame } from './frames.js';
 
 /** A message built once and sent to many sessions: its text, and its websocket frame made on first use. */
@@ -81,13 +81,14 @@ export class WsSession implements Session {
 
   close(code: number, reason: string): void {
     if (this.closed) return;
-    this.outbox.flush();
+    // Everything queued goes before the close frame, whatever the socket holds.
+    this.outbox.flushAll();
     try {
       this.ws.close(code, reason.slice(0, 120));
     } catch {
       this.ws.terminate();
     }
-    setTimeout(() => this.ws.terminate(), 2000).unref();
+    setTimeout(() => this.ws.terminate(), closeGraceMs(code)).unref();
     this.ended();
   }
 

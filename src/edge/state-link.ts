@@ -5,6 +5,14 @@
  * can drop this edge's connections if it dies silently, and re-sends its full
  * list when the director asks (after a director restart or a lost report).
  * It also finds connections by id for the director's control messages.
+ *
+ * Order: `join` and `leave` return a promise that resolves once the director
+ * has applied the event (the report carrying it, or a snapshot taken after it,
+ * was answered). The edge replies to a client's subscribe or unsubscribe only
+ * then, so what one client saw answered is applied before anything it, or
+ * anyone it told, does next on any node: one user's joins and leaves are
+ * applied in the order their replies were given. A report that fails (the
+ * director is away) resolves too; the resync that follows repairs presence.
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -64,6 +72,10 @@ export class StateLink {
    */
   readonly attaching = new Set<string>();
   private queue: Event[] = [];
+  /** Resolvers of the queued events, in the same order. */
+  private acks: Array<() => void> = [];
+  /** Resolvers of events the next snapshot covers (they came while a full resync was due). */
+  private syncWaiters: Array<() => void> = [];
   private scheduled = false;
   private needSync = true;
   private syncing = false;
@@ -110,12 +122,14 @@ export class StateLink {
     this.push({ op: 'attach', conn: conn.id, user: conn.user });
   }
 
-  join(id: string, channel: string): void {
-    if (this.conns.has(id)) this.push({ op: 'join', conn: id, channel });
+  /** Report a join; resolves once the director has applied it. */
+  join(id: string, channel: string): Promise<void> {
+    return this.conns.has(id) ? this.push({ op: 'join', conn: id, channel }) : Promise.resolve();
   }
 
-  leave(id: string, channel: string): void {
-    if (this.conns.has(id)) this.push({ op: 'leave', conn: id, channel });
+  /** Report a leave; resolves once the director has applied it. */
+  leave(id: string, channel: string): Promise<void> {
+    return this.conns.has(id) ? this.push({ op: 'leave', conn: id, channel }) : Promise.resolve();
   }
 
   /**
@@ -124,7 +138,7 @@ export class StateLink {
    */
   close(id: string, poll = false): void {
     this.conns.delete(id);
-    this.push(poll ? { op: 'close', conn: id, poll } : { op: 'close', conn: id });
+    void this.push(poll ? { op: 'close', conn: id, poll } : { op: 'close', conn: id });
   }
 
   /** Close `conn` unless a newer connection here has taken its id. */
@@ -134,52 +148,89 @@ export class StateLink {
     this.close(conn.id, poll);
   }
 
-  private push(e: Event): void {
-    if (this.needSync) return; // the next snapshot carries it
+  private push(e: Event): Promise<void> {
+    if (this.needSync) return this.whenSynced(); // the next snapshot carries it
     if (this.queue.length >= MAX_QUEUED) {
       this.log.warn({ queued: this.queue.length }, 'presence report queue full; sending a full snapshot instead');
       this.queue = [];
+      this.syncWaiters.push(...this.acks.splice(0));
       this.needSync = true;
-      return;
+      return this.whenSynced();
     }
-    this.queue.push(e);
-    if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(() => this.flush());
-    }
+    return new Promise((resolve) => {
+      this.queue.push(e);
+      this.acks.push(resolve);
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  /** Resolves when a snapshot taken from now on has been answered; asks for one soon. */
+  private whenSynced(): Promise<void> {
+    return new Promise((resolve) => {
+      this.syncWaiters.push(resolve);
+      if (!this.syncing) setImmediate(() => this.needSync && this.sync());
+    });
   }
 
   private flush(): void {
     this.scheduled = false;
-    while (this.queue.length > 0) {
-      const events = this.queue.splice(0, BATCH);
-      this.report({ events });
+    try {
+      while (this.queue.length > 0) {
+        const events = this.queue.splice(0, BATCH);
+        this.report({ events }, this.acks.splice(0, events.length));
+      }
+    } catch (err) {
+      this.lost(err);
     }
   }
 
-  private report(extra: Record<string, unknown>): void {
+  /** Whatever fails here ends no loop: the report is counted, and the next heartbeat sends the full list. */
+  private lost(err: unknown): void {
+    this.edge.loops.failed('state-link', err);
+    this.queue = [];
+    this.needSync = true;
+  }
+
+  private report(extra: Record<string, unknown>, acks: Array<() => void> = []): void {
     const generation = this.syncs;
-    this.edge.commands.request<{ resync: boolean }>('edge_report', { edge: this.edge.edgeId, instance: this.instance, ...extra }).then(
-      (r) => {
-        // The director does not know this edge process (it is new, or the director restarted):
-        // send the full list now rather than at the next heartbeat, so no join or leave waits.
-        // A snapshot begun after this report was sent already covers it.
-        if (r.resync && generation === this.syncs) {
+    const done = (): void => {
+      for (const a of acks) a();
+    };
+    this.edge.commands
+      .request<{ resync?: boolean } | null>('edge_report', { edge: this.edge.edgeId, instance: this.instance, ...extra })
+      .then(
+        (r) => {
+          // The director does not know this edge process (it is new, or the director restarted):
+          // send the full list now rather than at the next heartbeat, so no join or leave waits.
+          // A snapshot begun after this report was sent already covers it.
+          if (r?.resync === true && generation === this.syncs) {
+            this.needSync = true;
+            this.syncWaiters.push(...acks);
+            this.sync();
+            return;
+          }
+          done();
+        },
+        (err: Error) => {
+          // A lost report may have held a join or a leave: the next heartbeat re-sends everything.
+          this.log[levelOf(err, this.edge)]({ err: err.message }, 'presence report failed; will resync');
           this.needSync = true;
-          this.sync();
-        }
-      },
-      (err: Error) => {
-        // A lost report may have held a join or a leave: the next heartbeat re-sends everything.
-        this.log[levelOf(err, this.edge)]({ err: err.message }, 'presence report failed; will resync');
-        this.needSync = true;
-      },
-    );
+          done();
+        },
+      )
+      .catch((err) => this.lost(err));
   }
 
   private heartbeat(): void {
-    if (this.needSync) this.sync();
-    else this.report({ events: [] });
+    try {
+      if (this.needSync) this.sync();
+      else this.report({ events: [] });
+    } catch (err) {
+      this.lost(err);
+    }
   }
 
   /** Send the full list; events queued meanwhile are covered by it. */
@@ -189,6 +240,8 @@ export class StateLink {
     this.syncs++;
     this.needSync = false;
     this.queue = [];
+    // The snapshot covers every event so far: queued ones and those waiting for it.
+    const covered = [...this.acks.splice(0), ...this.syncWaiters.splice(0)];
     const [snapshot, ...rest] = splitSnapshot(
       [...this.conns.values()].map((c) => ({ conn: c.id, user: c.user, channels: [...c.channels()] })),
       linkLimit(this.edge.config) / 2,
@@ -204,7 +257,12 @@ export class StateLink {
     // A snapshot larger than one command frame may carry: the rest follows as attach and join
     // events, sent now so they stay in order ahead of anything queued later.
     const more = rest.map((events) => this.edge.commands.request('edge_report', { edge: this.edge.edgeId, instance: this.instance, events }).then(() => undefined, failed));
-    void Promise.all([sent, ...more]).finally(() => (this.syncing = false));
+    void Promise.all([sent, ...more]).finally(() => {
+      this.syncing = false;
+      for (const a of covered) a();
+      // Events that came during a failed snapshot wait for the next one: ask for it now.
+      if (this.syncWaiters.length > 0 && this.needSync) setImmediate(() => this.needSync && this.sync());
+    });
   }
 
   /** The director's control messages about connections held here. */
@@ -215,16 +273,21 @@ export class StateLink {
     for (const id of ids) {
       const conn = typeof id === 'string' ? this.conns.get(id) : undefined;
       if (!conn) continue;
-      switch (body['op']) {
-        case 'subscribe':
-          conn.subscribeServerSide(channels);
-          break;
-        case 'unsubscribe':
-          conn.unsubscribeServerSide(channels);
-          break;
-        case 'disconnect':
-          conn.disconnect(body['replaced'] === true);
-          break;
+      try {
+        switch (body['op']) {
+          case 'subscribe':
+            conn.subscribeServerSide(channels);
+            break;
+          case 'unsubscribe':
+            conn.unsubscribeServerSide(channels);
+            break;
+          case 'disconnect':
+            conn.disconnect(body['replaced'] === true);
+            break;
+        }
+      } catch (err) {
+        // One connection's failure; the others named in the same message are still served.
+        this.edge.loops.failed('edge-control', err, { conn: id, op: body['op'] });
       }
     }
   }

@@ -11,9 +11,11 @@ import { XPublisher, XSubscriber, Router, Dealer } from 'zeromq';
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import type { Config } from '../config/resolve.js';
-import { SendQueue, type Sendable } from '../zmq/send-queue.js';
+import { SendQueue, collectGrowth, type Sendable, type SendQueueOptions } from '../zmq/send-queue.js';
 import { HEARTBEAT } from '../zmq/command-client.js';
 import { ErrorCodes, TidingsError } from '../protocol/errors.js';
+import { LoopGuard } from '../runtime/loop-guard.js';
+import { ALL_TOPIC } from '../cluster/topics.js';
 import { bindSecured, connectSecured, nodeClientLink, type BoundLink } from '../zmq/security.js';
 
 interface Receivable {
@@ -24,11 +26,14 @@ export class Forwarder {
   private sockets: Array<{ close(): void }> = [];
   private links: BoundLink[] = [];
   private queues: SendQueue[] = [];
-  private loops: Promise<void>[] = [];
+  private running: Promise<void>[] = [];
   private stopping = false;
   private readonly frames: Counter<'path'>;
   /** Whether the DEALER to the director's command address has a connection (socket events, ZMTP heartbeats). */
   private directorUp = false;
+  private readonly loops: LoopGuard;
+  /** Set by the node: a forwarding loop died, end the process (its supervisor restarts it). */
+  onFatal: (reason: string) => void = () => undefined;
 
   constructor(
     readonly config: Config,
@@ -37,9 +42,16 @@ export class Forwarder {
   ) {
     this.frames = new Counter({
       name: 'tidings_forwarder_messages_total',
-      help: 'Messages the forwarder passed on, by path (down: director to node, up: node to director, sub: subscriptions upstream, cmd/reply: commands)',
+      help: 'Messages the forwarder passed on, by path (down: director to node, down-broadcast: the director\'s ticks to every edge, up: node to director, sub: subscriptions upstream, cmd/reply: commands)',
       labelNames: ['path'],
       registers: [registry],
+    });
+    this.loops = new LoopGuard(registry, log, (loop, err) => this.onFatal(`${loop} loop died: ${err instanceof Error ? err.message : String(err)}`));
+    new Counter({
+      name: 'tidings_forwarder_shed_total',
+      help: 'Messages sent down without edges that stayed at their high-water mark longer than zmq_block_timeout (those edges see a gap)',
+      registers: [registry],
+      collect: collectGrowth(() => this.queues.reduce((n, q) => n + q.shed, 0)),
     });
   }
 
@@ -74,7 +86,9 @@ export class Forwarder {
     connectSecured(upOut, c.director_publisher_address!, upstream);
     connectSecured(cmdOut, c.director_command_address!, upstream);
 
-    this.pipe('down', downIn, downOut);
+    // An edge that stops reading holds the node back at most zmq_block_timeout (then it sees a gap);
+    // publishes going up wait for the director as long as it takes (nothing downstream would notice their loss).
+    this.pipe('down', downIn, downOut, { maxBlockMs: this.config.zmq_block_timeout * 1000 });
     this.pipe('sub', downOut, downIn); // subscriptions of local edges go up
     this.pipe('up', upIn, upOut);
     const pubsub = this.pipe('pubsub', upOut, upIn); // the director's subscribe-all reaches local publishers
@@ -87,7 +101,7 @@ export class Forwarder {
     // While the director is unreachable, commands are answered at once with 113 rather than queued until they time out.
     const unreachable = Buffer.from(JSON.stringify(new TidingsError(ErrorCodes.UNAVAILABLE, `the director is unreachable from node ${c.node_id ?? 'this node'} (${c.director_command_address})`).toBody()));
     const replies = this.pipe('reply', cmdOut, cmdIn);
-    this.pipe('cmd', cmdIn, cmdOut, (msg) => {
+    this.pipe('cmd', cmdIn, cmdOut, {}, (msg) => {
       if (this.directorUp || msg.length < 4) return false;
       // [client identity, request id, method, body] -> [client identity, request id, "error", body];
       // with the reply queue full the client's own timeout answers instead.
@@ -107,25 +121,28 @@ export class Forwarder {
   }
 
   /** Pass every message of `from` to `to`, except those `divert` takes (returns true for). */
-  private pipe(path: string, from: Receivable, to: Sendable, divert?: (msg: Buffer[]) => boolean): SendQueue {
-    const queue = new SendQueue(to, this.config.zmq_high_water_mark, this.log, `forwarder-${path}`);
+  private pipe(path: string, from: Receivable, to: Sendable, opts: SendQueueOptions = {}, divert?: (msg: Buffer[]) => boolean): SendQueue {
+    const queue = new SendQueue(to, this.config.zmq_high_water_mark, this.log, `forwarder-${path}`, opts);
     this.queues.push(queue);
     const counter = this.frames.labels(path);
-    this.loops.push(
-      (async () => {
-        try {
-          for await (const msg of from) {
-            counter.inc();
-            if (divert?.(msg)) continue;
-            if (!queue.push(msg)) {
-              await queue.space();
-              queue.push(msg);
-            }
-          }
-        } catch (err) {
-          if (!this.stopping) this.log.error({ err, path }, 'forwarder loop failed');
-        }
-      })(),
+    // Down the broadcast topic go the director's own signals to every edge (ticks), counted apart
+    // so `down` counts only what this node's clients asked for.
+    const broadcast = path === 'down' ? this.frames.labels('down-broadcast') : null;
+    this.running.push(
+      this.loops.run(
+        `forwarder-${path}`,
+        from,
+        (msg: Buffer[]) => {
+          if (broadcast && msg[0]?.equals(ALL_TOPIC)) broadcast.inc();
+          else counter.inc();
+          if (divert?.(msg)) return undefined;
+          if (queue.push(msg)) return undefined;
+          return queue.space().then(() => {
+            queue.push(msg);
+          });
+        },
+        () => this.stopping,
+      ),
     );
     return queue;
   }
@@ -136,7 +153,7 @@ export class Forwarder {
     await Promise.all(this.queues.map((q) => q.drain(500)));
     for (const q of this.queues) q.close();
     for (const s of this.sockets) s.close();
-    await Promise.allSettled(this.loops);
+    await Promise.allSettled(this.running);
     await Promise.allSettled(this.links.splice(0).map((l) => l.release()));
     this.log.info('forwarder stopped');
   }

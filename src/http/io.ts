@@ -1,8 +1,22 @@
 /** Small HTTP helpers: bounded JSON bodies and catalog-coded error answers. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
 import { ErrorCodes, TidingsError, toErrorBody } from '../protocol/errors.js';
+import { MAX_BODY_DEPTH, checkJsonTextDepth } from '../protocol/payload.js';
 
-/** Read a request body of at most `limit` bytes. Rejects with PAYLOAD_TOO_LARGE. */
+/**
+ * The client went away before its request body arrived in full: nothing to
+ * answer and nothing wrong with the server, so it is logged at info level
+ * with its reason, never as an error (see `logRequestFailure`).
+ */
+export class RequestAborted extends Error {
+  constructor(readonly reason: string) {
+    super(`request aborted by the client: ${reason}`);
+    this.name = 'RequestAborted';
+  }
+}
+
+/** Read a request body of at most `limit` bytes. Rejects with PAYLOAD_TOO_LARGE, or RequestAborted. */
 export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length']);
@@ -25,11 +39,21 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
       }
       chunks.push(chunk);
     });
+    let ended = false;
     req.on('end', () => {
+      ended = true;
       if (!failed) resolve(Buffer.concat(chunks));
     });
-    req.on('error', (err) => {
-      if (!failed) reject(err);
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      if (failed) return;
+      failed = true;
+      reject(new RequestAborted(err.code ?? err.message));
+    });
+    // A connection closed before the body ended may emit no error at all.
+    req.on('close', () => {
+      if (failed || ended) return;
+      failed = true;
+      reject(new RequestAborted('connection closed before the body ended'));
     });
   });
 }
@@ -53,11 +77,24 @@ export async function readJson(req: IncomingMessage, limit: number, emptyValue: 
   if (form && !/^\s*[{[]/.test(text)) {
     throw new TidingsError(ErrorCodes.UNSUPPORTED_MEDIA_TYPE, `a form body is not JSON: send JSON with content-type: application/json (curl -H 'content-type: application/json' -d '{...}')`);
   }
+  // Before parsing: a body nested deeper than any route accepts is refused
+  // (400, payload_too_deep) rather than failing later in a stringify (500).
+  checkJsonTextDepth(text, MAX_BODY_DEPTH);
   try {
     return JSON.parse(text);
   } catch {
     throw new TidingsError(ErrorCodes.INVALID_JSON, form ? 'the body is not JSON (sent as a form: add -H "content-type: application/json")' : undefined);
   }
+}
+
+/**
+ * Log a route's failure at the level it deserves: a client that went away at
+ * info with its reason, a catalog error (the caller's fault, already answered)
+ * not at all, anything else as an error.
+ */
+export function logRequestFailure(log: Logger, err: unknown, what: string): void {
+  if (err instanceof RequestAborted) log.info({ reason: err.reason }, 'request aborted by the client');
+  else if (!(err instanceof TidingsError)) log.error({ err }, what);
 }
 
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {

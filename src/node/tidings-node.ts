@@ -2,7 +2,11 @@
  * One node of a cluster: the director and/or forwarder in this process, and
  * `workers` edge processes (node:cluster) sharing the server port. A node
  * without edges but with a director serves the HTTP API from this process.
- * Crashed edge workers are restarted with a growing delay.
+ * Crashed edge workers are restarted with a growing delay, which starts
+ * again from the shortest once a worker has run for worker_restart_reset.
+ * Workers get their configuration (secrets included) over the IPC channel,
+ * never through their environment or command line, which other local users
+ * can read in /proc.
  */
 import cluster, { type Worker } from 'node:cluster';
 import { hostname, tmpdir } from 'node:os';
@@ -16,23 +20,28 @@ import { Forwarder } from '../forwarder/forwarder.js';
 import { EdgeServer } from '../edge/edge-server.js';
 import { installEdgeFeatures } from '../edge/features.js';
 import { installDirectorFeatures, type DirectorFeatures } from '../director/features.js';
-
-export const WORKER_CONFIG_ENV = 'TIDINGS_INTERNAL_WORKER_CONFIG';
-export const WORKER_ID_ENV = 'TIDINGS_INTERNAL_EDGE_ID';
-/** JSON SiblingOptions of a worker: its index, the worker count and the directory of their unix sockets. */
-export const WORKER_SIBLINGS_ENV = 'TIDINGS_INTERNAL_SIBLINGS';
+import type { SiblingOptions } from '../edge/siblings.js';
 
 export interface NodeOptions {
   config: Config;
   log: Logger;
   /** Path of the edge worker entry script. */
   workerScript: string;
+  /** A loop of the director or forwarder died: the caller ends the process (readiness is already down). */
+  onFatal?: (reason: string) => void;
+}
+
+/** Restart delay of an edge worker after `attempt` quick deaths in a row: 100 ms doubling, at most 5 s. */
+export function restartDelayMs(attempt: number): number {
+  return Math.min(100 * 2 ** Math.min(attempt, 6), 5000);
 }
 
 type WorkerMetrics = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
 
 /** Messages between the node process and its edge workers. */
 export type IpcMessage =
+  | { type: 'tidings:config?' } // a worker's first message, once it listens
+  | { type: 'tidings:config'; config: Config; edgeId: string; siblings: SiblingOptions | null } // the answer: settings and secrets over IPC
   | { type: 'tidings:ready' }
   | { type: 'tidings:node-metrics?'; id: number } // worker asks for the whole node's text
   | { type: 'tidings:node-metrics'; id: number; text: string }
@@ -47,7 +56,8 @@ export class TidingsNode {
   private forwarder: Forwarder | null = null;
   private api: EdgeServer | null = null;
   private workers = new Map<number, Worker>();
-  private restarts = 0;
+  /** Per worker slot: quick deaths in a row, reset by a run of worker_restart_reset. */
+  private readonly restarts = new Map<number, number>();
   private stopping = false;
   /** Directory (mode 0700) of the edge workers' sibling sockets, with several workers. */
   private siblingDir: string | null = null;
@@ -63,10 +73,12 @@ export class TidingsNode {
     if (config.director_enabled) {
       this.director = new Director(config, log.child({ component: 'director' }), this.registry);
       this.directorFeatures = installDirectorFeatures(this.director, this.registry);
+      this.director.onFatal = (reason) => this.opts.onFatal?.(reason);
       await this.director.start();
     }
     if (config.forwarder_enabled) {
       this.forwarder = new Forwarder(config, log.child({ component: 'forwarder' }), this.registry);
+      this.forwarder.onFatal = (reason) => this.opts.onFatal?.(reason);
       await this.forwarder.start();
     }
     if (config.edge_enabled) {
@@ -79,6 +91,7 @@ export class TidingsNode {
         edgeId: `${this.nodeId}/api`,
         websocket: false,
         metricsText: () => this.metricsText(),
+        onFatal: (reason) => this.opts.onFatal?.(reason),
       });
       // The compat and debug routes are served here too (no websocket features start).
       installEdgeFeatures(this.api, config, log.child({ component: 'api' }));
@@ -118,7 +131,8 @@ export class TidingsNode {
   private async startWorkers(): Promise<void> {
     const semiSpace = this.opts.config.worker_semi_space_mb;
     const execArgv = semiSpace > 0 ? [...process.execArgv, `--max-semi-space-size=${semiSpace}`] : process.execArgv;
-    cluster.setupPrimary({ exec: this.opts.workerScript, execArgv, silent: false });
+    // No arguments: the node's command line may hold secrets (--token-secret ...), and /proc shows it.
+    cluster.setupPrimary({ exec: this.opts.workerScript, execArgv, args: [], silent: false });
     // Workers pass each other requests of sessions they do not hold (SockJS) over unix sockets here.
     if (this.opts.config.workers > 1) {
       removeStaleSiblingDirs();
@@ -129,16 +143,25 @@ export class TidingsNode {
     await Promise.all(ready);
   }
 
-  private fork(index: number): Promise<void> {
+  /**
+   * Fork the worker of slot `index`; resolves once it is ready. A worker that
+   * dies is forked again after restartDelayMs, also when it dies while
+   * starting, except on the node's own start (which then fails).
+   */
+  private fork(index: number, restart = false): Promise<void> {
     const { config, log } = this.opts;
     const edgeId = `${this.nodeId}/e${index}`;
-    const siblings = this.siblingDir ? JSON.stringify({ index, count: config.workers, dir: this.siblingDir }) : '';
-    const worker = cluster.fork({ [WORKER_CONFIG_ENV]: JSON.stringify(config), [WORKER_ID_ENV]: edgeId, [WORKER_SIBLINGS_ENV]: siblings });
+    const siblings: SiblingOptions | null = this.siblingDir ? { index, count: config.workers, dir: this.siblingDir } : null;
+    // Taken before the fork: a process preempted right after it must not seem to have lived shorter.
+    const startedAt = Date.now();
+    const worker = cluster.fork(workerEnvironment(process.env));
     this.workers.set(index, worker);
     return new Promise<void>((resolve, reject) => {
       let up = false;
       worker.on('message', (msg: IpcMessage) => {
-        if (msg.type === 'tidings:ready') {
+        if (msg.type === 'tidings:config?') {
+          worker.send({ type: 'tidings:config', config, edgeId, siblings } satisfies IpcMessage);
+        } else if (msg.type === 'tidings:ready') {
           up = true;
           resolve();
         } else if (msg.type === 'tidings:worker-metrics') {
@@ -151,15 +174,17 @@ export class TidingsNode {
       });
       worker.on('exit', (code, signal) => {
         this.workers.delete(index);
-        if (!up) {
-          reject(new Error(`edge worker ${edgeId} exited during start (code ${code}, signal ${signal})`));
-          return;
-        }
-        if (this.stopping) return;
-        const delay = Math.min(100 * 2 ** Math.min(this.restarts++, 6), 5000);
-        log.error({ edge: edgeId, code, signal, restartInMs: delay }, 'edge worker died; restarting');
+        if (!up) reject(new Error(`edge worker ${edgeId} exited during start (code ${code}, signal ${signal})`));
+        if ((!up && !restart) || this.stopping) return;
+        // A worker that ran long enough was healthy: its next restart is quick again.
+        const ranMs = Date.now() - startedAt;
+        const attempt = ranMs >= config.worker_restart_reset * 1000 ? 0 : (this.restarts.get(index) ?? 0);
+        this.restarts.set(index, attempt + 1);
+        const delay = restartDelayMs(attempt);
+        log.error({ edge: edgeId, code, signal, ranMs, restartInMs: delay }, 'edge worker died; restarting');
         setTimeout(() => {
-          if (!this.stopping) this.fork(index).catch((err) => log.error({ err }, 'edge worker restart failed'));
+          // Its own exit schedules the next attempt; this only notes that the start failed.
+          if (!this.stopping) this.fork(index, true).catch((err: Error) => log.warn({ err: err.message }, 'edge worker restart failed'));
         }, delay);
       });
     });
@@ -190,6 +215,17 @@ export class TidingsNode {
     await this.director?.stop();
     this.opts.log.info('node stopped');
   }
+}
+
+/**
+ * The environment of an edge worker: the node's, without any TIDINGS_*
+ * variable (settings, secrets among them, reach the worker over IPC).
+ * cluster.fork merges what it is given over process.env; undefined removes.
+ */
+export function workerEnvironment(env: NodeJS.ProcessEnv): Record<string, string | undefined> {
+  const out: Record<string, string | undefined> = {};
+  for (const key of Object.keys(env)) if (key.startsWith('TIDINGS_')) out[key] = undefined;
+  return out;
 }
 
 /** Sibling socket directories left by nodes that were killed (kill -9 skips stop()). */

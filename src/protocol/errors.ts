@@ -46,6 +46,8 @@ export const ErrorCodes = Object.freeze({
   UNKNOWN_CONNECTION: spec(124, 'unknown_connection', 404, 'unknown connection id'),
   INVALID_POSITION: spec(125, 'invalid_position', 400, 'invalid stream position'),
   PAYLOAD_TOO_DEEP: spec(126, 'payload_too_deep', 400, 'payload nests too deeply'),
+  TOO_MANY_COMMANDS: spec(135, 'too_many_commands', 429, 'too many commands in flight on this connection'),
+  HISTORY_LIMIT: spec(136, 'history_limit', 429, 'history read allowance of this connection used up'),
   AUTH_UNAVAILABLE: spec(165, 'auth_unavailable', 503, 'the web app authenticator did not answer in time or answered badly'),
   AUTH_DENIED: spec(166, 'auth_denied', 403, 'refused by the authenticator'),
   NOT_AUTHENTICATED: spec(167, 'not_authenticated', 401, 'authenticate first'),
@@ -75,17 +77,22 @@ export interface ErrorBody {
   code: number;
   name: string;
   message: string;
+  /** Seconds after which the same request can succeed (136 history_limit). */
+  retry_after?: number;
 }
 
 /** An error that carries its catalog entry, thrown inside the server and turned into replies. */
 export class TidingsError extends Error {
   readonly spec: ErrorSpec;
   readonly detail: string;
-  constructor(errorSpec: ErrorSpec, detail?: string) {
+  /** Seconds after which the request can succeed, when known. */
+  retryAfter: number | undefined;
+  constructor(errorSpec: ErrorSpec, detail?: string, retryAfter?: number) {
     super(detail ? `${errorSpec.message}: ${detail}` : errorSpec.message);
     this.name = 'TidingsError';
     this.spec = errorSpec;
     this.detail = detail ?? '';
+    this.retryAfter = retryAfter;
   }
   get code(): number {
     return this.spec.code;
@@ -94,7 +101,9 @@ export class TidingsError extends Error {
     return this.spec.status;
   }
   toBody(): ErrorBody {
-    return { code: this.spec.code, name: this.spec.name, message: this.message };
+    const body: ErrorBody = { code: this.spec.code, name: this.spec.name, message: this.message };
+    if (this.retryAfter !== undefined) body.retry_after = this.retryAfter;
+    return body;
   }
 }
 
@@ -133,7 +142,7 @@ export const CloseCodes = Object.freeze({
   SLOW_CONSUMER: close(4005, 'slow_consumer', true, 'send buffer limit exceeded'),
   MESSAGE_GAP: close(4006, 'message_gap', true, 'messages were missed: reconnect and recover from the last offset'),
   DISCONNECTED: close(4007, 'disconnected', false, 'disconnected by the server API'),
-  UNAVAILABLE: close(4008, 'unavailable', true, 'director unavailable'),
+  UNAVAILABLE: close(4008, 'unavailable', true, 'the director restarted or is unreachable: reconnect and recover'),
   UNSUPPORTED_PROTOCOL: close(4009, 'unsupported_protocol', false, 'unsupported subprotocol'),
   AUTH_FAILED: close(4020, 'auth_failed', false, 'authentication refused'),
   AUTH_UNAVAILABLE: close(4021, 'auth_unavailable', true, 'the authenticator did not answer: reconnect later'),

@@ -52,6 +52,8 @@ export interface ConnectResult {
   /** Token expiry, unix seconds, or null. */
   expires: number | null;
   node: string;
+  /** Commands this connection may have in flight (client_max_inflight); more are refused with 135. */
+  max_inflight?: number;
 }
 
 export interface StreamPosition {
@@ -101,6 +103,11 @@ export interface HistoryResult {
   messages: MessagePush[];
   /** Whether the history reaches back to `since` with no gap. */
   complete: boolean;
+  /**
+   * The reply stopped at its byte bound before `limit` messages: ask again
+   * with `since` the last message's position for the rest (the SDK does).
+   */
+  more?: boolean;
 }
 
 export interface MessagePush {

@@ -16,6 +16,15 @@ import { ErrorCodes, TidingsError } from './errors.js';
 export const MAX_PAYLOAD_DEPTH = 32;
 
 /**
+ * Deepest nesting of a whole request or command body (an HTTP body, a
+ * director command): a payload sits at most two levels inside one (a
+ * channelstream `/message` list, then its item). Checked on the text before
+ * it is parsed, so no later step (JSON.stringify, an encoder) meets a value
+ * deep enough to exhaust its stack.
+ */
+export const MAX_BODY_DEPTH = MAX_PAYLOAD_DEPTH + 2;
+
+/**
  * Nesting depth of JSON text, read without parsing (strings are skipped).
  * Stops counting once `limit` is exceeded and returns limit + 1, so a
  * hostile, deeply nested text costs no more than its scan up to that point.

@@ -21,6 +21,7 @@ import { pino, type Logger } from 'pino';
 import { ErrorCodes, TidingsError } from '../protocol/errors.js';
 import { channelProblem, isValidUser } from '../protocol/names.js';
 import { encodePublish } from '../cluster/wire.js';
+import { checkValueDepth } from '../protocol/payload.js';
 import { SendQueue } from '../zmq/send-queue.js';
 import { CommandClient } from '../zmq/command-client.js';
 import { publicKeyOf } from '../zmq/keys.js';
@@ -150,17 +151,24 @@ export class Publisher {
   async publish(channel: string, data: unknown, options: { noHistory?: boolean; sender?: string | null } = {}): Promise<void> {
     const problem = channelProblem(channel);
     if (problem) throw new TidingsError(ErrorCodes.INVALID_CHANNEL, problem);
+    checkValueDepth(data);
     await this.enqueue(encodePublish({ target: 'channel', name: channel, data: JSON.stringify(data), sender: options.sender ?? this.opts.sender ?? null, noHistory: options.noHistory ?? false }));
   }
 
   async publishToUser(user: string, data: unknown, options: { sender?: string | null } = {}): Promise<void> {
     if (!isValidUser(user)) throw new TidingsError(ErrorCodes.INVALID_USER);
+    checkValueDepth(data);
     await this.enqueue(encodePublish({ target: 'user', name: user, data: JSON.stringify(data), sender: options.sender ?? this.opts.sender ?? null, noHistory: false }));
   }
 
   /** Publish over the command address; resolves with the stamped offset and epoch. */
   publishAcked(channel: string, data: unknown, options: { noHistory?: boolean; sender?: string | null } = {}): Promise<{ offset: number; epoch: string }> {
     if (!this.commands) return Promise.reject(new TidingsError(ErrorCodes.UNAVAILABLE, 'no commandAddress given'));
+    try {
+      checkValueDepth(data);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     return this.commands.request('publish', { channel, data, sender: options.sender ?? this.opts.sender ?? null, no_history: options.noHistory ?? false });
   }
 

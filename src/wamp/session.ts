@@ -14,7 +14,7 @@ import { CloseCodes, ErrorCodes, TidingsError, type CloseSpec } from '../protoco
 import { channelProblem, grantsAllow } from '../protocol/names.js';
 import { checkValueDepth } from '../protocol/payload.js';
 import type { Identity } from '../auth/authenticator.js';
-import { Outbox } from '../edge/outbox.js';
+import { Outbox, closeGraceMs } from '../edge/outbox.js';
 import { binaryFrame, textFrame, type SharedPush } from '../edge/frames.js';
 import type { Listener } from '../edge/hub.js';
 import type { TrackedConnection } from '../edge/state-link.js';
@@ -135,14 +135,15 @@ export class WampSession implements Listener, TrackedConnection {
 
   close(spec: CloseSpec, detail?: string): void {
     if (this.state === 'closed') return;
-    this.outbox.flush();
+    // Everything queued goes before the close frame, whatever the socket holds.
+    this.outbox.flushAll();
     this.state = 'closed';
     try {
       this.ws.close(spec.code, detail ? `${spec.reason}: ${detail}`.slice(0, 120) : spec.reason);
     } catch {
       this.ws.terminate();
     }
-    setTimeout(() => this.ws.terminate(), 2000).unref();
+    setTimeout(() => this.ws.terminate(), closeGraceMs(spec)).unref();
     this.cleanup();
   }
 

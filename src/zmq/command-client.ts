@@ -13,12 +13,21 @@ import { Dealer } from 'zeromq';
 import type { Logger } from 'pino';
 import { ErrorCodes, TidingsError, errorByCode } from '../protocol/errors.js';
 import { SendQueue } from './send-queue.js';
+import type { LoopGuard } from '../runtime/loop-guard.js';
 import { connectSecured, type ClientLink } from './security.js';
 
 interface Pending {
   resolve: (value: unknown) => void;
   reject: (err: Error) => void;
   timer: NodeJS.Timeout;
+  /** Resolve with {result, frames} (the reply's frames after the body) instead of the result alone. */
+  framed: boolean;
+}
+
+/** A reply whose body is followed by raw frames (e.g. a history page's pushes). */
+export interface FramedResult<T> {
+  result: T;
+  frames: Buffer[];
 }
 
 export interface CommandClientOptions {
@@ -31,6 +40,8 @@ export interface CommandClientOptions {
   log: Logger;
   /** How long a request waits for a lost connection to come back before failing with 113 (default 1000 ms). */
   unreachableGraceMs?: number;
+  /** A server's guard: a reply that fails is counted and skipped, a receive loop that dies is reported. */
+  loops?: LoopGuard;
 }
 
 /** ZMTP heartbeats on the link: a peer silent this long is taken as gone even if TCP says nothing. */
@@ -121,25 +132,42 @@ export class CommandClient {
 
   /** Send a command; resolves with the director's result or rejects with a TidingsError. */
   async request<T = unknown>(method: string, body: unknown, timeoutMs = this.opts.timeoutMs): Promise<T> {
-    if (!this.queue) throw new TidingsError(ErrorCodes.UNAVAILABLE, 'command client stopped');
-    if (this.peer !== 'up') {
-      await this.waitPeer(Math.min(timeoutMs, this.opts.unreachableGraceMs ?? 1000));
-      if (!this.queue) throw new TidingsError(ErrorCodes.UNAVAILABLE, 'command client stopped');
-      if (!this.peerUp()) {
-        const err = new TidingsError(ErrorCodes.UNAVAILABLE, `director unreachable: nothing answers at ${this.opts.address}`);
-        this.setDoubt(true, err.message);
-        throw err;
-      }
-    }
-    return this.send<T>(method, body, timeoutMs);
+    await this.reachable(timeoutMs);
+    return this.send<T>(method, body, timeoutMs, false);
   }
 
-  private send<T>(method: string, body: unknown, timeoutMs: number): Promise<T> {
+  /** As request, for replies that carry raw frames after their body. */
+  async requestFramed<T = unknown>(method: string, body: unknown, timeoutMs = this.opts.timeoutMs): Promise<FramedResult<T>> {
+    await this.reachable(timeoutMs);
+    return this.send<FramedResult<T>>(method, body, timeoutMs, true);
+  }
+
+  /** With no connection to the director's address, wait a moment for it to come back, else fail fast with 113. */
+  private async reachable(timeoutMs: number): Promise<void> {
+    if (!this.queue) throw new TidingsError(ErrorCodes.UNAVAILABLE, 'command client stopped');
+    if (this.peer === 'up') return;
+    await this.waitPeer(Math.min(timeoutMs, this.opts.unreachableGraceMs ?? 1000));
+    if (!this.queue) throw new TidingsError(ErrorCodes.UNAVAILABLE, 'command client stopped');
+    if (!this.peerUp()) {
+      const err = new TidingsError(ErrorCodes.UNAVAILABLE, `director unreachable: nothing answers at ${this.opts.address}`);
+      this.setDoubt(true, err.message);
+      throw err;
+    }
+  }
+
+  private send<T>(method: string, body: unknown, timeoutMs: number, framed: boolean): Promise<T> {
     if (!this.queue) return Promise.reject(new TidingsError(ErrorCodes.UNAVAILABLE, 'command client stopped'));
     if (this.pending.size >= this.opts.maxInFlight) {
       return Promise.reject(new TidingsError(ErrorCodes.LIMIT_EXCEEDED, 'too many commands in flight'));
     }
-    const json = Buffer.from(JSON.stringify(body ?? null));
+    let json: Buffer;
+    try {
+      json = Buffer.from(JSON.stringify(body ?? null));
+    } catch (err) {
+      // Only a value nested too deep for the encoder gets here (the doors refuse those first).
+      const spec = err instanceof RangeError ? ErrorCodes.PAYLOAD_TOO_DEEP : ErrorCodes.INTERNAL;
+      return Promise.reject(new TidingsError(spec, `${method} body could not be encoded`));
+    }
     // The command address drops a peer that sends more than its limit: refuse such a request here.
     if (json.length > this.opts.link.maxMessageSize) {
       return Promise.reject(new TidingsError(ErrorCodes.PAYLOAD_TOO_LARGE, `${method} request of ${json.length} bytes > the command link limit ${this.opts.link.maxMessageSize}`));
@@ -153,7 +181,7 @@ export class CommandClient {
         this.pending.delete(id);
         reject(new TidingsError(ErrorCodes.TIMEOUT, `director did not answer ${method} within ${timeoutMs} ms`));
       }, timeoutMs);
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer, framed });
       if (!this.queue!.push([idBuf, Buffer.from(method), json])) {
         clearTimeout(timer);
         this.pending.delete(id);
@@ -163,37 +191,41 @@ export class CommandClient {
   }
 
   private async receive(socket: Dealer): Promise<void> {
+    const stopping = (): boolean => this.socket !== socket;
+    if (this.opts.loops) return this.opts.loops.run('command-replies', socket, (frames) => this.onReply(frames as Buffer[]), stopping);
     try {
-      for await (const frames of socket) {
-        if (frames.length !== 3) continue;
-        const [idBuf, status, body] = frames as [Buffer, Buffer, Buffer];
-        if (idBuf.length !== 4) continue;
-        const p = this.pending.get(idBuf.readUInt32BE(0));
-        if (!p) continue; // answered after its timeout
-        this.pending.delete(idBuf.readUInt32BE(0));
-        clearTimeout(p.timer);
-        let parsed: unknown;
-        try {
-          parsed = JSON.parse(body.toString('utf8'));
-        } catch {
-          p.reject(new TidingsError(ErrorCodes.INTERNAL, 'unparsable reply from director'));
-          continue;
-        }
-        if (status.toString() === 'ok') {
-          this.setDoubt(false, '');
-          p.resolve(parsed);
-        } else {
-          const e = parsed as { code?: number; message?: string };
-          const spec = (typeof e.code === 'number' && errorByCode(e.code)) || ErrorCodes.INTERNAL;
-          const err = new TidingsError(spec);
-          if (typeof e.message === 'string') err.message = e.message;
-          // A forwarder answers 113 for a director it cannot reach; any other answer comes from the director.
-          this.setDoubt(spec === ErrorCodes.UNAVAILABLE, err.message);
-          p.reject(err);
-        }
-      }
+      for await (const frames of socket) this.onReply(frames as Buffer[]);
     } catch (err) {
-      if (this.socket) this.opts.log.error({ err }, 'command socket receive failed');
+      if (!stopping()) this.opts.log.error({ err }, 'command socket receive failed');
+    }
+  }
+
+  private onReply(frames: Buffer[]): void {
+    if (frames.length < 3) return;
+    const [idBuf, status, body] = frames as [Buffer, Buffer, Buffer];
+    if (idBuf.length !== 4) return;
+    const p = this.pending.get(idBuf.readUInt32BE(0));
+    if (!p) return; // answered after its timeout
+    this.pending.delete(idBuf.readUInt32BE(0));
+    clearTimeout(p.timer);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(body.toString('utf8'));
+    } catch {
+      p.reject(new TidingsError(ErrorCodes.INTERNAL, 'unparsable reply from director'));
+      return;
+    }
+    if (status.toString() === 'ok') {
+      this.setDoubt(false, '');
+      p.resolve(p.framed ? { result: parsed, frames: frames.slice(3) } : parsed);
+    } else {
+      const e = parsed as { code?: number; message?: string };
+      const spec = (typeof e.code === 'number' && errorByCode(e.code)) || ErrorCodes.INTERNAL;
+      const err = new TidingsError(spec);
+      if (typeof e.message === 'string') err.message = e.message;
+      // A forwarder answers 113 for a director it cannot reach; any other answer comes from the director.
+      this.setDoubt(spec === ErrorCodes.UNAVAILABLE, err.message);
+      p.reject(err);
     }
   }
 

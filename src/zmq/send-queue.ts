@@ -4,12 +4,50 @@
  * and, when `full`, await `space()` before pushing more: that is how back
  * pressure reaches whoever feeds the queue (a receive loop stops reading, so
  * ZeroMQ's own high-water marks push back on the peer).
+ *
+ * A send to an XPUB with noDrop that finds a peer at its high-water mark is
+ * refused (EAGAIN) and tried again after a short wait, so nothing is lost
+ * while peers are slow.
+ *
+ * With `maxBlockMs`, a peer that stays full that long (a stalled node or
+ * edge) no longer holds everyone back: the queue "sheds", sending on without
+ * the full peers (noDrop off for that send: only they miss the message, and
+ * libzmq then skips them until they have read their backlog down), until no
+ * send has found a full peer for `maxBlockMs`. Only for streams whose
+ * receivers detect what they missed (the director's offsets and ticks,
+ * checked by edges).
  */
 import type { Logger } from 'pino';
+
+/** First and longest wait before a send refused at the high-water mark is tried again. */
+const FULL_RETRY_MIN_MS = 1;
+const FULL_RETRY_MAX_MS = 20;
 
 export interface Sendable {
   send(message: Buffer[] | Buffer): Promise<void>;
 }
+
+/** An XPUB: refuses a send at a full peer while noDrop is set, drops it for that peer when not. */
+interface DropSwitch {
+  noDrop: boolean;
+}
+
+/** A Counter's `collect` that adds what `read()` grew by since the last scrape (for counts kept as plain numbers). */
+export function collectGrowth(read: () => number): (this: { inc(n: number): void }) => void {
+  let seen = 0;
+  return function collect(this: { inc(n: number): void }): void {
+    const now = read();
+    if (now > seen) this.inc(now - seen);
+    seen = now;
+  };
+}
+
+export interface SendQueueOptions {
+  /** How long a peer at its high-water mark may hold the queue before the queue sheds (0: forever). Needs an XPUB. */
+  maxBlockMs?: number;
+}
+
+const isFull = (err: unknown): boolean => (err as { code?: unknown }).code === 'EAGAIN';
 
 export class SendQueue {
   private queue: Buffer[][] = [];
@@ -19,13 +57,26 @@ export class SendQueue {
   private closed = false;
   sent = 0;
   failed = 0;
+  /** Times a send found the peer at its high-water mark and waited. */
+  fullWaits = 0;
+  /** Messages sent on without the peers that were full (see maxBlockMs). */
+  shed = 0;
+  /** When the current shedding began; 0 while not shedding. */
+  private sheddingSince = 0;
+  private lastShedAt = 0;
+  private readonly maxBlockMs: number;
 
   constructor(
     private readonly socket: Sendable,
     readonly limit: number,
     private readonly log: Logger,
     private readonly name: string,
-  ) {}
+    opts: SendQueueOptions = {},
+  ) {
+    this.maxBlockMs = opts.maxBlockMs ?? 0;
+    // noDrop is write-only (libzmq cannot read XPUB_NODROP back): its presence is what tells an XPUB.
+    if (this.maxBlockMs > 0 && !('noDrop' in socket)) throw new TypeError('maxBlockMs needs a socket with noDrop (an XPUB)');
+  }
 
   get length(): number {
     return this.queue.length - this.head;
@@ -33,6 +84,11 @@ export class SendQueue {
 
   get full(): boolean {
     return this.length >= this.limit;
+  }
+
+  /** Whether the queue is sending on without a peer that stayed full. */
+  get shedding(): boolean {
+    return this.sheddingSince > 0;
   }
 
   /** Queue a message. Returns false (and queues nothing) when full or closed. */
@@ -67,19 +123,14 @@ export class SendQueue {
     try {
       while (this.head < this.queue.length && !this.closed) {
         const msg = this.queue[this.head]!;
+        await this.sendOne(msg);
+        if (this.closed) break;
+        // Taken off the queue only once sent, so `length` and drain() count it until then.
         (this.queue as unknown[])[this.head] = undefined;
         this.head++;
         if (this.head > 1024 && this.head * 2 > this.queue.length) {
           this.queue = this.queue.slice(this.head);
           this.head = 0;
-        }
-        try {
-          await this.socket.send(msg);
-          this.sent++;
-        } catch (err) {
-          if (this.closed) break;
-          this.failed++;
-          this.log.error({ err, queue: this.name }, 'zeromq send failed');
         }
         if (this.waiters.length > 0 && !this.full) {
           for (const w of this.waiters.splice(0)) w();
@@ -88,5 +139,71 @@ export class SendQueue {
     } finally {
       this.pumping = false;
     }
+  }
+
+  /**
+   * Send one message, waiting while a peer is at its high-water mark. An XPUB
+   * with noDrop refuses such a send with EAGAIN instead of blocking, and never
+   * reports when it could send again (libzmq's XPUB always polls writable), so
+   * the same message is tried again after a short, growing wait: nothing is
+   * dropped and the order is kept. Past maxBlockMs, or while shedding, it goes
+   * out without the full peers.
+   */
+  private async sendOne(msg: Buffer[]): Promise<void> {
+    let wait = FULL_RETRY_MIN_MS;
+    const since = Date.now();
+    for (;;) {
+      try {
+        await this.socket.send(msg);
+        this.sent++;
+        if (this.shedding && Date.now() - this.lastShedAt >= this.maxBlockMs) this.stopShedding();
+        return;
+      } catch (err) {
+        if (this.closed) return;
+        if (!isFull(err)) {
+          this.failed++;
+          this.log.error({ err, queue: this.name }, 'zeromq send failed');
+          return;
+        }
+        this.fullWaits++;
+        if (this.maxBlockMs > 0 && (this.shedding || Date.now() - since >= this.maxBlockMs)) {
+          await this.sendWithoutFullPeers(msg);
+          return;
+        }
+        await new Promise((r) => setTimeout(r, wait));
+        wait = Math.min(wait * 2, FULL_RETRY_MAX_MS);
+      }
+    }
+  }
+
+  /** Send once with noDrop off: peers with room get the message, full ones miss it. */
+  private async sendWithoutFullPeers(msg: Buffer[]): Promise<void> {
+    const now = Date.now();
+    if (!this.shedding) this.startShedding(now);
+    this.lastShedAt = now;
+    const xpub = this.socket as Sendable & DropSwitch;
+    xpub.noDrop = false;
+    try {
+      await xpub.send(msg);
+      this.sent++;
+      this.shed++;
+    } catch (err) {
+      if (!this.closed) {
+        this.failed++;
+        this.log.error({ err, queue: this.name }, 'zeromq send failed');
+      }
+    } finally {
+      if (!this.closed) xpub.noDrop = true;
+    }
+  }
+
+  private startShedding(now: number): void {
+    this.sheddingSince = now;
+    this.log.warn({ queue: this.name, maxBlockMs: this.maxBlockMs }, 'a peer stayed at its high-water mark: sending on without it (its edges will see a gap)');
+  }
+
+  private stopShedding(): void {
+    this.log.warn({ queue: this.name, forMs: Date.now() - this.sheddingSince, shed: this.shed }, 'every peer keeps up again: sends wait for full peers again');
+    this.sheddingSince = 0;
   }
 }

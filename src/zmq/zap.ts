@@ -10,6 +10,7 @@
 import { Router } from 'zeromq';
 import type { Logger } from 'pino';
 import { z85Encode } from './keys.js';
+import { LogLimiter } from '../runtime/loop-guard.js';
 
 export const ZAP_ENDPOINT = 'inproc://zeromq.zap.01';
 
@@ -31,6 +32,12 @@ class ZapHandler {
   private seq = 0;
   /** Serialises start and stop of the router. */
   private chain: Promise<unknown> = Promise.resolve();
+  private readonly failureLogs = new LogLimiter();
+  /**
+   * Set by the process' entry (src/cli): the handler's loop died, so no new
+   * ZeroMQ client can be admitted; the process should end and be restarted.
+   */
+  onDeath: ((err: unknown) => void) | null = null;
 
   /** Admit `admission.keys` on a new domain; resolves with the domain once the handler is bound. */
   register(admission: Admission): Promise<string> {
@@ -67,16 +74,24 @@ class ZapHandler {
   }
 
   private async serve(router: Router): Promise<void> {
+    let failure: unknown = new Error('the ZAP socket stopped delivering requests');
     try {
       for await (const frames of router) {
-        const reply = this.answer(frames as Buffer[]);
-        if (reply) await router.send(reply);
+        // One bad request is skipped (its handshake goes unanswered, so refused); the next is served.
+        try {
+          const reply = this.answer(frames as Buffer[]);
+          if (reply) await router.send(reply);
+        } catch (err) {
+          if (this.failureLogs.take('zap').log) for (const a of this.domains.values()) a.log.error({ err }, 'ZAP request failed and was skipped');
+        }
       }
     } catch (err) {
-      // Closing the router ends the loop; anything else leaves handshakes unanswered (refused).
-      if (this.router === router) {
-        for (const a of this.domains.values()) a.log.error({ err }, 'ZAP handler failed: new ZeroMQ connections will be refused');
-      }
+      failure = err;
+    }
+    // Closing the router ends the loop; anything else leaves handshakes unanswered (refused).
+    if (this.router === router) {
+      for (const a of this.domains.values()) a.log.fatal({ err: failure }, 'ZAP handler failed: new ZeroMQ connections will be refused');
+      this.onDeath?.(failure);
     }
   }
 

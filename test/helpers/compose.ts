@@ -169,14 +169,50 @@ export class LoopbackTopology implements Topology {
   teardown(): void {}
 }
 
-/** Namespaces when this machine allows them (root, iproute2), else 127.x addresses. */
-export function makeTopology(hosts: string[]): Topology {
-  if (process.env['TIDINGS_COMPOSE_TOPOLOGY'] !== 'loopback') {
-    try {
-      return new NetnsTopology(hosts);
-    } catch {
-      /* fall back below */
-    }
+/** Environment variable that chooses the compose test's topology (see topologyPlan). */
+export const TOPOLOGY_ENV = 'TIDINGS_COMPOSE_TOPOLOGY';
+
+export type TopologyPlan = 'netns' | 'loopback' | 'netns-or-loopback';
+
+/**
+ * What the compose test may run on, from TIDINGS_COMPOSE_TOPOLOGY:
+ * unset or `netns`: network namespaces, and a machine without them fails the
+ * test (CI must prove the real topology, not silently a weaker one);
+ * `loopback`: 127.x addresses only; `auto`: namespaces when this machine
+ * allows them, else 127.x addresses (said in the test output).
+ */
+export function topologyPlan(value: string | undefined): TopologyPlan {
+  switch (value ?? '') {
+    case '':
+    case 'netns':
+      return 'netns';
+    case 'loopback':
+      return 'loopback';
+    case 'auto':
+      return 'netns-or-loopback';
+    default:
+      throw new Error(`${TOPOLOGY_ENV}=${value}: use netns (the default), loopback or auto`);
   }
-  return new LoopbackTopology(hosts);
+}
+
+export interface TopologyFactories {
+  netns(hosts: string[]): Topology;
+  loopback(hosts: string[]): Topology;
+}
+
+const REAL: TopologyFactories = { netns: (h) => new NetnsTopology(h), loopback: (h) => new LoopbackTopology(h) };
+
+/** The topology the plan allows; without namespaces the default plan fails, naming the way out. */
+export function makeTopology(hosts: string[], value = process.env[TOPOLOGY_ENV], factories: TopologyFactories = REAL): Topology {
+  const plan = topologyPlan(value);
+  if (plan === 'loopback') return factories.loopback(hosts);
+  try {
+    return factories.netns(hosts);
+  } catch (err) {
+    if (plan === 'netns') {
+      throw new Error(`network namespaces are not available (${(err as Error).message.trim()}); run as root with iproute2, or set ${TOPOLOGY_ENV}=auto to fall back to 127.x addresses`);
+    }
+    process.stdout.write(`# compose: no network namespaces (${(err as Error).message.trim()}); ${TOPOLOGY_ENV}=auto falls back to 127.x addresses\n`);
+    return factories.loopback(hosts);
+  }
 }

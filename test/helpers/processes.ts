@@ -178,8 +178,13 @@ export interface ClusterNode {
 export interface Cluster {
   director: ClusterNode;
   nodes: ClusterNode[];
+  /** The director's environment, to start it again (after a kill) with `serve`. */
+  directorEnv: Record<string, string>;
   stop(): Promise<void>;
 }
+
+/** Settings of one forwarder node beyond the usual ones (e.g. director addresses through a proxy). */
+export type NodeEnv = (index: number, director: ClusterNode) => Record<string, string> | Promise<Record<string, string>>;
 
 /**
  * A director (no edge, HTTP API only) and `nodeCount` forwarder nodes with
@@ -191,23 +196,26 @@ export async function startCluster(
   extraEnv: Record<string, string> = {},
   /** Settings of one node by name ('director', 'node1', ...), e.g. its CURVE keys. */
   perNode: Record<string, Record<string, string>> = {},
+  /** Settings of a forwarder node computed once the director's addresses are known (e.g. through a proxy). */
+  nodeEnv?: NodeEnv,
 ): Promise<Cluster> {
   const host = '127.0.0.1';
   const [dport, dsub, dpub, dcmd] = await freePorts(4);
+  const directorEnv = {
+    TIDINGS_SERVER_HOST: host,
+    TIDINGS_SERVER_PORT: String(dport),
+    TIDINGS_EDGE_ENABLED: 'false',
+    TIDINGS_SUBSCRIBER_ADDRESS: `tcp://${host}:${dsub}`,
+    TIDINGS_PUBLISHER_ADDRESS: `tcp://${host}:${dpub}`,
+    TIDINGS_COMMAND_ADDRESS: `tcp://${host}:${dcmd}`,
+    TIDINGS_TOKEN_SECRET: TOKEN_SECRET,
+    TIDINGS_API_KEYS: API_KEY,
+    TIDINGS_NODE_ID: 'director',
+    ...extraEnv,
+    ...perNode['director'],
+  };
   const director: ClusterNode = {
-    proc: serve('director', {
-      TIDINGS_SERVER_HOST: host,
-      TIDINGS_SERVER_PORT: String(dport),
-      TIDINGS_EDGE_ENABLED: 'false',
-      TIDINGS_SUBSCRIBER_ADDRESS: `tcp://${host}:${dsub}`,
-      TIDINGS_PUBLISHER_ADDRESS: `tcp://${host}:${dpub}`,
-      TIDINGS_COMMAND_ADDRESS: `tcp://${host}:${dcmd}`,
-      TIDINGS_TOKEN_SECRET: TOKEN_SECRET,
-      TIDINGS_API_KEYS: API_KEY,
-      TIDINGS_NODE_ID: 'director',
-      ...extraEnv,
-      ...perNode['director'],
-    }),
+    proc: serve('director', directorEnv),
     port: dport,
     url: `ws://${host}:${dport}/ws`,
     http: `http://${host}:${dport}`,
@@ -236,6 +244,7 @@ export async function startCluster(
         TIDINGS_NODE_ID: `node${i + 1}`,
         ...extraEnv,
         ...perNode[`node${i + 1}`],
+        ...(nodeEnv ? await nodeEnv(i, director) : {}),
       }),
       port,
       url: `ws://${host}:${port}/ws`,
@@ -254,6 +263,7 @@ export async function startCluster(
   return {
     director,
     nodes,
+    directorEnv,
     stop: async () => {
       await Promise.all(nodes.map((n) => n.proc.stop()));
       await director.proc.stop();

@@ -69,7 +69,7 @@ test('serve --help documents every setting with its environment variable and def
 test('tidings token signs a token the server accepts', async () => {
   const r = await runCli(['token', '--user', 'alice', '--subscribe', 'room1', 'chat.*', '--publish', 'room1', '--ttl', '60'], { TIDINGS_TOKEN_SECRET: TOKEN_SECRET });
   assert.equal(r.code, 0, r.stderr);
-  const id = await new Authenticator({ tokenSecret: TOKEN_SECRET, allowAnonymous: false, anonymousChannels: [] }).authenticate(r.stdout.trim());
+  const id = await new Authenticator({ tokenSecret: TOKEN_SECRET, allowAnonymous: false, anonymousChannels: [], maxLifetimeS: 86400 }).authenticate(r.stdout.trim());
   assert.equal(id.user, 'alice');
   assert.deepEqual(id.subscribe, ['room1', 'chat.*']);
   const weak = await runCli(['token', '--user', 'a'], { TIDINGS_TOKEN_SECRET: 'short' });

@@ -1,11 +1,14 @@
 /**
  * docker-compose.yml, run without Docker: every service as a local process
- * with that service's command and environment, each on its own network host
- * (a network namespace, or a 127.x address where namespaces are unavailable),
- * its named volumes as temporary directories. The one-shot keygen service
- * writes the CURVE keys, every ZeroMQ link runs with them, and the sample
- * worker's ticks must reach websocket clients on both nodes while an
- * eavesdropper on the same network, without a key, reads nothing.
+ * with that service's command and environment, each on its own network host,
+ * its named volumes as temporary directories: a network namespace (needs root
+ * and iproute2; `.ci/run` installs iproute2). Where namespaces are unavailable
+ * the test fails, unless TIDINGS_COMPOSE_TOPOLOGY=auto (fall back to a 127.x
+ * address per service) or =loopback (always 127.x addresses) is set: see
+ * topologyPlan in test/helpers/compose.ts. The one-shot keygen service writes
+ * the CURVE keys, every ZeroMQ link runs with them, and the sample worker's
+ * ticks must reach websocket clients on both nodes while an eavesdropper on
+ * the same network, without a key, reads nothing.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';

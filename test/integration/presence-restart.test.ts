@@ -74,7 +74,7 @@ test('after a director restart the edges re-send their connections within a hear
   assert.ok(ms <= (2 * PRESENCE_TTL_S * 1000) / 3 + 1000, `rebuilt after ${ms} ms`);
 });
 
-test('after the restart the channel has a new epoch: edges see the break in the stream and close its subscribers with 4006', async () => {
+test('after the restart the channel has a new epoch: edges see the break in the stream and close its subscribers with 4008', async () => {
   const d = cluster.director;
   const r = await fetch(`${d.http}/api/publish`, {
     method: 'POST',
@@ -84,14 +84,17 @@ test('after the restart the channel has a new epoch: edges see the break in the 
   assert.equal(r.status, 200);
   for (const c of clients) {
     await c.waitClosed(10000);
-    assert.equal(c.closeCode, 4006, 'message_gap: reconnect and recover');
-    assert.match(c.closeReason, /messages were missed/);
+    assert.equal(c.closeCode, 4008, 'unavailable: the director restarted, reconnect and recover');
+    assert.match(c.closeReason, /director/);
     assert.equal(c.messages('stay').length, 0, 'the message of the new epoch is not delivered as if it followed the old stream');
   }
-  // Resubscribing with the old position says it was not recovered; the new stream then flows.
+  // Resubscribing with the old position says it was not recovered, and replays the new epoch's history.
   const again = await TestClient.connect(cluster.nodes[0]!.url, 'ann');
   clients.push(again);
   const sub = await again.call('subscribe', { channel: 'stay', recover: { offset: 0, epoch: oldEpoch } });
   assert.notEqual(sub.epoch, oldEpoch);
   assert.equal(sub.recovered, false);
+  assert.equal(sub.replayed, 1);
+  await again.waitFor(() => again.messages('stay').length === 1, 5000, 'the new epoch message');
+  assert.deepEqual(again.messages('stay')[0]!.data, { after: 'restart' });
 });

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PresenceState } from '../../src/director/presence.js';
 import { applyState, fitsStateLimit, MAX_STATE_KEYS, publicChanges, publicState } from '../../src/director/user-state.js';
-import { ChannelConfigs, channelstreamDefaults, historyOptions, mergeChannelConfig, nativeDefaults } from '../../src/director/channel-config.js';
+import { ChannelConfigs, channelstreamDefaults, historyLimits, mergeChannelConfig, nativeDefaults } from '../../src/director/channel-config.js';
 import { channelstreamObject, csTimestamp, nativeMessageUuid } from '../../src/compat/shape.js';
 
 test('join/leave changes only on a user first join and last leave; anonymous never in presence', () => {
@@ -94,7 +94,7 @@ test('channel configs: channelstream defaults on creation, native defaults other
   assert.equal(c.history_size, 10);
   assert.equal(configs.createIfNew('cs', { notify_presence: false }).notify_presence, true, 'only on creation');
   assert.equal(configs.reconfigure('cs', { notify_state: true }).notify_presence, true, 'reconfigure keeps other keys');
-  assert.deepEqual(historyOptions(configs.effective('cs')), { historySize: 0, historyTtlMs: 300_000 });
+  assert.deepEqual(historyLimits(configs.effective('cs'), 4096), { maxCount: 0, maxAgeMs: 300_000, maxBytes: 4096 });
   assert.throws(() => mergeChannelConfig(channelstreamDefaults(1), { notify_presence: 'yes' }, 'cfg'), /cfg.notify_presence must be a boolean/);
   assert.throws(() => mergeChannelConfig(channelstreamDefaults(1), { history_size: 1.5 }, 'cfg'), /history_size/);
   assert.throws(() => mergeChannelConfig(channelstreamDefaults(1), [], 'cfg'), /must be an object/);

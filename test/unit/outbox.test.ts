@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, connect, type Socket } from 'node:net';
+import { EventEmitter } from 'node:events';
 import { Outbox, FlushScheduler } from '../../src/edge/outbox.js';
 import { SharedPush, textFrame } from '../../src/edge/frames.js';
 
@@ -168,4 +169,43 @@ test('the flush gap grows to the last flush time only when that flush carried se
   await new Promise((r) => setTimeout(r, 40));
   assert.equal(scheduler.gapMs(), 50, 'at most 50 ms');
   assert.equal(new FlushScheduler(0).gapMs(), 0, 'write_coalesce_ms 0: every turn');
+});
+
+test('a socket that does not drain: frames wait here, leave in writes of at most 256 KiB, and are dropped on close', async () => {
+  // A fake socket whose buffer only empties when the test says so (a client that stopped reading).
+  const writes: number[] = [];
+  const socket = Object.assign(new EventEmitter(), {
+    destroyed: false,
+    writableLength: 0,
+    write(buf: Buffer): boolean {
+      writes.push(buf.length);
+      socket.writableLength += buf.length;
+      return false;
+    },
+  });
+  const box = new Outbox(socket as unknown as Socket, 1 << 22, noOverflow, new FlushScheduler(0));
+  const frame = textFrame(Buffer.alloc(60_000, 0x61));
+  // A few event-loop turns (flushes run on setImmediate): enough for every flush that is due.
+  const turn = async (): Promise<void> => {
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+  };
+  for (let i = 0; i < 3; i++) box.push(frame);
+  await turn();
+  for (let i = 0; i < 2; i++) box.push(frame);
+  await turn();
+  assert.deepEqual(writes, [3 * frame.length, 2 * frame.length], 'a socket below 256 KiB takes each turn in one write');
+  for (let i = 0; i < 10; i++) box.push(frame);
+  await turn();
+  assert.equal(writes.length, 2, 'its buffer holds 300 KB: the frames wait here');
+  assert.equal(box.pending, 15 * frame.length);
+  socket.writableLength = 0;
+  socket.emit('drain');
+  await turn();
+  assert.deepEqual(writes.slice(2), [4 * frame.length, 4 * frame.length], 'after drain: whole frames, at most 256 KiB a write, until the buffer is full again');
+  box.close();
+  socket.writableLength = 0;
+  socket.emit('drain');
+  await turn();
+  assert.equal(writes.length, 4, 'what waited here is dropped when the client is cut off');
+  assert.equal(box.pending, 0);
 });

@@ -6,7 +6,7 @@ import { signToken } from '../../src/auth/sign.js';
 import { ErrorCodes, TidingsError } from '../../src/protocol/errors.js';
 
 const secret = 'unit-test-secret-0123456789abcdef0123';
-const auth = new Authenticator({ tokenSecret: secret, allowAnonymous: false, anonymousChannels: ['*'] });
+const auth = new Authenticator({ tokenSecret: secret, allowAnonymous: false, anonymousChannels: ['*'], maxLifetimeS: 86400 });
 const key = new TextEncoder().encode(secret);
 
 async function fails(token: string | undefined, a: Authenticator, code: number): Promise<void> {
@@ -33,7 +33,7 @@ test('expired, wrongly signed, malformed and alg-swapped tokens are refused', as
   await fails(hs512, auth, ErrorCodes.TOKEN_INVALID.code);
   const noSub = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).sign(key);
   await fails(noSub, auth, ErrorCodes.TOKEN_INVALID.code);
-  const badGrants = await new SignJWT({ grants: { subscribe: ['a b'] } }).setProtectedHeader({ alg: 'HS256' }).setSubject('a').sign(key);
+  const badGrants = await new SignJWT({ grants: { subscribe: ['a b'] } }).setProtectedHeader({ alg: 'HS256' }).setSubject('a').setExpirationTime('1h').sign(key);
   await fails(badGrants, auth, ErrorCodes.TOKEN_INVALID.code);
   const unsigned = `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from('{"sub":"a"}').toString('base64url')}.`;
   await fails(unsigned, auth, ErrorCodes.TOKEN_INVALID.code);
@@ -41,10 +41,35 @@ test('expired, wrongly signed, malformed and alg-swapped tokens are refused', as
 
 test('no token: refused unless anonymous access is on, then subscribe-only', async () => {
   await fails(undefined, auth, ErrorCodes.TOKEN_INVALID.code);
-  const anon = new Authenticator({ tokenSecret: null, allowAnonymous: true, anonymousChannels: ['public.*'] });
+  const anon = new Authenticator({ tokenSecret: null, allowAnonymous: true, anonymousChannels: ['public.*'], maxLifetimeS: 86400 });
   const id = await anon.authenticate(undefined);
   assert.equal(id.user, null);
   assert.deepEqual(id.subscribe, ['public.*']);
   assert.deepEqual(id.publish, []);
   await fails('x.y.z', anon, ErrorCodes.TOKEN_INVALID.code);
+});
+
+test('token_max_lifetime: a token must carry exp and serves at most that long after its iat', async () => {
+  const now = 1_800_000_000;
+  const capped = new Authenticator({ tokenSecret: secret, allowAnonymous: false, anonymousChannels: [], maxLifetimeS: 600, now: () => now });
+  const sign = (claims: { iat?: number; exp?: number }): Promise<string> => {
+    const jwt = new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('a');
+    if (claims.iat !== undefined) jwt.setIssuedAt(claims.iat);
+    if (claims.exp !== undefined) jwt.setExpirationTime(claims.exp);
+    return jwt.sign(key);
+  };
+  // jose checks exp against the real clock: give real-clock expiries far enough ahead.
+  const far = Math.floor(Date.now() / 1000) + 10 * 365 * 86400;
+  await fails(await sign({ iat: now }), capped, ErrorCodes.TOKEN_INVALID.code);
+  await fails(await sign({}), capped, ErrorCodes.TOKEN_INVALID.code);
+  assert.equal((await capped.authenticate(await sign({ iat: now - 100, exp: far }))).expires, now + 500, 'a long token is capped at iat + max');
+  assert.equal((await capped.authenticate(await sign({ exp: far }))).expires, now + 600, 'without iat the cap counts from now');
+  assert.equal((await capped.authenticate(await sign({ iat: now + 3000, exp: far }))).expires, now + 600, 'an iat in the future does not extend it');
+  await fails(await sign({ iat: now - 601, exp: far }), capped, ErrorCodes.TOKEN_EXPIRED.code);
+  const realNow = Math.floor(Date.now() / 1000);
+  const short = await sign({ iat: realNow, exp: realNow + 60 });
+  const real = new Authenticator({ tokenSecret: secret, allowAnonymous: false, anonymousChannels: [], maxLifetimeS: 600 });
+  assert.equal((await real.authenticate(short)).expires, realNow + 60, 'a token shorter than the cap keeps its exp');
+  const unlimited = new Authenticator({ tokenSecret: secret, allowAnonymous: false, anonymousChannels: [], maxLifetimeS: 0 });
+  assert.equal((await unlimited.authenticate(await sign({ iat: now }))).expires, null, '0 accepts tokens without exp');
 });

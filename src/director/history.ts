@@ -1,0 +1,259 @@
+/**
+ * Channel history: the messages a channel retains for recovery and `history`
+ * reads, bounded per channel by count, age and bytes, and across every channel
+ * of the director by one byte budget (the oldest message of the whole director
+ * goes first when the budget is full). Reads are paged: `since` a position, at
+ * most `limit` messages and about `maxBytes` bytes, saying whether more follow.
+ *
+ * Bytes are charged as the stored push plus ENTRY_OVERHEAD, the measured cost
+ * of one entry's objects, so the budget tracks real memory (see
+ * docs/operations.md, "History and memory"). Pure bookkeeping, no I/O: time
+ * comes in as arguments.
+ */
+
+/** Bounds of one channel's history; 0 for maxAgeMs means no age bound. */
+export interface HistoryLimits {
+  maxCount: number;
+  maxAgeMs: number;
+  maxBytes: number;
+}
+
+/**
+ * Memory one history entry costs beyond its push bytes: the entry object, the
+ * Buffer object with its own backing store, and the ring and budget slots.
+ * Measured with bench/history-memory.ts (docs/operations.md).
+ */
+export const ENTRY_OVERHEAD = 300;
+
+const EMPTY = Buffer.alloc(0);
+
+export interface HistoryEntry {
+  readonly offset: number;
+  readonly time: number;
+  /** The encoded client push (JSON). */
+  push: Buffer;
+  /** Bytes charged: push length + ENTRY_OVERHEAD. */
+  cost: number;
+  /** The history holding it; null once removed. */
+  owner: ChannelHistory | null;
+}
+
+export interface HistoryPage {
+  entries: HistoryEntry[];
+  /** The page stopped at maxBytes before `limit` messages while more of the range remain. */
+  more: boolean;
+  /** Messages of the whole range (capped by limit), this page included. */
+  available: number;
+}
+
+export interface HistoryRead {
+  /** Messages after this offset; undefined: the newest `limit` messages. */
+  since?: number;
+  /** Messages up to this offset (inclusive). */
+  until?: number;
+  limit: number;
+  /** Bytes of pushes in the page; the first message is always included, whatever its size. */
+  maxBytes: number;
+}
+
+/** A copy with its own memory: a slice of Node's shared 8 KB pool would keep the whole pool chunk alive. */
+function own(push: Buffer): Buffer {
+  if (push.byteOffset === 0 && push.buffer.byteLength === push.length) return push;
+  const copy = Buffer.allocUnsafeSlow(push.length);
+  push.copy(copy);
+  return copy;
+}
+
+/**
+ * The director-wide byte budget of history. Entries are queued in the order
+ * they were stored; past `maxBytes` the oldest still stored is removed from its
+ * channel, whichever channel that is.
+ */
+export class HistoryBudget {
+  /** Bytes charged by every stored entry. */
+  used = 0;
+  /** Entries stored across every channel. */
+  count = 0;
+  /** Entries evicted because the budget was full. */
+  evicted = 0;
+  private fifo: Array<HistoryEntry | undefined> = [];
+  private head = 0;
+
+  constructor(readonly maxBytes: number) {}
+
+  add(entry: HistoryEntry): void {
+    this.fifo.push(entry);
+    this.used += entry.cost;
+    this.count++;
+    while (this.used > this.maxBytes && this.evictOldest()) this.evicted++;
+  }
+
+  /** A stored entry changed size (an edit): charge the difference. */
+  adjust(delta: number): void {
+    this.used += delta;
+    while (this.used > this.maxBytes && this.evictOldest()) this.evicted++;
+  }
+
+  /** An entry left its channel (count, age or byte bound, or eviction). */
+  release(entry: HistoryEntry): void {
+    this.used -= entry.cost;
+    this.count--;
+    // Removed entries stay queued until they reach the head; compact when they dominate.
+    const queued = this.fifo.length - this.head;
+    if (queued > 1024 && queued > 2 * this.count) {
+      this.fifo = this.fifo.slice(this.head).filter((e) => e !== undefined && e.owner !== null);
+      this.head = 0;
+    }
+  }
+
+  private evictOldest(): boolean {
+    while (this.head < this.fifo.length) {
+      const e = this.fifo[this.head];
+      this.fifo[this.head] = undefined;
+      this.head++;
+      if (this.head > 1024 && this.head * 2 > this.fifo.length) {
+        this.fifo = this.fifo.slice(this.head);
+        this.head = 0;
+      }
+      if (e && e.owner) {
+        // Channels remove only from their oldest end, so this is its channel's oldest entry.
+        e.owner.dropOldest();
+        return true;
+      }
+    }
+    return false;
+  }
+}
+
+export class ChannelHistory {
+  private ring: Array<HistoryEntry | undefined> = [];
+  private start = 0;
+  /** Bytes charged by this channel's entries. */
+  bytes = 0;
+
+  constructor(
+    public limits: HistoryLimits,
+    private readonly budget: HistoryBudget,
+  ) {}
+
+  get length(): number {
+    return this.ring.length - this.start;
+  }
+
+  /** The oldest offset still stored, or null when empty. */
+  get oldestOffset(): number | null {
+    return this.length > 0 ? this.ring[this.start]!.offset : null;
+  }
+
+  add(offset: number, time: number, push: Buffer): void {
+    const { maxCount, maxBytes } = this.limits;
+    const cost = push.length + ENTRY_OVERHEAD;
+    if (maxCount <= 0 || cost > maxBytes) {
+      // Not kept (no history, or larger than the channel may hold): older entries still age out.
+      this.trim(time);
+      return;
+    }
+    const entry: HistoryEntry = { offset, time, push: own(push), cost, owner: this };
+    this.ring.push(entry);
+    this.bytes += cost;
+    this.budget.add(entry);
+    this.trim(time);
+  }
+
+  /** New bounds (a channel config changed); applied at once. */
+  setLimits(limits: HistoryLimits, now: number): void {
+    this.limits = limits;
+    this.trim(now);
+  }
+
+  /** Drop what is past the count, byte or age bound. */
+  trim(now: number): void {
+    const { maxCount, maxBytes, maxAgeMs } = this.limits;
+    while (this.length > 0) {
+      const oldest = this.ring[this.start]!;
+      const over = this.length > maxCount || this.bytes > maxBytes || (maxAgeMs > 0 && now - oldest.time > maxAgeMs);
+      if (!over) break;
+      this.dropOldest();
+    }
+  }
+
+  /** Remove the oldest entry (also called by the budget). */
+  dropOldest(): void {
+    const e = this.ring[this.start];
+    if (!e) return;
+    this.ring[this.start] = undefined;
+    this.start++;
+    this.bytes -= e.cost;
+    e.owner = null;
+    e.push = EMPTY;
+    this.budget.release(e);
+    if (this.start > 256 && this.start * 2 > this.ring.length) {
+      this.ring = this.ring.slice(this.start);
+      this.start = 0;
+    } else if (this.start === this.ring.length) {
+      this.ring = [];
+      this.start = 0;
+    }
+  }
+
+  /** Remove everything (the channel's state is being dropped). */
+  clear(): void {
+    while (this.length > 0) this.dropOldest();
+  }
+
+  /** Index of the first stored entry with offset > `offset` (offsets increase along the ring). */
+  private indexAfter(offset: number): number {
+    let lo = this.start;
+    let hi = this.ring.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.ring[mid]!.offset <= offset) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  /** A page of the range (since, until], oldest first; see HistoryRead. */
+  read(q: HistoryRead, now: number): HistoryPage {
+    this.trim(now);
+    const end = q.until === undefined ? this.ring.length : this.indexAfter(q.until);
+    const begin = q.since === undefined ? Math.max(this.start, end - q.limit) : this.indexAfter(q.since);
+    const last = Math.min(end, begin + Math.max(0, q.limit));
+    const entries: HistoryEntry[] = [];
+    let bytes = 0;
+    let i = begin;
+    for (; i < last; i++) {
+      const e = this.ring[i]!;
+      if (entries.length > 0 && bytes + e.push.length > q.maxBytes) break;
+      entries.push(e);
+      bytes += e.push.length;
+    }
+    return { entries, more: i < last, available: Math.max(0, last - begin) };
+  }
+
+  /** The newest entry whose push `match`es, or undefined (for edits and deletes). */
+  findNewest(match: (push: Buffer) => boolean): HistoryEntry | undefined {
+    for (let i = this.ring.length - 1; i >= this.start; i--) {
+      const e = this.ring[i]!;
+      if (match(e.push)) return e;
+    }
+    return undefined;
+  }
+
+  /** Replace a stored push (an edit or a delete's tombstone), charging the new size. */
+  replace(entry: HistoryEntry, push: Buffer): void {
+    if (entry.owner !== this) return;
+    const cost = push.length + ENTRY_OVERHEAD;
+    const delta = cost - entry.cost;
+    this.bytes += delta;
+    entry.cost = cost;
+    entry.push = own(push);
+    this.budget.adjust(delta);
+  }
+
+  /** The newest `count` entries, oldest first (for small views such as channelstream's /info). */
+  newest(count: number, now: number): HistoryEntry[] {
+    this.trim(now);
+    return this.ring.slice(Math.max(this.start, this.ring.length - count)) as HistoryEntry[];
+  }
+}

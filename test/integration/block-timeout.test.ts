@@ -1,0 +1,207 @@
+/**
+ * zmq_block_timeout: a process that stops reading holds the cluster back for
+ * at most that long. Its peers then send channel messages on without it, so
+ * everyone else keeps receiving; when it reads again its edges see the hole
+ * in the offsets, close their subscribers with 4006, and the SDK recovers
+ * every message from history.
+ *
+ * - a stopped edge worker: its node's forwarder sends on to the other worker
+ *   of the node and the director to the other node;
+ * - a stopped forwarder node: the director sends on to the other node.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import WebSocket from 'ws';
+import { readFileSync } from 'node:fs';
+import { startCluster, sleep, TOKEN_SECRET, type Cluster } from '../helpers/processes.js';
+import { metric } from '../helpers/http.js';
+import { signToken } from '../../src/auth/sign.js';
+import { Publisher } from '../../src/publisher/publisher.js';
+import { TidingsClient } from '../../src/client/index.js';
+
+const BLOCK_TIMEOUT_S = 1;
+/** Far more than the high-water marks (1000) and socket buffers in front of a stopped process hold. */
+const BURST = 8000;
+const PAD = 'x'.repeat(1000);
+
+let cluster: Cluster;
+const clients: TidingsClient[] = [];
+const stopped = new Set<number>();
+
+before(async () => {
+  // Two nodes with two edge workers each. History holds a whole burst, so the stopped process' clients recover it all.
+  cluster = await startCluster(2, 2, {
+    TIDINGS_ZMQ_HIGH_WATER_MARK: '1000',
+    TIDINGS_ZMQ_BLOCK_TIMEOUT: String(BLOCK_TIMEOUT_S),
+    TIDINGS_HISTORY_SIZE: String(2 * BURST),
+    TIDINGS_CLIENT_SEND_BUFFER: String(64 << 20),
+    // Pings far apart: the SDK's no-ping watchdog (ping + 5 s) must not move readers off a stopped process here.
+    TIDINGS_PING_INTERVAL: '100',
+    TIDINGS_IDLE_TIMEOUT: '300',
+  });
+});
+after(async () => {
+  for (const c of clients) c.disconnect();
+  for (const pid of stopped) resume(pid);
+  await cluster?.stop();
+});
+
+function resume(pid: number): void {
+  try {
+    process.kill(pid, 'SIGCONT');
+  } catch {
+    /* gone */
+  }
+  stopped.delete(pid);
+}
+process.once('exit', () => [...stopped].forEach(resume));
+
+function pause(pid: number): void {
+  stopped.add(pid);
+  process.kill(pid, 'SIGSTOP');
+}
+
+function childPids(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+interface Reader {
+  client: TidingsClient;
+  node: string;
+  seqs: number[];
+  closeCodes: number[];
+}
+
+async function readers(channel: string, perNode: number): Promise<Reader[]> {
+  const out: Reader[] = [];
+  for (const n of cluster.nodes) {
+    for (let i = 0; i < perNode; i++) {
+      const user = `${channel}-${n.proc.name}-${i}`;
+      const client = new TidingsClient({
+        urls: [n.url],
+        WebSocket,
+        getToken: () => signToken({ secret: TOKEN_SECRET, user, ttl: 600, subscribe: ['*'] }),
+        initialRetryDelay: 0.1,
+        maxRetryDelay: 0.5,
+        timeout: 10,
+      });
+      clients.push(client);
+      const r: Reader = { client, node: '', seqs: [], closeCodes: [] };
+      client.on('connected', (info) => (r.node ||= info.node));
+      client.on('disconnected', (reason) => r.closeCodes.push(reason.code));
+      const sub = client.subscribe(channel);
+      sub.on('message', (m) => r.seqs.push((m.data as { i: number }).i));
+      client.connect();
+      await sub.ready(10);
+      out.push(r);
+    }
+  }
+  return out;
+}
+
+const complete = (r: Reader, n: number): boolean => r.seqs.length >= n;
+
+async function waitUntil(pred: () => boolean, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!pred()) {
+    if (Date.now() > deadline) return false;
+    await sleep(20);
+  }
+  return true;
+}
+
+/** Messages the director has sequenced (a second try covers a keep-alive connection the server closed just then). */
+function sequenced(): Promise<number> {
+  const read = (): Promise<number> => metric(cluster.director.http, 'tidings_director_published_total', { target: 'channel' });
+  return read().catch(read);
+}
+
+async function publishBurst(channel: string, from: number, count: number): Promise<void> {
+  const before = await sequenced();
+  const pub = new Publisher({ address: cluster.director.publisher });
+  pub.start();
+  try {
+    await pub.waitReady(5000);
+    for (let i = from; i < from + count; i++) await pub.publish(channel, { i, pad: PAD });
+    // The publisher's socket holds what the director has not taken yet: open until it has it all (or stops taking).
+    let last = -1;
+    let lastChange = Date.now();
+    for (;;) {
+      const taken = (await sequenced()) - before;
+      if (taken >= count || Date.now() - lastChange > 10_000) break;
+      if (taken !== last) [last, lastChange] = [taken, Date.now()];
+      await sleep(100);
+    }
+  } finally {
+    await pub.close();
+  }
+}
+
+/** Every reader ends with 0..n-1 exactly once, in order. */
+function assertAll(rs: Reader[], n: number): void {
+  for (const r of rs) {
+    assert.equal(r.seqs.length, n, `${r.node}: ${r.seqs.length} of ${n} messages`);
+    assert.ok(
+      r.seqs.every((s, k) => s === k),
+      `${r.node}: every message once, in order`,
+    );
+  }
+}
+
+test(`an edge worker stopped for longer than zmq_block_timeout (${BLOCK_TIMEOUT_S} s) holds back no one else; its subscribers get 4006 and recover everything`, async () => {
+  const channel = 'block.edge';
+  const rs = await readers(channel, 4);
+  const [w0, w1] = childPids(cluster.nodes[0]!.proc.pid);
+  assert.ok(w0 && w1, 'node1 has two edge workers');
+  // Stop one worker, then see whose messages stop: those readers are on it.
+  pause(w0!);
+  await publishBurst(channel, 0, 1);
+  const node2Readers = rs.filter((r) => r.node.startsWith('node2/'));
+  assert.ok(await waitUntil(() => node2Readers.every((r) => complete(r, 1)), 10_000), 'node2 got the first message');
+  await sleep(1000);
+  const onStopped = rs.filter((r) => !complete(r, 1));
+  assert.ok(onStopped.length > 0 && onStopped.length < 4, `some of node1's readers are on the stopped worker (${onStopped.length})`);
+  assert.equal(new Set(onStopped.map((r) => r.node)).size, 1, 'all on one edge');
+  const others = rs.filter((r) => !onStopped.includes(r));
+
+  await publishBurst(channel, 1, BURST - 1);
+  // While the worker is still stopped, everyone else gets the whole burst.
+  const othersDone = await waitUntil(() => others.every((r) => complete(r, BURST)), 30_000);
+  const counts = others.map((r) => `${r.node}:${r.seqs.length}`).join(' ');
+  assert.ok(othersDone, `with the worker still stopped, every other reader got all ${BURST} (${counts})`);
+  assert.ok(onStopped.every((r) => r.seqs.length === 0), `the stopped worker delivered nothing meanwhile (${onStopped.map((r) => r.seqs.length).join(' ')})`);
+  resume(w0!);
+
+  const ok1 = await waitUntil(() => onStopped.every((r) => complete(r, BURST)), 30_000);
+  if (!ok1) for (const l of cluster.nodes[0]!.proc.text().split('\n')) if (/"level":(40|50)/.test(l)) process.stdout.write(`# LOG ${l.slice(0, 300)}\n`);
+  assert.ok(ok1, `the stopped worker's readers recovered: ${onStopped.map((r) => r.seqs.length).join(' ')}`);
+  assertAll(rs, BURST);
+  for (const r of onStopped) assert.ok(r.closeCodes.includes(4006), `${r.node}: told of the gap (4006): ${r.closeCodes}`);
+  for (const r of others) assert.deepEqual(r.closeCodes, [], `${r.node}: never disconnected`);
+  assert.ok((await metric(cluster.nodes[0]!.http, 'tidings_forwarder_shed_total')) > 0, "node1's forwarder counted what it sent on without the stopped worker");
+  assert.equal(await metric(cluster.director.http, 'tidings_director_shed_total'), 0, 'the director never had to send on without node1');
+});
+
+test(`a forwarder node stopped for longer than zmq_block_timeout holds back no other node; its subscribers get 4006 and recover everything`, async () => {
+  const channel = 'block.node';
+  const rs = await readers(channel, 2);
+  const node1 = cluster.nodes[0]!;
+  const onStopped = rs.filter((r) => r.node.startsWith('node1/'));
+  const others = rs.filter((r) => !onStopped.includes(r));
+  assert.equal(onStopped.length, 2);
+  const shedBefore = await metric(cluster.director.http, 'tidings_director_shed_total');
+  pause(node1.proc.pid);
+  await publishBurst(channel, 0, BURST);
+  const othersDone = await waitUntil(() => others.every((r) => complete(r, BURST)), 30_000);
+  assert.ok(othersDone, `with node1 stopped, node2's readers got all ${BURST} (${others.map((r) => r.seqs.length).join(' ')})`);
+  assert.ok(onStopped.every((r) => r.seqs.length < BURST), 'node1 delivered not everything meanwhile');
+  assert.ok((await metric(cluster.director.http, 'tidings_director_shed_total')) > shedBefore, 'the director counted what it sent on without node1');
+  resume(node1.proc.pid);
+  assert.ok(await waitUntil(() => onStopped.every((r) => complete(r, BURST)), 30_000), `node1's readers recovered: ${onStopped.map((r) => r.seqs.length).join(' ')}`);
+  assertAll(rs, BURST);
+  for (const r of onStopped) assert.ok(r.closeCodes.includes(4006), `${r.node}: told of the gap (4006): ${r.closeCodes}`);
+});

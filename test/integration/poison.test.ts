@@ -1,0 +1,258 @@
+/**
+ * One message must never stop delivery. On every publish path a message
+ * nested 99 levels deep (MessagePack encoders stop at 100) is refused at the
+ * door with 126 payload_too_deep where the path can answer (counted where it
+ * cannot: ZeroMQ PUB), and the normal message sent right after it reaches
+ * every kind of subscriber: native JSON, native MessagePack and channelstream
+ * `/ws?conn_id=`. Afterwards history and recovery read back over MessagePack,
+ * the node is ready and no loop counted a failure.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { Dealer, XPublisher } from 'zeromq';
+import { startSingleNode, type SingleNode } from '../helpers/processes.js';
+import { TestClient } from '../helpers/client.js';
+import { MsgpackClient } from '../helpers/msgpack-client.js';
+import { CsClient, csRequest } from '../helpers/channelstream.js';
+import { metric, postJson } from '../helpers/http.js';
+import { sign } from '../../src/compat/signer.js';
+import { ErrorCodes, type TidingsError } from '../../src/protocol/errors.js';
+import { Publisher } from '../../src/publisher/publisher.js';
+import { PUBLISH_MARKER } from '../../src/cluster/wire.js';
+import { encode } from '@msgpack/msgpack';
+
+const pack = (v: unknown): Uint8Array => encode(v);
+
+const SECRET = 'poison-test-channelstream-secret';
+const CHANNEL = 'poison';
+const USER = 'target';
+const TOO_DEEP = ErrorCodes.PAYLOAD_TOO_DEEP.code;
+
+let node: SingleNode;
+let json: TestClient;
+let packed: MsgpackClient;
+let cs: CsClient;
+let publisher: TestClient;
+let packedPublisher: MsgpackClient;
+let zmqPub: XPublisher;
+let dealer: Dealer;
+
+/** A value nested `depth` levels of arrays and objects deep, carrying `marker`. */
+function deep(depth: number, marker = 'hostile'): unknown {
+  let v: unknown = { marker };
+  for (let i = 1; i < depth; i++) v = [v];
+  return v;
+}
+
+const csPost = (path: string, body: unknown, method = 'POST') =>
+  csRequest(node.http, path, body, { secret: SECRET, method, signed: sign(path, SECRET, Math.floor(Date.now() / 1000)) });
+
+before(async () => {
+  node = await startSingleNode({ TIDINGS_SECRET: SECRET });
+  json = await TestClient.connect(node.url, USER);
+  await json.call('subscribe', { channel: CHANNEL });
+  packed = await MsgpackClient.connect(node.url, USER);
+  await packed.call('subscribe', { channel: CHANNEL });
+  // channelstream's channel defaults keep no history; this channel keeps it, for the read-back at the end.
+  const reg = await csPost('/connect', { username: USER, channels: [CHANNEL], channel_configs: { [CHANNEL]: { store_history: true, history_size: 100 } } });
+  assert.equal(reg.status, 200, JSON.stringify(reg.body));
+  cs = await CsClient.open(node.url, reg.body.conn_id);
+  // channelstream has no "subscribed" signal: publish until the connection receives.
+  for (let i = 0; i < 40 && !cs.items.some((m) => m.message?.warm === true); i++) {
+    await postJson(`${node.http}/api/publish`, { channel: CHANNEL, data: { warm: true } });
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.ok(cs.items.some((m) => m.message?.warm === true), 'channelstream connection is live');
+  publisher = await TestClient.connect(node.url, 'publisher');
+  packedPublisher = await MsgpackClient.connect(node.url, 'packed-publisher');
+  zmqPub = new XPublisher({ noDrop: true });
+  zmqPub.connect(node.publisher);
+  // The director's XSUB subscribes to everything: once that reaches us, nothing sent is lost.
+  const [sub] = await zmqPub.receive();
+  assert.equal(sub![0], 1);
+  dealer = new Dealer();
+  dealer.connect(node.command);
+});
+
+after(async () => {
+  for (const c of [json, packed, cs, publisher, packedPublisher]) c?.close();
+  zmqPub?.close();
+  dealer?.close();
+  await node?.stop();
+});
+
+/** 126 refusals the director counted at its command door: only what no edge door stopped gets there. */
+const commandDoor = () => metric(node.http, 'tidings_director_rejected_total', { code: String(TOO_DEEP), door: 'command' });
+
+/** Resolves when every subscriber kind has a push carrying `marker`. */
+async function arrivesEverywhere(marker: string): Promise<void> {
+  const has = (x: unknown): boolean => JSON.stringify(x).includes(`"${marker}"`);
+  await json.waitFor(() => json.pushes.some(has), 5000, `${marker} on the JSON client`);
+  await packed.waitFor(() => packed.pushes.some(has), 5000, `${marker} on the MessagePack client`);
+  await cs.waitFor(() => cs.items.some(has), 5000, `${marker} on the channelstream client`);
+}
+
+function assertTooDeep(r: { status: number; body: any }, what: string): void {
+  assert.equal(r.status, 400, `${what}: ${JSON.stringify(r.body).slice(0, 300)}`);
+  assert.equal(r.body.code ?? r.body.error?.code, TOO_DEEP, what);
+}
+
+async function command(method: string, body: unknown): Promise<{ status: string; body: any }> {
+  const id = Buffer.alloc(4);
+  id.writeUInt32BE(Math.floor(Math.random() * 1e9));
+  await dealer.send([id, method, typeof body === 'string' ? body : JSON.stringify(body)]);
+  for (;;) {
+    const [rid, status, reply] = await dealer.receive();
+    if (rid!.equals(id)) return { status: status!.toString(), body: JSON.parse(reply!.toString()) };
+  }
+}
+
+test('native websocket publish, JSON and MessagePack: refused with 126, the next message arrives everywhere', async () => {
+  const before = await commandDoor();
+  const r1 = await publisher.request('publish', { channel: CHANNEL, data: deep(99) });
+  assert.equal(r1.error?.code, TOO_DEEP, JSON.stringify(r1));
+  assert.equal((await publisher.request('publish', { channel: CHANNEL, data: deep(33) })).error?.code, TOO_DEEP, '33 levels');
+  assert.ok((await publisher.request('publish', { channel: CHANNEL, data: deep(32, 'ws-limit') })).result, '32 levels pass');
+  await arrivesEverywhere('ws-limit');
+  // 20 000 levels in one 40 KB frame: refused at the door, not a failure further on (100 internal).
+  const id = 9000;
+  const frame = `{"id":${id},"method":"publish","params":{"channel":"${CHANNEL}","data":${'['.repeat(20000)}${']'.repeat(20000)}}}`;
+  const reply = new Promise<any>((resolve) => {
+    const onMessage = (d: Buffer): void => {
+      for (const line of d.toString().split('\n')) if (line.includes(`"id":${id}`)) (publisher.ws.off('message', onMessage), resolve(JSON.parse(line)));
+    };
+    publisher.ws.on('message', onMessage);
+  });
+  publisher.ws.send(frame);
+  assert.equal((await reply).error?.code, TOO_DEEP);
+  await publisher.call('publish', { channel: CHANNEL, data: { n: 'after-ws-json' } });
+  await arrivesEverywhere('after-ws-json');
+
+  const r2 = await packedPublisher.request('publish', { channel: CHANNEL, data: deep(99) });
+  assert.equal(r2.error?.code, TOO_DEEP, JSON.stringify(r2));
+  // 20 000 levels of MessagePack (one byte each), built by hand: the encoder would overflow its own stack.
+  const r3 = await packedPublisher.requestRaw((id) =>
+    Buffer.concat([Buffer.from([0x83]), pack('id'), pack(id), pack('method'), pack('publish'), pack('params'), Buffer.from([0x82]), pack('channel'), pack(CHANNEL), pack('data'), Buffer.alloc(20000, 0x91), Buffer.from([0xc0])]),
+  );
+  assert.equal(r3.error?.code, TOO_DEEP);
+  await packedPublisher.call('publish', { channel: CHANNEL, data: { n: 'after-ws-msgpack' } });
+  await arrivesEverywhere('after-ws-msgpack');
+  // A message to a user comes from the HTTP and ZeroMQ paths; a client publishes to channels only.
+  assert.equal(await commandDoor(), before, 'refused at the edge: checked once, at the first door');
+});
+
+test('HTTP: /api/publish (channel and users) and the Seth-Pusher routes refuse with 400 / 126', async () => {
+  const before = await commandDoor();
+  assertTooDeep(await postJson(`${node.http}/api/publish`, { channel: CHANNEL, data: deep(99) }), '/api/publish channel');
+  // One level past the limit: the body (34 levels) passes the body reader, the payload (33) does not.
+  assertTooDeep(await postJson(`${node.http}/api/publish`, { channel: CHANNEL, data: deep(33) }), '/api/publish channel, 33 levels');
+  assert.equal((await postJson(`${node.http}/api/publish`, { channel: CHANNEL, data: deep(32, 'api-limit') })).status, 200, '32 levels pass');
+  await arrivesEverywhere('api-limit');
+  await postJson(`${node.http}/api/publish`, { channel: CHANNEL, data: { n: 'after-api-channel' } });
+  await arrivesEverywhere('after-api-channel');
+
+  assertTooDeep(await postJson(`${node.http}/api/publish`, { users: [USER], data: deep(99) }), '/api/publish users');
+  assertTooDeep(await postJson(`${node.http}/api/publish`, { users: [USER], data: deep(33) }), '/api/publish users, 33 levels');
+  await postJson(`${node.http}/api/publish`, { users: [USER], data: { n: 'after-api-user' } });
+  await arrivesEverywhere('after-api-user');
+
+  assertTooDeep(await postJson(`${node.http}/api/channels/${CHANNEL}/`, deep(99)), 'Seth-Pusher channel');
+  assertTooDeep(await postJson(`${node.http}/api/channels/${CHANNEL}/`, deep(33)), 'Seth-Pusher channel, 33 levels');
+  await postJson(`${node.http}/api/channels/${CHANNEL}/`, { n: 'after-seth-channel' });
+  await arrivesEverywhere('after-seth-channel');
+
+  assertTooDeep(await postJson(`${node.http}/api/users/${USER}/`, deep(99)), 'Seth-Pusher user');
+  assertTooDeep(await postJson(`${node.http}/api/users/${USER}/`, deep(33)), 'Seth-Pusher user, 33 levels');
+  await postJson(`${node.http}/api/users/${USER}/`, { n: 'after-seth-user' });
+  await arrivesEverywhere('after-seth-user');
+  assert.equal(await commandDoor(), before, 'refused at the edge');
+});
+
+test('channelstream /message (channel, pm_users, PATCH) refuses with 400 / 126', async () => {
+  const before = await commandDoor();
+  assertTooDeep(await csPost('/message', [{ channel: CHANNEL, user: 'app', message: deep(99) }]), 'POST /message channel');
+  // The item is the payload: an item of 33 levels (its message 32) in a body of 34.
+  assertTooDeep(await csPost('/message', [{ channel: CHANNEL, user: 'app', message: deep(32) }]), 'POST /message channel, 33 levels');
+  assert.equal((await csPost('/message', [{ channel: CHANNEL, user: 'app', message: { n: 'after-cs-channel' } }])).status, 200);
+  await arrivesEverywhere('after-cs-channel');
+
+  assertTooDeep(await csPost('/message', [{ pm_users: [USER], user: 'app', message: deep(99) }]), 'POST /message pm_users');
+  assertTooDeep(await csPost('/message', [{ pm_users: [USER], user: 'app', message: deep(32) }]), 'POST /message pm_users, 33 levels');
+  assert.equal((await csPost('/message', [{ pm_users: [USER], user: 'app', message: { n: 'after-cs-pm' } }])).status, 200);
+  await arrivesEverywhere('after-cs-pm');
+
+  const posted = await csPost('/message', [{ channel: CHANNEL, user: 'app', message: { n: 'to-edit' } }]);
+  await arrivesEverywhere('to-edit');
+  assertTooDeep(await csPost('/message', [{ uuid: posted.body[0].uuid, channel: CHANNEL, message: deep(99) }], 'PATCH'), 'PATCH /message');
+  assertTooDeep(await csPost('/message', [{ uuid: posted.body[0].uuid, channel: CHANNEL, message: deep(32) }], 'PATCH'), 'PATCH /message, 33 levels');
+  assert.equal((await csPost('/message', [{ uuid: posted.body[0].uuid, channel: CHANNEL, message: { n: 'after-cs-edit' } }], 'PATCH')).status, 200);
+  await arrivesEverywhere('after-cs-edit');
+  assert.equal(await commandDoor(), before, 'refused at the edge');
+});
+
+test('ZeroMQ publisher address (native multipart, to a channel and a user, and omnibus single frame): refused and counted', async () => {
+  const rejected = () => metric(node.http, 'tidings_director_rejected_total', { code: String(TOO_DEEP), door: 'publisher' });
+  const before = await rejected();
+  await zmqPub.send([PUBLISH_MARKER, 'channel', CHANNEL, JSON.stringify(deep(99))]);
+  await zmqPub.send([PUBLISH_MARKER, 'channel', CHANNEL, JSON.stringify({ n: 'after-zmq-channel' })]);
+  await arrivesEverywhere('after-zmq-channel');
+  await zmqPub.send([PUBLISH_MARKER, 'user', USER, JSON.stringify(deep(99))]);
+  await zmqPub.send([PUBLISH_MARKER, 'user', USER, JSON.stringify({ n: 'after-zmq-user' })]);
+  await arrivesEverywhere('after-zmq-user');
+  await zmqPub.send(`${CHANNEL}:${JSON.stringify({ type: 'x', sender: 'worker', payload: deep(99) })}`);
+  await zmqPub.send(`${CHANNEL}:${JSON.stringify({ type: 'x', sender: 'worker', payload: { n: 'after-omnibus' } })}`);
+  await arrivesEverywhere('after-omnibus');
+  assert.equal((await rejected()) - before, 3, 'three refusals counted with code 126');
+  await node.proc.waitFor(/"code":126.*rejected a message on the publisher address/, 5000);
+});
+
+test('command address (acknowledged publish, as Publisher.publishAcked and any backend send it): error 126', async () => {
+  const before = await commandDoor();
+  const bad = await command('publish', { channel: CHANNEL, data: deep(99) });
+  assert.equal(bad.status, 'error');
+  assert.equal(bad.body.code, TOO_DEEP);
+  const worse = await command('publish', `{"channel":"${CHANNEL}","data":${'['.repeat(5000)}${']'.repeat(5000)}}`);
+  assert.equal(worse.body.code, TOO_DEEP, 'a body deeper than any command carries is refused before parsing');
+  // The limit, exactly: 32 levels pass, 33 do not (a command body may nest 34: the payload and its envelope).
+  assert.equal((await command('publish', { channel: CHANNEL, data: deep(32, 'limit') })).status, 'ok');
+  await arrivesEverywhere('limit');
+  assert.equal((await command('publish', { channel: CHANNEL, data: deep(33) })).body.code, TOO_DEEP);
+  // Every command body is held to 34 levels, not only publishes: user state is pushed to subscribers too.
+  assert.equal((await command('user_state', { user: USER, user_state: { a: deep(40) } })).body.code, TOO_DEEP);
+  const cs = await command('cs_message', { op: 'post', messages: [{ channel: CHANNEL, user: 'app', message: deep(99) }] });
+  assert.equal(cs.body.code, TOO_DEEP, 'channelstream messages sent straight to the command address');
+  const ok = await command('publish', { channel: CHANNEL, data: { n: 'after-command' } });
+  assert.equal(ok.status, 'ok');
+  assert.equal(typeof ok.body.offset, 'number');
+  await arrivesEverywhere('after-command');
+  assert.equal((await commandDoor()) - before, 4, 'the director is the door of the command address');
+  // The TypeScript Publisher refuses before sending, on both of its paths.
+  const p = new Publisher({ address: node.publisher, commandAddress: node.command });
+  p.start();
+  try {
+    await assert.rejects(p.publish(CHANNEL, deep(99)), (e: TidingsError) => e.code === TOO_DEEP);
+    await assert.rejects(p.publishToUser(USER, deep(99)), (e: TidingsError) => e.code === TOO_DEEP);
+    await assert.rejects(p.publishAcked(CHANNEL, deep(99)), (e: TidingsError) => e.code === TOO_DEEP);
+  } finally {
+    await p.close();
+  }
+  assert.equal((await commandDoor()) - before, 4, 'nothing of it reached the director');
+});
+
+test('afterwards: MessagePack history and recovery read back, a new subscribe works, ready, no loop failure', async () => {
+  const h = await packed.call('history', { channel: CHANNEL, limit: 100 });
+  assert.ok(h.messages.length >= 8, `history holds the messages (${h.messages.length})`);
+  assert.ok(h.messages.every((m: any) => !JSON.stringify(m).includes('hostile')), 'nothing hostile was stored');
+  const late = await MsgpackClient.connect(node.url, 'late');
+  const sub = await late.call('subscribe', { channel: CHANNEL, recover: { offset: h.messages[0].offset - 1, epoch: h.epoch } });
+  assert.equal(sub.recovered, true);
+  assert.equal(sub.replayed, sub.offset - h.messages[0].offset + 1);
+  await late.waitFor(() => late.pushes.length === sub.replayed, 5000, 'the replay');
+  late.close();
+  const fresh = await TestClient.connect(node.url, 'fresh');
+  assert.ok(await fresh.call('subscribe', { channel: 'another' }), 'a new subscribe is answered (no 113)');
+  fresh.close();
+  assert.equal((await fetch(`${node.http}/readyz`)).status, 200);
+  assert.equal(await metric(node.http, 'tidings_loop_failures_total'), 0, 'every hostile message was stopped at a door');
+  assert.doesNotMatch(node.proc.text(), /edge worker died|unhandled rejection/);
+});

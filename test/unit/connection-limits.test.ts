@@ -1,0 +1,94 @@
+/**
+ * A connection's in-flight limit (client_max_inflight), fed frames as a
+ * websocket would deliver them, over a context whose director never answers:
+ * commands past the limit get 135 at once, and the connection is not read
+ * until half of its commands are answered.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
+import type { WebSocket } from 'ws';
+import { pino } from 'pino';
+import { ClientConnection } from '../../src/edge/connection.js';
+import { FlushScheduler } from '../../src/edge/outbox.js';
+import { resolveConfig } from '../../src/config/resolve.js';
+import type { EdgeContext } from '../../src/edge/context.js';
+
+class FakeWs extends EventEmitter {
+  paused = false;
+  readonly protocol = '';
+  pause(): void {
+    this.paused = true;
+  }
+  resume(): void {
+    this.paused = false;
+  }
+  close(): void {}
+  terminate(): void {}
+}
+
+/** Collects what the outbox writes: JSON objects out of unmasked text frames. */
+class FakeSocket extends EventEmitter {
+  readonly replies: Array<{ id?: number; error?: { code: number } }> = [];
+  writableLength = 0;
+  destroyed = false;
+  write(buf: Buffer): boolean {
+    let at = 0;
+    while (at < buf.length) {
+      let len = buf[at + 1]! & 0x7f;
+      let head = 2;
+      if (len === 126) {
+        len = buf.readUInt16BE(at + 2);
+        head = 4;
+      }
+      for (const line of buf.subarray(at + head, at + head + len).toString().split('\n')) this.replies.push(JSON.parse(line));
+      at += head + len;
+    }
+    return true;
+  }
+}
+
+test('commands past client_max_inflight get 135 at once; the client is not read until half are answered', async () => {
+  const config = resolveConfig({ env: { TIDINGS_CLIENT_MAX_INFLIGHT: '10' } });
+  const answers: Array<(v: unknown) => void> = [];
+  const limited: string[] = [];
+  const ctx = {
+    config,
+    edgeId: 'e',
+    auth: { authenticate: async () => ({ user: 'u', subscribe: ['*'], publish: ['*'], presence: ['*'], history: ['*'], call: [], register: [], expires: null }) },
+    hub: { joinUser: async () => undefined, leaveUser: () => undefined },
+    commands: { request: () => new Promise((resolve) => answers.push(resolve)) },
+    scheduler: new FlushScheduler(0),
+    metrics: { slowConsumers: { inc: () => undefined }, limited: { inc: (l: { code: string }) => limited.push(l.code) } },
+    extraMethods: new Map(),
+    onConnected: () => undefined,
+    forget: () => undefined,
+  } as unknown as EdgeContext;
+  const ws = new FakeWs();
+  const socket = new FakeSocket();
+  const conn = new ClientConnection('c1', ws as unknown as WebSocket, socket as unknown as Socket, 'json', ctx, pino({ level: 'silent' }));
+  await conn.connect(undefined);
+  const frame = (from: number, n: number): Buffer =>
+    Buffer.from(Array.from({ length: n }, (_, i) => JSON.stringify({ id: from + i, method: 'publish', params: { channel: 'c', data: i } })).join('\n'));
+  const flushed = (): Promise<void> => new Promise((r) => setTimeout(r, 10));
+
+  ws.emit('message', frame(1, 25), false);
+  await flushed();
+  assert.equal(answers.length, 10, 'ten publishes went to the director');
+  assert.deepEqual(socket.replies.map((r) => r.error?.code), Array(15).fill(135), 'the other fifteen were refused at once');
+  assert.deepEqual(socket.replies.map((r) => r.id), Array.from({ length: 15 }, (_, i) => 11 + i));
+  assert.equal(limited.length, 15);
+  assert.equal(ws.paused, true, 'not read while at the limit');
+
+  for (const a of answers.splice(0, 4)) a({ offset: 1, epoch: 'x' });
+  await flushed();
+  assert.equal(ws.paused, true, 'six in flight: still more than half the limit');
+  answers.shift()!({ offset: 1, epoch: 'x' });
+  await flushed();
+  assert.equal(ws.paused, false, 'five in flight: read again');
+  ws.emit('message', frame(100, 5), false);
+  await flushed();
+  assert.equal(answers.length, 10, 'room for five more');
+  assert.equal(ws.paused, true);
+});

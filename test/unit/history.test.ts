@@ -1,0 +1,175 @@
+/** History bookkeeping: bounds by count, age and bytes, the director-wide budget, paged reads, allowances and fair page reads. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ChannelHistory, ENTRY_OVERHEAD, HistoryBudget, type HistoryLimits } from '../../src/director/history.js';
+import { ChannelState } from '../../src/director/channels.js';
+import { historyPage } from '../../src/director/history-page.js';
+import { HistoryAllowance, HistoryReader, type Page, type PageQuery } from '../../src/edge/history-reader.js';
+
+/** A push of exactly `size` bytes (for offsets below 100 000). */
+const push = (offset: number, size = 100): Buffer => {
+  const head = `{"offset":${offset},"pad":"`;
+  return Buffer.from(`${head}${'x'.repeat(Math.max(0, size - head.length - 2))}"}`);
+};
+const limits = (l: Partial<HistoryLimits> = {}): HistoryLimits => ({ maxCount: 1000, maxAgeMs: 0, maxBytes: 1 << 30, ...l });
+
+function filled(n: number, l: Partial<HistoryLimits> = {}, budget = new HistoryBudget(1 << 30), size = 100): ChannelHistory {
+  const h = new ChannelHistory(limits(l), budget);
+  for (let i = 1; i <= n; i++) h.add(i, i * 10, push(i, size));
+  return h;
+}
+
+const offsets = (h: ChannelHistory, q: Parameters<ChannelHistory['read']>[0]): number[] => h.read(q, 0).entries.map((e) => e.offset);
+
+test('history keeps the newest messages within its count, age and byte bounds', () => {
+  assert.deepEqual(offsets(filled(10, { maxCount: 4 }), { limit: 100, maxBytes: 1 << 20 }), [7, 8, 9, 10]);
+  // Age: entries older than 25 ms at time 100 (stored at 10, 20, ..., 100) are gone.
+  const aged = filled(10, { maxAgeMs: 25 });
+  assert.deepEqual(aged.read({ limit: 100, maxBytes: 1 << 20 }, 100).entries.map((e) => e.offset), [8, 9, 10]);
+  // Bytes: each entry costs its push plus ENTRY_OVERHEAD.
+  const cost = push(1).length + ENTRY_OVERHEAD;
+  const small = filled(10, { maxBytes: cost * 3 });
+  assert.deepEqual(offsets(small, { limit: 100, maxBytes: 1 << 20 }), [8, 9, 10]);
+  assert.equal(small.bytes, cost * 3);
+  // A message larger than the channel may hold is not kept at all.
+  const h = new ChannelHistory(limits({ maxBytes: 500 }), new HistoryBudget(1 << 30));
+  h.add(1, 0, push(1, 1000));
+  assert.equal(h.length, 0);
+  // Tighter limits apply at once.
+  const loose = filled(10);
+  loose.setLimits(limits({ maxCount: 2 }), 0);
+  assert.deepEqual(offsets(loose, { limit: 100, maxBytes: 1 << 20 }), [9, 10]);
+  assert.equal(filled(10, { maxCount: 0 }).length, 0, 'count 0: no history');
+});
+
+test('the director-wide budget removes the oldest messages of any channel first, and frees what channels drop', () => {
+  const cost = push(1).length + ENTRY_OVERHEAD;
+  const budget = new HistoryBudget(cost * 5);
+  const a = new ChannelHistory(limits(), budget);
+  const b = new ChannelHistory(limits(), budget);
+  a.add(1, 0, push(1));
+  a.add(2, 1, push(2));
+  b.add(1, 2, push(1));
+  a.add(3, 3, push(3));
+  b.add(2, 4, push(2));
+  assert.equal(budget.used, cost * 5);
+  b.add(3, 5, push(3)); // over by one: a's offset 1 (the oldest overall) goes
+  assert.deepEqual([a.oldestOffset, a.length, b.length], [2, 2, 3]);
+  b.add(4, 6, push(4)); // then a's offset 2
+  assert.deepEqual([a.oldestOffset, a.length, b.length], [3, 1, 4]);
+  assert.equal(budget.used, cost * 5);
+  assert.equal(budget.count, 5);
+  assert.equal(budget.evicted, 2);
+  b.clear();
+  assert.equal(budget.used, cost * 1);
+  assert.equal(budget.count, 1);
+  // A replaced (edited) push is charged its new size.
+  const e = a.findNewest(() => true)!;
+  a.replace(e, Buffer.from('{"short":1}'));
+  assert.equal(budget.used, Buffer.from('{"short":1}').length + ENTRY_OVERHEAD);
+  assert.equal(a.bytes, budget.used);
+});
+
+test('removed entries do not keep their pushes, and queued references are compacted', () => {
+  const budget = new HistoryBudget(1 << 30);
+  const h = new ChannelHistory(limits({ maxCount: 10 }), budget);
+  for (let i = 1; i <= 5000; i++) h.add(i, i, push(i));
+  assert.equal(budget.count, 10);
+  assert.ok((budget as unknown as { fifo: unknown[] }).fifo.length < 3000, 'the budget queue does not grow with every message ever stored');
+});
+
+test('pushes sliced from the shared pool are copied, so one kept message does not keep a whole pool chunk', () => {
+  const h = new ChannelHistory(limits(), new HistoryBudget(1 << 30));
+  const pooled = Buffer.from('{"a":1}');
+  assert.ok(pooled.buffer.byteLength > pooled.length, 'Buffer.from of a short string is a slice of the pool');
+  h.add(1, 0, pooled);
+  const kept = h.findNewest(() => true)!.push;
+  assert.equal(kept.buffer.byteLength, kept.length);
+  assert.deepEqual(kept, pooled);
+});
+
+test('paged reads: since/until/limit, a byte bound that always lets one message through, more and available', () => {
+  const h = filled(20, {}, new HistoryBudget(1 << 30), 100);
+  const size = push(1).length;
+  let p = h.read({ since: 5, limit: 100, maxBytes: size * 3 }, 0);
+  assert.deepEqual(p.entries.map((e) => e.offset), [6, 7, 8]);
+  assert.deepEqual([p.more, p.available], [true, 15]);
+  p = h.read({ since: 5, until: 12, limit: 100, maxBytes: 1 << 20 }, 0);
+  assert.deepEqual(p.entries.map((e) => e.offset), [6, 7, 8, 9, 10, 11, 12]);
+  assert.deepEqual([p.more, p.available], [false, 7]);
+  p = h.read({ since: 5, limit: 4, maxBytes: 1 << 20 }, 0);
+  assert.deepEqual([p.entries.length, p.more, p.available], [4, false, 4], 'stopping at limit is not "more"');
+  p = h.read({ since: 5, limit: 100, maxBytes: 1 }, 0);
+  assert.deepEqual(p.entries.map((e) => e.offset), [6], 'the first message comes whatever its size');
+  // Without since: the newest `limit`, oldest first, paged from the oldest of them.
+  p = h.read({ limit: 5, maxBytes: size * 2 }, 0);
+  assert.deepEqual([p.entries.map((e) => e.offset), p.more, p.available], [[16, 17], true, 5]);
+  p = h.read({ since: 17, limit: 3, maxBytes: 1 << 20 }, 0);
+  assert.deepEqual(p.entries.map((e) => e.offset), [18, 19, 20]);
+  assert.deepEqual(h.read({ since: 20, limit: 5, maxBytes: 1 }, 0).entries, []);
+});
+
+test('historyPage: inline messages or raw frames with offsets; another epoch gets nothing; complete says history reaches back', () => {
+  const state = new ChannelState('c', limits({ maxCount: 5 }), new HistoryBudget(1 << 30), 0);
+  for (let i = 0; i < 8; i++) {
+    const off = state.next(i);
+    state.history.add(off, i, Buffer.from(`{"type":"message","offset":${off}}`));
+  }
+  const base = { channel: 'c', limit: 100, maxBytes: 1 << 20, epoch: state.epoch, now: 0 };
+  const inline = JSON.parse(historyPage(state, { ...base, since: 5, raw: false }).body.toString());
+  assert.deepEqual(inline, {
+    channel: 'c', epoch: state.epoch, offset: 8, complete: true, more: false, available: 3,
+    messages: [{ type: 'message', offset: 6 }, { type: 'message', offset: 7 }, { type: 'message', offset: 8 }],
+  });
+  const raw = historyPage(state, { ...base, since: 1, raw: true });
+  const meta = JSON.parse(raw.body.toString());
+  assert.deepEqual([meta.offsets, meta.complete], [[4, 5, 6, 7, 8], false], 'offsets 2 and 3 are gone');
+  assert.deepEqual(raw.frames.map((f) => JSON.parse(f.toString()).offset), [4, 5, 6, 7, 8]);
+  const other = JSON.parse(historyPage(state, { ...base, since: 5, epoch: 'old', raw: false }).body.toString());
+  assert.deepEqual([other.messages, other.complete, other.epoch], [[], false, state.epoch]);
+});
+
+test('a connection history allowance refills continuously up to its capacity', () => {
+  const a = new HistoryAllowance(1000, 10_000, 0);
+  assert.equal(a.available(0), 1000);
+  a.take(1200, 0);
+  assert.equal(a.available(0), -200, 'one page may overdraw it');
+  assert.equal(a.available(5000), 300);
+  assert.equal(a.waitMs(500, 5000), 2000);
+  assert.equal(a.waitMs(5000, 5000), 7000, 'never more than the capacity is waited for');
+  assert.equal(a.available(1e9), 1000);
+});
+
+test('page reads share the edge bytes in flight, granted to connections in turn', async () => {
+  const started: string[] = [];
+  const finish: Array<() => void> = [];
+  const reader = new HistoryReader(
+    (q: PageQuery) =>
+      new Promise<Page>((resolve) => {
+        started.push(q.channel);
+        finish.push(() => resolve({ meta: { channel: q.channel, epoch: 'e', offset: 0, complete: true, more: false, available: 0, offsets: [] }, pushes: [], bytes: 0 }));
+      }),
+    300,
+  );
+  const hog = {};
+  const calm = {};
+  const reads: Promise<Page | null>[] = [];
+  for (let i = 0; i < 4; i++) reads.push(reader.page(hog, { channel: `hog${i}`, limit: 1 }, 100, () => true));
+  reads.push(reader.page(calm, { channel: 'calm', limit: 1 }, 100, () => true));
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(started, ['hog0', 'hog1', 'hog2'], '300 bytes in flight at most');
+  assert.equal(reader.bytesInFlight, 300);
+  finish.shift()!();
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(started.slice(3), ['calm'], 'the waiting connections take turns: calm before the hog\'s fourth read');
+  while (finish.length > 0) {
+    finish.shift()!();
+    await new Promise((r) => setImmediate(r));
+  }
+  await Promise.all(reads);
+  assert.deepEqual(started.slice(4), ['hog3']);
+  assert.equal(reader.bytesInFlight, 0);
+  // A read whose connection closed while it waited asks for nothing.
+  assert.equal(await reader.page(calm, { channel: 'gone', limit: 1 }, 100, () => false), null);
+  assert.equal(started.includes('gone'), false);
+});
