@@ -48,7 +48,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const c of started) if (c.exitCode === null && c.pid) process.kill(-c.pid, 'SIGTERM');
+  for (const c of started) stopGroup(c);
   await node?.stop();
 });
 
@@ -64,10 +64,30 @@ function withPorts(code: string, map: Map<string, string>): string {
   return code.replace(/(?<=127\.0\.0\.1:|--server-port )4[2-4]\d\d\b/g, (p) => map.get(p) ?? p);
 }
 
+/** Output of background servers, last 8 KB each, read so a full pipe never stops them; shown on failure. */
+const serverOutput = new Map<ChildProcess, string>();
+
+/** A bash in its own process group, so everything it starts is stopped with it. */
 function bash(code: string, env: Record<string, string>, background: boolean): ChildProcess {
   // npx tidings -> this checkout's CLI; everything else as the docs say.
   const script = `set -e -o pipefail\nnpx() { [ "$1" = tidings ] && shift; node ${JSON.stringify(CLI)} "$@"; }\n${code}\n${background ? 'wait' : ''}`;
-  return spawn('bash', ['-c', script], { cwd: ROOT, env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '/tmp', ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: background });
+  const child = spawn('bash', ['-c', script], { cwd: ROOT, env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '/tmp', ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  if (background) {
+    serverOutput.set(child, '');
+    const keep = (d: Buffer): void => void serverOutput.set(child, (serverOutput.get(child)! + d.toString()).slice(-8192));
+    child.stdout!.on('data', keep);
+    child.stderr!.on('data', keep);
+  }
+  return child;
+}
+
+function stopGroup(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): void {
+  if (child.pid === undefined) return;
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    // already gone
+  }
 }
 
 function run(code: string, env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -77,7 +97,7 @@ function run(code: string, env: Record<string, string>): Promise<{ code: number 
     let stderr = '';
     child.stdout!.on('data', (d) => (stdout += d));
     child.stderr!.on('data', (d) => (stderr += d));
-    const t = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    const t = setTimeout(() => stopGroup(child, 'SIGKILL'), 20_000);
     child.once('exit', (c) => {
       clearTimeout(t);
       done({ code: c, stdout, stderr });
@@ -116,13 +136,15 @@ test('every shell example of the README and docs/ runs as written against a node
         await new Promise((res) => setTimeout(res, 250));
         r = await run(code, env);
       }
-      if (r.code !== 0) failures.push(`${where}: exit ${r.code}\n${code}\n${r.stdout}${r.stderr}`);
+      const servers_ = started.map((c) => serverOutput.get(c) ?? '').join('\n');
+      if (r.code !== 0) failures.push(`${where}: exit ${r.code}\n${code}\n${r.stdout}${r.stderr}${servers ? `\nservers:\n${servers_}` : ''}`);
       else if (/"error"\s*:/.test(r.stdout)) failures.push(`${where}: answered an error\n${code}\n${r.stdout}`);
       else if (r.stdout.trim() === '') failures.push(`${where}: printed nothing\n${code}`);
     }
     for (const c of started.splice(0)) {
-      if (c.exitCode === null && c.pid) process.kill(-c.pid, 'SIGTERM');
-      if (c.exitCode === null) await new Promise((res) => c.once('exit', res));
+      const exited = c.exitCode !== null ? Promise.resolve() : new Promise((res) => c.once('exit', res));
+      stopGroup(c);
+      await exited;
     }
   }
   assert.deepEqual(failures, []);
