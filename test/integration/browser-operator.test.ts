@@ -44,7 +44,7 @@ function shell(line: string, env: Record<string, string>): Promise<{ code: numbe
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
     const t = setTimeout(() => child.kill('SIGKILL'), 15_000);
-    child.once('exit', (code) => {
+    child.once('close', (code) => {
       clearTimeout(t);
       done({ code, stdout, stderr });
     });

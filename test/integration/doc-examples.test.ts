@@ -98,7 +98,7 @@ function run(code: string, env: Record<string, string>): Promise<{ code: number 
     child.stdout!.on('data', (d) => (stdout += d));
     child.stderr!.on('data', (d) => (stderr += d));
     const t = setTimeout(() => stopGroup(child, 'SIGKILL'), 20_000);
-    child.once('exit', (c) => {
+    child.once('close', (c) => {
       clearTimeout(t);
       done({ code: c, stdout, stderr });
     });

@@ -27,7 +27,7 @@ function run(args: string[], extra: Record<string, string> = {}): Promise<{ code
     let stdout = '';
     child.stdout.on('data', (d) => (stdout += d));
     const t = setTimeout(() => child.kill('SIGKILL'), 15_000);
-    child.once('exit', (code) => {
+    child.once('close', (code) => {
       clearTimeout(t);
       done({ code, stdout });
     });
