@@ -29,8 +29,12 @@ export class Forwarder {
   private running: Promise<void>[] = [];
   private stopping = false;
   private readonly frames: Counter<'path'>;
-  /** Whether the DEALER to the director's command address has a connection (socket events, ZMTP heartbeats). */
-  private directorUp = false;
+  /**
+   * The DEALER's link to the director's command address (socket events, ZMTP heartbeats): unknown until it
+   * connects or is refused. Only a link known to be down answers 113 at once; while it is unknown (a slow
+   * start) commands wait in the queue as usual.
+   */
+  private director: 'unknown' | 'up' | 'down' = 'unknown';
   private readonly loops: LoopGuard;
   /** Set by the node: a forwarding loop died, end the process (its supervisor restarts it). */
   onFatal: (reason: string) => void = () => undefined;
@@ -68,13 +72,22 @@ export class Forwarder {
     const cmdOut = new Dealer({ ...opts, ...HEARTBEAT });
     let everUp = false;
     cmdOut.events.on('connect', () => {
-      this.directorUp = true;
+      this.director = 'up';
       if (everUp) this.log.info({ director: c.director_command_address }, 'director reachable again');
       everUp = true;
     });
-    cmdOut.events.on('disconnect', () => {
-      this.directorUp = false;
-      if (!this.stopping) this.log.warn({ director: c.director_command_address }, 'director unreachable: commands are answered with 113 until it is back');
+    const down = (): void => {
+      if (this.director === 'down') return;
+      this.director = 'down';
+      if (this.stopping) return;
+      // Nodes and their director often start together: a refusal before the first connection is no outage yet.
+      if (everUp) this.log.warn({ director: c.director_command_address }, 'director unreachable: commands are answered with 113 until it is back');
+      else this.log.info({ director: c.director_command_address }, 'director not reachable yet: commands are answered with 113 until it is');
+    };
+    cmdOut.events.on('disconnect', down);
+    // Refused (nothing listens there): before the first connection too.
+    cmdOut.events.on('connect:retry', () => {
+      if (this.director !== 'up') down();
     });
     this.sockets.push(downIn, downOut, upIn, upOut, cmdIn, cmdOut);
 
@@ -102,7 +115,7 @@ export class Forwarder {
     const unreachable = Buffer.from(JSON.stringify(new TidingsError(ErrorCodes.UNAVAILABLE, `the director is unreachable from node ${c.node_id ?? 'this node'} (${c.director_command_address})`).toBody()));
     const replies = this.pipe('reply', cmdOut, cmdIn);
     this.pipe('cmd', cmdIn, cmdOut, {}, (msg) => {
-      if (this.directorUp || msg.length < 4) return false;
+      if (this.director !== 'down' || msg.length < 4) return false;
       // [client identity, request id, method, body] -> [client identity, request id, "error", body];
       // with the reply queue full the client's own timeout answers instead.
       replies.push([msg[0]!, msg[1]!, Buffer.from('error'), unreachable]);

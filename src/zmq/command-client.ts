@@ -92,7 +92,7 @@ export class CommandClient {
   private setPeer(state: 'up' | 'down'): void {
     const was = this.peer;
     this.peer = state;
-    if (state === 'up') for (const w of this.peerWaiters.splice(0)) w();
+    if (was !== state) for (const w of this.peerWaiters.splice(0)) w();
     if (was !== 'unknown' && was !== state) this.onPeerChange?.(state === 'up');
   }
 
@@ -117,6 +117,12 @@ export class CommandClient {
   /** Nothing answers at the address now, or the last request found the director unavailable. */
   get suspectUnreachable(): boolean {
     return this.peer === 'down' || this.doubt;
+  }
+
+  /** Until `ready()` or `ms` have passed, waking on each change of the peer's state. */
+  private async waitPeerUntil(ready: () => boolean, ms: number): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (!ready() && this.queue && Date.now() < deadline) await this.waitPeer(deadline - Date.now());
   }
 
   private waitPeer(ms: number): Promise<void> {
@@ -146,7 +152,10 @@ export class CommandClient {
   private async reachable(timeoutMs: number): Promise<void> {
     if (!this.queue) throw new TidingsError(ErrorCodes.UNAVAILABLE, 'command client stopped');
     if (this.peer === 'up') return;
-    await this.waitPeer(Math.min(timeoutMs, this.opts.unreachableGraceMs ?? 1000));
+    // Not connected yet (a start, slow under load): wait for the connection, or for a refusal.
+    await this.waitPeerUntil(() => this.peer !== 'unknown', timeoutMs);
+    // Refused or lost: a short grace for a director coming back, then 113 at once.
+    if (this.peer === 'down') await this.waitPeerUntil(() => this.peer === 'up', Math.min(timeoutMs, this.opts.unreachableGraceMs ?? 1000));
     if (!this.queue) throw new TidingsError(ErrorCodes.UNAVAILABLE, 'command client stopped');
     if (!this.peerUp()) {
       const err = new TidingsError(ErrorCodes.UNAVAILABLE, `director unreachable: nothing answers at ${this.opts.address}`);
