@@ -3,8 +3,8 @@
  * default; `pretty` (pino-pretty) for people at a terminal. A child that binds
  * `component` again replaces its parent's (pino would write the key twice).
  */
+import { createRequire } from 'node:module';
 import { pino, type Logger } from 'pino';
-import pretty from 'pino-pretty';
 import type { LogLevel } from './config/resolve.js';
 
 export type LogFormat = 'auto' | 'json' | 'pretty';
@@ -38,7 +38,9 @@ export function isPretty(format: LogFormat): boolean {
 
 export function createLogger(level: LogLevel, bindings: Record<string, unknown> = {}, format: LogFormat = 'json'): Logger {
   const options = { level, base: { ...bindings }, timestamp: pino.stdTimeFunctions.isoTime };
-  const log: Logger = isPretty(format)
+  // pino-pretty and its dependencies are loaded only by a process that writes for people.
+  const pretty = isPretty(format) ? (createRequire(import.meta.url)('pino-pretty') as typeof import('pino-pretty')) : null;
+  const log: Logger = pretty
     ? (pino(options, pretty({ sync: true, colorize: process.stdout.isTTY === true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' })) as unknown as Logger)
     : pino(options);
   dedupeComponent(log);
