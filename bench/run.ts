@@ -56,6 +56,10 @@ const cases: Case[] = [
   // One process may hold 20 000 descriptors here (hard limit): 50 000 connections need 3 edge workers and 5 generator processes.
   { workload: { scenario: 'idle-50k', subscriptions: oneChannel(q(50_000, 5000)), channels: 1, payload: 0, mode: 'idle', durationMs: 0, warmupMs: 0, processes: 5, manySourceAddresses: true }, servers: ['tidings'], options: { workers: 3 } },
   { workload: { ...fan('cluster-fanout-1k', q(1000, 300), 100) }, servers: ['tidings', 'tidings-curve'], options: { cluster: true } },
+  // Fan-out as forwarder nodes are added (docs/scaling.md): the same 1 000 subscribers spread over 1, 2, 3 nodes,
+  // and 1 000 subscribers per node (each node carrying the same load).
+  ...[1, 2, 3].map((n): Case => ({ workload: { ...fan(`scale-fanout-${n}n`, q(1000, 300), 100), processes: 2 }, servers: ['tidings'], options: { cluster: true, nodes: n } })),
+  ...[1, 2, 3].map((n): Case => ({ workload: { ...fan(`scale-per-node-${n}n`, q(1000, 300) * n, 100), processes: 2 }, servers: ['tidings'], options: { cluster: true, nodes: n } })),
   { workload: { scenario: 'cluster-latency-1k', subscriptions: oneChannel(q(1000, 300)), channels: 1, payload: 100, mode: 'rate', rate: 100, durationMs: dur, warmupMs: warm, processes: 2 }, servers: ['tidings'], options: { cluster: true } },
   // The cost of the cluster hops alone: few subscribers, so the edge's socket writes do not dominate.
   { workload: { scenario: 'latency-10', subscriptions: oneChannel(10), channels: 1, payload: 100, mode: 'rate', rate: 100, durationMs: dur, warmupMs: warm, processes: 1 }, servers: ['tidings', 'nats'] },

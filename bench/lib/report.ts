@@ -33,6 +33,7 @@ export function summarise(runs: RunResult[]): RunResult[] {
       deliveriesPerSec: m((r) => r.deliveriesPerSec),
       serverCpuSec: m((r) => r.serverCpuSec),
       deliveriesPerCpuSec: m((r) => r.deliveriesPerCpuSec),
+      ...(g[0]!.deliveriesPerNodeCpuSec !== undefined ? { nodeCpuSec: m((r) => r.nodeCpuSec ?? 0), deliveriesPerNodeCpuSec: m((r) => r.deliveriesPerNodeCpuSec ?? 0) } : {}),
       loss: worst((r) => r.loss),
       outOfOrder: worst((r) => r.outOfOrder),
       foreign: worst((r) => r.foreign),
@@ -68,6 +69,8 @@ export function markdownTable(results: RunResult[]): string {
         `| ${r.server} | ${mega(r.deliveriesPerSec)} | ${mega(r.deliveriesPerCpuSec)} | ${fmt(r.serverCpuSec, 2)} | ${fmt(r.latencyMs.p50, 2)} | ${fmt(r.latencyMs.p99, 2)} | ${fmt(r.latencyMs.p999, 2)} | ${fmt(r.latencyMs.max, 1)} | ${fmt(r.rssMB)} | ${r.loss} | ${r.outOfOrder + r.foreign} |`,
       );
     }
+    // A cluster: the forwarder nodes' own cost per delivery (the director's, per message, left out).
+    for (const r of rows) if (r.deliveriesPerNodeCpuSec !== undefined) lines.push('', `${r.server}: ${mega(r.deliveriesPerNodeCpuSec)} deliveries per node CPU-s (nodes' CPU-s ${fmt(r.nodeCpuSec ?? 0, 2)})`);
     const t = rows.find((r) => r.server === 'tidings') ?? rows.find((r) => r.server.startsWith('tidings'));
     // CURVE's cost: the keyed variant against the plain one of the same scenario.
     for (const plain of rows.filter((r) => !r.server.endsWith('-curve'))) {

@@ -40,6 +40,9 @@ export interface RunResult {
   deliveriesPerSec: number;
   serverCpuSec: number;
   deliveriesPerCpuSec: number;
+  /** A cluster: CPU-s of the forwarder nodes alone (director left out), and deliveries per such CPU-second. */
+  nodeCpuSec?: number;
+  deliveriesPerNodeCpuSec?: number;
   loss: number;
   outOfOrder: number;
   foreign: number;
@@ -129,6 +132,7 @@ export async function runWorkload(server: RunningServer, w: Workload): Promise<R
     expected.fill(0);
     gen.start();
     const cpu0 = sample(server.pids);
+    const nodeCpu0 = server.nodePids ? sample(server.nodePids) : null;
     const t0 = performance.now();
     const ticker = setInterval(() => {
       const s = (performance.now() - t0) / 1000;
@@ -139,6 +143,7 @@ export async function runWorkload(server: RunningServer, w: Workload): Promise<R
     await drain(() => want, 20_000);
     const seconds = (performance.now() - t0) / 1000;
     const cpu1 = sample(server.pids);
+    const nodeCpuSec = nodeCpu0 && server.nodePids ? cpuBetween(nodeCpu0, sample(server.nodePids)) : undefined;
     clearInterval(ticker);
     await pub.close();
     const r = await gen.finish(expected);
@@ -159,6 +164,7 @@ export async function runWorkload(server: RunningServer, w: Workload): Promise<R
       deliveriesPerSec: r.received / seconds,
       serverCpuSec,
       deliveriesPerCpuSec: serverCpuSec > 0 ? r.received / serverCpuSec : 0,
+      ...(nodeCpuSec !== undefined ? { nodeCpuSec, deliveriesPerNodeCpuSec: nodeCpuSec > 0 ? r.received / nodeCpuSec : 0 } : {}),
       loss: r.loss,
       outOfOrder: r.outOfOrder,
       foreign: r.foreign,

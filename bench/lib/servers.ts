@@ -21,8 +21,10 @@ const HOST = '127.0.0.1';
 export interface ServerOptions {
   /** Edge processes per node (Tidings). */
   workers?: number;
-  /** Director + two forwarder nodes instead of one node (Tidings). */
+  /** Director + forwarder nodes instead of one node (Tidings). */
   cluster?: boolean;
+  /** Forwarder nodes of the cluster (default 2). */
+  nodes?: number;
   /** Extra node flags, e.g. ['--cpu-prof', '--cpu-prof-dir=...'] for profiling. */
   execArgv?: string[];
   /** CURVE keys on every ZeroMQ link (Tidings): a pair per node, one for the publisher. */
@@ -39,6 +41,8 @@ export interface RunningServer {
   /** The publisher's CURVE keys (Tidings with curve). */
   publisherCurve?: { secretKey: string; serverKey: string };
   pids: number[];
+  /** A cluster's forwarder nodes (each with its edge workers), without the director: for deliveries per node CPU-second. */
+  nodePids?: number[];
   stop(): Promise<void>;
 }
 
@@ -128,7 +132,7 @@ async function startTidings(opts: ServerOptions): Promise<RunningServer> {
   const suffix = opts.curve ? '-curve' : '';
   // With curve: one pair for the director, one per forwarder node, one for the publisher.
   const directorKeys = curveKeyPair();
-  const nodeKeys = [curveKeyPair(), curveKeyPair()];
+  const nodeKeys = Array.from({ length: opts.nodes ?? 2 }, () => curveKeyPair());
   const workerKeys = curveKeyPair();
   const curveEnv = (own: { secretKey: string }, extra: Record<string, string>): Record<string, string> =>
     opts.curve ? { TIDINGS_CURVE_SECRET_KEY: own.secretKey, TIDINGS_CURVE_WORKER_KEYS: workerKeys.publicKey, ...extra } : {};
@@ -150,7 +154,7 @@ async function startTidings(opts: ServerOptions): Promise<RunningServer> {
   );
   const nodes: Proc[] = [];
   const urls: string[] = [];
-  for (let i = 0; i < 2; i++) {
+  for (let i = 0; i < (opts.nodes ?? 2); i++) {
     const a = await addresses();
     nodes.push(
       tidingsNode(`node${i + 1}`, {
@@ -181,11 +185,12 @@ async function startTidings(opts: ServerOptions): Promise<RunningServer> {
   }
   return {
     kind: opts.curve ? 'tidings-curve' : 'tidings',
-    label: `tidings-cluster${suffix}`,
+    label: `${opts.nodes === undefined ? 'tidings-cluster' : `tidings-cluster-${opts.nodes}`}${suffix}`,
     urls,
     publishTo: d.pub,
     ...publisherCurve,
     pids: all.map((p) => p.child.pid!),
+    nodePids: nodes.map((p) => p.child.pid!),
     stop: async () => {
       await Promise.all(nodes.map((n) => n.stop()));
       await director.stop();

@@ -8,8 +8,9 @@ import { nodeKill } from './node-kill.js';
 import { directorPause } from './director-pause.js';
 import { directorRestart } from './director-restart.js';
 import { nodeTerm } from './node-term.js';
+import { directorFailover, directorFailoverPause } from './director-failover.js';
 
-export const SCENARIOS: readonly Scenario[] = [edgeKill, nodeKill, directorPause, directorRestart, nodeTerm];
+export const SCENARIOS: readonly Scenario[] = [edgeKill, nodeKill, directorPause, directorRestart, nodeTerm, directorFailover, directorFailoverPause] as readonly Scenario[];
 
 export function scenarioByName(name: string): Scenario | undefined {
   return SCENARIOS.find((s) => s.name === name);

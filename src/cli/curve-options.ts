@@ -22,7 +22,7 @@ export function addCurveOptions<T>(y: Argv<T>): Argv<T & CurveArgs> {
   return y
     .option('curve-secret-key', { type: 'string', default: env('TIDINGS_CURVE_SECRET_KEY'), describe: "This worker's CURVE secret key, Z85 [env TIDINGS_CURVE_SECRET_KEY]" })
     .option('curve-secret-key-file', { type: 'string', default: env('TIDINGS_CURVE_SECRET_KEY_FILE'), describe: 'File holding it (tidings keygen output) [env TIDINGS_CURVE_SECRET_KEY_FILE]' })
-    .option('curve-server-key', { type: 'string', default: env('TIDINGS_CURVE_SERVER_KEY'), describe: "Public key of the node published to [env TIDINGS_CURVE_SERVER_KEY]" })
+    .option('curve-server-key', { type: 'string', default: env('TIDINGS_CURVE_SERVER_KEY'), describe: "Public key of the node published to (several directors: their shared curve_director_key) [env TIDINGS_CURVE_SERVER_KEY]" })
     .option('curve-server-key-file', { type: 'string', default: env('TIDINGS_CURVE_SERVER_KEY_FILE'), describe: 'File holding it (a .pub file) [env TIDINGS_CURVE_SERVER_KEY_FILE]' }) as Argv<T & CurveArgs>;
 }
 

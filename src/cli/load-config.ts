@@ -1,7 +1,7 @@
 /** Turns parsed flags, the environment and an optional JSON config file into settings (all of them: the frozen Config). */
 import { readFileSync } from 'node:fs';
 import { ConfigError, resolveConfig, resolveSettings, type Config, type Origin } from '../config/resolve.js';
-import { SETTINGS, flagName } from '../config/settings.js';
+import { SETTINGS, envName, flagName } from '../config/settings.js';
 
 function flagsOf(argv: Record<string, unknown>, names: readonly string[]): Record<string, unknown> {
   const flags: Record<string, unknown> = {};
@@ -55,4 +55,20 @@ export function loadConfig(argv: Record<string, unknown>, env: NodeJS.ProcessEnv
 /** A few settings, for commands other than serve; same sources, precedence and errors. */
 export function loadSettings(names: readonly string[], argv: Record<string, unknown>, env: NodeJS.ProcessEnv): { values: Record<string, unknown>; origins: Record<string, Origin> } {
   return resolveSettings(names, { flags: flagsOf(argv, names), env, file: readConfigFile(argv, env) });
+}
+
+/**
+ * publisher_address or command_address as the worker commands take them: one
+ * address, or every director's of a failover group, comma-separated; each is
+ * checked as the setting is.
+ */
+export function workerAddresses(name: 'publisher_address' | 'command_address', argv: Record<string, unknown>, env: NodeJS.ProcessEnv): string[] {
+  const flag = flagName(name);
+  const fromFlag = argv[flag] !== undefined;
+  const raw = fromFlag ? argv[flag] : env[envName(name)];
+  if (typeof raw !== 'string' || !raw.includes(',')) return [loadSettings([name], argv, env).values[name] as string];
+  return raw.split(',').map((part) => {
+    const one = part.trim();
+    return loadSettings([name], fromFlag ? { [flag]: one } : {}, fromFlag ? {} : { [envName(name)]: one }).values[name] as string;
+  });
 }

@@ -7,7 +7,7 @@
 import type { CommandModule } from 'yargs';
 import { TidingsError } from '../protocol/errors.js';
 import { channelProblem, isValidUser } from '../protocol/names.js';
-import { loadSettings } from './load-config.js';
+import { loadSettings, workerAddresses } from './load-config.js';
 import { addSettingOptions } from './setting-options.js';
 import { addCurveOptions, curveOption, type CurveArgs } from './curve-options.js';
 import { boolOption, intOption, orUsage, secondsOption, stringOption, UsageError } from './usage.js';
@@ -23,8 +23,8 @@ interface Plan {
   ack: boolean;
   noHistory: boolean;
   timeout: number;
-  publisherAddress: string;
-  commandAddress: string;
+  publisherAddress: string[];
+  commandAddress: string[];
   maxMessageSize: number;
   curve: ReturnType<typeof curveOption>;
 }
@@ -47,7 +47,7 @@ function plan(a: PublishArgs): Plan {
   }
   const ack = boolOption('ack', a['ack']);
   if (ack && user !== undefined) throw new UsageError('--ack works with --channel only');
-  const { values } = loadSettings(['publisher_address', 'command_address', 'max_message_size'], a, process.env);
+  const { values } = loadSettings(['max_message_size'], a, process.env);
   return {
     ...(channel !== undefined ? { channel } : {}),
     ...(user !== undefined ? { user } : {}),
@@ -57,8 +57,8 @@ function plan(a: PublishArgs): Plan {
     ack,
     noHistory: boolOption('no-history', a['no-history']),
     timeout: a['timeout'] === undefined ? 10 : secondsOption('timeout', a['timeout'], 3600),
-    publisherAddress: values['publisher_address'] as string,
-    commandAddress: values['command_address'] as string,
+    publisherAddress: workerAddresses('publisher_address', a, process.env),
+    commandAddress: workerAddresses('command_address', a, process.env),
     maxMessageSize: values['max_message_size'] as number,
     curve: curveOption(a),
   };
@@ -109,7 +109,7 @@ export const publishCommand: CommandModule<object, PublishArgs> = {
         if (pub.pending > 0) throw new Error(`${pub.pending} messages not handed over within ${p.timeout} s`);
         const what = p.count === 1 ? '1 message' : `${p.count} messages`;
         const to = p.channel !== undefined ? `channel ${p.channel}` : `user ${p.user}`;
-        process.stdout.write(`sent ${what} to ${to} through ${p.publisherAddress} (add --ack to see offsets)\n`);
+        process.stdout.write(`sent ${what} to ${to} through ${p.publisherAddress.join(',')} (add --ack to see offsets)\n`);
       }
     } catch (err) {
       process.stderr.write(`tidings publish: ${plain(err as Error)}\n`);

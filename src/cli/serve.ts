@@ -52,7 +52,7 @@ export const serveCommand: CommandModule = {
       setTimeout(() => process.exit(code || 1), 10_000).unref();
       node.stop().then(
         () => process.exit(code),
-        (err) => {
+        (err: unknown) => {
           log.error({ err }, 'shutdown failed');
           process.exit(1);
         },
@@ -63,14 +63,15 @@ export const serveCommand: CommandModule = {
       log.fatal('node exiting: the ZAP handler died');
       shutdown('loop died', EXIT_LOOP_DIED);
     };
-    const node = new TidingsNode({
+    const node: InstanceType<typeof TidingsNode> = new TidingsNode({
       config,
       log,
       workerScript: join(here, 'edge-worker.js'),
-      // A director or forwarder loop died: stop (edges lose the director, so readiness goes down) and exit 3.
+      // A director or forwarder loop died, or a director lost its lease: stop (edges lose the director,
+      // so readiness goes down) and exit 3, so the supervisor starts it again (a fenced director as a standby).
       onFatal: (reason) => {
-        log.fatal({ reason }, 'node exiting: a serving loop died');
-        shutdown('loop died', EXIT_LOOP_DIED);
+        log.fatal({ reason }, 'node exiting: a serving loop died or the director lease was lost');
+        shutdown(reason, EXIT_LOOP_DIED);
       },
     });
     process.on('SIGTERM', () => shutdown('SIGTERM'));

@@ -8,7 +8,7 @@ import { hostname } from 'node:os';
 import { channelProblem } from '../protocol/names.js';
 import type { LogFormat } from '../log.js';
 import type { LogLevel } from '../config/resolve.js';
-import { loadSettings } from './load-config.js';
+import { loadSettings, workerAddresses } from './load-config.js';
 import { addSettingOptions } from './setting-options.js';
 import { addCurveOptions, curveOption, type CurveArgs } from './curve-options.js';
 import { intOption, orUsage, stringOption, UsageError } from './usage.js';
@@ -29,12 +29,12 @@ export const tickerCommand: CommandModule<object, TickerArgs> = {
       const channel = stringOption('channel', a['channel']) ?? 'ticks';
       const problem = channelProblem(channel);
       if (problem) throw new UsageError(`--channel ${JSON.stringify(channel)}: ${problem}`);
-      const { values } = loadSettings(['publisher_address', 'log_level', 'log_format'], a, process.env);
+      const { values } = loadSettings(['log_level', 'log_format'], a, process.env);
       return {
         channel,
         interval: a['interval'] === undefined ? 1000 : intOption('interval', a['interval'], 1, 3_600_000),
         count: a['count'] === undefined ? 0 : intOption('count', a['count'], 0, Number.MAX_SAFE_INTEGER),
-        address: values['publisher_address'] as string,
+        address: workerAddresses('publisher_address', a, process.env),
         level: values['log_level'] as LogLevel,
         format: values['log_format'] as LogFormat,
         curve: curveOption(a),

@@ -88,8 +88,9 @@ export function zmqAddressesOf(c: Config): Array<[setting: string, address: stri
     ['command_address', c.command_address],
   ];
   if (c.forwarder_enabled) {
+    // Every director of a failover group: one of them off loopback is enough to need keys.
     for (const k of ['director_subscriber_address', 'director_publisher_address', 'director_command_address'] as const) {
-      if (c[k] !== null) out.push([k, c[k]]);
+      for (const address of c[k]) out.push([k, address]);
     }
   }
   return out;

@@ -34,9 +34,10 @@ export interface Config {
   readonly subscriber_address: string;
   readonly publisher_address: string;
   readonly command_address: string;
-  readonly director_subscriber_address: string | null;
-  readonly director_publisher_address: string | null;
-  readonly director_command_address: string | null;
+  /** One address per director, in the same order in all three lists. */
+  readonly director_subscriber_address: readonly string[];
+  readonly director_publisher_address: readonly string[];
+  readonly director_command_address: readonly string[];
   readonly curve_secret_key: string | null;
   readonly curve_secret_key_file: string | null;
   readonly curve_director_key: string | null;
@@ -77,6 +78,11 @@ export interface Config {
   readonly history_channel_bytes: number;
   readonly history_total_bytes: number;
   readonly channel_idle_timeout: number;
+  readonly state_engine: 'memory' | 'redis';
+  readonly redis_url: string;
+  readonly redis_prefix: string;
+  readonly redis_replicas_ack: number;
+  readonly director_lease: number;
   readonly presence_ttl: number;
   readonly http_headers_timeout: number;
   readonly token_max_lifetime: number;
@@ -185,6 +191,16 @@ function coerce(spec: SettingSpec, raw: unknown, origin: Origin): unknown {
     case 'address':
       if (typeof raw !== 'string' || !ADDRESS_RE.test(raw)) fail('must be a ZeroMQ address like tcp://host:port or ipc:///path');
       return raw;
+    case 'addresses': {
+      const items = Array.isArray(raw) ? raw : typeof raw === 'string' ? raw.split(',') : fail('must be a comma-separated list of ZeroMQ addresses');
+      const out: string[] = [];
+      for (const item of items as unknown[]) {
+        const t = typeof item === 'string' ? item.trim() : '';
+        if (!ADDRESS_RE.test(t)) fail('must be a comma-separated list of ZeroMQ addresses like tcp://host:port');
+        out.push(t);
+      }
+      return Object.freeze(out);
+    }
     case 'level':
       if (typeof raw !== 'string' || !LEVELS.has(raw)) fail('must be one of fatal, error, warn, info, debug, trace, silent');
       return raw;
@@ -297,8 +313,21 @@ function checkCombination(c: Config, where: (name: string) => string): void {
   };
   if (c.forwarder_enabled) {
     for (const k of ['director_subscriber_address', 'director_publisher_address', 'director_command_address'] as const) {
-      if (!c[k]) throw new ConfigError(k, `invalid setting ${k} (set --${flagName(k)} or ${envName(k)}): required when forwarder_enabled is true (${where('forwarder_enabled')})`);
+      if (c[k].length === 0) throw new ConfigError(k, `invalid setting ${k} (set --${flagName(k)} or ${envName(k)}): required when forwarder_enabled is true (${where('forwarder_enabled')})`);
     }
+    const n = c.director_subscriber_address.length;
+    for (const k of ['director_publisher_address', 'director_command_address'] as const) {
+      if (c[k].length !== n) throw new ConfigError(k, `invalid setting ${k} (${where(k)}): must list as many directors (${c[k].length}) as director_subscriber_address (${n})`);
+    }
+  }
+  if (c.state_engine !== 'memory' && c.state_engine !== 'redis') {
+    throw new ConfigError('state_engine', `invalid setting state_engine (${where('state_engine')}): must be memory or redis, got ${JSON.stringify(c.state_engine)}`);
+  }
+  if (c.state_engine === 'redis' && !/^(rediss?|redis\+sentinel):\/\/[^\s]+$/.test(c.redis_url)) {
+    throw new ConfigError('redis_url', `invalid setting redis_url (${where('redis_url')}): must be a redis://, rediss:// or redis+sentinel:// URL`);
+  }
+  if (!/^[A-Za-z0-9_.:\-]{1,64}$/.test(c.redis_prefix)) {
+    throw new ConfigError('redis_prefix', `invalid setting redis_prefix (${where('redis_prefix')}): 1-64 characters of A-Z a-z 0-9 _ . : -`);
   }
   if (!c.director_enabled && !c.forwarder_enabled && !c.edge_enabled) {
     fail('edge_enabled', 'no role enabled (director, forwarder and edge are all false)');

@@ -4,7 +4,7 @@
  * default and help text. Names follow django-omnibus' settings.
  */
 
-export type SettingType = 'string' | 'int' | 'bool' | 'list' | 'address' | 'level' | 'duration' | 'choice';
+export type SettingType = 'string' | 'int' | 'bool' | 'list' | 'address' | 'addresses' | 'level' | 'duration' | 'choice';
 
 export interface SettingSpec {
   readonly name: string;
@@ -37,12 +37,12 @@ export const SETTINGS: readonly SettingSpec[] = Object.freeze([
   s({ name: 'subscriber_address', type: 'address', default: 'tcp://127.0.0.1:4243', describe: "This node's subscriber address (director XPUB, or the forwarder's local XPUB); edges connect to it" }),
   s({ name: 'publisher_address', type: 'address', default: 'tcp://127.0.0.1:4244', describe: "This node's publisher address (director XSUB, or the forwarder's local XSUB); workers publish to it" }),
   s({ name: 'command_address', type: 'address', default: 'tcp://127.0.0.1:4245', describe: "This node's command address (director ROUTER, or the forwarder's local ROUTER)" }),
-  s({ name: 'director_subscriber_address', type: 'address', default: null, describe: "The director's subscriber address (needed by a forwarder)" }),
-  s({ name: 'director_publisher_address', type: 'address', default: null, describe: "The director's publisher address (needed by a forwarder)" }),
-  s({ name: 'director_command_address', type: 'address', default: null, describe: "The director's command address (needed by a forwarder)" }),
+  s({ name: 'director_subscriber_address', type: 'addresses', default: [], describe: "The director's subscriber address (needed by a forwarder); with several directors, every director's, comma-separated, in the same order in all three director_*_address settings" }),
+  s({ name: 'director_publisher_address', type: 'addresses', default: [], describe: "The director's publisher address (needed by a forwarder); with several directors, every director's, comma-separated" }),
+  s({ name: 'director_command_address', type: 'addresses', default: [], describe: "The director's command address (needed by a forwarder); with several directors, every director's, comma-separated: the forwarder asks each which is active and follows it" }),
   s({ name: 'curve_secret_key', type: 'string', default: null, secret: true, describe: "This node's CURVE secret key (Z85, 40 characters; `tidings keygen` makes a pair): turns on CURVE encryption and authentication on every ZeroMQ address of the node" }),
   s({ name: 'curve_secret_key_file', type: 'string', default: null, describe: 'File holding curve_secret_key (what `tidings keygen` prints, or the key alone)' }),
-  s({ name: 'curve_director_key', type: 'string', default: null, describe: "The director's CURVE public key, checked when this node connects to the director's addresses (default: this node's own public key, as when nodes share one key pair)" }),
+  s({ name: 'curve_director_key', type: 'string', default: null, describe: "The director's CURVE public key, checked when this node connects to the director's addresses (default: this node's own public key, as when nodes share one key pair); with several directors, the one public key they all share" }),
   s({ name: 'curve_director_key_file', type: 'string', default: null, describe: 'File holding curve_director_key' }),
   s({ name: 'curve_node_keys', type: 'list', default: [], describe: "Comma-separated CURVE public keys of other nodes, allowed on every address of this node (its own key always is)" }),
   s({ name: 'curve_node_keys_file', type: 'list', default: [], describe: 'Comma-separated files of node public keys (one per line, or `tidings keygen` .pub files)' }),
@@ -80,6 +80,11 @@ export const SETTINGS: readonly SettingSpec[] = Object.freeze([
   s({ name: 'history_channel_bytes', type: 'int', default: 33554432, min: 1024, max: 1099511627776, describe: 'Bytes of history kept per channel (each message counts its size plus 300 bytes of bookkeeping); the oldest messages go first' }),
   s({ name: 'history_total_bytes', type: 'int', default: 268435456, min: 65536, max: 1099511627776, describe: "Bytes of history the director keeps over all channels; past it the director's oldest messages go first, whatever their channel" }),
   s({ name: 'channel_idle_timeout', type: 'duration', default: 60, min: 1, max: 86400, describe: 'Seconds a channel with no listener, no presence and no history is kept before it is collected' }),
+  s({ name: 'state_engine', type: 'string', default: 'memory', describe: 'Where the director keeps channel state: memory (this process, nothing to set up) or redis (redis_url; several directors, one active by lease, the others standing by)' }),
+  s({ name: 'redis_url', type: 'string', default: 'redis://127.0.0.1:6379', secret: true, describe: 'Redis of the redis state engine: redis://[:password@]host:port[/db], rediss:// (TLS), or redis+sentinel://[:password@]host:port[,host:port...]/<master name> to follow the master Sentinel names' }),
+  s({ name: 'redis_replicas_ack', type: 'int', default: 0, min: 0, max: 16, describe: 'Acknowledge a publish only once this many Redis replicas hold it (WAIT): 1 with Sentinel, so a promoted replica has every acknowledged message' }),
+  s({ name: 'redis_prefix', type: 'string', default: 'tidings', describe: 'Prefix of every Redis key of this cluster (several clusters or shards can share one Redis)' }),
+  s({ name: 'director_lease', type: 'duration', default: 2, min: 0.5, max: 60, describe: 'Seconds of the active director lease (redis engine): a standby takes over within about this plus 0.5 s after the active dies' }),
   s({ name: 'presence_ttl', type: 'duration', default: 15, min: 2, max: 3600, describe: 'Seconds after which connections of a silent node leave presence' }),
   s({ name: 'http_headers_timeout', type: 'duration', default: 10, min: 0.2, max: 300, describe: 'Seconds a client has to send its HTTP request headers (slow ones are answered 408 and cut within this plus a quarter of it, at most 1 s more)' }),
   s({ name: 'token_max_lifetime', type: 'duration', default: 86400, min: 0, max: 31536000, describe: 'Longest life of a client token in seconds: a token must carry exp and serves at most this long after its iat (or after connect when it has none), its connection closed with 4002 then; 0 accepts tokens without exp, with no limit' }),

@@ -11,6 +11,8 @@ import { edgeTopic } from '../cluster/topics.js';
 import type { Director } from './director.js';
 import { ChannelConfigs, channelstreamDefaults, historyLimits, nativeDefaults, type ChannelConfig } from './channel-config.js';
 import { PresenceState, type ConnRecord, type PresenceChange } from './presence.js';
+import { MirroredPresence } from './state-mirror.js';
+import type { HistoryLimits } from './history.js';
 import { publicChanges, publicState, type StateChange } from './user-state.js';
 import { CatchupQueues } from './catchup.js';
 import { CsHistory } from './cs-history.js';
@@ -35,7 +37,8 @@ export function preciseNow(): number {
 }
 
 export class ClusterState {
-  readonly presence = new PresenceState(MAX_CONNECTIONS);
+  /** With the redis engine, a presence that reports its changes to the state mirror (state-mirror.ts). */
+  readonly presence: PresenceState;
   readonly configs: ChannelConfigs;
   readonly ttlMs: number;
   /** How long a registered connection whose websocket closed waits for its client (reattach_window). */
@@ -57,6 +60,7 @@ export class ClusterState {
     readonly log: Logger,
     registry: Registry,
   ) {
+    this.presence = director.engine.kind === 'memory' ? new PresenceState(MAX_CONNECTIONS) : new MirroredPresence(MAX_CONNECTIONS);
     const presence = this.presence;
     new Gauge({
       name: 'tidings_director_presence_connections',
@@ -114,6 +118,13 @@ export class ClusterState {
     };
     director.pushObservers.push((kind, name, push, except) => catchup.onPush(kind, name, push, except));
     director.channelHolds.push((ch) => this.presence.hasMembers(ch) || this.csHistory.has(ch));
+    // Every append carries the channel's own history bounds (the redis engine applies them per call).
+    const channelBytes = c.history_channel_bytes;
+    const nativeLimits: HistoryLimits = Object.freeze(historyLimits(this.configs.native, channelBytes));
+    director.historyLimits = (ch) => {
+      const cfg = this.configs.effective(ch);
+      return cfg === this.configs.native ? nativeLimits : historyLimits(cfg, channelBytes);
+    };
     director.collectors.push((now) => this.collect(now));
   }
 
@@ -170,6 +181,7 @@ export class ClusterState {
 
   /** Make the channel's history follow its config (creating the channel's state). */
   applyHistory(channel: string, cfg: ChannelConfig, now: number): void {
+    // (With the redis engine the bounds travel with each append, from director.historyLimits.)
     const state = this.director.channels.getOrCreate(channel, now);
     state.history.setLimits(historyLimits(cfg, this.director.config.history_channel_bytes), now);
   }

@@ -6,7 +6,8 @@ import type { Logger } from 'pino';
 import { ErrorCodes, TidingsError } from '../protocol/errors.js';
 import { carriedChannelProblem, channelProblem, isValidUser } from '../protocol/names.js';
 import type { Director } from './director.js';
-import { historyPage, HISTORY_PAGE_BYTES, MAX_HISTORY_PAGE_BYTES } from './history-page.js';
+import { encodeHistoryPage, HISTORY_PAGE_BYTES, MAX_HISTORY_PAGE_BYTES, type PageQuery } from './history-page.js';
+import type { EncodedReply } from './encoded-reply.js';
 import { MAX_BODY_DEPTH, checkJsonTextDepth, checkValueDepth } from '../protocol/payload.js';
 
 type Handler = (body: Record<string, unknown>) => unknown;
@@ -50,6 +51,9 @@ export class CommandHandlers {
     };
   }
 
+  /** Told of every command that succeeded, after its handler ran (the state mirror's view of changes). */
+  readonly observers: Array<(method: string, body: Record<string, unknown>) => void> = [];
+
   register(method: string, handler: Handler): void {
     this.table[method] = handler;
   }
@@ -72,7 +76,9 @@ export class CommandHandlers {
       if (method === 'ping') body = {};
       else throw new TidingsError(ErrorCodes.BAD_REQUEST, 'command body must be a JSON object');
     }
-    return handler(body as Record<string, unknown>);
+    const result = handler(body as Record<string, unknown>);
+    for (const o of this.observers) o(method, body as Record<string, unknown>);
+    return result;
   }
 
   /**
@@ -80,12 +86,13 @@ export class CommandHandlers {
    * {channel, epoch, offset, complete, more, available, messages}: one page of
    * the range, oldest first (historyPage).
    */
-  private history(b: Record<string, unknown>): unknown {
+  private history(b: Record<string, unknown>): EncodedReply | Promise<EncodedReply> {
     const channel = field(b, 'channel', isString, 'a string');
     const problem = carriedChannelProblem(channel);
     if (problem) throw new TidingsError(ErrorCodes.INVALID_CHANNEL, problem);
     const maxBytes = Math.min(optInt(b, 'max_bytes') ?? HISTORY_PAGE_BYTES, MAX_HISTORY_PAGE_BYTES);
-    return historyPage(this.director.channels.getOrCreate(channel, Date.now()), {
+    const now = Date.now();
+    const q: PageQuery = {
       channel,
       since: optInt(b, 'since'),
       until: optInt(b, 'until'),
@@ -93,8 +100,15 @@ export class CommandHandlers {
       maxBytes,
       epoch: field(b, 'epoch', isOptString, 'a string') ?? null,
       raw: b['raw'] === true,
-      now: Date.now(),
-    });
+      now,
+    };
+    const engine = this.director.engine;
+    // Reading creates the channel (a stream position to recover from), in either engine; the redis
+    // engine pipelines both calls, answered in order.
+    const created = engine.position(channel, now);
+    const page = engine.history(channel, { since: q.since, until: q.until, limit: q.limit, maxBytes, now, ttlMs: this.director.historyLimits(channel).maxAgeMs });
+    if (!(page instanceof Promise) && !(created instanceof Promise)) return encodeHistoryPage(page, q);
+    return Promise.all([created, page]).then(([, p]) => encodeHistoryPage(p, q));
   }
 
   /**

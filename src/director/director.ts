@@ -3,10 +3,17 @@
  * channel state and answers commands. Publishes arrive on the publisher
  * address (XSUB), stamped pushes leave on the subscriber address (XPUB), which
  * only forwards a topic to nodes that subscribed to it.
+ *
+ * Where sequences and history live is the state engine's (engine/): memory
+ * (this process) or redis (several directors, one active by lease). With
+ * redis a director stands by until it holds the lease: it binds only its
+ * command address (answering `role`, everything else 155) and binds the
+ * publisher and subscriber addresses once it becomes active.
  */
 import { randomBytes } from 'node:crypto';
 import { XPublisher, XSubscriber, Router } from 'zeromq';
 import type { Logger } from 'pino';
+import type { Redis } from 'ioredis';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Config } from '../config/resolve.js';
 import { ErrorCodes, TidingsError } from '../protocol/errors.js';
@@ -20,12 +27,26 @@ import { HistoryBudget } from './history.js';
 import { EncodedReply } from './encoded-reply.js';
 import { checkJsonTextDepth } from '../protocol/payload.js';
 import { LogLimiter, LoopGuard } from '../runtime/loop-guard.js';
-import { encodeDirectPush, encodeMessagePush } from './push-encoding.js';
+import { encodeDirectPush, messagePushParts, assemblePush } from './push-encoding.js';
 import { CommandHandlers } from './commands.js';
+import type { HistoryLimits } from './history.js';
+import type { MaybePromise, StateEngine, StreamPosition } from './engine/engine.js';
+import { MemoryEngine } from './engine/memory-engine.js';
+import { RedisEngine, createRedisClient } from './engine/redis-engine.js';
+import { DirectorLease } from './engine/lease.js';
 
-export interface PublishOutcome {
-  offset: number;
-  epoch: string;
+export type PublishOutcome = StreamPosition;
+
+/** Sequencing calls in flight to the engine (redis) before the publisher loop stops reading. */
+const MAX_IN_FLIGHT = 10_000;
+/** Channel keys in Redis outlive their last use by at least this long. */
+const REDIS_KEEP_MS = 24 * 3600_000;
+
+export interface DirectorEvents {
+  /** This director became the active one (redis engine; at start with memory). */
+  onActive: Array<() => Promise<void> | void>;
+  /** This director lost its lease: it must stop; its supervisor restarts it as a standby. */
+  onFenced: Array<(reason: string) => void>;
 }
 
 const COLLECT_INTERVAL_MS = 10_000;
@@ -79,6 +100,22 @@ export class Director {
   private readonly collectIdleMs: number;
   /** Largest frame the director sends: what every node's connecting socket accepts. */
   private readonly frameLimit: number;
+  /** Where channel sequences and history live. */
+  readonly engine: StateEngine;
+  /** The lease that makes this director the active one (redis engine), else null. */
+  readonly lease: DirectorLease | null = null;
+  /** Whether this director sequences (always with memory; while it holds the lease with redis). */
+  active = false;
+  readonly events: DirectorEvents = { onActive: [], onFenced: [] };
+  /** History bounds of a channel; cluster-state replaces it with the channel's config. */
+  historyLimits: (channel: string) => HistoryLimits;
+  private inFlight = 0;
+  private inFlightWaiters: Array<() => void> = [];
+  private readonly nodeName: string;
+  /** The lease's own Redis connection (redis engine). */
+  private leaseRedis: Redis | null = null;
+  /** Set once the lease is lost: the publish and subscription loops end then without being deaths. */
+  private wasFenced = false;
 
   constructor(
     readonly config: Config,
@@ -87,12 +124,49 @@ export class Director {
   ) {
     this.collectIdleMs = config.channel_idle_timeout * 1000;
     this.frameLimit = linkLimit(config);
-    this.channels = new ChannelRegistry(
-      { maxCount: config.history_size, maxAgeMs: config.history_ttl * 1000, maxBytes: config.history_channel_bytes },
-      new HistoryBudget(config.history_total_bytes),
-    );
-    this.handlers = new CommandHandlers(this, log);
+    const defaults: HistoryLimits = Object.freeze({ maxCount: config.history_size, maxAgeMs: config.history_ttl * 1000, maxBytes: config.history_channel_bytes });
+    this.channels = new ChannelRegistry(defaults, new HistoryBudget(config.history_total_bytes));
+    this.historyLimits = () => defaults;
+    this.nodeName = config.node_id ?? `director-${process.pid}`;
     this.loops = new LoopGuard(registry, log, (loop, err) => this.onFatal(`${loop} loop died: ${err instanceof Error ? err.message : String(err)}`));
+    if (config.state_engine === 'redis') {
+      const engine = new RedisEngine({
+        url: config.redis_url,
+        prefix: config.redis_prefix,
+        keepMs: Math.max(REDIS_KEEP_MS, this.collectIdleMs),
+        totalBytes: config.history_total_bytes,
+        replicasAck: config.redis_replicas_ack,
+        replicasTimeoutMs: Math.min(1000, Math.round(config.director_lease * 500)),
+        log: log.child({ component: 'redis-engine' }),
+      });
+      this.engine = engine;
+      const leaseMs = Math.round(config.director_lease * 1000);
+      // The lease has a connection of its own: a renewal never waits behind appends and history reads.
+      const leaseRedis = createRedisClient(config.redis_url, 'tidings-lease');
+      leaseRedis.on('error', (err: Error) => log.warn({ err: err.message }, 'redis connection error (lease)'));
+      this.leaseRedis = leaseRedis;
+      this.lease = new DirectorLease({
+        redis: leaseRedis,
+        prefix: config.redis_prefix,
+        node: this.nodeName,
+        leaseMs,
+        pollMs: Math.max(50, Math.min(250, Math.round(leaseMs / 8))),
+        log: log.child({ component: 'lease' }),
+        failed: (err) => this.loops.failed('director-lease', err),
+      });
+      this.lease.on('acquired', (value) => {
+        engine.fence = value;
+        // With replicas acknowledging, the lease (and its fencing counter) must survive a promotion before we act on it.
+        void engine
+          .replicated()
+          .then(() => this.activate())
+          .catch((err: unknown) => this.fenced(`activation failed: ${(err as Error).message}`));
+      });
+      this.lease.on('lost', (reason) => this.fenced(reason));
+    } else {
+      this.engine = new MemoryEngine(this.channels);
+    }
+    this.handlers = new CommandHandlers(this, log);
     this.published = new Counter({
       name: 'tidings_director_published_total',
       help: 'Messages sequenced and sent down by the director',
@@ -118,29 +192,37 @@ export class Director {
     });
     const channels = this.channels;
     const budget = channels.budget;
+    // Memory: the director's own budget. Redis: the engine's totals (asked of Redis at each scrape, by the active director).
+    const engine = this.engine;
+    const totals = async (): Promise<{ bytes: number; messages: number; evicted: number }> => {
+      if (!(engine instanceof RedisEngine)) return { bytes: budget.used, messages: budget.count, evicted: budget.evicted };
+      if (!this.active) return { bytes: 0, messages: 0, evicted: 0 };
+      return engine.totals().catch(() => ({ bytes: 0, messages: 0, evicted: 0 }));
+    };
     new Gauge({
       name: 'tidings_director_history_bytes',
       help: 'Bytes charged by the history of every channel (pushes plus per-message bookkeeping; bound: history_total_bytes)',
       registers: [registry],
-      collect() {
-        this.set(budget.used);
+      async collect() {
+        this.set((await totals()).bytes);
       },
     });
     new Gauge({
       name: 'tidings_director_history_messages',
       help: 'Messages kept in the history of every channel',
       registers: [registry],
-      collect() {
-        this.set(budget.count);
+      async collect() {
+        this.set((await totals()).messages);
       },
     });
     new Counter({
       name: 'tidings_director_history_evicted_total',
       help: 'History messages removed before their time because history_total_bytes was reached',
       registers: [registry],
-      collect() {
+      async collect() {
+        const { evicted } = await totals();
         this.reset();
-        this.inc(budget.evicted);
+        this.inc(evicted);
       },
     });
     new Gauge({
@@ -154,34 +236,79 @@ export class Director {
   }
 
   async start(): Promise<void> {
+    this.collectTimer = setInterval(() => this.collect(), Math.min(COLLECT_INTERVAL_MS, Math.max(250, this.collectIdleMs / 4)));
+    this.collectTimer.unref();
+    // Ticks go down only while this director is active (a standby has no down queue).
+    this.tickTimer = setInterval(() => this.tick(), TICK_INTERVAL_MS);
+    this.tickTimer.unref();
+    await this.engine.start();
+    if (!this.lease) {
+      await this.activate();
+      await this.bindCommands();
+      return;
+    }
+    // Standing by until the lease is ours: only the command address answers (role; everything else 155).
+    await this.bindCommands();
+    this.log.info({ command: this.config.command_address, engine: this.engine.kind, curve: this.config.curve !== null }, 'director standing by for the lease');
+    this.lease.start();
+  }
+
+  private async bindCommands(): Promise<void> {
+    const hwm = this.config.zmq_high_water_mark;
+    this.router = new Router({ sendHighWaterMark: hwm, receiveHighWaterMark: hwm, linger: 0 });
+    this.links.push(await bindSecured(this.router, this.config.command_address, 'command', this.config, this.log));
+    this.replies = new SendQueue(this.router, hwm, this.log, 'director-replies');
+    this.running.push(this.commandLoop(this.router));
+  }
+
+  /**
+   * Become the sequencer: bind the publisher and subscriber addresses (a
+   * standby binds neither, so workers' PUB sockets and forwarders reach only
+   * the active director) and start reading publishes.
+   */
+  private async activate(): Promise<void> {
+    if (this.stopping || this.active) return;
     const hwm = this.config.zmq_high_water_mark;
     // noDrop: at the high-water mark sends wait instead of silently dropping.
     this.xpub = new XPublisher({ sendHighWaterMark: hwm, receiveHighWaterMark: hwm, noDrop: true, linger: 0 });
     this.xsub = new XSubscriber({ receiveHighWaterMark: hwm, sendHighWaterMark: hwm, linger: 0 });
-    this.router = new Router({ sendHighWaterMark: hwm, receiveHighWaterMark: hwm, linger: 0 });
     this.links.push(await bindSecured(this.xpub, this.config.subscriber_address, 'subscriber', this.config, this.log));
     this.links.push(await bindSecured(this.xsub, this.config.publisher_address, 'publisher', this.config, this.log));
-    this.links.push(await bindSecured(this.router, this.config.command_address, 'command', this.config, this.log));
     // XSUB: subscribe to everything published to us.
     await this.xsub.send(Buffer.from([1]));
     // A node that stops reading holds the director back at most twice zmq_block_timeout (then its edges see a gap):
     // longer than a forwarder waits for one of its edges, so a stalled edge costs its node nothing.
     this.down = new SendQueue(this.xpub, hwm, this.log, 'director-down', { maxBlockMs: 2 * this.config.zmq_block_timeout * 1000 });
-    this.replies = new SendQueue(this.router, hwm, this.log, 'director-replies');
-    this.running.push(this.publishLoop(this.xsub), this.subscriptionLoop(this.xpub), this.commandLoop(this.router));
-    this.collectTimer = setInterval(() => this.collect(), Math.min(COLLECT_INTERVAL_MS, Math.max(250, this.collectIdleMs / 4)));
-    this.collectTimer.unref();
-    this.tickTimer = setInterval(() => this.tick(), TICK_INTERVAL_MS);
-    this.tickTimer.unref();
+    for (const f of this.events.onActive) await f();
+    this.active = true;
+    this.running.push(this.publishLoop(this.xsub), this.subscriptionLoop(this.xpub));
     this.log.info(
       {
         subscriber: this.config.subscriber_address,
         publisher: this.config.publisher_address,
         command: this.config.command_address,
+        engine: this.engine.kind,
+        lease: this.lease?.value ?? null,
         curve: this.config.curve !== null,
       },
       'director listening',
     );
+  }
+
+  /** The lease is lost: stop sequencing at once (Redis refuses this director's writes already) and tell the node. */
+  private fenced(reason: string): void {
+    if (this.stopping) return;
+    this.active = false;
+    this.wasFenced = true;
+    this.log.error({ reason }, 'director fenced: it is no longer the active director and stops');
+    for (const s of [this.xsub, this.xpub]) s?.close();
+    this.down?.close();
+    for (const f of this.events.onFenced) f(reason);
+  }
+
+  /** This director's role, as forwarders ask it (`role` command). */
+  role(): { active: boolean; token: number; node: string; engine: string } {
+    return { active: this.active, token: this.lease ? this.lease.token : 0, node: this.nodeName, engine: this.engine.kind };
   }
 
   async stop(): Promise<void> {
@@ -197,22 +324,53 @@ export class Director {
     await Promise.allSettled(this.running);
     await Promise.allSettled(this.links.splice(0).map((l) => l.release()));
     this.xsub = this.xpub = this.router = null;
+    // A graceful stop hands the lease over at once.
+    await this.lease?.stop();
+    this.leaseRedis?.disconnect(false);
+    await this.engine.stop();
     this.log.info('director stopped');
   }
 
-  /** Sequence and send a channel message. `dataJson` must be valid JSON text. */
-  publishChannel(channel: string, dataJson: string, sender: string | null, noHistory: boolean): PublishOutcome {
+  /**
+   * Sequence and send a channel message. `dataJson` must be valid JSON text.
+   * With the redis engine the answer is a promise that resolves once the
+   * message is stored in Redis and handed to the send queue, in offset order.
+   */
+  publishChannel(channel: string, dataJson: string, sender: string | null, noHistory: boolean): MaybePromise<PublishOutcome> {
     const problem = carriedChannelProblem(channel);
     if (problem) throw new TidingsError(ErrorCodes.INVALID_CHANNEL, problem);
+    if (!this.active || !this.down) throw new TidingsError(this.stopping ? ErrorCodes.UNAVAILABLE : ErrorCodes.NOT_ACTIVE);
     const now = Date.now();
-    const state = this.channels.getOrCreate(channel, now);
-    const offset = state.next(now);
-    const push = encodeMessagePush(channel, offset, state.epoch, sender, now, dataJson);
-    if (!noHistory) state.history.add(offset, now, push);
-    this.sendDown([channelTopic(channel), encodeHeader(DownKind.Message, offset, state.epoch), push]);
+    const { head, tail } = messagePushParts(channel, sender, now, dataJson);
+    const r = this.engine.append({ channel, head, tail, now, store: !noHistory, limits: this.historyLimits(channel) });
+    if (!(r instanceof Promise)) return this.sent(channel, r.offset, r.epoch, r.push ?? Buffer.from(assemblePush(head, r.offset, r.epoch, tail)));
+    this.inFlight++;
+    return r.then(
+      (pos) => {
+        this.settled();
+        // The local registry keeps when the channel was last used (channel configs and channelstream's
+        // uuid live as long as it); its sequence and history are the engine's.
+        this.channels.getOrCreate(channel, now).lastActive = now;
+        // Stored: it goes down even if the lease was lost meanwhile (it is part of the stream either way).
+        return this.sent(channel, pos.offset, pos.epoch, Buffer.from(assemblePush(head, pos.offset, pos.epoch, tail)));
+      },
+      (err: unknown) => {
+        this.settled();
+        throw err;
+      },
+    );
+  }
+
+  private sent(channel: string, offset: number, epoch: string, push: Buffer): PublishOutcome {
+    this.sendDown([channelTopic(channel), encodeHeader(DownKind.Message, offset, epoch), push]);
     this.publishedChannel++;
     for (const o of this.pushObservers) o('channel', channel, push, null);
-    return { offset, epoch: state.epoch };
+    return { offset, epoch };
+  }
+
+  private settled(): void {
+    this.inFlight--;
+    if (this.inFlightWaiters.length > 0 && this.inFlight < MAX_IN_FLIGHT / 2) for (const w of this.inFlightWaiters.splice(0)) w();
   }
 
   publishUser(user: string, dataJson: string, sender: string | null): void {
@@ -225,14 +383,19 @@ export class Director {
   }
 
   /** Send a probe down a topic, so an edge learns its subscription is live and where the stream stands. */
-  probe(kind: 'channel' | 'user', name: string, token: string): PublishOutcome {
+  probe(kind: 'channel' | 'user', name: string, token: string): MaybePromise<PublishOutcome> {
     const body = Buffer.from(JSON.stringify({ token }));
     if (kind === 'channel') {
       const problem = carriedChannelProblem(name);
       if (problem) throw new TidingsError(ErrorCodes.INVALID_CHANNEL, problem);
-      const state = this.channels.getOrCreate(name, Date.now());
-      this.sendDown([channelTopic(name), encodeHeader(DownKind.Probe, state.offset, state.epoch), body]);
-      return { offset: state.offset, epoch: state.epoch };
+      if (!this.active) throw new TidingsError(ErrorCodes.NOT_ACTIVE);
+      const send = (pos: StreamPosition): PublishOutcome => {
+        this.sendDown([channelTopic(name), encodeHeader(DownKind.Probe, pos.offset, pos.epoch), body]);
+        return { offset: pos.offset, epoch: pos.epoch };
+      };
+      // Asked through the engine like appends, so the probe goes down after every message sequenced before it.
+      const pos = this.engine.position(name, Date.now());
+      return pos instanceof Promise ? pos.then(send) : send(pos);
     }
     if (carriedUserProblem(name)) throw new TidingsError(ErrorCodes.INVALID_USER);
     this.sendDown([userTopic(name), encodeHeader(DownKind.Probe, 0, ''), body]);
@@ -247,7 +410,7 @@ export class Director {
 
   /** The next tick to every edge; skipped (not numbered) while the down queue is full. */
   private tick(): void {
-    if (this.down?.push(tickFrames(this.run, this.tickSeq))) this.tickSeq++;
+    if (this.active && this.down?.push(tickFrames(this.run, this.tickSeq))) this.tickSeq++;
   }
 
     /** Send a control message to edges on a topic. */
@@ -295,18 +458,23 @@ export class Director {
       if (p.target === 'channel') {
         const problem = channelProblem(p.name);
         if (problem) throw new TidingsError(ErrorCodes.INVALID_CHANNEL, problem);
-        this.publishChannel(p.name, p.data, sender, p.noHistory);
+        const r = this.publishChannel(p.name, p.data, sender, p.noHistory);
+        if (r instanceof Promise) r.catch((err: unknown) => this.rejectInbound(err));
       } else {
         if (!isValidUser(p.name)) throw new TidingsError(ErrorCodes.INVALID_USER, 'user must be 1-200 characters without control characters');
         this.publishUser(p.name, p.data, sender);
       }
     } catch (err) {
-      const code = err instanceof TidingsError ? err.code : err instanceof WireError ? ErrorCodes.BAD_REQUEST.code : ErrorCodes.INTERNAL.code;
-      this.rejected.inc({ code: String(code), door: 'publisher' });
-      // A PUB socket has no way back to the worker: the rejection is logged with its code.
-      const { log, skipped } = this.rejectionLogs.take(String(code));
-      if (log) this.log.warn({ code, err: (err as Error).message, ...(skipped > 0 ? { notLogged: skipped } : {}) }, 'rejected a message on the publisher address');
+      this.rejectInbound(err);
     }
+  }
+
+  private rejectInbound(err: unknown): void {
+    const code = err instanceof TidingsError ? err.code : err instanceof WireError ? ErrorCodes.BAD_REQUEST.code : ErrorCodes.INTERNAL.code;
+    this.rejected.inc({ code: String(code), door: 'publisher' });
+    // A PUB socket has no way back to the worker: the rejection is logged with its code.
+    const { log, skipped } = this.rejectionLogs.take(String(code));
+    if (log) this.log.warn({ code, err: (err as Error).message, ...(skipped > 0 ? { notLogged: skipped } : {}) }, 'rejected a message on the publisher address');
   }
 
   private publishLoop(xsub: XSubscriber): Promise<void> {
@@ -316,9 +484,11 @@ export class Director {
       (frames) => {
         this.handleInbound(frames as Buffer[]);
         if (this.down!.full) return this.down!.space();
+        // The redis engine: at most MAX_IN_FLIGHT appends wait for Redis before reading goes on.
+        if (this.inFlight >= MAX_IN_FLIGHT) return new Promise<void>((r) => this.inFlightWaiters.push(r));
         return undefined;
       },
-      () => this.stopping,
+      () => this.stopping || this.wasFenced,
     );
   }
 
@@ -332,7 +502,7 @@ export class Director {
         if (msg[0] === 1) this.heldTopics.add(key);
         else if (msg[0] === 0) this.heldTopics.delete(key);
       },
-      () => this.stopping,
+      () => this.stopping || this.wasFenced,
     );
   }
 
@@ -352,8 +522,10 @@ export class Director {
       if (!(err instanceof TidingsError)) this.log.error({ err, method: method.toString('utf8').slice(0, 64) }, 'command failed');
       this.reply([...route, id, Buffer.from('error'), Buffer.from(JSON.stringify(e.toBody()))]);
     };
-    this.handlers
-      .dispatch(method.toString('utf8'), body)
+    const name = method.toString('utf8');
+    // A standby answers only `role`: forwarders ask every director which one is active.
+    const run = name === 'role' ? Promise.resolve(this.role()) : this.active ? this.handlers.dispatch(name, body) : Promise.reject(new TidingsError(ErrorCodes.NOT_ACTIVE));
+    run
       .then((result) => {
         // An encoded result (a history page) is its body and the raw pushes after it.
         let parts: Buffer[];

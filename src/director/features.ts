@@ -9,6 +9,7 @@ import { ClusterState } from './cluster-state.js';
 import { registerStateCommands } from './state-commands.js';
 import { registerConnectionCommands } from './connection-commands.js';
 import { registerMessageCommands } from './message-commands.js';
+import { MirroredPresence, StateMirror } from './state-mirror.js';
 import { installWampDirector } from '../wamp/director-feature.js';
 import { installDirectorAdmin } from '../admin/director-admin.js';
 
@@ -21,6 +22,15 @@ export function installDirectorFeatures(director: Director, registry: Registry):
   registerStateCommands(state);
   registerConnectionCommands(state);
   registerMessageCommands(state);
+  if (state.presence instanceof MirroredPresence) {
+    // State beside the channels lives in the engine too; a director that takes over loads it first.
+    const mirror = new StateMirror(director.engine, state.presence, state.configs, state.log, (err) => director.loops.failed('director-state-mirror', err));
+    mirror.watch(director.handlers);
+    director.events.onActive.push(async () => {
+      const restored = await mirror.restore(Date.now());
+      state.log.info(restored, 'cluster state restored from the state engine');
+    });
+  }
   const wamp = installWampDirector(state, registry); // WAMP dealer: the cluster's procedure registry
   const admin = installDirectorAdmin(state); // the admin page's overview: edge reports, channels, rates
   state.start();

@@ -28,22 +28,32 @@ export interface PageQuery {
 
 const COMMA = Buffer.from(',');
 
+/** What a page is made of: where the channel stands and the page's messages (an engine's HistoryPage). */
+export interface PageSource {
+  epoch: string;
+  offset: number;
+  /** The oldest offset still in history, or offset + 1 when it is empty. */
+  oldest: number;
+  more: boolean;
+  available: number;
+  messages: ReadonlyArray<{ offset: number; push: Buffer }>;
+}
+
 /**
  * {channel, epoch, offset, complete, more, available, messages | offsets}:
  * `complete` says history reaches back to `since` in this epoch with nothing
  * expired between; `more` that the page stopped at the byte bound before
  * `limit` messages (ask again from the last offset); `available` how many
- * messages the whole range holds (at most `limit`).
+ * messages the whole range holds (at most `limit`). A page read in another
+ * epoch than the caller's carries no messages.
  */
-export function historyPage(state: ChannelState, q: PageQuery): EncodedReply {
-  const sameEpoch = q.epoch === null || q.epoch === state.epoch;
-  const page = sameEpoch
-    ? state.history.read({ since: q.since, until: q.until, limit: q.limit, maxBytes: q.maxBytes }, q.now)
-    : { entries: [], more: false, available: 0 };
-  const complete = q.since === undefined ? true : sameEpoch && state.coversSince(q.since);
-  const head = { channel: q.channel, epoch: state.epoch, offset: state.offset, complete, more: page.more, available: page.available };
-  const pushes = page.entries.map((e) => e.push);
-  if (q.raw) return new EncodedReply(Buffer.from(JSON.stringify({ ...head, offsets: page.entries.map((e) => e.offset) })), pushes);
+export function encodeHistoryPage(src: PageSource, q: PageQuery): EncodedReply {
+  const sameEpoch = q.epoch === null || q.epoch === src.epoch;
+  const messages = sameEpoch ? src.messages : [];
+  const complete = q.since === undefined ? true : sameEpoch && src.oldest <= q.since + 1;
+  const head = { channel: q.channel, epoch: src.epoch, offset: src.offset, complete, more: sameEpoch && src.more, available: sameEpoch ? src.available : 0 };
+  const pushes = messages.map((e) => e.push);
+  if (q.raw) return new EncodedReply(Buffer.from(JSON.stringify({ ...head, offsets: messages.map((e) => e.offset) })), pushes);
   const open = JSON.stringify(head);
   const parts: Buffer[] = [Buffer.from(`${open.slice(0, -1)},"messages":[`)];
   pushes.forEach((p, i) => {
@@ -52,4 +62,13 @@ export function historyPage(state: ChannelState, q: PageQuery): EncodedReply {
   });
   parts.push(Buffer.from(']}'));
   return new EncodedReply(Buffer.concat(parts));
+}
+
+/** A page of a channel of the memory registry (historyPage for ChannelState). */
+export function historyPage(state: ChannelState, q: PageQuery): EncodedReply {
+  const sameEpoch = q.epoch === null || q.epoch === state.epoch;
+  const page = sameEpoch
+    ? state.history.read({ since: q.since, until: q.until, limit: q.limit, maxBytes: q.maxBytes }, q.now)
+    : { entries: [], more: false, available: 0 };
+  return encodeHistoryPage({ epoch: state.epoch, offset: state.offset, oldest: state.oldestOffset, more: page.more, available: page.available, messages: page.entries }, q);
 }

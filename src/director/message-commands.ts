@@ -59,18 +59,24 @@ export function registerMessageCommands(state: ClusterState): void {
     const list = b['messages'];
     if (!Array.isArray(list) || list.length > MAX_ITEMS) throw new TidingsError(ErrorCodes.MISSING_FIELD, `messages must be a list of at most ${MAX_ITEMS}`);
     const items = list.map(item);
-    for (const i of items) send(state, op, i);
-    return { sent: items.length };
+    // Sequenced in order; with the redis engine the reply waits until every message is stored.
+    const pending: Promise<unknown>[] = [];
+    for (const i of items) {
+      const r = send(state, op, i);
+      if (r) pending.push(r);
+    }
+    const out = { sent: items.length };
+    return pending.length > 0 ? Promise.all(pending).then(() => out) : out;
   });
 }
 
-function send(state: ClusterState, op: Op, item: Item): void {
-  if (op === 'post') post(state, item);
-  else alter(state, op, item);
+function send(state: ClusterState, op: Op, item: Item): Promise<unknown> | void {
+  if (op === 'post') return post(state, item);
+  alter(state, op, item);
 }
 
 /** channelstream's pass_message: the stored object gains catchup, edited and type. */
-function post(state: ClusterState, item: Item): void {
+function post(state: ClusterState, item: Item): Promise<unknown> | void {
   const d = state.director;
   const msg: Body = { ...item.body, catchup: false, edited: null, type: 'message' };
   const sender = typeof msg['user'] === 'string' ? msg['user'] : null;
@@ -84,8 +90,8 @@ function post(state: ClusterState, item: Item): void {
       for (const u of item.pmUsers) d.publishUser(u, json, sender);
       return;
     }
-    d.publishChannel(item.channel, json, sender, noHistory);
-    return;
+    const r = d.publishChannel(item.channel, json, sender, noHistory);
+    return r instanceof Promise ? r : undefined;
   }
   for (const u of item.pmUsers) d.publishUser(u, json, sender);
 }

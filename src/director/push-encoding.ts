@@ -9,6 +9,19 @@ function oneLine(json: string): string {
   return json.indexOf('\n') === -1 && json.indexOf('\r') === -1 ? json : json.replace(/[\r\n]/g, ' ');
 }
 
+/** The push of a channel message around its offset and epoch (the engines put `<offset>,"epoch":"<epoch>"` between). */
+export function messagePushParts(channel: string, sender: string | null, time: number, dataJson: string): { head: string; tail: string } {
+  return {
+    head: `{"type":"message","channel":${JSON.stringify(channel)},"offset":`,
+    tail: `,"sender":${sender === null ? 'null' : JSON.stringify(sender)},"time":${time},"data":${oneLine(dataJson)}}`,
+  };
+}
+
+/** Put the offset and epoch between a push's head and tail (the redis engine's Lua does the same). */
+export function assemblePush(head: string, offset: number, epoch: string, tail: string): string {
+  return `${head}${offset},"epoch":"${epoch}"${tail}`;
+}
+
 export function encodeMessagePush(
   channel: string,
   offset: number,
@@ -17,12 +30,8 @@ export function encodeMessagePush(
   time: number,
   dataJson: string,
 ): Buffer {
-  return Buffer.from(
-    `{"type":"message","channel":${JSON.stringify(channel)},"offset":${offset},"epoch":"${epoch}","sender":${
-      sender === null ? 'null' : JSON.stringify(sender)
-    },"time":${time},"data":${oneLine(dataJson)}}`,
-    'utf8',
-  );
+  const { head, tail } = messagePushParts(channel, sender, time, dataJson);
+  return Buffer.from(assemblePush(head, offset, epoch, tail), 'utf8');
 }
 
 export function encodeDirectPush(user: string, sender: string | null, time: number, dataJson: string): Buffer {

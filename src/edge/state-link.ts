@@ -48,6 +48,8 @@ type Event =
 const MAX_QUEUED = 100_000;
 /** Events per report command. */
 const BATCH = 5000;
+/** After a failed report or snapshot, the next snapshot goes this much later (each failure waits a command timeout first). */
+const RESYNC_RETRY_MS = 250;
 
 const links = new WeakMap<EdgeServer, StateLink>();
 
@@ -82,6 +84,9 @@ export class StateLink {
   /** Snapshots begun so far, to tell which reports a snapshot already covers. */
   private syncs = 0;
   private timer: NodeJS.Timeout | null = null;
+  private retryTimer: NodeJS.Timeout | null = null;
+  /** Snapshots failed in a row (backoff of retrySync). */
+  private failedSyncs = 0;
 
   constructor(
     private readonly edge: EdgeServer,
@@ -215,9 +220,11 @@ export class StateLink {
           done();
         },
         (err: Error) => {
-          // A lost report may have held a join or a leave: the next heartbeat re-sends everything.
+          // A lost report may have held a join or a leave: the full list goes again shortly (a director
+          // failover or restart lasts seconds; presence should be right as soon as a director answers).
           this.log[levelOf(err, this.edge)]({ err: err.message }, 'presence report failed; will resync');
           this.needSync = true;
+          this.retrySync();
           done();
         },
       )
@@ -246,23 +253,49 @@ export class StateLink {
       [...this.conns.values()].map((c) => ({ conn: c.id, user: c.user, channels: [...c.channels()] })),
       linkLimit(this.edge.config) / 2,
     );
-    const failed = (err: Error): void => {
+    let failed = false;
+    const fail = (err: Error): void => {
+      if (failed) return;
+      failed = true;
       this.log[levelOf(err, this.edge)]({ err: err.message }, 'presence snapshot failed; will retry');
       this.needSync = true;
     };
     const attaching = [...this.attaching];
     const sent = this.edge.commands
       .request<{ resync: boolean }>('edge_report', { edge: this.edge.edgeId, instance: this.instance, snapshot, ...(attaching.length > 0 ? { attaching } : {}) })
-      .then(() => undefined, failed);
+      .then(() => undefined, fail);
     // A snapshot larger than one command frame may carry: the rest follows as attach and join
     // events, sent now so they stay in order ahead of anything queued later.
-    const more = rest.map((events) => this.edge.commands.request('edge_report', { edge: this.edge.edgeId, instance: this.instance, events }).then(() => undefined, failed));
+    const more = rest.map((events) => this.edge.commands.request('edge_report', { edge: this.edge.edgeId, instance: this.instance, events }).then(() => undefined, fail));
     void Promise.all([sent, ...more]).finally(() => {
       this.syncing = false;
       for (const a of covered) a();
-      // Events that came during a failed snapshot wait for the next one: ask for it now.
+      if (!failed) {
+        this.failedSyncs = 0;
+        return;
+      }
+      this.failedSyncs++;
+      // Events that came during a failed snapshot wait for the next one: ask for it now;
+      // otherwise the full list goes again shortly (a director takeover lasts seconds).
       if (this.syncWaiters.length > 0 && this.needSync) setImmediate(() => this.needSync && this.sync());
+      else this.retrySync();
     });
+  }
+
+  /**
+   * Send the full list again soon rather than at the next heartbeat: after
+   * RESYNC_RETRY_MS, doubling while snapshots keep failing, at most a
+   * heartbeat interval (one retry pending at a time).
+   */
+  private retrySync(): void {
+    if (this.retryTimer) return;
+    const heartbeatMs = Math.max(500, (this.edge.config.presence_ttl * 1000) / 3);
+    const delay = Math.min(heartbeatMs, RESYNC_RETRY_MS * 2 ** Math.min(this.failedSyncs, 8));
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      if (this.needSync && this.timer) this.sync();
+    }, delay);
+    this.retryTimer.unref();
   }
 
   /** The director's control messages about connections held here. */

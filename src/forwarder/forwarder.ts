@@ -6,6 +6,11 @@
  *   commands: ROUTER binds the local command address              <-> DEALER connects to the director's command address
  * Every direction goes through a bounded SendQueue; a full queue stops the
  * loop reading, so ZeroMQ's high-water marks push back on the sender.
+ *
+ * With several directors (redis engine) the three upstream sockets connect to
+ * the active one only, found by a DirectorWatch; when another takes over they
+ * disconnect and connect to it. The XSUB re-sends the node's subscriptions to
+ * the new director on connect, so the node's channels flow again.
  */
 import { XPublisher, XSubscriber, Router, Dealer } from 'zeromq';
 import type { Logger } from 'pino';
@@ -14,9 +19,14 @@ import type { Config } from '../config/resolve.js';
 import { SendQueue, collectGrowth, type Sendable, type SendQueueOptions } from '../zmq/send-queue.js';
 import { HEARTBEAT } from '../zmq/command-client.js';
 import { ErrorCodes, TidingsError } from '../protocol/errors.js';
+import { DirectorWatch } from '../zmq/director-watch.js';
 import { LoopGuard } from '../runtime/loop-guard.js';
 import { ALL_TOPIC } from '../cluster/topics.js';
-import { bindSecured, connectSecured, nodeClientLink, type BoundLink } from '../zmq/security.js';
+import { bindSecured, connectSecured, nodeClientLink, type BoundLink, type ClientLink } from '../zmq/security.js';
+
+/** How often a forwarder asks every director which one is active, and how long an answer counts. */
+const WATCH_INTERVAL_MS = 200;
+const WATCH_STALE_MS = 1000;
 
 interface Receivable {
   [Symbol.asyncIterator](): AsyncIterator<Buffer[]>;
@@ -35,6 +45,11 @@ export class Forwarder {
    * start) commands wait in the queue as usual.
    */
   private director: 'unknown' | 'up' | 'down' = 'unknown';
+  private watch: DirectorWatch | null = null;
+  private upstream: { downIn: XSubscriber; upOut: XPublisher; cmdOut: Dealer; link: ClientLink } | null = null;
+  /** Index of the director the upstream sockets are connected to, or -1. */
+  private following = -1;
+  private readonly switches: Counter;
   private readonly loops: LoopGuard;
   /** Set by the node: a forwarding loop died, end the process (its supervisor restarts it). */
   onFatal: (reason: string) => void = () => undefined;
@@ -50,6 +65,7 @@ export class Forwarder {
       labelNames: ['path'],
       registers: [registry],
     });
+    this.switches = new Counter({ name: 'tidings_forwarder_director_switches_total', help: 'Times the forwarder connected to a (new) active director', registers: [registry] });
     this.loops = new LoopGuard(registry, log, (loop, err) => this.onFatal(`${loop} loop died: ${err instanceof Error ? err.message : String(err)}`));
     new Counter({
       name: 'tidings_forwarder_shed_total',
@@ -94,10 +110,23 @@ export class Forwarder {
     this.links.push(await bindSecured(downOut, c.subscriber_address, 'subscriber', c, this.log));
     this.links.push(await bindSecured(upIn, c.publisher_address, 'publisher', c, this.log));
     this.links.push(await bindSecured(cmdIn, c.command_address, 'command', c, this.log));
-    const upstream = nodeClientLink(c, 'director');
-    connectSecured(downIn, c.director_subscriber_address!, upstream);
-    connectSecured(upOut, c.director_publisher_address!, upstream);
-    connectSecured(cmdOut, c.director_command_address!, upstream);
+    // Every director of a failover group has the same server key (curve_director_key).
+    const link = nodeClientLink(c, 'director');
+    this.upstream = { downIn, upOut, cmdOut, link };
+    if (c.director_command_address.length === 1) this.follow(0);
+    else {
+      this.watch = new DirectorWatch({
+        commandAddresses: c.director_command_address,
+        link,
+        intervalMs: WATCH_INTERVAL_MS,
+        staleMs: WATCH_STALE_MS,
+        highWaterMark: 1000,
+        log: this.log,
+        failed: (err) => this.loops.failed('forwarder-director-watch', err),
+      });
+      this.watch.on('follow', (index) => this.follow(index));
+      this.watch.start();
+    }
 
     // An edge that stops reading holds the node back at most zmq_block_timeout (then it sees a gap);
     // publishes going up wait for the director as long as it takes (nothing downstream would notice their loss).
@@ -115,7 +144,8 @@ export class Forwarder {
     const unreachable = Buffer.from(JSON.stringify(new TidingsError(ErrorCodes.UNAVAILABLE, `the director is unreachable from node ${c.node_id ?? 'this node'} (${c.director_command_address})`).toBody()));
     const replies = this.pipe('reply', cmdOut, cmdIn);
     this.pipe('cmd', cmdIn, cmdOut, {}, (msg) => {
-      if (this.director !== 'down' || msg.length < 4) return false;
+      // With a failover group the commands wait for the next active director instead (it takes over in seconds).
+      if (this.director !== 'down' || c.director_command_address.length > 1 || msg.length < 4) return false;
       // [client identity, request id, method, body] -> [client identity, request id, "error", body];
       // with the reply queue full the client's own timeout answers instead.
       replies.push([msg[0]!, msg[1]!, Buffer.from('error'), unreachable]);
@@ -131,6 +161,24 @@ export class Forwarder {
       },
       'forwarder running',
     );
+  }
+
+  /** Connect the upstream sockets to director `index` (and away from the one followed before). */
+  private follow(index: number): void {
+    const u = this.upstream;
+    const c = this.config;
+    if (!u || index === this.following) return;
+    const prev = this.following;
+    if (prev >= 0) {
+      u.downIn.disconnect(c.director_subscriber_address[prev]!);
+      u.upOut.disconnect(c.director_publisher_address[prev]!);
+      u.cmdOut.disconnect(c.director_command_address[prev]!);
+    }
+    connectSecured(u.downIn, c.director_subscriber_address[index]!, u.link);
+    connectSecured(u.upOut, c.director_publisher_address[index]!, u.link);
+    connectSecured(u.cmdOut, c.director_command_address[index]!, u.link);
+    this.following = index;
+    this.switches.inc();
   }
 
   /** Pass every message of `from` to `to`, except those `divert` takes (returns true for). */
@@ -163,6 +211,7 @@ export class Forwarder {
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    await this.watch?.stop();
     await Promise.all(this.queues.map((q) => q.drain(500)));
     for (const q of this.queues) q.close();
     for (const s of this.sockets) s.close();

@@ -27,7 +27,7 @@ export interface NodeOptions {
   log: Logger;
   /** Path of the edge worker entry script. */
   workerScript: string;
-  /** A loop of the director or forwarder died: the caller ends the process (readiness is already down). */
+  /** A loop of the director or forwarder died, or the director lost its lease: the caller ends the process (readiness is already down). */
   onFatal?: (reason: string) => void;
 }
 
@@ -73,6 +73,7 @@ export class TidingsNode {
     if (config.director_enabled) {
       this.director = new Director(config, log.child({ component: 'director' }), this.registry);
       this.directorFeatures = installDirectorFeatures(this.director, this.registry);
+      this.director.events.onFenced.push((reason) => this.opts.onFatal?.(`director fenced: ${reason}`));
       this.director.onFatal = (reason) => this.opts.onFatal?.(reason);
       await this.director.start();
     }

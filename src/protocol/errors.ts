@@ -48,6 +48,10 @@ export const ErrorCodes = Object.freeze({
   PAYLOAD_TOO_DEEP: spec(126, 'payload_too_deep', 400, 'payload nests too deeply'),
   TOO_MANY_COMMANDS: spec(135, 'too_many_commands', 429, 'too many commands in flight on this connection'),
   HISTORY_LIMIT: spec(136, 'history_limit', 429, 'history read allowance of this connection used up'),
+  // 155-164: several directors and the state engine
+  NOT_ACTIVE: spec(155, 'not_active', 503, 'this director is standing by; the active director answers'),
+  FENCED: spec(156, 'fenced', 503, 'this director lost its lease; nothing was sequenced, try again'),
+  STATE_UNAVAILABLE: spec(157, 'state_unavailable', 503, 'the state engine (Redis) did not answer'),
   AUTH_UNAVAILABLE: spec(165, 'auth_unavailable', 503, 'the web app authenticator did not answer in time or answered badly'),
   AUTH_DENIED: spec(166, 'auth_denied', 403, 'refused by the authenticator'),
   NOT_AUTHENTICATED: spec(167, 'not_authenticated', 401, 'authenticate first'),

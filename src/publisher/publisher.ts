@@ -12,9 +12,16 @@
  * message's offset and epoch (the command address takes node keys only, so
  * with CURVE it needs a node key pair).
  *
+ * With several directors (redis engine) give every director's addresses: the
+ * XPUB connects to all of them (only the active one binds its publisher
+ * address), and acknowledged publishes go to the active one, found as
+ * forwarders find it (DirectorWatch). Unacknowledged publishes sent while no
+ * director is active may be lost; acknowledged ones are answered or fail.
+ *
  * With `curve`, the sockets are CURVE clients: the worker's key pair (its
  * public key listed in the node's curve_worker_keys) and the public key of
- * the node it connects to.
+ * the node it connects to (for several directors, their shared
+ * curve_director_key): every connection, to every director, is a CURVE one.
  */
 import { XPublisher } from 'zeromq';
 import { pino, type Logger } from 'pino';
@@ -24,14 +31,15 @@ import { encodePublish } from '../cluster/wire.js';
 import { checkValueDepth } from '../protocol/payload.js';
 import { SendQueue } from '../zmq/send-queue.js';
 import { CommandClient } from '../zmq/command-client.js';
+import { DirectorWatch } from '../zmq/director-watch.js';
 import { publicKeyOf } from '../zmq/keys.js';
 import { connectSecured, ingressLimit, linkLimit, type ClientLink } from '../zmq/security.js';
 
 export interface PublisherOptions {
-  /** A publisher address: the director's, or the local forwarder's. */
-  address: string;
-  /** A command address, for acknowledged publishes. */
-  commandAddress?: string;
+  /** A publisher address: the director's, or the local forwarder's; or every director's. */
+  address: string | readonly string[];
+  /** A command address, for acknowledged publishes; or every director's, in the same order. */
+  commandAddress?: string | readonly string[];
   /** Messages held while no upstream subscriber is connected (default 100000). */
   maxQueue?: number;
   /** Sender name stamped on messages (default null). */
@@ -50,7 +58,8 @@ export class Publisher {
   private held: Buffer[][] = [];
   private upstream = 0;
   private loop: Promise<void> | null = null;
-  private commands: CommandClient | null = null;
+  private commands: CommandClient[] = [];
+  private watch: DirectorWatch | null = null;
   private readyWaiters: Array<() => void> = [];
   /** The TCP side of the link: whether anything listens at the address. */
   private tcpLink: 'unknown' | 'connected' | 'refused' = 'unknown';
@@ -82,20 +91,20 @@ export class Publisher {
       if (this.tcpLink !== 'connected') linkIs('refused');
     });
     // The publisher address only sends subscriptions back.
-    connectSecured(socket, this.opts.address, this.link(ingressLimit({ max_message_size: this.maxMessageSize })));
+    const publishLink = this.link(ingressLimit({ max_message_size: this.maxMessageSize }));
+    connectSecured(socket, this.opts.address, publishLink);
     this.socket = socket;
     this.out = new SendQueue(socket, this.maxQueue, this.log, 'publisher');
-    this.loop = this.watch(socket);
-    if (this.opts.commandAddress) {
-      this.commands = new CommandClient({
-        address: this.opts.commandAddress,
-        timeoutMs: this.opts.timeoutMs ?? 5000,
-        maxInFlight: this.maxQueue,
-        highWaterMark: this.maxQueue,
-        link: this.link(linkLimit({ max_message_size: this.maxMessageSize })),
-        log: this.log,
-      });
-      this.commands.start();
+    this.loop = this.upstreamLoop(socket);
+    const commandAddresses = this.opts.commandAddress === undefined ? [] : typeof this.opts.commandAddress === 'string' ? [this.opts.commandAddress] : this.opts.commandAddress;
+    const commandLink = this.link(linkLimit({ max_message_size: this.maxMessageSize }));
+    this.commands = commandAddresses.map(
+      (address) => new CommandClient({ address, timeoutMs: this.opts.timeoutMs ?? 5000, maxInFlight: this.maxQueue, highWaterMark: this.maxQueue, link: commandLink, log: this.log }),
+    );
+    for (const c of this.commands) c.start();
+    if (this.commands.length > 1) {
+      this.watch = new DirectorWatch({ commandAddresses, link: commandLink, intervalMs: 200, staleMs: 1000, highWaterMark: 1000, log: this.log });
+      this.watch.start();
     }
   }
 
@@ -162,14 +171,22 @@ export class Publisher {
   }
 
   /** Publish over the command address; resolves with the stamped offset and epoch. */
-  publishAcked(channel: string, data: unknown, options: { noHistory?: boolean; sender?: string | null } = {}): Promise<{ offset: number; epoch: string }> {
-    if (!this.commands) return Promise.reject(new TidingsError(ErrorCodes.UNAVAILABLE, 'no commandAddress given'));
-    try {
-      checkValueDepth(data);
-    } catch (err) {
-      return Promise.reject(err);
+  async publishAcked(channel: string, data: unknown, options: { noHistory?: boolean; sender?: string | null } = {}): Promise<{ offset: number; epoch: string }> {
+    checkValueDepth(data);
+    const client = await this.activeCommands();
+    return client.request('publish', { channel, data, sender: options.sender ?? this.opts.sender ?? null, no_history: options.noHistory ?? false });
+  }
+
+  /** The command client of the (active) director; with several, waits up to the timeout for one to be active. */
+  private async activeCommands(): Promise<CommandClient> {
+    if (this.commands.length === 0) throw new TidingsError(ErrorCodes.UNAVAILABLE, 'no commandAddress given');
+    if (!this.watch) return this.commands[0]!;
+    const deadline = Date.now() + (this.opts.timeoutMs ?? 5000);
+    while (this.watch.current < 0) {
+      if (Date.now() > deadline) throw new TidingsError(ErrorCodes.UNAVAILABLE, 'no active director found');
+      await new Promise((r) => setTimeout(r, 20));
     }
-    return this.commands.request('publish', { channel, data, sender: options.sender ?? this.opts.sender ?? null, no_history: options.noHistory ?? false });
+    return this.commands[this.watch.current]!;
   }
 
   private async enqueue(frames: Buffer[]): Promise<void> {
@@ -197,7 +214,7 @@ export class Publisher {
     return this.held.length + (this.out?.length ?? 0);
   }
 
-  private async watch(socket: XPublisher): Promise<void> {
+  private async upstreamLoop(socket: XPublisher): Promise<void> {
     try {
       for await (const [msg] of socket) {
         if (!msg || msg.length < 1) continue;
@@ -233,6 +250,7 @@ export class Publisher {
     this.out?.close();
     socket?.close();
     await this.loop?.catch(() => undefined);
-    await this.commands?.stop();
+    await this.watch?.stop();
+    await Promise.all(this.commands.map((c) => c.stop()));
   }
 }

@@ -67,15 +67,20 @@ export function nodeClientLink(c: Config, server: 'director' | 'local'): ClientL
   return { curve: { publicKey: c.curve.publicKey, secretKey: c.curve.secretKey, serverKey }, maxMessageSize };
 }
 
-/** Apply a client link's options to a new socket, then connect it. */
-export function connectSecured(socket: Socket, address: string, link: ClientLink): void {
+/**
+ * Apply a client link's options to a socket with no connection, then connect
+ * it to one address, or to several (one socket to every director of a
+ * failover group: they share one server key). Options set on a connected
+ * socket apply to its next connections only, so they are set once, first.
+ */
+export function connectSecured(socket: Socket, address: string | readonly string[], link: ClientLink): void {
   socket.maxMessageSize = link.maxMessageSize;
   if (link.curve) {
     socket.curveServerKey = link.curve.serverKey;
     socket.curvePublicKey = link.curve.publicKey;
     socket.curveSecretKey = link.curve.secretKey;
   }
-  socket.connect(address);
+  for (const a of typeof address === 'string' ? [address] : address) socket.connect(a);
 }
 
 /** A bound socket's registration; release it after closing the socket. */

@@ -73,6 +73,8 @@ export interface Topology {
   addressOf(service: string): string;
   /** Start `node <args>` as (or beside) a service's host, with the service's environment rewritten for this topology. */
   spawn(host: string, args: string[], env: Record<string, string>): ChildProcess;
+  /** Start another program (e.g. redis-server) on a service's host. */
+  spawnProgram(host: string, program: string, args: string[]): ChildProcess;
   teardown(): void;
 }
 
@@ -88,22 +90,24 @@ export class NetnsTopology implements Topology {
   private readonly ips = new Map<string, string>();
   private readonly namespaces: string[] = [];
 
-  constructor(hosts: string[]) {
-    this.prefix = `tdg${process.pid % 100000}`;
+  /** `tag` tells apart several topologies of one test process (names, interfaces and subnet). */
+  constructor(hosts: string[], tag = '') {
+    this.prefix = `tdg${process.pid % 100000}${tag}`;
+    const subnet = tag === '' ? 231 : 232;
     const sw = `${this.prefix}-sw`;
     try {
       run(['ip', 'netns', 'add', sw]);
       this.namespaces.push(sw);
       run(['ip', 'netns', 'exec', sw, 'ip', 'link', 'add', 'br0', 'type', 'bridge']);
       run(['ip', 'netns', 'exec', sw, 'ip', 'link', 'set', 'br0', 'up']);
-      hosts.forEach((h, i) => this.ips.set(h, `10.231.${process.pid % 200}.${i + 2}`));
+      hosts.forEach((h, i) => this.ips.set(h, `10.${subnet}.${process.pid % 200}.${i + 2}`));
       const hostsFile = ['127.0.0.1 localhost', ...hosts.map((h) => `${this.ips.get(h)} ${h}`)].join('\n') + '\n';
       hosts.forEach((h, i) => {
         const ns = this.ns(h);
         run(['ip', 'netns', 'add', ns]);
         this.namespaces.push(ns);
-        const a = `t${process.pid % 100000}a${i}`;
-        const b = `t${process.pid % 100000}b${i}`;
+        const a = `t${process.pid % 100000}${tag}a${i}`;
+        const b = `t${process.pid % 100000}${tag}b${i}`;
         run(['ip', 'link', 'add', a, 'type', 'veth', 'peer', 'name', b]);
         run(['ip', 'link', 'set', a, 'netns', ns]);
         run(['ip', 'link', 'set', b, 'netns', sw]);
@@ -134,6 +138,10 @@ export class NetnsTopology implements Topology {
     return spawn('ip', ['netns', 'exec', this.ns(host), process.execPath, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   }
 
+  spawnProgram(host: string, program: string, args: string[]): ChildProcess {
+    return spawn('ip', ['netns', 'exec', this.ns(host), program, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  }
+
   teardown(): void {
     for (const ns of this.namespaces.splice(0).reverse()) {
       spawnSync('ip', ['netns', 'del', ns]);
@@ -147,8 +155,8 @@ export class LoopbackTopology implements Topology {
   readonly kind = 'loopback' as const;
   private readonly ips = new Map<string, string>();
 
-  constructor(hosts: string[]) {
-    hosts.forEach((h, i) => this.ips.set(h, `127.0.${100 + i}.1`));
+  constructor(hosts: string[], tag = '') {
+    hosts.forEach((h, i) => this.ips.set(h, `127.0.${(tag === '' ? 100 : 150) + i}.1`));
   }
 
   addressOf(service: string): string {
@@ -160,10 +168,14 @@ export class LoopbackTopology implements Topology {
     const rewritten: Record<string, string> = {};
     for (const [k, v] of Object.entries(env)) {
       let value = v.replace(/\b(0\.0\.0\.0|127\.0\.0\.1|localhost)\b/g, own).replace(/tcp:\/\/\*:/g, `tcp://${own}:`);
-      for (const [name, ip] of this.ips) value = value.replace(new RegExp(`(?<=tcp://)${name}(?=:)`, 'g'), ip);
+      for (const [name, ip] of this.ips) value = value.replace(new RegExp(`(?<=(tcp|redis)://)${name}(?=:)`, 'g'), ip);
       rewritten[k] = value;
     }
     return spawn(process.execPath, args, { env: rewritten, stdio: ['ignore', 'pipe', 'pipe'] });
+  }
+
+  spawnProgram(host: string, program: string, args: string[]): ChildProcess {
+    return spawn(program, [...args, '--bind', this.ips.get(host)!], { stdio: ['ignore', 'pipe', 'pipe'] });
   }
 
   teardown(): void {}
@@ -196,23 +208,26 @@ export function topologyPlan(value: string | undefined): TopologyPlan {
 }
 
 export interface TopologyFactories {
-  netns(hosts: string[]): Topology;
-  loopback(hosts: string[]): Topology;
+  netns(hosts: string[], tag?: string): Topology;
+  loopback(hosts: string[], tag?: string): Topology;
 }
 
-const REAL: TopologyFactories = { netns: (h) => new NetnsTopology(h), loopback: (h) => new LoopbackTopology(h) };
+const REAL: TopologyFactories = { netns: (h, tag) => new NetnsTopology(h, tag), loopback: (h, tag) => new LoopbackTopology(h, tag) };
 
-/** The topology the plan allows; without namespaces the default plan fails, naming the way out. */
-export function makeTopology(hosts: string[], value = process.env[TOPOLOGY_ENV], factories: TopologyFactories = REAL): Topology {
+/**
+ * The topology the plan allows; without namespaces the default plan fails, naming the way out.
+ * `tag` tells apart several topologies of one test process.
+ */
+export function makeTopology(hosts: string[], value = process.env[TOPOLOGY_ENV], factories: TopologyFactories = REAL, tag = ''): Topology {
   const plan = topologyPlan(value);
-  if (plan === 'loopback') return factories.loopback(hosts);
+  if (plan === 'loopback') return factories.loopback(hosts, tag);
   try {
-    return factories.netns(hosts);
+    return factories.netns(hosts, tag);
   } catch (err) {
     if (plan === 'netns') {
       throw new Error(`network namespaces are not available (${(err as Error).message.trim()}); run as root with iproute2, or set ${TOPOLOGY_ENV}=auto to fall back to 127.x addresses`);
     }
     process.stdout.write(`# compose: no network namespaces (${(err as Error).message.trim()}); ${TOPOLOGY_ENV}=auto falls back to 127.x addresses\n`);
-    return factories.loopback(hosts);
+    return factories.loopback(hosts, tag);
   }
 }

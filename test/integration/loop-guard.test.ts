@@ -16,7 +16,7 @@ import assert from 'node:assert/strict';
 import { Registry } from 'prom-client';
 import { resolveConfig, type Config } from '../../src/config/resolve.js';
 import { createLogger } from '../../src/log.js';
-import { Director } from '../../src/director/director.js';
+import { Director, type PublishOutcome } from '../../src/director/director.js';
 import { installDirectorFeatures, type DirectorFeatures } from '../../src/director/features.js';
 import { EdgeServer } from '../../src/edge/edge-server.js';
 import { installEdgeFeatures } from '../../src/edge/features.js';
@@ -103,8 +103,9 @@ test('a push no MessagePack client can take is skipped for those clients only; t
   assert.ok(cs.items.some(has('warm')));
 
   // Straight into the sequencer, past every door: 99 levels, beyond MessagePack's 100 once wrapped in a push.
-  const bad = director.publishChannel(CHANNEL, JSON.stringify(deep(99, 'too-deep')), 'bypass', false);
-  const next = director.publishChannel(CHANNEL, JSON.stringify({ n: 'next' }), 'bypass', false);
+  // The memory engine answers at once (a position, not a promise).
+  const bad = director.publishChannel(CHANNEL, JSON.stringify(deep(99, 'too-deep')), 'bypass', false) as PublishOutcome;
+  const next = director.publishChannel(CHANNEL, JSON.stringify({ n: 'next' }), 'bypass', false) as PublishOutcome;
   await json.waitFor(() => json.pushes.some(has('next')), 5000, 'next on the JSON client');
   await packed.waitFor(() => packed.pushes.some(has('next')), 5000, 'next on the MessagePack client');
   await cs.waitFor(() => cs.items.some(has('next')), 5000, 'next on the channelstream client');

@@ -13,7 +13,7 @@ test('topologyPlan: netns by default, loopback or auto only when asked for', () 
 });
 
 function fake(kind: 'netns' | 'loopback'): Topology {
-  return { kind, addressOf: () => '', spawn: () => { throw new Error('not here'); }, teardown: () => undefined };
+  return { kind, addressOf: () => '', spawn: () => { throw new Error('not here'); }, spawnProgram: () => { throw new Error('not here'); }, teardown: () => undefined };
 }
 
 const noNetns: TopologyFactories = {

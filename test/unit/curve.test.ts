@@ -62,6 +62,20 @@ test('safe by default: loopback needs no keys; any other address needs keys or z
   rejects({ env: forwarder }, 'curve_secret_key', /director_command_address tcp:\/\/director:3/);
   const insecure = resolveConfig({ env: { ...forwarder, TIDINGS_ZMQ_INSECURE: 'true' } });
   assert.equal(insecure.curve, null);
+  // Several directors: every address of every list counts, not only the first director's.
+  const group = {
+    TIDINGS_FORWARDER_ENABLED: 'true',
+    TIDINGS_DIRECTOR_ENABLED: 'false',
+    TIDINGS_DIRECTOR_SUBSCRIBER_ADDRESS: 'tcp://127.0.0.1:1,tcp://127.0.0.2:1',
+    TIDINGS_DIRECTOR_PUBLISHER_ADDRESS: 'tcp://127.0.0.1:2,tcp://127.0.0.2:2',
+    TIDINGS_DIRECTOR_COMMAND_ADDRESS: 'tcp://127.0.0.1:3,tcp://127.0.0.2:3',
+  };
+  assert.equal(resolveConfig({ env: group }).curve, null, 'all on loopback: no keys needed');
+  rejects({ env: { ...group, TIDINGS_DIRECTOR_SUBSCRIBER_ADDRESS: 'tcp://127.0.0.1:1,tcp://director-b:1' } }, 'curve_secret_key', /director_subscriber_address tcp:\/\/director-b:1 is not a loopback address/);
+  rejects({ env: { ...group, TIDINGS_DIRECTOR_PUBLISHER_ADDRESS: 'tcp://127.0.0.1:2,tcp://10.0.0.2:2' } }, 'curve_secret_key', /director_publisher_address tcp:\/\/10\.0\.0\.2:2/);
+  rejects({ env: { ...group, TIDINGS_DIRECTOR_COMMAND_ADDRESS: 'tcp://127.0.0.1:3,tcp://director-b:3' } }, 'curve_secret_key', /director_command_address tcp:\/\/director-b:3/);
+  const keyed = resolveConfig({ env: { ...group, TIDINGS_DIRECTOR_COMMAND_ADDRESS: 'tcp://127.0.0.1:3,tcp://director-b:3', TIDINGS_CURVE_SECRET_KEY: curveKeyPair().secretKey } });
+  assert.ok(keyed.curve, 'with keys the same lists start');
 });
 
 test('CURVE settings inline: public key derived, own key admitted as a node, director key defaults to own', () => {
