@@ -27,6 +27,9 @@ import { bindSecured, connectSecured, nodeClientLink, type BoundLink, type Clien
 /** How often a forwarder asks every director which one is active, and how long an answer counts. */
 const WATCH_INTERVAL_MS = 200;
 const WATCH_STALE_MS = 1000;
+/** How long a command waits for a lost director link to come back before it is answered 113. */
+const UNREACHABLE_GRACE_MS = 1000;
+const MAX_HELD = 10_000;
 
 interface Receivable {
   [Symbol.asyncIterator](): AsyncIterator<Buffer[]>;
@@ -45,6 +48,9 @@ export class Forwarder {
    * start) commands wait in the queue as usual.
    */
   private director: 'unknown' | 'up' | 'down' = 'unknown';
+  /** Commands that arrived while the link was down, held a moment (a restarting director) before 113. */
+  private held: Buffer[][] = [];
+  private heldFlush: ((msgs: Buffer[][]) => void) | null = null;
   private watch: DirectorWatch | null = null;
   private upstream: { downIn: XSubscriber; upOut: XPublisher; cmdOut: Dealer; link: ClientLink } | null = null;
   /** Index of the director the upstream sockets are connected to, or -1. */
@@ -89,6 +95,7 @@ export class Forwarder {
     let everUp = false;
     cmdOut.events.on('connect', () => {
       this.director = 'up';
+      this.heldFlush?.(this.held.splice(0));
       if (everUp) this.log.info({ director: c.director_command_address }, 'director reachable again');
       everUp = true;
     });
@@ -143,14 +150,29 @@ export class Forwarder {
     // While the director is unreachable, commands are answered at once with 113 rather than queued until they time out.
     const unreachable = Buffer.from(JSON.stringify(new TidingsError(ErrorCodes.UNAVAILABLE, `the director is unreachable from node ${c.node_id ?? 'this node'} (${c.director_command_address})`).toBody()));
     const replies = this.pipe('reply', cmdOut, cmdIn);
-    this.pipe('cmd', cmdIn, cmdOut, {}, (msg) => {
+    // [client identity, request id, method, body] -> [client identity, request id, "error", body];
+    // with the reply queue full the client's own timeout answers instead.
+    const refuse = (msg: Buffer[]): void => void replies.push([msg[0]!, msg[1]!, Buffer.from('error'), unreachable]);
+    const commands = this.pipe('cmd', cmdIn, cmdOut, {}, (msg) => {
       // With a failover group the commands wait for the next active director instead (it takes over in seconds).
       if (this.director !== 'down' || c.director_command_address.length > 1 || msg.length < 4) return false;
-      // [client identity, request id, method, body] -> [client identity, request id, "error", body];
-      // with the reply queue full the client's own timeout answers instead.
-      replies.push([msg[0]!, msg[1]!, Buffer.from('error'), unreachable]);
+      // Held for UNREACHABLE_GRACE_MS in case the link is coming back (a director restarting), bounded; then 113.
+      if (this.held.length >= MAX_HELD) {
+        refuse(msg);
+        return true;
+      }
+      this.held.push(msg);
+      setTimeout(() => {
+        const i = this.held.indexOf(msg);
+        if (i < 0) return;
+        this.held.splice(i, 1);
+        refuse(msg);
+      }, UNREACHABLE_GRACE_MS).unref();
       return true;
     });
+    this.heldFlush = (msgs) => {
+      for (const m of msgs) if (!commands.push(m)) refuse(m);
+    };
     this.log.info(
       {
         subscriber: c.subscriber_address,
