@@ -19,11 +19,15 @@ async function main(): Promise<void> {
   const workloads: Record<string, Workload> = {
     'fanout-1k': { scenario, subscriptions: oneChannel(quick ? 300 : 1000), channels: 1, payload: 100, mode: 'saturate', durationMs: 4000, warmupMs: 500, processes: 2 },
     'many-channels': { scenario, subscriptions: manyChannels(10_000, 5500), channels: 10_000, payload: 100, mode: 'saturate', durationMs: 4000, warmupMs: 500, processes: 2 },
+    // Connection cost: authenticated connects+subscribes (each subscriber its own JWT), then idle.
+    connect: { scenario, subscriptions: oneChannel(quick ? 1000 : 5000), channels: 1, payload: 0, mode: 'connect', durationMs: 0, warmupMs: 0, processes: 2, manySourceAddresses: true },
+    'latency-1k': { scenario, subscriptions: oneChannel(1000), channels: 1, payload: 100, mode: 'rate', rate: 100, durationMs: 5000, warmupMs: 500, processes: 2 },
   };
   const server = await startServer(kind as ServerKind, { execArgv: ['--cpu-prof', `--cpu-prof-dir=${dir}`], cluster: process.argv.includes('--cluster') });
   try {
     const r = await runWorkload(server, workloads[scenario]!);
-    console.log(`${r.deliveriesPerSec.toFixed(0)} deliveries/s, ${r.deliveriesPerCpuSec.toFixed(0)} per CPU-s, loss ${r.loss}`);
+    if (r.mode === 'connect') console.log(`${r.connections} connects, ${r.cpuPerConnectUs.toFixed(0)} µs server CPU each, ${r.rssPerConnKB.toFixed(1)} KB each`);
+    else console.log(`${r.deliveriesPerSec.toFixed(0)} deliveries/s, ${r.deliveriesPerCpuSec.toFixed(0)} per CPU-s, p50 ${r.latencyMs.p50.toFixed(2)} p99 ${r.latencyMs.p99.toFixed(2)} ms, loss ${r.loss}`);
   } finally {
     await server.stop();
   }

@@ -25,6 +25,8 @@ const only = flag('only')?.split(',');
 const serverFilter = flag('servers')?.split(',');
 /** Edge workers of a Tidings node where a case does not set them (default 1: one core for the edge, as the peers). */
 const tidingsWorkers = flag('workers') === undefined ? undefined : Number(flag('workers'));
+/** Tidings subscribers without tokens (by default each one connects with its own JWT, as users do). */
+const anonymous = args.includes('--anonymous');
 const here = dirname(fileURLToPath(import.meta.url));
 const outDir = flag('out') ?? join(here, '..', '..', 'bench', 'results', quick ? 'quick' : 'full');
 
@@ -48,6 +50,8 @@ const cases: Case[] = [
   { workload: fan('fanout-1k', q(1000, 300), 100), servers: [...ALL, 'tidings-curve'] },
   { workload: fan('fanout-10k', q(10_000, 2000), 100), servers: ALL },
   { workload: { scenario: 'latency-1k', subscriptions: oneChannel(q(1000, 300)), channels: 1, payload: 100, mode: 'rate', rate: 100, durationMs: dur, warmupMs: warm, processes: 2 }, servers: ALL },
+  // A light steady rate: what the hops cost when nothing queues (first-delivery p50 reported).
+  { workload: { scenario: 'latency-20', subscriptions: oneChannel(q(1000, 300)), channels: 1, payload: 100, mode: 'rate', rate: 20, durationMs: dur, warmupMs: warm, processes: 2 }, servers: ['tidings', 'ws-batched', 'nats'] },
   {
     workload: { scenario: 'many-channels', subscriptions: manyChannels(q(10_000, 1000), q(5500, 550)), channels: q(10_000, 1000), payload: 100, mode: 'saturate', durationMs: dur, warmupMs: warm, processes: 2 },
     servers: ALL,
@@ -109,9 +113,12 @@ async function main(): Promise<void> {
       for (const kind of c.servers.filter((s) => !serverFilter || serverFilter.includes(s))) {
         const server = await startWithRetry(kind, { ...(tidingsWorkers !== undefined ? { workers: tidingsWorkers } : {}), ...c.options });
         try {
-          const r = await runWorkload(server, c.workload);
+          const r = await runWorkload(server, { ...c.workload, anonymous });
           runs.push(r);
-          const lat = r.mode === 'idle' ? `${r.rssPerConnKB.toFixed(1)} KB/conn` : `${(r.deliveriesPerSec / 1e6).toFixed(2)} M/s, ${(r.deliveriesPerCpuSec / 1e6).toFixed(2)} M/CPU-s, p50 ${r.latencyMs.p50.toFixed(2)} p99 ${r.latencyMs.p99.toFixed(2)} ms, loss ${r.loss}, ooo ${r.outOfOrder + r.foreign}`;
+          const lat =
+            r.mode === 'idle' || r.mode === 'connect'
+              ? `${r.rssPerConnKB.toFixed(1)} KB/conn, ${r.cpuPerConnectUs.toFixed(0)} µs server CPU per connect, ${r.connectsPerSec.toFixed(0)} connects/s`
+              : `${(r.deliveriesPerSec / 1e6).toFixed(2)} M/s, ${(r.deliveriesPerCpuSec / 1e6).toFixed(2)} M/CPU-s, p50 ${r.latencyMs.p50.toFixed(2)} p99 ${r.latencyMs.p99.toFixed(2)} ms${r.firstP50Ms ? `, first p50 ${r.firstP50Ms.toFixed(2)} ms` : ''}, loss ${r.loss}, ooo ${r.outOfOrder + r.foreign}`;
           console.log(`[${rep}/${repeat}] ${c.workload.scenario} ${server.label}: ${lat}`);
         } catch (err) {
           console.log(`[${rep}/${repeat}] ${c.workload.scenario} ${server.label}: FAILED ${(err as Error).message.split('\n')[0]}`);

@@ -20,6 +20,12 @@ export interface GeneratorResult {
   /** Messages of channels the subscriber never joined. */
   foreign: number;
   histogram: hdr.Histogram;
+  /** Per message, the latency of its first delivery to any subscriber (when tracked). */
+  first: hdr.Histogram;
+}
+
+function newHistogram(): hdr.Histogram {
+  return hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: 3 });
 }
 
 interface WorkerState {
@@ -32,8 +38,12 @@ interface WorkerState {
 export class Generator {
   private workers: WorkerState[] = [];
 
-  /** Subscribers in `processes` generator processes; resolves when every one is subscribed. */
-  async open(targets: SubscriberTarget[], channels: number[][], processes: number, base: number, timeoutMs = 60_000): Promise<void> {
+  /**
+   * Fork `processes` generator processes and give each its share of the
+   * subscribers (round-robin); with a token secret each signs the tokens of
+   * its subscribers that name a user. Nothing connects yet.
+   */
+  async prepare(targets: SubscriberTarget[], channels: number[][], processes: number, base: number, tokenSecret?: string): Promise<void> {
     for (let w = 0; w < processes; w++) {
       const child = fork(WORKER, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: ['--max-old-space-size=4096'] });
       const state: WorkerState = { child, minSeq: 0, received: 0, waiters: [] };
@@ -47,23 +57,41 @@ export class Generator {
       });
       this.workers.push(state);
     }
-    const opened = this.workers.map((state, w) => {
+    const prepared = this.workers.map((state, w) => {
       const mine = targets.map((_, i) => i).filter((i) => i % processes === w);
-      const reply = this.next(state, timeoutMs + 5000);
-      this.tell(state, { cmd: 'open', base, targets: mine.map((i) => targets[i]!), channels: mine.map((i) => channels[i]!), concurrency: 100, timeoutMs });
+      const reply = this.next(state, 120_000);
+      this.tell(state, { cmd: 'prepare', base, targets: mine.map((i) => targets[i]!), channels: mine.map((i) => channels[i]!), ...(tokenSecret !== undefined ? { tokenSecret } : {}) });
       return reply;
     });
+    for (const m of await Promise.all(prepared)) if (m.ev !== 'prepared') throw new Error('generator: unexpected reply');
+  }
+
+  /**
+   * Open every prepared subscriber (`concurrency` handshakes in flight per
+   * process); resolves when every one is subscribed, with the time each took
+   * from opening its socket to its subscriptions confirmed (µs).
+   */
+  async open(timeoutMs = 60_000, concurrency = 100): Promise<hdr.Histogram> {
+    const opened = this.workers.map((state) => {
+      const reply = this.next(state, timeoutMs + 5000);
+      this.tell(state, { cmd: 'open', concurrency, timeoutMs });
+      return reply;
+    });
+    const times = newHistogram();
     for (const m of await Promise.all(opened)) {
       if (m.ev !== 'opened') throw new Error('generator: unexpected reply');
       if (m.failed > 0) throw new Error(`generator: ${m.failed} subscribers failed to open: ${m.error}`);
+      times.add(hdr.decodeFromCompressedBase64(m.connectHistogram));
     }
+    return times;
   }
 
-  start(progressMs = 20): void {
+  /** Reset counts and latencies; with trackFirst, also keep each message's first delivery. */
+  start(progressMs = 20, trackFirst = false): void {
     for (const w of this.workers) {
       w.minSeq = 0;
       w.received = 0;
-      this.tell(w, { cmd: 'start', progressMs });
+      this.tell(w, { cmd: 'start', progressMs, trackFirst });
     }
   }
 
@@ -88,8 +116,9 @@ export class Generator {
         return r;
       }),
     );
-    const histogram = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: 3 });
-    const out: GeneratorResult = { received: 0, loss: 0, worstSubscriberLoss: 0, outOfOrder: 0, foreign: 0, histogram };
+    const histogram = newHistogram();
+    const firstByMessage = new Map<number, number>();
+    const out: GeneratorResult = { received: 0, loss: 0, worstSubscriberLoss: 0, outOfOrder: 0, foreign: 0, histogram, first: newHistogram() };
     for (const m of replies) {
       if (m.ev !== 'result') throw new Error('generator: unexpected reply');
       out.received += m.received;
@@ -98,7 +127,12 @@ export class Generator {
       out.outOfOrder += m.outOfOrder;
       out.foreign += m.foreign;
       histogram.add(hdr.decodeFromCompressedBase64(m.histogram));
+      for (let i = 0; i < m.first.length; i += 2) {
+        const seen = firstByMessage.get(m.first[i]!);
+        if (seen === undefined || m.first[i + 1]! < seen) firstByMessage.set(m.first[i]!, m.first[i + 1]!);
+      }
     }
+    for (const lat of firstByMessage.values()) out.first.recordValue(lat);
     return out;
   }
 

@@ -2,13 +2,18 @@
 import type { SubscriberTarget } from './protocols.js';
 
 export type ToWorker =
-  | { cmd: 'open'; base: number; targets: SubscriberTarget[]; channels: number[][]; concurrency: number; timeoutMs: number }
-  | { cmd: 'start'; progressMs: number }
+  /** The subscribers this process will hold; tokenSecret: sign a token for each target that names a user (Tidings). */
+  | { cmd: 'prepare'; base: number; targets: SubscriberTarget[]; channels: number[][]; tokenSecret?: string }
+  | { cmd: 'open'; concurrency: number; timeoutMs: number }
+  /** trackFirst: also keep, per message, the latency of its first delivery in this process. */
+  | { cmd: 'start'; progressMs: number; trackFirst?: boolean }
   /** expected[i]: messages published to channel i. */
   | { cmd: 'finish'; expected: number[] }
   | { cmd: 'close' };
 
 export type FromWorker =
-  | { ev: 'opened'; count: number; failed: number; error: string }
+  | { ev: 'prepared' }
+  /** connectHistogram: microseconds from opening each socket to its subscriptions confirmed. */
+  | { ev: 'opened'; count: number; failed: number; error: string; connectHistogram: string }
   | { ev: 'progress'; minSeq: number; received: number }
-  | { ev: 'result'; received: number; loss: number; worstSubscriberLoss: number; outOfOrder: number; foreign: number; histogram: string };
+  | { ev: 'result'; received: number; loss: number; worstSubscriberLoss: number; outOfOrder: number; foreign: number; histogram: string; first: number[] };

@@ -15,6 +15,10 @@ export interface SubscriberTarget {
   /** Channels (rooms, subjects) this subscriber joins. */
   channels: string[];
   localAddress?: string;
+  /** Tidings: the subscriber's user; the generator signs its own token (grants: its channels) and connects with it. */
+  user?: string;
+  /** Set by the generator from `user` before opening. */
+  token?: string;
 }
 
 export interface SubscriberSink {
@@ -38,9 +42,14 @@ export function openSubscriber(t: SubscriberTarget, sink: SubscriberSink, timeou
       clearTimeout(timer);
       reject(err);
     });
+    // Refused (e.g. a bad token: error reply, then close 4001): fail now, not at the timeout. No-op once ready.
+    ws.once('close', (code: number, reason: Buffer) => {
+      clearTimeout(timer);
+      reject(new Error(`${t.kind} subscriber closed before it was ready: ${code} ${reason.toString()}`));
+    });
     const handlers: Record<ServerKind, () => void> = {
-      tidings: () => tidings(ws, t.channels, sink, ready),
-      'tidings-curve': () => tidings(ws, t.channels, sink, ready),
+      tidings: () => tidings(ws, t.channels, t.token, sink, ready),
+      'tidings-curve': () => tidings(ws, t.channels, t.token, sink, ready),
       'ws-naive': () => plain(ws, sink, ready),
       'ws-batched': () => plain(ws, sink, ready),
       socketio: () => socketio(ws, t.channels, sink, ready),
@@ -50,8 +59,8 @@ export function openSubscriber(t: SubscriberTarget, sink: SubscriberSink, timeou
   });
 }
 
-/** Native protocol: connect (anonymous), subscribe to each channel, then pushes; several objects per frame split by "\n". */
-function tidings(ws: WebSocket, channels: string[], sink: SubscriberSink, ready: () => void): void {
+/** Native protocol: connect (with the subscriber's token, or anonymous), subscribe to each channel, then pushes; several objects per frame split by "\n". */
+function tidings(ws: WebSocket, channels: string[], token: string | undefined, sink: SubscriberSink, ready: () => void): void {
   let live = false;
   let confirmed = 0;
   ws.on('message', (data: Buffer) => {
@@ -73,7 +82,7 @@ function tidings(ws: WebSocket, channels: string[], sink: SubscriberSink, ready:
       } else if (live) sink.onText(line);
     }
   });
-  ws.send('{"id":1,"method":"connect","params":{}}');
+  ws.send(JSON.stringify({ id: 1, method: 'connect', params: token === undefined ? {} : { token } }));
 }
 
 /** The ws peers: the channel is in the URL; the server says "ok" once the socket is in the channel. */

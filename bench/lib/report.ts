@@ -38,8 +38,12 @@ export function summarise(runs: RunResult[]): RunResult[] {
       outOfOrder: worst((r) => r.outOfOrder),
       foreign: worst((r) => r.foreign),
       latencyMs: { p50: m((r) => r.latencyMs.p50), p99: m((r) => r.latencyMs.p99), p999: m((r) => r.latencyMs.p999), max: m((r) => r.latencyMs.max) },
+      firstP50Ms: m((r) => r.firstP50Ms),
       rssMB: m((r) => r.rssMB),
       rssPerConnKB: m((r) => r.rssPerConnKB),
+      cpuPerConnectUs: m((r) => r.cpuPerConnectUs),
+      connectsPerSec: m((r) => r.connectsPerSec),
+      connectMs: { p50: m((r) => r.connectMs.p50), p99: m((r) => r.connectMs.p99) },
       repeats: g.length,
     } as RunResult & { repeats: number };
   });
@@ -52,9 +56,17 @@ export function markdownTable(results: RunResult[]): string {
     const rows = results.filter((r) => r.scenario === sc);
     const first = rows[0]!;
     lines.push(`### ${sc}`, '');
-    if (first.mode === 'idle') {
-      lines.push(`${first.connections} idle connections, one subscription each`, '', '| server | RSS MB | KB per connection |', '|---|---:|---:|');
-      for (const r of rows) lines.push(`| ${r.server} | ${fmt(r.rssMB)} | ${fmt(r.rssPerConnKB, 1)} |`);
+    if (first.mode === 'idle' || first.mode === 'connect') {
+      lines.push(
+        `${first.connections} idle connections, one subscription each${first.authenticated ? ' (Tidings: each with its own JWT)' : ''}`,
+        '',
+        '| server | RSS MB | KB per connection | server CPU per connect+subscribe µs | connects/s | connect p50 ms | connect p99 ms |',
+        '|---|---:|---:|---:|---:|---:|---:|',
+      );
+      for (const r of rows) lines.push(`| ${r.server} | ${fmt(r.rssMB)} | ${fmt(r.rssPerConnKB, 1)} | ${fmt(r.cpuPerConnectUs)} | ${fmt(r.connectsPerSec)} | ${fmt(r.connectMs.p50, 1)} | ${fmt(r.connectMs.p99, 1)} |`);
+      const t = rows.find((r) => r.server.startsWith('tidings'));
+      const peers = rows.filter((r) => !r.server.startsWith('tidings'));
+      if (t && peers.length) lines.push('', `${t.server} / peer: ` + peers.map((p) => `${p.server} ${fmt(t.rssPerConnKB / p.rssPerConnKB, 2)}x memory, ${fmt(t.cpuPerConnectUs / p.cpuPerConnectUs, 2)}x CPU per connect`).join('; '));
       lines.push('');
       continue;
     }
@@ -81,6 +93,8 @@ export function markdownTable(results: RunResult[]): string {
     if (t && ratios.length) {
       lines.push('', `${t.server} / peer: ` + ratios.map(([p, r]) => `${p} ${fmt(t.deliveriesPerCpuSec / r!.deliveriesPerCpuSec, 2)}x per CPU-s, p99 ${fmt(t.latencyMs.p99 / r!.latencyMs.p99, 2)}x`).join('; '));
     }
+    const firsts = rows.filter((r) => r.firstP50Ms > 0);
+    if (firsts.length) lines.push('', `first delivery of each message, p50: ${firsts.map((r) => `${r.server} ${fmt(r.firstP50Ms, 2)} ms`).join(', ')}`);
     const single = sc.startsWith('cluster-') ? results.find((r) => r.scenario === sc.slice('cluster-'.length) && r.server === 'tidings') : undefined;
     if (single) {
       const c = rows[0]!;

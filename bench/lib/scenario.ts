@@ -16,7 +16,12 @@ export interface Workload {
   subscriptions: number[][];
   channels: number;
   payload: number;
-  mode: 'saturate' | 'rate' | 'idle';
+  /**
+   * saturate / rate: publish and measure delivery; idle: open the subscribers
+   * and read memory; connect: open the subscribers and measure the server CPU
+   * each connect+subscribe took.
+   */
+  mode: 'saturate' | 'rate' | 'idle' | 'connect';
   /** Messages per second over all channels, for mode 'rate'. */
   rate?: number;
   durationMs: number;
@@ -24,6 +29,10 @@ export interface Workload {
   processes: number;
   /** Spread client source addresses over 127.0.0.2-9 (past the ephemeral port range of one address). */
   manySourceAddresses?: boolean;
+  /** Tidings subscribers connect without a token (by default each has its own JWT). */
+  anonymous?: boolean;
+  /** Handshakes in flight per generator process while opening (default 100). */
+  openConcurrency?: number;
 }
 
 export interface RunResult {
@@ -47,8 +56,17 @@ export interface RunResult {
   outOfOrder: number;
   foreign: number;
   latencyMs: { p50: number; p99: number; p999: number; max: number };
+  /** Per message, the latency of its first delivery (rate mode), ms. */
+  firstP50Ms: number;
   rssMB: number;
   rssPerConnKB: number;
+  /** Whether Tidings subscribers had their own tokens. */
+  authenticated: boolean;
+  /** Server CPU per connect+subscribe (connect mode), µs. */
+  cpuPerConnectUs: number;
+  /** Connects+subscribes per second while opening, and each one's time from socket open to subscribed (ms). */
+  connectsPerSec: number;
+  connectMs: { p50: number; p99: number };
 }
 
 export function channelName(i: number): string {
@@ -70,19 +88,32 @@ export async function runWorkload(server: RunningServer, w: Workload): Promise<R
   for (const list of w.subscriptions) for (const c of list) fanout[c]!++;
   const totalSubs = fanout.reduce((a, b) => a + b, 0);
   const before = sample(server.pids);
+  const authenticated = server.tokenSecret !== undefined && !w.anonymous;
   try {
     const targets = w.subscriptions.map((list, i) => ({
       kind: server.kind,
       url: server.urls[i % server.urls.length]!,
       channels: list.map(channelName),
       ...(w.manySourceAddresses ? { localAddress: `127.0.0.${2 + (i % 8)}` } : {}),
+      ...(authenticated ? { user: `bench-user-${i}` } : {}),
     }));
-    await gen.open(targets, w.subscriptions, w.processes, base);
-    if (w.mode === 'idle') {
-      await sleep(2000);
+    await gen.prepare(targets, w.subscriptions, w.processes, base, authenticated ? server.tokenSecret : undefined);
+    const opening = sample(server.pids);
+    const openStart = performance.now();
+    // At least 100 connects per second, however loaded the machine: 50 000 connections may take minutes.
+    const connectTimes = await gen.open(Math.max(60_000, w.subscriptions.length * 10), w.openConcurrency ?? 100);
+    const openSeconds = (performance.now() - openStart) / 1000;
+    const opened = sample(server.pids);
+    const connectFigures = {
+      cpuPerConnectUs: (cpuBetween(opening, opened) / w.subscriptions.length) * 1e6,
+      connectsPerSec: w.subscriptions.length / openSeconds,
+      connectMs: { p50: connectTimes.getValueAtPercentile(50) / 1000, p99: connectTimes.getValueAtPercentile(99) / 1000 },
+    };
+    if (w.mode === 'idle' || w.mode === 'connect') {
+      if (w.mode === 'idle') await sleep(2000);
       const after = sample(server.pids);
       const rssPerConnKB = (after.rss - before.rss) / 1024 / w.subscriptions.length;
-      return blank(server, w, totalSubs, after.rss, rssPerConnKB);
+      return { ...blank(server, w, totalSubs, after.rss, rssPerConnKB, authenticated), ...connectFigures };
     }
     const pub = await openPublisher(server);
     let round = 0;
@@ -130,7 +161,7 @@ export async function runWorkload(server: RunningServer, w: Workload): Promise<R
     await drain(() => warmExpected, 15_000);
     await sleep(50);
     expected.fill(0);
-    gen.start();
+    gen.start(20, w.mode === 'rate');
     const cpu0 = sample(server.pids);
     const nodeCpu0 = server.nodePids ? sample(server.nodePids) : null;
     const t0 = performance.now();
@@ -174,8 +205,11 @@ export async function runWorkload(server: RunningServer, w: Workload): Promise<R
         p999: h.getValueAtPercentile(99.9) / 1000,
         max: h.maxValue / 1000,
       },
+      firstP50Ms: r.first.totalCount > 0 ? r.first.getValueAtPercentile(50) / 1000 : 0,
       rssMB: cpu1.rss / 2 ** 20,
       rssPerConnKB: 0,
+      authenticated,
+      ...connectFigures,
     };
     if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
     return res;
@@ -190,7 +224,7 @@ function totalExpected(expected: number[], fanout: number[]): number {
   return n;
 }
 
-function blank(server: RunningServer, w: Workload, subs: number, rss: number, rssPerConnKB: number): RunResult {
+function blank(server: RunningServer, w: Workload, subs: number, rss: number, rssPerConnKB: number, authenticated: boolean): RunResult {
   return {
     scenario: w.scenario,
     server: server.label,
@@ -198,7 +232,7 @@ function blank(server: RunningServer, w: Workload, subs: number, rss: number, rs
     subscriptions: subs,
     channels: w.channels,
     payload: 0,
-    mode: 'idle',
+    mode: w.mode,
     published: 0,
     deliveries: 0,
     seconds: 0,
@@ -209,8 +243,13 @@ function blank(server: RunningServer, w: Workload, subs: number, rss: number, rs
     outOfOrder: 0,
     foreign: 0,
     latencyMs: { p50: 0, p99: 0, p999: 0, max: 0 },
+    firstP50Ms: 0,
     rssMB: rss / 2 ** 20,
     rssPerConnKB,
+    authenticated,
+    cpuPerConnectUs: 0,
+    connectsPerSec: 0,
+    connectMs: { p50: 0, p99: 0 },
   };
 }
 

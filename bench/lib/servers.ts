@@ -17,6 +17,8 @@ const here = dirname(fileURLToPath(import.meta.url));
 const CLI = join(here, '..', '..', 'src', 'cli', 'main.js');
 const PEERS = join(here, '..', 'peers');
 const HOST = '127.0.0.1';
+/** The token secret of the bench's Tidings nodes: publishers over the websocket sign their token with it. */
+export const BENCH_TOKEN_SECRET = 'bench-token-secret-0123456789abcdef0123456789';
 
 export interface ServerOptions {
   /** Edge processes per node (Tidings). */
@@ -40,6 +42,8 @@ export interface RunningServer {
   publishTo: string;
   /** The publisher's CURVE keys (Tidings with curve). */
   publisherCurve?: { secretKey: string; serverKey: string };
+  /** Tidings: the nodes' token secret, with which the generator signs each subscriber's own token. */
+  tokenSecret?: string;
   pids: number[];
   /** A cluster's forwarder nodes (each with its edge workers), without the director: for deliveries per node CPU-second. */
   nodePids?: number[];
@@ -114,7 +118,7 @@ function passedThrough(): Record<string, string> {
 
 function tidingsNode(name: string, env: Record<string, string>, execArgv: string[]): Proc {
   const child = spawn(process.execPath, [...execArgv, CLI, 'serve'], {
-    env: { PATH: process.env['PATH'] ?? '', ...passedThrough(), TIDINGS_LOG_LEVEL: 'info', TIDINGS_ALLOW_ANONYMOUS: 'true', TIDINGS_TOKEN_SECRET: 'bench-token-secret-0123456789abcdef0123456789', ...env },
+    env: { PATH: process.env['PATH'] ?? '', ...passedThrough(), TIDINGS_LOG_LEVEL: 'info', TIDINGS_ALLOW_ANONYMOUS: 'true', TIDINGS_TOKEN_SECRET: BENCH_TOKEN_SECRET, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   return new Proc(name, child);
@@ -144,7 +148,7 @@ async function startTidings(opts: ServerOptions): Promise<RunningServer> {
       await p.stop();
       throw err;
     });
-    return { kind: opts.curve ? 'tidings-curve' : 'tidings', label: `tidings${suffix}`, urls: [`ws://${HOST}:${a.port}/ws`], publishTo: a.pub, ...publisherCurve, pids: [p.child.pid!], stop: () => p.stop() };
+    return { kind: opts.curve ? 'tidings-curve' : 'tidings', label: `tidings${suffix}`, urls: [`ws://${HOST}:${a.port}/ws`], publishTo: a.pub, ...publisherCurve, tokenSecret: BENCH_TOKEN_SECRET, pids: [p.child.pid!], stop: () => p.stop() };
   }
   const d = await addresses();
   const director = tidingsNode(
@@ -189,6 +193,7 @@ async function startTidings(opts: ServerOptions): Promise<RunningServer> {
     urls,
     publishTo: d.pub,
     ...publisherCurve,
+    tokenSecret: BENCH_TOKEN_SECRET,
     pids: all.map((p) => p.child.pid!),
     nodePids: nodes.map((p) => p.child.pid!),
     stop: async () => {

@@ -45,7 +45,6 @@ export class ClientConnection implements Listener {
   lastSeen = Date.now();
   lastPing = Date.now();
   private readonly outbox: Outbox;
-  private expiryTimer: NodeJS.Timeout | null = null;
   /** Made by the `log` getter on first use. */
   private logger: Logger | null = null;
   /** Set while a connect command is being processed. */
@@ -265,8 +264,6 @@ export class ClientConnection implements Listener {
   private cleanup(): void {
     if (this.state !== 'closed') this.state = 'closed';
     this.outbox.close();
-    if (this.expiryTimer) clearTimeout(this.expiryTimer);
-    this.expiryTimer = null;
     this.ctx.forget(this);
   }
 
@@ -461,10 +458,9 @@ export class ClientConnection implements Listener {
     }
     this.state = 'connected';
     this.logger = null; // bound again with the user on next use
-    if (identity.expires !== null) {
-      const ms = identity.expires * 1000 - Date.now();
-      this.expiryTimer = setTimeout(() => this.close(CloseCodes.TOKEN_EXPIRED), Math.max(0, Math.min(ms, 2 ** 31 - 1)));
-      this.expiryTimer.unref();
+    // Expiry is checked by the once-a-second sweep (tick): a timer per connection cost ~160 bytes each.
+    if (identity.expires !== null && identity.expires * 1000 <= Date.now()) {
+      setImmediate(() => this.close(CloseCodes.TOKEN_EXPIRED));
     }
     this.ctx.onConnected(this);
     this.log.debug({ user: identity.user, anonymous: identity.user === null, expires: identity.expires }, 'connected');
@@ -612,6 +608,11 @@ export class ClientConnection implements Listener {
       return;
     }
     if (this.state !== 'connected') return;
+    const expires = this.identity?.expires ?? null;
+    if (expires !== null && now >= expires * 1000) {
+      this.close(CloseCodes.TOKEN_EXPIRED);
+      return;
+    }
     if (now - this.lastSeen > c.idle_timeout * 1000) {
       this.close(CloseCodes.IDLE_TIMEOUT);
       return;

@@ -81,6 +81,18 @@ export function requestInfo(req: IncomingMessage): RequestInfo {
   return { headers: credentialHeaders(req.headers), remoteAddress: req.socket.remoteAddress ?? null };
 }
 
+/**
+ * Connections the kernel may hold ready for accept (capped by
+ * net.core.somaxconn). Node's default, 511, overflowed when the clients of a
+ * dead node reconnected at once: the kernel dropped their handshakes and the
+ * clients' TCP retransmits (1 s, 3 s, 7 s, ...) stretched the storm.
+ */
+const LISTEN_BACKLOG = 4096;
+
+function destroySocket(this: Duplex): void {
+  this.destroy();
+}
+
 export class EdgeServer implements EdgeContext {
   readonly config: Config;
   readonly edgeId: string;
@@ -244,7 +256,7 @@ export class EdgeServer implements EdgeContext {
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(this.opts.port ?? this.config.server_port, this.config.server_host, () => {
+      server.listen(this.opts.port ?? this.config.server_port, this.config.server_host, LISTEN_BACKLOG, () => {
         server.off('error', reject);
         resolve();
       });
@@ -348,7 +360,9 @@ export class EdgeServer implements EdgeContext {
   }
 
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    socket.on('error', () => socket.destroy());
+    // Not an arrow here: it would share this call's closure context, which holds `req`,
+    // and keep the request and its headers (~1.5 KB) alive for the connection's life.
+    socket.on('error', destroySocket);
     let url: URL;
     try {
       url = new URL(req.url ?? '/', 'http://localhost');

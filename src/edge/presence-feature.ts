@@ -21,32 +21,51 @@ function pushFrame(value: unknown): { json: Buffer; msgpack: () => Buffer } {
   return { json: textFrame(Buffer.from(JSON.stringify(value))), msgpack: () => binaryFrame(encodeMsgpack(value)) };
 }
 
-function tracked(edge: EdgeServer, conn: ClientConnection, log: Logger): TrackedConnection {
-  return {
-    id: conn.id,
-    user: conn.user,
-    channels: () => conn.subscriptions,
-    subscribeServerSide(channels) {
-      for (const channel of channels) {
-        if (conn.subscriptions.has(channel) || conn.isClosed()) continue;
-        edge.subscribe(conn, channel, undefined).then(
-          ({ result, afterReply }) => {
-            conn.sendShared(pushFrame({ type: 'subscribed', ...(result as object), server: true }));
-            afterReply();
-          },
-          (err: Error) => log.warn({ conn: conn.id, channel, err: err.message }, 'server-side subscribe failed'),
-        );
-      }
-    },
-    unsubscribeServerSide(channels) {
-      for (const channel of channels) {
-        if (!conn.subscriptions.delete(channel)) continue;
-        void edge.unsubscribe(conn, channel);
-        conn.sendShared(pushFrame({ type: 'unsubscribed', channel, server: true }));
-      }
-    },
-    disconnect: () => conn.close(CloseCodes.DISCONNECTED),
-  };
+/** A native connection as the state link sees it: methods on the prototype, so an idle connection pays for one small object, not four closures. */
+class TrackedNative implements TrackedConnection {
+  constructor(
+    private readonly edge: EdgeServer,
+    private readonly conn: ClientConnection,
+    private readonly log: Logger,
+  ) {}
+
+  get id(): string {
+    return this.conn.id;
+  }
+
+  get user(): string | null {
+    return this.conn.user;
+  }
+
+  channels(): Iterable<string> {
+    return this.conn.subscriptions;
+  }
+
+  subscribeServerSide(channels: readonly string[]): void {
+    const conn = this.conn;
+    for (const channel of channels) {
+      if (conn.subscriptions.has(channel) || conn.isClosed()) continue;
+      this.edge.subscribe(conn, channel, undefined).then(
+        ({ result, afterReply }) => {
+          conn.sendShared(pushFrame({ type: 'subscribed', ...(result as object), server: true }));
+          afterReply();
+        },
+        (err: Error) => this.log.warn({ conn: conn.id, channel, err: err.message }, 'server-side subscribe failed'),
+      );
+    }
+  }
+
+  unsubscribeServerSide(channels: readonly string[]): void {
+    for (const channel of channels) {
+      if (!this.conn.subscriptions.delete(channel)) continue;
+      void this.edge.unsubscribe(this.conn, channel);
+      this.conn.sendShared(pushFrame({ type: 'unsubscribed', channel, server: true }));
+    }
+  }
+
+  disconnect(): void {
+    this.conn.close(CloseCodes.DISCONNECTED);
+  }
 }
 
 function presenceChannel(conn: ClientConnection, params: Record<string, unknown>): string {
@@ -71,7 +90,7 @@ export function presenceFeature(edge: EdgeServer, config: Config, log: Logger): 
   });
   edge.extraMethods.set('presence_stats', (conn, params) => edge.commands.request('presence_stats', { channel: presenceChannel(conn, params) }));
   if (!edge.websocketEnabled) return;
-  edge.connectedHook = (conn) => link.attach(tracked(edge, conn, log));
+  edge.connectedHook = (conn) => link.attach(new TrackedNative(edge, conn, log));
   edge.subscribed = (conn, channel) => link.join(conn.id, channel);
   edge.unsubscribed = (conn, channel) => link.leave(conn.id, channel);
   edge.closedHook = (conn) => link.close(conn.id);

@@ -132,6 +132,10 @@ export class TidingsNode {
   private async startWorkers(): Promise<void> {
     const semiSpace = this.opts.config.worker_semi_space_mb;
     const execArgv = semiSpace > 0 ? [...process.execArgv, `--max-semi-space-size=${semiSpace}`] : process.execArgv;
+    // One edge process: nothing to balance, so it accepts its connections itself. Round-robin
+    // (node's default on Linux) would accept each in this process and pass it over IPC, which
+    // cost ~15 % of a connect's CPU and grew this process' young generation under a connect storm.
+    if (this.opts.config.workers === 1) cluster.schedulingPolicy = cluster.SCHED_NONE;
     // No arguments: the node's command line may hold secrets (--token-secret ...), and /proc shows it.
     cluster.setupPrimary({ exec: this.opts.workerScript, execArgv, args: [], silent: false });
     // Workers pass each other requests of sessions they do not hold (SockJS) over unix sockets here.

@@ -6,7 +6,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startSingleNode, type SingleNode } from '../helpers/processes.js';
+import { startSingleNode, TOKEN_SECRET, type SingleNode } from '../helpers/processes.js';
 import { runWorkload, oneChannel, manyChannels, type RunResult } from '../../bench/lib/scenario.js';
 import type { RunningServer } from '../../bench/lib/servers.js';
 
@@ -44,4 +44,18 @@ test('many channels: 100 connections on 20 channels (1-10 subscribers each) get 
   assert.equal(r.subscriptions, 110);
   assert.ok(r.published >= 1000, `published ${r.published}`);
   assert.ok(r.deliveries > r.published, 'each message reached its channel subscribers');
+});
+
+test('authenticated subscribers: each connects with its own JWT, gets every message, and the connect figures are reported', async () => {
+  const authed: RunningServer = { ...server, tokenSecret: TOKEN_SECRET };
+  const r = await runWorkload(authed, { scenario: 'smoke-auth', subscriptions: oneChannel(100), channels: 1, payload: 100, mode: 'rate', rate: 200, durationMs: 800, warmupMs: 200, processes: 1 });
+  assertComplete(r);
+  assert.equal(r.authenticated, true);
+  assert.ok(r.firstP50Ms > 0 && r.firstP50Ms <= r.latencyMs.p50, 'first delivery of a message comes no later than the median one');
+  assert.ok(r.cpuPerConnectUs > 0 && r.connectsPerSec > 0 && r.connectMs.p99 >= r.connectMs.p50, 'connect figures are read');
+  // The tokens are really sent: signed with another secret, every subscriber is refused (not let in anonymously).
+  await assert.rejects(
+    runWorkload({ ...server, tokenSecret: 'another-secret-0123456789abcdef0123456789' }, { scenario: 'smoke-bad-auth', subscriptions: oneChannel(5), channels: 1, payload: 0, mode: 'connect', durationMs: 0, warmupMs: 0, processes: 1 }),
+    /5 subscribers failed to open/,
+  );
 });

@@ -12,6 +12,7 @@ import { startCluster, runCli, type Cluster } from '../helpers/processes.js';
 import { TestClient } from '../helpers/client.js';
 import { metric, postJson } from '../helpers/http.js';
 import { curveCluster, type CurveCluster } from '../helpers/curve.js';
+import { userBucket } from '../../src/cluster/topics.js';
 
 let cluster: Cluster;
 let keys: CurveCluster;
@@ -72,6 +73,10 @@ test('a message to a user reaches every connection of that user on every node', 
   const [n1, n2] = cluster.nodes as [typeof cluster.nodes[0], typeof cluster.nodes[0]];
   const bobs = [await client(n1.url, 'bob'), await client(n1.url, 'bob'), await client(n2.url, 'bob')];
   const carol = await client(n2.url, 'carol');
+  // user107 shares bob's bucket (one edge subscription for both): two on each node, so one shares an edge with a bob.
+  assert.equal(userBucket('user107'), userBucket('bob'));
+  const sameBucket = [await client(n1.url, 'user107'), await client(n1.url, 'user107'), await client(n2.url, 'user107'), await client(n2.url, 'user107')];
+  assert.ok(new Set(sameBucket.map((c) => c.session!.node)).size === 4, 'user107 on every edge');
   const r = await postJson(`${cluster.director.http}/api/publish`, { users: ['bob'], data: { note: 'for bob' }, sender: 'billing' });
   assert.equal(r.status, 200, JSON.stringify(r.body));
   assert.deepEqual(r.body, { users: 1 });
@@ -89,6 +94,7 @@ test('a message to a user reaches every connection of that user on every node', 
   }
   await new Promise((r) => setTimeout(r, 300));
   assert.equal(carol.pushes.filter((p) => p.type === 'direct').length, 0, 'other users get nothing');
+  for (const u of sameBucket) assert.equal(u.pushes.filter((p) => p.type === 'direct').length, 0, 'nor do other users of the same bucket on the same edge');
 });
 
 test('channel matching is exact: room1 never receives room10 or room1x', async () => {

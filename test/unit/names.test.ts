@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { channelProblem, grantMatches, grantsAllow, isValidChannel, isValidGrant, isValidUser } from '../../src/protocol/names.js';
-import { channelTopic, parseTopic, TopicKind, userTopic } from '../../src/cluster/topics.js';
+import { channelTopic, parseTopic, TopicKind, userBucket, userBucketTopic, userTopic } from '../../src/cluster/topics.js';
 
 test('channel names: allowed characters and length', () => {
   for (const ok of ['room1', 'a', 'chat.room-1', 'user:42', 'a/b', 'x@y=z,w+v!~$', 'x'.repeat(200)]) assert.ok(isValidChannel(ok), ok);
@@ -49,4 +49,19 @@ test('topics end in NUL so prefix matching is exact', () => {
   assert.equal(parseTopic(Buffer.from('croom1')), undefined, 'no terminator');
   assert.equal(parseTopic(Buffer.from('zroom1\u0000')), undefined, 'unknown kind');
   assert.ok(!channelTopic('room1').equals(userTopic('room1')), 'channel and user namespaces differ');
+});
+
+test('a user topic starts with its bucket, which an edge subscribes to for all its users of that bucket', () => {
+  const bob = userTopic('bob');
+  assert.match(userBucket('bob'), /^[0-9a-f]{2}$/);
+  assert.ok(bob.subarray(0, 3).equals(userBucketTopic(userBucket('bob'))), 'the bucket prefix matches');
+  assert.equal(userBucket('user107'), userBucket('bob'), 'user107 shares it (the cluster test relies on it)');
+  assert.notEqual(userBucket('carol'), userBucket('bob'));
+  assert.ok(!userTopic('carol').subarray(0, 3).equals(userBucketTopic(userBucket('bob'))), "another bucket's prefix does not");
+  assert.equal(parseTopic(Buffer.from('ud\u0000')), undefined, 'too short for a bucket');
+  // Buckets spread evenly: 25 600 users, 100 per bucket on average, none above 150.
+  const counts = new Map<string, number>();
+  for (let i = 0; i < 25_600; i++) counts.set(userBucket(`user-${i}`), (counts.get(userBucket(`user-${i}`)) ?? 0) + 1);
+  assert.equal(counts.size, 256);
+  assert.ok(Math.max(...counts.values()) < 150, `fullest bucket ${Math.max(...counts.values())}`);
 });
