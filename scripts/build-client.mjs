@@ -5,6 +5,7 @@
 //   dist/demo/              the demo page: index.html, demo.css and demo.js, whose
 //                           `./tidings.js` import stays external so the page loads
 //                           the SDK the edge serves at <base>/tidings.js
+//   dist/admin/             the admin page: index.html, admin.css and admin.js
 import { build } from 'esbuild';
 import { cpSync, mkdirSync } from 'node:fs';
 
@@ -27,3 +28,6 @@ cpSync('node_modules/sockjs-client/dist/sockjs.min.js', 'dist/client/sockjs.min.
 
 mkdirSync('dist/demo', { recursive: true });
 cpSync('src/demo/public', 'dist/demo', { recursive: true });
+
+await build({ ...common, entryPoints: ['src/admin/app.ts'], outfile: 'dist/admin/admin.js' });
+cpSync('src/admin/public', 'dist/admin', { recursive: true });

@@ -22,8 +22,15 @@ arrive, so this worker waits for it before sending: nothing is lost.
 """
 import argparse
 import json
+import sys
 
-import zmq
+try:
+    import zmq
+except ImportError:
+    sys.exit(
+        "publish.py needs pyzmq, which this Python (%s) lacks: `pip install pyzmq`, "
+        "or on Debian/Ubuntu `apt-get install python3-zmq` and run it with /usr/bin/python3" % sys.executable
+    )
 
 
 def read_key(path, section):

@@ -13,7 +13,13 @@ asyncio yourself as below: ApplicationRunner.run() fails on Python 3.11.
 import asyncio
 import sys
 
-import txaio
+try:
+    import txaio
+except ImportError:
+    sys.exit(
+        "wamp_component.py needs Autobahn|Python, which this Python (%s) lacks: `pip install autobahn`, "
+        "or on Debian/Ubuntu `apt-get install python3-autobahn` and run it with /usr/bin/python3" % sys.executable
+    )
 
 txaio.use_asyncio()
 

@@ -3,6 +3,7 @@ import { timingSafeEqual, createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { ErrorCodes, TidingsError } from '../protocol/errors.js';
 import { sourceAddress } from '../http/io.js';
+import { refused } from '../edge/refusals.js';
 
 function digest(s: string): Buffer {
   return createHash('sha256').update(s).digest();
@@ -57,9 +58,10 @@ export class ApiGuard {
 
   authorize(req: IncomingMessage): void {
     if (this.allowedSources.length > 0 && !this.allowedSources.includes(sourceAddress(req))) {
-      throw new TidingsError(ErrorCodes.FORBIDDEN_SOURCE, sourceAddress(req));
+      throw refused(req, 'api_key', new TidingsError(ErrorCodes.FORBIDDEN_SOURCE, sourceAddress(req)));
     }
-    if (!this.keys.configured) throw new TidingsError(ErrorCodes.BAD_API_KEY, 'no API keys are configured (api_keys)');
-    if (!this.keys.check(ApiKeys.presented(req))) throw new TidingsError(ErrorCodes.BAD_API_KEY);
+    if (!this.keys.configured) throw refused(req, 'api_key', new TidingsError(ErrorCodes.BAD_API_KEY, 'no API keys are configured (api_keys)'));
+    const key = ApiKeys.presented(req);
+    if (!this.keys.check(key)) throw refused(req, 'api_key', new TidingsError(ErrorCodes.BAD_API_KEY, key === null ? 'no key given (Authorization: Bearer <key> or X-Api-Key)' : 'the key given is not in api_keys'));
   }
 }

@@ -7,6 +7,7 @@
 import type { Argv } from 'yargs';
 import { readFileSync } from 'node:fs';
 import { isCurveKey, parseKeyText } from '../zmq/keys.js';
+import { UsageError } from './usage.js';
 
 export interface CurveArgs {
   'curve-secret-key'?: string;
@@ -25,16 +26,30 @@ export function addCurveOptions<T>(y: Argv<T>): Argv<T & CurveArgs> {
     .option('curve-server-key-file', { type: 'string', default: env('TIDINGS_CURVE_SERVER_KEY_FILE'), describe: 'File holding it (a .pub file) [env TIDINGS_CURVE_SERVER_KEY_FILE]' }) as Argv<T & CurveArgs>;
 }
 
+/** Where an option's value came from: its flag, or the environment variable that gave its default. */
+function sourceOf(flag: string): string {
+  const given = process.argv.some((a) => a === `--${flag}` || a.startsWith(`--${flag}=`));
+  return given ? `--${flag}` : `${envNameOf(flag)} (--${flag})`;
+}
+
+const envNameOf = (flag: string): string => `TIDINGS_${flag.replace(/-/g, '_').toUpperCase()}`;
+
 function keyFrom(inline: string | undefined, file: string | undefined, what: 'secret' | 'public', flag: string): string | null {
   if (inline !== undefined && file !== undefined) throw new Error(`give --${flag} or --${flag}-file, not both`);
   if (inline !== undefined) {
-    if (!isCurveKey(inline)) throw new Error(`--${flag} must be a Z85 CURVE key (40 characters)`);
+    if (!isCurveKey(inline)) throw new Error(`${sourceOf(flag)} must be a Z85 CURVE key (40 characters)`);
     return inline;
   }
   if (file === undefined) return null;
-  const keys = parseKeyText(readFileSync(file, 'utf8'));
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new Error(`${sourceOf(`${flag}-file`)}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  const keys = parseKeyText(text);
   const found = (what === 'secret' ? keys.secretKeys : keys.publicKeys).concat(keys.bareKeys);
-  if (found.length !== 1) throw new Error(`--${flag}-file ${file} must hold one ${what} key, found ${found.length}`);
+  if (found.length !== 1) throw new Error(`${sourceOf(`${flag}-file`)}: ${file} must hold one ${what} key, found ${found.length}`);
   return found[0]!;
 }
 
@@ -44,4 +59,13 @@ export function curveFromArgs(a: CurveArgs): { secretKey: string; serverKey: str
   const serverKey = keyFrom(a['curve-server-key'], a['curve-server-key-file'], 'public', 'curve-server-key');
   if ((secretKey === null) !== (serverKey === null)) throw new Error('CURVE needs both a secret key and the server key');
   return secretKey === null ? null : { secretKey, serverKey: serverKey! };
+}
+
+/** The worker's CURVE keys from the options, or null; a bad or half-given pair is a usage error. */
+export function curveOption(a: CurveArgs): ReturnType<typeof curveFromArgs> {
+  try {
+    return curveFromArgs(a);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
 }

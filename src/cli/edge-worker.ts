@@ -34,7 +34,7 @@ function receiveConfig(): Promise<{ config: Config; edgeId: string; siblings: Si
 
 async function main(): Promise<void> {
   const { config, edgeId, siblings } = await receiveConfig();
-  const log = createLogger(config.log_level, { edge: edgeId }).child({ component: 'edge' });
+  const log = createLogger(config.log_level, { edge: edgeId }, config.log_format).child({ component: 'edge' });
   const registry = new Registry();
   registry.setDefaultLabels({ edge: edgeId });
   collectDefaultMetrics({ register: registry, prefix: 'tidings_edge_' });

@@ -8,8 +8,8 @@
 import type { CommandModule } from 'yargs';
 import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { curveKeyPair } from 'zeromq';
 import { formatKeyPair, formatPublicKey } from '../zmq/keys.js';
+import { UsageError } from './usage.js';
 
 interface KeygenArgs {
   out?: string;
@@ -27,12 +27,13 @@ export const keygenCommand: CommandModule<object, KeygenArgs> = {
       .option('out', { type: 'string', describe: 'Directory to write NAME.key (secret, mode 0600) and NAME.pub into; existing files are kept' })
       .check((a) => {
         const names = a.names as string[];
-        if (a.out === undefined && names.length > 0) throw new Error('names need --out DIR');
-        if (a.out !== undefined && names.length === 0) throw new Error('--out needs at least one name');
-        for (const n of names) if (!NAME_RE.test(n)) throw new Error(`bad key name ${JSON.stringify(n)}: letters, digits, _ . -`);
+        if (a.out === undefined && names.length > 0) throw new UsageError('names need --out DIR');
+        if (a.out !== undefined && names.length === 0) throw new UsageError('--out needs at least one name');
+        for (const n of names) if (!NAME_RE.test(n)) throw new UsageError(`bad key name ${JSON.stringify(n)}: letters, digits, _ . -`);
         return true;
       }),
-  handler: (a) => {
+  handler: async (a) => {
+    const { curveKeyPair } = await import('zeromq');
     if (a.out === undefined) {
       process.stdout.write(formatKeyPair(curveKeyPair()));
       return;

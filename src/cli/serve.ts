@@ -1,31 +1,30 @@
 /** `tidings serve`: run a node in the roles its settings give. */
-import type { Argv, CommandModule } from 'yargs';
+import type { CommandModule } from 'yargs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
-import { SETTINGS, envName, flagName } from '../config/settings.js';
-import { ConfigError, redactConfig } from '../config/resolve.js';
-import { createLogger } from '../log.js';
-import { TidingsNode } from '../node/tidings-node.js';
+import { redactConfig, type Config } from '../config/resolve.js';
 import { loadConfig } from './load-config.js';
-import { EXIT_LOOP_DIED } from '../runtime/loop-guard.js';
-import { zapHandler } from '../zmq/zap.js';
+import { addSettingOptions } from './setting-options.js';
+import { orUsage } from './usage.js';
 
-function defaultText(v: unknown): string {
-  if (v === null) return 'none';
-  if (Array.isArray(v)) return v.length ? v.join(',') : 'empty';
-  return String(v);
-}
+export { addSettingOptions };
 
-export function addSettingOptions<T>(y: Argv<T>): Argv<T> {
-  let out = y.option('config', { type: 'string', describe: 'JSON config file with setting names as keys (env TIDINGS_CONFIG)' });
-  for (const spec of SETTINGS) {
-    out = out.option(flagName(spec.name), {
-      type: spec.type === 'bool' ? 'boolean' : 'string',
-      ...(spec.alias ? { alias: spec.alias } : {}),
-      describe: `${spec.describe} [env ${envName(spec.name)}] [default: ${defaultText(spec.default)}]`,
-    });
-  }
-  return out;
+/** What a person trying the server needs, printed once in development mode. */
+function developmentBanner(c: Config): string {
+  const scheme = c.tls_cert_file ? 'https' : 'http';
+  const host = c.server_host === '0.0.0.0' || c.server_host === '::' ? '127.0.0.1' : c.server_host;
+  const base = `${scheme}://${host}:${c.server_port}${c.server_base_url}`;
+  const lines = [
+    '',
+    'Tidings is running in development mode: the secrets below are published in the repository, never use them in production.',
+    ...(c.demo && c.edge_enabled ? [`  demo chat      ${base}/`] : []),
+    `  admin page     ${base}/admin          admin secret: ${c.admin_secret ?? '(none)'}`,
+    `  HTTP API       curl -H 'Authorization: Bearer ${c.api_keys[0] ?? ''}' -d '{"channel": "demo.lobby", "data": {"text": "hi"}}' ${base}/api/publish`,
+    `  client tokens  npx tidings token --development --user alice --subscribe 'demo.*'      (token secret: ${c.token_secret ?? '(none)'})`,
+    `  publish        npx tidings publish --channel demo.lobby --data '{"text": "hello"}'`,
+    '',
+  ];
+  return lines.join('\n') + '\n';
 }
 
 export const serveCommand: CommandModule = {
@@ -33,17 +32,15 @@ export const serveCommand: CommandModule = {
   describe: 'Run a Tidings node (director, forwarder and/or edge workers)',
   builder: (y) => addSettingOptions(y),
   handler: async (argv) => {
-    let config;
-    try {
-      config = loadConfig(argv as Record<string, unknown>, process.env);
-    } catch (err) {
-      if (err instanceof ConfigError) {
-        process.stderr.write(`tidings: ${err.message}\n`);
-        process.exit(2);
-      }
-      throw err;
-    }
-    const log = createLogger(config.log_level);
+    const config = orUsage(() => loadConfig(argv as Record<string, unknown>, process.env));
+    // Loaded once the settings are good: a mistake is reported without loading the whole node.
+    const [{ createLogger }, { TidingsNode }, { zapHandler }, { EXIT_LOOP_DIED }] = await Promise.all([
+      import('../log.js'),
+      import('../node/tidings-node.js'),
+      import('../zmq/zap.js'),
+      import('../runtime/loop-guard.js'),
+    ]);
+    const log = createLogger(config.log_level, {}, config.log_format);
     log.debug({ config: redactConfig(config) }, 'configuration');
     const here = dirname(fileURLToPath(import.meta.url));
     let stopping = false;
@@ -55,7 +52,7 @@ export const serveCommand: CommandModule = {
       setTimeout(() => process.exit(code || 1), 10_000).unref();
       node.stop().then(
         () => process.exit(code),
-        (err) => {
+        (err: unknown) => {
           log.error({ err }, 'shutdown failed');
           process.exit(1);
         },
@@ -66,7 +63,7 @@ export const serveCommand: CommandModule = {
       log.fatal('node exiting: the ZAP handler died');
       shutdown('loop died', EXIT_LOOP_DIED);
     };
-    const node: TidingsNode = new TidingsNode({
+    const node: InstanceType<typeof TidingsNode> = new TidingsNode({
       config,
       log,
       workerScript: join(here, 'edge-worker.js'),
@@ -86,5 +83,6 @@ export const serveCommand: CommandModule = {
       await node.stop().catch(() => undefined);
       process.exit(1);
     }
+    if (config.development) process.stderr.write(developmentBanner(config));
   },
 };

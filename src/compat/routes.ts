@@ -23,6 +23,7 @@ import { codePointCompare } from '../protocol/names.js';
 import type { CommandClient } from '../zmq/command-client.js';
 import { logRequestFailure, readJson, sendJson, sourceAddress } from '../http/io.js';
 import { verify } from './signer.js';
+import { refused } from '../edge/refusals.js';
 import { corsHeaders } from './cors.js';
 import { Invalid, load, loadMany, canonicalUuid, type Messages } from './schema.js';
 import {
@@ -127,12 +128,12 @@ export class CompatApi {
     const verdict = verify(token, secret, anyValue ? null : path, Math.floor(Date.now() / 1000));
     if (verdict.ok) return;
     if (verdict.reason === 'wrong_value') {
-      throw new TidingsError(
+      throw refused(req, 'signature', new TidingsError(
         ErrorCodes.BAD_SIGNATURE,
         `the signed value must be the endpoint path ${JSON.stringify(path)}; to accept any signed value, as channelstream 0.7 does (its JS signer signs "channelstream"), set channelstream_signed_value=any (TIDINGS_CHANNELSTREAM_SIGNED_VALUE)`,
-      );
+      ));
     }
-    throw new TidingsError(ErrorCodes.BAD_SIGNATURE, verdict.reason.replace('_', ' '));
+    throw refused(req, 'signature', new TidingsError(ErrorCodes.BAD_SIGNATURE, verdict.reason.replace('_', ' ')));
   }
 
   /** A director error that channelstream reports as a validation failure of one field. */

@@ -4,6 +4,7 @@
  * Pure: takes plain objects, throws ConfigError naming the setting.
  */
 import { SETTINGS, type SettingSpec, envName, flagName } from './settings.js';
+import { DEVELOPMENT_SECRETS, PUBLISHED_SECRETS } from './development.js';
 import { resolveCurve, type CurveConfig } from './curve.js';
 
 export type { CurveConfig } from './curve.js';
@@ -56,6 +57,8 @@ export interface Config {
   readonly anonymous_channels: readonly string[];
   readonly demo: boolean;
   readonly log_level: LogLevel;
+  readonly log_format: 'auto' | 'json' | 'pretty';
+  readonly development: boolean;
   readonly ping_interval: number;
   readonly idle_timeout: number;
   readonly connect_timeout: number;
@@ -127,15 +130,19 @@ export interface Sources {
 const LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 const ADDRESS_RE = /^(tcp:\/\/(\*|[A-Za-z0-9.\-_]+|\[[0-9a-fA-F:]+\]):\d{1,5}|ipc:\/\/.+|inproc:\/\/.+)$/;
 
-function describeSource(spec: SettingSpec, origin: string): string {
-  if (origin === 'flag') return `--${flagName(spec.name)}`;
-  if (origin === 'env') return envName(spec.name);
-  if (origin === 'file') return `config file key "${spec.name}"`;
+/** Where a setting's value came from. */
+export type Origin = 'flag' | 'env' | 'file' | 'default' | 'development';
+
+function describeSource(name: string, origin: Origin): string {
+  if (origin === 'flag') return `--${flagName(name)}`;
+  if (origin === 'env') return envName(name);
+  if (origin === 'file') return `config file key "${name}"`;
+  if (origin === 'development') return 'development value';
   return 'default';
 }
 
-function coerce(spec: SettingSpec, raw: unknown, origin: string): unknown {
-  const where = describeSource(spec, origin);
+function coerce(spec: SettingSpec, raw: unknown, origin: Origin): unknown {
+  const where = describeSource(spec.name, origin);
   const fail = (why: string): never => {
     throw new ConfigError(spec.name, `invalid setting ${spec.name} (${where}): ${why}, got ${JSON.stringify(raw)}`);
   };
@@ -197,23 +204,33 @@ function coerce(spec: SettingSpec, raw: unknown, origin: string): unknown {
     case 'level':
       if (typeof raw !== 'string' || !LEVELS.has(raw)) fail('must be one of fatal, error, warn, info, debug, trace, silent');
       return raw;
+    case 'choice':
+      if (typeof raw !== 'string' || !spec.choices!.includes(raw)) fail(`must be one of ${spec.choices!.join(', ')}`);
+      return raw;
   }
 }
 
-/** Resolve, validate and freeze the configuration. Throws ConfigError. */
-export function resolveConfig(sources: Sources): Config {
+/**
+ * Resolve some settings with the same precedence and checks as the whole
+ * configuration (for commands that need only a few, such as `tidings token`).
+ * Returns the values and where each came from. Throws ConfigError.
+ */
+export function resolveSettings(names: readonly string[], sources: Sources): { values: Record<string, unknown>; origins: Record<string, Origin> } {
   const flags = sources.flags ?? {};
   const env = sources.env ?? {};
   const file = sources.file ?? {};
   for (const key of Object.keys(file)) {
     if (!SETTINGS.some((x) => x.name === key)) {
-      throw new ConfigError(key, `invalid setting ${key} (config file): unknown setting`);
+      throw new ConfigError(key, `invalid setting ${key} (config file key "${key}"): unknown setting`);
     }
   }
-  const out: Record<string, unknown> = {};
-  for (const spec of SETTINGS) {
+  const values: Record<string, unknown> = {};
+  const origins: Record<string, Origin> = {};
+  for (const name of names) {
+    const spec = SETTINGS.find((x) => x.name === name);
+    if (!spec) throw new Error(`no setting ${name}`);
     let raw: unknown;
-    let origin: string;
+    let origin: Origin;
     const envValue = env[envName(spec.name)];
     if (flags[spec.name] !== undefined) {
       raw = flags[spec.name];
@@ -226,68 +243,117 @@ export function resolveConfig(sources: Sources): Config {
       raw = file[spec.name];
       origin = 'file';
     } else {
-      out[spec.name] = spec.default;
+      values[spec.name] = spec.default;
+      origins[spec.name] = 'default';
       continue;
     }
-    out[spec.name] = coerce(spec, raw, origin);
+    values[spec.name] = coerce(spec, raw, origin);
+    origins[spec.name] = origin;
   }
-  const cfg = out as unknown as Config;
-  checkCombination(cfg);
-  out['curve'] = resolveCurve(cfg, sources.readFile);
+  if (names.includes('development')) applyDevelopment(values, origins);
+  return { values, origins };
+}
+
+/**
+ * Development mode fills unset secrets with the published development values;
+ * outside it, a published value is refused wherever it came from.
+ */
+function applyDevelopment(v: Record<string, unknown>, origins: Record<string, Origin>): void {
+  const secretNames = ['token_secret', 'api_keys', 'admin_secret'] as const;
+  if (v['development'] === true) {
+    for (const name of secretNames) {
+      if (!(name in v) || origins[name] !== 'default') continue;
+      v[name] = DEVELOPMENT_SECRETS[name];
+      origins[name] = 'development';
+    }
+    return;
+  }
+  for (const spec of SETTINGS) {
+    if (!spec.secret || !(spec.name in v)) continue;
+    const value = v[spec.name];
+    const list = Array.isArray(value) ? (value as string[]) : typeof value === 'string' ? [value] : [];
+    if (list.some((x) => PUBLISHED_SECRETS.has(x))) {
+      throw new ConfigError(
+        spec.name,
+        `invalid setting ${spec.name} (${describeSource(spec.name, origins[spec.name]!)}): this is a development value published in the repository; set your own secret, or turn on development (--development, TIDINGS_DEVELOPMENT=true) for a local trial`,
+      );
+    }
+  }
+}
+
+/** Resolve, validate and freeze the configuration. Throws ConfigError. */
+export function resolveConfig(sources: Sources): Config {
+  const { values, origins } = resolveSettings(
+    SETTINGS.map((s) => s.name),
+    sources,
+  );
+  const cfg = values as unknown as Config;
+  const where = (name: string): string => describeSource(name, origins[name] ?? 'default');
+  checkCombination(cfg, where);
+  try {
+    values['curve'] = resolveCurve(cfg, sources.readFile);
+  } catch (err) {
+    // The CURVE checks name a setting by its variable; say where its value really came from.
+    if (!(err instanceof ConfigError) || (origins[err.setting] ?? 'default') === 'default') throw err;
+    throw new ConfigError(err.setting, err.message.replace(`(${envName(err.setting)})`, `(${where(err.setting)})`));
+  }
   return Object.freeze(cfg);
 }
 
-function checkCombination(c: Config): void {
+/** Checks of some settings on their own that a subset resolution also needs (`tidings token`). */
+export function checkTokenSecret(secret: string | null, where: string): void {
+  if (secret !== null && secret.length < 32) {
+    throw new ConfigError('token_secret', `invalid setting token_secret (${where}): must be at least 32 characters for HS256`);
+  }
+}
+
+function checkCombination(c: Config, where: (name: string) => string): void {
+  const fail = (name: string, why: string): never => {
+    throw new ConfigError(name, `invalid setting ${name} (${where(name)}): ${why}`);
+  };
   if (c.forwarder_enabled) {
     for (const k of ['director_subscriber_address', 'director_publisher_address', 'director_command_address'] as const) {
-      if (c[k].length === 0) throw new ConfigError(k, `invalid setting ${k} (${envName(k)}): required when forwarder_enabled is true`);
+      if (c[k].length === 0) throw new ConfigError(k, `invalid setting ${k} (set --${flagName(k)} or ${envName(k)}): required when forwarder_enabled is true (${where('forwarder_enabled')})`);
     }
     const n = c.director_subscriber_address.length;
     for (const k of ['director_publisher_address', 'director_command_address'] as const) {
-      if (c[k].length !== n) throw new ConfigError(k, `invalid setting ${k} (${envName(k)}): must list as many directors (${c[k].length}) as director_subscriber_address (${n})`);
+      if (c[k].length !== n) throw new ConfigError(k, `invalid setting ${k} (${where(k)}): must list as many directors (${c[k].length}) as director_subscriber_address (${n})`);
     }
   }
   if (c.state_engine !== 'memory' && c.state_engine !== 'redis') {
-    throw new ConfigError('state_engine', `invalid setting state_engine (${envName('state_engine')}): must be memory or redis, got ${JSON.stringify(c.state_engine)}`);
+    throw new ConfigError('state_engine', `invalid setting state_engine (${where('state_engine')}): must be memory or redis, got ${JSON.stringify(c.state_engine)}`);
   }
   if (c.state_engine === 'redis' && !/^(rediss?|redis\+sentinel):\/\/[^\s]+$/.test(c.redis_url)) {
-    throw new ConfigError('redis_url', `invalid setting redis_url (${envName('redis_url')}): must be a redis://, rediss:// or redis+sentinel:// URL`);
+    throw new ConfigError('redis_url', `invalid setting redis_url (${where('redis_url')}): must be a redis://, rediss:// or redis+sentinel:// URL`);
   }
   if (!/^[A-Za-z0-9_.:\-]{1,64}$/.test(c.redis_prefix)) {
-    throw new ConfigError('redis_prefix', `invalid setting redis_prefix (${envName('redis_prefix')}): 1-64 characters of A-Z a-z 0-9 _ . : -`);
+    throw new ConfigError('redis_prefix', `invalid setting redis_prefix (${where('redis_prefix')}): 1-64 characters of A-Z a-z 0-9 _ . : -`);
   }
   if (!c.director_enabled && !c.forwarder_enabled && !c.edge_enabled) {
-    throw new ConfigError('edge_enabled', 'invalid setting edge_enabled: no role enabled (director, forwarder and edge are all false)');
+    fail('edge_enabled', 'no role enabled (director, forwarder and edge are all false)');
   }
-  if (c.token_secret !== null && c.token_secret.length < 32) {
-    throw new ConfigError('token_secret', `invalid setting token_secret (${envName('token_secret')}): must be at least 32 characters for HS256`);
-  }
-  if (c.idle_timeout <= c.ping_interval) {
-    throw new ConfigError('idle_timeout', `invalid setting idle_timeout (${envName('idle_timeout')}): must be greater than ping_interval (${c.ping_interval})`);
-  }
+  checkTokenSecret(c.token_secret, where('token_secret'));
+  if (c.idle_timeout <= c.ping_interval) fail('idle_timeout', `must be greater than ping_interval (${c.ping_interval})`);
   if ((c.tls_cert_file === null) !== (c.tls_key_file === null)) {
+    const given = c.tls_cert_file === null ? 'tls_key_file' : 'tls_cert_file';
     const missing = c.tls_cert_file === null ? 'tls_cert_file' : 'tls_key_file';
-    throw new ConfigError(missing, `invalid setting ${missing} (${envName(missing)}): tls_cert_file and tls_key_file go together`);
+    throw new ConfigError(missing, `invalid setting ${missing}: tls_cert_file and tls_key_file go together (${given} is set by ${where(given)})`);
   }
-  if (!/^\/[A-Za-z0-9_\-.~/]*$/.test(c.wamp_path) || c.wamp_path === '/ws') {
-    throw new ConfigError('wamp_path', `invalid setting wamp_path (${envName('wamp_path')}): must be a path starting with / other than /ws`);
-  }
-  if (!/^([^\s.#]+\.)*([^\s.#]+)$/.test(c.wamp_realm)) {
-    throw new ConfigError('wamp_realm', `invalid setting wamp_realm (${envName('wamp_realm')}): must be a WAMP URI such as realm1`);
-  }
+  if (!/^\/[A-Za-z0-9_\-.~/]*$/.test(c.wamp_path) || c.wamp_path === '/ws') fail('wamp_path', 'must be a path starting with / other than /ws');
+  if (!/^([^\s.#]+\.)*([^\s.#]+)$/.test(c.wamp_realm)) fail('wamp_realm', 'must be a WAMP URI such as realm1');
   if (c.server_base_url !== '' && (!c.server_base_url.startsWith('/') || c.server_base_url.endsWith('/'))) {
-    throw new ConfigError('server_base_url', `invalid setting server_base_url (${envName('server_base_url')}): must start with / and not end with /`);
+    fail('server_base_url', 'must start with / and not end with /');
   }
-  checkAuthentication(c);
+  checkAuthentication(c, where);
 }
 
 const AUTHENTICATORS = ['off', 'noop', 'user', 'http'];
 const ENDPOINT_PATH = /^\/[A-Za-z0-9._~\-/]*[A-Za-z0-9._~\-]$/;
 
 /** The compatibility endpoints and their authenticators: each must be able to prove who a client is. */
-function checkAuthentication(c: Config): void {
+function checkAuthentication(c: Config, where: (name: string) => string): void {
   const fail = (k: string, why: string): never => {
-    throw new ConfigError(k, `invalid setting ${k} (${envName(k)}): ${why}`);
+    throw new ConfigError(k, `invalid setting ${k} (${where(k)}): ${why}`);
   };
   if (!AUTHENTICATORS.includes(c.omnibus_authenticator)) fail('omnibus_authenticator', `must be one of ${AUTHENTICATORS.join(', ')}, got ${JSON.stringify(c.omnibus_authenticator)}`);
   for (const k of ['omnibus_base_url', 'sethpusher_base_url'] as const) {

@@ -4,7 +4,7 @@
  * default and help text. Names follow django-omnibus' settings.
  */
 
-export type SettingType = 'string' | 'int' | 'bool' | 'list' | 'address' | 'addresses' | 'level' | 'duration';
+export type SettingType = 'string' | 'int' | 'bool' | 'list' | 'address' | 'addresses' | 'level' | 'duration' | 'choice';
 
 export interface SettingSpec {
   readonly name: string;
@@ -17,7 +17,7 @@ export interface SettingSpec {
   readonly secret?: boolean;
   /** A shorter flag, as in DESIGN.md (--director, --forwarder, --edge). */
   readonly alias?: string;
-  /** The values a string setting may take. */
+  /** The values a choice (or string) setting may take. */
   readonly choices?: readonly string[];
 }
 
@@ -59,6 +59,8 @@ export const SETTINGS: readonly SettingSpec[] = Object.freeze([
   s({ name: 'anonymous_channels', type: 'list', default: ['*'], describe: 'Channel grants of anonymous clients (subscribe only)' }),
   s({ name: 'demo', type: 'bool', default: false, describe: 'Serve the demo page and its demo-only token endpoint (never in production)' }),
   s({ name: 'log_level', type: 'level', default: 'info', describe: 'Log level: fatal, error, warn, info, debug, trace, silent' }),
+  s({ name: 'log_format', type: 'choice', default: 'auto', choices: ['auto', 'json', 'pretty'], describe: 'Log format: json (pino JSON lines), pretty (pino-pretty, for people) or auto (pretty when stdout is a terminal, else json)' }),
+  s({ name: 'development', type: 'bool', default: false, describe: "Development mode (npm start): token_secret, api_keys and admin_secret left unset take the repository's published development values, printed at start; without it a node refuses those values" }),
   s({ name: 'ping_interval', type: 'duration', default: 25, min: 1, max: 3600, describe: 'Seconds between server pings to clients' }),
   s({ name: 'idle_timeout', type: 'duration', default: 60, min: 2, max: 86400, describe: 'Seconds of client silence before the connection is closed (4004)' }),
   s({ name: 'connect_timeout', type: 'duration', default: 10, min: 1, max: 600, describe: 'Seconds a new connection has to authenticate (4003)' }),

@@ -5,29 +5,14 @@
  * Behind admin_secret (`Authorization: Bearer <admin_secret>` or `x-admin-secret`);
  * with no admin_secret set the views are off (403).
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
 import type { Config } from '../config/resolve.js';
 import { ErrorCodes, TidingsError } from '../protocol/errors.js';
 import type { EdgeServer } from '../edge/edge-server.js';
 import { sendError, sendJson } from '../http/io.js';
+import { requireAdmin } from '../admin/admin-auth.js';
 
 const CHANNEL_VIEW = /^\/debug\/channels\/([^/]+)\/?$/;
-
-function presented(req: IncomingMessage): string | null {
-  const auth = req.headers['authorization'];
-  if (typeof auth === 'string') {
-    const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);
-    if (m) return m[1]!;
-  }
-  const h = req.headers['x-admin-secret'];
-  return typeof h === 'string' && h.length > 0 ? h : null;
-}
-
-function sameSecret(a: string, b: string): boolean {
-  return timingSafeEqual(createHash('sha256').update(a).digest(), createHash('sha256').update(b).digest());
-}
 
 export function debugFeature(edge: EdgeServer, config: Config, log: Logger): void {
   edge.addRoute((req, res, path) => {
@@ -37,9 +22,7 @@ export function debugFeature(edge: EdgeServer, config: Config, log: Logger): voi
     void (async () => {
       try {
         if (req.method !== 'GET') throw new TidingsError(ErrorCodes.METHOD_NOT_ALLOWED, 'use GET');
-        if (!config.admin_secret) throw new TidingsError(ErrorCodes.PERMISSION_DENIED, 'debug views are off: no admin_secret is set');
-        const given = presented(req);
-        if (given === null || !sameSecret(given, config.admin_secret)) throw new TidingsError(ErrorCodes.BAD_API_KEY, 'admin secret missing or wrong');
+        requireAdmin(req, config, 'debug views are');
         let channel: string | undefined;
         if (m) {
           try {

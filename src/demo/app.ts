@@ -126,7 +126,7 @@ function renderMessages(): void {
     while (notes.length > 0 && notes[0]!.time <= m.time) list.append(el('li', 'system', notes.shift()!.text));
     const li = el('li', `msg${m.sender === me ? ' mine' : ''}${m.history ? ' history' : ''}`);
     li.dataset['offset'] = String(m.offset);
-    li.append(el('span', 'who', m.sender ?? 'anonymous'), el('span', 'text', m.text), el('span', 'when', clock(m.time)));
+    li.append(el('span', 'who', m.sender ?? 'server'), el('span', 'text', m.text), el('span', 'when', clock(m.time)));
     list.append(li);
   }
   for (const n of notes) list.append(el('li', 'system', n.text));
@@ -138,11 +138,12 @@ function renderPresence(): void {
   const list = $('presence');
   list.replaceChildren();
   if (!r) return;
-  for (const [user, conns] of [...r.presence].sort(([a], [b]) => a.localeCompare(b))) {
+  for (const user of [...r.presence.keys()].sort((a, b) => a.localeCompare(b))) {
     const li = el('li');
     li.dataset['user'] = user;
+    // No per-user connection count: after a failover the old node's connection lingers until the
+    // director notices it is gone, and a count would show a ghost "2 tabs".
     li.append(el('span', 'user', user + (user === me ? ' (you)' : '')));
-    if (conns > 1) li.append(el('span', 'conns', `${conns} tabs`));
     list.append(li);
   }
   $('presence-count').textContent = String(r.presence.size);
@@ -211,9 +212,13 @@ function join(name: string): Room {
   });
   sub.on('subscribed', (e) => {
     if (e.resubscribed) {
-      const text = e.recovered ? `reconnected: recovered ${e.replayed} missed message${e.replayed === 1 ? '' : 's'}` : 'reconnected: some messages could not be recovered';
-      note(room, text);
-      logEvent(`${label(name)} ${text}`, 'resubscribed');
+      const text = !e.recovered
+        ? 'some messages sent while you were away could not be recovered'
+        : e.replayed > 0
+          ? `recovered ${e.replayed} missed message${e.replayed === 1 ? '' : 's'}`
+          : 'nothing was missed';
+      note(room, `back: ${text}`);
+      logEvent(`${text} in ${label(name)}`, 'back:');
     }
     if (!room.historyLoaded) void loadHistory(room);
     void refreshPresence(room);
@@ -266,17 +271,24 @@ function start(name: string): void {
   client.on('state', (e) => {
     conn.className = `conn ${e.state}`;
     $('state').textContent = e.state;
-    logEvent(`${e.previous} → ${e.state} (${e.reason.code} ${e.reason.name})`, e.state);
+    // Connecting and connected have their own lines below; a drop says why, in words.
+    if (e.state === 'disconnected' || (e.state === 'connecting' && e.previous === 'connected')) {
+      logEvent(`${e.reason.message}${e.reason.reconnect && e.state === 'connecting' ? ', reconnecting' : ''}`, 'disconnected:');
+    }
   });
   client.on('connecting', (e) => {
-    $('node').textContent = `→ ${e.url.replace(/^wss?:\/\//, '')}`;
+    const host = e.url.replace(/^wss?:\/\//, '').replace(/\/ws$/, '');
+    $('node').textContent = `→ ${host}`;
+    logEvent(`connecting to ${host}…`);
   });
   client.on('connected', (e) => {
-    $('node').textContent = `${e.node} · ${e.url.replace(/^wss?:\/\//, '')}`;
+    const host = e.url.replace(/^wss?:\/\//, '').replace(/\/ws$/, '');
+    $('node').textContent = `node ${e.node}`;
+    $('node').title = host;
     $('node').dataset['url'] = e.url;
-    logEvent(`as ${e.user} on ${e.node}`, 'connected');
+    logEvent(`to node ${e.node} (${host}) as ${e.user}`, 'connected');
   });
-  client.on('error', (e) => logEvent(e.error.message, 'error'));
+  client.on('error', (e) => logEvent(e.error.message, 'error:'));
   client.connect();
   for (const room of DEFAULT_ROOMS) join(room);
   show(DEFAULT_ROOMS[0]!);

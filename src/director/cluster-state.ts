@@ -153,10 +153,13 @@ export class ClusterState {
   }
 
   expire(now: number): void {
-    const { changes, removed, instances } = this.presence.expire(now, this.ttlMs);
+    const { changes, removed, instances, edges } = this.presence.expire(now, this.ttlMs);
     this.expired.inc(removed.length);
-    if (instances.length > 0 || removed.length > 0) {
-      this.log.info({ instances, connections: removed.length }, 'expired presence of silent edges and unclaimed connections');
+    if (edges.length > 0) {
+      const nodes = [...new Set(edges.map((e) => e.split('/')[0]))];
+      this.log.warn({ nodes, edges, instances, connections: removed.length }, `edge ${edges.join(', ')} silent for ${this.ttlMs / 1000} s: its connections left presence (node ${nodes.join(', ')} down?)`);
+    } else if (removed.length > 0) {
+      this.log.info({ connections: removed.length }, 'registered connections whose client never came expired');
     }
     if (instances.length > 0) for (const hook of this.expiredInstanceHooks) hook(instances);
     this.announce(changes, now);

@@ -11,6 +11,7 @@ import { registerConnectionCommands } from './connection-commands.js';
 import { registerMessageCommands } from './message-commands.js';
 import { MirroredPresence, StateMirror } from './state-mirror.js';
 import { installWampDirector } from '../wamp/director-feature.js';
+import { installDirectorAdmin } from '../admin/director-admin.js';
 
 export interface DirectorFeatures {
   stop(): void;
@@ -31,11 +32,13 @@ export function installDirectorFeatures(director: Director, registry: Registry):
     });
   }
   const wamp = installWampDirector(state, registry); // WAMP dealer: the cluster's procedure registry
+  const admin = installDirectorAdmin(state); // the admin page's overview: edge reports, channels, rates
   state.start();
   return {
     stop: () => {
       state.stop();
       wamp.stop();
+      admin.stop();
     },
   };
 }

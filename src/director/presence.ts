@@ -234,18 +234,31 @@ export class PresenceState {
     return { action: 'leave', channel, user: rec.user };
   }
 
+  /** An edge instance that stops says goodbye: its connections leave now, not after the time-to-live. */
+  dropInstance(instance: string, now: number): PresenceChange[] {
+    const rec = this.instances.get(instance);
+    if (!rec) return [];
+    this.instances.delete(instance);
+    const changes: PresenceChange[] = [];
+    for (const id of [...rec.conns]) changes.push(...this.detach(id, instance, now));
+    return changes;
+  }
+
   /**
    * Remove the connections of instances silent longer than ttlMs and the
    * detached registered connections whose client did not come back in ttlMs.
    */
-  expire(now: number, ttlMs: number): { changes: PresenceChange[]; removed: string[]; instances: string[] } {
+  expire(now: number, ttlMs: number): { changes: PresenceChange[]; removed: string[]; instances: string[]; edges: string[] } {
     const changes: PresenceChange[] = [];
     const removed: string[] = [];
     const instances: string[] = [];
+    /** Edge ids (`node/eN`) of the expired instances, for logs an operator can read. */
+    const edges: string[] = [];
     for (const [instance, rec] of this.instances) {
       if (now - rec.lastSeen <= ttlMs) continue;
       this.instances.delete(instance);
       instances.push(instance);
+      edges.push(rec.edge);
       for (const id of rec.conns) {
         removed.push(id);
         changes.push(...this.remove(id));
@@ -259,7 +272,7 @@ export class PresenceState {
         changes.push(...this.remove(id));
       }
     }
-    return { changes, removed, instances };
+    return { changes, removed, instances, edges };
   }
 
   /**

@@ -80,6 +80,13 @@ function edgeReport(state: ClusterState, b: Body): unknown {
         throw new TidingsError(ErrorCodes.MISSING_FIELD, 'op must be attach, join, leave or close');
     }
   }
+  if (b['goodbye'] === true) {
+    // The edge is stopping (its clients were closed): no need to wait for presence_ttl.
+    changes.push(...p.dropInstance(instance, now));
+    state.log.info({ edge }, `edge ${edge} stopped: its connections left presence`);
+    state.announce(changes, now);
+    return { resync: false };
+  }
   state.announce(changes, now);
   return { resync: !known && snapshot === undefined };
 }

@@ -426,6 +426,7 @@ export class ClientConnection implements Listener {
       identity = await this.ctx.auth.authenticate(token, this.request);
     } catch (err) {
       const spec: ErrorSpec = err instanceof TidingsError ? err.spec : ErrorCodes.TOKEN_INVALID;
+      this.ctx.noteAuthRefused?.('token', spec.name, (err as Error).message);
       // Tell the client why, then close: a bad token will not get better on this connection.
       const close =
         spec === ErrorCodes.TOKEN_EXPIRED
@@ -440,12 +441,25 @@ export class ClientConnection implements Listener {
     }
     if (this.state !== 'connecting') throw new TidingsError(ErrorCodes.UNAVAILABLE, 'connection closed');
     this.identity = identity;
-    if (identity.user !== null) {
-      await this.ctx.hub.joinUser(this, identity.user);
-      if (this.isClosed()) {
-        this.ctx.hub.leaveUser(this, identity.user);
-        throw new TidingsError(ErrorCodes.UNAVAILABLE, 'connection closed');
+    try {
+      if (identity.user !== null) {
+        await this.ctx.hub.joinUser(this, identity.user);
+        if (this.isClosed()) {
+          this.ctx.hub.leaveUser(this, identity.user);
+          throw new TidingsError(ErrorCodes.UNAVAILABLE, 'connection closed');
+        }
+      } else if (this.ctx.commands.suspectUnreachable) {
+        // Anonymous connections hold no user topic; while the director is in doubt, ask it once.
+        await this.ctx.commands.request('ping', {}, 1000);
       }
+    } catch (err) {
+      // Without the director this connection can do nothing: say so (113) and close with 4008 so the client retries, here or elsewhere.
+      this.identity = null;
+      if (err instanceof TidingsError && (err.spec === ErrorCodes.UNAVAILABLE || err.spec === ErrorCodes.TIMEOUT)) {
+        setImmediate(() => this.close(CloseCodes.UNAVAILABLE, err.message));
+        throw new TidingsError(ErrorCodes.UNAVAILABLE, err.message);
+      }
+      throw err;
     }
     this.state = 'connected';
     this.logger = null; // bound again with the user on next use
@@ -454,6 +468,7 @@ export class ClientConnection implements Listener {
       setImmediate(() => this.close(CloseCodes.TOKEN_EXPIRED));
     }
     this.ctx.onConnected(this);
+    this.log.debug({ user: identity.user, anonymous: identity.user === null, expires: identity.expires }, 'connected');
     const c = this.ctx.config;
     return {
       client: this.id,

@@ -39,5 +39,7 @@ export interface EdgeContext {
   /** Unsubscribe; resolves once the director has applied the presence leave. */
   unsubscribe(conn: ClientConnection, channel: string): Promise<void>;
   onConnected(conn: ClientConnection): void;
+  /** A client's token (or other proof) was refused: counted and logged with the reason. */
+  noteAuthRefused?(method: 'token', reason: string, detail: string): void;
   forget(conn: ClientConnection): void;
 }

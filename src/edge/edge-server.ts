@@ -33,6 +33,8 @@ import { recoverInto } from './recovery.js';
 import { HistoryReader, commandPageFetch } from './history-reader.js';
 import { DirectorWatch } from './director-watch.js';
 import { parseRecover } from '../protocol/positions.js';
+import { EdgeStats, type AuthMethod } from './stats.js';
+import { registerRequest } from './refusals.js';
 import { LoopGuard } from '../runtime/loop-guard.js';
 
 /**
@@ -105,6 +107,8 @@ export class EdgeServer implements EdgeContext {
   readonly history: HistoryReader;
   private readonly directorWatch: DirectorWatch;
   readonly metrics: { slowConsumers: Counter; limited: Counter<'code'>; connections: Gauge };
+  /** Auth refusals, closes by code, bytes and deliveries: counted for /metrics, logged with reasons. */
+  readonly stats: EdgeStats;
   /** Failures of one message or one connection, counted and skipped; a dead loop takes readiness down. */
   readonly loops: LoopGuard;
   private readonly log: Logger;
@@ -181,6 +185,17 @@ export class EdgeServer implements EdgeContext {
           this.set(connections.size);
         },
       }),
+    };
+    const hub = this.hub;
+    const scheduler = this.scheduler;
+    this.stats = new EdgeStats(opts.registry, opts.log.child({ component: 'auth' }), {
+      subscriptions: () => hub.subscriptionCount(),
+      sentBytes: () => scheduler.sentBytes,
+    });
+    // One line when the director stops answering and one when it is back, whatever the number of failed requests.
+    this.commands.onReachability = (reachable, detail) => {
+      if (reachable) opts.log.info({ detail }, `director reachable again ${detail}`);
+      else opts.log.warn({ detail }, `director unreachable: ${detail}`);
     };
     const publishApi = new PublishApi(opts.config, this.commands, opts.log.child({ component: 'api' }));
     this.addRoute((req, res, path) => publishApi.handle(req, res, path));
@@ -263,6 +278,7 @@ export class EdgeServer implements EdgeContext {
       server.closeAllConnections?.();
       await new Promise<void>((r) => server.close(() => r()));
     }
+    for (const hook of this.drainHooks) await hook().catch(() => undefined);
     await this.hub.stop();
     await this.commands.stop();
     this.log.info('edge stopped');
@@ -278,6 +294,7 @@ export class EdgeServer implements EdgeContext {
   }
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
+    registerRequest(req, this.stats);
     let url: URL;
     try {
       url = new URL(req.url ?? '/', 'http://localhost');
@@ -387,6 +404,9 @@ export class EdgeServer implements EdgeContext {
   /** Run when the edge stops, before its connections close: features close the connections they hold. */
   readonly stopHooks: Array<() => void> = [];
 
+  /** Run when the edge stops, after its connections closed and before the command socket closes (a last word to the director). */
+  readonly drainHooks: Array<() => Promise<void>> = [];
+
   get webSocketServer(): WebSocketServer | null {
     return this.wss;
   }
@@ -411,6 +431,7 @@ export class EdgeServer implements EdgeContext {
     const conn = new ClientConnection(id, ws, socket, format, this, this.log);
     conn.request = request;
     this.connections.add(conn);
+    this.trackClose(ws);
     if (token !== null) {
       // Token in the URL: authenticate now and tell the client with a `connected` push.
       conn
@@ -478,6 +499,15 @@ export class EdgeServer implements EdgeContext {
 
   onConnected(conn: ClientConnection): void {
     this.connectedHook(conn);
+  }
+
+  noteAuthRefused(method: AuthMethod, reason: string, detail: string, fields: Record<string, unknown> = {}): void {
+    this.stats.authRefusedBy(method, reason, detail, fields);
+  }
+
+  /** Count a client websocket's close by code, whatever protocol it speaks. */
+  trackClose(ws: WebSocket): void {
+    ws.once('close', (code: number) => this.stats.closed(code));
   }
 
   forget(conn: ClientConnection): void {

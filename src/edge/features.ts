@@ -15,6 +15,7 @@ import { sockJsFeature } from '../sockjs/feature.js';
 import { omnibusFeature } from '../omnibus/feature.js';
 import { sethPusherFeature } from '../sethpusher/feature.js';
 import { wampFeature } from '../wamp/edge-feature.js';
+import { adminFeature } from '../admin/admin-feature.js';
 
 export type EdgeFeature = (edge: EdgeServer, config: Config, log: Logger) => void;
 
@@ -26,6 +27,7 @@ const FEATURES: readonly EdgeFeature[] = [
   compatFeature, // channelstream's signed API and /ws?conn_id= connections
   wampFeature, // WAMP v2 router for Autobahn clients: wamp_path, and /ws offering only WAMP subprotocols
   debugFeature, // /debug/ views behind admin_secret
+  adminFeature, // the admin page and its API behind admin_secret; edges report their numbers to the director
   sdkBundleFeature, // GET <base>/tidings.js, the browser SDK
   demoFeature, // the demo chat and its token endpoint, only with the demo setting
 ];

@@ -105,6 +105,8 @@ export class Hub {
   private readonly gaps: Counter;
   /** Channel messages received since the last scrape: a plain count on the hot path, added to `received` when collected. */
   private receivedMessages = 0;
+  /** Pushes handed to local listeners (one per listener), by kind, since start: plain counts, read by metrics and the admin report. */
+  readonly delivered = { message: 0, direct: 0, event: 0 };
 
   constructor(private readonly opts: HubOptions) {
     this.received = new Counter({
@@ -119,6 +121,20 @@ export class Hub {
       },
     });
     this.gaps = new Counter({ name: 'tidings_edge_gaps_total', help: 'Offset gaps detected on channels', registers: [opts.registry] });
+    const delivered = this.delivered;
+    const collected = { message: 0, direct: 0, event: 0 };
+    new Counter({
+      name: 'tidings_edge_delivered_messages_total',
+      help: 'Live pushes delivered to client connections (one per subscriber), by kind: message (channel), direct (to a user), event (presence, state)',
+      labelNames: ['kind'],
+      registers: [opts.registry],
+      collect() {
+        for (const kind of ['message', 'direct', 'event'] as const) {
+          this.inc({ kind }, delivered[kind] - collected[kind]);
+          collected[kind] = delivered[kind];
+        }
+      },
+    });
   }
 
   start(): void {
@@ -140,6 +156,13 @@ export class Hub {
 
   get channelCount(): number {
     return this.channels.size;
+  }
+
+  /** Channel subscriptions of local listeners (one per listener and channel). */
+  subscriptionCount(): number {
+    let n = 0;
+    for (const e of this.channels.values()) n += e.listeners.size;
+    return n;
   }
 
   listenersOf(channel: string): number {
@@ -271,7 +294,9 @@ export class Hub {
       if (!entry.live) throw new TidingsError(ErrorCodes.UNAVAILABLE, 'edge stopping');
     } catch (err) {
       entry.failed = err instanceof TidingsError ? err : new TidingsError(ErrorCodes.UNAVAILABLE, (err as Error).message);
-      this.opts.log.warn({ kind: entry.kind, name: entry.name, err: entry.failed.message }, 'subscription not established');
+      // While the director is unreachable the edge says so once (EdgeServer); each refused subscription is a detail.
+      const level = entry.failed.spec === ErrorCodes.UNAVAILABLE ? 'debug' : 'warn';
+      this.opts.log[level]({ kind: entry.kind, name: entry.name, err: entry.failed.message }, 'subscription not established');
     } finally {
       for (const t of entry.tokens) this.probes.delete(t);
       entry.tokens.clear();
@@ -418,6 +443,7 @@ export class Hub {
       return;
     }
     entry.offset = offset;
+    this.delivered.message += entry.listeners.size;
     this.deliverAll(entry.listeners, new SharedPush(body, entry.name, offset));
   }
 
@@ -456,6 +482,7 @@ export class Hub {
         if (!entry || !entry.live) return;
         const push = new SharedPush(body, t.name, 0);
         if (header.epoch !== '') push.exceptUser = header.epoch;
+        this.delivered.event += entry.listeners.size;
         this.deliverAll(entry.listeners, push);
         return;
       }
@@ -466,6 +493,7 @@ export class Hub {
         // Other users of a bucket this edge holds have no listeners here.
         const held = this.userListeners.get(t.name);
         if (held === undefined || !this.users.get(userBucket(t.name))?.live) return;
+        this.delivered.direct += held instanceof Set ? held.size : 1;
         this.deliverAll(held instanceof Set ? held : [held], new SharedPush(body));
         return;
       }

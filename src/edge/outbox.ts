@@ -104,6 +104,7 @@ export class Outbox {
       const out = frames.length === 1 ? frames[0]! : this.scheduler.joined(frames);
       frames.length = 0;
       this.bytes = 0;
+      this.scheduler.sentBytes += out.length;
       this.socket.write(out);
       return;
     }
@@ -113,6 +114,7 @@ export class Outbox {
     while (n < frames.length && (n === 0 || size + frames[n]!.length <= MAX_WRITE)) size += frames[n++]!.length;
     const batch = frames.splice(0, n);
     this.bytes -= size;
+    this.scheduler.sentBytes += size;
     this.socket.write(batch.length === 1 ? batch[0]! : joinFrames(batch));
     if (this.socket.writableLength >= MAX_WRITE) this.waitDrain();
     else this.reschedule();
@@ -121,7 +123,10 @@ export class Outbox {
   /** Write everything queued now, whatever the socket holds (before a close frame that must follow it). */
   flushAll(): void {
     const frames = this.frames;
-    if (frames.length > 0 && !this.closed && !this.socket.destroyed) this.socket.write(frames.length === 1 ? frames[0]! : joinFrames(frames));
+    if (frames.length > 0 && !this.closed && !this.socket.destroyed) {
+      this.scheduler.sentBytes += this.bytes;
+      this.socket.write(frames.length === 1 ? frames[0]! : joinFrames(frames));
+    }
     frames.length = 0;
     this.bytes = 0;
   }
@@ -208,6 +213,8 @@ interface Joined {
  * only add latency.
  */
 export class FlushScheduler {
+  /** Bytes written to client sockets so far (a plain count; metrics read it when scraped). */
+  sentBytes = 0;
   private dirty: Outbox[] = [];
   private armed = false;
   private running = false;

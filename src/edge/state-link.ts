@@ -17,6 +17,15 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { EdgeServer } from './edge-server.js';
+import { ErrorCodes, TidingsError } from '../protocol/errors.js';
+
+/**
+ * While the director is unreachable (113, or a request that was in flight when
+ * it went) the edge logs that once; a failed report is then a detail.
+ */
+function levelOf(err: Error, edge: EdgeServer): 'debug' | 'warn' {
+  return (err instanceof TidingsError && err.spec === ErrorCodes.UNAVAILABLE) || edge.commands.suspectUnreachable ? 'debug' : 'warn';
+}
 import { linkLimit } from '../zmq/security.js';
 
 /** A connection the director may act on, native or channelstream-compatible. */
@@ -82,7 +91,25 @@ export class StateLink {
   constructor(
     private readonly edge: EdgeServer,
     private readonly log: Logger,
-  ) {}
+  ) {
+    edge.drainHooks.push(() => this.goodbye());
+  }
+
+  /**
+   * The edge is stopping and has closed its clients: tell the director at
+   * once (bounded wait), so they leave presence now rather than after
+   * presence_ttl (a page that failed over would otherwise show a ghost tab).
+   */
+  private async goodbye(): Promise<void> {
+    if (!this.timer) return; // never reported anything
+    clearInterval(this.timer);
+    this.timer = null;
+    this.queue = [];
+    this.needSync = true; // nothing more goes out
+    await this.edge.commands.request('edge_report', { edge: this.edge.edgeId, instance: this.instance, events: [], goodbye: true }, 1000).catch((err: Error) => {
+      this.log.debug({ err: err.message }, 'goodbye report not answered; the director will expire this edge after presence_ttl');
+    });
+  }
 
   /** Start the heartbeat; done on the first connection, so a route-only edge sends none. */
   private start(): void {
@@ -195,7 +222,7 @@ export class StateLink {
         (err: Error) => {
           // A lost report may have held a join or a leave: the full list goes again shortly (a director
           // failover or restart lasts seconds; presence should be right as soon as a director answers).
-          this.log.warn({ err: err.message }, 'presence report failed; will resync');
+          this.log[levelOf(err, this.edge)]({ err: err.message }, 'presence report failed; will resync');
           this.needSync = true;
           this.retrySync();
           done();
@@ -230,7 +257,7 @@ export class StateLink {
     const fail = (err: Error): void => {
       if (failed) return;
       failed = true;
-      this.log.warn({ err: err.message }, 'presence snapshot failed; will retry');
+      this.log[levelOf(err, this.edge)]({ err: err.message }, 'presence snapshot failed; will retry');
       this.needSync = true;
     };
     const attaching = [...this.attaching];

@@ -17,15 +17,22 @@ import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import type { Config } from '../config/resolve.js';
 import { SendQueue, collectGrowth, type Sendable, type SendQueueOptions } from '../zmq/send-queue.js';
+import { HEARTBEAT } from '../zmq/command-client.js';
+import { ErrorCodes, TidingsError } from '../protocol/errors.js';
 import { DirectorWatch } from '../zmq/director-watch.js';
 import { LoopGuard } from '../runtime/loop-guard.js';
 import { ALL_TOPIC } from '../cluster/topics.js';
 import { bindSecured, connectSecured, nodeClientLink, type BoundLink, type ClientLink } from '../zmq/security.js';
-import { messagesIn, type BatchPath } from '../cluster/batch.js';
+import { decodeCommandBatch, isBatchFrames, messagesIn, type BatchPath, type CommandEntry } from '../cluster/batch.js';
 
 /** How often a forwarder asks every director which one is active, and how long an answer counts. */
 const WATCH_INTERVAL_MS = 200;
 const WATCH_STALE_MS = 1000;
+const ERROR = Buffer.from('error');
+
+/** How long a command waits for a lost director link to come back before it is answered 113. */
+const UNREACHABLE_GRACE_MS = 1000;
+const MAX_HELD = 10_000;
 
 interface Receivable {
   [Symbol.asyncIterator](): AsyncIterator<Buffer[]>;
@@ -38,6 +45,15 @@ export class Forwarder {
   private running: Promise<void>[] = [];
   private stopping = false;
   private readonly frames: Counter<'path'>;
+  /**
+   * The DEALER's link to the director's command address (socket events, ZMTP heartbeats): unknown until it
+   * connects or is refused. Only a link known to be down answers 113 at once; while it is unknown (a slow
+   * start) commands wait in the queue as usual.
+   */
+  private director: 'unknown' | 'up' | 'down' = 'unknown';
+  /** Commands that arrived while the link was down, held a moment (a restarting director) before 113. */
+  private held: Buffer[][] = [];
+  private heldFlush: ((msgs: Buffer[][]) => void) | null = null;
   private watch: DirectorWatch | null = null;
   private upstream: { downIn: XSubscriber; upOut: XPublisher; cmdOut: Dealer; link: ClientLink } | null = null;
   /** Index of the director the upstream sockets are connected to, or -1. */
@@ -78,7 +94,27 @@ export class Forwarder {
     const upIn = new XSubscriber(opts);
     const upOut = new XPublisher({ ...opts, noDrop: true });
     const cmdIn = new Router(opts);
-    const cmdOut = new Dealer(opts);
+    const cmdOut = new Dealer({ ...opts, ...HEARTBEAT });
+    let everUp = false;
+    cmdOut.events.on('connect', () => {
+      this.director = 'up';
+      this.heldFlush?.(this.held.splice(0));
+      if (everUp) this.log.info({ director: c.director_command_address }, 'director reachable again');
+      everUp = true;
+    });
+    const down = (): void => {
+      if (this.director === 'down') return;
+      this.director = 'down';
+      if (this.stopping) return;
+      // Nodes and their director often start together: a refusal before the first connection is no outage yet.
+      if (everUp) this.log.warn({ director: c.director_command_address }, 'director unreachable: commands are answered with 113 until it is back');
+      else this.log.info({ director: c.director_command_address }, 'director not reachable yet: commands are answered with 113 until it is');
+    };
+    cmdOut.events.on('disconnect', down);
+    // Refused (nothing listens there): before the first connection too.
+    cmdOut.events.on('connect:retry', () => {
+      if (this.director !== 'up') down();
+    });
     this.sockets.push(downIn, downOut, upIn, upOut, cmdIn, cmdOut);
 
     this.links.push(await bindSecured(downOut, c.subscriber_address, 'subscriber', c, this.log));
@@ -107,9 +143,57 @@ export class Forwarder {
     this.pipe('down', downIn, downOut, { maxBlockMs: this.config.zmq_block_timeout * 1000 });
     this.pipe('sub', downOut, downIn); // subscriptions of local edges go up
     this.pipe('up', upIn, upOut);
-    this.pipe('pubsub', upOut, upIn); // the director's subscribe-all reaches local publishers
-    this.pipe('cmd', cmdIn, cmdOut);
-    this.pipe('reply', cmdOut, cmdIn);
+    const pubsub = this.pipe('pubsub', upOut, upIn); // the director's subscribe-all reaches local publishers
+    // When the director's publisher link drops, withdraw its subscribe-all from local publishers: XSUB keeps a
+    // subscription until told otherwise, so they would keep sending into an XPUB with no subscriber (dropped).
+    // The director's XSUB subscribes again when it is back, and they resume.
+    upOut.events.on('disconnect', () => {
+      if (!this.stopping) pubsub.push([Buffer.from([0])]);
+    });
+    // While the director is unreachable, commands are answered at once with 113 rather than queued until they time out.
+    const unreachable = Buffer.from(JSON.stringify(new TidingsError(ErrorCodes.UNAVAILABLE, `the director is unreachable from node ${c.node_id ?? 'this node'} (${c.director_command_address})`).toBody()));
+    const replies = this.pipe('reply', cmdOut, cmdIn);
+    // [route..., request id, method, body] -> [route..., request id, "error", body]; a command batch gets
+    // one such reply per request in it. With the reply queue full the client's own timeout answers instead.
+    const refuse = (msg: Buffer[]): void => {
+      const route = msg.slice(0, msg.length - 3);
+      const [id, method, body] = msg.slice(msg.length - 3) as [Buffer, Buffer, Buffer];
+      if (!isBatchFrames(id, method)) {
+        replies.push([...route, id, ERROR, unreachable]);
+        return;
+      }
+      let entries: CommandEntry[];
+      try {
+        entries = decodeCommandBatch(body);
+      } catch {
+        return; // malformed: the director would drop it too
+      }
+      for (const e of entries) {
+        const one = Buffer.allocUnsafe(4);
+        one.writeUInt32BE(e.id);
+        replies.push([...route, one, ERROR, unreachable]);
+      }
+    };
+    const commands = this.pipe('cmd', cmdIn, cmdOut, {}, (msg) => {
+      // With a failover group the commands wait for the next active director instead (it takes over in seconds).
+      if (this.director !== 'down' || c.director_command_address.length > 1 || msg.length < 4) return false;
+      // Held for UNREACHABLE_GRACE_MS in case the link is coming back (a director restarting), bounded; then 113.
+      if (this.held.length >= MAX_HELD) {
+        refuse(msg);
+        return true;
+      }
+      this.held.push(msg);
+      setTimeout(() => {
+        const i = this.held.indexOf(msg);
+        if (i < 0) return;
+        this.held.splice(i, 1);
+        refuse(msg);
+      }, UNREACHABLE_GRACE_MS).unref();
+      return true;
+    });
+    this.heldFlush = (msgs) => {
+      for (const m of msgs) if (!commands.push(m)) refuse(m);
+    };
     this.log.info(
       {
         subscriber: c.subscriber_address,
@@ -140,7 +224,8 @@ export class Forwarder {
     this.switches.inc();
   }
 
-  private pipe(path: string, from: Receivable, to: Sendable, opts: SendQueueOptions = {}): void {
+  /** Pass every message of `from` to `to`, except those `divert` takes (returns true for). */
+  private pipe(path: string, from: Receivable, to: Sendable, opts: SendQueueOptions = {}, divert?: (msg: Buffer[]) => boolean): SendQueue {
     const queue = new SendQueue(to, this.config.zmq_high_water_mark, this.log, `forwarder-${path}`, opts);
     this.queues.push(queue);
     const counter = this.frames.labels(path);
@@ -156,6 +241,7 @@ export class Forwarder {
         (msg: Buffer[]) => {
           if (broadcast && msg[0]?.equals(ALL_TOPIC)) broadcast.inc();
           else counter.inc(batchPath ? messagesIn(batchPath, msg) : 1);
+          if (divert?.(msg)) return undefined;
           if (queue.push(msg)) return undefined;
           return queue.space().then(() => {
             queue.push(msg);
@@ -164,6 +250,7 @@ export class Forwarder {
         () => this.stopping,
       ),
     );
+    return queue;
   }
 
   async stop(): Promise<void> {

@@ -58,22 +58,32 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   });
 }
 
-/** Read and parse a JSON body; an empty body is `emptyValue`. */
+/**
+ * Read and parse a JSON body; an empty body is `emptyValue`. JSON, text/plain
+ * and no content type are read as JSON. So is a form content type
+ * (`curl -d` sends application/x-www-form-urlencoded) when the body is JSON
+ * text, which no form a browser sends is: `-d '{"channel": ...}'` works as
+ * typed. Anything else is 415 with the header to send.
+ */
 export async function readJson(req: IncomingMessage, limit: number, emptyValue: unknown = undefined): Promise<unknown> {
   const ct = req.headers['content-type'];
   const raw = await readBody(req, limit);
   if (raw.length === 0 && emptyValue !== undefined) return emptyValue;
-  if (ct && !/^application\/(.+\+)?json\b/i.test(ct) && !/^text\/plain\b/i.test(ct)) {
-    throw new TidingsError(ErrorCodes.UNSUPPORTED_MEDIA_TYPE, `content-type ${ct}`);
+  const form = ct !== undefined && /^application\/x-www-form-urlencoded\b/i.test(ct);
+  if (ct && !form && !/^application\/(.+\+)?json\b/i.test(ct) && !/^text\/plain\b/i.test(ct)) {
+    throw new TidingsError(ErrorCodes.UNSUPPORTED_MEDIA_TYPE, `content-type ${ct}: send JSON with content-type: application/json`);
   }
   const text = raw.toString('utf8');
+  if (form && !/^\s*[{[]/.test(text)) {
+    throw new TidingsError(ErrorCodes.UNSUPPORTED_MEDIA_TYPE, `a form body is not JSON: send JSON with content-type: application/json (curl -H 'content-type: application/json' -d '{...}')`);
+  }
   // Before parsing: a body nested deeper than any route accepts is refused
   // (400, payload_too_deep) rather than failing later in a stringify (500).
   checkJsonTextDepth(text, MAX_BODY_DEPTH);
   try {
     return JSON.parse(text);
   } catch {
-    throw new TidingsError(ErrorCodes.INVALID_JSON);
+    throw new TidingsError(ErrorCodes.INVALID_JSON, form ? 'the body is not JSON (sent as a form: add -H "content-type: application/json")' : undefined);
   }
 }
 

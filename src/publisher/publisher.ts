@@ -75,6 +75,9 @@ export class Publisher {
   private commands: CommandClient[] = [];
   private watch: DirectorWatch | null = null;
   private readyWaiters: Array<() => void> = [];
+  /** The TCP side of the link: whether anything listens at the address. */
+  private tcpLink: 'unknown' | 'connected' | 'refused' = 'unknown';
+  private linkSince = Date.now();
   private readonly log: Logger;
   private readonly maxQueue: number;
   private readonly maxMessageSize: number;
@@ -92,6 +95,15 @@ export class Publisher {
 
   start(): void {
     const socket = new XPublisher({ noDrop: true, sendHighWaterMark: this.maxQueue, linger: 2000 });
+    const linkIs = (state: 'connected' | 'refused'): void => {
+      if (this.tcpLink !== state) this.linkSince = Date.now();
+      this.tcpLink = state;
+    };
+    socket.events.on('connect', () => linkIs('connected'));
+    socket.events.on('disconnect', () => linkIs('refused'));
+    socket.events.on('connect:retry', () => {
+      if (this.tcpLink !== 'connected') linkIs('refused');
+    });
     // The publisher address only sends subscriptions back.
     const publishLink = this.link(ingressLimit({ max_message_size: this.maxMessageSize }));
     connectSecured(socket, this.opts.address, publishLink);
@@ -115,13 +127,41 @@ export class Publisher {
     return this.upstream > 0;
   }
 
-  /** Resolves when an upstream subscriber is connected, or rejects after timeoutMs. */
-  waitReady(timeoutMs = 5000): Promise<void> {
+  /**
+   * Resolves when an upstream subscriber is connected, or rejects after timeoutMs.
+   * With `failFast` it rejects sooner, with 113 and a plain reason: when
+   * nothing listens at the address for `failFastMs`, or when something does
+   * but no director subscribes through it within `failFastMs`.
+   */
+  waitReady(timeoutMs = 5000, failFast = false, failFastMs = 1500): Promise<void> {
     if (this.ready) return Promise.resolve();
+    const address = this.opts.address;
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new TidingsError(ErrorCodes.TIMEOUT, 'no upstream subscriber')), timeoutMs);
+      const started = Date.now();
+      const fail = (err: TidingsError): void => {
+        clearTimeout(timer);
+        clearInterval(watch);
+        reject(err);
+      };
+      const timer = setTimeout(() => {
+        fail(
+          this.tcpLink === 'connected'
+            ? new TidingsError(ErrorCodes.UNAVAILABLE, `the director is unreachable: ${address} accepted the connection but no director subscribed behind it within ${timeoutMs / 1000} s`)
+            : new TidingsError(ErrorCodes.UNAVAILABLE, `no answer from ${address} within ${timeoutMs / 1000} s`),
+        );
+      }, timeoutMs);
+      const watch = setInterval(() => {
+        if (!failFast) return;
+        const waited = Date.now() - Math.max(started, this.linkSince);
+        if (this.tcpLink === 'refused' && waited >= failFastMs) {
+          fail(new TidingsError(ErrorCodes.UNAVAILABLE, `nothing is listening at ${address} (connection refused): is a Tidings node running there?`));
+        } else if (this.tcpLink === 'connected' && waited >= failFastMs) {
+          fail(new TidingsError(ErrorCodes.UNAVAILABLE, `the director is unreachable: ${address} accepted the connection but no director subscribed behind it within ${failFastMs / 1000} s`));
+        }
+      }, 50);
       this.readyWaiters.push(() => {
         clearTimeout(timer);
+        clearInterval(watch);
         resolve();
       });
     });

@@ -6,6 +6,12 @@
  * Requests made in one event-loop turn leave together as one command batch
  * (src/cluster/batch.ts) at the end of the turn, and their replies come back
  * batched; a request alone in its turn goes in the plain form.
+ *
+ * The client watches its connection (socket events, ZMTP heartbeats): while
+ * nothing answers at the address, a request waits at most `unreachableGraceMs`
+ * for it to come back and then fails at once with 113 `unavailable` ("director
+ * unreachable"), instead of queueing in ZeroMQ until its timeout. A forwarder
+ * does the same for the hop behind it, so a caller learns fast either way.
  */
 import { Dealer } from 'zeromq';
 import type { Logger } from 'pino';
@@ -51,9 +57,14 @@ export interface CommandClientOptions {
   /** Keys and message size limit of the socket; requests larger than its limit are refused here. */
   link: ClientLink;
   log: Logger;
+  /** How long a request waits for a lost connection to come back before failing with 113 (default 1000 ms). */
+  unreachableGraceMs?: number;
   /** A server's guard: a reply that fails is counted and skipped, a receive loop that dies is reported. */
   loops?: LoopGuard;
 }
+
+/** ZMTP heartbeats on the link: a peer silent this long is taken as gone even if TCP says nothing. */
+export const HEARTBEAT = { heartbeatInterval: 1000, heartbeatTimeout: 3000, heartbeatTimeToLive: 3000 } as const;
 
 export class CommandClient {
   private socket: Dealer | null = null;
@@ -65,6 +76,17 @@ export class CommandClient {
   private outgoing: CommandEntry[] = [];
   private outgoingBytes = 0;
   private armed = false;
+  /** Whether a peer is connected at the address: unknown until the first connect or refusal. */
+  private peer: 'unknown' | 'up' | 'down' = 'unknown';
+  private peerWaiters: Array<() => void> = [];
+  /** Set when a request failed as unavailable; cleared by the next answer. */
+  private doubt = false;
+  /** Told when the peer comes and goes (for logs). */
+  onPeerChange: ((up: boolean) => void) | null = null;
+  /** Told once when the director becomes unreachable (113) and once when it answers again. */
+  onReachability: ((reachable: boolean, detail: string) => void) | null = null;
+  private doubtSince = 0;
+  private failedWhileDown = 0;
 
   constructor(private readonly opts: CommandClientOptions) {}
 
@@ -73,6 +95,12 @@ export class CommandClient {
       sendHighWaterMark: this.opts.highWaterMark,
       receiveHighWaterMark: this.opts.highWaterMark,
       linger: 0,
+      ...HEARTBEAT,
+    });
+    socket.events.on('connect', () => this.setPeer('up'));
+    socket.events.on('disconnect', () => this.setPeer('down'));
+    socket.events.on('connect:retry', () => {
+      if (this.peer !== 'up') this.setPeer('down');
     });
     connectSecured(socket, this.opts.address, this.opts.link);
     this.socket = socket;
@@ -84,9 +112,57 @@ export class CommandClient {
     return this.pending.size;
   }
 
+  private setPeer(state: 'up' | 'down'): void {
+    const was = this.peer;
+    this.peer = state;
+    if (was !== state) for (const w of this.peerWaiters.splice(0)) w();
+    if (was !== 'unknown' && was !== state) this.onPeerChange?.(state === 'up');
+  }
+
+  private setDoubt(doubt: boolean, detail: string): void {
+    if (doubt && this.doubt) this.failedWhileDown++;
+    if (doubt === this.doubt) return;
+    this.doubt = doubt;
+    if (doubt) {
+      this.doubtSince = Date.now();
+      this.failedWhileDown = 1;
+      this.onReachability?.(false, detail);
+    } else {
+      const seconds = ((Date.now() - this.doubtSince) / 1000).toFixed(1);
+      this.onReachability?.(true, `after ${seconds} s; ${this.failedWhileDown} request(s) failed meanwhile`);
+    }
+  }
+
+  private peerUp(): boolean {
+    return this.peer === 'up';
+  }
+
+  /** Nothing answers at the address now, or the last request found the director unavailable. */
+  get suspectUnreachable(): boolean {
+    return this.peer === 'down' || this.doubt;
+  }
+
+  /** Until `ready()` or `ms` have passed, waking on each change of the peer's state. */
+  private async waitPeerUntil(ready: () => boolean, ms: number): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (!ready() && this.queue && Date.now() < deadline) await this.waitPeer(deadline - Date.now());
+  }
+
+  private waitPeer(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.peerWaiters.push(done);
+    });
+  }
+
   /** Send a command; resolves with the director's result or rejects with a TidingsError. */
   request<T = unknown>(method: string, body: unknown, timeoutMs = this.opts.timeoutMs): Promise<T> {
-    return this.send<T>(method, body, timeoutMs, 'parsed');
+    if (this.peer === 'up') return this.send<T>(method, body, timeoutMs, 'parsed');
+    return this.reachable(timeoutMs).then(() => this.send<T>(method, body, timeoutMs, 'parsed'));
   }
 
   /**
@@ -102,12 +178,31 @@ export class CommandClient {
     } catch (err) {
       return Promise.reject(new TidingsError(ErrorCodes.BAD_REQUEST, (err as Error).message));
     }
-    return this.sendEncoded(PUBLISH_TEXT_METHOD, body, this.opts.timeoutMs, 'raw');
+    const timeoutMs = this.opts.timeoutMs;
+    if (this.peer === 'up') return this.sendEncoded(PUBLISH_TEXT_METHOD, body, timeoutMs, 'raw');
+    return this.reachable(timeoutMs).then(() => this.sendEncoded<RawJson>(PUBLISH_TEXT_METHOD, body, timeoutMs, 'raw'));
   }
 
   /** As request, for replies that carry raw frames after their body. */
   requestFramed<T = unknown>(method: string, body: unknown, timeoutMs = this.opts.timeoutMs): Promise<FramedResult<T>> {
-    return this.send<FramedResult<T>>(method, body, timeoutMs, 'framed');
+    if (this.peer === 'up') return this.send<FramedResult<T>>(method, body, timeoutMs, 'framed');
+    return this.reachable(timeoutMs).then(() => this.send<FramedResult<T>>(method, body, timeoutMs, 'framed'));
+  }
+
+  /** With no connection to the director's address, wait a moment for it to come back, else fail fast with 113. */
+  private async reachable(timeoutMs: number): Promise<void> {
+    if (!this.queue) throw new TidingsError(ErrorCodes.UNAVAILABLE, 'command client stopped');
+    if (this.peer === 'up') return;
+    // Not connected yet (a start, slow under load): wait for the connection, or for a refusal.
+    await this.waitPeerUntil(() => this.peer !== 'unknown', timeoutMs);
+    // Refused or lost: a short grace for a director coming back, then 113 at once.
+    if (this.peer === 'down') await this.waitPeerUntil(() => this.peer === 'up', Math.min(timeoutMs, this.opts.unreachableGraceMs ?? 1000));
+    if (!this.queue) throw new TidingsError(ErrorCodes.UNAVAILABLE, 'command client stopped');
+    if (!this.peerUp()) {
+      const err = new TidingsError(ErrorCodes.UNAVAILABLE, `director unreachable: nothing answers at ${this.opts.address}`);
+      this.setDoubt(true, err.message);
+      throw err;
+    }
   }
 
   private send<T>(method: string, body: unknown, timeoutMs: number, mode: ReplyMode): Promise<T> {
@@ -211,7 +306,10 @@ export class CommandClient {
     this.pending.delete(id);
     clearTimeout(p.timer);
     if (failure) return p.reject(failure);
-    if (ok && p.mode === 'raw') return p.resolve(new RawJson(body!));
+    if (ok && p.mode === 'raw') {
+      this.setDoubt(false, '');
+      return p.resolve(new RawJson(body!));
+    }
     let parsed: unknown;
     try {
       parsed = JSON.parse(body!.toString('utf8'));
@@ -219,11 +317,16 @@ export class CommandClient {
       p.reject(new TidingsError(ErrorCodes.INTERNAL, 'unparsable reply from director'));
       return;
     }
-    if (ok) return p.resolve(p.mode === 'framed' ? { result: parsed, frames } : parsed);
+    if (ok) {
+      this.setDoubt(false, '');
+      return p.resolve(p.mode === 'framed' ? { result: parsed, frames } : parsed);
+    }
     const e = parsed as { code?: number; message?: string };
     const spec = (typeof e.code === 'number' && errorByCode(e.code)) || ErrorCodes.INTERNAL;
     const err = new TidingsError(spec);
     if (typeof e.message === 'string') err.message = e.message;
+    // A forwarder answers 113 for a director it cannot reach; any other answer comes from the director.
+    this.setDoubt(spec === ErrorCodes.UNAVAILABLE, err.message);
     p.reject(err);
   }
 
@@ -234,6 +337,7 @@ export class CommandClient {
     this.queue = null;
     this.outgoing = [];
     this.outgoingBytes = 0;
+    for (const w of this.peerWaiters.splice(0)) w();
     for (const [, p] of this.pending) {
       clearTimeout(p.timer);
       p.reject(new TidingsError(ErrorCodes.UNAVAILABLE, 'command client stopped'));

@@ -105,7 +105,8 @@ export function runCli(args: string[], env: Record<string, string> = {}, timeout
       child.kill('SIGKILL');
       reject(new Error(`tidings ${args.join(' ')} timed out:\n${stdout}\n${stderr}`));
     }, timeoutMs);
-    child.once('exit', (code) => {
+    // 'close', not 'exit': the last output may still be in the pipes when the process has exited.
+    child.once('close', (code) => {
       clearTimeout(t);
       live.delete(child);
       resolve({ code, stdout, stderr });

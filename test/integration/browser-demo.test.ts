@@ -101,6 +101,12 @@ test('bob\'s node is killed: his page fails over and shows the messages sent mea
   assert.equal(await bob.locator('#node').getAttribute('data-url'), n1.url, 'bob is now on node 1');
   for (const text of away) await message(bob, text).waitFor();
   await bob.locator('#messages li.system', { hasText: 'recovered 3 missed messages' }).waitFor();
+  // The event log says it in words: which node, what was recovered; no state-machine codes.
+  const events = await bob.innerText('#events');
+  assert.match(events, /recovered 3 missed messages in #lobby/);
+  assert.equal((events.match(/connected to node/g) ?? []).length, 2, 'one line per connect: node 2, then node 1');
+  assert.doesNotMatch(events, /\(30\d\d|→/);
+  assert.doesNotMatch(await bob.innerText('#presence'), /tabs/, 'no ghost count of the connection the dead node held');
   const offsets = await bob.locator('#messages li.msg').evaluateAll((els) => els.map((e) => Number((e as HTMLElement).dataset['offset'])));
   assert.equal(offsets.length, 5, 'every message once');
   assert.deepEqual(offsets, [...offsets].sort((a, b) => a - b), 'in offset order');

@@ -13,7 +13,7 @@ test('a bad setting stops start-up with exit code 2 and one line naming it', asy
   const cases: Array<[string[], Record<string, string>, RegExp]> = [
     [['serve'], { TIDINGS_SERVER_PORT: 'abc' }, /^tidings: invalid setting server_port \(TIDINGS_SERVER_PORT\): must be an integer, got "abc"\n$/],
     [['serve', '--workers', '0'], {}, /^tidings: invalid setting workers \(--workers\): must be at least 1, got "0"\n$/],
-    [['serve', '--forwarder'], {}, /^tidings: invalid setting director_subscriber_address .*required when forwarder_enabled is true\n$/],
+    [['serve', '--forwarder'], {}, /^tidings: invalid setting director_subscriber_address .*required when forwarder_enabled is true \(--forwarder-enabled\)\n$/],
     [['serve'], { TIDINGS_LOG_LEVEL: 'chatty' }, /^tidings: invalid setting log_level/],
   ];
   for (const [args, env, pattern] of cases) {
@@ -35,7 +35,7 @@ test('the config file is read, and env and flags override it', async () => {
     writeFileSync(notJson, '{');
     const r2 = await runCli(['serve'], { TIDINGS_CONFIG: notJson });
     assert.equal(r2.code, 2);
-    assert.match(r2.stderr, /invalid setting config: .*not valid JSON/);
+    assert.match(r2.stderr, /invalid setting config \(TIDINGS_CONFIG\): .*not valid JSON/);
 
     // File says one port, the environment another, the flag a third: the flag wins.
     const [filePort, envPort, flagPort, sub, pub, cmd] = await freePorts(6);

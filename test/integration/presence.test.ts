@@ -164,4 +164,6 @@ test('a node killed with kill -9 leaves presence within presence_ttl + 1 s', asy
   assert.ok(ms <= PRESENCE_TTL_S * 1000 + 1000 + 250, `expired after ${ms} ms`);
   const p = await survivor.call('presence', { channel: 'doomed' });
   assert.deepEqual(p.users.map((u: any) => u.user), ['sam']);
+  // The director's log names the dead node and its edges, not an opaque instance id.
+  assert.match(cluster.director.proc.text(), /"level":40,[^\n]*"msg":"edge node2\/e\d[^"]* silent for 3 s: its connections left presence \(node node2 down\?\)"/);
 });
