@@ -53,7 +53,8 @@ export function curveCluster(nodeCount: number): CurveCluster {
     nodes,
     worker,
     env,
-    workerArgs: (server) => ['--curve-secret-key', worker.secretKey, '--curve-server-key', server.publicKey],
+    // The `=` form: a Z85 key may begin with '-', which yargs would read as flags.
+    workerArgs: (server) => [`--curve-secret-key=${worker.secretKey}`, `--curve-server-key=${server.publicKey}`],
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   };
 }
