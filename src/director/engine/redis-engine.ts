@@ -89,6 +89,9 @@ export function createRedisClient(url: string, name: string): Redis {
     // settle and, with auto-pipelining, every later command waits behind their pipeline, for good.
     maxRetriesPerRequest: 0,
     connectTimeout: 2000,
+    // Redis loading its data (a restart reading its AOF) is asked again every 100 ms, not after its loading
+    // estimate (1 s at least, up to 10 s): the director answers again as soon as Redis can.
+    maxLoadingRetryTime: 100,
     retryStrategy: (times: number) => Math.min(50 * times, 500),
     lazyConnect: true,
   };
