@@ -84,7 +84,8 @@ export function markdownTable(results: RunResult[]): string {
     const scale = /^(.*)-(\d+)n$/.exec(sc);
     if (scale && scale[2] !== '1') {
       for (const r of rows) {
-        const one = results.find((x) => x.scenario === `${scale[1]}-1n` && x.server === r.server);
+        // The 1-node run's label names its node count (tidings-cluster-1): match the server kind without it.
+        const one = results.find((x) => x.scenario === `${scale[1]}-1n` && withoutNodeCount(x.server) === withoutNodeCount(r.server));
         if (one?.deliveriesPerNodeCpuSec && r.deliveriesPerNodeCpuSec !== undefined) {
           lines.push(
             '',
@@ -116,10 +117,15 @@ export function markdownTable(results: RunResult[]): string {
   return lines.join('\n');
 }
 
+const withoutNodeCount = (label: string): string => label.replace(/^tidings-cluster-\d+/, 'tidings-cluster');
+
+/** Millions above a million, else thousands (fixed-rate cluster runs make tens of thousands of deliveries per CPU-s). */
+const count = (n: number): string => (n >= 1e6 ? mega(n) : `${fmt(n / 1e3, 1)} k`);
+
 /** A cluster's split: the nodes' deliveries per CPU-second, each node's CPU-s, the director's CPU per message. */
 export function clusterLine(r: RunResult): string {
   const each = (r.nodeCpuSecEach ?? []).map((c) => fmt(c, 2)).join(' / ');
-  return `${r.server}: ${mega(r.deliveriesPerNodeCpuSec ?? 0)} deliveries per node CPU-s (nodes' CPU-s ${fmt(r.nodeCpuSec ?? 0, 2)}: ${each}; ${fmt(r.nodeWritesPerDelivery ?? 0, 2)} write calls per delivery); director ${fmt(r.directorCpuSec ?? 0, 3)} CPU-s, ${fmt(r.directorCpuMicrosPerMessage ?? 0, 1)} µs per message`;
+  return `${r.server}: ${count(r.deliveriesPerNodeCpuSec ?? 0)} deliveries per node CPU-s (nodes' CPU-s ${fmt(r.nodeCpuSec ?? 0, 2)}: ${each}; ${fmt(r.nodeWritesPerDelivery ?? 0, 2)} write calls per delivery); director ${fmt(r.directorCpuSec ?? 0, 3)} CPU-s, ${fmt(r.directorCpuMicrosPerMessage ?? 0, 1)} µs per message`;
 }
 
 const COLORS: Record<string, string> = { tidings: '#1f77b4', 'tidings-curve': '#aec7e8', 'tidings-cluster': '#17becf', 'tidings-cluster-curve': '#9edae5', 'ws-naive': '#7f7f7f', 'ws-batched': '#2ca02c', socketio: '#d62728', nats: '#9467bd' };
