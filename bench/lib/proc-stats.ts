@@ -30,7 +30,11 @@ function readStat(pid: number): ProcStat | null {
   }
 }
 
-/** Run time of every thread of the process in seconds (ZeroMQ's I/O threads and libuv's pool included), or null without schedstat. */
+/**
+ * Run time of every thread of the process in seconds (ZeroMQ's I/O threads and libuv's pool included), or null
+ * without schedstat. A thread that exits between two samples takes its time with it; Node's threads live as long
+ * as their process.
+ */
 function preciseCpuSeconds(pid: number): number | null {
   try {
     let ns = 0;
