@@ -313,10 +313,13 @@ describe('redis lease and fencing', () => {
  * they are surely in flight when the connection is killed.
  */
 describe('redis engine: a connection dropped with commands in flight', () => {
-  async function dropConnectionsWhilePaused(admin: Redis, heldMs: number): Promise<void> {
+  /** Hold every write for heldMs (`during` runs once the pause is in effect), then drop `victim`'s connection. */
+  async function dropConnectionWhilePaused(admin: Redis, victim: Redis, heldMs: number, during: () => void = () => undefined): Promise<void> {
+    const id = await victim.call('CLIENT', 'ID');
     await admin.call('CLIENT', 'PAUSE', heldMs + 2000, 'WRITE');
+    during();
     await new Promise((r) => setTimeout(r, heldMs));
-    await admin.call('CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes');
+    assert.equal(await admin.call('CLIENT', 'KILL', 'ID', String(id)), 1);
     await admin.call('CLIENT', 'UNPAUSE');
   }
   /** The promise's outcome, or 'pending' after ms. */
@@ -348,12 +351,14 @@ describe('redis engine: a connection dropped with commands in flight', () => {
     });
     const now = Date.now();
     const acked = await e.append(req('dropped', 0, now));
-    const inFlight = [1, 2, 3].map((i) => settled(e.append(req('dropped', i, now)), 3000));
-    await dropConnectionsWhilePaused(admin, 100);
+    let inFlight: Array<ReturnType<typeof settled<unknown>>> = [];
+    // Sent once writes are paused: Redis holds them, so they are in flight (never applied) when the connection drops.
+    await dropConnectionWhilePaused(admin, e.redis, 100, () => (inFlight = [1, 2, 3].map((i) => settled(e.append(req('dropped', i, now)), 3000))));
     for (const [i, p] of inFlight.entries()) {
       const r = await p;
       assert.ok(r !== 'pending', `append ${i + 1}, in flight when the connection dropped, never settled`);
-      if ('err' in r) assert.equal((r.err as TidingsError).code, ErrorCodes.STATE_UNAVAILABLE.code);
+      assert.ok('err' in r && r.err instanceof TidingsError, `append ${i + 1} failed: ${JSON.stringify(r)}`);
+      assert.equal(r.err.code, ErrorCodes.STATE_UNAVAILABLE.code);
     }
     const next = await settled(e.append(req('dropped', 4, now)), 3000);
     assert.ok(next !== 'pending' && 'ok' in next, `the next append after the reconnect: ${JSON.stringify(next)}`);
@@ -389,7 +394,7 @@ describe('redis engine: a connection dropped with commands in flight', () => {
     };
     assert.ok(await renewal(leaseMs), 'renewed every lease/3');
     // Just renewed: hold writes past the next renewal (lease/3 later), so it is in flight when the connection drops.
-    await dropConnectionsWhilePaused(admin, leaseMs / 3 + 150);
+    await dropConnectionWhilePaused(admin, a.redis, leaseMs / 3 + 150);
     assert.ok(await renewal(leaseMs), 'renewed again after the reconnect, before the lease ran out');
     assert.equal(lost, null, 'the lease was not lost');
     assert.equal(la.held, true);
