@@ -7,7 +7,9 @@
  *
  * - a stopped edge worker: its node's forwarder sends on to the other worker
  *   of the node and the director to the other node;
- * - a stopped forwarder node: the director sends on to the other node.
+ * - a stopped forwarder node: the director sends on to the other node;
+ * - a peer of the director that reads again at once after the director sent
+ *   on without it: the hole at the end of the stream shows in the ticks.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -18,6 +20,9 @@ import { metric } from '../helpers/http.js';
 import { signToken } from '../../src/auth/sign.js';
 import { Publisher } from '../../src/publisher/publisher.js';
 import { TidingsClient } from '../../src/client/index.js';
+import { Subscriber } from 'zeromq';
+import { ALL_TOPIC, channelTopic } from '../../src/cluster/topics.js';
+import { DownKind, decodeHeader, tickOf } from '../../src/cluster/wire.js';
 
 const BLOCK_TIMEOUT_S = 1;
 /** Far more than the high-water marks (1000) and socket buffers in front of a stopped process hold. */
@@ -120,7 +125,7 @@ function sequenced(): Promise<number> {
   return read().catch(read);
 }
 
-async function publishBurst(channel: string, from: number, count: number): Promise<void> {
+async function publishBurst(channel: string, from: number, count: number, pollMs = 100): Promise<void> {
   const before = await sequenced();
   const pub = new Publisher({ address: cluster.director.publisher });
   pub.start();
@@ -134,7 +139,7 @@ async function publishBurst(channel: string, from: number, count: number): Promi
       const taken = (await sequenced()) - before;
       if (taken >= count || Date.now() - lastChange > 10_000) break;
       if (taken !== last) [last, lastChange] = [taken, Date.now()];
-      await sleep(100);
+      await sleep(pollMs);
     }
   } finally {
     await pub.close();
@@ -204,4 +209,59 @@ test(`a forwarder node stopped for longer than zmq_block_timeout holds back no o
   assert.ok(await waitUntil(() => onStopped.every((r) => complete(r, BURST)), 30_000), `node1's readers recovered: ${onStopped.map((r) => r.seqs.length).join(' ')}`);
   assertAll(rs, BURST);
   for (const r of onStopped) assert.ok(r.closeCodes.includes(4006), `${r.node}: told of the gap (4006): ${r.closeCodes}`);
+});
+
+test('a peer that reads again just after the director sent on without it sees the hole at the end of the stream in the next ticks', async () => {
+  const channel = 'block.tick';
+  // A raw subscriber on the director's subscriber address, as a forwarder's is, that stops reading.
+  const sub = new Subscriber({ receiveHighWaterMark: 100, receiveTimeout: 100, linger: 0 });
+  sub.subscribe(ALL_TOPIC, channelTopic(channel));
+  sub.connect(cluster.director.subscriber);
+  type Got = { kind: 'message'; offset: number } | { kind: 'tick'; seq: number; missed?: { channel: string; offset: number } };
+  const got: Got[] = [];
+  const shedBefore = await metric(cluster.director.http, 'tidings_director_shed_total');
+  const read = async (untilMs: number, stopWhen: () => boolean = () => false): Promise<void> => {
+    while (Date.now() < untilMs && !stopWhen()) {
+      let frames: Buffer[];
+      try {
+        frames = await sub.receive();
+      } catch {
+        continue; // receiveTimeout
+      }
+      const header = decodeHeader(frames[1]!);
+      if (header?.kind === DownKind.Message) got.push({ kind: 'message', offset: header.offset });
+      else if (header?.kind === DownKind.Control) {
+        const tick = tickOf(JSON.parse(frames[2]!.toString('utf8')) as Record<string, unknown>);
+        if (tick) got.push({ kind: 'tick', seq: tick.seq, ...(tick.missed ? { missed: tick.missed } : {}) });
+      }
+    }
+  };
+  try {
+    // Live: the first message of the channel comes through.
+    await publishBurst(channel, 0, 1);
+    await read(Date.now() + 10_000, () => got.some((g) => g.kind === 'message'));
+    assert.ok(got.some((g) => g.kind === 'message'), 'the subscriber is live');
+    // Not reading now: the director's pipe to this peer fills, the director waits 2 x zmq_block_timeout, then sends on without it.
+    await publishBurst(channel, 1, BURST, 10);
+    // Reading again at once (sooner than a tick interval, as a node that is continued just then).
+    await read(Date.now() + 3000);
+  } finally {
+    sub.close();
+  }
+  assert.ok((await metric(cluster.director.http, 'tidings_director_shed_total')) > shedBefore, 'the director sent on without the stalled peer');
+  const offsets = got.flatMap((g) => (g.kind === 'message' ? [g.offset] : []));
+  const last = offsets[offsets.length - 1]!;
+  assert.ok(last < BURST + 1, `the peer missed the end of the burst (last offset ${last})`);
+  // What an edge does with it (Hub.onTick): after the last message it got, a tick skips a number or names a later offset.
+  const after = got.slice(got.findIndex((g) => g.kind === 'message' && g.offset === last) + 1);
+  const ticksBefore = got.slice(0, got.length - after.length).filter((g) => g.kind === 'tick');
+  let prev = (ticksBefore[ticksBefore.length - 1] as { seq: number } | undefined)?.seq;
+  let shown = false;
+  for (const g of after) {
+    if (g.kind !== 'tick') continue;
+    if ((prev !== undefined && g.seq > prev + 1) || (g.missed?.channel === channel && g.missed.offset > last)) shown = true;
+    prev = g.seq;
+  }
+  assert.ok(prev !== undefined && after.some((g) => g.kind === 'tick'), 'ticks came before and after the hole');
+  assert.ok(shown, `a tick after offset ${last} shows the hole: ${JSON.stringify(after.slice(0, 5))}`);
 });
