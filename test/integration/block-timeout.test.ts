@@ -119,6 +119,16 @@ async function waitUntil(pred: () => boolean, timeoutMs: number): Promise<boolea
   return true;
 }
 
+/** Polls an asynchronous condition every 10 ms until it holds or timeoutMs passed. */
+async function waitFor(pred: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await pred())) {
+    if (Date.now() > deadline) return false;
+    await sleep(10);
+  }
+  return true;
+}
+
 /** Messages the director has sequenced (a second try covers a keep-alive connection the server closed just then). */
 function sequenced(): Promise<number> {
   const read = (): Promise<number> => metric(cluster.director.http, 'tidings_director_published_total', { target: 'channel' });
@@ -211,57 +221,80 @@ test(`a forwarder node stopped for longer than zmq_block_timeout holds back no o
   for (const r of onStopped) assert.ok(r.closeCodes.includes(4006), `${r.node}: told of the gap (4006): ${r.closeCodes}`);
 });
 
-test('a peer that reads again just after the director sent on without it sees the hole at the end of the stream in the next ticks', async () => {
-  const channel = 'block.tick';
-  // A raw subscriber on the director's subscriber address, as a forwarder's is, that stops reading.
-  const sub = new Subscriber({ receiveHighWaterMark: 100, receiveTimeout: 100, linger: 0 });
-  sub.subscribe(ALL_TOPIC, channelTopic(channel));
-  sub.connect(cluster.director.subscriber);
-  type Got = { kind: 'message'; offset: number } | { kind: 'tick'; seq: number; missed?: { channel: string; offset: number } };
-  const got: Got[] = [];
-  const shedBefore = await metric(cluster.director.http, 'tidings_director_shed_total');
-  const read = async (untilMs: number, stopWhen: () => boolean = () => false): Promise<void> => {
-    while (Date.now() < untilMs && !stopWhen()) {
-      let frames: Buffer[];
-      try {
-        frames = await sub.receive();
-      } catch {
-        continue; // receiveTimeout
+/**
+ * A peer that reads again at once after a hop sent on without it (sooner than
+ * the next tick): what it missed is at the end of the stream, and only the
+ * ticks can show it. A raw SUB socket stands for a forwarder (on the
+ * director's subscriber address) or an edge worker (on a node's).
+ */
+for (const hop of ['director', 'forwarder'] as const) {
+  test(`a peer that reads again just after the ${hop} sent on without it sees the hole at the end of the stream in the next ticks`, async () => {
+    const channel = `block.tick.${hop}`;
+    const at = hop === 'director' ? cluster.director : cluster.nodes[0]!;
+    const shedMetric = hop === 'director' ? 'tidings_director_shed_total' : 'tidings_forwarder_shed_total';
+    // Small buffers: the burst must be more than the pipes and socket buffers in front of it hold.
+    const sub = new Subscriber({ receiveHighWaterMark: 10, receiveBufferSize: 16384, receiveTimeout: 100, linger: 0 });
+    sub.subscribe(ALL_TOPIC, channelTopic(channel));
+    sub.connect(at.subscriber);
+    type Got = { kind: 'message'; i: number } | { kind: 'tick'; seq: number; missed?: { channel: string; offset: number } };
+    const got: Got[] = [];
+    const offsets = new Map<number, number>();
+    const read = async (untilMs: number, stopWhen: () => boolean = () => false): Promise<void> => {
+      while (Date.now() < untilMs && !stopWhen()) {
+        let frames: Buffer[];
+        try {
+          frames = await sub.receive();
+        } catch {
+          continue; // receiveTimeout
+        }
+        const header = decodeHeader(frames[1]!);
+        if (header?.kind === DownKind.Message) {
+          const i = (JSON.parse(frames[2]!.toString('utf8')) as { data: { i: number } }).data.i;
+          offsets.set(i, header.offset);
+          got.push({ kind: 'message', i });
+        } else if (header?.kind === DownKind.Control) {
+          const tick = tickOf(JSON.parse(frames[2]!.toString('utf8')) as Record<string, unknown>);
+          if (tick) got.push({ kind: 'tick', seq: tick.seq, ...(tick.missed ? { missed: tick.missed } : {}) });
+        }
       }
-      const header = decodeHeader(frames[1]!);
-      if (header?.kind === DownKind.Message) got.push({ kind: 'message', offset: header.offset });
-      else if (header?.kind === DownKind.Control) {
-        const tick = tickOf(JSON.parse(frames[2]!.toString('utf8')) as Record<string, unknown>);
-        if (tick) got.push({ kind: 'tick', seq: tick.seq, ...(tick.missed ? { missed: tick.missed } : {}) });
+    };
+    const shedBefore = await metric(at.http, shedMetric);
+    try {
+      // Live once a message comes through (the subscription reaches the director through the forwarder first).
+      const deadline = Date.now() + 10_000;
+      for (let i = 0; !got.some((g) => g.kind === 'message') && Date.now() < deadline; i++) {
+        await publishBurst(channel, -1 - i, 1, 10);
+        await read(Date.now() + 300, () => got.some((g) => g.kind === 'message'));
       }
+      assert.ok(got.some((g) => g.kind === 'message'), 'the subscriber is live');
+      // Not reading now: the pipe to this peer fills, the hop waits, then sends on without it.
+      await publishBurst(channel, 0, BURST, 10);
+      const shed = await waitFor(async () => (await metric(at.http, shedMetric)) > shedBefore, 15_000);
+      assert.ok(shed, `the ${hop} sent on without the stalled peer (got ${got.filter((g) => g.kind === 'message').length} messages)`);
+      // Once the forwarder has passed the burst on (the director has when publishBurst returns), reading again at
+      // once, as a process continued just then.
+      if (hop === 'forwarder') {
+        let before = -1;
+        await waitFor(async () => before === (before = await metric(at.http, 'tidings_forwarder_messages_total', { path: 'down' })), 15_000);
+      }
+      await read(Date.now() + 3000);
+    } finally {
+      sub.close();
     }
-  };
-  try {
-    // Live: the first message of the channel comes through.
-    await publishBurst(channel, 0, 1);
-    await read(Date.now() + 10_000, () => got.some((g) => g.kind === 'message'));
-    assert.ok(got.some((g) => g.kind === 'message'), 'the subscriber is live');
-    // Not reading now: the director's pipe to this peer fills, the director waits 2 x zmq_block_timeout, then sends on without it.
-    await publishBurst(channel, 1, BURST, 10);
-    // Reading again at once (sooner than a tick interval, as a node that is continued just then).
-    await read(Date.now() + 3000);
-  } finally {
-    sub.close();
-  }
-  assert.ok((await metric(cluster.director.http, 'tidings_director_shed_total')) > shedBefore, 'the director sent on without the stalled peer');
-  const offsets = got.flatMap((g) => (g.kind === 'message' ? [g.offset] : []));
-  const last = offsets[offsets.length - 1]!;
-  assert.ok(last < BURST + 1, `the peer missed the end of the burst (last offset ${last})`);
-  // What an edge does with it (Hub.onTick): after the last message it got, a tick skips a number or names a later offset.
-  const after = got.slice(got.findIndex((g) => g.kind === 'message' && g.offset === last) + 1);
-  const ticksBefore = got.slice(0, got.length - after.length).filter((g) => g.kind === 'tick');
-  let prev = (ticksBefore[ticksBefore.length - 1] as { seq: number } | undefined)?.seq;
-  let shown = false;
-  for (const g of after) {
-    if (g.kind !== 'tick') continue;
-    if ((prev !== undefined && g.seq > prev + 1) || (g.missed?.channel === channel && g.missed.offset > last)) shown = true;
-    prev = g.seq;
-  }
-  assert.ok(prev !== undefined && after.some((g) => g.kind === 'tick'), 'ticks came before and after the hole');
-  assert.ok(shown, `a tick after offset ${last} shows the hole: ${JSON.stringify(after.slice(0, 5))}`);
-});
+    const lastIndex = got.map((g) => g.kind).lastIndexOf('message');
+    const lastGot = got[lastIndex] as { i: number };
+    assert.ok(lastGot.i < BURST - 1, `the peer missed the end of the burst (got up to ${lastGot.i})`);
+    const lastOffset = offsets.get(lastGot.i)!;
+    // What an edge does with them (Hub.onTick): after the last message it got, a tick skips a number or names a later offset.
+    let prev = (got.slice(0, lastIndex).filter((g) => g.kind === 'tick').pop() as { seq: number } | undefined)?.seq;
+    const after = got.slice(lastIndex + 1);
+    let shown = false;
+    for (const g of after) {
+      if (g.kind !== 'tick') continue;
+      if ((prev !== undefined && g.seq > prev + 1) || (g.missed?.channel === channel && g.missed.offset > lastOffset)) shown = true;
+      prev = g.seq;
+    }
+    assert.ok(after.some((g) => g.kind === 'tick'), 'ticks came after the hole');
+    assert.ok(shown, `a tick after offset ${lastOffset} shows the hole: ${JSON.stringify(after.slice(0, 5))}`);
+  });
+}
