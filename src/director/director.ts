@@ -186,7 +186,7 @@ export class Director {
     });
     new Counter({
       name: 'tidings_director_shed_total',
-      help: 'Messages sent down without nodes that stayed at their high-water mark longer than zmq_block_timeout (their edges see a gap)',
+      help: 'Sends that went on without nodes that stayed at their high-water mark longer than twice zmq_block_timeout (their edges see a gap); libzmq then skips such a node for every send until it has read its backlog down, so it misses more than this count',
       registers: [registry],
       collect: collectGrowth(() => this.down?.shed ?? 0),
     });

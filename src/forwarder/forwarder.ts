@@ -62,7 +62,7 @@ export class Forwarder {
     this.loops = new LoopGuard(registry, log, (loop, err) => this.onFatal(`${loop} loop died: ${err instanceof Error ? err.message : String(err)}`));
     new Counter({
       name: 'tidings_forwarder_shed_total',
-      help: 'Messages sent down without edges that stayed at their high-water mark longer than zmq_block_timeout (those edges see a gap)',
+      help: 'Sends that went on without edges that stayed at their high-water mark longer than zmq_block_timeout (those edges see a gap); libzmq then skips such an edge for every send until it has read its backlog down, so it misses more than this count',
       registers: [registry],
       collect: collectGrowth(() => this.queues.reduce((n, q) => n + q.shed, 0)),
     });
