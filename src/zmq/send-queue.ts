@@ -29,6 +29,15 @@ import type { Logger } from 'pino';
 /** First and longest wait before a send refused at the high-water mark is tried again. */
 const FULL_RETRY_MIN_MS = 1;
 const FULL_RETRY_MAX_MS = 20;
+/**
+ * While the queue sheds, how long a send waits for a peer that is newly full
+ * before going on without it. The stalled peer that started the shedding is
+ * already skipped by libzmq, so a new refusal is another peer: most likely a
+ * healthy one that is only momentarily full (it reads continuously and drains
+ * in milliseconds), which must lose nothing; a slow peer that libzmq let back
+ * in and that fills again costs the others at most this much each time.
+ */
+export const SHED_GRACE_MS = 250;
 
 export interface Sendable {
   send(message: Buffer[] | Buffer): Promise<void>;
@@ -160,8 +169,8 @@ export class SendQueue {
    * with noDrop refuses such a send with EAGAIN instead of blocking, and never
    * reports when it could send again (libzmq's XPUB always polls writable), so
    * the same message is tried again after a short, growing wait: nothing is
-   * dropped and the order is kept. Past maxBlockMs, or while shedding, it goes
-   * out without the full peers.
+   * dropped and the order is kept. Past maxBlockMs (SHED_GRACE_MS while
+   * shedding) it goes out without the full peers.
    */
   private async sendOne(msg: Buffer[]): Promise<void> {
     let wait = FULL_RETRY_MIN_MS;
@@ -180,7 +189,8 @@ export class SendQueue {
           return;
         }
         this.fullWaits++;
-        if (this.maxBlockMs > 0 && (this.shedding || Date.now() - since >= this.maxBlockMs)) {
+        const patience = this.shedding ? Math.min(this.maxBlockMs, SHED_GRACE_MS) : this.maxBlockMs;
+        if (this.maxBlockMs > 0 && Date.now() - since >= patience) {
           await this.sendWithoutFullPeers(msg);
           return;
         }
