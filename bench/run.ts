@@ -1,7 +1,8 @@
 /**
  * The benchmark suite: every scenario against Tidings and its peers in the
  * same run, with the same generator. `node dist/bench/run.js [--quick]
- * [--only a,b] [--servers tidings,nats] [--repeat N] [--workers N] [--out dir]`.
+ * [--only a,b] [--servers tidings,nats] [--repeat N] [--workers N] [--out dir]
+ * [--scale-rate msg/s]`.
  * Writes results.json, results.md and SVG charts to bench/results/ (or --out).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -11,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { startServer, type ServerOptions } from './lib/servers.js';
 import { runWorkload, oneChannel, manyChannels, roomsOf, type RunResult, type Workload } from './lib/scenario.js';
-import { barChart, markdownTable, summarise } from './lib/report.js';
+import { barChart, clusterLine, markdownTable, summarise } from './lib/report.js';
 import type { ServerKind } from './lib/protocols.js';
 
 const args = process.argv.slice(2);
@@ -48,6 +49,13 @@ function fan(scenario: string, subs: number, payload: number): Workload {
   return { scenario, subscriptions: oneChannel(subs), channels: 1, payload, mode: 'saturate', durationMs: dur, warmupMs: warm, processes: subs >= 1000 ? 2 : 1 };
 }
 
+/**
+ * Messages per second of the scale-rate scenarios (1 000 subscribers per node). Low enough that no
+ * process is busy for long: spaced-out messages cost one socket write each (about 10 µs here), so
+ * 100 msg/s would already keep an edge worker most of a core busy and make it batch.
+ */
+const SCALE_RATE = Number(flag('scale-rate') ?? 20);
+
 const cases: Case[] = [
   { workload: fan('fanout-1k', q(1000, 300), 100), servers: [...ALL, 'tidings-curve'] },
   { workload: fan('fanout-10k', q(10_000, 2000), 100), servers: ALL },
@@ -66,6 +74,13 @@ const cases: Case[] = [
   // and 1 000 subscribers per node (each node carrying the same load).
   ...[1, 2, 3].map((n): Case => ({ workload: { ...fan(`scale-fanout-${n}n`, q(1000, 300), 100), processes: 2 }, servers: ['tidings'], options: { cluster: true, nodes: n } })),
   ...[1, 2, 3].map((n): Case => ({ workload: { ...fan(`scale-per-node-${n}n`, q(1000, 300) * n, 100), processes: 2 }, servers: ['tidings'], options: { cluster: true, nodes: n } })),
+  // The same per-node load at a FIXED rate well below the machine's cores (a saturated run on one 2-core VM
+  // starves each node more as nodes are added): does a node's CPU per delivery stay flat as nodes are added?
+  ...[1, 2, 3].map((n): Case => ({
+    workload: { scenario: `scale-rate-${n}n`, subscriptions: oneChannel(q(1000, 300) * n), channels: 1, payload: 100, mode: 'rate', rate: SCALE_RATE, durationMs: 2 * dur, warmupMs: warm, processes: 2 },
+    servers: ['tidings'],
+    options: { cluster: true, nodes: n },
+  })),
   { workload: { scenario: 'cluster-latency-1k', subscriptions: oneChannel(q(1000, 300)), channels: 1, payload: 100, mode: 'rate', rate: 100, durationMs: dur, warmupMs: warm, processes: 2 }, servers: ['tidings'], options: { cluster: true } },
   // The cost of the cluster hops alone: few subscribers, so the edge's socket writes do not dominate.
   { workload: { scenario: 'latency-10', subscriptions: oneChannel(10), channels: 1, payload: 100, mode: 'rate', rate: 100, durationMs: dur, warmupMs: warm, processes: 1 }, servers: ['tidings', 'nats'] },
@@ -118,6 +133,7 @@ async function main(): Promise<void> {
   if (rerunWithMoreDescriptors()) return;
   mkdirSync(outDir, { recursive: true });
   const runs: RunResult[] = [];
+  const loadBefore = loadavg()[0]!;
   const selected = cases.filter((c) => !only || only.includes(c.workload.scenario));
   for (let rep = 1; rep <= repeat; rep++) {
     for (const c of selected) {
@@ -128,8 +144,12 @@ async function main(): Promise<void> {
           const r = await runWorkload(server, { ...c.workload, anonymous });
           runs.push({ ...r, rep, load1: load } as RunResult);
           const checks = `${r.unacked !== undefined ? `, unacked ${r.unacked}` : ''}${r.historyMissing !== undefined ? `, history ${r.historyMissing === 0 ? 'complete' : `${r.historyMissing} incomplete`}` : ''}`;
-          const lat = r.mode === 'idle' || r.mode === 'connect' ? `${r.rssPerConnKB.toFixed(1)} KB/conn, ${r.cpuPerConnectUs.toFixed(0)} µs server CPU per connect, ${r.connectsPerSec.toFixed(0)} connects/s` : `${(r.deliveriesPerSec / 1e6).toFixed(2)} M/s, ${(r.deliveriesPerCpuSec / 1e6).toFixed(2)} M/CPU-s, ${(r.publishedPerCpuSec / 1e3).toFixed(1)} k msg/CPU-s, p50 ${r.latencyMs.p50.toFixed(2)} p99 ${r.latencyMs.p99.toFixed(2)} ms, loss ${r.loss}, ooo ${r.outOfOrder + r.foreign}${checks}`;
+          const lat =
+            r.mode === 'idle' || r.mode === 'connect'
+              ? `${r.rssPerConnKB.toFixed(1)} KB/conn, ${r.cpuPerConnectUs.toFixed(0)} µs server CPU per connect, ${r.connectsPerSec.toFixed(0)} connects/s`
+              : `${(r.deliveriesPerSec / 1e6).toFixed(2)} M/s, ${(r.deliveriesPerCpuSec / 1e6).toFixed(2)} M/CPU-s, ${(r.publishedPerCpuSec / 1e3).toFixed(1)} k msg/CPU-s, p50 ${r.latencyMs.p50.toFixed(2)} p99 ${r.latencyMs.p99.toFixed(2)} ms${r.firstP50Ms ? `, first p50 ${r.firstP50Ms.toFixed(2)} ms` : ''}, loss ${r.loss}, ooo ${r.outOfOrder + r.foreign}${checks}`;
           console.log(`[${rep}/${repeat}] ${c.workload.scenario} ${server.label}: ${lat} (load ${load.toFixed(1)})`);
+          if (r.deliveriesPerNodeCpuSec !== undefined) console.log(`  ${clusterLine(r)}`);
         } catch (err) {
           console.log(`[${rep}/${repeat}] ${c.workload.scenario} ${server.label}: FAILED ${(err as Error).message.split('\n')[0]}`);
         } finally {
@@ -139,10 +159,10 @@ async function main(): Promise<void> {
     }
   }
   const summary = summarise(runs);
-  const machine = { cpus: cpus().length, cpu: cpus()[0]?.model ?? '', memoryGB: Math.round(totalmem() / 2 ** 30), node: process.version, date: new Date().toISOString() };
+  const machine = { cpus: cpus().length, cpu: cpus()[0]?.model ?? '', memoryGB: Math.round(totalmem() / 2 ** 30), node: process.version, date: new Date().toISOString(), loadAverage1m: { start: loadBefore, end: loadavg()[0]! } };
   const command = `node dist/bench/run.js ${args.join(' ')}`.trim();
   writeFileSync(join(outDir, 'results.json'), JSON.stringify({ command, machine, repeat, summary, runs }, null, 2));
-  const md = `# Bench results\n\nCommand: \`${command}\` (medians of ${repeat} run(s))\nMachine: ${machine.cpus} x ${machine.cpu}, ${machine.memoryGB} GB, Node ${machine.node}, ${machine.date}\n\n${markdownTable(summary, runs)}`;
+  const md = `# Bench results\n\nCommand: \`${command}\` (medians of ${repeat} run(s))\nMachine: ${machine.cpus} x ${machine.cpu}, ${machine.memoryGB} GB, Node ${machine.node}, ${machine.date}, load average (1 min) ${machine.loadAverage1m.start.toFixed(1)} at the start, ${machine.loadAverage1m.end.toFixed(1)} at the end\n\n${markdownTable(summary, runs)}`;
   writeFileSync(join(outDir, 'results.md'), md);
   const moving = summary.filter((r) => r.mode !== 'idle');
   writeFileSync(join(outDir, 'deliveries-per-cpu.svg'), barChart('Deliveries per server CPU-second', 'higher is better', moving, (r) => r.deliveriesPerCpuSec));

@@ -1,9 +1,12 @@
 /**
  * CPU time and memory of a server and every process below it, read from
- * /proc. CPU is utime+stime of each live process (children included, so a
- * node:cluster primary and its edge workers count together); the bench
- * generator shares the cores, so deliveries per server CPU-second is the fair
- * comparison between servers.
+ * /proc. CPU is the run time of each live process (children included, so a
+ * node:cluster primary and its edge workers count together): the sum of its
+ * threads' /proc/<pid>/task/<tid>/schedstat (nanoseconds, so a process that
+ * used a few hundredths of a second is still measured exactly), or
+ * utime+stime from /proc/<pid>/stat (10 ms ticks) where schedstat is
+ * missing. The bench generator shares the cores, so deliveries per server
+ * CPU-second is the fair comparison between servers.
  */
 import { readFileSync, readdirSync } from 'node:fs';
 
@@ -27,6 +30,37 @@ function readStat(pid: number): ProcStat | null {
   }
 }
 
+/**
+ * Run time of every thread of the process in seconds (ZeroMQ's I/O threads and libuv's pool included), or null
+ * without schedstat. A thread that exits between two samples takes its time with it; Node's threads live as long
+ * as their process.
+ */
+function preciseCpuSeconds(pid: number): number | null {
+  try {
+    let ns = 0;
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'latin1').split(' ')[0]);
+      } catch {
+        // the thread exited meanwhile
+      }
+    }
+    return ns / 1e9;
+  } catch {
+    return null;
+  }
+}
+
+/** Write-family system calls the process made (write, writev: how Node writes to a socket), from /proc/<pid>/io; 0 where unreadable. */
+function writeCalls(pid: number): number {
+  try {
+    const m = /syscw:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/io`, 'latin1'));
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
 function rssBytes(pid: number): number {
   try {
     const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'latin1'));
@@ -36,8 +70,8 @@ function rssBytes(pid: number): number {
   }
 }
 
-/** The given roots and all their descendants. */
-export function processTree(roots: readonly number[]): ProcStat[] {
+/** The given roots and all their descendants, each with the root it descends from. */
+export function processTree(roots: readonly number[]): Array<ProcStat & { root: number }> {
   const all: ProcStat[] = [];
   for (const name of readdirSync('/proc')) {
     const pid = Number(name);
@@ -45,39 +79,62 @@ export function processTree(roots: readonly number[]): ProcStat[] {
     const s = readStat(pid);
     if (s) all.push(s);
   }
-  const inTree = new Set(roots);
+  const rootOf = new Map(roots.map((r) => [r, r]));
   let grew = true;
   while (grew) {
     grew = false;
     for (const s of all) {
-      if (!inTree.has(s.pid) && inTree.has(s.ppid)) {
-        inTree.add(s.pid);
+      const root = rootOf.get(s.ppid);
+      if (!rootOf.has(s.pid) && root !== undefined) {
+        rootOf.set(s.pid, root);
         grew = true;
       }
     }
   }
-  return all.filter((s) => inTree.has(s.pid));
+  return all.filter((s) => rootOf.has(s.pid)).map((s) => ({ ...s, root: rootOf.get(s.pid)! }));
 }
 
 export interface Usage {
   /** CPU seconds per pid, so a process that exits mid-run is not subtracted. */
   cpu: Map<number, number>;
+  /** The root (one of sample()'s roots) each pid descends from. */
+  rootOf: Map<number, number>;
+  /** Write system calls per pid (socket writes, for writes per delivery). */
+  writes: Map<number, number>;
   rss: number;
 }
 
 export function sample(roots: readonly number[]): Usage {
   const cpu = new Map<number, number>();
+  const rootOf = new Map<number, number>();
+  const writes = new Map<number, number>();
   let rss = 0;
   for (const s of processTree(roots)) {
-    cpu.set(s.pid, s.cpuTicks / TICKS_PER_SECOND);
+    cpu.set(s.pid, preciseCpuSeconds(s.pid) ?? s.cpuTicks / TICKS_PER_SECOND);
+    rootOf.set(s.pid, s.root);
+    writes.set(s.pid, writeCalls(s.pid));
     rss += rssBytes(s.pid);
   }
-  return { cpu, rss };
+  return { cpu, rootOf, writes, rss };
 }
 
-/** CPU seconds spent between two samples, summed over the processes of the later one. */
-export function cpuBetween(before: Usage, after: Usage): number {
+/**
+ * CPU seconds spent between two samples, summed over the processes of the
+ * later one; with `roots`, only over the processes below those roots (e.g. one
+ * node of a cluster sampled as a whole).
+ */
+export function cpuBetween(before: Usage, after: Usage, roots?: readonly number[]): number {
+  return between(before.cpu, after, roots);
+}
+
+/** Write system calls between two samples, as cpuBetween. */
+export function writesBetween(before: Usage, after: Usage, roots?: readonly number[]): number {
+  return between(before.writes, after, roots, after.writes);
+}
+
+function between(before: Map<number, number>, after: Usage, roots: readonly number[] | undefined, values = after.cpu): number {
+  const keep = roots ? new Set(roots) : null;
   let total = 0;
-  for (const [pid, sec] of after.cpu) total += sec - (before.cpu.get(pid) ?? 0);
+  for (const [pid, v] of values) if (!keep || keep.has(after.rootOf.get(pid)!)) total += v - (before.get(pid) ?? 0);
   return total;
 }

@@ -37,7 +37,16 @@ export function summarise(runs: RunResult[]): RunResult[] {
       publishedPerCpuSec: m((r) => r.publishedPerCpuSec ?? 0),
       ...(g[0]!.unacked !== undefined ? { unacked: worst((r) => r.unacked ?? 0), ackOffsetJumps: worst((r) => r.ackOffsetJumps ?? 0) } : {}),
       ...(g[0]!.historyMissing !== undefined ? { historyMissing: worst((r) => r.historyMissing ?? 0) } : {}),
-      ...(g[0]!.deliveriesPerNodeCpuSec !== undefined ? { nodeCpuSec: m((r) => r.nodeCpuSec ?? 0), deliveriesPerNodeCpuSec: m((r) => r.deliveriesPerNodeCpuSec ?? 0) } : {}),
+      ...(g[0]!.deliveriesPerNodeCpuSec !== undefined
+        ? {
+            nodeCpuSec: m((r) => r.nodeCpuSec ?? 0),
+            deliveriesPerNodeCpuSec: m((r) => r.deliveriesPerNodeCpuSec ?? 0),
+            nodeCpuSecEach: (g[0]!.nodeCpuSecEach ?? []).map((_, i) => m((r) => r.nodeCpuSecEach?.[i] ?? 0)),
+            directorCpuSec: m((r) => r.directorCpuSec ?? 0),
+            directorCpuMicrosPerMessage: m((r) => r.directorCpuMicrosPerMessage ?? 0),
+            nodeWritesPerDelivery: m((r) => r.nodeWritesPerDelivery ?? 0),
+          }
+        : {}),
       loss: worst((r) => r.loss),
       outOfOrder: worst((r) => r.outOfOrder),
       foreign: worst((r) => r.foreign),
@@ -103,7 +112,21 @@ export function markdownTable(results: RunResult[], runs: RunResult[] = []): str
       if (peers.length) lines.push('', `${t.server} / peer: ` + peers.map(([p, r]) => `${p} ${fmt(t.deliveriesPerCpuSec / r!.deliveriesPerCpuSec, 2)}x per CPU-s${perRun(runs, sc, t.server, p, perCpu)}, p99 ${fmt(t.latencyMs.p99 / r!.latencyMs.p99, 2)}x`).join('; '));
     }
     // A cluster: the forwarder nodes' own cost per delivery (the director's, per message, left out).
-    for (const r of rows) if (r.deliveriesPerNodeCpuSec !== undefined) lines.push('', `${r.server}: ${mega(r.deliveriesPerNodeCpuSec)} deliveries per node CPU-s (nodes' CPU-s ${fmt(r.nodeCpuSec ?? 0, 2)})`);
+    for (const r of rows) if (r.deliveriesPerNodeCpuSec !== undefined) lines.push('', clusterLine(r));
+    // Scaling scenarios (`<family>-<n>n`): each against the family's 1-node run of the same bench run.
+    const scale = /^(.*)-(\d+)n$/.exec(sc);
+    if (scale && scale[2] !== '1') {
+      for (const r of rows) {
+        // The 1-node run's label names its node count (tidings-cluster-1): match the server kind without it.
+        const one = results.find((x) => x.scenario === `${scale[1]}-1n` && withoutNodeCount(x.server) === withoutNodeCount(r.server));
+        if (one?.deliveriesPerNodeCpuSec && r.deliveriesPerNodeCpuSec !== undefined) {
+          lines.push(
+            '',
+            `${r.server} / 1 node (${one.scenario}): deliveries per node CPU-s ${fmt(r.deliveriesPerNodeCpuSec / one.deliveriesPerNodeCpuSec, 2)}x, director CPU per message ${fmt((r.directorCpuMicrosPerMessage ?? 0) / (one.directorCpuMicrosPerMessage || NaN), 2)}x, deliveries per server CPU-s ${fmt(r.deliveriesPerCpuSec / one.deliveriesPerCpuSec, 2)}x, p50 ${fmt(r.latencyMs.p50 / one.latencyMs.p50, 2)}x, p99 ${fmt(r.latencyMs.p99 / one.latencyMs.p99, 2)}x`,
+          );
+        }
+      }
+    }
     // CURVE's cost: the keyed variant against the plain one of the same scenario.
     for (const plain of rows.filter((r) => !r.server.endsWith('-curve'))) {
       const keyed = rows.find((r) => r.server === `${plain.server}-curve`);
@@ -128,6 +151,17 @@ export function markdownTable(results: RunResult[], runs: RunResult[] = []): str
     lines.push('');
   }
   return lines.join('\n');
+}
+
+const withoutNodeCount = (label: string): string => label.replace(/^tidings-cluster-\d+/, 'tidings-cluster');
+
+/** Millions above a million, else thousands (fixed-rate cluster runs make tens of thousands of deliveries per CPU-s). */
+const count = (n: number): string => (n >= 1e6 ? mega(n) : `${fmt(n / 1e3, 1)} k`);
+
+/** A cluster's split: the nodes' deliveries per CPU-second, each node's CPU-s, the director's CPU per message. */
+export function clusterLine(r: RunResult): string {
+  const each = (r.nodeCpuSecEach ?? []).map((c) => fmt(c, 2)).join(' / ');
+  return `${r.server}: ${count(r.deliveriesPerNodeCpuSec ?? 0)} deliveries per node CPU-s (nodes' CPU-s ${fmt(r.nodeCpuSec ?? 0, 2)}: ${each}; ${fmt(r.nodeWritesPerDelivery ?? 0, 2)} write calls per delivery); director ${fmt(r.directorCpuSec ?? 0, 3)} CPU-s, ${fmt(r.directorCpuMicrosPerMessage ?? 0, 1)} µs per message`;
 }
 
 const COLORS: Record<string, string> = { tidings: '#1f77b4', 'tidings-ws': '#ff7f0e', 'tidings-curve': '#aec7e8', 'tidings-cluster': '#17becf', 'tidings-ws-cluster': '#ffbb78', 'tidings-cluster-curve': '#9edae5', 'ws-naive': '#7f7f7f', 'ws-batched': '#2ca02c', 'ws-merged': '#98df8a', socketio: '#d62728', nats: '#9467bd' };

@@ -6,7 +6,7 @@
  */
 import { Generator } from './generator.js';
 import { openPublisher } from './publishers.js';
-import { cpuBetween, sample } from './proc-stats.js';
+import { cpuBetween, sample, writesBetween, type Usage } from './proc-stats.js';
 import { makePayload, monotonicMicros, nowMicros } from './payload.js';
 import type { RunningServer } from './servers.js';
 import { isTidings } from './protocols.js';
@@ -70,6 +70,13 @@ export interface RunResult {
   /** A cluster: CPU-s of the forwarder nodes alone (director left out), and deliveries per such CPU-second. */
   nodeCpuSec?: number;
   deliveriesPerNodeCpuSec?: number;
+  /** A cluster: CPU-s of each forwarder node (its forwarder process and edge workers), in node order. */
+  nodeCpuSecEach?: number[];
+  /** A cluster: the director's CPU-s, and its CPU microseconds per published message (its work is per message and per node, not per delivery). */
+  directorCpuSec?: number;
+  directorCpuMicrosPerMessage?: number;
+  /** A cluster: write system calls of the nodes per delivery (below 1 when a socket write carries several messages). */
+  nodeWritesPerDelivery?: number;
   loss: number;
   outOfOrder: number;
   foreign: number;
@@ -187,7 +194,6 @@ export async function runWorkload(server: RunningServer, w: Workload): Promise<R
     expected.fill(0);
     gen.start(20, w.mode === 'rate');
     const cpu0 = sample(server.pids);
-    const nodeCpu0 = server.nodePids ? sample(server.nodePids) : null;
     const t0 = performance.now();
     const phaseFrom = monotonicMicros();
     const ticker = setInterval(() => {
@@ -200,7 +206,6 @@ export async function runWorkload(server: RunningServer, w: Workload): Promise<R
     const seconds = (performance.now() - t0) / 1000;
     const cpu1 = sample(server.pids);
     const phaseTo = monotonicMicros();
-    const nodeCpuSec = nodeCpu0 && server.nodePids ? cpuBetween(nodeCpu0, sample(server.nodePids)) : undefined;
     clearInterval(ticker);
     // Every publish answered (acknowledged publishers), within the drain's time.
     const ackDeadline = Date.now() + 20_000;
@@ -212,6 +217,7 @@ export async function runWorkload(server: RunningServer, w: Workload): Promise<R
     const r = await gen.finish(expected);
     const serverCpuSec = cpuBetween(cpu0, cpu1);
     const published = expected.reduce((a, b) => a + b, 0);
+    const cluster = server.nodePids ? clusterCpu(cpu0, cpu1, server.pids, server.nodePids, r.received, published) : {};
     const h = r.histogram;
     const res: RunResult = {
       scenario: w.scenario,
@@ -231,7 +237,7 @@ export async function runWorkload(server: RunningServer, w: Workload): Promise<R
       ...(acks1 ? { unacked: acks1.sent - acks1.acked, ackOffsetJumps: acks1.offsetJumps } : {}),
       ...(historyMissing !== undefined ? { historyMissing } : {}),
       phase: { fromMicros: phaseFrom, toMicros: phaseTo },
-      ...(nodeCpuSec !== undefined ? { nodeCpuSec, deliveriesPerNodeCpuSec: nodeCpuSec > 0 ? r.received / nodeCpuSec : 0 } : {}),
+      ...cluster,
       loss: r.loss,
       outOfOrder: r.outOfOrder,
       foreign: r.foreign,
@@ -252,6 +258,21 @@ export async function runWorkload(server: RunningServer, w: Workload): Promise<R
   } finally {
     await gen.close();
   }
+}
+
+/** A cluster's CPU split between its forwarder nodes (each with its edge workers) and the director, from the same two samples. */
+function clusterCpu(cpu0: Usage, cpu1: Usage, pids: number[], nodePids: number[], deliveries: number, published: number): Partial<RunResult> {
+  const nodeCpuSecEach = nodePids.map((pid) => cpuBetween(cpu0, cpu1, [pid]));
+  const nodeCpuSec = nodeCpuSecEach.reduce((a, b) => a + b, 0);
+  const directorCpuSec = cpuBetween(cpu0, cpu1, pids.filter((p) => !nodePids.includes(p)));
+  return {
+    nodeCpuSec,
+    deliveriesPerNodeCpuSec: nodeCpuSec > 0 ? deliveries / nodeCpuSec : 0,
+    nodeCpuSecEach,
+    directorCpuSec,
+    directorCpuMicrosPerMessage: published > 0 ? (directorCpuSec * 1e6) / published : 0,
+    nodeWritesPerDelivery: deliveries > 0 ? writesBetween(cpu0, cpu1, nodePids) / deliveries : 0,
+  };
 }
 
 function totalExpected(expected: number[], fanout: number[]): number {

@@ -97,6 +97,21 @@ export function decodeMessageBatch(body: Buffer): BatchEntry[] | undefined {
   return out.length > 0 ? out : undefined;
 }
 
+/**
+ * The offset of a batch body's last entry, walking its length prefixes only
+ * (no copies), or undefined when the body does not add up.
+ */
+export function lastOffsetInBatch(body: Buffer): number | undefined {
+  let at = 0;
+  let last: number | undefined;
+  while (at < body.length) {
+    if (body.length - at < DOWN_ENTRY_HEAD) return undefined;
+    last = body.readDoubleBE(at);
+    at += DOWN_ENTRY_HEAD + body.readUInt32BE(at + 8);
+  }
+  return at === body.length && last !== undefined && Number.isSafeInteger(last) ? last : undefined;
+}
+
 /** Channel messages in one downstream ZeroMQ message (for counting: benches, tests). */
 export function messagesInDownFrames(frames: readonly Buffer[]): number {
   const kind = frames[1]?.[0];

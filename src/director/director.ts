@@ -21,7 +21,7 @@ import { carriedChannelProblem, carriedUserProblem, channelProblem, isValidUser 
 import { SendQueue, collectGrowth } from '../zmq/send-queue.js';
 import { bindSecured, linkLimit, type BoundLink } from '../zmq/security.js';
 import { channelTopic, userTopic } from '../cluster/topics.js';
-import { DownKind, TICK_INTERVAL_MS, encodeHeader, parsePublish, tickFrames, WireError, type InboundPublish } from '../cluster/wire.js';
+import { DownKind, TICK_INTERVAL_MS, encodeHeader, parsePublish, positionIn, tickFrames, WireError, type InboundPublish } from '../cluster/wire.js';
 import { DOWN_BATCH_BYTES, decodeCommandBatch, decodePublishEntries, isBatchFrames, isPublishBatch, publishEntryBytes, PUBLISH_TEXT_METHOD } from '../cluster/batch.js';
 import { DownBatcher } from './down-batcher.js';
 import { ReplyBatcher } from './reply-batcher.js';
@@ -77,7 +77,7 @@ export class Director {
   private links: BoundLink[] = [];
   private collectTimer: NodeJS.Timeout | null = null;
   private tickTimer: NodeJS.Timeout | null = null;
-  /** This run of the director, in its ticks; and the next tick's number. */
+  /** This run of the director, in its ticks; and the next tick's number (given as a tick is sent). */
   private readonly run = randomBytes(6).toString('base64url');
   private tickSeq = 0;
   private stopping = false;
@@ -194,7 +194,7 @@ export class Director {
     });
     new Counter({
       name: 'tidings_director_shed_total',
-      help: 'Messages sent down without nodes that stayed at their high-water mark longer than zmq_block_timeout (their edges see a gap)',
+      help: 'Sends that went on without nodes that stayed at their high-water mark longer than twice zmq_block_timeout (their edges see a gap); libzmq then skips such a node for every send until it has read its backlog down, so it misses more than this count',
       registers: [registry],
       collect: collectGrowth(() => this.down?.shed ?? 0),
     });
@@ -286,7 +286,11 @@ export class Director {
     await this.xsub.send(Buffer.from([1]));
     // A node that stops reading holds the director back at most twice zmq_block_timeout (then its edges see a gap):
     // longer than a forwarder waits for one of its edges, so a stalled edge costs its node nothing.
-    this.down = new SendQueue(this.xpub, hwm, this.log, 'director-down', { maxBlockMs: 2 * this.config.zmq_block_timeout * 1000 });
+    // Each message sent without a full node is followed by a tick sent without it too (see tickFrames).
+    this.down = new SendQueue(this.xpub, hwm, this.log, 'director-down', {
+      maxBlockMs: 2 * this.config.zmq_block_timeout * 1000,
+      markShed: (shed) => tickFrames(this.run, this.tickSeq++, positionIn(shed)),
+    });
     this.batcher = new DownBatcher(this.down, Math.min(DOWN_BATCH_BYTES, this.frameLimit));
     for (const f of this.events.onActive) await f();
     this.active = true;
@@ -419,9 +423,13 @@ export class Director {
     for (const o of this.pushObservers) o('channel', channel, body, exceptUser);
   }
 
-  /** The next tick to every edge; skipped (not numbered) while the down queue is full. */
+  /**
+   * The next tick to every edge; skipped while the down queue is full. It is
+   * numbered when sent, so numbers go down in a row (shed markers take theirs
+   * between two ticks): only an edge that missed one sees a number skipped.
+   */
   private tick(): void {
-    if (this.active && this.down?.push(tickFrames(this.run, this.tickSeq))) this.tickSeq++;
+    if (this.active) this.down?.push(() => tickFrames(this.run, this.tickSeq++));
   }
 
     /** Send a control message to edges on a topic. */

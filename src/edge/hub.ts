@@ -16,7 +16,7 @@ import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import { ErrorCodes, TidingsError } from '../protocol/errors.js';
 import { TopicKind, channelTopic, userBucket, userBucketTopic, parseTopic, edgeTopic, ALL_TOPIC } from '../cluster/topics.js';
-import { DownKind, TICK_OP, decodeHeader } from '../cluster/wire.js';
+import { DownKind, TICK_OP, decodeHeader, tickOf, type MissedPosition, type Tick } from '../cluster/wire.js';
 import { decodeMessageBatch } from '../cluster/batch.js';
 import type { CommandClient } from '../zmq/command-client.js';
 import type { LoopGuard } from '../runtime/loop-guard.js';
@@ -332,15 +332,26 @@ export class Hub {
     }
   }
 
-  /** A tick that skips a number: a hop sent on without this edge for a while. */
-  private onTick(run: unknown, seq: unknown): void {
-    if (typeof run !== 'string' || typeof seq !== 'number') return;
+  /**
+   * A tick that skips a number: a hop sent on without this edge for a while.
+   * A tick that names a missed position: a hop sent that message or probe on
+   * without its full peers just before, and this edge may have been one.
+   */
+  private onTick(tick: Tick): void {
     const last = this.lastTick;
-    this.lastTick = { run, seq };
-    if (last && last.run === run && seq > last.seq + 1) {
-      this.opts.log.warn({ missed: seq - last.seq - 1 }, 'director ticks missed: checking where every channel stands');
+    this.lastTick = { run: tick.run, seq: tick.seq };
+    if (tick.missed) this.checkMissed(tick.missed);
+    if (last && last.run === tick.run && tick.seq > last.seq + 1) {
+      this.opts.log.warn({ missed: tick.seq - last.seq - 1 }, 'director ticks missed: checking where every channel stands');
       this.verifyPositions();
     }
+  }
+
+  /** Everything before the tick has reached this edge: a position past its own is a message it never got. */
+  private checkMissed(m: MissedPosition): void {
+    const entry = this.channels.get(m.channel);
+    if (!entry || !entry.live) return;
+    if (m.epoch !== entry.epoch || m.offset > entry.offset) this.streamBroke(entry, m.offset, m.epoch);
   }
 
   /**
@@ -539,8 +550,10 @@ export class Hub {
         }
         if (!parsed || typeof parsed !== 'object') return;
         const control = parsed as Record<string, unknown>;
-        if (control['op'] === TICK_OP) this.onTick(control['run'], control['seq']);
-        else this.opts.onControl(control);
+        if (control['op'] === TICK_OP) {
+          const tick = tickOf(control);
+          if (tick) this.onTick(tick);
+        } else this.opts.onControl(control);
         return;
       }
     }

@@ -16,12 +16,13 @@ import { XPublisher, XSubscriber, Router, Dealer } from 'zeromq';
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import type { Config } from '../config/resolve.js';
-import { SendQueue, collectGrowth, type Sendable, type SendQueueOptions } from '../zmq/send-queue.js';
+import { SendQueue, collectGrowth, type Queued, type Sendable, type SendQueueOptions } from '../zmq/send-queue.js';
 import { HEARTBEAT } from '../zmq/command-client.js';
 import { ErrorCodes, TidingsError } from '../protocol/errors.js';
 import { DirectorWatch } from '../zmq/director-watch.js';
 import { LoopGuard } from '../runtime/loop-guard.js';
 import { ALL_TOPIC } from '../cluster/topics.js';
+import { TickRelay } from './tick-relay.js';
 import { bindSecured, connectSecured, nodeClientLink, type BoundLink, type ClientLink } from '../zmq/security.js';
 import { decodeCommandBatch, isBatchFrames, messagesIn, type BatchPath, type CommandEntry } from '../cluster/batch.js';
 
@@ -78,7 +79,7 @@ export class Forwarder {
     this.loops = new LoopGuard(registry, log, (loop, err) => this.onFatal(`${loop} loop died: ${err instanceof Error ? err.message : String(err)}`));
     new Counter({
       name: 'tidings_forwarder_shed_total',
-      help: 'Messages sent down without edges that stayed at their high-water mark longer than zmq_block_timeout (those edges see a gap)',
+      help: 'Sends that went on without edges that stayed at their high-water mark longer than zmq_block_timeout (those edges see a gap); libzmq then skips such an edge for every send until it has read its backlog down, so it misses more than this count',
       registers: [registry],
       collect: collectGrowth(() => this.queues.reduce((n, q) => n + q.shed, 0)),
     });
@@ -138,9 +139,14 @@ export class Forwarder {
       this.watch.start();
     }
 
-    // An edge that stops reading holds the node back at most zmq_block_timeout (then it sees a gap);
-    // publishes going up wait for the director as long as it takes (nothing downstream would notice their loss).
-    this.pipe('down', downIn, downOut, { maxBlockMs: this.config.zmq_block_timeout * 1000 });
+    // An edge that stops reading holds the node back at most zmq_block_timeout (then it sees a gap: each message
+    // shed is followed by a marker tick, see TickRelay); publishes going up wait for the director as long as it
+    // takes (nothing downstream would notice their loss).
+    const ticks = new TickRelay();
+    this.pipe('down', downIn, downOut, { maxBlockMs: this.config.zmq_block_timeout * 1000, markShed: (shed) => ticks.marker(shed) }, (msg) =>
+      // Ticks are renumbered as they are sent, in order with the markers.
+      msg[0]?.equals(ALL_TOPIC) ? () => ticks.relay(msg) : msg,
+    );
     this.pipe('sub', downOut, downIn); // subscriptions of local edges go up
     this.pipe('up', upIn, upOut);
     const pubsub = this.pipe('pubsub', upOut, upIn); // the director's subscribe-all reaches local publishers
@@ -176,11 +182,11 @@ export class Forwarder {
     };
     const commands = this.pipe('cmd', cmdIn, cmdOut, {}, (msg) => {
       // With a failover group the commands wait for the next active director instead (it takes over in seconds).
-      if (this.director !== 'down' || c.director_command_address.length > 1 || msg.length < 4) return false;
+      if (this.director !== 'down' || c.director_command_address.length > 1 || msg.length < 4) return msg;
       // Held for UNREACHABLE_GRACE_MS in case the link is coming back (a director restarting), bounded; then 113.
       if (this.held.length >= MAX_HELD) {
         refuse(msg);
-        return true;
+        return null;
       }
       this.held.push(msg);
       setTimeout(() => {
@@ -189,7 +195,7 @@ export class Forwarder {
         this.held.splice(i, 1);
         refuse(msg);
       }, UNREACHABLE_GRACE_MS).unref();
-      return true;
+      return null;
     });
     this.heldFlush = (msgs) => {
       for (const m of msgs) if (!commands.push(m)) refuse(m);
@@ -224,8 +230,11 @@ export class Forwarder {
     this.switches.inc();
   }
 
-  /** Pass every message of `from` to `to`, except those `divert` takes (returns true for). */
-  private pipe(path: string, from: Receivable, to: Sendable, opts: SendQueueOptions = {}, divert?: (msg: Buffer[]) => boolean): SendQueue {
+  /**
+   * Pass every message of `from` to `to`, as `route` makes it ready (a builder
+   * called when its turn to be sent comes), except those `route` takes (null).
+   */
+  private pipe(path: string, from: Receivable, to: Sendable, opts: SendQueueOptions = {}, route?: (msg: Buffer[]) => Queued | null): SendQueue {
     const queue = new SendQueue(to, this.config.zmq_high_water_mark, this.log, `forwarder-${path}`, opts);
     this.queues.push(queue);
     const counter = this.frames.labels(path);
@@ -238,10 +247,11 @@ export class Forwarder {
       this.loops.run(
         `forwarder-${path}`,
         from,
-        (msg: Buffer[]) => {
-          if (broadcast && msg[0]?.equals(ALL_TOPIC)) broadcast.inc();
-          else counter.inc(batchPath ? messagesIn(batchPath, msg) : 1);
-          if (divert?.(msg)) return undefined;
+        (received: Buffer[]) => {
+          if (broadcast && received[0]?.equals(ALL_TOPIC)) broadcast.inc();
+          else counter.inc(batchPath ? messagesIn(batchPath, received) : 1);
+          const msg = route ? route(received) : received;
+          if (msg === null) return undefined;
           if (queue.push(msg)) return undefined;
           return queue.space().then(() => {
             queue.push(msg);

@@ -16,12 +16,28 @@
  * send has found a full peer for `maxBlockMs`. Only for streams whose
  * receivers detect what they missed (the director's offsets and ticks,
  * checked by edges).
+ *
+ * libzmq skips a peer that missed a message silently, also for later sends
+ * with noDrop on, until that peer has read its backlog down, and never says
+ * when that is. With `markShed`, each message sent without full peers is
+ * followed at once by a marker also sent without them, before anything else:
+ * a peer still skipped misses the marker too (a later one shows the gap), a
+ * peer that caught up meanwhile gets it and learns from it what was shed.
  */
 import type { Logger } from 'pino';
 
 /** First and longest wait before a send refused at the high-water mark is tried again. */
 const FULL_RETRY_MIN_MS = 1;
 const FULL_RETRY_MAX_MS = 20;
+/**
+ * While the queue sheds, how long a send waits for a peer that is newly full
+ * before going on without it. The stalled peer that started the shedding is
+ * already skipped by libzmq, so a new refusal is another peer: most likely a
+ * healthy one that is only momentarily full (it reads continuously and drains
+ * in milliseconds), which must lose nothing; a slow peer that libzmq let back
+ * in and that fills again costs the others at most this much each time.
+ */
+export const SHED_GRACE_MS = 250;
 
 export interface Sendable {
   send(message: Buffer[] | Buffer): Promise<void>;
@@ -42,15 +58,20 @@ export function collectGrowth(read: () => number): (this: { inc(n: number): void
   };
 }
 
+/** A message, or what builds it when its turn to be sent comes (a tick numbered in the order sent). */
+export type Queued = Buffer[] | (() => Buffer[]);
+
 export interface SendQueueOptions {
   /** How long a peer at its high-water mark may hold the queue before the queue sheds (0: forever). Needs an XPUB. */
   maxBlockMs?: number;
+  /** The marker sent without full peers right after `shed` was (null: none). */
+  markShed?: (shed: Buffer[]) => Buffer[] | null;
 }
 
 const isFull = (err: unknown): boolean => (err as { code?: unknown }).code === 'EAGAIN';
 
 export class SendQueue {
-  private queue: Buffer[][] = [];
+  private queue: Queued[] = [];
   private head = 0;
   private pumping = false;
   private waiters: Array<() => void> = [];
@@ -65,6 +86,7 @@ export class SendQueue {
   private sheddingSince = 0;
   private lastShedAt = 0;
   private readonly maxBlockMs: number;
+  private readonly markShed: ((shed: Buffer[]) => Buffer[] | null) | null;
 
   constructor(
     private readonly socket: Sendable,
@@ -74,6 +96,7 @@ export class SendQueue {
     opts: SendQueueOptions = {},
   ) {
     this.maxBlockMs = opts.maxBlockMs ?? 0;
+    this.markShed = opts.markShed ?? null;
     // noDrop is write-only (libzmq cannot read XPUB_NODROP back): its presence is what tells an XPUB.
     if (this.maxBlockMs > 0 && !('noDrop' in socket)) throw new TypeError('maxBlockMs needs a socket with noDrop (an XPUB)');
   }
@@ -92,7 +115,7 @@ export class SendQueue {
   }
 
   /** Queue a message. Returns false (and queues nothing) when full or closed. */
-  push(message: Buffer[]): boolean {
+  push(message: Queued): boolean {
     if (this.closed || this.full) return false;
     this.queue.push(message);
     if (!this.pumping) void this.pump();
@@ -122,8 +145,8 @@ export class SendQueue {
     this.pumping = true;
     try {
       while (this.head < this.queue.length && !this.closed) {
-        const msg = this.queue[this.head]!;
-        await this.sendOne(msg);
+        const queued = this.queue[this.head]!;
+        await this.sendOne(typeof queued === 'function' ? queued() : queued);
         if (this.closed) break;
         // Taken off the queue only once sent, so `length` and drain() count it until then.
         (this.queue as unknown[])[this.head] = undefined;
@@ -146,8 +169,8 @@ export class SendQueue {
    * with noDrop refuses such a send with EAGAIN instead of blocking, and never
    * reports when it could send again (libzmq's XPUB always polls writable), so
    * the same message is tried again after a short, growing wait: nothing is
-   * dropped and the order is kept. Past maxBlockMs, or while shedding, it goes
-   * out without the full peers.
+   * dropped and the order is kept. Past maxBlockMs (SHED_GRACE_MS while
+   * shedding) it goes out without the full peers.
    */
   private async sendOne(msg: Buffer[]): Promise<void> {
     let wait = FULL_RETRY_MIN_MS;
@@ -166,7 +189,8 @@ export class SendQueue {
           return;
         }
         this.fullWaits++;
-        if (this.maxBlockMs > 0 && (this.shedding || Date.now() - since >= this.maxBlockMs)) {
+        const patience = this.shedding ? Math.min(this.maxBlockMs, SHED_GRACE_MS) : this.maxBlockMs;
+        if (this.maxBlockMs > 0 && Date.now() - since >= patience) {
           await this.sendWithoutFullPeers(msg);
           return;
         }
@@ -187,6 +211,12 @@ export class SendQueue {
       await xpub.send(msg);
       this.sent++;
       this.shed++;
+      // Before anything else goes out: a peer skipped for `msg` is most likely skipped for this too.
+      const marker = this.markShed?.(msg);
+      if (marker && !this.closed) {
+        await xpub.send(marker);
+        this.sent++;
+      }
     } catch (err) {
       if (!this.closed) {
         this.failed++;

@@ -6,7 +6,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startSingleNode, TOKEN_SECRET, type SingleNode } from '../helpers/processes.js';
+import { startCluster, startSingleNode, TOKEN_SECRET, type SingleNode } from '../helpers/processes.js';
 import { runWorkload, oneChannel, manyChannels, type RunResult } from '../../bench/lib/scenario.js';
 import type { RunningServer } from '../../bench/lib/servers.js';
 
@@ -58,4 +58,32 @@ test('authenticated subscribers: each connects with its own JWT, gets every mess
     runWorkload({ ...server, tokenSecret: 'another-secret-0123456789abcdef0123456789' }, { scenario: 'smoke-bad-auth', subscriptions: oneChannel(5), channels: 1, payload: 0, mode: 'connect', durationMs: 0, warmupMs: 0, processes: 1 }),
     /5 subscribers failed to open/,
   );
+});
+
+test("a cluster at a fixed rate: the server's CPU splits into each forwarder node's and the director's, and each delivery took a socket write", async () => {
+  const cluster = await startCluster(2, 1, { TIDINGS_ALLOW_ANONYMOUS: 'true', TIDINGS_LOG_LEVEL: 'info' });
+  try {
+    const nodePids = cluster.nodes.map((n) => n.proc.child.pid!);
+    const clustered: RunningServer = {
+      kind: 'tidings',
+      label: 'tidings-cluster-2',
+      urls: cluster.nodes.map((n) => n.url),
+      publishTo: cluster.director.publisher,
+      pids: [cluster.director.proc.child.pid!, ...nodePids],
+      nodePids,
+      stop: () => cluster.stop(),
+    };
+    const r = await runWorkload(clustered, { scenario: 'smoke-scale-rate', subscriptions: oneChannel(2 * 50), channels: 1, payload: 100, mode: 'rate', rate: 100, durationMs: 800, warmupMs: 200, processes: 1 });
+    assertComplete(r);
+    assert.equal(r.nodeCpuSecEach?.length, 2, 'one CPU figure per forwarder node');
+    for (const c of r.nodeCpuSecEach!) assert.ok(c > 0, `each node used CPU: ${r.nodeCpuSecEach!.join(', ')}`);
+    assert.ok(r.directorCpuSec! > 0 && r.directorCpuMicrosPerMessage! > 0, 'the director used CPU');
+    assert.ok(Math.abs(r.nodeCpuSecEach![0]! + r.nodeCpuSecEach![1]! - r.nodeCpuSec!) < 1e-9, 'the nodes\' CPU is the sum of each node\'s');
+    assert.ok(Math.abs(r.nodeCpuSec! + r.directorCpuSec! - r.serverCpuSec) < 1e-6, `nodes + director = server: ${r.nodeCpuSec} + ${r.directorCpuSec} vs ${r.serverCpuSec}`);
+    assert.ok(r.deliveriesPerNodeCpuSec! > r.deliveriesPerCpuSec, 'per node CPU-s leaves the director out');
+    // 100 subscribers at 100 msg/s on two idle-ish edges: writes carry one or a few messages each, never none.
+    assert.ok(r.nodeWritesPerDelivery! > 0.05 && r.nodeWritesPerDelivery! <= 1.5, `write calls per delivery ${r.nodeWritesPerDelivery}`);
+  } finally {
+    await cluster.stop();
+  }
 });

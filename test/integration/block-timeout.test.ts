@@ -7,7 +7,9 @@
  *
  * - a stopped edge worker: its node's forwarder sends on to the other worker
  *   of the node and the director to the other node;
- * - a stopped forwarder node: the director sends on to the other node.
+ * - a stopped forwarder node: the director sends on to the other node;
+ * - a peer of the director that reads again at once after the director sent
+ *   on without it: the hole at the end of the stream shows in the ticks.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -18,6 +20,9 @@ import { metric } from '../helpers/http.js';
 import { signToken } from '../../src/auth/sign.js';
 import { Publisher } from '../../src/publisher/publisher.js';
 import { TidingsClient } from '../../src/client/index.js';
+import { Subscriber } from 'zeromq';
+import { ALL_TOPIC, channelTopic } from '../../src/cluster/topics.js';
+import { DownKind, decodeHeader, tickOf } from '../../src/cluster/wire.js';
 
 const BLOCK_TIMEOUT_S = 1;
 /** Far more than the high-water marks (1000) and socket buffers in front of a stopped process hold. */
@@ -114,13 +119,49 @@ async function waitUntil(pred: () => boolean, timeoutMs: number): Promise<boolea
   return true;
 }
 
+/** What a raw peer received, short: message ranges by offset, and ticks (with what they name). */
+function trace(got: Array<{ kind: 'message'; i: number } | { kind: 'tick'; seq: number; missed?: { channel: string; offset: number } }>, offsets: Map<number, number>): string {
+  const out: string[] = [];
+  let from = -1;
+  let to = -1;
+  const close = (): void => {
+    if (from >= 0) out.push(from === to ? `m${from}` : `m${from}-${to}`);
+    from = to = -1;
+  };
+  for (const g of got) {
+    if (g.kind === 'message') {
+      const o = offsets.get(g.i)!;
+      if (from >= 0 && o === to + 1) to = o;
+      else {
+        close();
+        from = to = o;
+      }
+    } else {
+      close();
+      out.push(`t${g.seq}${g.missed ? `(${g.missed.channel}@${g.missed.offset})` : ''}`);
+    }
+  }
+  close();
+  return out.join(' ');
+}
+
+/** Polls an asynchronous condition every 10 ms until it holds or timeoutMs passed. */
+async function waitFor(pred: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await pred())) {
+    if (Date.now() > deadline) return false;
+    await sleep(10);
+  }
+  return true;
+}
+
 /** Messages the director has sequenced (a second try covers a keep-alive connection the server closed just then). */
 function sequenced(): Promise<number> {
   const read = (): Promise<number> => metric(cluster.director.http, 'tidings_director_published_total', { target: 'channel' });
   return read().catch(read);
 }
 
-async function publishBurst(channel: string, from: number, count: number): Promise<void> {
+async function publishBurst(channel: string, from: number, count: number, pollMs = 100): Promise<void> {
   const before = await sequenced();
   const pub = new Publisher({ address: cluster.director.publisher });
   pub.start();
@@ -134,7 +175,7 @@ async function publishBurst(channel: string, from: number, count: number): Promi
       const taken = (await sequenced()) - before;
       if (taken >= count || Date.now() - lastChange > 10_000) break;
       if (taken !== last) [last, lastChange] = [taken, Date.now()];
-      await sleep(100);
+      await sleep(pollMs);
     }
   } finally {
     await pub.close();
@@ -205,3 +246,87 @@ test(`a forwarder node stopped for longer than zmq_block_timeout holds back no o
   assertAll(rs, BURST);
   for (const r of onStopped) assert.ok(r.closeCodes.includes(4006), `${r.node}: told of the gap (4006): ${r.closeCodes}`);
 });
+
+/**
+ * A peer that reads again at once after a hop sent on without it (sooner than
+ * the next tick): what it missed is at the end of the stream, and only the
+ * ticks can show it. A raw SUB socket stands for a forwarder (on the
+ * director's subscriber address) or an edge worker (on a node's).
+ */
+for (const hop of ['director', 'forwarder'] as const) {
+  test(`a peer that reads again just after the ${hop} sent on without it sees the hole at the end of the stream in the next ticks`, async () => {
+    const channel = `block.tick.${hop}`;
+    const at = hop === 'director' ? cluster.director : cluster.nodes[0]!;
+    const shedMetric = hop === 'director' ? 'tidings_director_shed_total' : 'tidings_forwarder_shed_total';
+    // More than the pipes and buffers in front of the peer hold (about 3500 here), and little more: what is left to
+    // pass on after the hop sheds takes it much less than a tick interval, so no tick it sends meanwhile shows the hole.
+    const burst = 5000;
+    // Small buffers: the burst must be more than the pipes and socket buffers in front of it hold.
+    const sub = new Subscriber({ receiveHighWaterMark: 10, receiveBufferSize: 16384, receiveTimeout: 100, linger: 0 });
+    sub.subscribe(ALL_TOPIC, channelTopic(channel));
+    sub.connect(at.subscriber);
+    type Got = { kind: 'message'; i: number } | { kind: 'tick'; seq: number; missed?: { channel: string; offset: number } };
+    const got: Got[] = [];
+    const offsets = new Map<number, number>();
+    const read = async (untilMs: number, stopWhen: () => boolean = () => false): Promise<void> => {
+      while (Date.now() < untilMs && !stopWhen()) {
+        let frames: Buffer[];
+        try {
+          frames = await sub.receive();
+        } catch {
+          continue; // receiveTimeout
+        }
+        const header = decodeHeader(frames[1]!);
+        if (header?.kind === DownKind.Message) {
+          const i = (JSON.parse(frames[2]!.toString('utf8')) as { data: { i: number } }).data.i;
+          offsets.set(i, header.offset);
+          got.push({ kind: 'message', i });
+        } else if (header?.kind === DownKind.Control) {
+          const tick = tickOf(JSON.parse(frames[2]!.toString('utf8')) as Record<string, unknown>);
+          if (tick) got.push({ kind: 'tick', seq: tick.seq, ...(tick.missed ? { missed: tick.missed } : {}) });
+        }
+      }
+    };
+    const shedBefore = await metric(at.http, shedMetric);
+    try {
+      // Live once a message comes through (the subscription reaches the director through the forwarder first),
+      // and a tick (as every edge has one from long ago: the next one it gets is compared with it).
+      const deadline = Date.now() + 10_000;
+      const live = (): boolean => got.some((g) => g.kind === 'message') && got.some((g) => g.kind === 'tick');
+      for (let i = 0; !live() && Date.now() < deadline; i++) {
+        if (!got.some((g) => g.kind === 'message')) await publishBurst(channel, -1 - i, 1, 10);
+        await read(Date.now() + 300, live);
+      }
+      assert.ok(live(), 'the subscriber is live');
+      // Not reading now: the pipe to this peer fills, the hop waits, then sends on without it.
+      await publishBurst(channel, 0, burst, 10);
+      const shed = await waitFor(async () => (await metric(at.http, shedMetric)) > shedBefore, 15_000);
+      assert.ok(shed, `the ${hop} sent on without the stalled peer (got ${got.filter((g) => g.kind === 'message').length} messages)`);
+      // Once the forwarder has passed the burst on (the director has when publishBurst returns), reading again at
+      // once, as a process continued just then.
+      if (hop === 'forwarder') {
+        let before = -1;
+        await waitFor(async () => before === (before = await metric(at.http, 'tidings_forwarder_messages_total', { path: 'down' })), 15_000);
+      }
+      await read(Date.now() + 3000);
+    } finally {
+      sub.close();
+    }
+    const lastIndex = got.map((g) => g.kind).lastIndexOf('message');
+    const lastGot = got[lastIndex] as { i: number };
+    assert.ok(lastGot.i < burst - 1, `the peer missed the end of the burst (got up to ${lastGot.i})`);
+    const lastOffset = offsets.get(lastGot.i)!;
+    // What an edge does with them (Hub.onTick): after the last message it got, a tick skips a number or names a later offset.
+    const tickBefore = (got.slice(0, lastIndex).filter((g) => g.kind === 'tick').pop() as { seq: number } | undefined)?.seq;
+    const after = got.slice(lastIndex + 1);
+    assert.ok(tickBefore !== undefined && after.some((g) => g.kind === 'tick'), `ticks came before and after the hole: ${trace(got, offsets)}`);
+    let prev = tickBefore;
+    let shown = false;
+    for (const g of after) {
+      if (g.kind !== 'tick') continue;
+      if ((prev !== undefined && g.seq > prev + 1) || (g.missed?.channel === channel && g.missed.offset > lastOffset)) shown = true;
+      prev = g.seq;
+    }
+    assert.ok(shown, `a tick after offset ${lastOffset} shows the hole: ${trace(got, offsets)}`);
+  });
+}

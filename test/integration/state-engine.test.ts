@@ -304,3 +304,99 @@ describe('redis lease and fencing', () => {
     assert.ok(Date.now() - t < 1000, `standby took over ${Date.now() - t} ms after the release, not after the 30 s lease`);
   });
 });
+
+/**
+ * A connection that drops with commands in flight and reconnects at its first
+ * try (Redis restarted quickly, a proxy or `CLIENT KILL` closing it): every
+ * command in flight must fail (157), never hang, and the connection must
+ * serve the next ones. CLIENT PAUSE WRITE holds the scripts in Redis, so
+ * they are surely in flight when the connection is killed.
+ */
+describe('redis engine: a connection dropped with commands in flight', () => {
+  /** Hold every write for heldMs (`during` runs once the pause is in effect), then drop `victim`'s connection. */
+  async function dropConnectionWhilePaused(admin: Redis, victim: Redis, heldMs: number, during: () => void = () => undefined): Promise<void> {
+    const id = await victim.call('CLIENT', 'ID');
+    await admin.call('CLIENT', 'PAUSE', heldMs + 2000, 'WRITE');
+    during();
+    await new Promise((r) => setTimeout(r, heldMs));
+    assert.equal(await admin.call('CLIENT', 'KILL', 'ID', String(id)), 1);
+    await admin.call('CLIENT', 'UNPAUSE');
+  }
+  /** The promise's outcome, or 'pending' after ms. */
+  function settled<T>(p: Promise<T>, ms: number): Promise<{ ok: T } | { err: unknown } | 'pending'> {
+    let t: NodeJS.Timeout | undefined;
+    return Promise.race([
+      p.then((ok) => ({ ok }), (err: unknown) => ({ err })),
+      new Promise<'pending'>((r) => (t = setTimeout(() => r('pending'), ms))),
+    ]).finally(() => clearTimeout(t));
+  }
+
+  /** A connection stuck with a command that never settles would hold a lease's release (stop) forever. */
+  const boundedStop = (lease: DirectorLease, engine: RedisEngine, admin: Redis) => async (): Promise<void> => {
+    admin.disconnect();
+    await settled(lease.stop(), 1000);
+    await engine.stop();
+  };
+
+  test('appends in flight fail with 157 and the next append is sequenced after the last acknowledged one', async () => {
+    const prefix = `dropped${++prefixes}`;
+    const e = new RedisEngine({ url: redis.url, prefix, keepMs: 3_600_000, totalBytes: 1 << 30, log });
+    await e.start();
+    const lease = new DirectorLease({ redis: e.redis, prefix, node: 'a', leaseMs: 60_000, pollMs: 50, log });
+    const admin = new Redis(redis.url);
+    cleanups.push(boundedStop(lease, e, admin));
+    e.fence = await new Promise<string>((r) => {
+      lease.once('acquired', r);
+      lease.start();
+    });
+    const now = Date.now();
+    const acked = await e.append(req('dropped', 0, now));
+    let inFlight: Array<ReturnType<typeof settled<unknown>>> = [];
+    // Sent once writes are paused: Redis holds them, so they are in flight (never applied) when the connection drops.
+    await dropConnectionWhilePaused(admin, e.redis, 100, () => (inFlight = [1, 2, 3].map((i) => settled(e.append(req('dropped', i, now)), 3000))));
+    for (const [i, p] of inFlight.entries()) {
+      const r = await p;
+      assert.ok(r !== 'pending', `append ${i + 1}, in flight when the connection dropped, never settled`);
+      assert.ok('err' in r && r.err instanceof TidingsError, `append ${i + 1} failed: ${JSON.stringify(r)}`);
+      assert.equal(r.err.code, ErrorCodes.STATE_UNAVAILABLE.code);
+    }
+    const next = await settled(e.append(req('dropped', 4, now)), 3000);
+    assert.ok(next !== 'pending' && 'ok' in next, `the next append after the reconnect: ${JSON.stringify(next)}`);
+    assert.ok(next.ok.offset > acked.offset && next.ok.epoch === acked.epoch, `offset ${next.ok.offset} after ${acked.offset}, same epoch`);
+  });
+
+  test('a lease renewal in flight fails and the next one renews: the holder keeps its lease', async () => {
+    const prefix = `lease${++prefixes}`;
+    const leaseMs = 3000;
+    const a = new RedisEngine({ url: redis.url, prefix, keepMs: 3_600_000, totalBytes: 1 << 30, log });
+    await a.start();
+    const la = new DirectorLease({ redis: a.redis, prefix, node: 'a', leaseMs, pollMs: 50, log });
+    const admin = new Redis(redis.url);
+    cleanups.push(boundedStop(la, a, admin));
+    let lost: string | null = null;
+    la.once('lost', (reason) => (lost = reason));
+    await new Promise<string>((r) => {
+      la.once('acquired', r);
+      la.start();
+    });
+    const key = `${prefix}:lease`;
+    /** Resolves just after the next renewal (the key's ttl jumps back up), or with false after ms. */
+    const renewal = async (ms: number): Promise<boolean> => {
+      const until = Date.now() + ms;
+      let last = await admin.pttl(key);
+      while (Date.now() < until) {
+        await new Promise((r) => setTimeout(r, 10));
+        const t = await admin.pttl(key);
+        if (t > last) return true;
+        last = t;
+      }
+      return false;
+    };
+    assert.ok(await renewal(leaseMs), 'renewed every lease/3');
+    // Just renewed: hold writes past the next renewal (lease/3 later), so it is in flight when the connection drops.
+    await dropConnectionWhilePaused(admin, a.redis, leaseMs / 3 + 150);
+    assert.ok(await renewal(leaseMs), 'renewed again after the reconnect, before the lease ran out');
+    assert.equal(lost, null, 'the lease was not lost');
+    assert.equal(la.held, true);
+  });
+});

@@ -52,6 +52,8 @@ function engineError(err: unknown): TidingsError {
   if (err instanceof TidingsError) return err;
   const msg = (err as Error)?.message ?? String(err);
   if (msg.startsWith('FENCED')) return new TidingsError(ErrorCodes.FENCED, msg.slice(7));
+  // maxRetriesPerRequest 0 (createRedisClient): the connection closed with the command in flight or queued.
+  if ((err as Error)?.name === 'MaxRetriesPerRequestError') return new TidingsError(ErrorCodes.STATE_UNAVAILABLE, 'the connection to Redis closed before it answered');
   return new TidingsError(ErrorCodes.STATE_UNAVAILABLE, msg);
 }
 
@@ -81,8 +83,15 @@ export function createRedisClient(url: string, name: string): Redis {
     enableAutoPipelining: true,
     // A command whose connection dropped fails instead of being sent again (an append must never run twice).
     autoResendUnfulfilledCommands: false,
-    maxRetriesPerRequest: 1,
+    // 0: every close fails the commands in flight and queued, at once. With more, ioredis (6.0.0) keeps the
+    // commands in flight aside for a resend and, when the first reconnect succeeds (Redis back within the
+    // 50 ms retry delay), drops them without settling them (redis/ioredis#2193): their promises never
+    // settle and, with auto-pipelining, every later command waits behind their pipeline, for good.
+    maxRetriesPerRequest: 0,
     connectTimeout: 2000,
+    // Redis loading its data (a restart reading its AOF) is asked again every 100 ms, not after its loading
+    // estimate (1 s at least, up to 10 s): the director answers again as soon as Redis can.
+    maxLoadingRetryTime: 100,
     retryStrategy: (times: number) => Math.min(50 * times, 500),
     lazyConnect: true,
   };
