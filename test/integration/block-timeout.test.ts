@@ -23,6 +23,7 @@ import { TidingsClient } from '../../src/client/index.js';
 import { Subscriber } from 'zeromq';
 import { ALL_TOPIC, channelTopic } from '../../src/cluster/topics.js';
 import { DownKind, decodeHeader, tickOf } from '../../src/cluster/wire.js';
+import { decodeMessageBatch } from '../../src/cluster/batch.js';
 
 const BLOCK_TIMEOUT_S = 1;
 /** Far more than the high-water marks (1000) and socket buffers in front of a stopped process hold. */
@@ -277,10 +278,17 @@ for (const hop of ['director', 'forwarder'] as const) {
           continue; // receiveTimeout
         }
         const header = decodeHeader(frames[1]!);
-        if (header?.kind === DownKind.Message) {
-          const i = (JSON.parse(frames[2]!.toString('utf8')) as { data: { i: number } }).data.i;
-          offsets.set(i, header.offset);
+        const message = (offset: number, push: Buffer): void => {
+          const i = (JSON.parse(push.toString('utf8')) as { data: { i: number } }).data.i;
+          offsets.set(i, offset);
           got.push({ kind: 'message', i });
+        };
+        if (header?.kind === DownKind.Message) message(header.offset, frames[2]!);
+        else if (header?.kind === DownKind.MessageBatch) {
+          // A batch: its entries in order, as the edge reads them.
+          const entries = decodeMessageBatch(frames[2]!);
+          assert.ok(entries, 'a well-formed batch');
+          for (const e of entries) message(e.offset, e.push);
         } else if (header?.kind === DownKind.Control) {
           const tick = tickOf(JSON.parse(frames[2]!.toString('utf8')) as Record<string, unknown>);
           if (tick) got.push({ kind: 'tick', seq: tick.seq, ...(tick.missed ? { missed: tick.missed } : {}) });
