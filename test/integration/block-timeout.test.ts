@@ -8,8 +8,9 @@
  * - a stopped edge worker: its node's forwarder sends on to the other worker
  *   of the node and the director to the other node;
  * - a stopped forwarder node: the director sends on to the other node;
- * - a peer of the director that reads again at once after the director sent
- *   on without it: the hole at the end of the stream shows in the ticks.
+ * - a peer of the director (or of a forwarder) that reads again at once after
+ *   the hop sent on without it: the hole at the end of the stream shows in the
+ *   ticks; also with messages in batches through a forwarder.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -29,6 +30,11 @@ const BLOCK_TIMEOUT_S = 1;
 /** Far more than the high-water marks (1000) and socket buffers in front of a stopped process hold. */
 const BURST = 8000;
 const PAD = 'x'.repeat(1000);
+/**
+ * Small messages for a raw peer, in batches of about 12: well more than the pipes and buffers in front of it
+ * hold (about 2000 batches, 19 000-24 000 messages, seen here).
+ */
+const BATCHED_BURST = 32_000;
 
 let cluster: Cluster;
 const clients: TidingsClient[] = [];
@@ -162,13 +168,13 @@ function sequenced(): Promise<number> {
   return read().catch(read);
 }
 
-async function publishBurst(channel: string, from: number, count: number, pollMs = 100): Promise<void> {
+async function publishBurst(channel: string, from: number, count: number, pollMs = 100, pad = PAD): Promise<void> {
   const before = await sequenced();
   const pub = new Publisher({ address: cluster.director.publisher });
   pub.start();
   try {
     await pub.waitReady(5000);
-    for (let i = from; i < from + count; i++) await pub.publish(channel, { i, pad: PAD });
+    for (let i = from; i < from + count; i++) await pub.publish(channel, { i, pad });
     // The publisher's socket holds what the director has not taken yet: open until it has it all (or stops taking).
     let last = -1;
     let lastChange = Date.now();
@@ -254,14 +260,25 @@ test(`a forwarder node stopped for longer than zmq_block_timeout holds back no o
  * ticks can show it. A raw SUB socket stands for a forwarder (on the
  * director's subscriber address) or an edge worker (on a node's).
  */
-for (const hop of ['director', 'forwarder'] as const) {
-  test(`a peer that reads again just after the ${hop} sent on without it sees the hole at the end of the stream in the next ticks`, async () => {
-    const channel = `block.tick.${hop}`;
+const RAW_PEERS = [
+  { hop: 'director', batched: false },
+  { hop: 'forwarder', batched: false },
+  // Small messages: the director batches them (2 KB batches, src/cluster/batch.ts) and the forwarder sheds a batch;
+  // the ticks it renumbers go down between batches. Such a burst takes the hop more than a tick interval to pass on,
+  // so ticks it drops show the hole too (the marker naming a shed batch: test/unit/tick-relay.test.ts).
+  { hop: 'forwarder', batched: true },
+] as const;
+for (const { hop, batched } of RAW_PEERS) {
+  test(`a peer that reads again just after the ${hop} sent on without it sees the hole at the end of the stream in the next ticks${batched ? ' (messages in batches)' : ''}`, async () => {
+    const channel = `block.tick.${hop}${batched ? '.batched' : ''}`;
     const at = hop === 'director' ? cluster.director : cluster.nodes[0]!;
     const shedMetric = hop === 'director' ? 'tidings_director_shed_total' : 'tidings_forwarder_shed_total';
-    // More than the pipes and buffers in front of the peer hold (about 3500 here), and little more: what is left to
-    // pass on after the hop sheds takes it much less than a tick interval, so no tick it sends meanwhile shows the hole.
-    const burst = 5000;
+    // More than the pipes and buffers in front of the peer hold (about 3500 1 KB messages here, one per ZeroMQ
+    // message), and little more: what is left to pass on after the hop sheds takes it much less than a tick
+    // interval, so no tick it sends meanwhile shows the hole (only the marker does).
+    const burst = batched ? BATCHED_BURST : 5000;
+    const pad = batched ? '' : PAD;
+    let batches = 0;
     // Small buffers: the burst must be more than the pipes and socket buffers in front of it hold.
     const sub = new Subscriber({ receiveHighWaterMark: 10, receiveBufferSize: 16384, receiveTimeout: 100, linger: 0 });
     sub.subscribe(ALL_TOPIC, channelTopic(channel));
@@ -288,6 +305,7 @@ for (const hop of ['director', 'forwarder'] as const) {
           // A batch: its entries in order, as the edge reads them.
           const entries = decodeMessageBatch(frames[2]!);
           assert.ok(entries, 'a well-formed batch');
+          batches++;
           for (const e of entries) message(e.offset, e.push);
         } else if (header?.kind === DownKind.Control) {
           const tick = tickOf(JSON.parse(frames[2]!.toString('utf8')) as Record<string, unknown>);
@@ -302,12 +320,12 @@ for (const hop of ['director', 'forwarder'] as const) {
       const deadline = Date.now() + 10_000;
       const live = (): boolean => got.some((g) => g.kind === 'message') && got.some((g) => g.kind === 'tick');
       for (let i = 0; !live() && Date.now() < deadline; i++) {
-        if (!got.some((g) => g.kind === 'message')) await publishBurst(channel, -1 - i, 1, 10);
+        if (!got.some((g) => g.kind === 'message')) await publishBurst(channel, -1 - i, 1, 10, pad);
         await read(Date.now() + 300, live);
       }
       assert.ok(live(), 'the subscriber is live');
       // Not reading now: the pipe to this peer fills, the hop waits, then sends on without it.
-      await publishBurst(channel, 0, burst, 10);
+      await publishBurst(channel, 0, burst, 10, pad);
       const shed = await waitFor(async () => (await metric(at.http, shedMetric)) > shedBefore, 15_000);
       assert.ok(shed, `the ${hop} sent on without the stalled peer (got ${got.filter((g) => g.kind === 'message').length} messages)`);
       // Once the forwarder has passed the burst on (the director has when publishBurst returns), reading again at
@@ -323,6 +341,7 @@ for (const hop of ['director', 'forwarder'] as const) {
     const lastIndex = got.map((g) => g.kind).lastIndexOf('message');
     const lastGot = got[lastIndex] as { i: number };
     assert.ok(lastGot.i < burst - 1, `the peer missed the end of the burst (got up to ${lastGot.i})`);
+    if (batched) assert.ok(batches > 0, 'the messages came in batches');
     const lastOffset = offsets.get(lastGot.i)!;
     // What an edge does with them (Hub.onTick): after the last message it got, a tick skips a number or names a later offset.
     const tickBefore = (got.slice(0, lastIndex).filter((g) => g.kind === 'tick').pop() as { seq: number } | undefined)?.seq;
