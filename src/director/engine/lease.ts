@@ -97,7 +97,9 @@ export class DirectorLease extends EventEmitter<DirectorLeaseEvents> {
       }
     } catch (err) {
       this.opts.failed?.(err);
-      this.opts.log.warn({ err: (err as Error).message }, 'lease request failed');
+      // maxRetriesPerRequest 0: ioredis words a connection that closed with the request in flight as a retry limit.
+      const reason = (err as Error)?.name === 'MaxRetriesPerRequestError' ? 'the connection to Redis closed before it answered' : (err as Error)?.message;
+      this.opts.log.warn({ err: reason }, 'lease request failed');
       if (this.value !== null && performance.now() > this.validUntil) return this.lose('lease expired while Redis did not answer');
     } finally {
       this.busy = false;
