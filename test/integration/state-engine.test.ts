@@ -399,4 +399,32 @@ describe('redis engine: a connection dropped with commands in flight', () => {
     assert.equal(lost, null, 'the lease was not lost');
     assert.equal(la.held, true);
   });
+
+  test('a holder whose renewal gets no answer (Redis paused) steps down at its own deadline, not when the answer comes', async () => {
+    const prefix = `lease${++prefixes}`;
+    const leaseMs = 1200;
+    const pauseMs = 5000;
+    const a = new RedisEngine({ url: redis.url, prefix, keepMs: 3_600_000, totalBytes: 1 << 30, log });
+    await a.start();
+    const la = new DirectorLease({ redis: a.redis, prefix, node: 'a', leaseMs, pollMs: 50, log });
+    const admin = new Redis(redis.url);
+    cleanups.push(boundedStop(la, a, admin));
+    await new Promise<string>((r) => {
+      la.once('acquired', r);
+      la.start();
+    });
+    const lost = new Promise<{ reason: string; at: number }>((r) => la.once('lost', (reason) => r({ reason, at: Date.now() })));
+    // Renewals are scripts that write: paused by Redis, neither answered nor failed, the connection kept open.
+    const pausedAt = Date.now();
+    await admin.call('CLIENT', 'PAUSE', pauseMs, 'WRITE');
+    try {
+      const got = await settled(lost, pauseMs - 500);
+      assert.ok(got !== 'pending' && 'ok' in got, 'the holder stepped down while Redis still held its renewal');
+      assert.equal(got.ok.reason, 'lease expired while Redis did not answer');
+      assert.ok(got.ok.at - pausedAt <= leaseMs + 500, `stepped down ${got.ok.at - pausedAt} ms after the pause (lease ${leaseMs} ms)`);
+      assert.equal(la.held, false);
+    } finally {
+      await admin.call('CLIENT', 'UNPAUSE');
+    }
+  });
 });

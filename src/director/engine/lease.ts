@@ -9,7 +9,12 @@
  * The holder also keeps a local deadline (time of the last successful renewal
  * request + leaseMs, on this process' monotonic clock, which is never later
  * than Redis' own expiry) and reports `lost` when it passes or when a renewal
- * finds the lease gone. Losing the lease is final for this process: the
+ * finds the lease gone. The deadline has a timer of its own: a renewal that
+ * gets no answer at all (Redis paused, a network that drops packets without
+ * closing the connection) must not keep this process acting as the active
+ * director after a standby may have taken over. A renewal that failed is tried
+ * again soon (leaseMs/10), not a third of a lease later, so an outage shorter
+ * than most of the lease keeps it. Losing the lease is final for this process: the
  * director stops (see director.ts), its supervisor starts it again as a standby.
  */
 import { EventEmitter } from 'node:events';
@@ -39,6 +44,9 @@ export class DirectorLease extends EventEmitter<DirectorLeaseEvents> {
   /** The lease value while held, else null. */
   value: string | null = null;
   private timer: NodeJS.Timeout | null = null;
+  private deadline: NodeJS.Timeout | null = null;
+  /** The last request failed: the next one goes sooner. */
+  private retrying = false;
   private validUntil = 0;
   private stopped = false;
   private busy = false;
@@ -72,7 +80,7 @@ export class DirectorLease extends EventEmitter<DirectorLeaseEvents> {
 
   private schedule(): void {
     if (this.stopped) return;
-    const ms = this.value === null ? this.opts.pollMs : Math.max(50, Math.floor(this.opts.leaseMs / 3));
+    const ms = this.value === null ? this.opts.pollMs : Math.max(50, Math.floor(this.opts.leaseMs / (this.retrying ? 10 : 3)));
     this.timer = setTimeout(() => void this.tick(), ms);
   }
 
@@ -85,7 +93,7 @@ export class DirectorLease extends EventEmitter<DirectorLeaseEvents> {
         const v = (await this.acquire(this.key, this.fenceKey, this.opts.node, this.opts.leaseMs)) as string | null;
         if (v && !this.stopped) {
           this.value = v;
-          this.validUntil = sentAt + this.opts.leaseMs;
+          this.extend(sentAt);
           this.opts.log.info({ lease: v }, 'director lease acquired');
           this.emit('acquired', v);
         }
@@ -93,16 +101,29 @@ export class DirectorLease extends EventEmitter<DirectorLeaseEvents> {
         if (sentAt > this.validUntil) return this.lose('lease expired before it could be renewed');
         const ok = (await this.renew(this.key, this.value, this.opts.leaseMs)) === 1;
         if (!ok) return this.lose('lease taken over by another director');
-        this.validUntil = sentAt + this.opts.leaseMs;
+        this.extend(sentAt);
       }
+      this.retrying = false;
     } catch (err) {
+      this.retrying = true;
       this.opts.failed?.(err);
-      this.opts.log.warn({ err: (err as Error).message }, 'lease request failed');
+      // maxRetriesPerRequest 0: ioredis words a connection that closed with the request in flight as a retry limit.
+      const reason = (err as Error)?.name === 'MaxRetriesPerRequestError' ? 'the connection to Redis closed before it answered' : (err as Error)?.message;
+      this.opts.log.warn({ err: reason }, 'lease request failed');
       if (this.value !== null && performance.now() > this.validUntil) return this.lose('lease expired while Redis did not answer');
     } finally {
       this.busy = false;
       this.schedule();
     }
+  }
+
+  /** The lease holds until leaseMs after `sentAt` (when the request that renewed it was sent), by this process' clock. */
+  private extend(sentAt: number): void {
+    this.validUntil = sentAt + this.opts.leaseMs;
+    if (this.deadline) clearTimeout(this.deadline);
+    this.deadline = setTimeout(() => {
+      if (this.value !== null && performance.now() >= this.validUntil) this.lose('lease expired while Redis did not answer');
+    }, Math.max(0, Math.ceil(this.validUntil - performance.now())) + 1);
   }
 
   /** Whether this process may act as the active director right now (holds the lease by its own clock). */
@@ -115,6 +136,8 @@ export class DirectorLease extends EventEmitter<DirectorLeaseEvents> {
     this.opts.log.error({ lease: this.value, reason }, 'director lease lost');
     this.value = null;
     this.stopped = true;
+    if (this.deadline) clearTimeout(this.deadline);
+    if (this.timer) clearTimeout(this.timer);
     this.emit('lost', reason);
   }
 
@@ -122,6 +145,7 @@ export class DirectorLease extends EventEmitter<DirectorLeaseEvents> {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
+    if (this.deadline) clearTimeout(this.deadline);
     const v = this.value;
     this.value = null;
     if (v !== null) await this.release(this.key, v).catch(() => undefined);
