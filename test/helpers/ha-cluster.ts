@@ -7,7 +7,7 @@
  * forwarder node with its own pair.
  */
 import { freePorts } from './ports.js';
-import { serve, TOKEN_SECRET, API_KEY, type TidingsProcess } from './processes.js';
+import { serve, forwarderNodeEnv, TOKEN_SECRET, API_KEY, type TidingsProcess } from './processes.js';
 import type { CurveCluster } from './curve.js';
 
 export interface HaDirector {
@@ -97,20 +97,7 @@ export async function startHaCluster(redisUrl: string, directorCount: number, no
     const [port, sub, pub, cmd] = await freePorts(4);
     nodes.push({
       proc: serve(`node${i + 1}`, {
-        TIDINGS_SERVER_HOST: host,
-        TIDINGS_SERVER_PORT: String(port),
-        TIDINGS_DIRECTOR_ENABLED: 'false',
-        TIDINGS_FORWARDER_ENABLED: 'true',
-        TIDINGS_WORKERS: String(workers),
-        TIDINGS_SUBSCRIBER_ADDRESS: `tcp://${host}:${sub}`,
-        TIDINGS_PUBLISHER_ADDRESS: `tcp://${host}:${pub}`,
-        TIDINGS_COMMAND_ADDRESS: `tcp://${host}:${cmd}`,
-        TIDINGS_DIRECTOR_SUBSCRIBER_ADDRESS: directors.map((d) => d.subscriber).join(','),
-        TIDINGS_DIRECTOR_PUBLISHER_ADDRESS: directors.map((d) => d.publisher).join(','),
-        TIDINGS_DIRECTOR_COMMAND_ADDRESS: directors.map((d) => d.command).join(','),
-        TIDINGS_TOKEN_SECRET: TOKEN_SECRET,
-        TIDINGS_API_KEYS: API_KEY,
-        TIDINGS_NODE_ID: `node${i + 1}`,
+        ...forwarderNodeEnv(`node${i + 1}`, host, [port, sub, pub, cmd], workers, directors),
         ...(curve ? curve.env[`node${i + 1}`] : {}),
         ...extraEnv,
       }),

@@ -188,6 +188,36 @@ export interface Cluster {
 export type NodeEnv = (index: number, director: ClusterNode) => Record<string, string> | Promise<Record<string, string>>;
 
 /**
+ * The environment of a forwarder node (no director role) named `name`, on
+ * `host` with its HTTP and three ZeroMQ ports, following `directors` (several:
+ * a failover group, every address listed in order).
+ */
+export function forwarderNodeEnv(
+  name: string,
+  host: string,
+  [port, sub, pub, cmd]: readonly number[],
+  workers: number,
+  directors: ReadonlyArray<{ subscriber: string; publisher: string; command: string }>,
+): Record<string, string> {
+  return {
+    TIDINGS_SERVER_HOST: host,
+    TIDINGS_SERVER_PORT: String(port),
+    TIDINGS_DIRECTOR_ENABLED: 'false',
+    TIDINGS_FORWARDER_ENABLED: 'true',
+    TIDINGS_WORKERS: String(workers),
+    TIDINGS_SUBSCRIBER_ADDRESS: `tcp://${host}:${sub}`,
+    TIDINGS_PUBLISHER_ADDRESS: `tcp://${host}:${pub}`,
+    TIDINGS_COMMAND_ADDRESS: `tcp://${host}:${cmd}`,
+    TIDINGS_DIRECTOR_SUBSCRIBER_ADDRESS: directors.map((d) => d.subscriber).join(','),
+    TIDINGS_DIRECTOR_PUBLISHER_ADDRESS: directors.map((d) => d.publisher).join(','),
+    TIDINGS_DIRECTOR_COMMAND_ADDRESS: directors.map((d) => d.command).join(','),
+    TIDINGS_TOKEN_SECRET: TOKEN_SECRET,
+    TIDINGS_API_KEYS: API_KEY,
+    TIDINGS_NODE_ID: name,
+  };
+}
+
+/**
  * A director (no edge, HTTP API only) and `nodeCount` forwarder nodes with
  * `workers` edge processes each, as in docker-compose.yml.
  */
@@ -229,20 +259,7 @@ export async function startCluster(
     const [port, sub, pub, cmd] = await freePorts(4);
     nodes.push({
       proc: serve(`node${i + 1}`, {
-        TIDINGS_SERVER_HOST: host,
-        TIDINGS_SERVER_PORT: String(port),
-        TIDINGS_DIRECTOR_ENABLED: 'false',
-        TIDINGS_FORWARDER_ENABLED: 'true',
-        TIDINGS_WORKERS: String(workers),
-        TIDINGS_SUBSCRIBER_ADDRESS: `tcp://${host}:${sub}`,
-        TIDINGS_PUBLISHER_ADDRESS: `tcp://${host}:${pub}`,
-        TIDINGS_COMMAND_ADDRESS: `tcp://${host}:${cmd}`,
-        TIDINGS_DIRECTOR_SUBSCRIBER_ADDRESS: director.subscriber,
-        TIDINGS_DIRECTOR_PUBLISHER_ADDRESS: director.publisher,
-        TIDINGS_DIRECTOR_COMMAND_ADDRESS: director.command,
-        TIDINGS_TOKEN_SECRET: TOKEN_SECRET,
-        TIDINGS_API_KEYS: API_KEY,
-        TIDINGS_NODE_ID: `node${i + 1}`,
+        ...forwarderNodeEnv(`node${i + 1}`, host, [port, sub, pub, cmd], workers, [director]),
         ...extraEnv,
         ...perNode[`node${i + 1}`],
         ...(nodeEnv ? await nodeEnv(i, director) : {}),
