@@ -21,7 +21,8 @@ import { carriedChannelProblem, carriedUserProblem, channelProblem, isValidUser 
 import { SendQueue, collectGrowth } from '../zmq/send-queue.js';
 import { bindSecured, linkLimit, type BoundLink } from '../zmq/security.js';
 import { channelTopic, userTopic } from '../cluster/topics.js';
-import { DownKind, TICK_INTERVAL_MS, encodeHeader, parsePublish, positionIn, tickFrames, WireError, type InboundPublish } from '../cluster/wire.js';
+import { DownKind, encodeHeader, parsePublish, WireError, type InboundPublish } from '../cluster/wire.js';
+import { TICK_INTERVAL_MS, positionIn, tickFrames } from '../cluster/ticks.js';
 import { DOWN_BATCH_BYTES, decodeCommandBatch, decodePublishEntries, isBatchFrames, isPublishBatch, publishEntryBytes, PUBLISH_TEXT_METHOD } from '../cluster/batch.js';
 import { DownBatcher } from './down-batcher.js';
 import { ReplyBatcher } from './reply-batcher.js';

@@ -1,6 +1,6 @@
 /**
  * The director's ticks on their way through a forwarder to its edges (see
- * tickFrames in cluster/wire). The forwarder sheds too (an edge that stays
+ * tickFrames in cluster/ticks). The forwarder sheds too (an edge that stays
  * full past zmq_block_timeout), so it sends a marker tick of its own after
  * each message it sheds. For that marker to take a number no edge that keeps
  * up sees skipped, the forwarder renumbers the ticks it passes on: each marker
@@ -8,7 +8,8 @@
  * number skipped at the next tick; one that missed a director tick (the
  * director shed it for this node) does too.
  */
-import { DownKind, TICK_OP, decodeHeader, positionIn, tickFrames, tickOf } from '../cluster/wire.js';
+import { DownKind, decodeHeader } from '../cluster/wire.js';
+import { TICK_OP, positionIn, tickFrames, tickOf } from '../cluster/ticks.js';
 import { ALL_TOPIC } from '../cluster/topics.js';
 
 export class TickRelay {

@@ -23,7 +23,8 @@ import { Publisher } from '../../src/publisher/publisher.js';
 import { TidingsClient } from '../../src/client/index.js';
 import { Subscriber } from 'zeromq';
 import { ALL_TOPIC, channelTopic } from '../../src/cluster/topics.js';
-import { DownKind, decodeHeader, tickOf } from '../../src/cluster/wire.js';
+import { DownKind, decodeHeader } from '../../src/cluster/wire.js';
+import { tickOf } from '../../src/cluster/ticks.js';
 import { decodeMessageBatch } from '../../src/cluster/batch.js';
 
 const BLOCK_TIMEOUT_S = 1;

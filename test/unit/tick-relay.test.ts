@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DownKind, encodeHeader, positionIn, tickFrames, tickOf, type Tick } from '../../src/cluster/wire.js';
+import { DownKind, encodeHeader } from '../../src/cluster/wire.js';
+import { positionIn, tickFrames, tickOf, type Tick } from '../../src/cluster/ticks.js';
 import { ALL_TOPIC, channelTopic, userTopic } from '../../src/cluster/topics.js';
 import { TickRelay } from '../../src/forwarder/tick-relay.js';
 import { encodeMessageBatch } from '../../src/cluster/batch.js';
