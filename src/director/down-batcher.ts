@@ -20,6 +20,7 @@ import { ErrorCodes, TidingsError } from '../protocol/errors.js';
 import { DownKind, encodeHeader } from '../cluster/wire.js';
 import { MAX_BATCH_ENTRIES, downEntryBytes, encodeMessageBatch } from '../cluster/batch.js';
 import type { SendQueue } from '../zmq/send-queue.js';
+import { EndOfTurn } from '../runtime/end-of-turn.js';
 
 interface Pending {
   topic: Buffer;
@@ -31,7 +32,7 @@ interface Pending {
 
 export class DownBatcher {
   private pending = new Map<string, Pending>();
-  private armed = false;
+  private readonly endOfTurn = new EndOfTurn(() => this.flush());
   /** Messages sent in batches of two or more, and those batches (for tests and metrics). */
   batchedMessages = 0;
   batches = 0;
@@ -69,10 +70,7 @@ export class DownBatcher {
       if (this.full) throw new TidingsError(ErrorCodes.LIMIT_EXCEEDED, 'director send queue full');
       p = { topic: topic(), epoch, offsets: [], pushes: [], bytes: 0 };
       this.pending.set(channel, p);
-      if (!this.armed) {
-        this.armed = true;
-        setImmediate(this.flushTurn);
-      }
+      this.endOfTurn.request();
     }
     p.offsets.push(offset);
     p.pushes.push(push);
@@ -92,11 +90,6 @@ export class DownBatcher {
     this.pending = new Map();
     for (const p of all.values()) this.send(p);
   }
-
-  private readonly flushTurn = (): void => {
-    this.armed = false;
-    this.flush();
-  };
 
   private send(p: Pending): void {
     const n = p.pushes.length;

@@ -10,6 +10,7 @@
  * caller, and the replies' send queue keeps its own limit.
  */
 import { MAX_BATCH_BYTES, MAX_BATCH_ENTRIES, encodeReplyBatch, type ReplyEntry } from '../cluster/batch.js';
+import { EndOfTurn } from '../runtime/end-of-turn.js';
 
 const OK = Buffer.from('ok');
 const ERROR = Buffer.from('error');
@@ -22,7 +23,7 @@ interface Pending {
 
 export class ReplyBatcher {
   private pending = new Map<string, Pending>();
-  private armed = false;
+  private readonly endOfTurn = new EndOfTurn(() => this.flush());
 
   /** `send` queues frames on the ROUTER; false when its queue refused them. */
   constructor(private readonly send: (frames: Buffer[]) => void) {}
@@ -33,10 +34,7 @@ export class ReplyBatcher {
     if (!p) {
       p = { route, entries: [], bytes: 0 };
       this.pending.set(key, p);
-      if (!this.armed) {
-        this.armed = true;
-        setImmediate(this.flushTurn);
-      }
+      this.endOfTurn.request();
     }
     p.entries.push({ id, ok, body });
     p.bytes += 9 + body.length;
@@ -52,11 +50,6 @@ export class ReplyBatcher {
     this.pending = new Map();
     for (const p of all.values()) this.emit(p);
   }
-
-  private readonly flushTurn = (): void => {
-    this.armed = false;
-    this.flush();
-  };
 
   private emit(p: Pending): void {
     if (p.entries.length === 1) {

@@ -40,6 +40,7 @@ import { CommandClient } from '../zmq/command-client.js';
 import { DirectorWatch } from '../zmq/director-watch.js';
 import { publicKeyOf } from '../zmq/keys.js';
 import { connectSecured, ingressLimit, linkLimit, type ClientLink } from '../zmq/security.js';
+import { EndOfTurn } from '../runtime/end-of-turn.js';
 
 export interface PublisherOptions {
   /** A publisher address: the director's, or the local forwarder's; or every director's. */
@@ -67,7 +68,7 @@ export class Publisher {
   /** This turn's publishes, sent together at its end (or when the batch is full). */
   private batch: InboundPublish[] = [];
   private batchBytes = 0;
-  private armed = false;
+  private readonly endOfTurn = new EndOfTurn(() => void this.sendBatch().catch((err: unknown) => this.log.error({ err }, 'publish batch not queued')));
   /** A batch waiting for room in the send queue: later publishes wait for it (back pressure, order). */
   private queuing: Promise<void> | null = null;
   private upstream = 0;
@@ -198,16 +199,8 @@ export class Publisher {
     if (this.batch.length > 0 && (this.batchBytes + bytes > Math.min(MAX_BATCH_BYTES, this.maxMessageSize) || this.batch.length >= MAX_BATCH_ENTRIES)) await this.sendBatch();
     this.batch.push(p);
     this.batchBytes += bytes;
-    if (!this.armed) {
-      this.armed = true;
-      setImmediate(this.sendTurn);
-    }
+    this.endOfTurn.request();
   }
-
-  private readonly sendTurn = (): void => {
-    this.armed = false;
-    void this.sendBatch().catch((err: unknown) => this.log.error({ err }, 'publish batch not queued'));
-  };
 
   /** Queue this turn's batch (it stays under maxMessageSize, so the node's publisher address takes it). */
   private sendBatch(): Promise<void> {

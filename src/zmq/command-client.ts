@@ -19,6 +19,7 @@ import { ErrorCodes, TidingsError, errorByCode } from '../protocol/errors.js';
 import { SendQueue } from './send-queue.js';
 import type { LoopGuard } from '../runtime/loop-guard.js';
 import { connectSecured, type ClientLink } from './security.js';
+import { EndOfTurn } from '../runtime/end-of-turn.js';
 import { MAX_BATCH_BYTES, MAX_BATCH_ENTRIES, PUBLISH_TEXT_METHOD, decodeReplyBatch, encodeCommandBatch, encodePublishEntry, isBatchFrames, type CommandEntry } from '../cluster/batch.js';
 
 interface Pending {
@@ -75,7 +76,7 @@ export class CommandClient {
   /** Requests of this turn, sent together at its end. */
   private outgoing: CommandEntry[] = [];
   private outgoingBytes = 0;
-  private armed = false;
+  private readonly endOfTurn = new EndOfTurn(() => this.flush());
   /** Whether a peer is connected at the address: unknown until the first connect or refusal. */
   private peer: 'unknown' | 'up' | 'down' = 'unknown';
   private peerWaiters: Array<() => void> = [];
@@ -249,16 +250,8 @@ export class CommandClient {
     if (this.outgoing.length > 0 && (this.outgoingBytes + bytes > Math.min(MAX_BATCH_BYTES, this.opts.link.maxMessageSize - 1024) || this.outgoing.length >= MAX_BATCH_ENTRIES)) this.flush();
     this.outgoing.push(entry);
     this.outgoingBytes += bytes;
-    if (!this.armed) {
-      this.armed = true;
-      setImmediate(this.flushTurn);
-    }
+    this.endOfTurn.request();
   }
-
-  private readonly flushTurn = (): void => {
-    this.armed = false;
-    this.flush();
-  };
 
   private flush(): void {
     const entries = this.outgoing;
