@@ -89,6 +89,23 @@ def publish_to_user(sock, user, data, sender=None):
     sock.send_multipart(frames)
 
 
+def join_key_arguments(argv, flags):
+    """Write "--server-key KEY" as "--server-key=KEY".
+
+    Z85 uses "-" among its characters, so one key in 85 starts with it and
+    argparse would take it for an option.
+    """
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] in flags and i + 1 < len(argv) and argv[i + 1].startswith("-"):
+            out.append(argv[i] + "=" + argv[i + 1])
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
 def main():
     p = argparse.ArgumentParser(description="Publish to Tidings over ZeroMQ")
     p.add_argument("address", nargs="?", default="tcp://127.0.0.1:4244")
@@ -97,7 +114,7 @@ def main():
     p.add_argument("--secret-key-file")
     p.add_argument("--server-key")
     p.add_argument("--server-key-file")
-    a = p.parse_args()
+    a = p.parse_args(join_key_arguments(sys.argv[1:], ("--server-key",)))
     secret_key = read_key(a.secret_key_file, "SECRET") if a.secret_key_file else None
     server_key = a.server_key.encode() if a.server_key else (read_key(a.server_key_file, "PUBLIC") if a.server_key_file else None)
     if (secret_key is None) != (server_key is None):

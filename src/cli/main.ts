@@ -9,6 +9,7 @@ import { tickerCommand } from './ticker.js';
 import { healthCommand } from './health.js';
 import { keygenCommand } from './keygen.js';
 import { exitUsage, isUsageError } from './usage.js';
+import { joinKeyArguments } from './key-arguments.js';
 
 const COMMANDS = ['serve', 'publish', 'token', 'ticker', 'health', 'keygen'];
 const command = process.argv.slice(2).find((a) => !a.startsWith('-'));
@@ -26,7 +27,7 @@ function usageMessage(msg: string): string {
   return `${msg.replace(/\n+/g, ' ')} (${helpHint})`;
 }
 
-await yargs(hideBin(process.argv))
+await yargs(joinKeyArguments(hideBin(process.argv)))
   .scriptName('tidings')
   // Values reach the settings' own checks as typed, so "0123" stays a string and errors name the setting.
   .parserConfiguration({ 'parse-numbers': false, 'parse-positional-numbers': false })

@@ -26,11 +26,25 @@ export interface CurveCluster {
   cleanup(): void;
 }
 
+/**
+ * A key pair whose public (or secret) key begins with "-", as one in 85 does:
+ * such a key given as `--flag KEY` reads as short flags unless the CLI joins
+ * it to its flag, so the clusters below always use one. Bounded: the chance
+ * that 5 000 tries find none is below 1e-25.
+ */
+export function dashKeyPair(which: 'publicKey' | 'secretKey'): KeyPair {
+  for (let i = 0; i < 5000; i++) {
+    const pair = curveKeyPair();
+    if (pair[which].startsWith('-')) return pair;
+  }
+  throw new Error(`no ${which} starting with "-" in 5000 key pairs`);
+}
+
 export function curveCluster(nodeCount: number): CurveCluster {
   const dir = mkdtempSync(join(tmpdir(), 'tidings-curve-'));
-  const director = curveKeyPair();
+  const director = dashKeyPair('publicKey');
   const nodes = Array.from({ length: nodeCount }, () => curveKeyPair());
-  const worker = curveKeyPair();
+  const worker = dashKeyPair('secretKey');
   writeFileSync(join(dir, 'director.key'), formatKeyPair(director), { mode: 0o600 });
   nodes.forEach((n, i) => writeFileSync(join(dir, `node${i + 1}.pub`), formatPublicKey(n.publicKey)));
   writeFileSync(join(dir, 'worker.pub'), formatPublicKey(worker.publicKey));
@@ -53,8 +67,8 @@ export function curveCluster(nodeCount: number): CurveCluster {
     nodes,
     worker,
     env,
-    // The `=` form: a Z85 key may begin with '-', which yargs would read as flags.
-    workerArgs: (server) => [`--curve-secret-key=${worker.secretKey}`, `--curve-server-key=${server.publicKey}`],
+    // The spaced form, with keys that begin with '-' (the director's public key, the worker's secret key).
+    workerArgs: (server) => ['--curve-secret-key', worker.secretKey, '--curve-server-key', server.publicKey],
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   };
 }
