@@ -48,8 +48,40 @@ export const PUBLISH_TEXT_METHOD = 'publish_text';
  * subscribers do not recover everything). Some twenty 100-byte messages fit.
  */
 export const MAX_BATCH_BYTES = 2048;
-/** Batches of channel messages going down (director -> forwarders -> edges): the same bound. */
-export const DOWN_BATCH_BYTES = MAX_BATCH_BYTES;
+/**
+ * What one unit of zmq_high_water_mark stands for on the down path, in bytes:
+ * the batch size the mark was set for (MAX_BATCH_BYTES). Every queue that
+ * holds down batches is bounded in these units, so its bound in bytes stays
+ * zmq_high_water_mark x 2 KB whatever the batches' size.
+ */
+export const HWM_UNIT_BYTES = MAX_BATCH_BYTES;
+/**
+ * Batches of channel messages going down (director -> forwarders -> edges).
+ * Larger than MAX_BATCH_BYTES: a small room's messages of one turn go down in
+ * a few ZeroMQ messages instead of one per 2 KB (each costs a send and a
+ * receive on every hop). They keep every limit because the down path's
+ * ZeroMQ pipes hold downPipeSlots() messages, not zmq_high_water_mark, and
+ * its send queues a byte budget (downQueueBytes): a stalled node or edge
+ * reaches its mark, and is waited for or shed, after as many bytes as with
+ * 2 KB batches.
+ */
+export const DOWN_BATCH_BYTES = 64 * 1024;
+/** Fewest ZeroMQ messages a down-path pipe holds, whatever the mark. */
+const MIN_DOWN_SLOTS = 8;
+
+/**
+ * The high-water mark (ZeroMQ messages) of a down-path socket for a
+ * zmq_high_water_mark of `hwm`: full DOWN_BATCH_BYTES batches fill it at
+ * hwm x HWM_UNIT_BYTES bytes, as full 2 KB batches filled `hwm` messages.
+ */
+export function downPipeSlots(hwm: number): number {
+  return Math.max(MIN_DOWN_SLOTS, Math.ceil((hwm * HWM_UNIT_BYTES) / DOWN_BATCH_BYTES));
+}
+
+/** The byte budget of a send queue on the down path for a zmq_high_water_mark of `hwm`. */
+export function downQueueBytes(hwm: number): number {
+  return hwm * HWM_UNIT_BYTES;
+}
 /** Most entries a sender puts in one batch. */
 export const MAX_BATCH_ENTRIES = 4096;
 

@@ -13,8 +13,10 @@
  * behind every message sequenced before it.
  *
  * Bounds: a batch stays under maxBytes (and MAX_BATCH_ENTRIES), and pending
- * batches count against the send queue's limit, so `full` and `space()` bound
- * what waits here as the queue alone did.
+ * batches count against the send queue's limits, in messages and in bytes
+ * (its maxBytes), so `full` and `space()` bound what waits here as the queue
+ * alone did: past the byte budget a batch ends, and the next message finds
+ * the queue full.
  */
 import { ErrorCodes, TidingsError } from '../protocol/errors.js';
 import { DownKind, encodeHeader } from '../cluster/wire.js';
@@ -32,6 +34,8 @@ interface Pending {
 
 export class DownBatcher {
   private pending = new Map<string, Pending>();
+  /** Bytes of the pending batches' entries. */
+  private pendingBytes = 0;
   private readonly endOfTurn = new EndOfTurn(() => this.flush());
   /** Messages sent in batches of two or more, and those batches (for tests and metrics). */
   batchedMessages = 0;
@@ -43,9 +47,14 @@ export class DownBatcher {
     private readonly maxBytes: number,
   ) {}
 
-  /** True when the send queue and what is pending here reach the queue's limit. */
+  /** True when the send queue and what is pending here reach the queue's limit or its byte budget. */
   get full(): boolean {
-    return this.queue.length + this.pending.size >= this.queue.limit;
+    return this.queue.length + this.pending.size >= this.queue.limit || this.overBudget;
+  }
+
+  /** The send queue's bytes and the pending batches' reach the queue's byte budget. */
+  private get overBudget(): boolean {
+    return this.queue.bytes + this.pendingBytes >= this.queue.maxBytes;
   }
 
   /** Resolves when there is room again (what is pending goes to the queue first). */
@@ -61,7 +70,7 @@ export class DownBatcher {
   message(channel: string, topic: () => Buffer, offset: number, epoch: string, push: Buffer): void {
     let p = this.pending.get(channel);
     const entry = downEntryBytes(push);
-    if (p && (p.epoch !== epoch || offset !== p.offsets[p.offsets.length - 1]! + 1 || p.bytes + entry > this.maxBytes || p.pushes.length >= MAX_BATCH_ENTRIES)) {
+    if (p && (p.epoch !== epoch || offset !== p.offsets[p.offsets.length - 1]! + 1 || p.bytes + entry > this.maxBytes || p.pushes.length >= MAX_BATCH_ENTRIES || this.overBudget)) {
       this.pending.delete(channel);
       this.send(p);
       p = undefined;
@@ -75,6 +84,7 @@ export class DownBatcher {
     p.offsets.push(offset);
     p.pushes.push(push);
     p.bytes += entry;
+    this.pendingBytes += entry;
   }
 
   /** Any other frames: what is pending goes first. False when the queue is full or closed. */
@@ -92,6 +102,7 @@ export class DownBatcher {
   }
 
   private send(p: Pending): void {
+    this.pendingBytes -= p.bytes;
     const n = p.pushes.length;
     if (n > 1) {
       this.batches++;
@@ -101,7 +112,7 @@ export class DownBatcher {
       n === 1
         ? [p.topic, encodeHeader(DownKind.Message, p.offsets[0]!, p.epoch), p.pushes[0]!]
         : [p.topic, encodeHeader(DownKind.MessageBatch, p.offsets[0]!, p.epoch), encodeMessageBatch(p.offsets, p.pushes)];
-    // Room was counted when the batch began (`full` counts pending batches); only a closed queue refuses.
-    this.queue.push(frames);
+    // Room was counted as the batch grew (`full` counts pending batches and their bytes): only a closed queue refuses.
+    this.queue.push(frames, true);
   }
 }

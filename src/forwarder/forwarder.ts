@@ -24,7 +24,7 @@ import { LoopGuard } from '../runtime/loop-guard.js';
 import { ALL_TOPIC } from '../cluster/topics.js';
 import { TickRelay } from './tick-relay.js';
 import { bindSecured, connectSecured, nodeClientLink, type BoundLink, type ClientLink } from '../zmq/security.js';
-import { decodeCommandBatch, isBatchFrames, messagesIn, type BatchPath, type CommandEntry } from '../cluster/batch.js';
+import { decodeCommandBatch, downPipeSlots, downQueueBytes, isBatchFrames, messagesIn, type BatchPath, type CommandEntry } from '../cluster/batch.js';
 
 /** How often a forwarder asks every director which one is active, and how long an answer counts. */
 const WATCH_INTERVAL_MS = 200;
@@ -90,8 +90,9 @@ export class Forwarder {
     const hwm = c.zmq_high_water_mark;
     const opts = { sendHighWaterMark: hwm, receiveHighWaterMark: hwm, linger: 0 };
 
-    const downIn = new XSubscriber(opts);
-    const downOut = new XPublisher({ ...opts, noDrop: true });
+    // The down path carries batches of up to DOWN_BATCH_BYTES: its pipes hold as many bytes as `hwm` 2 KB batches.
+    const downIn = new XSubscriber({ ...opts, receiveHighWaterMark: downPipeSlots(hwm) });
+    const downOut = new XPublisher({ ...opts, sendHighWaterMark: downPipeSlots(hwm), noDrop: true });
     const upIn = new XSubscriber(opts);
     const upOut = new XPublisher({ ...opts, noDrop: true });
     const cmdIn = new Router(opts);
@@ -143,7 +144,7 @@ export class Forwarder {
     // shed is followed by a marker tick, see TickRelay); publishes going up wait for the director as long as it
     // takes (nothing downstream would notice their loss).
     const ticks = new TickRelay();
-    this.pipe('down', downIn, downOut, { maxBlockMs: this.config.zmq_block_timeout * 1000, markShed: (shed) => ticks.marker(shed) }, (msg) =>
+    this.pipe('down', downIn, downOut, { maxBlockMs: this.config.zmq_block_timeout * 1000, maxBytes: downQueueBytes(hwm), markShed: (shed) => ticks.marker(shed) }, (msg) =>
       // Ticks are renumbered as they are sent, in order with the markers.
       msg[0]?.equals(ALL_TOPIC) ? () => ticks.relay(msg) : msg,
     );

@@ -66,13 +66,31 @@ export interface SendQueueOptions {
   maxBlockMs?: number;
   /** The marker sent without full peers right after `shed` was (null: none). */
   markShed?: (shed: Buffer[]) => Buffer[] | null;
+  /**
+   * Most bytes (the frames' lengths) waiting here, besides `limit` messages:
+   * for queues of batches, whose size in messages says little about their
+   * size in bytes (undefined: no byte budget).
+   */
+  maxBytes?: number;
+}
+
+function sizeOf(message: Queued): number {
+  // A builder (a tick numbered when sent) is a few dozen bytes.
+  if (typeof message === 'function') return 0;
+  let n = 0;
+  for (const f of message) n += f.length;
+  return n;
 }
 
 const isFull = (err: unknown): boolean => (err as { code?: unknown }).code === 'EAGAIN';
 
 export class SendQueue {
   private queue: Queued[] = [];
+  /** Bytes of each queued message, in step with `queue`. */
+  private sizes: number[] = [];
   private head = 0;
+  /** Bytes of the messages waiting (the one being sent included). */
+  private queuedBytes = 0;
   private pumping = false;
   private waiters: Array<() => void> = [];
   private closed = false;
@@ -87,6 +105,8 @@ export class SendQueue {
   private lastShedAt = 0;
   private readonly maxBlockMs: number;
   private readonly markShed: ((shed: Buffer[]) => Buffer[] | null) | null;
+  /** Byte budget (Infinity: none). */
+  readonly maxBytes: number;
 
   constructor(
     private readonly socket: Sendable,
@@ -97,6 +117,7 @@ export class SendQueue {
   ) {
     this.maxBlockMs = opts.maxBlockMs ?? 0;
     this.markShed = opts.markShed ?? null;
+    this.maxBytes = opts.maxBytes ?? Infinity;
     // noDrop is write-only (libzmq cannot read XPUB_NODROP back): its presence is what tells an XPUB.
     if (this.maxBlockMs > 0 && !('noDrop' in socket)) throw new TypeError('maxBlockMs needs a socket with noDrop (an XPUB)');
   }
@@ -105,8 +126,13 @@ export class SendQueue {
     return this.queue.length - this.head;
   }
 
+  /** Bytes waiting to be sent. */
+  get bytes(): number {
+    return this.queuedBytes;
+  }
+
   get full(): boolean {
-    return this.length >= this.limit;
+    return this.length >= this.limit || this.queuedBytes >= this.maxBytes;
   }
 
   /** Whether the queue is sending on without a peer that stayed full. */
@@ -114,10 +140,17 @@ export class SendQueue {
     return this.sheddingSince > 0;
   }
 
-  /** Queue a message. Returns false (and queues nothing) when full or closed. */
-  push(message: Queued): boolean {
-    if (this.closed || this.full) return false;
+  /**
+   * Queue a message. Returns false (and queues nothing) when full or closed.
+   * `admitted`: the caller counted its room already (see DownBatcher), so
+   * only a closed queue refuses it.
+   */
+  push(message: Queued, admitted = false): boolean {
+    if (this.closed || (this.full && !admitted)) return false;
+    const size = sizeOf(message);
     this.queue.push(message);
+    this.sizes.push(size);
+    this.queuedBytes += size;
     if (!this.pumping) void this.pump();
     return true;
   }
@@ -137,7 +170,9 @@ export class SendQueue {
   close(): void {
     this.closed = true;
     this.queue = [];
+    this.sizes = [];
     this.head = 0;
+    this.queuedBytes = 0;
     for (const w of this.waiters.splice(0)) w();
   }
 
@@ -150,9 +185,11 @@ export class SendQueue {
         if (this.closed) break;
         // Taken off the queue only once sent, so `length` and drain() count it until then.
         (this.queue as unknown[])[this.head] = undefined;
+        this.queuedBytes -= this.sizes[this.head]!;
         this.head++;
         if (this.head > 1024 && this.head * 2 > this.queue.length) {
           this.queue = this.queue.slice(this.head);
+          this.sizes = this.sizes.slice(this.head);
           this.head = 0;
         }
         if (this.waiters.length > 0 && !this.full) {

@@ -3,6 +3,11 @@ import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import {
   BATCH_ID,
+  DOWN_BATCH_BYTES,
+  downPipeSlots,
+  downQueueBytes,
+  HWM_UNIT_BYTES,
+  MAX_BATCH_BYTES,
   decodeCommandBatch,
   decodeMessageBatch,
   decodePublishEntries,
@@ -188,6 +193,50 @@ test('DownBatcher: pending batches count against the send queue\'s limit', async
   await turn();
   await turn();
   assert.equal(messagesIn('down', sent[0]!), 2);
+});
+
+test('DownBatcher: pending batches count against the send queue\'s byte budget; a batch ends at it and the next message finds the queue full', async () => {
+  let release: () => void = () => undefined;
+  let held = true;
+  const sent: Buffer[][] = [];
+  const sock = {
+    send: (m: Buffer[] | Buffer) => {
+      sent.push(m as Buffer[]);
+      return held ? new Promise<void>((r) => (release = r)) : Promise.resolve();
+    },
+  };
+  // Room for 1 000 messages but only 1 000 bytes: 100-byte pushes (112 bytes an entry) fill it after 9.
+  const q = new SendQueue(sock, 1000, log, 'test', { maxBytes: 1000 });
+  const d = new DownBatcher(q, 1 << 20);
+  const push = Buffer.alloc(100, 0x61);
+  let offset = 0;
+  while (!d.full && offset < 100) d.message('x', () => b('cx\0'), ++offset, 'E', push);
+  assert.equal(offset, 9, 'the budget is reached after 9 entries, whatever the room in messages');
+  assert.throws(() => d.message('y', () => b('cy\0'), 1, 'E', push), /send queue full/);
+  // A message of the pending channel past the budget ends the batch (handed to the queue) and is refused too.
+  assert.throws(() => d.message('x', () => b('cx\0'), ++offset, 'E', push), /send queue full/);
+  assert.equal(q.length, 1, 'the batch of 9 went to the queue');
+  assert.ok(q.bytes >= 1000 && q.full, 'the queue counts its bytes');
+  let spaced = false;
+  const space = d.space().then(() => (spaced = true));
+  await turn();
+  assert.equal(spaced, false, 'no room while the socket takes nothing');
+  held = false;
+  release();
+  await space;
+  assert.ok(!d.full);
+  assert.equal(q.bytes, 0);
+  assert.equal(messagesIn('down', sent[0]!), 9);
+});
+
+test('down-path pipes hold as many bytes in DOWN_BATCH_BYTES batches as zmq_high_water_mark 2 KB batches did', () => {
+  for (const hwm of [1000, 200_000, 1_000_000]) {
+    const slots = downPipeSlots(hwm);
+    assert.ok(slots * DOWN_BATCH_BYTES <= hwm * HWM_UNIT_BYTES + DOWN_BATCH_BYTES, `${hwm}: ${slots} slots of ${DOWN_BATCH_BYTES} bytes`);
+    assert.ok(slots * DOWN_BATCH_BYTES >= hwm * HWM_UNIT_BYTES, `${hwm}: no fewer bytes than before`);
+    assert.equal(downQueueBytes(hwm), hwm * HWM_UNIT_BYTES);
+  }
+  assert.equal(HWM_UNIT_BYTES, MAX_BATCH_BYTES);
 });
 
 test('ReplyBatcher: the replies of a turn go back per caller in one batch, a lone one plain', async () => {

@@ -96,3 +96,25 @@ test('while shedding, a peer full past SHED_GRACE_MS is shed without waiting max
   assert.ok(waited >= SHED_GRACE_MS - 5 && waited < 1000, `the second shed waited the grace, not maxBlockMs: ${waited} ms`);
   q.close();
 });
+
+test('a byte budget (maxBytes) fills the queue however few messages wait; it empties as they are sent', async () => {
+  const xpub = new ScriptedXpub();
+  xpub.fullUntil = Date.now() + 150;
+  const q = new SendQueue(xpub, 1000, log, 'test', { maxBytes: 100 });
+  const big = [Buffer.alloc(60, 0x61)];
+  assert.ok(q.push(big));
+  assert.ok(!q.full, '60 of 100 bytes');
+  assert.ok(q.push(big));
+  assert.equal(q.bytes, 120);
+  assert.ok(q.full, 'two messages of 60 bytes reach a budget of 100, with room for 998 more messages');
+  assert.equal(q.push(big), false, 'a full queue refuses');
+  assert.ok(q.push(big, true), 'an admitted message (its room counted by the caller) is queued');
+  let spaced = false;
+  const space = q.space().then(() => (spaced = true));
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(spaced, false, 'no room while the peer is full');
+  await space;
+  await drained(q, 2000);
+  assert.equal(q.bytes, 0);
+  assert.equal(xpub.sent.filter((s) => !s.dropped).length, 3, 'nothing lost');
+});
