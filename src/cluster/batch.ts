@@ -39,47 +39,39 @@ const BATCH_METHOD_BUF = Buffer.from(BATCH_METHOD);
 export const PUBLISH_TEXT_METHOD = 'publish_text';
 
 /**
- * Largest batch body a sender builds; a message larger than this goes alone.
- * Small on purpose: ZeroMQ's high-water marks count ZeroMQ messages, so a
- * batch of about one ordinary message's size keeps what a pipe at its mark
- * holds, in bytes, close to what it held unbatched, and back pressure and
- * zmq_block_timeout act on a stalled node or edge as soon as they did (with
- * 64 KB publish batches block-timeout.test.ts fails: a stopped node's
- * subscribers do not recover everything). Some twenty 100-byte messages fit.
+ * What one unit of zmq_high_water_mark stands for, in bytes: the batch size
+ * the mark was first set for. ZeroMQ's high-water marks count ZeroMQ
+ * messages, so every pipe and send queue that holds batches is bounded in
+ * these units (pipeSlots, queueBytes): what it holds at its mark, in bytes,
+ * stays zmq_high_water_mark x 2 KB whatever the batches' size, and back
+ * pressure and zmq_block_timeout act on a stalled node or edge after as many
+ * bytes as with 2 KB batches (with 64 KB batches and marks left in messages,
+ * block-timeout.test.ts and loss-safeguards.test.ts fail).
  */
-export const MAX_BATCH_BYTES = 2048;
+export const HWM_UNIT_BYTES = 2048;
 /**
- * What one unit of zmq_high_water_mark stands for on the down path, in bytes:
- * the batch size the mark was set for (MAX_BATCH_BYTES). Every queue that
- * holds down batches is bounded in these units, so its bound in bytes stays
- * zmq_high_water_mark x 2 KB whatever the batches' size.
+ * Largest batch body a sender builds, on every hop (publishes, channel
+ * messages, commands, replies); a message larger than this goes alone. Large:
+ * a small room's messages of one turn cross each hop in a few ZeroMQ messages
+ * instead of one per 2 KB (each costs a send and a receive on every hop).
  */
-export const HWM_UNIT_BYTES = MAX_BATCH_BYTES;
-/**
- * Batches of channel messages going down (director -> forwarders -> edges).
- * Larger than MAX_BATCH_BYTES: a small room's messages of one turn go down in
- * a few ZeroMQ messages instead of one per 2 KB (each costs a send and a
- * receive on every hop). They keep every limit because the down path's
- * ZeroMQ pipes hold downPipeSlots() messages, not zmq_high_water_mark, and
- * its send queues a byte budget (downQueueBytes): a stalled node or edge
- * reaches its mark, and is waited for or shed, after as many bytes as with
- * 2 KB batches.
- */
-export const DOWN_BATCH_BYTES = 64 * 1024;
-/** Fewest ZeroMQ messages a down-path pipe holds, whatever the mark. */
-const MIN_DOWN_SLOTS = 8;
+export const MAX_BATCH_BYTES = 64 * 1024;
+/** Batches of channel messages going down (director -> forwarders -> edges). */
+export const DOWN_BATCH_BYTES = MAX_BATCH_BYTES;
+/** Fewest ZeroMQ messages a pipe holds, whatever the mark. */
+const MIN_SLOTS = 8;
 
 /**
- * The high-water mark (ZeroMQ messages) of a down-path socket for a
- * zmq_high_water_mark of `hwm`: full DOWN_BATCH_BYTES batches fill it at
+ * The ZeroMQ high-water mark (messages) of a socket that carries batches for
+ * a configured mark of `hwm`: full MAX_BATCH_BYTES batches fill it at
  * hwm x HWM_UNIT_BYTES bytes, as full 2 KB batches filled `hwm` messages.
  */
-export function downPipeSlots(hwm: number): number {
-  return Math.max(MIN_DOWN_SLOTS, Math.ceil((hwm * HWM_UNIT_BYTES) / DOWN_BATCH_BYTES));
+export function pipeSlots(hwm: number): number {
+  return Math.max(MIN_SLOTS, Math.ceil((hwm * HWM_UNIT_BYTES) / MAX_BATCH_BYTES));
 }
 
-/** The byte budget of a send queue on the down path for a zmq_high_water_mark of `hwm`. */
-export function downQueueBytes(hwm: number): number {
+/** The byte budget of a send queue of batches for a configured mark of `hwm`. */
+export function queueBytes(hwm: number): number {
   return hwm * HWM_UNIT_BYTES;
 }
 /** Most entries a sender puts in one batch. */

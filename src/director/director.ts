@@ -23,7 +23,7 @@ import { bindSecured, linkLimit, type BoundLink } from '../zmq/security.js';
 import { channelTopic, userTopic } from '../cluster/topics.js';
 import { DownKind, encodeHeader, parsePublish, WireError, type InboundPublish } from '../cluster/wire.js';
 import { TICK_INTERVAL_MS, positionIn, tickFrames } from '../cluster/ticks.js';
-import { DOWN_BATCH_BYTES, downPipeSlots, downQueueBytes, decodeCommandBatch, decodePublishEntries, isBatchFrames, isPublishBatch, publishEntryBytes, PUBLISH_TEXT_METHOD } from '../cluster/batch.js';
+import { DOWN_BATCH_BYTES, pipeSlots, queueBytes, decodeCommandBatch, decodePublishEntries, isBatchFrames, isPublishBatch, publishEntryBytes, PUBLISH_TEXT_METHOD } from '../cluster/batch.js';
 import { DownBatcher } from './down-batcher.js';
 import { ReplyBatcher } from './reply-batcher.js';
 import { ChannelRegistry } from './channels.js';
@@ -279,9 +279,9 @@ export class Director {
     if (this.stopping || this.active) return;
     const hwm = this.config.zmq_high_water_mark;
     // noDrop: at the high-water mark sends wait instead of silently dropping.
-    // Down batches reach DOWN_BATCH_BYTES: the pipes hold as many bytes as `hwm` 2 KB batches (downPipeSlots).
-    this.xpub = new XPublisher({ sendHighWaterMark: downPipeSlots(hwm), receiveHighWaterMark: hwm, noDrop: true, linger: 0 });
-    this.xsub = new XSubscriber({ receiveHighWaterMark: hwm, sendHighWaterMark: hwm, linger: 0 });
+    // Batches reach MAX_BATCH_BYTES: the pipes carrying them hold as many bytes as `hwm` 2 KB batches (pipeSlots).
+    this.xpub = new XPublisher({ sendHighWaterMark: pipeSlots(hwm), receiveHighWaterMark: hwm, noDrop: true, linger: 0 });
+    this.xsub = new XSubscriber({ receiveHighWaterMark: pipeSlots(hwm), sendHighWaterMark: hwm, linger: 0 });
     this.links.push(await bindSecured(this.xpub, this.config.subscriber_address, 'subscriber', this.config, this.log));
     this.links.push(await bindSecured(this.xsub, this.config.publisher_address, 'publisher', this.config, this.log));
     // XSUB: subscribe to everything published to us.
@@ -290,7 +290,7 @@ export class Director {
     // longer than a forwarder waits for one of its edges, so a stalled edge costs its node nothing.
     // Each message sent without a full node is followed by a tick sent without it too (see tickFrames).
     this.down = new SendQueue(this.xpub, hwm, this.log, 'director-down', {
-      maxBytes: downQueueBytes(hwm),
+      maxBytes: queueBytes(hwm),
       maxBlockMs: 2 * this.config.zmq_block_timeout * 1000,
       markShed: (shed) => tickFrames(this.run, this.tickSeq++, positionIn(shed)),
     });

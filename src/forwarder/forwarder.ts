@@ -24,7 +24,7 @@ import { LoopGuard } from '../runtime/loop-guard.js';
 import { ALL_TOPIC } from '../cluster/topics.js';
 import { TickRelay } from './tick-relay.js';
 import { bindSecured, connectSecured, nodeClientLink, type BoundLink, type ClientLink } from '../zmq/security.js';
-import { decodeCommandBatch, downPipeSlots, downQueueBytes, isBatchFrames, messagesIn, type BatchPath, type CommandEntry } from '../cluster/batch.js';
+import { decodeCommandBatch, pipeSlots, queueBytes, isBatchFrames, messagesIn, type BatchPath, type CommandEntry } from '../cluster/batch.js';
 
 /** How often a forwarder asks every director which one is active, and how long an answer counts. */
 const WATCH_INTERVAL_MS = 200;
@@ -90,11 +90,12 @@ export class Forwarder {
     const hwm = c.zmq_high_water_mark;
     const opts = { sendHighWaterMark: hwm, receiveHighWaterMark: hwm, linger: 0 };
 
-    // The down path carries batches of up to DOWN_BATCH_BYTES: its pipes hold as many bytes as `hwm` 2 KB batches.
-    const downIn = new XSubscriber({ ...opts, receiveHighWaterMark: downPipeSlots(hwm) });
-    const downOut = new XPublisher({ ...opts, sendHighWaterMark: downPipeSlots(hwm), noDrop: true });
-    const upIn = new XSubscriber(opts);
-    const upOut = new XPublisher({ ...opts, noDrop: true });
+    // Channel messages and publishes go in batches of up to MAX_BATCH_BYTES: the pipes carrying them hold as many
+    // bytes as `hwm` 2 KB batches (the subscriptions going the other way keep `hwm`).
+    const downIn = new XSubscriber({ ...opts, receiveHighWaterMark: pipeSlots(hwm) });
+    const downOut = new XPublisher({ ...opts, sendHighWaterMark: pipeSlots(hwm), noDrop: true });
+    const upIn = new XSubscriber({ ...opts, receiveHighWaterMark: pipeSlots(hwm) });
+    const upOut = new XPublisher({ ...opts, sendHighWaterMark: pipeSlots(hwm), noDrop: true });
     const cmdIn = new Router(opts);
     const cmdOut = new Dealer({ ...opts, ...HEARTBEAT });
     let everUp = false;
@@ -144,12 +145,12 @@ export class Forwarder {
     // shed is followed by a marker tick, see TickRelay); publishes going up wait for the director as long as it
     // takes (nothing downstream would notice their loss).
     const ticks = new TickRelay();
-    this.pipe('down', downIn, downOut, { maxBlockMs: this.config.zmq_block_timeout * 1000, maxBytes: downQueueBytes(hwm), markShed: (shed) => ticks.marker(shed) }, (msg) =>
+    this.pipe('down', downIn, downOut, { maxBlockMs: this.config.zmq_block_timeout * 1000, maxBytes: queueBytes(hwm), markShed: (shed) => ticks.marker(shed) }, (msg) =>
       // Ticks are renumbered as they are sent, in order with the markers.
       msg[0]?.equals(ALL_TOPIC) ? () => ticks.relay(msg) : msg,
     );
     this.pipe('sub', downOut, downIn); // subscriptions of local edges go up
-    this.pipe('up', upIn, upOut);
+    this.pipe('up', upIn, upOut, { maxBytes: queueBytes(hwm) });
     const pubsub = this.pipe('pubsub', upOut, upIn); // the director's subscribe-all reaches local publishers
     // When the director's publisher link drops, withdraw its subscribe-all from local publishers: XSUB keeps a
     // subscription until told otherwise, so they would keep sending into an XPUB with no subscriber (dropped).

@@ -33,7 +33,7 @@ import { pino, type Logger } from 'pino';
 import { ErrorCodes, TidingsError } from '../protocol/errors.js';
 import { channelProblem, isValidUser } from '../protocol/names.js';
 import type { InboundPublish } from '../cluster/wire.js';
-import { MAX_BATCH_BYTES, MAX_BATCH_ENTRIES, encodePublishBatch, publishEntryBytes } from '../cluster/batch.js';
+import { MAX_BATCH_BYTES, MAX_BATCH_ENTRIES, encodePublishBatch, pipeSlots, publishEntryBytes, queueBytes } from '../cluster/batch.js';
 import { checkValueDepth } from '../protocol/payload.js';
 import { SendQueue } from '../zmq/send-queue.js';
 import { CommandClient } from '../zmq/command-client.js';
@@ -95,7 +95,8 @@ export class Publisher {
   }
 
   start(): void {
-    const socket = new XPublisher({ noDrop: true, sendHighWaterMark: this.maxQueue, linger: 2000 });
+    // Publish batches reach MAX_BATCH_BYTES: the pipe and the queue hold as many bytes as maxQueue 2 KB batches.
+    const socket = new XPublisher({ noDrop: true, sendHighWaterMark: pipeSlots(this.maxQueue), linger: 2000 });
     const linkIs = (state: 'connected' | 'refused'): void => {
       if (this.tcpLink !== state) this.linkSince = Date.now();
       this.tcpLink = state;
@@ -109,7 +110,7 @@ export class Publisher {
     const publishLink = this.link(ingressLimit({ max_message_size: this.maxMessageSize }));
     connectSecured(socket, this.opts.address, publishLink);
     this.socket = socket;
-    this.out = new SendQueue(socket, this.maxQueue, this.log, 'publisher');
+    this.out = new SendQueue(socket, this.maxQueue, this.log, 'publisher', { maxBytes: queueBytes(this.maxQueue) });
     this.loop = this.upstreamLoop(socket);
     const commandAddresses = this.opts.commandAddress === undefined ? [] : typeof this.opts.commandAddress === 'string' ? [this.opts.commandAddress] : this.opts.commandAddress;
     const commandLink = this.link(linkLimit({ max_message_size: this.maxMessageSize }));

@@ -4,8 +4,8 @@ import { pino } from 'pino';
 import {
   BATCH_ID,
   DOWN_BATCH_BYTES,
-  downPipeSlots,
-  downQueueBytes,
+  pipeSlots,
+  queueBytes,
   HWM_UNIT_BYTES,
   MAX_BATCH_BYTES,
   decodeCommandBatch,
@@ -229,14 +229,15 @@ test('DownBatcher: pending batches count against the send queue\'s byte budget; 
   assert.equal(messagesIn('down', sent[0]!), 9);
 });
 
-test('down-path pipes hold as many bytes in DOWN_BATCH_BYTES batches as zmq_high_water_mark 2 KB batches did', () => {
+test('pipes and send queues of batches hold as many bytes in MAX_BATCH_BYTES batches as zmq_high_water_mark 2 KB batches did', () => {
   for (const hwm of [1000, 200_000, 1_000_000]) {
-    const slots = downPipeSlots(hwm);
-    assert.ok(slots * DOWN_BATCH_BYTES <= hwm * HWM_UNIT_BYTES + DOWN_BATCH_BYTES, `${hwm}: ${slots} slots of ${DOWN_BATCH_BYTES} bytes`);
-    assert.ok(slots * DOWN_BATCH_BYTES >= hwm * HWM_UNIT_BYTES, `${hwm}: no fewer bytes than before`);
-    assert.equal(downQueueBytes(hwm), hwm * HWM_UNIT_BYTES);
+    const slots = pipeSlots(hwm);
+    assert.ok(slots * MAX_BATCH_BYTES <= hwm * HWM_UNIT_BYTES + MAX_BATCH_BYTES, `${hwm}: ${slots} slots of ${MAX_BATCH_BYTES} bytes`);
+    assert.ok(slots * MAX_BATCH_BYTES >= hwm * HWM_UNIT_BYTES, `${hwm}: no fewer bytes than before`);
+    assert.equal(queueBytes(hwm), hwm * HWM_UNIT_BYTES);
   }
-  assert.equal(HWM_UNIT_BYTES, MAX_BATCH_BYTES);
+  assert.equal(HWM_UNIT_BYTES, 2048);
+  assert.equal(DOWN_BATCH_BYTES, MAX_BATCH_BYTES);
 });
 
 test('ReplyBatcher: the replies of a turn go back per caller in one batch, a lone one plain', async () => {
