@@ -79,9 +79,17 @@ async function once(path: Path, channels: number): Promise<Run> {
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  director.stdout!.resume();
-  director.stderr!.resume();
-  const exited = new Promise((r) => director.once('exit', r));
+  // The director's last output, to say why it did not come up (a port taken between freePort and its bind
+  // by another process on a shared machine, a start-up error) instead of only that it did not.
+  let output = '';
+  const keep = (chunk: Buffer): void => {
+    output = (output + chunk.toString('utf8')).slice(-4000);
+  };
+  director.stdout!.on('data', keep);
+  director.stderr!.on('data', keep);
+  let exitCode: number | string | null = null;
+  const exited = new Promise((r) => director.once('exit', (code, signal) => r((exitCode = code ?? signal))));
+  const notUp = (why: string): Error => new Error(`the director did not come up (${why}); its last output:\n${output.trim().split('\n').slice(-8).join('\n')}`);
   const down = new Subscriber({ receiveHighWaterMark: 1_000_000, linger: 0 });
   const publisher = path === 'publisher' ? new Publisher({ address: address.pub, maxQueue: 1_000_000 }) : null;
   const commands = path === 'command' ? new CommandClient({ address: address.cmd, timeoutMs: 20_000, maxInFlight: window * 2, highWaterMark: 1_000_000, link: { curve: null, maxMessageSize: 64 << 20 }, log }) : null;
@@ -99,7 +107,8 @@ async function once(path: Path, channels: number): Promise<Run> {
     const names = Array.from({ length: channels }, (_, i) => `ceiling-${i}`);
     const readyBy = Date.now() + 30_000;
     while (received === 0) {
-      if (Date.now() > readyBy) throw new Error('the director did not come up');
+      if (exitCode !== null) throw notUp(`it exited: ${exitCode}`);
+      if (Date.now() > readyBy) throw notUp('nothing came down within 30 s');
       if (publisher) await publisher.publish(names[0]!, 0).catch(() => undefined);
       else await commands!.request('publish', { channel: names[0], data: 0 }, 500).catch(() => undefined);
       await sleep(100);
