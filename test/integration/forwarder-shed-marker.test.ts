@@ -1,8 +1,8 @@
 /**
  * The forwarder's own shed marker (src/forwarder/tick-relay.ts), on its own.
  *
- * A real forwarder node (no director role; its one edge worker has no
- * client, so it takes only the ticks) follows a scripted
+ * A real forwarder node (no director role, no edge: it serves its metrics
+ * itself) follows a scripted
  * director: a raw XPUB on the director's subscriber address that sends
  * channel messages and ticks exactly when the test says. A raw SUB stands
  * for an edge worker on the node's subscriber address. The edge stops
@@ -55,7 +55,7 @@ test("a forwarder that sends on without a stalled edge marks it: the edge's next
   const env = forwarderNodeEnv('node1', '127.0.0.1', [port!, sub!, pub!, cmd!], 1, [
     { subscriber: `tcp://127.0.0.1:${dSub}`, publisher: `tcp://127.0.0.1:${dPub}`, command: `tcp://127.0.0.1:${dCmd}` },
   ]);
-  node = serve('node1', { ...env, TIDINGS_ZMQ_HIGH_WATER_MARK: '1000', TIDINGS_ZMQ_BLOCK_TIMEOUT: '0.2' });
+  node = serve('node1', { ...env, TIDINGS_EDGE_ENABLED: 'false', TIDINGS_ZMQ_HIGH_WATER_MARK: '1000', TIDINGS_ZMQ_BLOCK_TIMEOUT: '0.2' });
   await node.waitFor(/"msg":"node ready"/, 30_000);
   const http = `http://127.0.0.1:${port}`;
 
