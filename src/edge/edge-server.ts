@@ -36,6 +36,7 @@ import { parseRecover } from '../protocol/positions.js';
 import { EdgeStats, type AuthMethod } from './stats.js';
 import { registerRequest } from './refusals.js';
 import { LoopGuard } from '../runtime/loop-guard.js';
+import { LoopLag } from '../runtime/loop-lag.js';
 
 /**
  * Timeouts of the HTTP server. Node checks `headersTimeout` and
@@ -106,11 +107,13 @@ export class EdgeServer implements EdgeContext {
   readonly hub: Hub;
   readonly history: HistoryReader;
   private readonly directorWatch: DirectorWatch;
-  readonly metrics: { slowConsumers: Counter; limited: Counter<'code'>; connections: Gauge };
+  readonly metrics: { slowConsumers: Counter; limited: Counter<'code'>; connections: Gauge; overloaded: Counter };
   /** Auth refusals, closes by code, bytes and deliveries: counted for /metrics, logged with reasons. */
   readonly stats: EdgeStats;
   /** Failures of one message or one connection, counted and skipped; a dead loop takes readiness down. */
   readonly loops: LoopGuard;
+  /** How late the event loop runs: upgrades are refused (215) past overload_lag_ms. */
+  private readonly lag = new LoopLag();
   private readonly log: Logger;
   private readonly routes: RouteHandler[] = [];
   private readonly connections = new Set<ClientConnection>();
@@ -175,6 +178,11 @@ export class EdgeServer implements EdgeContext {
         name: 'tidings_edge_commands_limited_total',
         help: 'Client commands refused by a per-connection limit, by error code (135 too_many_commands, 136 history_limit)',
         labelNames: ['code'],
+        registers: [opts.registry],
+      }),
+      overloaded: new Counter({
+        name: 'tidings_edge_overload_refusals_total',
+        help: 'Websocket upgrades refused with 503 (215 overloaded) while the event loop ran more than overload_lag_ms late',
         registers: [opts.registry],
       }),
       connections: new Gauge({
@@ -245,6 +253,7 @@ export class EdgeServer implements EdgeContext {
         },
       });
       this.sweepTimer = setInterval(() => this.sweep(), 1000);
+      if (this.config.overload_lag_ms > 0) this.lag.start();
     }
     const handler = (req: IncomingMessage, res: ServerResponse): void => this.onRequest(req, res);
     const c = this.config;
@@ -269,6 +278,7 @@ export class EdgeServer implements EdgeContext {
     if (this.stopped) return;
     this.stopped = true;
     if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.lag.stop();
     this.directorWatch.stop();
     for (const hook of this.stopHooks) hook();
     for (const c of [...this.connections]) c.close(CloseCodes.SHUTDOWN);
@@ -353,10 +363,28 @@ export class EdgeServer implements EdgeContext {
 
   private rejectUpgrade(socket: Duplex, status: number, err: TidingsError): void {
     const body = JSON.stringify({ error: toErrorBody(err) });
+    const retryAfter = err.retryAfter === undefined ? '' : `Retry-After: ${Math.ceil(err.retryAfter)}\r\n`;
     socket.end(
       `HTTP/1.1 ${status} ${status === 401 ? 'Unauthorized' : status === 503 ? 'Service Unavailable' : 'Bad Request'}\r\n` +
-        `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+        `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${retryAfter}Connection: close\r\n\r\n${body}`,
     );
+  }
+
+  /**
+   * The event loop runs more than overload_lag_ms late (a reconnect storm: the
+   * clients of a dead node all at once): a new connection would cost the
+   * clients already here their latency and would itself wait past its
+   * connect_timeout. Refused at the cost of a 503, its client backs off and
+   * comes back when the storm has passed (Retry-After 1-4 s, at random, so
+   * the refused do not all return together).
+   */
+  private overloaded(socket: Duplex): boolean {
+    const limit = this.config.overload_lag_ms;
+    if (limit <= 0 || this.lag.lagMs() <= limit) return false;
+    this.metrics.overloaded.inc();
+    const retryAfter = 1 + Math.floor(Math.random() * 4);
+    this.rejectUpgrade(socket, 503, new TidingsError(ErrorCodes.OVERLOADED, `the event loop runs more than ${limit} ms late`, retryAfter));
+    return true;
   }
 
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -379,6 +407,7 @@ export class EdgeServer implements EdgeContext {
       this.rejectUpgrade(socket, 503, new TidingsError(ErrorCodes.LIMIT_EXCEEDED, 'connection limit reached'));
       return;
     }
+    if (this.overloaded(socket)) return;
     // Features take the upgrades that are theirs (by path, query or subprotocol) before the native protocol.
     for (const hook of this.upgradeHooks) if (hook(req, socket, head, url, path)) return;
     if (path !== '/ws') {
