@@ -69,6 +69,11 @@ export class Authenticator {
     this.verifier = opts.tokenSecret ? new Hs256Verifier(opts.tokenSecret) : null;
   }
 
+  /** Whether authenticate() looks at the request (auth_native: the web app is asked about clients without a token). */
+  get usesRequest(): boolean {
+    return this.opts.http != null;
+  }
+
   async authenticate(token: string | undefined, request: RequestInfo | null = null): Promise<Identity> {
     const http = this.opts.http;
     // Only connections that pass their request (the native protocol's) are asked about; others keep tokens and anonymity.

@@ -38,7 +38,7 @@ const CLOSE_MESSAGES = Buffer.from(']}}');
 export class ClientConnection implements Listener {
   state: State = 'connecting';
   identity: Identity | null = null;
-  /** The opening request's credential headers and address (for auth_url); set by whoever accepts the connection. */
+  /** The opening request's credential headers and address (for auth_url), until the connect; set by whoever accepts the connection. */
   request: RequestInfo | null = null;
   readonly subscriptions = new Set<string>();
   /** Channels whose subscribe is in progress; null when none (the usual case, and an idle connection's bytes count). */
@@ -425,6 +425,7 @@ export class ClientConnection implements Listener {
     try {
       identity = await this.ctx.auth.authenticate(token, this.request);
     } catch (err) {
+      this.request = null;
       const spec: ErrorSpec = err instanceof TidingsError ? err.spec : ErrorCodes.TOKEN_INVALID;
       this.ctx.noteAuthRefused?.('token', spec.name, (err as Error).message);
       // Tell the client why, then close: a bad token will not get better on this connection.
@@ -439,6 +440,8 @@ export class ClientConnection implements Listener {
       setImmediate(() => this.close(close));
       throw err;
     }
+    // Only the connect reads the request (an auth_native identity keeps what its checks need): not kept for the connection's life.
+    this.request = null;
     if (this.state !== 'connecting') throw new TidingsError(ErrorCodes.UNAVAILABLE, 'connection closed');
     this.identity = identity;
     try {

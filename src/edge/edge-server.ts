@@ -417,7 +417,8 @@ export class EdgeServer implements EdgeContext {
     const token = url.searchParams.get('token');
     this.nativeUpgrades.add(req);
     this.wss!.handleUpgrade(req, socket, head, (ws) => {
-      if (!this.refuseUnsupported(ws)) this.adoptNative(ws, socket as Socket, requestInfo(req), token);
+      // The request's credential headers and address only serve auth_native (and cost a getpeername per connect).
+      if (!this.refuseUnsupported(ws)) this.adoptNative(ws, socket as Socket, this.auth.usesRequest ? requestInfo(req) : null, token);
     });
   }
 
@@ -453,7 +454,7 @@ export class EdgeServer implements EdgeContext {
    * Serve the native protocol on a websocket (or on anything shaped like one:
    * the SockJS feature passes adapters). `token` from the URL authenticates at once.
    */
-  adoptNative(ws: WebSocket, socket: Socket, request: RequestInfo, token: string | null): ClientConnection {
+  adoptNative(ws: WebSocket, socket: Socket, request: RequestInfo | null, token: string | null): ClientConnection {
     socket.setNoDelay?.(true);
     const format: Format = ws.protocol === SUBPROTOCOL_MSGPACK ? 'msgpack' : 'json';
     const id = `${this.edgeId}.${randomBytes(9).toString('base64url')}`;
