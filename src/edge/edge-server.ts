@@ -476,7 +476,6 @@ export class EdgeServer implements EdgeContext {
     const conn = new ClientConnection(id, ws, socket, format, this, this.log);
     conn.request = request;
     this.connections.add(conn);
-    this.trackClose(ws);
     if (token !== null) {
       // Token in the URL: authenticate now and tell the client with a `connected` push.
       conn
@@ -550,7 +549,11 @@ export class EdgeServer implements EdgeContext {
     this.stats.authRefusedBy(method, reason, detail, fields);
   }
 
-  /** Count a client websocket's close by code, whatever protocol it speaks. */
+  noteClosed(code: number): void {
+    this.stats.closed(code);
+  }
+
+  /** Count a client websocket's close by code, whatever protocol it speaks (native connections count their own). */
   trackClose(ws: WebSocket): void {
     ws.once('close', (code: number) => this.stats.closed(code));
   }
