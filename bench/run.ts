@@ -57,7 +57,8 @@ function fan(scenario: string, subs: number, payload: number): Workload {
 const SCALE_RATE = Number(flag('scale-rate') ?? 20);
 
 const cases: Case[] = [
-  { workload: fan('fanout-1k', q(1000, 300), 100), servers: [...ALL, 'tidings-curve'] },
+  // Issue 15's ceiling: Tidings over ZeroMQ and over the websocket publish path against the merging ws server and NATS.
+  { workload: fan('fanout-1k', q(1000, 300), 100), servers: [...ALL, 'tidings-ws', 'ws-merged', 'tidings-curve'] },
   { workload: fan('fanout-10k', q(10_000, 2000), 100), servers: ALL },
   { workload: { scenario: 'latency-1k', subscriptions: oneChannel(q(1000, 300)), channels: 1, payload: 100, mode: 'rate', rate: 100, durationMs: dur, warmupMs: warm, processes: 2 }, servers: ALL },
   // A light steady rate: what the hops cost when nothing queues (first-delivery p50 reported).
@@ -81,6 +82,8 @@ const cases: Case[] = [
     servers: ['tidings'],
     options: { cluster: true, nodes: n },
   })),
+  // 20 msg/s through a director node with its edge and a forwarder node, the 1 000 subscribers split over both.
+  { workload: { scenario: 'cluster-latency-20', subscriptions: oneChannel(q(1000, 300)), channels: 1, payload: 100, mode: 'rate', rate: 20, durationMs: dur, warmupMs: warm, processes: 2 }, servers: ['tidings'], options: { cluster: 'pair' } },
   { workload: { scenario: 'cluster-latency-1k', subscriptions: oneChannel(q(1000, 300)), channels: 1, payload: 100, mode: 'rate', rate: 100, durationMs: dur, warmupMs: warm, processes: 2 }, servers: ['tidings'], options: { cluster: true } },
   // The cost of the cluster hops alone: few subscribers, so the edge's socket writes do not dominate.
   { workload: { scenario: 'latency-10', subscriptions: oneChannel(10), channels: 1, payload: 100, mode: 'rate', rate: 100, durationMs: dur, warmupMs: warm, processes: 1 }, servers: ['tidings', 'nats'] },

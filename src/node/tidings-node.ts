@@ -84,7 +84,9 @@ export class TidingsNode {
     }
     if (config.edge_enabled) {
       await this.startWorkers();
-    } else if (config.director_enabled) {
+    } else {
+      // A node without edges (a director, or a forwarder relaying for other hosts' edges) still serves the
+      // HTTP API, health and metrics, so operators see and check every node the same way.
       this.api = new EdgeServer({
         config,
         log: log.child({ component: 'api' }),

@@ -3,7 +3,7 @@
  *
  * Frames are handled one after another in arrival order (an authenticate
  * that asks the web app finishes before the subscribe behind it runs), with
- * at most MAX_QUEUED waiting. Where omnibus silently ignored a channel
+ * at most MAX_QUEUED waiting (SessionConnection). Where omnibus silently ignored a channel
  * message (not authenticated, not subscribed, not allowed), Tidings answers
  * `!publish:{"type":"publish","success":false,"payload":{"channel":..,"error":..}}`:
  * omnibus.js ignores replies to commands it does not know, and nothing a
@@ -12,17 +12,14 @@
  */
 import type { Logger } from 'pino';
 import type { EdgeServer } from '../edge/edge-server.js';
-import type { Listener } from '../edge/hub.js';
 import type { SharedPush } from '../edge/frames.js';
 import { SharedText, type Session } from '../edge/session.js';
-import { CloseCodes, ErrorCodes, TidingsError, toErrorBody } from '../protocol/errors.js';
+import { SessionConnection } from '../edge/session-connection.js';
+import { ErrorCodes, TidingsError, toErrorBody } from '../protocol/errors.js';
 import { channelProblem } from '../protocol/names.js';
 import { checkJsonTextDepth } from '../protocol/payload.js';
 import type { OmnibusAuth, OmnibusAuthenticator } from './authenticators.js';
 import { clientMessageData, commandReply, failurePayload, omnibusText, parseOmnibusFrame } from './wire.js';
-
-/** Frames waiting behind the one being handled, at most. */
-const MAX_QUEUED = 256;
 
 /** Key of the omnibus view of a push (SharedPush.view). */
 const OMNIBUS_VIEW = {};
@@ -34,35 +31,14 @@ function omnibusView(push: SharedPush): SharedText | null {
   });
 }
 
-export class OmnibusConnection implements Listener {
+export class OmnibusConnection extends SessionConnection {
   private auth: OmnibusAuth | null = null;
   private authenticating = false;
-  private readonly subscriptions = new Set<string>();
   private readonly joining = new Set<string>();
-  private readonly queue: string[] = [];
-  private running = false;
-  private closed = false;
-  private readonly connectTimer: NodeJS.Timeout;
 
-  constructor(
-    private readonly session: Session,
-    private readonly edge: EdgeServer,
-    private readonly authenticator: OmnibusAuthenticator,
-    private readonly log: Logger,
-    private readonly onEnd: (c: OmnibusConnection) => void,
-  ) {
-    session.attach({
-      message: (text) => this.onFrame(text),
-      close: () => this.cleanup(),
-      overflow: () => this.onOverflow(),
-    });
-    this.connectTimer = setTimeout(() => {
-      if (!this.auth) this.close(CloseCodes.CONNECT_TIMEOUT.code, CloseCodes.CONNECT_TIMEOUT.reason);
-    }, edge.config.connect_timeout * 1000);
-    this.connectTimer.unref();
+  constructor(session: Session, edge: EdgeServer, private readonly authenticator: OmnibusAuthenticator, log: Logger, onEnd: (c: OmnibusConnection) => void) {
+    super(session, edge, log, onEnd as (c: SessionConnection) => void);
   }
-
-  // --- Listener -------------------------------------------------------------
 
   deliver(push: SharedPush): void {
     if (this.closed || push.channel === null || !this.subscriptions.has(push.channel)) return;
@@ -70,47 +46,16 @@ export class OmnibusConnection implements Listener {
     if (view) this.session.send(view);
   }
 
-  /** omnibus has no recovery: the client reconnects (omnibus.js does, after 500 ms) and subscribes again. */
-  onGap(channel: string): void {
-    this.close(CloseCodes.MESSAGE_GAP.code, `${CloseCodes.MESSAGE_GAP.reason}: ${channel}`.slice(0, 120));
+  protected proven(): boolean {
+    return this.auth !== null;
   }
 
-  private onOverflow(): void {
-    this.edge.metrics.slowConsumers.inc();
-    this.close(CloseCodes.SLOW_CONSUMER.code, CloseCodes.SLOW_CONSUMER.reason);
+  /** A frame refused as a whole: answered as a failed publish, which omnibus.js ignores. */
+  protected refuse(err: unknown): void {
+    this.fail('publish', null, err);
   }
 
-  // --- input ----------------------------------------------------------------
-
-  private onFrame(text: string): void {
-    if (this.closed) return;
-    if (Buffer.byteLength(text, 'utf8') > this.edge.config.max_message_size) {
-      this.close(CloseCodes.MESSAGE_TOO_BIG.code, CloseCodes.MESSAGE_TOO_BIG.reason);
-      return;
-    }
-    if (this.queue.length >= MAX_QUEUED) {
-      this.fail('publish', null, new TidingsError(ErrorCodes.LIMIT_EXCEEDED, `more than ${MAX_QUEUED} frames waiting`));
-      return;
-    }
-    this.queue.push(text);
-    if (!this.running) void this.drain();
-  }
-
-  private async drain(): Promise<void> {
-    this.running = true;
-    while (this.queue.length > 0 && !this.closed) {
-      const text = this.queue.shift()!;
-      try {
-        await this.handle(text);
-      } catch (err) {
-        // handle() answers its own failures; this is a bug, not the client's doing.
-        this.log.error({ err }, 'omnibus frame failed');
-      }
-    }
-    this.running = false;
-  }
-
-  private async handle(text: string): Promise<void> {
+  protected async handle(text: string): Promise<void> {
     let frame;
     try {
       frame = parseOmnibusFrame(text);
@@ -158,7 +103,7 @@ export class OmnibusConnection implements Listener {
       const auth = await this.authenticator.authenticate(args, this.session.request);
       if (this.closed) return;
       this.auth = auth;
-      clearTimeout(this.connectTimer);
+      this.connected();
       this.send(commandReply('authenticate', true, null));
     } catch (err) {
       this.fail('authenticate', null, err);
@@ -226,23 +171,5 @@ export class OmnibusConnection implements Listener {
     } catch (err) {
       this.fail('publish', base, err);
     }
-  }
-
-  // --- end --------------------------------------------------------------------
-
-  close(code: number, reason: string): void {
-    if (this.closed) return;
-    this.session.close(code, reason);
-    this.cleanup();
-  }
-
-  private cleanup(): void {
-    if (this.closed) return;
-    this.closed = true;
-    clearTimeout(this.connectTimer);
-    this.queue.length = 0;
-    for (const ch of this.subscriptions) this.edge.hub.leaveChannel(this, ch);
-    this.subscriptions.clear();
-    this.onEnd(this);
   }
 }

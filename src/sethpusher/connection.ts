@@ -19,9 +19,9 @@
  */
 import type { Logger } from 'pino';
 import type { EdgeServer } from '../edge/edge-server.js';
-import type { Listener } from '../edge/hub.js';
 import type { SharedPush } from '../edge/frames.js';
 import { SharedText, type Session } from '../edge/session.js';
+import { SessionConnection } from '../edge/session-connection.js';
 import type { Identity } from '../auth/authenticator.js';
 import { CloseCodes, ErrorCodes, TidingsError, toErrorBody } from '../protocol/errors.js';
 import { channelProblem, grantsAllow, isValidUser } from '../protocol/names.js';
@@ -29,7 +29,6 @@ import { channelProblem, grantsAllow, isValidUser } from '../protocol/names.js';
 /** The channel every Seth-Pusher connection listens to, for the notices sent to everyone. */
 export const NOTICE_CHANNEL = '_sethpusher';
 
-const MAX_QUEUED = 256;
 const SETH_VIEW = {};
 
 /** What a Seth-Pusher client receives of a push: the data as JSON text; nothing for other pushes. */
@@ -63,27 +62,13 @@ export function notice(kind: 'connect' | 'disconnect' | 'subscribe' | 'unsubscri
   return { body, target_id: id, type: kind };
 }
 
-export class SethConnection implements Listener {
+export class SethConnection extends SessionConnection {
   private id: string | null = null;
   private identity: Pick<Identity, 'subscribe' | 'check'> | null = null;
   private connecting = false;
-  private readonly subscriptions = new Set<string>();
-  private readonly queue: string[] = [];
-  private running = false;
-  private closed = false;
-  private readonly connectTimer: NodeJS.Timeout;
 
-  constructor(
-    private readonly session: Session,
-    private readonly edge: EdgeServer,
-    private readonly log: Logger,
-    private readonly onEnd: (c: SethConnection) => void,
-  ) {
-    session.attach({ message: (t) => this.onFrame(t), close: () => this.cleanup(), overflow: () => this.onOverflow() });
-    this.connectTimer = setTimeout(() => {
-      if (this.id === null) this.close(CloseCodes.CONNECT_TIMEOUT.code, CloseCodes.CONNECT_TIMEOUT.reason);
-    }, edge.config.connect_timeout * 1000);
-    this.connectTimer.unref();
+  constructor(session: Session, edge: EdgeServer, log: Logger, onEnd: (c: SethConnection) => void) {
+    super(session, edge, log, onEnd as (c: SessionConnection) => void);
   }
 
   deliver(push: SharedPush): void {
@@ -93,48 +78,16 @@ export class SethConnection implements Listener {
     if (v) this.session.send(v);
   }
 
-  onGap(channel: string): void {
-    this.close(CloseCodes.MESSAGE_GAP.code, `${CloseCodes.MESSAGE_GAP.reason}: ${channel}`.slice(0, 120));
+  protected proven(): boolean {
+    return this.id !== null;
   }
 
-  private onOverflow(): void {
-    this.edge.metrics.slowConsumers.inc();
-    this.close(CloseCodes.SLOW_CONSUMER.code, CloseCodes.SLOW_CONSUMER.reason);
-  }
-
-  private onFrame(text: string): void {
-    if (this.closed) return;
-    if (Buffer.byteLength(text, 'utf8') > this.edge.config.max_message_size) {
-      this.close(CloseCodes.MESSAGE_TOO_BIG.code, CloseCodes.MESSAGE_TOO_BIG.reason);
-      return;
-    }
-    if (this.queue.length >= MAX_QUEUED) {
-      this.error(new TidingsError(ErrorCodes.LIMIT_EXCEEDED, `more than ${MAX_QUEUED} messages waiting`));
-      return;
-    }
-    this.queue.push(text);
-    if (!this.running) void this.drain();
-  }
-
-  private async drain(): Promise<void> {
-    this.running = true;
-    while (this.queue.length > 0 && !this.closed) {
-      const text = this.queue.shift()!;
-      try {
-        await this.handle(text);
-      } catch (err) {
-        this.error(err);
-      }
-    }
-    this.running = false;
-  }
-
-  private error(err: unknown): void {
+  protected refuse(err: unknown): void {
     if (!(err instanceof TidingsError)) this.log.error({ err }, 'Seth-Pusher message failed');
     if (!this.closed) this.session.send(JSON.stringify({ type: 'error', error: toErrorBody(err) }));
   }
 
-  private async handle(text: string): Promise<void> {
+  protected async handle(text: string): Promise<void> {
     let msg: unknown;
     try {
       msg = JSON.parse(text);
@@ -186,7 +139,7 @@ export class SethConnection implements Listener {
     try {
       this.identity = await this.prove(subscriberId, token);
     } catch (err) {
-      this.error(err);
+      this.refuse(err);
       const unavailable = err instanceof TidingsError && err.spec === ErrorCodes.AUTH_UNAVAILABLE;
       const spec = unavailable ? CloseCodes.AUTH_UNAVAILABLE : CloseCodes.AUTH_FAILED;
       this.close(spec.code, spec.reason);
@@ -195,7 +148,7 @@ export class SethConnection implements Listener {
       this.connecting = false;
     }
     if (this.closed) return;
-    clearTimeout(this.connectTimer);
+    this.connected();
     // Reachable by its subscriber id (POST /api/users/<id>/), and by the notices to everyone.
     try {
       await this.edge.hub.joinUser(this, subscriberId);
@@ -252,25 +205,11 @@ export class SethConnection implements Listener {
     await this.edge.commands.request('publish', { channel, data: body, sender: null, no_history: true });
   }
 
-  close(code: number, reason: string): void {
-    if (this.closed) return;
-    this.session.close(code, reason);
-    this.cleanup();
-  }
-
-  private cleanup(): void {
-    if (this.closed) return;
-    this.closed = true;
-    clearTimeout(this.connectTimer);
-    this.queue.length = 0;
-    for (const ch of this.subscriptions) this.edge.hub.leaveChannel(this, ch);
-    this.subscriptions.clear();
-    if (this.id !== null) {
-      const id = this.id;
-      this.edge.hub.leaveUser(this, id);
-      this.edge.hub.leaveChannel(this, NOTICE_CHANNEL);
-      this.broadcast(NOTICE_CHANNEL, notice('disconnect', id)).catch((err: Error) => this.log.warn({ err: err.message }, 'disconnect notice not sent'));
-    }
-    this.onEnd(this);
+  protected override onEnded(): void {
+    if (this.id === null) return;
+    const id = this.id;
+    this.edge.hub.leaveUser(this, id);
+    this.edge.hub.leaveChannel(this, NOTICE_CHANNEL);
+    this.broadcast(NOTICE_CHANNEL, notice('disconnect', id)).catch((err: Error) => this.log.warn({ err: err.message }, 'disconnect notice not sent'));
   }
 }
