@@ -157,7 +157,8 @@ function attach(c: Client, url: string, timeoutMs: number): Promise<void> {
 }
 
 function onClosed(c: Client): void {
-  if (closing || role !== 'storm') return;
+  // Before the calm phase the opening loop (open) retries its own failures.
+  if (closing || role !== 'storm' || phase === null) return;
   c.ws = null;
   if (c.closedAt === 0) c.closedAt = nowMicros(base);
   const delayMs = retryDelay(c.retries++, DEFAULT_RETRY) * 1000;
@@ -184,10 +185,20 @@ async function open(msg: Extract<StormToWorker, { cmd: 'open' }>): Promise<void>
   const worker = async (): Promise<void> => {
     while (next < clients.length) {
       const c = clients[next++]!;
-      await attach(c, msg.url, 60_000).catch((err: Error) => {
-        failed++;
-        error ||= err.message;
-      });
+      // A refused upgrade (503 overloaded, while the node is busy) is tried again after the SDK's backoff, as the SDK would.
+      for (let attempt = 0; ; attempt++) {
+        const err = await attach(c, msg.url, 60_000).then(
+          () => null,
+          (e: Error) => e,
+        );
+        if (err === null) break;
+        if (attempt >= 10 || !err.message.includes('503')) {
+          failed++;
+          error ||= err.message;
+          break;
+        }
+        await new Promise((r) => setTimeout(r, retryDelay(attempt, DEFAULT_RETRY) * 1000));
+      }
     }
   };
   await Promise.all(Array.from({ length: 100 }, worker));

@@ -5,7 +5,7 @@
  * authenticated by the web app's HTTP authenticator instead, which then also
  * allows each subscribe and publish (Centrifugo's connect and subscribe proxies).
  */
-import { jwtVerify, errors as joseErrors } from 'jose';
+import { Hs256Verifier, TokenExpired } from './hs256.js';
 import { ErrorCodes, TidingsError } from '../protocol/errors.js';
 import { isValidGrant, isValidUser } from '../protocol/names.js';
 import type { HttpAuthenticator } from './http-authenticator.js';
@@ -47,6 +47,9 @@ export interface AuthOptions {
   http?: HttpAuthenticator | null;
 }
 
+/** Seconds of clock skew allowed between the token's issuer and this server (exp, nbf). */
+const CLOCK_TOLERANCE_S = 5;
+
 /** One shared list for every absent grant: most tokens grant no publish, call or register. */
 const NO_GRANTS: readonly string[] = Object.freeze([]);
 
@@ -59,15 +62,16 @@ function grantList(value: unknown, what: string): readonly string[] {
 }
 
 export class Authenticator {
-  /**
-   * The secret imported once as a WebCrypto HMAC key: given raw bytes, jose
-   * imports them again on every verify, which doubled the CPU of a connect.
-   */
-  private readonly key: Promise<CryptoKey> | null;
+  /** The token secret's HMAC key, made once (hs256.ts: verified synchronously, not through WebCrypto). */
+  private readonly verifier: Hs256Verifier | null;
 
   constructor(private readonly opts: AuthOptions) {
-    const secret = opts.tokenSecret ? new TextEncoder().encode(opts.tokenSecret) : null;
-    this.key = secret ? crypto.subtle.importKey('raw', secret, { name: 'HMAC', hash: 'SHA-256' }, false, ['verify']) : null;
+    this.verifier = opts.tokenSecret ? new Hs256Verifier(opts.tokenSecret) : null;
+  }
+
+  /** Whether authenticate() looks at the request (auth_native: the web app is asked about clients without a token). */
+  get usesRequest(): boolean {
+    return this.opts.http != null;
   }
 
   async authenticate(token: string | undefined, request: RequestInfo | null = null): Promise<Identity> {
@@ -98,12 +102,13 @@ export class Authenticator {
       const g = this.opts.anonymousChannels;
       return { user: null, subscribe: g, publish: [], presence: g, history: g, call: [], register: [], expires: null };
     }
-    if (!this.key) throw new TidingsError(ErrorCodes.TOKEN_INVALID, 'tokens are not accepted: no token_secret is set');
+    if (!this.verifier) throw new TidingsError(ErrorCodes.TOKEN_INVALID, 'tokens are not accepted: no token_secret is set');
     let payload: Record<string, unknown>;
     try {
-      ({ payload } = await jwtVerify(token, await this.key, { algorithms: ['HS256'], clockTolerance: 5 }));
+      // Signature and exp/nbf against the real clock (opts.now serves token_max_lifetime only).
+      payload = this.verifier.verify(token, Math.floor(Date.now() / 1000), CLOCK_TOLERANCE_S);
     } catch (err) {
-      if (err instanceof joseErrors.JWTExpired) throw new TidingsError(ErrorCodes.TOKEN_EXPIRED);
+      if (err instanceof TokenExpired) throw new TidingsError(ErrorCodes.TOKEN_EXPIRED);
       throw new TidingsError(ErrorCodes.TOKEN_INVALID, (err as Error).message);
     }
     const sub = payload['sub'];

@@ -70,6 +70,7 @@ export interface Config {
   readonly write_coalesce_ms: number;
   readonly max_subscriptions: number;
   readonly max_connections: number;
+  readonly overload_lag_ms: number;
   readonly command_timeout: number;
   readonly zmq_high_water_mark: number;
   readonly zmq_block_timeout: number;

@@ -38,7 +38,7 @@ const CLOSE_MESSAGES = Buffer.from(']}}');
 export class ClientConnection implements Listener {
   state: State = 'connecting';
   identity: Identity | null = null;
-  /** The opening request's credential headers and address (for auth_url); set by whoever accepts the connection. */
+  /** The opening request's credential headers and address (for auth_url), until the connect; set by whoever accepts the connection. */
   request: RequestInfo | null = null;
   readonly subscriptions = new Set<string>();
   /** Channels whose subscribe is in progress; null when none (the usual case, and an idle connection's bytes count). */
@@ -65,7 +65,7 @@ export class ClientConnection implements Listener {
   /** The recovery in progress per channel: a newer one, or an unsubscribe, stops an older one. */
   private recovering: Map<string, object> | null = null;
   /** History pages of this connection are read one at a time (see inHistoryLane). */
-  private historyLane: Promise<unknown> = Promise.resolve();
+  private historyLane: Promise<unknown> | null = null;
 
   constructor(
     readonly id: string,
@@ -77,8 +77,12 @@ export class ClientConnection implements Listener {
   ) {
     this.outbox = new Outbox(socket, ctx.config.client_send_buffer, this, ctx.scheduler);
     ws.on('message', (data: Buffer, isBinary: boolean) => this.onFrame(data, isBinary));
-    ws.on('close', () => this.cleanup());
-    ws.on('error', (err) => this.log.debug({ err: err.message }, 'websocket error'));
+    // The close is counted here rather than by a listener of its own (EdgeServer.trackClose): a once() wrapper per idle connection cost ~150 bytes.
+    ws.on('close', (code: number) => {
+      this.cleanup();
+      this.ctx.noteClosed(code);
+    });
+    ws.on('error', (err) => this.debug({ err: err.message }, 'websocket error'));
   }
 
   /**
@@ -87,6 +91,15 @@ export class ClientConnection implements Listener {
    */
   get log(): Logger {
     return (this.logger ??= this.parentLog.child(this.identity ? { conn: this.id, user: this.identity.user } : { conn: this.id }));
+  }
+
+  /**
+   * A debug line, only when debug is on: the `log` getter makes a pino child
+   * logger, which every connect and close made (and an idle connection then
+   * kept, ~250 bytes) for a line that is not written at the default level.
+   */
+  private debug(fields: Record<string, unknown>, msg: string): void {
+    if (this.parentLog.isLevelEnabled('debug')) this.log.debug(fields, msg);
   }
 
   isClosed(): boolean {
@@ -184,7 +197,7 @@ export class ClientConnection implements Listener {
    * plus one page, however many reads it pipelines.
    */
   inHistoryLane<T>(read: () => Promise<T>): Promise<T> {
-    const run = this.historyLane.then(read, read);
+    const run = (this.historyLane ?? Promise.resolve()).then(read, read);
     this.historyLane = run.catch(() => undefined);
     return run;
   }
@@ -252,7 +265,7 @@ export class ClientConnection implements Listener {
 
   close(spec: CloseSpec, detail?: string): void {
     if (this.state === 'closed') return;
-    this.log.debug({ code: spec.code, detail }, 'closing connection');
+    this.debug({ code: spec.code, detail }, 'closing connection');
     this.outbox.flushAll();
     this.state = 'closed';
     const reason = detail ? `${spec.reason}: ${detail}`.slice(0, 120) : spec.reason;
@@ -425,6 +438,7 @@ export class ClientConnection implements Listener {
     try {
       identity = await this.ctx.auth.authenticate(token, this.request);
     } catch (err) {
+      this.request = null;
       const spec: ErrorSpec = err instanceof TidingsError ? err.spec : ErrorCodes.TOKEN_INVALID;
       this.ctx.noteAuthRefused?.('token', spec.name, (err as Error).message);
       // Tell the client why, then close: a bad token will not get better on this connection.
@@ -439,6 +453,8 @@ export class ClientConnection implements Listener {
       setImmediate(() => this.close(close));
       throw err;
     }
+    // Only the connect reads the request (an auth_native identity keeps what its checks need): not kept for the connection's life.
+    this.request = null;
     if (this.state !== 'connecting') throw new TidingsError(ErrorCodes.UNAVAILABLE, 'connection closed');
     this.identity = identity;
     try {
@@ -468,7 +484,7 @@ export class ClientConnection implements Listener {
       setImmediate(() => this.close(CloseCodes.TOKEN_EXPIRED));
     }
     this.ctx.onConnected(this);
-    this.log.debug({ user: identity.user, anonymous: identity.user === null, expires: identity.expires }, 'connected');
+    this.debug({ user: identity.user, anonymous: identity.user === null, expires: identity.expires }, 'connected');
     const c = this.ctx.config;
     return {
       client: this.id,

@@ -42,4 +42,6 @@ export interface EdgeContext {
   /** A client's token (or other proof) was refused: counted and logged with the reason. */
   noteAuthRefused?(method: 'token', reason: string, detail: string): void;
   forget(conn: ClientConnection): void;
+  /** A client websocket closed with this code: counted by code (what trackClose does for other protocols' sockets). */
+  noteClosed(code: number): void;
 }

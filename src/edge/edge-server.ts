@@ -36,6 +36,7 @@ import { parseRecover } from '../protocol/positions.js';
 import { EdgeStats, type AuthMethod } from './stats.js';
 import { registerRequest } from './refusals.js';
 import { LoopGuard } from '../runtime/loop-guard.js';
+import { LoopLag } from '../runtime/loop-lag.js';
 
 /**
  * Timeouts of the HTTP server. Node checks `headersTimeout` and
@@ -89,6 +90,21 @@ export function requestInfo(req: IncomingMessage): RequestInfo {
  */
 const LISTEN_BACKLOG = 4096;
 
+/** Random bytes for connection ids, drawn 512 ids at a time: one randomFillSync per id was 1 % of a connect. */
+const ID_BYTES = 9;
+let idPool = Buffer.alloc(0);
+let idAt = 0;
+
+/** 72 random bits in base64url (12 characters): a connection id's unguessable part. */
+function randomIdPart(): string {
+  if (idAt + ID_BYTES > idPool.length) {
+    idPool = randomBytes(ID_BYTES * 512);
+    idAt = 0;
+  }
+  idAt += ID_BYTES;
+  return idPool.toString('base64url', idAt - ID_BYTES, idAt);
+}
+
 function destroySocket(this: Duplex): void {
   this.destroy();
 }
@@ -106,11 +122,13 @@ export class EdgeServer implements EdgeContext {
   readonly hub: Hub;
   readonly history: HistoryReader;
   private readonly directorWatch: DirectorWatch;
-  readonly metrics: { slowConsumers: Counter; limited: Counter<'code'>; connections: Gauge };
+  readonly metrics: { slowConsumers: Counter; limited: Counter<'code'>; connections: Gauge; overloaded: Counter };
   /** Auth refusals, closes by code, bytes and deliveries: counted for /metrics, logged with reasons. */
   readonly stats: EdgeStats;
   /** Failures of one message or one connection, counted and skipped; a dead loop takes readiness down. */
   readonly loops: LoopGuard;
+  /** How late the event loop runs: upgrades are refused (215) past overload_lag_ms. */
+  private readonly lag = new LoopLag();
   private readonly log: Logger;
   private readonly routes: RouteHandler[] = [];
   private readonly connections = new Set<ClientConnection>();
@@ -175,6 +193,11 @@ export class EdgeServer implements EdgeContext {
         name: 'tidings_edge_commands_limited_total',
         help: 'Client commands refused by a per-connection limit, by error code (135 too_many_commands, 136 history_limit)',
         labelNames: ['code'],
+        registers: [opts.registry],
+      }),
+      overloaded: new Counter({
+        name: 'tidings_edge_overload_refusals_total',
+        help: 'Websocket upgrades refused with 503 (215 overloaded) while the event loop ran more than overload_lag_ms late',
         registers: [opts.registry],
       }),
       connections: new Gauge({
@@ -245,6 +268,7 @@ export class EdgeServer implements EdgeContext {
         },
       });
       this.sweepTimer = setInterval(() => this.sweep(), 1000);
+      if (this.config.overload_lag_ms > 0) this.lag.start();
     }
     const handler = (req: IncomingMessage, res: ServerResponse): void => this.onRequest(req, res);
     const c = this.config;
@@ -269,6 +293,7 @@ export class EdgeServer implements EdgeContext {
     if (this.stopped) return;
     this.stopped = true;
     if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.lag.stop();
     this.directorWatch.stop();
     for (const hook of this.stopHooks) hook();
     for (const c of [...this.connections]) c.close(CloseCodes.SHUTDOWN);
@@ -353,10 +378,28 @@ export class EdgeServer implements EdgeContext {
 
   private rejectUpgrade(socket: Duplex, status: number, err: TidingsError): void {
     const body = JSON.stringify({ error: toErrorBody(err) });
+    const retryAfter = err.retryAfter === undefined ? '' : `Retry-After: ${Math.ceil(err.retryAfter)}\r\n`;
     socket.end(
       `HTTP/1.1 ${status} ${status === 401 ? 'Unauthorized' : status === 503 ? 'Service Unavailable' : 'Bad Request'}\r\n` +
-        `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+        `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${retryAfter}Connection: close\r\n\r\n${body}`,
     );
+  }
+
+  /**
+   * The event loop runs more than overload_lag_ms late (a reconnect storm: the
+   * clients of a dead node all at once): a new connection would cost the
+   * clients already here their latency and would itself wait past its
+   * connect_timeout. Refused at the cost of a 503, its client backs off and
+   * comes back when the storm has passed (Retry-After 1-4 s, at random, so
+   * the refused do not all return together).
+   */
+  private overloaded(socket: Duplex): boolean {
+    const limit = this.config.overload_lag_ms;
+    if (limit <= 0 || this.lag.lagMs() <= limit) return false;
+    this.metrics.overloaded.inc();
+    const retryAfter = 1 + Math.floor(Math.random() * 4);
+    this.rejectUpgrade(socket, 503, new TidingsError(ErrorCodes.OVERLOADED, `the event loop runs more than ${limit} ms late`, retryAfter));
+    return true;
   }
 
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -379,6 +422,7 @@ export class EdgeServer implements EdgeContext {
       this.rejectUpgrade(socket, 503, new TidingsError(ErrorCodes.LIMIT_EXCEEDED, 'connection limit reached'));
       return;
     }
+    if (this.overloaded(socket)) return;
     // Features take the upgrades that are theirs (by path, query or subprotocol) before the native protocol.
     for (const hook of this.upgradeHooks) if (hook(req, socket, head, url, path)) return;
     if (path !== '/ws') {
@@ -388,7 +432,8 @@ export class EdgeServer implements EdgeContext {
     const token = url.searchParams.get('token');
     this.nativeUpgrades.add(req);
     this.wss!.handleUpgrade(req, socket, head, (ws) => {
-      if (!this.refuseUnsupported(ws)) this.adoptNative(ws, socket as Socket, requestInfo(req), token);
+      // The request's credential headers and address only serve auth_native (and cost a getpeername per connect).
+      if (!this.refuseUnsupported(ws)) this.adoptNative(ws, socket as Socket, this.auth.usesRequest ? requestInfo(req) : null, token);
     });
   }
 
@@ -424,14 +469,13 @@ export class EdgeServer implements EdgeContext {
    * Serve the native protocol on a websocket (or on anything shaped like one:
    * the SockJS feature passes adapters). `token` from the URL authenticates at once.
    */
-  adoptNative(ws: WebSocket, socket: Socket, request: RequestInfo, token: string | null): ClientConnection {
+  adoptNative(ws: WebSocket, socket: Socket, request: RequestInfo | null, token: string | null): ClientConnection {
     socket.setNoDelay?.(true);
     const format: Format = ws.protocol === SUBPROTOCOL_MSGPACK ? 'msgpack' : 'json';
-    const id = `${this.edgeId}.${randomBytes(9).toString('base64url')}`;
+    const id = `${this.edgeId}.${randomIdPart()}`;
     const conn = new ClientConnection(id, ws, socket, format, this, this.log);
     conn.request = request;
     this.connections.add(conn);
-    this.trackClose(ws);
     if (token !== null) {
       // Token in the URL: authenticate now and tell the client with a `connected` push.
       conn
@@ -505,7 +549,11 @@ export class EdgeServer implements EdgeContext {
     this.stats.authRefusedBy(method, reason, detail, fields);
   }
 
-  /** Count a client websocket's close by code, whatever protocol it speaks. */
+  noteClosed(code: number): void {
+    this.stats.closed(code);
+  }
+
+  /** Count a client websocket's close by code, whatever protocol it speaks (native connections count their own). */
   trackClose(ws: WebSocket): void {
     ws.once('close', (code: number) => this.stats.closed(code));
   }

@@ -66,6 +66,7 @@ export const ErrorCodes = Object.freeze({
   WAMP_CANCELED: spec(193, 'wamp_canceled', 503, 'the call was canceled: its callee left before answering'),
   WAMP_CALL_TIMEOUT: spec(194, 'wamp_call_timeout', 504, 'the callee did not answer within the call timeout'),
   WAMP_INVALID_URI: spec(195, 'wamp_invalid_uri', 400, 'invalid WAMP URI'),
+  OVERLOADED: spec(215, 'overloaded', 503, 'this edge is too busy to take new connections: retry after the Retry-After seconds, here or on another node'),
 });
 
 export type ErrorName = keyof typeof ErrorCodes;

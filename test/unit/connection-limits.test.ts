@@ -64,6 +64,7 @@ test('commands past client_max_inflight get 135 at once; the client is not read 
     extraMethods: new Map(),
     onConnected: () => undefined,
     forget: () => undefined,
+    noteClosed: () => undefined,
   } as unknown as EdgeContext;
   const ws = new FakeWs();
   const socket = new FakeSocket();

@@ -73,3 +73,43 @@ test('token_max_lifetime: a token must carry exp and serves at most that long af
   const unlimited = new Authenticator({ tokenSecret: secret, allowAnonymous: false, anonymousChannels: [], maxLifetimeS: 0 });
   assert.equal((await unlimited.authenticate(await sign({ iat: now }))).expires, null, '0 accepts tokens without exp');
 });
+
+test('HS256 verification (hs256.ts): crit, a tampered payload or signature, bad claim types and nbf are refused; exp and nbf allow 5 s of skew', async () => {
+  const now = Math.floor(Date.now() / 1000);
+  const good = await new SignJWT({ grants: {} }).setProtectedHeader({ alg: 'HS256' }).setSubject('a').setExpirationTime(now + 60).sign(key);
+  assert.equal((await auth.authenticate(good)).user, 'a');
+  const [h, p, s] = good.split('.') as [string, string, string];
+  // Another claims set under the first token's signature.
+  const forged = `${h}.${Buffer.from(JSON.stringify({ sub: 'root', exp: now + 60 })).toString('base64url')}.${s}`;
+  await fails(forged, auth, ErrorCodes.TOKEN_INVALID.code);
+  // The same signature bytes in a non-canonical spelling (padding, a changed unused bit), and one byte short.
+  const last = s.at(-1)!;
+  const sibling = 'AEIMQUYcgkosw048'.includes(last) ? String.fromCharCode(last.charCodeAt(0) + 1) : last;
+  await fails(`${h}.${p}.${s.slice(0, -1)}${sibling}`, auth, ErrorCodes.TOKEN_INVALID.code);
+  await fails(`${h}.${p}.${s}=`, auth, ErrorCodes.TOKEN_INVALID.code);
+  await fails(`${h}.${p}.${s.slice(0, -2)}`, auth, ErrorCodes.TOKEN_INVALID.code);
+  await fails(`${h}.${p}.${s}.x`, auth, ErrorCodes.TOKEN_INVALID.code);
+  const crit = await new SignJWT({}).setProtectedHeader({ alg: 'HS256', crit: ['exp'] }).setSubject('a').setExpirationTime(now + 60).sign(key).catch(() => null);
+  // jose may refuse to sign an unknown crit: spell the header by hand then.
+  const critToken = crit ?? (await handSigned({ alg: 'HS256', crit: ['x'], x: 1 }, { sub: 'a', exp: now + 60 }));
+  await fails(critToken, auth, ErrorCodes.TOKEN_INVALID.code);
+  // A header naming another algorithm, over a good HS256 signature.
+  await fails(await handSigned({ alg: 'none' }, { sub: 'a', exp: now + 60 }), auth, ErrorCodes.TOKEN_INVALID.code);
+  await fails(await handSigned({ alg: 'HS384' }, { sub: 'a', exp: now + 60 }), auth, ErrorCodes.TOKEN_INVALID.code);
+  await fails(await handSigned({ alg: 'HS256' }, { sub: 'a', exp: String(now + 60) }), auth, ErrorCodes.TOKEN_INVALID.code);
+  await fails(await handSigned({ alg: 'HS256' }, { sub: 'a', exp: now + 60, iat: 'today' }), auth, ErrorCodes.TOKEN_INVALID.code);
+  await fails(await handSigned({ alg: 'HS256' }, { sub: 'a', exp: now + 60, nbf: now + 30 }), auth, ErrorCodes.TOKEN_INVALID.code);
+  await fails(await handSigned({ alg: 'HS256' }, ['not', 'an', 'object']), auth, ErrorCodes.TOKEN_INVALID.code);
+  assert.equal((await auth.authenticate(await handSigned({ alg: 'HS256' }, { sub: 'a', exp: now + 60, nbf: now + 2 }))).user, 'a', 'nbf 2 s ahead is skew');
+  // (token_max_lifetime counts from now: without it, an exp 2 s ago is still skew.)
+  const uncapped = new Authenticator({ tokenSecret: secret, allowAnonymous: false, anonymousChannels: [], maxLifetimeS: 0 });
+  assert.equal((await uncapped.authenticate(await handSigned({ alg: 'HS256' }, { sub: 'a', exp: now - 2 }))).user, 'a', 'exp 2 s ago is skew');
+  await fails(await handSigned({ alg: 'HS256' }, { sub: 'a', exp: now - 30 }), auth, ErrorCodes.TOKEN_EXPIRED.code);
+});
+
+/** A token signed with the test secret whatever its header says (jose checks what it signs). */
+async function handSigned(header: object, claims: unknown): Promise<string> {
+  const { createHmac } = await import('node:crypto');
+  const input = `${Buffer.from(JSON.stringify(header)).toString('base64url')}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
+  return `${input}.${createHmac('sha256', secret).update(input).digest('base64url')}`;
+}
