@@ -37,7 +37,7 @@ async function main(): Promise<void> {
   const log = createLogger(config.log_level, { edge: edgeId }, config.log_format).child({ component: 'edge' });
   const registry = new Registry();
   registry.setDefaultLabels({ edge: edgeId });
-  collectDefaultMetrics({ register: registry, prefix: 'tidings_edge_' });
+  collectDefaultMetrics({ register: registry, prefix: 'tidings_edge_', eventLoopMonitoringPrecision: 100 });
 
   const pending = new Map<number, (text: string) => void>();
   let seq = 1;

@@ -64,7 +64,7 @@ export class TidingsNode {
 
   constructor(private readonly opts: NodeOptions) {
     this.nodeId = opts.config.node_id ?? `${hostname()}-${process.pid}`;
-    collectDefaultMetrics({ register: this.registry, prefix: 'tidings_node_' });
+    collectDefaultMetrics({ register: this.registry, prefix: 'tidings_node_', eventLoopMonitoringPrecision: 100 });
   }
 
   async start(): Promise<void> {
