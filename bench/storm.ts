@@ -27,6 +27,7 @@ import { openPublisher } from './lib/publishers.js';
 import { cpuBetween, processTree, sample } from './lib/proc-stats.js';
 import { makePayload, monotonicMicros, nowMicros } from './lib/payload.js';
 import type { StormFromWorker, StormToWorker } from './lib/storm-worker.js';
+import { closeWorker } from './lib/ipc.js';
 
 const args = process.argv.slice(2);
 const flag = (name: string): string | undefined => {
@@ -187,20 +188,7 @@ async function runOnce(): Promise<StormResult> {
   } finally {
     if (ticker) clearInterval(ticker);
     await pub.close().catch(() => undefined);
-    await Promise.all(
-      all.map(
-        (w) =>
-          new Promise<void>((resolve) => {
-            if (w.child.exitCode !== null) return resolve();
-            const t = setTimeout(() => w.child.kill('SIGKILL'), 3000);
-            w.child.once('exit', () => {
-              clearTimeout(t);
-              resolve();
-            });
-            w.child.send({ cmd: 'close' } satisfies StormToWorker);
-          }),
-      ),
-    );
+    await Promise.all(all.map((w) => closeWorker(w.child, () => w.child.send({ cmd: 'close' } satisfies StormToWorker))));
     await server.stop();
   }
 }

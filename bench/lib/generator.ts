@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import * as hdr from 'hdr-histogram-js';
 import type { SubscriberTarget } from './protocols.js';
-import type { FromWorker, ToWorker } from './ipc.js';
+import { closeWorker, type FromWorker, type ToWorker } from './ipc.js';
 
 const WORKER = join(dirname(fileURLToPath(import.meta.url)), 'gen-worker.js');
 
@@ -138,20 +138,7 @@ export class Generator {
 
   /** Ends every generator process, by its own PID. */
   async close(): Promise<void> {
-    await Promise.all(
-      this.workers.map(
-        (w) =>
-          new Promise<void>((resolve) => {
-            if (w.child.exitCode !== null) return resolve();
-            const t = setTimeout(() => w.child.kill('SIGKILL'), 3000);
-            w.child.once('exit', () => {
-              clearTimeout(t);
-              resolve();
-            });
-            this.tell(w, { cmd: 'close' });
-          }),
-      ),
-    );
+    await Promise.all(this.workers.map((w) => closeWorker(w.child, () => this.tell(w, { cmd: 'close' }))));
     this.workers = [];
   }
 

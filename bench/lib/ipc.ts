@@ -1,4 +1,5 @@
 /** Messages between the bench parent and its generator processes. */
+import type { ChildProcess } from 'node:child_process';
 import type { SubscriberTarget } from './protocols.js';
 
 export type ToWorker =
@@ -17,3 +18,19 @@ export type FromWorker =
   | { ev: 'opened'; count: number; failed: number; error: string; connectHistogram: string }
   | { ev: 'progress'; minSeq: number; received: number }
   | { ev: 'result'; received: number; loss: number; worstSubscriberLoss: number; outOfOrder: number; foreign: number; histogram: string; first: number[] };
+
+/**
+ * Ask a worker process to close (`askClose` sends it the message) and wait
+ * for its exit; killed by its PID if it has not gone within graceMs.
+ */
+export function closeWorker(child: ChildProcess, askClose: () => void, graceMs = 3000): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (child.exitCode !== null) return resolve();
+    const t = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    child.once('exit', () => {
+      clearTimeout(t);
+      resolve();
+    });
+    askClose();
+  });
+}
