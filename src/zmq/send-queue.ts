@@ -86,8 +86,6 @@ const isFull = (err: unknown): boolean => (err as { code?: unknown }).code === '
 
 export class SendQueue {
   private queue: Queued[] = [];
-  /** Bytes of each queued message, in step with `queue`. */
-  private sizes: number[] = [];
   private head = 0;
   /** Bytes of the messages waiting (the one being sent included). */
   private queuedBytes = 0;
@@ -147,10 +145,8 @@ export class SendQueue {
    */
   push(message: Queued, admitted = false): boolean {
     if (this.closed || (this.full && !admitted)) return false;
-    const size = sizeOf(message);
     this.queue.push(message);
-    this.sizes.push(size);
-    this.queuedBytes += size;
+    this.queuedBytes += sizeOf(message);
     if (!this.pumping) void this.pump();
     return true;
   }
@@ -170,7 +166,6 @@ export class SendQueue {
   close(): void {
     this.closed = true;
     this.queue = [];
-    this.sizes = [];
     this.head = 0;
     this.queuedBytes = 0;
     for (const w of this.waiters.splice(0)) w();
@@ -183,13 +178,13 @@ export class SendQueue {
         const queued = this.queue[this.head]!;
         await this.sendOne(typeof queued === 'function' ? queued() : queued);
         if (this.closed) break;
-        // Taken off the queue only once sent, so `length` and drain() count it until then.
+        // Taken off the queue only once sent, so `length` and drain() count it until then (a message's frames
+        // do not change while it waits: its size is read again rather than kept beside it).
         (this.queue as unknown[])[this.head] = undefined;
-        this.queuedBytes -= this.sizes[this.head]!;
+        this.queuedBytes -= sizeOf(queued);
         this.head++;
         if (this.head > 1024 && this.head * 2 > this.queue.length) {
           this.queue = this.queue.slice(this.head);
-          this.sizes = this.sizes.slice(this.head);
           this.head = 0;
         }
         if (this.waiters.length > 0 && !this.full) {
