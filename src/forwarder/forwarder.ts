@@ -14,7 +14,7 @@
  */
 import { XPublisher, XSubscriber, Router, Dealer } from 'zeromq';
 import type { Logger } from 'pino';
-import { Counter, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Config } from '../config/resolve.js';
 import { SendQueue, collectGrowth, type Queued, type Sendable, type SendQueueOptions } from '../zmq/send-queue.js';
 import { HEARTBEAT } from '../zmq/command-client.js';
@@ -82,6 +82,16 @@ export class Forwarder {
       help: 'Sends that went on without edges that stayed at their high-water mark longer than zmq_block_timeout (those edges see a gap); libzmq then skips such an edge for every send until it has read its backlog down, so it misses more than this count',
       registers: [registry],
       collect: collectGrowth(() => this.queues.reduce((n, q) => n + q.shed, 0)),
+    });
+    const queues = this.queues;
+    new Gauge({
+      name: 'tidings_forwarder_queued_messages',
+      help: 'Messages (or batches) waiting in the forwarder to be handed to ZeroMQ, by queue (forwarder-down, forwarder-up, ...): a queue that stays full is a peer that does not keep up',
+      labelNames: ['queue'],
+      registers: [registry],
+      collect() {
+        for (const q of queues) this.set({ queue: q.name }, q.length);
+      },
     });
   }
 

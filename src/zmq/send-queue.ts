@@ -110,7 +110,7 @@ export class SendQueue {
     private readonly socket: Sendable,
     readonly limit: number,
     private readonly log: Logger,
-    private readonly name: string,
+    readonly name: string,
     opts: SendQueueOptions = {},
   ) {
     this.maxBlockMs = opts.maxBlockMs ?? 0;
