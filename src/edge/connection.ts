@@ -13,7 +13,7 @@ import { channelProblem, grantsAllow } from '../protocol/names.js';
 import type { Identity, RequestInfo } from '../auth/authenticator.js';
 import { Outbox, closeGraceMs } from './outbox.js';
 import { HeldPushes } from './held-pushes.js';
-import { binaryFrame, textFrame, type SharedPush } from './frames.js';
+import { binaryFrame, textFrame, textFrameAround, type SharedPush } from './frames.js';
 import type { Listener } from './hub.js';
 import type { EdgeContext } from './context.js';
 import { historyQuery } from '../protocol/positions.js';
@@ -30,7 +30,6 @@ const MAX_QUEUED_BEHIND_CONNECT = 64;
 
 /** Returned by a command that has sent its reply itself. */
 const REPLIED = Symbol('replied');
-const CLOSE_BRACE = Buffer.from('}');
 
 const COMMA = Buffer.from(',');
 const CLOSE_MESSAGES = Buffer.from(']}}');
@@ -249,7 +248,7 @@ export class ClientConnection implements Listener {
     try {
       if (result instanceof RawJson) {
         // The director's JSON text as it came (publish acknowledgements): not parsed and re-encoded.
-        frame = this.format === 'json' ? textFrame(Buffer.concat([Buffer.from(`{"id":${id},"result":`), result.json, CLOSE_BRACE])) : this.encode({ id, result: result.parse() });
+        frame = this.format === 'json' ? textFrameAround(`{"id":${id},"result":`, result.json, '}') : this.encode({ id, result: result.parse() });
       } else frame = this.encode({ id, result });
     } catch (err) {
       this.ctx.loops.failed('edge-reply', err, { conn: this.id });
