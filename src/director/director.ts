@@ -25,7 +25,7 @@ import { DownKind, encodeHeader, parsePublish, WireError, type InboundPublish } 
 import { TICK_INTERVAL_MS, positionIn, tickFrames } from '../cluster/ticks.js';
 import { DOWN_BATCH_BYTES, pipeSlots, queueBytes, decodeCommandBatch, decodePublishEntries, isBatchFrames, isPublishBatch, publishEntryBytes, PUBLISH_TEXT_METHOD } from '../cluster/batch.js';
 import { DownBatcher } from './down-batcher.js';
-import { ReplyBatcher } from './reply-batcher.js';
+import { ReplyBatcher, routeKey } from './reply-batcher.js';
 import { ChannelRegistry } from './channels.js';
 import { HistoryBudget } from './history.js';
 import { EncodedReply } from './encoded-reply.js';
@@ -606,31 +606,50 @@ export class Director {
       if (!(err instanceof TidingsError)) this.log.error({ err, method: method.slice(0, 64) }, 'command failed');
       answer(false, [Buffer.from(JSON.stringify(e.toBody()))]);
     };
+    const done = (result: unknown): void => {
+      // An encoded result (a history page) is its body and the raw pushes after it.
+      let parts: Buffer[];
+      try {
+        parts = result instanceof EncodedReply ? [result.body, ...result.frames] : [Buffer.from(JSON.stringify(result ?? null))];
+      } catch (err) {
+        this.loops.failed('director-replies', err, { method: method.slice(0, 64) });
+        fail(new TidingsError(ErrorCodes.INTERNAL, 'the reply could not be encoded'));
+        return;
+      }
+      let largest = 0;
+      for (const f of parts) largest = Math.max(largest, f.length);
+      if (largest <= this.frameLimit) {
+        answer(true, parts);
+        return;
+      }
+      // The caller's socket would drop this link for a larger frame: answer with the error instead.
+      const e = new TidingsError(ErrorCodes.PAYLOAD_TOO_LARGE, `reply frame of ${largest} bytes > the node link limit ${this.frameLimit}; ask for less`);
+      this.log.warn({ method: method.slice(0, 64), bytes: largest }, 'command reply too large for the link');
+      answer(false, [Buffer.from(JSON.stringify(e.toBody()))]);
+    };
     // A standby answers only `role`: forwarders ask every director which one is active.
-    const run = method === 'role' ? Promise.resolve(this.role()) : this.active ? this.handlers.dispatch(method, body) : Promise.reject(new TidingsError(ErrorCodes.NOT_ACTIVE));
-    run
-      .then((result) => {
-        // An encoded result (a history page) is its body and the raw pushes after it.
-        let parts: Buffer[];
-        try {
-          parts = result instanceof EncodedReply ? [result.body, ...result.frames] : [Buffer.from(JSON.stringify(result ?? null))];
-        } catch (err) {
-          this.loops.failed('director-replies', err, { method: method.slice(0, 64) });
-          fail(new TidingsError(ErrorCodes.INTERNAL, 'the reply could not be encoded'));
-          return;
-        }
-        let largest = 0;
-        for (const f of parts) largest = Math.max(largest, f.length);
-        if (largest <= this.frameLimit) {
-          answer(true, parts);
-          return;
-        }
-        // The caller's socket would drop this link for a larger frame: answer with the error instead.
-        const e = new TidingsError(ErrorCodes.PAYLOAD_TOO_LARGE, `reply frame of ${largest} bytes > the node link limit ${this.frameLimit}; ask for less`);
-        this.log.warn({ method: method.slice(0, 64), bytes: largest }, 'command reply too large for the link');
-        answer(false, [Buffer.from(JSON.stringify(e.toBody()))]);
-      }, fail)
-      .catch((err) => this.loops.failed('director-commands', err));
+    let result: unknown;
+    let refused = false;
+    try {
+      if (method === 'role') result = this.role();
+      else if (this.active) result = this.handlers.dispatch(method, body);
+      else throw new TidingsError(ErrorCodes.NOT_ACTIVE);
+    } catch (err) {
+      result = err;
+      refused = true;
+    }
+    // A result or refusal at hand (a publish to the memory engine) is answered at once, in the order the commands
+    // came, without a promise; a promise (the redis engine, history reads) is answered when it settles.
+    if (!(result instanceof Promise)) {
+      try {
+        if (refused) fail(result);
+        else done(result);
+      } catch (err) {
+        this.loops.failed('director-commands', err);
+      }
+      return;
+    }
+    result.then(done, fail).catch((err) => this.loops.failed('director-commands', err));
   }
 
   /**
@@ -647,9 +666,10 @@ export class Director {
       this.loops.failed('director-commands', err, { batch: true });
       return;
     }
+    const key = routeKey(route);
     for (const e of entries) {
       this.command(e.method, e.body, (ok, parts) => {
-        if (parts.length === 1) return this.replyBatcher.add(route, e.id, ok, parts[0]!);
+        if (parts.length === 1) return this.replyBatcher.add(route, e.id, ok, parts[0]!, key);
         const id = Buffer.allocUnsafe(4);
         id.writeUInt32BE(e.id);
         this.replyInOrder([...route, id, ok ? OK : ERROR, ...parts]);

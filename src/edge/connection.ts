@@ -383,7 +383,8 @@ export class ClientConnection implements Listener {
       return;
     }
     this.inFlight++;
-    const running = this.run(id, method as Method, params as Record<string, unknown>);
+    // A publish, the busiest command, runs without run()'s async frames (fewer promises per message).
+    const running = method === 'publish' ? this.publishCommand(params as Record<string, unknown>) : this.run(id, method as Method, params as Record<string, unknown>);
     if (method === 'connect' && this.state === 'connecting' && !this.authenticating) {
       const settled = (): void => {
         this.authenticating = null;
@@ -546,12 +547,27 @@ export class ClientConnection implements Listener {
     return {};
   }
 
-  private async publish(params: Record<string, unknown>): Promise<unknown> {
+  /** publish as a promise that rejects with what it throws (as run()'s do). */
+  private publishCommand(params: Record<string, unknown>): Promise<unknown> {
+    try {
+      return this.publish(params);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** May throw (before anything is sent) or return a rejected promise. */
+  private publish(params: Record<string, unknown>): Promise<unknown> {
     const channel = this.channelParam(params);
     if (!grantsAllow(this.identity!.publish, channel)) {
       throw new TidingsError(ErrorCodes.PERMISSION_DENIED, `may not publish to ${channel}`);
     }
-    await this.identity!.check?.('publish', channel);
+    const identity = this.identity!;
+    if (identity.check) return identity.check('publish', channel).then(() => this.publishChecked(channel, params));
+    return this.publishChecked(channel, params);
+  }
+
+  private publishChecked(channel: string, params: Record<string, unknown>): Promise<unknown> {
     if (!('data' in params)) throw new TidingsError(ErrorCodes.MISSING_FIELD, 'data is required');
     checkValueDepth(params['data']);
     // The sender is the token's user, never anything the client says. The data, parsed once with the
