@@ -119,6 +119,12 @@ export class Director {
   /** History bounds of a channel; cluster-state replaces it with the channel's config. */
   historyLimits: (channel: string) => HistoryLimits;
   private inFlight = 0;
+  /**
+   * The last channel name that passed the carried (publishChannel) and the native (publisher address) rules:
+   * a small room's publishes name the same channel one after another, checked once.
+   */
+  private carriedChecked: string | null = null;
+  private nativeChecked: string | null = null;
   private inFlightWaiters: Array<() => void> = [];
   private readonly nodeName: string;
   /** The lease's own Redis connection (redis engine). */
@@ -355,8 +361,11 @@ export class Director {
    * message is stored in Redis and handed to the send queue, in offset order.
    */
   publishChannel(channel: string, dataJson: string, sender: string | null, noHistory: boolean): MaybePromise<PublishOutcome> {
-    const problem = carriedChannelProblem(channel);
-    if (problem) throw new TidingsError(ErrorCodes.INVALID_CHANNEL, problem);
+    if (channel !== this.carriedChecked) {
+      const problem = carriedChannelProblem(channel);
+      if (problem) throw new TidingsError(ErrorCodes.INVALID_CHANNEL, problem);
+      this.carriedChecked = channel;
+    }
     if (!this.active || !this.down) throw new TidingsError(this.stopping ? ErrorCodes.UNAVAILABLE : ErrorCodes.NOT_ACTIVE);
     const now = Date.now();
     const { head, tail } = messagePushParts(channel, sender, now, dataJson);
@@ -529,8 +538,11 @@ export class Director {
     }
     // ZeroMQ publishes are native: they name channels and users by the native rules (docs/protocol.md).
     if (p.target === 'channel') {
-      const problem = channelProblem(p.name);
-      if (problem) throw new TidingsError(ErrorCodes.INVALID_CHANNEL, problem);
+      if (p.name !== this.nativeChecked) {
+        const problem = channelProblem(p.name);
+        if (problem) throw new TidingsError(ErrorCodes.INVALID_CHANNEL, problem);
+        this.nativeChecked = p.name;
+      }
       const r = this.publishChannel(p.name, p.data, sender, p.noHistory);
       if (r instanceof Promise) r.catch((err: unknown) => this.rejectInbound(err));
     } else {
