@@ -8,7 +8,7 @@
  * out as values.
  */
 import { ErrorCodes, TidingsError } from '../protocol/errors.js';
-import { CompactSet } from './compact-set.js';
+import { CompactSet } from '../runtime/compact-set.js';
 
 export interface ConnRecord {
   readonly id: string;

@@ -1,7 +1,7 @@
 /** CompactSet (presence's small sets) against a Set: the same answers, the same order, for any sequence of changes. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CompactSet } from '../../src/director/compact-set.js';
+import { CompactSet } from '../../src/runtime/compact-set.js';
 
 test('CompactSet answers as a Set through one, two and many elements, and back', () => {
   const s = new CompactSet<string>();
@@ -24,6 +24,10 @@ test('CompactSet answers as a Set through one, two and many elements, and back',
   s.add('d');
   assert.deepEqual([...s], ['b', 'd'], 'insertion order kept after going back to one element');
   assert.deepEqual([...new CompactSet(['x', 'y', 'x'])], ['x', 'y']);
+  s.clear();
+  assert.equal(s.size, 0);
+  assert.equal(s.has('b'), false);
+  assert.deepEqual([...s.add('e')], ['e']);
 });
 
 test('CompactSet and Set agree over 20 000 random changes', () => {

@@ -1,10 +1,11 @@
 /**
  * A set that keeps its only element in a field and holds a Set from its
- * second element on (and back to the field when one is left). Presence keeps
- * three sets per connection (its channels, its user's connections, the user's
- * connections in each channel) and nearly all of them hold one element: a
- * Set costs ~150 B of V8 heap even then, this object 40 B. Iterates in
- * insertion order, as a Set. Elements may not be `undefined`.
+ * second element on (and back to the field when one is left). Per connection
+ * the director's presence keeps three sets (its channels, its user's
+ * connections, the user's connections in each channel) and the edge one (its
+ * subscriptions), and nearly all of them hold one element: a Set costs
+ * ~150 B of V8 heap even then, this object 40 B. Iterates in insertion
+ * order, as a Set. Elements may not be `undefined`.
  */
 export class CompactSet<T> implements Iterable<T> {
   private one: T | undefined = undefined;
@@ -44,6 +45,11 @@ export class CompactSet<T> implements Iterable<T> {
       this.many = null;
     }
     return true;
+  }
+
+  clear(): void {
+    this.one = undefined;
+    this.many = null;
   }
 
   [Symbol.iterator](): Iterator<T> {
