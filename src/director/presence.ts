@@ -30,6 +30,7 @@ export interface ConnRecord {
 
 export interface UserRecord {
   readonly name: string;
+  /** Shared and frozen until the first write: change it through writableState(). */
   state: Record<string, unknown>;
   publicKeys: readonly string[];
   readonly conns: CompactSet<string>;
@@ -62,6 +63,14 @@ class ChannelMembers {
 
 /** A user's public keys until some are set (shared: an empty array per user is 32 B). */
 const NO_KEYS: readonly string[] = Object.freeze([]);
+/** A user's state until something is written to it (shared and frozen: an empty object per user is 56 B). */
+const NO_STATE: Record<string, unknown> = Object.freeze({});
+
+/** The user's own state object, to change in place (made on the first write). */
+export function writableState(u: UserRecord): Record<string, unknown> {
+  if (u.state === NO_STATE) u.state = {};
+  return u.state;
+}
 
 /** Told of changes to registered connections (channelstream catch-up follows them). */
 export interface PresenceListener {
@@ -115,7 +124,7 @@ export class PresenceState {
   user(name: string, now: number): UserRecord {
     let u = this.users.get(name);
     if (!u) {
-      u = { name, state: {}, publicKeys: NO_KEYS, conns: new CompactSet(), lastActive: now };
+      u = { name, state: NO_STATE, publicKeys: NO_KEYS, conns: new CompactSet(), lastActive: now };
       this.users.set(name, u);
     }
     return u;
