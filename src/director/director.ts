@@ -199,6 +199,16 @@ export class Director {
       registers: [registry],
       collect: collectGrowth(() => this.down?.shed ?? 0),
     });
+    const sendQueues = (): SendQueue[] => [this.down, this.replies].filter((q): q is SendQueue => q !== undefined && q !== null);
+    new Gauge({
+      name: 'tidings_director_queued_messages',
+      help: 'Messages (or batches) waiting in the director to be handed to ZeroMQ, by queue (director-down: to the nodes, director-replies: command replies): a queue that stays full is a node that does not keep up',
+      labelNames: ['queue'],
+      registers: [registry],
+      collect() {
+        for (const q of sendQueues()) this.set({ queue: q.name }, q.length);
+      },
+    });
     const channels = this.channels;
     const budget = channels.budget;
     // Memory: the director's own budget. Redis: the engine's totals (asked of Redis at each scrape, by the active director).

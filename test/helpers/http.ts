@@ -17,8 +17,11 @@ export async function postJson(url: string, body: unknown, headers: Record<strin
   return { status: res.status, body: parsed };
 }
 
-/** Sum of a metric's samples whose labels contain all of `labels`. */
-export async function metric(httpBase: string, name: string, labels: Record<string, string> = {}): Promise<number> {
+/**
+ * Sum of a metric's samples whose labels contain all of `labels` (0 when there is none; with `required`, no
+ * such sample is an error: for a gauge whose 0 is the awaited condition, a wrong name must not pass).
+ */
+export async function metric(httpBase: string, name: string, labels: Record<string, string> = {}, required = false): Promise<number> {
   const text = await (await fetch(`${httpBase}/metrics`)).text();
   let sum = 0;
   let found = false;
@@ -32,6 +35,9 @@ export async function metric(httpBase: string, name: string, labels: Record<stri
       found = true;
     }
   }
-  if (!found) return 0;
+  if (!found) {
+    if (required) throw new Error(`no sample of ${name} ${JSON.stringify(labels)} at ${httpBase}/metrics`);
+    return 0;
+  }
   return sum;
 }

@@ -15,9 +15,15 @@ export const TOKEN_SECRET = 'test-token-secret-0123456789abcdef0123456789';
 export const API_KEY = 'test-api-key';
 
 const live = new Set<ChildProcess>();
+/** Output kept per process (characters). */
+const MAX_OUTPUT_BYTES = 8 * 1024 * 1024;
 
 export class TidingsProcess {
-  readonly output: string[] = [];
+  /** What the process wrote (stdout and stderr), the newest MAX_OUTPUT_BYTES at most. */
+  private readonly output: string[] = [];
+  private outputBytes = 0;
+  /** output joined, until more arrives. */
+  private joined: string | null = '';
   private exited: Promise<number | null>;
   exitCode: number | null | undefined = undefined;
 
@@ -26,9 +32,22 @@ export class TidingsProcess {
     readonly child: ChildProcess,
   ) {
     live.add(child);
+    // Bounded in bytes, not chunks: a busy process at debug level writes thousands of small chunks, and a
+    // test that counts lines since the process started must still see them all.
     const keep = (d: Buffer): void => {
-      this.output.push(d.toString());
-      if (this.output.length > 2000) this.output.splice(0, 1000);
+      const text = d.toString();
+      this.output.push(text);
+      this.outputBytes += text.length;
+      this.joined = null;
+      let excess = this.outputBytes - MAX_OUTPUT_BYTES;
+      while (excess > 0) {
+        const first = this.output[0]!;
+        if (first.length <= excess) this.output.shift();
+        else this.output[0] = first.slice(excess);
+        const cut = Math.min(first.length, excess);
+        this.outputBytes -= cut;
+        excess -= cut;
+      }
     };
     child.stdout?.on('data', keep);
     child.stderr?.on('data', keep);
@@ -46,7 +65,11 @@ export class TidingsProcess {
   }
 
   text(): string {
-    return this.output.join('');
+    if (this.joined === null) {
+      this.joined = this.output.join('');
+      this.output.splice(0, this.output.length, this.joined);
+    }
+    return this.joined;
   }
 
   /** Resolves when a log line matching `pattern` appears, or rejects after timeoutMs. */

@@ -325,16 +325,21 @@ for (const { hop, batched } of RAW_PEERS) {
         await read(Date.now() + 300, live);
       }
       assert.ok(live(), 'the subscriber is live');
+      const receivedBefore = hop === 'forwarder' ? await metric(at.http, 'tidings_forwarder_messages_total', { path: 'down' }) : 0;
       // Not reading now: the pipe to this peer fills, the hop waits, then sends on without it.
       await publishBurst(channel, 0, burst, 10, pad);
       const shed = await waitFor(async () => (await metric(at.http, shedMetric)) > shedBefore, 15_000);
       assert.ok(shed, `the ${hop} sent on without the stalled peer (got ${got.filter((g) => g.kind === 'message').length} messages)`);
-      // Once the forwarder has passed the burst on (the director has when publishBurst returns), reading again at
-      // once, as a process continued just then.
-      if (hop === 'forwarder') {
-        let before = -1;
-        await waitFor(async () => before === (before = await metric(at.http, 'tidings_forwarder_messages_total', { path: 'down' })), 15_000);
-      }
+      // Once the hop has handed the whole burst to ZeroMQ (the director has sequenced it when publishBurst returns; a
+      // forwarder has received it when its count says so) and holds none of it, reading again at once, as a process
+      // continued just then. (A count that merely stops growing is no sign: a hop waits up to SHED_GRACE_MS at a time.)
+      const passedOn = await waitFor(
+        async () =>
+          (hop === 'director' || (await metric(at.http, 'tidings_forwarder_messages_total', { path: 'down' })) >= receivedBefore + burst) &&
+          (await metric(at.http, `tidings_${hop}_queued_messages`, { queue: `${hop}-down` }, true)) === 0,
+        30_000,
+      );
+      assert.ok(passedOn, `the ${hop} passed the whole burst on`);
       await read(Date.now() + 3000);
     } finally {
       sub.close();
