@@ -17,7 +17,7 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { ChannelHistory, ENTRY_OVERHEAD, HistoryBudget } from '../src/director/history.js';
-import { encodeMessagePush } from '../src/director/push-encoding.js';
+import { assemblePush, messagePushParts } from '../src/director/push-encoding.js';
 import { channelTopic } from '../src/cluster/topics.js';
 import { DownKind, encodeHeader } from '../src/cluster/wire.js';
 
@@ -65,11 +65,13 @@ function child(size: number, totalMb: number, mixed: boolean): Row {
   for (let i = 0; i < count; i++) {
     const ch = i % CHANNELS;
     const offset = Math.floor(i / CHANNELS) + 1;
-    const push = encodeMessagePush(`mem.${ch}`, offset, 'Qh5QE6fn', 'bench', now, data);
+    // Encoded and stored as the memory engine does: the push text written once into history memory (a channel's
+    // slabs once it holds enough, see history.ts).
+    const { head, tail } = messagePushParts(`mem.${ch}`, 'bench', now, data);
+    const push = channels[ch]!.store(offset, now, assemblePush(head, offset, 'Qh5QE6fn', tail));
     // The frames the director sends with each push, short-lived, as in Director.publishChannel.
     frameBytes += channelTopic(`mem.${ch}`).length + encodeHeader(DownKind.Message, offset, 'Qh5QE6fn').length;
     pushBytes += push.length;
-    channels[ch]!.add(offset, now, push);
   }
   const after = settle();
   if (mixed) pushBytes = budget.used - budget.count * ENTRY_OVERHEAD;

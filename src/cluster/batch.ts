@@ -213,10 +213,23 @@ function pushPublishEntry(parts: Buffer[], p: InboundPublish): number {
   return PUB_ENTRY_HEAD + name.length + (sender ? sender.length : 0) + data.length;
 }
 
+/** One publish entry in a buffer of its own, written in place (an edge makes one per publish). */
 export function encodePublishEntry(p: InboundPublish): Buffer {
-  const parts: Buffer[] = [];
-  const size = pushPublishEntry(parts, p);
-  return Buffer.concat(parts, size);
+  const nameLen = Buffer.byteLength(p.name);
+  const senderLen = p.sender === null ? 0 : Buffer.byteLength(p.sender);
+  const dataLen = Buffer.byteLength(p.data);
+  if (nameLen > 0xffff || senderLen > 0xffff) throw new WireError('name or sender longer than 65535 bytes');
+  const out = Buffer.allocUnsafe(PUB_ENTRY_HEAD + nameLen + senderLen + dataLen);
+  out[0] = p.target === 'channel' ? TARGET_CHANNEL : TARGET_USER;
+  out[1] = (p.noHistory ? FLAG_NO_HISTORY : 0) | (p.sender !== null ? FLAG_SENDER : 0);
+  out.writeUInt16BE(nameLen, 2);
+  out.writeUInt16BE(senderLen, 4);
+  out.writeUInt32BE(dataLen, 6);
+  let at = PUB_ENTRY_HEAD;
+  at += out.write(p.name, at, nameLen, 'utf8');
+  if (p.sender !== null) at += out.write(p.sender, at, senderLen, 'utf8');
+  out.write(p.data, at, dataLen, 'utf8');
+  return out;
 }
 
 /** A publish batch as frames for the publisher address. */
@@ -279,19 +292,25 @@ export function isBatchFrames(id: Buffer, method: Buffer): boolean {
 }
 
 export function encodeCommandBatch(entries: readonly CommandEntry[]): Buffer[] {
-  const parts: Buffer[] = [];
+  // Written in place into one buffer: no small buffers per entry (an edge's publishes are commands).
   let size = 0;
   for (const e of entries) {
-    const method = Buffer.from(e.method);
-    if (method.length > 0xff) throw new WireError('method name longer than 255 bytes');
-    const head = Buffer.allocUnsafe(9);
-    head.writeUInt32BE(e.id, 0);
-    head[4] = method.length;
-    head.writeUInt32BE(e.body.length, 5);
-    parts.push(head, method, e.body);
-    size += 9 + method.length + e.body.length;
+    const methodLen = Buffer.byteLength(e.method);
+    if (methodLen > 0xff) throw new WireError('method name longer than 255 bytes');
+    size += 9 + methodLen + e.body.length;
   }
-  return [BATCH_ID, BATCH_METHOD_BUF, Buffer.concat(parts, size)];
+  const out = Buffer.allocUnsafe(size);
+  let at = 0;
+  for (const e of entries) {
+    out.writeUInt32BE(e.id, at);
+    const methodLen = out.write(e.method, at + 9, 'utf8');
+    out[at + 4] = methodLen;
+    out.writeUInt32BE(e.body.length, at + 5);
+    at += 9 + methodLen;
+    e.body.copy(out, at);
+    at += e.body.length;
+  }
+  return [BATCH_ID, BATCH_METHOD_BUF, out];
 }
 
 export function decodeCommandBatch(body: Buffer): CommandEntry[] {

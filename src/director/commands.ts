@@ -62,7 +62,8 @@ export class CommandHandlers {
     this.table[method] = handler;
   }
 
-  async dispatch(method: string, raw: Buffer): Promise<unknown> {
+  /** A command's result, or a promise of it; throws what the command refuses synchronously. */
+  dispatch(method: string, raw: Buffer): unknown {
     const rawHandler = this.rawTable.get(method);
     if (rawHandler) return rawHandler(raw);
     const handler = this.table[method];

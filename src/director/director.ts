@@ -25,11 +25,11 @@ import { DownKind, encodeHeader, parsePublish, WireError, type InboundPublish } 
 import { TICK_INTERVAL_MS, positionIn, tickFrames } from '../cluster/ticks.js';
 import { DOWN_BATCH_BYTES, pipeSlots, queueBytes, decodeCommandBatch, decodePublishEntries, isBatchFrames, isPublishBatch, publishEntryBytes, PUBLISH_TEXT_METHOD } from '../cluster/batch.js';
 import { DownBatcher } from './down-batcher.js';
-import { ReplyBatcher } from './reply-batcher.js';
+import { ReplyBatcher, routeKey } from './reply-batcher.js';
 import { ChannelRegistry } from './channels.js';
 import { HistoryBudget } from './history.js';
 import { EncodedReply } from './encoded-reply.js';
-import { checkJsonTextDepth } from '../protocol/payload.js';
+import { MAX_PAYLOAD_DEPTH, NOT_JSON, checkJsonTextDepth, scanJsonText } from '../protocol/payload.js';
 import { LogLimiter, LoopGuard } from '../runtime/loop-guard.js';
 import { encodeDirectPush, messagePushParts, assemblePush } from './push-encoding.js';
 import { CommandHandlers } from './commands.js';
@@ -119,6 +119,12 @@ export class Director {
   /** History bounds of a channel; cluster-state replaces it with the channel's config. */
   historyLimits: (channel: string) => HistoryLimits;
   private inFlight = 0;
+  /**
+   * The last channel name that passed the carried (publishChannel) and the native (publisher address) rules:
+   * a small room's publishes name the same channel one after another, checked once.
+   */
+  private carriedChecked: string | null = null;
+  private nativeChecked: string | null = null;
   private inFlightWaiters: Array<() => void> = [];
   private readonly nodeName: string;
   /** The lease's own Redis connection (redis engine). */
@@ -365,8 +371,11 @@ export class Director {
    * message is stored in Redis and handed to the send queue, in offset order.
    */
   publishChannel(channel: string, dataJson: string, sender: string | null, noHistory: boolean): MaybePromise<PublishOutcome> {
-    const problem = carriedChannelProblem(channel);
-    if (problem) throw new TidingsError(ErrorCodes.INVALID_CHANNEL, problem);
+    if (channel !== this.carriedChecked) {
+      const problem = carriedChannelProblem(channel);
+      if (problem) throw new TidingsError(ErrorCodes.INVALID_CHANNEL, problem);
+      this.carriedChecked = channel;
+    }
     if (!this.active || !this.down) throw new TidingsError(this.stopping ? ErrorCodes.UNAVAILABLE : ErrorCodes.NOT_ACTIVE);
     const now = Date.now();
     const { head, tail } = messagePushParts(channel, sender, now, dataJson);
@@ -525,22 +534,25 @@ export class Director {
 
   /** One publish from the publisher address: its data must be JSON within the depth limit. */
   private publishInbound(p: InboundPublish): void {
-    // The door of every ZeroMQ publisher: nothing deeper than every subscriber's encoder takes gets in.
-    checkJsonTextDepth(p.data);
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(p.data);
-    } catch {
+    // The door of every ZeroMQ publisher: JSON, and nothing deeper than every subscriber's encoder takes gets
+    // in. Checked in one pass over the text, which is sequenced as it is: not parsed (objects for the collector).
+    const depth = scanJsonText(p.data);
+    if (depth === NOT_JSON || depth > MAX_PAYLOAD_DEPTH) {
+      checkJsonTextDepth(p.data); // too deep, JSON or not: refused as too deep (the depth is checked first)
       throw new TidingsError(ErrorCodes.INVALID_JSON, `payload for ${p.target} ${JSON.stringify(p.name.slice(0, 64))} is not JSON`);
     }
     let sender = p.sender;
-    if (p.omnibus && parsed && typeof parsed === 'object' && typeof (parsed as Record<string, unknown>)['sender'] === 'string') {
-      sender = (parsed as Record<string, string>)['sender']!;
+    if (p.omnibus) {
+      const parsed: unknown = JSON.parse(p.data);
+      if (parsed && typeof parsed === 'object' && typeof (parsed as Record<string, unknown>)['sender'] === 'string') sender = (parsed as Record<string, string>)['sender']!;
     }
     // ZeroMQ publishes are native: they name channels and users by the native rules (docs/protocol.md).
     if (p.target === 'channel') {
-      const problem = channelProblem(p.name);
-      if (problem) throw new TidingsError(ErrorCodes.INVALID_CHANNEL, problem);
+      if (p.name !== this.nativeChecked) {
+        const problem = channelProblem(p.name);
+        if (problem) throw new TidingsError(ErrorCodes.INVALID_CHANNEL, problem);
+        this.nativeChecked = p.name;
+      }
       const r = this.publishChannel(p.name, p.data, sender, p.noHistory);
       if (r instanceof Promise) r.catch((err: unknown) => this.rejectInbound(err));
     } else {
@@ -616,31 +628,50 @@ export class Director {
       if (!(err instanceof TidingsError)) this.log.error({ err, method: method.slice(0, 64) }, 'command failed');
       answer(false, [Buffer.from(JSON.stringify(e.toBody()))]);
     };
+    const done = (result: unknown): void => {
+      // An encoded result (a history page) is its body and the raw pushes after it.
+      let parts: Buffer[];
+      try {
+        parts = result instanceof EncodedReply ? [result.body, ...result.frames] : [Buffer.from(JSON.stringify(result ?? null))];
+      } catch (err) {
+        this.loops.failed('director-replies', err, { method: method.slice(0, 64) });
+        fail(new TidingsError(ErrorCodes.INTERNAL, 'the reply could not be encoded'));
+        return;
+      }
+      let largest = 0;
+      for (const f of parts) largest = Math.max(largest, f.length);
+      if (largest <= this.frameLimit) {
+        answer(true, parts);
+        return;
+      }
+      // The caller's socket would drop this link for a larger frame: answer with the error instead.
+      const e = new TidingsError(ErrorCodes.PAYLOAD_TOO_LARGE, `reply frame of ${largest} bytes > the node link limit ${this.frameLimit}; ask for less`);
+      this.log.warn({ method: method.slice(0, 64), bytes: largest }, 'command reply too large for the link');
+      answer(false, [Buffer.from(JSON.stringify(e.toBody()))]);
+    };
     // A standby answers only `role`: forwarders ask every director which one is active.
-    const run = method === 'role' ? Promise.resolve(this.role()) : this.active ? this.handlers.dispatch(method, body) : Promise.reject(new TidingsError(ErrorCodes.NOT_ACTIVE));
-    run
-      .then((result) => {
-        // An encoded result (a history page) is its body and the raw pushes after it.
-        let parts: Buffer[];
-        try {
-          parts = result instanceof EncodedReply ? [result.body, ...result.frames] : [Buffer.from(JSON.stringify(result ?? null))];
-        } catch (err) {
-          this.loops.failed('director-replies', err, { method: method.slice(0, 64) });
-          fail(new TidingsError(ErrorCodes.INTERNAL, 'the reply could not be encoded'));
-          return;
-        }
-        let largest = 0;
-        for (const f of parts) largest = Math.max(largest, f.length);
-        if (largest <= this.frameLimit) {
-          answer(true, parts);
-          return;
-        }
-        // The caller's socket would drop this link for a larger frame: answer with the error instead.
-        const e = new TidingsError(ErrorCodes.PAYLOAD_TOO_LARGE, `reply frame of ${largest} bytes > the node link limit ${this.frameLimit}; ask for less`);
-        this.log.warn({ method: method.slice(0, 64), bytes: largest }, 'command reply too large for the link');
-        answer(false, [Buffer.from(JSON.stringify(e.toBody()))]);
-      }, fail)
-      .catch((err) => this.loops.failed('director-commands', err));
+    let result: unknown;
+    let refused = false;
+    try {
+      if (method === 'role') result = this.role();
+      else if (this.active) result = this.handlers.dispatch(method, body);
+      else throw new TidingsError(ErrorCodes.NOT_ACTIVE);
+    } catch (err) {
+      result = err;
+      refused = true;
+    }
+    // A result or refusal at hand (a publish to the memory engine) is answered at once, in the order the commands
+    // came, without a promise; a promise (the redis engine, history reads) is answered when it settles.
+    if (!(result instanceof Promise)) {
+      try {
+        if (refused) fail(result);
+        else done(result);
+      } catch (err) {
+        this.loops.failed('director-commands', err);
+      }
+      return;
+    }
+    result.then(done, fail).catch((err) => this.loops.failed('director-commands', err));
   }
 
   /**
@@ -657,9 +688,10 @@ export class Director {
       this.loops.failed('director-commands', err, { batch: true });
       return;
     }
+    const key = routeKey(route);
     for (const e of entries) {
       this.command(e.method, e.body, (ok, parts) => {
-        if (parts.length === 1) return this.replyBatcher.add(route, e.id, ok, parts[0]!);
+        if (parts.length === 1) return this.replyBatcher.add(route, e.id, ok, parts[0]!, key);
         const id = Buffer.allocUnsafe(4);
         id.writeUInt32BE(e.id);
         this.replyInOrder([...route, id, ok ? OK : ERROR, ...parts]);

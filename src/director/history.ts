@@ -56,7 +56,34 @@ export interface HistoryRead {
   maxBytes: number;
 }
 
-/** A copy with its own memory: a slice of Node's shared 8 KB pool would keep the whole pool chunk alive. */
+/**
+ * Slabs: a busy channel's pushes are written into its own slabs, several
+ * entries per ArrayBuffer, instead of one ArrayBuffer each (allocating one
+ * per message was the director's largest cost after parsing, issue 17).
+ * A channel's entries leave oldest first, so its live entries fill a run of
+ * its slabs: what a slab keeps alive beyond them is the dead start of the
+ * oldest slab, the free end of the newest and the short ends of those between
+ * (each entry is at most SLAB_ENTRY_SHARE of its slab). These bounds keep that
+ * within about a fifth of the bytes the channel is charged for:
+ * - a slab is at most 1/SLAB_SHARE of the channel's charged bytes (and
+ *   SLAB_MAX): only channels holding SLAB_SHARE x SLAB_MIN bytes get slabs;
+ * - when the channel's charged bytes fall below SLAB_KEEP x its largest slab
+ *   (age, count or budget trims), its entries are copied out to their own
+ *   buffers and the slabs dropped; an entry is copied at most once.
+ * Entries are never written twice: a slab is append-only.
+ */
+const SLAB_MIN = 2048;
+const SLAB_MAX = 32 * 1024;
+const SLAB_SHARE = 32;
+const SLAB_KEEP = 16;
+const SLAB_ENTRY_SHARE = 16;
+
+/** Largest power of two at most n. */
+function floorPow2(n: number): number {
+  return n < 1 ? 0 : 2 ** Math.floor(Math.log2(n));
+}
+
+/** A copy with its own memory: a slice of Node's shared 8 KB pool (or of a slab) would keep the whole chunk alive. */
 function own(push: Buffer): Buffer {
   if (push.byteOffset === 0 && push.buffer.byteLength === push.length) return push;
   const copy = Buffer.allocUnsafeSlow(push.length);
@@ -130,6 +157,11 @@ export class ChannelHistory {
   private start = 0;
   /** Bytes charged by this channel's entries. */
   bytes = 0;
+  /** The slab new pushes are written into, and how much of it is used. */
+  private slab: Buffer | null = null;
+  private slabUsed = 0;
+  /** The largest slab a stored entry may still sit in; 0 when none does. */
+  private slabMax = 0;
 
   constructor(
     public limits: HistoryLimits,
@@ -153,11 +185,72 @@ export class ChannelHistory {
       this.trim(time);
       return;
     }
-    const entry: HistoryEntry = { offset, time, push: own(push), cost, owner: this };
+    this.keep({ offset, time, push: own(push), cost, owner: this });
+  }
+
+  /**
+   * Store a push given as text, encoding it once into history memory (a
+   * slab or its own buffer); returns its bytes, to send as they are. When the
+   * channel keeps no history, or not this message, a plain buffer.
+   */
+  store(offset: number, time: number, text: string): Buffer {
+    const { maxCount, maxBytes } = this.limits;
+    const size = Buffer.byteLength(text);
+    const cost = size + ENTRY_OVERHEAD;
+    if (maxCount <= 0 || cost > maxBytes) {
+      this.trim(time);
+      return Buffer.from(text);
+    }
+    const push = this.place(text, size);
+    this.keep({ offset, time, push, cost, owner: this });
+    return push;
+  }
+
+  /** `text` (of `size` bytes) written into the current slab, a new one, or a buffer of its own. */
+  private place(text: string, size: number): Buffer {
+    let slab = this.slab;
+    // An entry too large for the current slab's share gets its own buffer and leaves the slab to smaller ones.
+    const fitsShare = slab !== null && size * SLAB_ENTRY_SHARE <= slab.length;
+    if (slab === null || (fitsShare && size > slab.length - this.slabUsed)) {
+      // A new slab; the old one's free end (shorter than this entry, so at most 1/SLAB_ENTRY_SHARE of it) stays unused.
+      const want = Math.min(SLAB_MAX, floorPow2(this.bytes / SLAB_SHARE));
+      if (want >= SLAB_MIN && size * SLAB_ENTRY_SHARE <= want) {
+        slab = this.slab = Buffer.allocUnsafeSlow(want);
+        this.slabUsed = 0;
+        if (want > this.slabMax) this.slabMax = want;
+      } else {
+        slab = this.slab = null;
+      }
+    } else if (!fitsShare) {
+      slab = null;
+    }
+    if (slab === null) {
+      const alone = Buffer.allocUnsafeSlow(size);
+      alone.write(text, 0, size, 'utf8');
+      return alone;
+    }
+    const at = this.slabUsed;
+    slab.write(text, at, size, 'utf8');
+    this.slabUsed = at + size;
+    return slab.subarray(at, at + size);
+  }
+
+  private keep(entry: HistoryEntry): void {
     this.ring.push(entry);
-    this.bytes += cost;
+    this.bytes += entry.cost;
     this.budget.add(entry);
-    this.trim(time);
+    this.trim(entry.time);
+  }
+
+  /** The channel holds too little for its slabs: every entry gets its own buffer (see SLAB_KEEP). */
+  private unslab(): void {
+    for (let i = this.start; i < this.ring.length; i++) {
+      const e = this.ring[i]!;
+      e.push = own(e.push);
+    }
+    this.slab = null;
+    this.slabUsed = 0;
+    this.slabMax = 0;
   }
 
   /** New bounds (a channel config changed); applied at once. */
@@ -187,6 +280,7 @@ export class ChannelHistory {
     e.owner = null;
     e.push = EMPTY;
     this.budget.release(e);
+    if (this.slabMax > 0 && this.bytes < SLAB_KEEP * this.slabMax) this.unslab();
     if (this.start > 256 && this.start * 2 > this.ring.length) {
       this.ring = this.ring.slice(this.start);
       this.start = 0;

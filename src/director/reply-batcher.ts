@@ -15,6 +15,11 @@ import { EndOfTurn } from '../runtime/end-of-turn.js';
 const OK = Buffer.from('ok');
 const ERROR = Buffer.from('error');
 
+/** The key of a caller's route (its ROUTER identities). */
+export function routeKey(route: Buffer[]): string {
+  return route.length === 1 ? route[0]!.toString('latin1') : route.map((r) => r.toString('latin1')).join('\0');
+}
+
 interface Pending {
   route: Buffer[];
   entries: ReplyEntry[];
@@ -28,8 +33,8 @@ export class ReplyBatcher {
   /** `send` queues frames on the ROUTER; false when its queue refused them. */
   constructor(private readonly send: (frames: Buffer[]) => void) {}
 
-  add(route: Buffer[], id: number, ok: boolean, body: Buffer): void {
-    const key = route.length === 1 ? route[0]!.toString('latin1') : route.map((r) => r.toString('latin1')).join('\0');
+  /** `key`: routeKey(route), given by a caller that answers many commands of one route. */
+  add(route: Buffer[], id: number, ok: boolean, body: Buffer, key = routeKey(route)): void {
     let p = this.pending.get(key);
     if (!p) {
       p = { route, entries: [], bytes: 0 };

@@ -13,7 +13,7 @@ import { channelProblem, grantsAllow } from '../protocol/names.js';
 import type { Identity, RequestInfo } from '../auth/authenticator.js';
 import { Outbox, closeGraceMs } from './outbox.js';
 import { HeldPushes } from './held-pushes.js';
-import { binaryFrame, textFrame, type SharedPush } from './frames.js';
+import { binaryFrame, textFrame, textFrameAround, type SharedPush } from './frames.js';
 import type { Listener } from './hub.js';
 import type { EdgeContext } from './context.js';
 import { historyQuery } from '../protocol/positions.js';
@@ -31,7 +31,6 @@ const MAX_QUEUED_BEHIND_CONNECT = 64;
 
 /** Returned by a command that has sent its reply itself. */
 const REPLIED = Symbol('replied');
-const CLOSE_BRACE = Buffer.from('}');
 
 const COMMA = Buffer.from(',');
 const CLOSE_MESSAGES = Buffer.from(']}}');
@@ -270,7 +269,7 @@ export class ClientConnection implements Listener {
     try {
       if (result instanceof RawJson) {
         // The director's JSON text as it came (publish acknowledgements): not parsed and re-encoded.
-        frame = this.format === 'json' ? textFrame(Buffer.concat([Buffer.from(`{"id":${id},"result":`), result.json, CLOSE_BRACE])) : this.encode({ id, result: result.parse() });
+        frame = this.format === 'json' ? textFrameAround(`{"id":${id},"result":`, result.json, '}') : this.encode({ id, result: result.parse() });
       } else frame = this.encode({ id, result });
     } catch (err) {
       this.ctx.loops.failed('edge-reply', err, { conn: this.id });
@@ -405,7 +404,8 @@ export class ClientConnection implements Listener {
       return;
     }
     this.inFlight++;
-    const running = this.run(id, method as Method, params as Record<string, unknown>);
+    // A publish, the busiest command, runs without run()'s async frames (fewer promises per message).
+    const running = method === 'publish' ? this.publishCommand(params as Record<string, unknown>) : this.run(id, method as Method, params as Record<string, unknown>);
     if (method === 'connect' && this.state === 'connecting' && !this.authenticating) {
       const settled = (): void => {
         this.authenticating = null;
@@ -568,12 +568,27 @@ export class ClientConnection implements Listener {
     return {};
   }
 
-  private async publish(params: Record<string, unknown>): Promise<unknown> {
+  /** publish as a promise that rejects with what it throws (as run()'s do). */
+  private publishCommand(params: Record<string, unknown>): Promise<unknown> {
+    try {
+      return this.publish(params);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** May throw (before anything is sent) or return a rejected promise. */
+  private publish(params: Record<string, unknown>): Promise<unknown> {
     const channel = this.channelParam(params);
     if (!grantsAllow(this.identity!.publish, channel)) {
       throw new TidingsError(ErrorCodes.PERMISSION_DENIED, `may not publish to ${channel}`);
     }
-    await this.identity!.check?.('publish', channel);
+    const identity = this.identity!;
+    if (identity.check) return identity.check('publish', channel).then(() => this.publishChecked(channel, params));
+    return this.publishChecked(channel, params);
+  }
+
+  private publishChecked(channel: string, params: Record<string, unknown>): Promise<unknown> {
     if (!('data' in params)) throw new TidingsError(ErrorCodes.MISSING_FIELD, 'data is required');
     checkValueDepth(params['data']);
     // The sender is the token's user, never anything the client says. The data, parsed once with the

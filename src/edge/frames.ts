@@ -16,6 +16,33 @@ export function textFrame(payload: Buffer): Buffer {
   return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
 }
 
+/**
+ * A text frame of `head` + `body` + `tail`, written into one buffer (the
+ * frame header too): what textFrame(Buffer.concat([...])) gives, without the
+ * intermediate buffers (an acknowledged publish's reply is one of these).
+ */
+export function textFrameAround(head: string, body: Buffer, tail: string): Buffer {
+  const headLen = Buffer.byteLength(head);
+  const tailLen = Buffer.byteLength(tail);
+  const len = headLen + body.length + tailLen;
+  const hdr = len < 126 ? 2 : len < 0x10000 ? 4 : 10;
+  const out = Buffer.allocUnsafe(hdr + len);
+  out[0] = 0x81; // FIN, text
+  if (len < 126) out[1] = len;
+  else if (len < 0x10000) {
+    out[1] = 126;
+    out.writeUInt16BE(len, 2);
+  } else {
+    out[1] = 127;
+    out.writeUInt32BE(Math.floor(len / 0x100000000), 2);
+    out.writeUInt32BE(len >>> 0, 6);
+  }
+  let at = hdr + out.write(head, hdr, headLen, 'utf8');
+  at += body.copy(out, at);
+  out.write(tail, at, tailLen, 'utf8');
+  return out;
+}
+
 export function binaryFrame(payload: Uint8Array): Buffer {
   const buf = Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
   const parts = frame(buf, BINARY);

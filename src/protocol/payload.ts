@@ -51,6 +51,138 @@ export function jsonTextDepth(text: string, limit = MAX_PAYLOAD_DEPTH): number {
   return max;
 }
 
+/** What scanJsonText returns for text that is not JSON. */
+export const NOT_JSON = -1;
+
+const OBJECT = 1;
+const ARRAY = 2;
+/** The kind of each open container, by depth (scanJsonText stops past its limit, so this is enough). */
+const open = new Uint8Array(1024);
+
+const isWs = (c: number): boolean => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
+
+function skipWs(text: string, i: number): number {
+  while (i < text.length && isWs(text.charCodeAt(i))) i++;
+  return i;
+}
+
+const isHex = (c: number): boolean => (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66);
+
+/** End of the string starting with the quote at `i`, or NOT_JSON. */
+function skipString(text: string, i: number): number {
+  for (let j = i + 1; j < text.length; ) {
+    const c = text.charCodeAt(j);
+    if (c === 0x22) return j + 1;
+    if (c < 0x20) return NOT_JSON;
+    if (c !== 0x5c) {
+      j++;
+      continue;
+    }
+    const e = text.charCodeAt(j + 1);
+    if (e === 0x22 || e === 0x5c || e === 0x2f || e === 0x62 || e === 0x66 || e === 0x6e || e === 0x72 || e === 0x74) j += 2;
+    else if (e === 0x75 && isHex(text.charCodeAt(j + 2)) && isHex(text.charCodeAt(j + 3)) && isHex(text.charCodeAt(j + 4)) && isHex(text.charCodeAt(j + 5))) j += 6;
+    else return NOT_JSON;
+  }
+  return NOT_JSON;
+}
+
+const isDigit = (c: number): boolean => c >= 0x30 && c <= 0x39;
+
+function skipDigits(text: string, i: number): number {
+  while (i < text.length && isDigit(text.charCodeAt(i))) i++;
+  return i;
+}
+
+/** End of the number starting at `i`, or NOT_JSON. */
+function skipNumber(text: string, i: number): number {
+  if (text.charCodeAt(i) === 0x2d) i++;
+  const first = text.charCodeAt(i);
+  if (first === 0x30) i++;
+  else if (first >= 0x31 && first <= 0x39) i = skipDigits(text, i + 1);
+  else return NOT_JSON;
+  if (text.charCodeAt(i) === 0x2e) {
+    if (!isDigit(text.charCodeAt(i + 1))) return NOT_JSON;
+    i = skipDigits(text, i + 1);
+  }
+  const e = text.charCodeAt(i);
+  if (e === 0x65 || e === 0x45) {
+    i++;
+    const sign = text.charCodeAt(i);
+    if (sign === 0x2b || sign === 0x2d) i++;
+    if (!isDigit(text.charCodeAt(i))) return NOT_JSON;
+    i = skipDigits(text, i);
+  }
+  return i;
+}
+
+/** The end of `"key" :` and the space after it, from `i`, or NOT_JSON. */
+function skipKey(text: string, i: number): number {
+  if (text.charCodeAt(i) !== 0x22) return NOT_JSON;
+  i = skipWs(text, skipString(text, i));
+  if (i < 0 || text.charCodeAt(i) !== 0x3a) return NOT_JSON;
+  return skipWs(text, i + 1);
+}
+
+/**
+ * Whether `text` is JSON (RFC 8259, what JSON.parse accepts) and how deep it
+ * nests, in one pass that builds nothing: its nesting depth as jsonTextDepth
+ * counts it, limit + 1 as soon as it nests deeper than `limit` (the rest is
+ * not read), or NOT_JSON. For a door that only passes the text on (the
+ * director sequences publishes as text), instead of parsing it to check it.
+ */
+export function scanJsonText(text: string, limit = MAX_PAYLOAD_DEPTH): number {
+  if (limit >= open.length) throw new RangeError(`scanJsonText checks at most ${open.length - 1} levels`);
+  const n = text.length;
+  let depth = 0;
+  let max = 0;
+  let i = skipWs(text, 0);
+  for (;;) {
+    // A value at i.
+    if (i >= n) return NOT_JSON;
+    const c = text.charCodeAt(i);
+    let closed = false;
+    if (c === 0x7b || c === 0x5b) {
+      if (++depth > max) {
+        max = depth;
+        if (max > limit) return limit + 1;
+      }
+      open[depth] = c === 0x7b ? OBJECT : ARRAY;
+      i = skipWs(text, i + 1);
+      if (text.charCodeAt(i) === (c === 0x7b ? 0x7d : 0x5d)) {
+        i++;
+        depth--;
+        closed = true;
+      } else {
+        if (c === 0x7b && (i = skipKey(text, i)) < 0) return NOT_JSON;
+        continue;
+      }
+    }
+    if (!closed) {
+      if (c === 0x22) i = skipString(text, i);
+      else if (c === 0x2d || isDigit(c)) i = skipNumber(text, i);
+      else if (c === 0x74 && text.startsWith('true', i)) i += 4;
+      else if (c === 0x66 && text.startsWith('false', i)) i += 5;
+      else if (c === 0x6e && text.startsWith('null', i)) i += 4;
+      else return NOT_JSON;
+      if (i < 0) return NOT_JSON;
+    }
+    // After a value: close containers, or go on to the next value.
+    for (;;) {
+      i = skipWs(text, i);
+      if (depth === 0) return i === n ? max : NOT_JSON;
+      const d = text.charCodeAt(i);
+      if (d === 0x2c) {
+        i = skipWs(text, i + 1);
+        if (open[depth] === OBJECT && (i = skipKey(text, i)) < 0) return NOT_JSON;
+        break;
+      }
+      if (d !== (open[depth] === OBJECT ? 0x7d : 0x5d)) return NOT_JSON;
+      i++;
+      depth--;
+    }
+  }
+}
+
 /** Nesting depth of a decoded value (arrays, plain objects, maps); stops past `limit`. */
 export function valueDepth(value: unknown, limit = MAX_PAYLOAD_DEPTH): number {
   let max = 0;

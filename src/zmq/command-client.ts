@@ -23,9 +23,13 @@ import { EndOfTurn } from '../runtime/end-of-turn.js';
 import { MAX_BATCH_BYTES, MAX_BATCH_ENTRIES, PUBLISH_TEXT_METHOD, decodeReplyBatch, encodeCommandBatch, encodePublishEntry, isBatchFrames, type CommandEntry } from '../cluster/batch.js';
 
 interface Pending {
+  readonly id: number;
+  readonly method: string;
   resolve: (value: unknown) => void;
   reject: (err: Error) => void;
-  timer: NodeJS.Timeout;
+  /** When it times out (performance.now(), a monotonic clock), and after how long. */
+  readonly deadline: number;
+  readonly timeoutMs: number;
   /**
    * How the reply resolves: `parsed`, the result; `framed`, {result, frames}
    * (the reply's frames after the body); `raw`, a RawJson of the result's
@@ -71,6 +75,18 @@ export class CommandClient {
   private socket: Dealer | null = null;
   private queue: SendQueue | null = null;
   private pending = new Map<number, Pending>();
+  /**
+   * Every request in flight in order of its deadline, answered ones left in
+   * place until they reach the front (or a compaction): one timer, armed for
+   * the front, times them all out instead of a timer each (a saturated
+   * publisher makes tens of thousands of requests a second). Requests with
+   * another timeout than the client's keep a timer of their own.
+   */
+  private deadlines: Pending[] = [];
+  private deadlinesHead = 0;
+  private deadlineTimer: NodeJS.Timeout | null = null;
+  /** Timers of requests with their own timeout (see deadlines). */
+  private ownTimers = new Map<number, NodeJS.Timeout>();
   private nextId = 1;
   private receiving: Promise<void> | null = null;
   /** Requests of this turn, sent together at its end. */
@@ -231,13 +247,61 @@ export class CommandClient {
     const id = this.nextId++;
     if (this.nextId > 0x7fffffff) this.nextId = 1;
     return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(id);
-        reject(new TidingsError(ErrorCodes.TIMEOUT, `director did not answer ${method} within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer, mode });
+      const p: Pending = { id, method, resolve: resolve as (v: unknown) => void, reject, deadline: performance.now() + timeoutMs, timeoutMs, mode };
+      this.pending.set(id, p);
+      if (timeoutMs === this.opts.timeoutMs) this.trackDeadline(p);
+      else this.ownTimers.set(id, setTimeout(() => this.expire(p), timeoutMs));
       this.enqueue({ id, method, body: json });
     });
+  }
+
+  /** A request with the client's timeout: its deadline is the latest so far, so it goes at the back. */
+  private trackDeadline(p: Pending): void {
+    this.deadlines.push(p);
+    // Answered requests wait for the front; past twice those in flight they are dropped at once (bounded memory).
+    if (this.deadlines.length - this.deadlinesHead > 2 * this.pending.size + 1024) this.compactDeadlines();
+    if (this.deadlineTimer === null) this.armDeadlineTimer(p.deadline);
+  }
+
+  private compactDeadlines(): void {
+    this.deadlines = this.deadlines.slice(this.deadlinesHead).filter((q) => this.pending.get(q.id) === q);
+    this.deadlinesHead = 0;
+  }
+
+  private armDeadlineTimer(at: number): void {
+    this.deadlineTimer = setTimeout(() => this.onDeadline(), Math.max(0, at - performance.now()));
+  }
+
+  /** Time out every request due, then wait for the next one still in flight. */
+  private onDeadline(): void {
+    this.deadlineTimer = null;
+    const now = performance.now();
+    while (this.deadlinesHead < this.deadlines.length) {
+      const p = this.deadlines[this.deadlinesHead]!;
+      if (this.pending.get(p.id) === p) {
+        if (p.deadline > now) break;
+        this.expire(p);
+      }
+      (this.deadlines as unknown[])[this.deadlinesHead] = undefined;
+      this.deadlinesHead++;
+    }
+    if (this.deadlinesHead === this.deadlines.length) {
+      this.deadlines = [];
+      this.deadlinesHead = 0;
+      return;
+    }
+    if (this.deadlinesHead > 1024 && this.deadlinesHead * 2 > this.deadlines.length) {
+      this.deadlines = this.deadlines.slice(this.deadlinesHead);
+      this.deadlinesHead = 0;
+    }
+    this.armDeadlineTimer(this.deadlines[this.deadlinesHead]!.deadline);
+  }
+
+  private expire(p: Pending): void {
+    if (this.pending.get(p.id) !== p) return;
+    this.pending.delete(p.id);
+    this.ownTimers.delete(p.id);
+    p.reject(new TidingsError(ErrorCodes.TIMEOUT, `director did not answer ${p.method} within ${p.timeoutMs} ms`));
   }
 
   /**
@@ -297,7 +361,11 @@ export class CommandClient {
     const p = this.pending.get(id);
     if (!p) return; // answered after its timeout
     this.pending.delete(id);
-    clearTimeout(p.timer);
+    // A request with the client's timeout leaves its place in `deadlines` to be skipped there.
+    if (p.timeoutMs !== this.opts.timeoutMs) {
+      clearTimeout(this.ownTimers.get(id));
+      this.ownTimers.delete(id);
+    }
     if (failure) return p.reject(failure);
     if (ok && p.mode === 'raw') {
       this.setDoubt(false, '');
@@ -331,11 +399,15 @@ export class CommandClient {
     this.outgoing = [];
     this.outgoingBytes = 0;
     for (const w of this.peerWaiters.splice(0)) w();
-    for (const [, p] of this.pending) {
-      clearTimeout(p.timer);
-      p.reject(new TidingsError(ErrorCodes.UNAVAILABLE, 'command client stopped'));
-    }
+    if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
+    this.deadlineTimer = null;
+    this.deadlines = [];
+    this.deadlinesHead = 0;
+    for (const t of this.ownTimers.values()) clearTimeout(t);
+    this.ownTimers.clear();
+    const stopped = [...this.pending.values()];
     this.pending.clear();
+    for (const p of stopped) p.reject(new TidingsError(ErrorCodes.UNAVAILABLE, 'command client stopped'));
     if (socket) socket.close();
     await this.receiving?.catch(() => undefined);
   }

@@ -206,6 +206,17 @@ test('ZeroMQ publisher address (native multipart, to a channel and a user, and o
   await node.proc.waitFor(/"code":126.*rejected a message on the publisher address/, 5000);
 });
 
+test('ZeroMQ publisher address: data that is not JSON is refused with invalid_json and counted; what follows arrives', async () => {
+  const notJson = () => metric(node.http, 'tidings_director_rejected_total', { code: String(ErrorCodes.INVALID_JSON.code), door: 'publisher' });
+  const before = await notJson();
+  // What a parse refuses, checked without parsing (scanJsonText): cut short, a trailing comma, a bad escape, NaN, two values.
+  const texts = ['{"n":', '[1,]', '"\\x"', 'NaN', '{"n":1} {"n":2}'];
+  for (const t of texts) await zmqPub.send([PUBLISH_MARKER, 'channel', CHANNEL, t]);
+  await zmqPub.send([PUBLISH_MARKER, 'channel', CHANNEL, JSON.stringify({ n: 'after-not-json' })]);
+  await arrivesEverywhere('after-not-json');
+  assert.equal((await notJson()) - before, texts.length, 'each refusal counted with invalid_json');
+});
+
 test('command address (acknowledged publish, as Publisher.publishAcked and any backend send it): error 126', async () => {
   const before = await commandDoor();
   const bad = await command('publish', { channel: CHANNEL, data: deep(99) });

@@ -68,6 +68,9 @@ test('publish entries round-trip every field and refuse malformed bodies', () =>
   assert.deepEqual(decodePublishEntries(frames[1]!), list);
   assert.equal(messagesIn('up', frames), 3);
   assert.deepEqual(decodePublishEntries(encodePublishEntry(list[0]!), true), [list[0]]);
+  // An entry written alone has the bytes it has in a batch.
+  assert.deepEqual(Buffer.concat(list.map((p) => encodePublishEntry(p))), frames[1]);
+  assert.throws(() => encodePublishEntry({ ...list[0]!, name: 'é'.repeat(40_000) }), /longer than 65535/);
   assert.throws(() => decodePublishEntries(frames[1]!, true), /one publish entry/);
   assert.throws(() => decodePublishEntries(frames[1]!.subarray(0, frames[1]!.length - 1)), WireError);
   assert.throws(() => decodePublishEntries(Buffer.alloc(0)), /empty/);

@@ -88,6 +88,68 @@ test('pushes sliced from the shared pool are copied, so one kept message does no
   assert.deepEqual(kept, pooled);
 });
 
+/** Bytes of every distinct ArrayBuffer the stored pushes keep alive. */
+function retained(h: ChannelHistory): { buffers: number; bytes: number; pushes: number } {
+  const seen = new Set<ArrayBufferLike>();
+  let bytes = 0;
+  let pushes = 0;
+  for (const e of h.read({ limit: Number.MAX_SAFE_INTEGER, maxBytes: Number.MAX_SAFE_INTEGER }, 0).entries) {
+    pushes += e.push.length;
+    if (!seen.has(e.push.buffer)) {
+      seen.add(e.push.buffer);
+      bytes += e.push.buffer.byteLength;
+    }
+  }
+  return { buffers: seen.size, bytes, pushes };
+}
+
+const text = (offset: number, size: number): string => push(offset, size).toString();
+
+test('store: a busy channel writes its pushes into shared slabs once; a quiet one gives each its own buffer', () => {
+  const quiet = new ChannelHistory(limits(), new HistoryBudget(1 << 30));
+  for (let i = 1; i <= 20; i++) assert.equal(quiet.store(i, i, text(i, 200)).toString(), text(i, 200), 'the bytes returned are the push');
+  assert.equal(retained(quiet).buffers, 20, 'a channel holding a few KB: one exact buffer per entry');
+  assert.equal(retained(quiet).bytes, retained(quiet).pushes);
+  const busy = new ChannelHistory(limits({ maxCount: 100_000 }), new HistoryBudget(1 << 30));
+  for (let i = 1; i <= 5000; i++) busy.store(i, i, text(i, 200));
+  const r = retained(busy);
+  assert.ok(r.buffers < 1000, `5000 entries in ${r.buffers} buffers: slabs hold many each`);
+  // Every stored push reads back as stored.
+  busy.read({ limit: 5000, maxBytes: Number.MAX_SAFE_INTEGER }, 0).entries.forEach((e) => assert.equal(e.push.toString(), text(e.offset, 200)));
+  // Not kept (too large for the channel): a plain buffer, nothing stored.
+  const small = new ChannelHistory(limits({ maxBytes: 500 }), new HistoryBudget(1 << 30));
+  assert.equal(small.store(1, 0, text(1, 1000)).length, 1000);
+  assert.equal(small.length, 0);
+});
+
+test('slabs keep alive at most about a fifth more than the channel is charged for, however it is trimmed', () => {
+  // Grow to many slabs, then shrink step by step (count bound), and age out: at every step what the pushes keep alive
+  // (their slabs and buffers) stays within the charged bytes' bound; shrinking far copies entries out of the slabs.
+  for (const size of [150, 600, 1500]) {
+    const h = new ChannelHistory(limits({ maxCount: 100_000 }), new HistoryBudget(1 << 30));
+    let offset = 0;
+    const check = (what: string): void => {
+      const r = retained(h);
+      assert.ok(r.bytes - r.pushes <= h.bytes / 5, `${what}, ${size}-byte pushes: ${r.bytes - r.pushes} bytes kept beyond ${r.pushes} of pushes, charged ${h.bytes}`);
+    };
+    for (; offset < 4000; offset++) h.store(offset + 1, offset, text(offset + 1, size));
+    check('grown');
+    for (const count of [3000, 1500, 700, 300, 120, 50, 20, 5, 1]) {
+      h.setLimits(limits({ maxCount: count }), offset);
+      check(`trimmed to ${count}`);
+      for (let i = 0; i < count; i++, offset++) h.store(offset + 1, offset, text(offset + 1, size));
+      check(`refilled to ${count}`);
+    }
+    // Grown again, then down to one message at once (as an age bound does after a burst).
+    h.setLimits(limits({ maxCount: 100_000 }), offset);
+    for (let i = 0; i < 4000; i++, offset++) h.store(offset + 1, offset, text(offset + 1, size));
+    check('grown again');
+    h.setLimits(limits({ maxCount: 1 }), offset);
+    check('trimmed to 1 at once');
+    assert.equal(retained(h).bytes, size, 'a channel left with one message holds it in a buffer of its own');
+  }
+});
+
 test('paged reads: since/until/limit, a byte bound that always lets one message through, more and available', () => {
   const h = filled(20, {}, new HistoryBudget(1 << 30), 100);
   const size = push(1).length;

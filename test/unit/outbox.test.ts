@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { createServer, connect, type Socket } from 'node:net';
 import { EventEmitter } from 'node:events';
 import { Outbox, FlushScheduler } from '../../src/edge/outbox.js';
-import { SharedPush, textFrame } from '../../src/edge/frames.js';
+import { SharedPush, textFrame, textFrameAround } from '../../src/edge/frames.js';
 
 /** A connected pair: the server side (written by the Outbox) and the client side (read by the test). */
 async function socketPair(): Promise<{ server: Socket; client: Socket; close(): void }> {
@@ -208,4 +208,13 @@ test('a socket that does not drain: frames wait here, leave in writes of at most
   await turn();
   assert.equal(writes.length, 4, 'what waited here is dropped when the client is cut off');
   assert.equal(box.pending, 0);
+});
+
+test('textFrameAround writes the frame textFrame makes of head + body + tail, at every length encoding', () => {
+  for (const n of [0, 1, 100, 110, 111, 112, 125, 126, 200, 65_500, 65_535, 65_536, 70_000]) {
+    const body = Buffer.from('x'.repeat(n));
+    for (const [head, tail] of [['{"id":7,"result":', '}'], ['é', ''], ['', 'ü']] as const) {
+      assert.deepEqual(textFrameAround(head, body, tail), textFrame(Buffer.concat([Buffer.from(head), body, Buffer.from(tail)])), `${n} bytes around ${head}`);
+    }
+  }
 });

@@ -25,10 +25,11 @@ export class MemoryEngine implements StateEngine {
     const state = this.channels.getOrCreate(req.channel, req.now);
     if (!sameLimits(state.history.limits, req.limits)) state.history.setLimits(req.limits, req.now);
     const offset = state.next(req.now);
-    const push = Buffer.from(assemblePush(req.head, offset, state.epoch, req.tail), 'utf8');
-    if (req.store) state.history.add(offset, req.now, push);
-    else state.history.trim(req.now);
-    return { offset, epoch: state.epoch, push };
+    const text = assemblePush(req.head, offset, state.epoch, req.tail);
+    // Kept: encoded once, into history memory, and those bytes go down as they are (no copy per entry).
+    if (req.store) return { offset, epoch: state.epoch, push: state.history.store(offset, req.now, text) };
+    state.history.trim(req.now);
+    return { offset, epoch: state.epoch, push: Buffer.from(text, 'utf8') };
   }
 
   position(channel: string, now: number): StreamPosition {
