@@ -1,6 +1,7 @@
 /**
  * Where an idle connection's memory goes, process by process: `node
- * dist/bench/heap.js [--connections N] [--anonymous] [--cluster] [--rss-only] [--top N] [--keep]` starts
+ * dist/bench/heap.js [--connections N] [--anonymous] [--cluster] [--rss-only] [--top N] [--keep]
+ * [--node-args "--flag ..."]` starts
  * Tidings with heap snapshots on SIGUSR2, opens N idle subscribers (one
  * channel; each with its own JWT unless --anonymous), takes a heap snapshot
  * of every Tidings process before and after, and prints per process the RSS
@@ -59,7 +60,8 @@ async function snapshot(dir: string, pids: number[]): Promise<Map<number, string
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'tidings-heap-'));
-  const server = await startServer('tidings', { cluster, execArgv: ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${dir}`] });
+  const nodeArgs = (flag('node-args') ?? '').split(' ').filter((a) => a !== '');
+  const server = await startServer('tidings', { cluster, execArgv: [...nodeArgs, '--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${dir}`] });
   const gen = new Generator();
   try {
     await sleep(1000);

@@ -17,7 +17,7 @@ import { edgeTopic } from '../cluster/topics.js';
 import type { ClusterState } from './cluster-state.js';
 import { applyState, fitsStateLimit, MAX_STATE_KEYS, publicState } from './user-state.js';
 import { channelList, obj, optStr, str, stringList, user, type Body } from './body.js';
-import type { PresenceChange } from './presence.js';
+import { writableState, type PresenceChange } from './presence.js';
 
 const MAX_CHANNELS = 1000;
 const CONN_ID_RE = /^[A-Za-z0-9_.:/\-]{1,128}$/;
@@ -69,9 +69,9 @@ function connect(state: ClusterState, b: Body): unknown {
   }
   const rec = p.register(id, username, now);
   const u = p.user(username, now);
-  if (isNewUser) applyState(u.state, fresh);
+  if (isNewUser && fresh) applyState(writableState(u), fresh);
   if (keys !== null) u.publicKeys = keys;
-  applyState(u.state, update);
+  if (update) applyState(writableState(u), update);
   u.lastActive = now;
   const changes: PresenceChange[] = [];
   const added: string[] = [];

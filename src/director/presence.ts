@@ -8,6 +8,7 @@
  * out as values.
  */
 import { ErrorCodes, TidingsError } from '../protocol/errors.js';
+import { CompactSet } from '../runtime/compact-set.js';
 
 export interface ConnRecord {
   readonly id: string;
@@ -17,7 +18,8 @@ export interface ConnRecord {
   edge: string | null;
   /** Edge process incarnation whose heartbeats keep this connection. */
   instance: string | null;
-  readonly channels: Set<string>;
+  /** The channel names are the presence's own (one string per channel, not one per report). */
+  readonly channels: CompactSet<string>;
   /** Since when no edge holds it; such connections expire after the time-to-live. */
   detachedAt: number | null;
   /** How long this detached connection waits for its client (null: the presence time-to-live). */
@@ -28,9 +30,10 @@ export interface ConnRecord {
 
 export interface UserRecord {
   readonly name: string;
+  /** Shared and frozen until the first write: change it through writableState(). */
   state: Record<string, unknown>;
-  publicKeys: string[];
-  readonly conns: Set<string>;
+  publicKeys: readonly string[];
+  readonly conns: CompactSet<string>;
   lastActive: number;
 }
 
@@ -42,9 +45,31 @@ export interface PresenceChange {
 }
 
 interface InstanceRecord {
-  edge: string;
+  /** The instance id and edge id every connection record of this instance shares (not a copy per report). */
+  readonly id: string;
+  readonly edge: string;
   lastSeen: number;
-  conns: Set<string>;
+  readonly conns: Set<string>;
+}
+
+/** Who is in one channel. */
+class ChannelMembers {
+  /** Named users here and their connections in this channel. */
+  readonly users = new Map<string, CompactSet<string>>();
+  /** Anonymous connections here. */
+  readonly anonymous = new CompactSet<string>();
+  constructor(readonly name: string) {}
+}
+
+/** A user's public keys until some are set (shared: an empty array per user is 32 B). */
+const NO_KEYS: readonly string[] = Object.freeze([]);
+/** A user's state until something is written to it (shared and frozen: an empty object per user is 56 B). */
+const NO_STATE: Record<string, unknown> = Object.freeze({});
+
+/** The user's own state object, to change in place (made on the first write). */
+export function writableState(u: UserRecord): Record<string, unknown> {
+  if (u.state === NO_STATE) u.state = {};
+  return u.state;
 }
 
 /** Told of changes to registered connections (channelstream catch-up follows them). */
@@ -67,10 +92,8 @@ export interface SnapshotEntry {
 export class PresenceState {
   readonly conns = new Map<string, ConnRecord>();
   readonly users = new Map<string, UserRecord>();
-  /** Every connection per channel, anonymous ones included. */
-  private readonly channelConns = new Map<string, Set<string>>();
-  /** Named users per channel and their connections there. */
-  private readonly channelUsers = new Map<string, Map<string, Set<string>>>();
+  /** Channels with at least one connection, named or anonymous. */
+  private readonly channels = new Map<string, ChannelMembers>();
   private readonly instances = new Map<string, InstanceRecord>();
   /** Connections no edge holds (detachedAt set), so expiry does not scan every connection. */
   private readonly detached = new Set<string>();
@@ -88,7 +111,7 @@ export class PresenceState {
       rec.lastSeen = now;
       return true;
     }
-    this.instances.set(instance, { edge, lastSeen: now, conns: new Set() });
+    this.instances.set(instance, { id: instance, edge, lastSeen: now, conns: new Set() });
     return false;
   }
 
@@ -101,7 +124,7 @@ export class PresenceState {
   user(name: string, now: number): UserRecord {
     let u = this.users.get(name);
     if (!u) {
-      u = { name, state: {}, publicKeys: [], conns: new Set(), lastActive: now };
+      u = { name, state: NO_STATE, publicKeys: NO_KEYS, conns: new CompactSet(), lastActive: now };
       this.users.set(name, u);
     }
     return u;
@@ -123,7 +146,7 @@ export class PresenceState {
 
   private create(id: string, user: string | null, registered: boolean, now: number): ConnRecord {
     if (this.conns.size >= this.maxConnections) throw new TidingsError(ErrorCodes.LIMIT_EXCEEDED, `at most ${this.maxConnections} connections in presence`);
-    const rec: ConnRecord = { id, user, edge: null, instance: null, channels: new Set(), detachedAt: now, graceMs: null, registered };
+    const rec: ConnRecord = { id, user, edge: null, instance: null, channels: new CompactSet(), detachedAt: now, graceMs: null, registered };
     this.conns.set(id, rec);
     this.detached.add(id);
     if (registered) this.listener?.detached(rec);
@@ -152,13 +175,14 @@ export class PresenceState {
     rec ??= this.create(id, user, false, now);
     const wasDetached = rec.edge === null;
     if (rec.instance !== null && rec.instance !== instance) this.instances.get(rec.instance)?.conns.delete(id);
-    rec.edge = edge;
-    rec.instance = instance;
+    this.touchInstance(instance, edge, now);
+    const inst = this.instances.get(instance)!;
+    rec.edge = inst.edge;
+    rec.instance = inst.id;
     rec.detachedAt = null;
     rec.graceMs = null;
     this.detached.delete(id);
-    this.touchInstance(instance, edge, now);
-    this.instances.get(instance)!.conns.add(id);
+    inst.conns.add(id);
     if (rec.registered && wasDetached) this.listener?.reattached(rec);
     return rec;
   }
@@ -200,19 +224,20 @@ export class PresenceState {
   join(id: string, channel: string): PresenceChange | null {
     const rec = this.conns.get(id);
     if (!rec || rec.channels.has(channel)) return null;
-    rec.channels.add(channel);
-    if (rec.registered) this.listener?.joined(rec, channel);
-    let all = this.channelConns.get(channel);
-    if (!all) this.channelConns.set(channel, (all = new Set()));
-    all.add(id);
-    if (rec.user === null) return null;
-    let users = this.channelUsers.get(channel);
-    if (!users) this.channelUsers.set(channel, (users = new Map()));
-    let mine = users.get(rec.user);
+    let members = this.channels.get(channel);
+    if (!members) this.channels.set(channel, (members = new ChannelMembers(channel)));
+    const name = members.name;
+    rec.channels.add(name);
+    if (rec.registered) this.listener?.joined(rec, name);
+    if (rec.user === null) {
+      members.anonymous.add(id);
+      return null;
+    }
+    let mine = members.users.get(rec.user);
     const first = !mine;
-    if (!mine) users.set(rec.user, (mine = new Set()));
+    if (!mine) members.users.set(rec.user, (mine = new CompactSet()));
     mine.add(id);
-    return first ? { action: 'join', channel, user: rec.user } : null;
+    return first ? { action: 'join', channel: name, user: rec.user } : null;
   }
 
   /** Returns the change when this was the user's last connection in the channel. */
@@ -220,18 +245,20 @@ export class PresenceState {
     const rec = this.conns.get(id);
     if (!rec || !rec.channels.delete(channel)) return null;
     if (rec.registered) this.listener?.left(rec, channel);
-    const all = this.channelConns.get(channel);
-    all?.delete(id);
-    if (all && all.size === 0) this.channelConns.delete(channel);
-    if (rec.user === null) return null;
-    const users = this.channelUsers.get(channel);
-    const mine = users?.get(rec.user);
-    if (!users || !mine) return null;
-    mine.delete(id);
-    if (mine.size > 0) return null;
-    users.delete(rec.user);
-    if (users.size === 0) this.channelUsers.delete(channel);
-    return { action: 'leave', channel, user: rec.user };
+    const members = this.channels.get(channel);
+    if (!members) return null;
+    let change: PresenceChange | null = null;
+    if (rec.user === null) {
+      members.anonymous.delete(id);
+    } else {
+      const mine = members.users.get(rec.user);
+      if (mine?.delete(id) === true && mine.size === 0) {
+        members.users.delete(rec.user);
+        change = { action: 'leave', channel, user: rec.user };
+      }
+    }
+    if (members.users.size === 0 && members.anonymous.size === 0) this.channels.delete(channel);
+    return change;
   }
 
   /** An edge instance that stops says goodbye: its connections leave now, not after the time-to-live. */
@@ -306,13 +333,13 @@ export class PresenceState {
 
   /** Named users in a channel with their connection ids, sorted by user. */
   usersIn(channel: string): Array<{ user: string; connections: string[] }> {
-    const users = this.channelUsers.get(channel);
+    const users = this.channels.get(channel)?.users;
     if (!users) return [];
     return [...users.entries()].map(([user, conns]) => ({ user, connections: [...conns].sort() })).sort((a, b) => (a.user < b.user ? -1 : a.user > b.user ? 1 : 0));
   }
 
   stats(channel: string): { users: number; connections: number } {
-    const users = this.channelUsers.get(channel);
+    const users = this.channels.get(channel)?.users;
     let connections = 0;
     for (const c of users?.values() ?? []) connections += c.size;
     return { users: users?.size ?? 0, connections };
@@ -320,19 +347,23 @@ export class PresenceState {
 
   /** Every connection in the channel, anonymous ones included. */
   connectionsIn(channel: string): string[] {
-    return [...(this.channelConns.get(channel) ?? [])].sort();
+    const members = this.channels.get(channel);
+    if (!members) return [];
+    const out = [...members.anonymous];
+    for (const conns of members.users.values()) for (const id of conns) out.push(id);
+    return out.sort();
   }
 
   hasMembers(channel: string): boolean {
-    return this.channelConns.has(channel);
+    return this.channels.has(channel);
   }
 
   channelNames(): IterableIterator<string> {
-    return this.channelConns.keys();
+    return this.channels.keys();
   }
 
   channelCount(): number {
-    return this.channelConns.size;
+    return this.channels.size;
   }
 
   /** Channels where a user has connections. */

@@ -10,7 +10,7 @@ import type { ClusterState } from './cluster-state.js';
 import { mergeChannelConfig, type ChannelConfig } from './channel-config.js';
 import { applyState, fitsStateLimit, MAX_STATE_KEYS, publicState } from './user-state.js';
 import { bool, channel, channelList, obj, str, stringList, user, type Body } from './body.js';
-import type { SnapshotEntry, PresenceChange } from './presence.js';
+import { writableState, type SnapshotEntry, type PresenceChange } from './presence.js';
 
 const MAX_EVENTS = 20_000;
 const MAX_CHANNELS_PER_REQUEST = 10_000;
@@ -99,7 +99,7 @@ function userState(state: ClusterState, b: Body): unknown {
   const update = obj(b, 'user_state');
   if (!fitsStateLimit(u.state, update)) throw new TidingsError(ErrorCodes.LIMIT_EXCEEDED, `a user state holds at most ${MAX_STATE_KEYS} keys`);
   if (keys !== null) u.publicKeys = keys;
-  const changed = applyState(u.state, update);
+  const changed = update ? applyState(writableState(u), update) : [];
   const now = Date.now();
   u.lastActive = now;
   state.announceState(name, changed, now);

@@ -28,7 +28,7 @@ interface ConnDoc {
 
 interface UserDoc {
   state: Record<string, unknown>;
-  publicKeys: string[];
+  publicKeys: readonly string[];
   lastActive: number;
 }
 

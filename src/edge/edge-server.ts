@@ -432,6 +432,8 @@ export class EdgeServer implements EdgeContext {
     const token = url.searchParams.get('token');
     this.nativeUpgrades.add(req);
     this.wss!.handleUpgrade(req, socket, head, (ws) => {
+      // ws listens for the socket's errors from here on: a second listener would keep an array per idle connection (~64 B).
+      socket.removeListener('error', destroySocket);
       // The request's credential headers and address only serve auth_native (and cost a getpeername per connect).
       if (!this.refuseUnsupported(ws)) this.adoptNative(ws, socket as Socket, this.auth.usesRequest ? requestInfo(req) : null, token);
     });

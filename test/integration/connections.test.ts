@@ -74,6 +74,32 @@ async function connectWithId(url: string, user: string): Promise<[TestClient, st
   return [c, r.client as string];
 }
 
+/**
+ * The director learns of a connection in the turn its connect is answered, not later: a
+ * backend that hears the id from its client and at once subscribes or disconnects it
+ * server-side finds it (no 124). Each connection here comes after others on a busy edge
+ * (an edge's first connections reach the director in its first snapshot instead), so an
+ * attach report held back to ride with a later join (the idea of saving a report per
+ * connect) fails this test.
+ */
+test('a connection is subscribed and disconnected server-side right after its connect, on an edge already reporting', async () => {
+  const n1 = cluster.nodes[0]!;
+  const [warm] = await connectWithId(n1.url, 'wren');
+  await warm.call('subscribe', { channel: 'warm' }).catch(() => undefined);
+  for (let i = 0; i < 5; i++) {
+    const [c, id] = await connectWithId(n1.url, `quick-${i}`);
+    const sub = await api(n1.http, '/api/connections/subscribe', { conn_id: id, channels: ['fast'] });
+    assert.equal(sub.status, 200, `server-side subscribe right after connect ${i}: ${JSON.stringify(sub.body)}`);
+    assert.deepEqual(sub.body.subscribed_to, ['fast']);
+    await c.waitFor(() => c.pushes.some((p) => p.type === 'subscribed' && p.channel === 'fast'), 5000, 'subscribed push');
+    const [c2] = await connectWithId(n1.url, `quick-${i}`);
+    const d = await api(n1.http, '/api/connections/disconnect', { user: `quick-${i}` });
+    assert.equal(d.body.disconnected.length, 2, `both connections of quick-${i}, the second just connected`);
+    await c.waitClosed();
+    await c2.waitClosed();
+  }
+});
+
 test('channel configs apply on creation and are collected with their idle channel', async () => {
   const d = cluster.director.http;
   const bad = await api(d, '/api/channel_config', { channels: { tmp: { history_size: -1 } } });

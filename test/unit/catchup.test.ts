@@ -7,9 +7,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CatchupQueues, MAX_FRAMES } from '../../src/director/catchup.js';
 import type { ConnRecord } from '../../src/director/presence.js';
+import { CompactSet } from '../../src/runtime/compact-set.js';
 
 function rec(id: string, user: string, channels: string[]): ConnRecord {
-  return { id, user, edge: null, instance: null, channels: new Set(channels), detachedAt: 0, graceMs: null, registered: true };
+  return { id, user, edge: null, instance: null, channels: new CompactSet(channels), detachedAt: 0, graceMs: null, registered: true };
 }
 
 const push = (o: object) => Buffer.from(JSON.stringify(o));

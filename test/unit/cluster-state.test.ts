@@ -1,7 +1,7 @@
 /** Pure cluster-state functions: presence bookkeeping, expiry, user state, channel configs. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PresenceState } from '../../src/director/presence.js';
+import { PresenceState, writableState } from '../../src/director/presence.js';
 import { applyState, fitsStateLimit, MAX_STATE_KEYS, publicChanges, publicState } from '../../src/director/user-state.js';
 import { ChannelConfigs, channelstreamDefaults, historyLimits, mergeChannelConfig, nativeDefaults } from '../../src/director/channel-config.js';
 import { channelstreamObject, csTimestamp, nativeMessageUuid } from '../../src/compat/shape.js';
@@ -124,4 +124,35 @@ test('a channel event header carries kind 5 and the user to skip', async () => {
   const bad = encodeHeader(DownKind.ChannelEvent, 0, '');
   bad[0] = 7; // past MessageBatch (6), the last kind
   assert.equal(decodeHeader(bad), undefined);
+});
+
+test('a user state is shared and frozen until written; writableState gives each user its own', () => {
+  const p = new PresenceState(100);
+  const ann = p.user('ann', 0);
+  const bob = p.user('bob', 0);
+  assert.ok(Object.isFrozen(ann.state), 'a write that skips writableState fails loudly');
+  assert.deepEqual(applyState(writableState(ann), { mood: 'ok' }), [{ key: 'mood', value: 'ok' }]);
+  assert.deepEqual(ann.state, { mood: 'ok' });
+  assert.deepEqual(bob.state, {}, 'the other user is untouched');
+  assert.equal(writableState(ann), ann.state, 'the same object from then on');
+  assert.deepEqual(bob.publicKeys, []);
+});
+
+test('presence keeps anonymous and named connections of a channel apart and lists them together', () => {
+  const p = new PresenceState(100);
+  p.attach('n1', 'ann', 'e1', 'i1', 0);
+  p.attach('n2', 'ann', 'e1', 'i1', 0);
+  p.attach('a1', null, 'e1', 'i1', 0);
+  p.attach('a2', null, 'e1', 'i1', 0);
+  for (const id of ['n1', 'a2', 'n2', 'a1']) p.join(id, 'room');
+  assert.deepEqual(p.connectionsIn('room'), ['a1', 'a2', 'n1', 'n2']);
+  assert.deepEqual([...p.channelNames()], ['room']);
+  assert.deepEqual(p.remove('n1'), []);
+  assert.deepEqual(p.remove('a1'), []);
+  assert.deepEqual(p.stats('room'), { users: 1, connections: 1 });
+  assert.deepEqual(p.remove('n2'), [{ action: 'leave', channel: 'room', user: 'ann' }]);
+  assert.equal(p.channelCount(), 1, 'the anonymous connection keeps the channel');
+  assert.deepEqual(p.remove('a2'), []);
+  assert.equal(p.channelCount(), 0);
+  assert.deepEqual([...p.users.get('ann')!.conns], []);
 });
