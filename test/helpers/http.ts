@@ -21,8 +21,9 @@ export async function postJson(url: string, body: unknown, headers: Record<strin
  * Sum of a metric's samples whose labels contain all of `labels` (0 when there is none; with `required`, no
  * such sample is an error: for a gauge whose 0 is the awaited condition, a wrong name must not pass).
  */
-export async function metric(httpBase: string, name: string, labels: Record<string, string> = {}, required = false): Promise<number> {
-  const text = await (await fetch(`${httpBase}/metrics`)).text();
+export async function metric(httpBase: string, name: string, labels: Record<string, string> = {}, required = false, timeoutMs?: number): Promise<number> {
+  const signal = timeoutMs === undefined ? null : AbortSignal.timeout(timeoutMs);
+  const text = await (await fetch(`${httpBase}/metrics`, { signal })).text();
   let sum = 0;
   let found = false;
   for (const line of text.split('\n')) {
