@@ -102,20 +102,80 @@ export interface Usage {
   /** Write system calls per pid (socket writes, for writes per delivery). */
   writes: Map<number, number>;
   rss: number;
+  /** With `threads`: run time in seconds per thread ("pid/tid"), with its name (comm: node's main thread, ZMQbg/IO/0, libuv-worker...). */
+  threads?: Map<string, ThreadTime>;
 }
 
-export function sample(roots: readonly number[]): Usage {
+/** A thread's run time (s) and how often it went to sleep and was woken (voluntary context switches). */
+export interface ThreadTime {
+  pid: number;
+  comm: string;
+  sec: number;
+  wakes: number;
+}
+
+export function sample(roots: readonly number[], threads = false): Usage {
   const cpu = new Map<number, number>();
   const rootOf = new Map<number, number>();
   const writes = new Map<number, number>();
+  const perThread = threads ? new Map<string, ThreadTime>() : undefined;
   let rss = 0;
   for (const s of processTree(roots)) {
     cpu.set(s.pid, preciseCpuSeconds(s.pid) ?? s.cpuTicks / TICKS_PER_SECOND);
     rootOf.set(s.pid, s.root);
     writes.set(s.pid, writeCalls(s.pid));
     rss += rssBytes(s.pid);
+    if (perThread) threadTimes(s.pid, perThread);
   }
-  return { cpu, rootOf, writes, rss };
+  return { cpu, rootOf, writes, rss, ...(perThread ? { threads: perThread } : {}) };
+}
+
+function threadTimes(pid: number, into: Map<string, ThreadTime>): void {
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return;
+  }
+  for (const tid of tids) {
+    try {
+      const ns = Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'latin1').split(' ')[0]);
+      const comm = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'latin1').trim();
+      const m = /voluntary_ctxt_switches:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/task/${tid}/status`, 'latin1'));
+      into.set(`${pid}/${tid}`, { pid, comm, sec: ns / 1e9, wakes: m ? Number(m[1]) : 0 });
+    } catch {
+      // the thread exited meanwhile
+    }
+  }
+}
+
+/**
+ * Where the CPU between two samples taken with `threads` went: per process
+ * (named by `nameOf(pid, root)`) and, inside it, per kind of thread (numbered
+ * names such as libuv-worker or V8 worker threads summed), in CPU-seconds,
+ * with the times each kind of thread was woken (on a VM a wake-up can cost
+ * more than the work it was woken for).
+ */
+export function threadsBetween(before: Usage, after: Usage, nameOf: (pid: number, root: number) => string): Array<{ process: string; pid: number; sec: number; threads: Array<[string, number, number]> }> {
+  const out = new Map<string, Map<string, [number, number]>>();
+  const pids = new Map<string, number>();
+  for (const [key, t] of after.threads ?? []) {
+    const b = before.threads?.get(key);
+    if (!b) continue; // a thread that started during the phase: too short-lived to matter here
+    const proc = nameOf(t.pid, after.rootOf.get(t.pid)!);
+    pids.set(proc, t.pid);
+    const kinds = out.get(proc) ?? new Map<string, [number, number]>();
+    out.set(proc, kinds);
+    const kind = t.comm.replace(/\d+$/, '#');
+    const [sec, wakes] = kinds.get(kind) ?? [0, 0];
+    kinds.set(kind, [sec + t.sec - b.sec, wakes + t.wakes - b.wakes]);
+  }
+  return [...out].map(([process, kinds]) => ({
+    process,
+    pid: pids.get(process)!,
+    sec: [...kinds.values()].reduce((a, [v]) => a + v, 0),
+    threads: [...kinds].map(([k, [sec, wakes]]): [string, number, number] => [k, sec, wakes]).sort((x, y) => y[1] - x[1]),
+  }));
 }
 
 /**

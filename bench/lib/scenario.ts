@@ -6,7 +6,7 @@
  */
 import { Generator } from './generator.js';
 import { openPublisher } from './publishers.js';
-import { cpuBetween, sample, writesBetween, type Usage } from './proc-stats.js';
+import { cpuBetween, sample, threadsBetween, writesBetween, type Usage } from './proc-stats.js';
 import { makePayload, monotonicMicros, nowMicros } from './payload.js';
 import type { RunningServer } from './servers.js';
 import { isTidings } from './protocols.js';
@@ -100,6 +100,20 @@ export function channelName(i: number): string {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** TIDINGS_BENCH_THREADS=1: print where the measured phase's server CPU went, per process and kind of thread. */
+const SHOW_THREADS = process.env['TIDINGS_BENCH_THREADS'] === '1';
+
+function printThreads(server: RunningServer, before: Usage, after: Usage, seconds: number): void {
+  // The roots are the nodes in start order (a cluster's director first); a process below a root is an edge worker.
+  const rootName = (root: number): string => (server.pids.length === 1 ? 'node' : root === server.pids[0] ? 'director' : `node${server.pids.indexOf(root)}`);
+  const rows = threadsBetween(before, after, (pid, root) => (pid === root ? `${rootName(root)} primary` : `${rootName(root)} edge ${pid}`));
+  for (const r of rows.sort((a, b) => a.process.localeCompare(b.process))) {
+    const kinds = r.threads.filter(([, sec]) => sec / seconds >= 0.002).map(([k, sec, wakes]) => `${k} ${((sec / seconds) * 1000).toFixed(0)} ms, ${(wakes / seconds).toFixed(0)} wakes`);
+    const writes = (after.writes.get(r.pid) ?? 0) - (before.writes.get(r.pid) ?? 0);
+    console.log(`    ${r.process}: ${((r.sec / seconds) * 1000).toFixed(0)} ms of CPU per s (${kinds.join('; ')}; per s), ${(writes / seconds).toFixed(0)} write calls per s`);
+  }
+}
+
 function progressLine(text: string): void {
   if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K${text}`);
   else process.stderr.write(`${text}\n`);
@@ -123,12 +137,13 @@ export async function runWorkload(server: RunningServer, w: Workload): Promise<R
       ...(authenticated ? { user: `bench-user-${i}` } : {}),
     }));
     await gen.prepare(targets, w.subscriptions, w.processes, base, authenticated ? server.tokenSecret : undefined);
-    const opening = sample(server.pids);
+    const opening = sample(server.pids, SHOW_THREADS);
     const openStart = performance.now();
     // At least 100 connects per second, however loaded the machine: 50 000 connections may take minutes.
     const connectTimes = await gen.open(Math.max(60_000, w.subscriptions.length * 10), w.openConcurrency ?? 100);
     const openSeconds = (performance.now() - openStart) / 1000;
-    const opened = sample(server.pids);
+    const opened = sample(server.pids, SHOW_THREADS);
+    if (SHOW_THREADS) printThreads(server, opening, opened, openSeconds);
     const connectFigures = {
       cpuPerConnectUs: (cpuBetween(opening, opened) / w.subscriptions.length) * 1e6,
       connectsPerSec: w.subscriptions.length / openSeconds,
@@ -193,7 +208,7 @@ export async function runWorkload(server: RunningServer, w: Workload): Promise<R
     const positions = checkHistory ? await streamPositions(server.wsPublishTo!, names) : null;
     expected.fill(0);
     gen.start(20, w.mode === 'rate');
-    const cpu0 = sample(server.pids);
+    const cpu0 = sample(server.pids, SHOW_THREADS);
     const t0 = performance.now();
     const phaseFrom = monotonicMicros();
     const ticker = setInterval(() => {
@@ -204,7 +219,7 @@ export async function runWorkload(server: RunningServer, w: Workload): Promise<R
     const want = totalExpected(expected, fanout);
     await drain(() => want, 20_000);
     const seconds = (performance.now() - t0) / 1000;
-    const cpu1 = sample(server.pids);
+    const cpu1 = sample(server.pids, SHOW_THREADS);
     const phaseTo = monotonicMicros();
     clearInterval(ticker);
     // Every publish answered (acknowledged publishers), within the drain's time.
@@ -217,6 +232,7 @@ export async function runWorkload(server: RunningServer, w: Workload): Promise<R
     const r = await gen.finish(expected);
     const serverCpuSec = cpuBetween(cpu0, cpu1);
     const published = expected.reduce((a, b) => a + b, 0);
+    if (SHOW_THREADS) printThreads(server, cpu0, cpu1, seconds);
     const cluster = server.nodePids ? clusterCpu(cpu0, cpu1, server.pids, server.nodePids, r.received, published) : {};
     const h = r.histogram;
     const res: RunResult = {
