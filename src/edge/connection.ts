@@ -140,13 +140,13 @@ export class ClientConnection implements Listener {
       this.onOverflow();
       return;
     }
-    this.outbox.push(this.format === 'json' ? push.forJson() : push.forMsgpack());
+    this.outbox.push(this.format === 'json' ? push : push.forMsgpack());
   }
 
   /** Deliver one push, counting (not throwing) a push this client's format cannot carry. */
   private deliverSafely(push: SharedPush): void {
     try {
-      this.outbox.push(this.format === 'json' ? push.forJson() : push.forMsgpack());
+      this.outbox.push(this.format === 'json' ? push : push.forMsgpack());
     } catch (err) {
       this.ctx.loops.failed('edge-delivery', err, { conn: this.id, channel: push.channel });
     }
