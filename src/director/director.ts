@@ -510,7 +510,7 @@ export class Director {
       // The redis engine: at most MAX_IN_FLIGHT appends wait for Redis, batch or not.
       if (this.inFlight >= MAX_IN_FLIGHT) await new Promise<void>((r) => this.inFlightWaiters.push(r));
       try {
-        const size = publishEntryBytes(p);
+        const size = p.bytes ?? publishEntryBytes(p);
         if (size > this.config.max_message_size) throw new TidingsError(ErrorCodes.PAYLOAD_TOO_LARGE, `${size} bytes > max_message_size ${this.config.max_message_size}`);
         this.publishInbound(p);
       } catch (err) {
