@@ -20,7 +20,7 @@ import { historyQuery } from '../protocol/positions.js';
 import { HistoryAllowance, HISTORY_PAGE_BYTES, type Page } from './history-reader.js';
 import type { GapKind } from './hub.js';
 import { checkValueDepth } from '../protocol/payload.js';
-import { RawJson } from '../zmq/command-client.js';
+import { RawJson, type ReplyTarget } from '../zmq/command-client.js';
 import { CompactSet } from '../runtime/compact-set.js';
 
 type State = 'connecting' | 'connected' | 'closed';
@@ -573,56 +573,73 @@ export class ClientConnection implements Listener {
 
   /**
    * A publish, the busiest command, answered as run()'s commands are but
-   * without its async frames, and with one promise reaction of its own per
-   * publish (the edge's allocations per message are most of its GC).
+   * without its async frames, and without promises when no identity check
+   * waits: the command client answers a PublishReply (the edge's allocations
+   * per message are most of its GC).
    */
   private publishAndReply(id: number, params: Record<string, unknown>): void {
-    let sent: Promise<unknown>;
-    try {
-      sent = this.publish(params);
-    } catch (err) {
-      sent = Promise.reject(err); // answered a turn later, as run()'s refusals are: replies keep their order
-    }
-    sent.then(
-      (result) => {
-        try {
-          this.commandDone();
-          this.reply(id, result);
-        } catch (err) {
-          this.failed(err);
-        }
-      },
-      (err: unknown) => {
-        try {
-          this.commandDone();
-          this.replyError(id, err);
-        } catch (e) {
-          this.failed(e);
-        }
-      },
-    );
+    this.publishTo(params, new PublishReply(this, id));
   }
 
-  /** May throw (before anything is sent) or return a rejected promise. */
-  private publish(params: Record<string, unknown>): Promise<unknown> {
-    const channel = this.channelParam(params);
-    if (!grantsAllow(this.identity!.publish, channel)) {
-      throw new TidingsError(ErrorCodes.PERMISSION_DENIED, `may not publish to ${channel}`);
+  /** A publish checked and sent to the director; its outcome goes to `to` (refusals a microtask later). */
+  private publishTo(params: Record<string, unknown>, to: ReplyTarget): void {
+    let channel: string;
+    try {
+      channel = this.channelParam(params);
+      if (!grantsAllow(this.identity!.publish, channel)) {
+        throw new TidingsError(ErrorCodes.PERMISSION_DENIED, `may not publish to ${channel}`);
+      }
+    } catch (err) {
+      queueMicrotask(() => to.reject(err as Error)); // a microtask later, as a rejected promise's reactions run
+      return;
     }
     const identity = this.identity!;
-    if (identity.check) return identity.check('publish', channel).then(() => this.publishChecked(channel, params));
-    return this.publishChecked(channel, params);
+    if (identity.check) {
+      identity.check('publish', channel).then(
+        () => this.publishChecked(channel, params, to),
+        (err: unknown) => to.reject(err as Error),
+      );
+      return;
+    }
+    this.publishChecked(channel, params, to);
   }
 
-  private publishChecked(channel: string, params: Record<string, unknown>): Promise<unknown> {
-    if (!('data' in params)) throw new TidingsError(ErrorCodes.MISSING_FIELD, 'data is required');
-    checkValueDepth(params['data']);
-    // The sender is the token's user, never anything the client says. The data, parsed once with the
-    // client's frame, goes to the director as JSON text, which it takes as it is; its reply comes
-    // back as JSON text, handed to the client unparsed.
-    const dataJson = JSON.stringify(params['data']);
-    if (dataJson === undefined) throw new TidingsError(ErrorCodes.MISSING_FIELD, 'data must be a JSON value');
-    return this.ctx.commands.publishText(channel, dataJson, this.identity!.user, params['no_history'] === true);
+  /** A publish's outcome (PublishReply): the reply written, the in-flight count lowered. Never throws. */
+  answerPublish(id: number, ok: boolean, value: unknown): void {
+    try {
+      this.commandDone();
+      if (ok) this.reply(id, value);
+      else this.replyError(id, value);
+    } catch (err) {
+      this.failed(err);
+    }
+  }
+
+  /** A publish as a promise (run()'s form). */
+  private publish(params: Record<string, unknown>): Promise<unknown> {
+    return new Promise((resolve, reject) => this.publishTo(params, { resolve, reject }));
+  }
+
+  /** The data checked and sent to the director; its outcome goes to `to` (refusals a microtask later). */
+  private publishChecked(channel: string, params: Record<string, unknown>, to: ReplyTarget): void {
+    let dataJson: string | undefined;
+    try {
+      if (!('data' in params)) throw new TidingsError(ErrorCodes.MISSING_FIELD, 'data is required');
+      checkValueDepth(params['data']);
+      // The sender is the token's user, never anything the client says. The data, parsed once with the
+      // client's frame, goes to the director as JSON text, which it takes as it is; its reply comes
+      // back as JSON text, handed to the client unparsed.
+      dataJson = JSON.stringify(params['data']);
+      if (dataJson === undefined) throw new TidingsError(ErrorCodes.MISSING_FIELD, 'data must be a JSON value');
+    } catch (err) {
+      queueMicrotask(() => to.reject(err as Error));
+      return;
+    }
+    if (this.identity === null) {
+      queueMicrotask(() => to.reject(new TidingsError(ErrorCodes.UNAVAILABLE, 'connection closed')));
+      return;
+    }
+    this.ctx.commands.publishTextTo(channel, dataJson, this.identity.user, params['no_history'] === true, to);
   }
 
   /**
@@ -703,5 +720,21 @@ export class ClientConnection implements Listener {
       this.lastPing = now;
       this.sendShared(pingFrame);
     }
+  }
+}
+
+/** Where the command client settles a publish (no promise per message): the connection answers its client. */
+class PublishReply implements ReplyTarget {
+  constructor(
+    private readonly conn: ClientConnection,
+    private readonly id: number,
+  ) {}
+
+  resolve(value: unknown): void {
+    this.conn.answerPublish(this.id, true, value);
+  }
+
+  reject(err: Error): void {
+    this.conn.answerPublish(this.id, false, err);
   }
 }
