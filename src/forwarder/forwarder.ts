@@ -23,6 +23,8 @@ import { DirectorWatch } from '../zmq/director-watch.js';
 import { LoopGuard } from '../runtime/loop-guard.js';
 import { ALL_TOPIC } from '../cluster/topics.js';
 import { TickRelay } from './tick-relay.js';
+import { CommandCallers } from './command-callers.js';
+import { LINK_LOST_ID } from '../cluster/link-lost.js';
 import { bindSecured, connectSecured, nodeClientLink, type BoundLink, type ClientLink } from '../zmq/security.js';
 import { decodeCommandBatch, pipeSlots, queueBytes, isBatchFrames, messagesIn, type BatchPath, type CommandEntry } from '../cluster/batch.js';
 
@@ -55,6 +57,10 @@ export class Forwarder {
   /** Commands that arrived while the link was down, held a moment (a restarting director) before 113. */
   private held: Buffer[][] = [];
   private heldFlush: ((msgs: Buffer[][]) => void) | null = null;
+  /** Callers with commands passed to the director over the current link (see linkLost). */
+  private readonly callers = new CommandCallers();
+  /** Tells those callers that the link dropped: set once the reply path exists. */
+  private linkLost: (() => void) | null = null;
   private watch: DirectorWatch | null = null;
   private upstream: { downIn: XSubscriber; upOut: XPublisher; cmdOut: Dealer; link: ClientLink } | null = null;
   /** Index of the director the upstream sockets are connected to, or -1. */
@@ -119,6 +125,7 @@ export class Forwarder {
       if (this.director === 'down') return;
       this.director = 'down';
       if (this.stopping) return;
+      this.linkLost?.();
       // Nodes and their director often start together: a refusal before the first connection is no outage yet.
       if (everUp) this.log.warn({ director: c.director_command_address }, 'director unreachable: commands are answered with 113 until it is back');
       else this.log.info({ director: c.director_command_address }, 'director not reachable yet: commands are answered with 113 until it is');
@@ -194,7 +201,11 @@ export class Forwarder {
     };
     const commands = this.pipe('cmd', cmdIn, cmdOut, {}, (msg) => {
       // With a failover group the commands wait for the next active director instead (it takes over in seconds).
-      if (this.director !== 'down' || c.director_command_address.length > 1 || msg.length < 4) return msg;
+      if (msg.length < 4) return msg;
+      if (this.director !== 'down' || c.director_command_address.length > 1) {
+        this.callers.passed(msg);
+        return msg;
+      }
       // Held for UNREACHABLE_GRACE_MS in case the link is coming back (a director restarting), bounded; then 113.
       if (this.held.length >= MAX_HELD) {
         refuse(msg);
@@ -209,6 +220,14 @@ export class Forwarder {
       }, UNREACHABLE_GRACE_MS).unref();
       return null;
     });
+    // Requests in flight on a link that dropped are never answered (a new link is a new route at the
+    // director's ROUTER): their callers hear so at once, not at their timeouts (src/cluster/link-lost.ts).
+    const lost = Buffer.from(JSON.stringify(new TidingsError(ErrorCodes.UNAVAILABLE, `the director's link to node ${c.node_id ?? 'this node'} dropped with this request in flight: it may or may not have been carried out`).toBody()));
+    this.linkLost = () => {
+      const callers = this.callers.take();
+      for (const route of callers) replies.push([...route, LINK_LOST_ID, ERROR, lost]);
+      if (callers.length > 0) this.log.info({ callers: callers.length }, 'director link dropped: callers told their requests in flight are lost');
+    };
     this.heldFlush = (msgs) => {
       for (const m of msgs) if (!commands.push(m)) refuse(m);
     };
@@ -231,6 +250,7 @@ export class Forwarder {
     if (!u || index === this.following) return;
     const prev = this.following;
     if (prev >= 0) {
+      this.linkLost?.(); // what the old director was asked is answered by nobody now
       u.downIn.disconnect(c.director_subscriber_address[prev]!);
       u.upOut.disconnect(c.director_publisher_address[prev]!);
       u.cmdOut.disconnect(c.director_command_address[prev]!);

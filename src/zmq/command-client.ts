@@ -20,6 +20,7 @@ import { SendQueue } from './send-queue.js';
 import type { LoopGuard } from '../runtime/loop-guard.js';
 import { connectSecured, type ClientLink } from './security.js';
 import { EndOfTurn } from '../runtime/end-of-turn.js';
+import { isLinkLost } from '../cluster/link-lost.js';
 import { MAX_BATCH_BYTES, MAX_BATCH_ENTRIES, PUBLISH_TEXT_METHOD, decodeReplyBatch, encodeCommandBatch, encodePublishEntry, isBatchFrames, type CommandEntry } from '../cluster/batch.js';
 
 /**
@@ -124,7 +125,11 @@ export class CommandClient {
       ...HEARTBEAT,
     });
     socket.events.on('connect', () => this.setPeer('up'));
-    socket.events.on('disconnect', () => this.setPeer('down'));
+    socket.events.on('disconnect', () => {
+      this.setPeer('down');
+      // Replies come back over the connection a request went by; a reconnection is a new one.
+      this.lostInFlight(new TidingsError(ErrorCodes.UNAVAILABLE, `the connection to ${this.opts.address} dropped with this request in flight: it may or may not have been carried out`));
+    });
     socket.events.on('connect:retry', () => {
       if (this.peer !== 'up') this.setPeer('down');
     });
@@ -380,6 +385,11 @@ export class CommandClient {
     if (frames.length < 3) return;
     const [idBuf, status, body] = frames as [Buffer, Buffer, Buffer];
     if (idBuf.length !== 4) return;
+    if (isLinkLost(idBuf)) {
+      // A forwarder's link to the director dropped: nothing sent before this reply will be answered.
+      this.lostInFlight(this.errorOf(body));
+      return;
+    }
     if (isBatchFrames(idBuf, status)) {
       const replies = decodeReplyBatch(body);
       if (!replies) throw new Error('malformed reply batch from the director');
@@ -415,13 +425,40 @@ export class CommandClient {
       this.setDoubt(false, '');
       return p.target.resolve(p.mode === 'framed' ? { result: parsed, frames } : parsed);
     }
-    const e = parsed as { code?: number; message?: string };
-    const spec = (typeof e.code === 'number' && errorByCode(e.code)) || ErrorCodes.INTERNAL;
-    const err = new TidingsError(spec);
-    if (typeof e.message === 'string') err.message = e.message;
+    const err = this.errorOf(parsed);
+    const spec = err.spec;
     // A forwarder answers 113 for a director it cannot reach; any other answer comes from the director.
     this.setDoubt(spec === ErrorCodes.UNAVAILABLE, err.message);
     p.target.reject(err);
+  }
+
+  /** A TidingsError from an error reply's body (JSON text or parsed). */
+  private errorOf(body: Buffer | unknown): TidingsError {
+    let e: { code?: unknown; message?: unknown } = {};
+    try {
+      e = (Buffer.isBuffer(body) ? JSON.parse(body.toString('utf8')) : body) ?? {};
+    } catch {
+      // an unparsable error body: internal, below
+    }
+    const spec = (typeof e.code === 'number' && errorByCode(e.code)) || ErrorCodes.INTERNAL;
+    const err = new TidingsError(spec);
+    if (typeof e.message === 'string') err.message = e.message;
+    return err;
+  }
+
+  /**
+   * Every request waiting for a reply fails with 113: the link that carried it
+   * is gone, so its answer can never come (the request may have been carried
+   * out, as after a timeout). Requests sent later are not affected.
+   */
+  private lostInFlight(reason: TidingsError): void {
+    if (this.pending.size === 0) return;
+    for (const p of [...this.pending.values()]) {
+      const err = new TidingsError(reason.spec);
+      err.message = reason.message;
+      this.settle(p.id, false, null, [], err);
+    }
+    this.setDoubt(true, reason.message);
   }
 
   async stop(): Promise<void> {

@@ -4,7 +4,10 @@
  * unanswered one with 114 `timeout` no sooner than its timeout, answered ones
  * with their reply, whatever order they were made in; requests with another
  * timeout than the client's keep theirs; and after a quiet spell the next
- * request's timeout still fires (the one shared timer re-arms).
+ * request's timeout still fires (the one shared timer re-arms). Requests in
+ * flight on a connection that drops, or behind a forwarder whose link to the
+ * director drops ("link lost" reply), fail at once with 113, not at their
+ * timeouts: their answers can never come.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,6 +15,7 @@ import { Router } from 'zeromq';
 import { CommandClient } from '../../src/zmq/command-client.js';
 import { decodeCommandBatch, encodeReplyBatch, isBatchFrames } from '../../src/cluster/batch.js';
 import { ErrorCodes, TidingsError } from '../../src/protocol/errors.js';
+import { LINK_LOST_ID } from '../../src/cluster/link-lost.js';
 import { createLogger } from '../../src/log.js';
 import { freePort } from '../helpers/ports.js';
 
@@ -55,6 +59,7 @@ interface Outcome {
   ok: boolean;
   value: unknown;
   code: number | null;
+  message: string | null;
   ms: number;
   settled: number;
 }
@@ -63,8 +68,8 @@ function track(p: Promise<unknown>): Promise<Outcome> {
   const t0 = performance.now();
   let settled = 0;
   return p.then(
-    (value) => ({ ok: true, value, code: null, ms: performance.now() - t0, settled: ++settled }),
-    (err: unknown) => ({ ok: false, value: null, code: err instanceof TidingsError ? err.code : null, ms: performance.now() - t0, settled: ++settled }),
+    (value) => ({ ok: true, value, code: null, message: null, ms: performance.now() - t0, settled: ++settled }),
+    (err: unknown) => ({ ok: false, value: null, code: err instanceof TidingsError ? err.code : null, message: (err as Error).message, ms: performance.now() - t0, settled: ++settled }),
   );
 }
 
@@ -104,4 +109,60 @@ test('unanswered requests time out with 114 after their timeout, answered ones g
   assert.equal(late.code, ErrorCodes.TIMEOUT.code);
   assert.ok(late.ms >= TIMEOUT_MS - 1 && late.ms < TIMEOUT_MS + 2000, `timed out after ${late.ms.toFixed(1)} ms`);
   assert.equal(client.inFlight, 0);
+});
+
+/** A ROUTER that answers nothing, a client with a long timeout, and `n` requests the ROUTER has received. */
+async function unanswered(n: number): Promise<{ r: Router; c: CommandClient; routes: Buffer[]; outcomes: Array<Promise<Outcome>> }> {
+  const r = new Router({ linger: 0 });
+  const address = `tcp://127.0.0.1:${await freePort()}`;
+  await r.bind(address);
+  const c = new CommandClient({ address, link: { curve: null, maxMessageSize: 1 << 20 }, timeoutMs: 10_000, maxInFlight: 100, highWaterMark: 100, log: createLogger('silent') });
+  c.start();
+  const outcomes = Array.from({ length: n }, (_, i) => track(c.request('ignore', { i })));
+  const routes: Buffer[] = [];
+  for (let got = 0; got < n; ) {
+    const [route, idBuf, method, body] = (await r.receive()) as Buffer[];
+    routes.push(route!);
+    got += isBatchFrames(idBuf!, method!) ? decodeCommandBatch(body!).length : 1;
+  }
+  return { r, c, routes, outcomes };
+}
+
+test('requests in flight when the connection drops fail at once with 113, not at their timeout', { timeout: 20_000 }, async () => {
+  const { r, c, outcomes } = await unanswered(5);
+  r.close(); // the peer goes away: the ROUTER that holds their route is gone
+  try {
+    for (const o of await Promise.all(outcomes)) {
+      assert.equal(o.code, ErrorCodes.UNAVAILABLE.code);
+      assert.match(o.message!, /dropped with this request in flight: it may or may not have been carried out/);
+      assert.ok(o.ms < 5000, `failed after ${o.ms.toFixed(0)} ms (timeout 10 000)`);
+    }
+    assert.equal(c.inFlight, 0);
+  } finally {
+    await c.stop();
+  }
+});
+
+test("a forwarder's link-lost reply fails every request in flight with its message; later ones are unaffected", { timeout: 20_000 }, async () => {
+  const { r, c, routes, outcomes } = await unanswered(3);
+  try {
+    const body = Buffer.from(JSON.stringify(new TidingsError(ErrorCodes.UNAVAILABLE, 'link dropped with this request in flight').toBody()));
+    await r.send([routes[0]!, LINK_LOST_ID, Buffer.from('error'), body]);
+    for (const o of await Promise.all(outcomes)) {
+      assert.equal(o.code, ErrorCodes.UNAVAILABLE.code);
+      assert.match(o.message!, /: link dropped with this request in flight$/);
+      assert.ok(o.ms < 5000, `failed after ${o.ms.toFixed(0)} ms (timeout 10 000)`);
+    }
+    assert.equal(c.inFlight, 0);
+    // A request made afterwards waits for its own answer.
+    const later = track(c.request('echo', { later: true }));
+    const [route, idBuf, , reqBody] = (await r.receive()) as Buffer[];
+    await r.send([route!, idBuf!, Buffer.from('ok'), reqBody!]);
+    const o = await later;
+    assert.ok(o.ok);
+    assert.deepEqual(o.value, { later: true });
+  } finally {
+    await c.stop();
+    r.close();
+  }
 });

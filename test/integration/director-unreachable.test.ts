@@ -4,13 +4,14 @@
  * ghost "2 tabs" after a failover), and with the director down a websocket
  * connect, `tidings publish` and `tidings publish --ack` fail within a second
  * or two with a plain "director unreachable", while each process logs the
- * outage once instead of every heartbeat.
+ * outage once instead of every heartbeat; a request in flight when the
+ * director dies is answered at once, not at its timeout.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startCluster, runCli, TOKEN_SECRET, sleep, type Cluster, type ClusterNode } from '../helpers/processes.js';
 import { TestClient } from '../helpers/client.js';
-import { postJson } from '../helpers/http.js';
+import { postJson, metric } from '../helpers/http.js';
 import { freePort } from '../helpers/ports.js';
 import { signToken } from '../../src/auth/sign.js';
 
@@ -57,10 +58,35 @@ test('a node that stops takes its connections out of presence at once, not after
   here.close();
 });
 
-test('with the director down: connect, publish and publish --ack fail fast and say why; the outage is logged once', async () => {
+test('with the director down: a request in flight is answered at once; connect, publish and publish --ack fail fast and say why; the outage is logged once', async () => {
   const n1 = cluster.nodes[0]!;
-  await cluster.director.proc.kill9();
-  const killedAt = Date.now();
+  // A subscribe in flight through node1's forwarder when the director dies: the director answers over the
+  // forwarder's link, which drops with it, so the forwarder tells the edge at once (113), and the client hears
+  // it long before the edge's command timeout (114 before the "link lost" reply).
+  const dave = await TestClient.connect(n1.url, 'dave');
+  const commandsUp = (): Promise<number> => metric(n1.http, 'tidings_forwarder_messages_total', { path: 'cmd' }, true);
+  process.kill(cluster.director.proc.pid, 'SIGSTOP');
+  let killedAt: number;
+  try {
+    // The edge pings the director every second, one ping at a time (2 s timeout): once a ping has gone up,
+    // the next command node1 passes on is the subscribe (its presence reports come every 5 s).
+    const atStop = await commandsUp();
+    await until('the edge ping has gone up', 5000, async () => (await commandsUp()) > atStop);
+    const before = await commandsUp();
+    const subscribing = dave.request('subscribe', { channel: 'lobby' }, 20_000);
+    await until('the subscribe has gone up', 5000, async () => (await commandsUp()) > before);
+    await cluster.director.proc.kill9();
+    killedAt = Date.now();
+    const answer = await subscribing;
+    const ms = Date.now() - killedAt;
+    assert.equal(answer.error?.code, 113, JSON.stringify(answer));
+    assert.match(answer.error!.message, /the director's link to node node1 dropped with this request in flight: it may or may not have been carried out/);
+    assert.ok(ms < 2500, `answered ${ms} ms after the director died`);
+    process.stdout.write(`# a subscribe in flight when the director died was answered 113 ${ms} ms later\n`);
+  } finally {
+    dave.close();
+    if (cluster.director.proc.exitCode === undefined) process.kill(cluster.director.proc.pid, 'SIGCONT');
+  }
 
   // A websocket client: error 113 on connect, then close 4008 (retry later or elsewhere).
   const token = await signToken({ secret: TOKEN_SECRET, user: 'carol', ttl: 600, subscribe: ['*'] });
