@@ -307,6 +307,7 @@ function sameFrames(a: readonly Queued[], b: readonly Queued[]): boolean {
   return true;
 }
 
+/** The frame of one queued item: a push alone is its own frame, built once and shared by its sockets. */
 function frameOf(q: Queued): Buffer {
   return q instanceof SharedPush ? q.forJson() : q;
 }
