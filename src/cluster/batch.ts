@@ -107,18 +107,42 @@ export function encodeMessageBatch(offsets: readonly number[], pushes: readonly 
 
 /** The entries of a batch body (pushes are views into it), or undefined when it is malformed. */
 export function decodeMessageBatch(body: Buffer): BatchEntry[] | undefined {
+  if (checkMessageBatch(body) === 0) return undefined;
   const out: BatchEntry[] = [];
+  eachInMessageBatch(body, (offset, push) => out.push({ offset, push }));
+  return out;
+}
+
+/**
+ * The number of entries of a batch body, checked as decodeMessageBatch
+ * checks it (0 when malformed), without making them: the edge then walks
+ * them with eachInMessageBatch (one view per push, no entry objects).
+ */
+export function checkMessageBatch(body: Buffer): number {
+  let n = 0;
   let at = 0;
   while (at < body.length) {
-    if (body.length - at < DOWN_ENTRY_HEAD) return undefined;
+    if (body.length - at < DOWN_ENTRY_HEAD) return 0;
     const offset = body.readDoubleBE(at);
     const len = body.readUInt32BE(at + 8);
     at += DOWN_ENTRY_HEAD;
-    if (len > body.length - at || !Number.isSafeInteger(offset) || offset < 0) return undefined;
-    out.push({ offset, push: body.subarray(at, at + len) });
+    if (len > body.length - at || !Number.isSafeInteger(offset) || offset < 0) return 0;
+    at += len;
+    n++;
+  }
+  return n;
+}
+
+/** Calls `each` with every entry of a body checkMessageBatch counted (pushes are views into it). */
+export function eachInMessageBatch(body: Buffer, each: (offset: number, push: Buffer) => void): void {
+  let at = 0;
+  while (at < body.length) {
+    const offset = body.readDoubleBE(at);
+    const len = body.readUInt32BE(at + 8);
+    at += DOWN_ENTRY_HEAD;
+    each(offset, body.subarray(at, at + len));
     at += len;
   }
-  return out.length > 0 ? out : undefined;
 }
 
 /**
@@ -255,6 +279,7 @@ export function decodePublishEntries(body: Buffer, single = false): InboundPubli
     const nameLen = body.readUInt16BE(at + 2);
     const senderLen = body.readUInt16BE(at + 4);
     const dataLen = body.readUInt32BE(at + 6);
+    const start = at;
     at += PUB_ENTRY_HEAD;
     if (target !== TARGET_CHANNEL && target !== TARGET_USER) throw new WireError('publish entry target must be c or u');
     if (flags & ~(FLAG_NO_HISTORY | FLAG_SENDER)) throw new WireError('unknown publish entry flags');
@@ -266,7 +291,7 @@ export function decodePublishEntries(body: Buffer, single = false): InboundPubli
     at += senderLen;
     const data = body.toString('utf8', at, at + dataLen);
     at += dataLen;
-    out.push({ target: target === TARGET_CHANNEL ? 'channel' : 'user', name, data, sender, noHistory: (flags & FLAG_NO_HISTORY) !== 0, omnibus: false });
+    out.push({ target: target === TARGET_CHANNEL ? 'channel' : 'user', name, data, sender, noHistory: (flags & FLAG_NO_HISTORY) !== 0, omnibus: false, bytes: at - start });
   }
   if (out.length === 0) throw new WireError('empty publish batch');
   if (single && out.length !== 1) throw new WireError('one publish entry expected');

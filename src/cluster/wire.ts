@@ -63,6 +63,8 @@ export interface InboundPublish {
   noHistory: boolean;
   /** Sent in the omnibus single-frame form: the sender is the data's `sender` key. */
   omnibus?: boolean;
+  /** Bytes of its batch entry, when decoded from one (publishEntryBytes without measuring the strings again). */
+  bytes?: number;
 }
 
 export class WireError extends Error {

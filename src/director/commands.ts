@@ -37,6 +37,8 @@ const isOptString = (v: unknown): v is string | null | undefined => v === undefi
 
 export class CommandHandlers {
   private readonly table: Record<string, Handler>;
+  /** The last channel a publish_text named that passed the check (an edge's publishes keep naming it). */
+  private textChecked: string | null = null;
   private readonly rawTable = new Map<string, RawHandler>([[PUBLISH_TEXT_METHOD, (body) => this.publishText(body)]]);
 
   constructor(
@@ -132,8 +134,11 @@ export class CommandHandlers {
     }
     const p = entries[0]!;
     if (p.target !== 'channel') throw new TidingsError(ErrorCodes.MISSING_FIELD, 'publish_text publishes to a channel');
-    const problem = channelProblem(p.name);
-    if (problem) throw new TidingsError(ErrorCodes.INVALID_CHANNEL, problem);
+    if (p.name !== this.textChecked) {
+      const problem = channelProblem(p.name);
+      if (problem) throw new TidingsError(ErrorCodes.INVALID_CHANNEL, problem);
+      this.textChecked = p.name;
+    }
     // The command address is a door too: the data's depth is checked on its text, as `publish` checks its value.
     checkJsonTextDepth(p.data);
     return this.director.publishChannel(p.name, p.data, p.sender, p.noHistory);

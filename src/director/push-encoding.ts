@@ -9,10 +9,18 @@ function oneLine(json: string): string {
   return json.indexOf('\n') === -1 && json.indexOf('\r') === -1 ? json : json.replace(/[\r\n]/g, ' ');
 }
 
+/** The last channel's push head: a director sequences runs of one channel's publishes (one JSON.stringify per run). */
+let lastChannel: string | null = null;
+let lastHead = '';
+
 /** The push of a channel message around its offset and epoch (the engines put `<offset>,"epoch":"<epoch>"` between). */
 export function messagePushParts(channel: string, sender: string | null, time: number, dataJson: string): { head: string; tail: string } {
+  if (channel !== lastChannel) {
+    lastHead = `{"type":"message","channel":${JSON.stringify(channel)},"offset":`;
+    lastChannel = channel;
+  }
   return {
-    head: `{"type":"message","channel":${JSON.stringify(channel)},"offset":`,
+    head: lastHead,
     tail: `,"sender":${sender === null ? 'null' : JSON.stringify(sender)},"time":${time},"data":${oneLine(dataJson)}}`,
   };
 }

@@ -20,7 +20,7 @@ import { historyQuery } from '../protocol/positions.js';
 import { HistoryAllowance, HISTORY_PAGE_BYTES, type Page } from './history-reader.js';
 import type { GapKind } from './hub.js';
 import { checkValueDepth } from '../protocol/payload.js';
-import { RawJson } from '../zmq/command-client.js';
+import { RawJson, type ReplyTarget } from '../zmq/command-client.js';
 import { CompactSet } from '../runtime/compact-set.js';
 
 type State = 'connecting' | 'connected' | 'closed';
@@ -140,13 +140,13 @@ export class ClientConnection implements Listener {
       this.onOverflow();
       return;
     }
-    this.outbox.push(this.format === 'json' ? push.forJson() : push.forMsgpack());
+    this.outbox.push(this.format === 'json' ? push : push.forMsgpack());
   }
 
   /** Deliver one push, counting (not throwing) a push this client's format cannot carry. */
   private deliverSafely(push: SharedPush): void {
     try {
-      this.outbox.push(this.format === 'json' ? push.forJson() : push.forMsgpack());
+      this.outbox.push(this.format === 'json' ? push : push.forMsgpack());
     } catch (err) {
       this.ctx.loops.failed('edge-delivery', err, { conn: this.id, channel: push.channel });
     }
@@ -404,8 +404,11 @@ export class ClientConnection implements Listener {
       return;
     }
     this.inFlight++;
-    // A publish, the busiest command, runs without run()'s async frames (fewer promises per message).
-    const running = method === 'publish' ? this.publishCommand(params as Record<string, unknown>) : this.run(id, method as Method, params as Record<string, unknown>);
+    if (method === 'publish') {
+      this.publishAndReply(id, params as Record<string, unknown>);
+      return;
+    }
+    const running = this.run(id, method as Method, params as Record<string, unknown>);
     if (method === 'connect' && this.state === 'connecting' && !this.authenticating) {
       const settled = (): void => {
         this.authenticating = null;
@@ -568,35 +571,75 @@ export class ClientConnection implements Listener {
     return {};
   }
 
-  /** publish as a promise that rejects with what it throws (as run()'s do). */
-  private publishCommand(params: Record<string, unknown>): Promise<unknown> {
-    try {
-      return this.publish(params);
-    } catch (err) {
-      return Promise.reject(err);
-    }
+  /**
+   * A publish, the busiest command, answered as run()'s commands are but
+   * without its async frames, and without promises when no identity check
+   * waits: the command client answers a PublishReply (the edge's allocations
+   * per message are most of its GC).
+   */
+  private publishAndReply(id: number, params: Record<string, unknown>): void {
+    this.publishTo(params, new PublishReply(this, id));
   }
 
-  /** May throw (before anything is sent) or return a rejected promise. */
-  private publish(params: Record<string, unknown>): Promise<unknown> {
-    const channel = this.channelParam(params);
-    if (!grantsAllow(this.identity!.publish, channel)) {
-      throw new TidingsError(ErrorCodes.PERMISSION_DENIED, `may not publish to ${channel}`);
+  /** A publish checked and sent to the director; its outcome goes to `to` (refusals a microtask later). */
+  private publishTo(params: Record<string, unknown>, to: ReplyTarget): void {
+    let channel: string;
+    try {
+      channel = this.channelParam(params);
+      if (!grantsAllow(this.identity!.publish, channel)) {
+        throw new TidingsError(ErrorCodes.PERMISSION_DENIED, `may not publish to ${channel}`);
+      }
+    } catch (err) {
+      queueMicrotask(() => to.reject(err as Error)); // a microtask later, as a rejected promise's reactions run
+      return;
     }
     const identity = this.identity!;
-    if (identity.check) return identity.check('publish', channel).then(() => this.publishChecked(channel, params));
-    return this.publishChecked(channel, params);
+    if (identity.check) {
+      identity.check('publish', channel).then(
+        () => this.publishChecked(channel, params, to),
+        (err: unknown) => to.reject(err as Error),
+      );
+      return;
+    }
+    this.publishChecked(channel, params, to);
   }
 
-  private publishChecked(channel: string, params: Record<string, unknown>): Promise<unknown> {
-    if (!('data' in params)) throw new TidingsError(ErrorCodes.MISSING_FIELD, 'data is required');
-    checkValueDepth(params['data']);
-    // The sender is the token's user, never anything the client says. The data, parsed once with the
-    // client's frame, goes to the director as JSON text, which it takes as it is; its reply comes
-    // back as JSON text, handed to the client unparsed.
-    const dataJson = JSON.stringify(params['data']);
-    if (dataJson === undefined) throw new TidingsError(ErrorCodes.MISSING_FIELD, 'data must be a JSON value');
-    return this.ctx.commands.publishText(channel, dataJson, this.identity!.user, params['no_history'] === true);
+  /** A publish's outcome (PublishReply): the reply written, the in-flight count lowered. Never throws. */
+  answerPublish(id: number, ok: boolean, value: unknown): void {
+    try {
+      this.commandDone();
+      if (ok) this.reply(id, value);
+      else this.replyError(id, value);
+    } catch (err) {
+      this.failed(err);
+    }
+  }
+
+  /** A publish as a promise (run()'s form). */
+  private publish(params: Record<string, unknown>): Promise<unknown> {
+    return new Promise((resolve, reject) => this.publishTo(params, { resolve, reject }));
+  }
+
+  /** The data checked and sent to the director; its outcome goes to `to` (refusals a microtask later). */
+  private publishChecked(channel: string, params: Record<string, unknown>, to: ReplyTarget): void {
+    let dataJson: string | undefined;
+    try {
+      if (!('data' in params)) throw new TidingsError(ErrorCodes.MISSING_FIELD, 'data is required');
+      checkValueDepth(params['data']);
+      // The sender is the token's user, never anything the client says. The data, parsed once with the
+      // client's frame, goes to the director as JSON text, which it takes as it is; its reply comes
+      // back as JSON text, handed to the client unparsed.
+      dataJson = JSON.stringify(params['data']);
+      if (dataJson === undefined) throw new TidingsError(ErrorCodes.MISSING_FIELD, 'data must be a JSON value');
+    } catch (err) {
+      queueMicrotask(() => to.reject(err as Error));
+      return;
+    }
+    if (this.identity === null) {
+      queueMicrotask(() => to.reject(new TidingsError(ErrorCodes.UNAVAILABLE, 'connection closed')));
+      return;
+    }
+    this.ctx.commands.publishTextTo(channel, dataJson, this.identity.user, params['no_history'] === true, to);
   }
 
   /**
@@ -677,5 +720,21 @@ export class ClientConnection implements Listener {
       this.lastPing = now;
       this.sendShared(pingFrame);
     }
+  }
+}
+
+/** Where the command client settles a publish (no promise per message): the connection answers its client. */
+class PublishReply implements ReplyTarget {
+  constructor(
+    private readonly conn: ClientConnection,
+    private readonly id: number,
+  ) {}
+
+  resolve(value: unknown): void {
+    this.conn.answerPublish(this.id, true, value);
+  }
+
+  reject(err: Error): void {
+    this.conn.answerPublish(this.id, false, err);
   }
 }

@@ -25,18 +25,8 @@ export function textFrameAround(head: string, body: Buffer, tail: string): Buffe
   const headLen = Buffer.byteLength(head);
   const tailLen = Buffer.byteLength(tail);
   const len = headLen + body.length + tailLen;
-  const hdr = len < 126 ? 2 : len < 0x10000 ? 4 : 10;
-  const out = Buffer.allocUnsafe(hdr + len);
-  out[0] = 0x81; // FIN, text
-  if (len < 126) out[1] = len;
-  else if (len < 0x10000) {
-    out[1] = 126;
-    out.writeUInt16BE(len, 2);
-  } else {
-    out[1] = 127;
-    out.writeUInt32BE(Math.floor(len / 0x100000000), 2);
-    out.writeUInt32BE(len >>> 0, 6);
-  }
+  const out = Buffer.allocUnsafe(frameHeaderBytes(len) + len);
+  const hdr = writeTextHeader(out, len);
   let at = hdr + out.write(head, hdr, headLen, 'utf8');
   at += body.copy(out, at);
   out.write(tail, at, tailLen, 'utf8');
@@ -49,17 +39,45 @@ export function binaryFrame(payload: Uint8Array): Buffer {
   return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
 }
 
-/**
- * The JSON payload of each push frame built by SharedPush, so that the frames
- * one socket receives in one event-loop turn can be merged into a single text
- * frame, objects separated by "\n" (the protocol allows it; pushes are one
- * line each, see director/push-encoding.ts). Weak: a frame's entry goes with it.
- */
-const pushPayloads = new WeakMap<Buffer, Buffer>();
+/** Bytes of a server frame's header for a payload of `len` bytes (unmasked). */
+export function frameHeaderBytes(len: number): number {
+  return len < 126 ? 2 : len < 0x10000 ? 4 : 10;
+}
 
-/** The JSON payload of a push frame, or undefined for any other frame (replies, pings). */
-export function pushPayloadOf(frame: Buffer): Buffer | undefined {
-  return pushPayloads.get(frame);
+/** Writes an unmasked FIN text frame header for `len` payload bytes at the start of `out`; returns its size. */
+function writeTextHeader(out: Buffer, len: number): number {
+  out[0] = 0x81; // FIN, text
+  if (len < 126) {
+    out[1] = len;
+    return 2;
+  }
+  if (len < 0x10000) {
+    out[1] = 126;
+    out.writeUInt16BE(len, 2);
+    return 4;
+  }
+  out[1] = 127;
+  out.writeUInt32BE(Math.floor(len / 0x100000000), 2);
+  out.writeUInt32BE(len >>> 0, 6);
+  return 10;
+}
+
+/**
+ * One text frame of the pushes' JSON `from`..`to` (exclusive) separated by
+ * "\n" (the protocol allows it; pushes are one line each, see
+ * director/push-encoding.ts), header and payload written into one buffer:
+ * each push is copied once, however many pushes a socket gets in a turn.
+ */
+export function linesFrame(pushes: readonly SharedPush[], from: number, to: number): Buffer {
+  let len = to - from - 1;
+  for (let i = from; i < to; i++) len += pushes[i]!.json.length;
+  const out = Buffer.allocUnsafe(frameHeaderBytes(len) + len);
+  let at = writeTextHeader(out, len);
+  for (let i = from; i < to; i++) {
+    if (i > from) out[at++] = 0x0a;
+    at += pushes[i]!.json.copy(out, at);
+  }
+  return out;
 }
 
 /**
@@ -79,12 +97,14 @@ export class SharedPush {
     readonly offset = 0,
   ) {}
 
+  /** The push alone in one text frame (a socket's outbox merges pushes of a turn instead: linesFrame). */
   forJson(): Buffer {
-    if (this.jsonFrame === null) {
-      this.jsonFrame = textFrame(this.json);
-      pushPayloads.set(this.jsonFrame, this.json);
-    }
-    return this.jsonFrame;
+    return (this.jsonFrame ??= linesFrame([this], 0, 1));
+  }
+
+  /** Bytes of forJson()'s frame, without building it (what an outbox counts against its limit). */
+  get jsonFrameBytes(): number {
+    return frameHeaderBytes(this.json.length) + this.json.length;
   }
 
   /**

@@ -18,7 +18,7 @@ import { ErrorCodes, TidingsError } from '../protocol/errors.js';
 import { TopicKind, channelTopic, userBucket, userBucketTopic, parseTopic, edgeTopic, ALL_TOPIC } from '../cluster/topics.js';
 import { DownKind, decodeHeader } from '../cluster/wire.js';
 import { TICK_OP, tickOf, type MissedPosition, type Tick } from '../cluster/ticks.js';
-import { decodeMessageBatch, pipeSlots } from '../cluster/batch.js';
+import { checkMessageBatch, eachInMessageBatch, pipeSlots } from '../cluster/batch.js';
 import type { CommandClient } from '../zmq/command-client.js';
 import type { LoopGuard } from '../runtime/loop-guard.js';
 import { connectSecured, type ClientLink } from '../zmq/security.js';
@@ -476,14 +476,15 @@ export class Hub {
       }
       case DownKind.MessageBatch: {
         // Several consecutive messages of one channel: each checked and delivered as if it had come alone.
-        const batch = decodeMessageBatch(body);
+        const count = checkMessageBatch(body);
         const t = parseTopic(topicBuf);
-        if (!batch || !t || t.kind !== TopicKind.Channel) return;
-        this.receivedMessages += batch.length;
-        this.opts.onChannelMessage?.(batch.length);
+        if (count === 0 || !t || t.kind !== TopicKind.Channel) return;
+        this.receivedMessages += count;
+        this.opts.onChannelMessage?.(count);
         const entry = this.channels.get(t.name);
         if (!entry || !entry.live) return;
-        for (const m of batch) this.channelMessage(entry, m.offset, header.epoch, m.push);
+        const epoch = header.epoch;
+        eachInMessageBatch(body, (offset, push) => this.channelMessage(entry, offset, epoch, push));
         return;
       }
       case DownKind.ChannelEvent: {

@@ -13,7 +13,18 @@
  */
 import type { Socket } from 'node:net';
 import { CloseCodes, type CloseSpec } from '../protocol/errors.js';
-import { pushPayloadOf, textFrame } from './frames.js';
+import { linesFrame, SharedPush } from './frames.js';
+
+/**
+ * What an outbox queues: a frame, or a push (JSON clients) whose frame is
+ * only built at the flush, merged with the pushes around it.
+ */
+export type Queued = Buffer | SharedPush;
+
+/** Bytes a queued item stands for: its frame's, or the push's frame were it sent alone (a merged one takes less). */
+function queuedBytes(q: Queued): number {
+  return q instanceof SharedPush ? q.jsonFrameBytes : q.length;
+}
 
 /**
  * How long a closing connection waits for the client's close frame before the
@@ -42,7 +53,6 @@ const MAX_MERGED_PAYLOAD = 256 * 1024;
  * twice this, not the whole send buffer.
  */
 const MAX_WRITE = 256 * 1024;
-const NEWLINE = Buffer.from('\n');
 /** Longest wait between flushes under load, whatever the last flush took. */
 const MAX_GAP_MS = 50;
 /**
@@ -54,7 +64,7 @@ const BEHIND_MESSAGES = 4;
 
 export class Outbox {
   /** Reused from turn to turn; the scheduler copies it when it keeps it. */
-  private readonly frames: Buffer[] = [];
+  private readonly frames: Queued[] = [];
   private bytes = 0;
   private scheduled = false;
   /** Waiting for the socket's 'drain' before writing more. */
@@ -73,14 +83,16 @@ export class Outbox {
     return this.bytes + this.socket.writableLength;
   }
 
-  push(frame: Buffer): void {
+  /** Queue a frame, or a push for a JSON client (its frame built at the flush, merged with its neighbours). */
+  push(item: Queued): void {
     if (this.closed) return;
-    if (this.bytes + this.socket.writableLength + frame.length > this.limit) {
+    const size = queuedBytes(item);
+    if (this.bytes + this.socket.writableLength + size > this.limit) {
       this.owner.onOverflow();
       return;
     }
-    this.frames.push(frame);
-    this.bytes += frame.length;
+    this.frames.push(item);
+    this.bytes += size;
     if (!this.scheduled) {
       this.scheduled = true;
       this.scheduler.schedule(this);
@@ -101,7 +113,7 @@ export class Outbox {
       return;
     }
     if (this.bytes <= MAX_WRITE) {
-      const out = frames.length === 1 ? frames[0]! : this.scheduler.joined(frames);
+      const out = frames.length === 1 ? frameOf(frames[0]!) : this.scheduler.joined(frames);
       frames.length = 0;
       this.bytes = 0;
       this.scheduler.sentBytes += out.length;
@@ -111,11 +123,12 @@ export class Outbox {
     // A backlog: write its first MAX_WRITE bytes (whole frames, at least one), the rest after 'drain'.
     let n = 0;
     let size = 0;
-    while (n < frames.length && (n === 0 || size + frames[n]!.length <= MAX_WRITE)) size += frames[n++]!.length;
+    while (n < frames.length && (n === 0 || size + queuedBytes(frames[n]!) <= MAX_WRITE)) size += queuedBytes(frames[n++]!);
     const batch = frames.splice(0, n);
     this.bytes -= size;
-    this.scheduler.sentBytes += size;
-    this.socket.write(batch.length === 1 ? batch[0]! : joinFrames(batch));
+    const out = batch.length === 1 ? frameOf(batch[0]!) : joinFrames(batch);
+    this.scheduler.sentBytes += out.length;
+    this.socket.write(out);
     if (this.socket.writableLength >= MAX_WRITE) this.waitDrain();
     else this.reschedule();
   }
@@ -124,8 +137,9 @@ export class Outbox {
   flushAll(): void {
     const frames = this.frames;
     if (frames.length > 0 && !this.closed && !this.socket.destroyed) {
-      this.scheduler.sentBytes += this.bytes;
-      this.socket.write(frames.length === 1 ? frames[0]! : joinFrames(frames));
+      const out = frames.length === 1 ? frameOf(frames[0]!) : joinFrames(frames);
+      this.scheduler.sentBytes += out.length;
+      this.socket.write(out);
     }
     frames.length = 0;
     this.bytes = 0;
@@ -191,7 +205,7 @@ export class Outbox {
 }
 
 interface Joined {
-  frames: Buffer[];
+  frames: Queued[];
   out: Buffer;
 }
 
@@ -230,7 +244,7 @@ export class FlushScheduler {
     private readonly now: () => number = () => performance.now(),
   ) {}
   /** Joined buffers of this turn, by first frame; dropped at the end of the turn. */
-  private readonly cache = new Map<Buffer, Joined[]>();
+  private readonly cache = new Map<Queued, Joined[]>();
 
   /** Counts channel messages received from the cluster (whatever they fan out to). */
   noteMessage(count = 1): void {
@@ -255,7 +269,7 @@ export class FlushScheduler {
   }
 
   /** The frames as one buffer, shared with every other socket that has the same frames this turn. */
-  joined(frames: readonly Buffer[]): Buffer {
+  joined(frames: readonly Queued[]): Buffer {
     if (!this.running) return joinFrames(frames);
     const first = frames[0]!;
     const candidates = this.cache.get(first);
@@ -287,42 +301,37 @@ export class FlushScheduler {
   };
 }
 
-function sameFrames(a: readonly Buffer[], b: readonly Buffer[]): boolean {
+function sameFrames(a: readonly Queued[], b: readonly Queued[]): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
 }
 
-/** One buffer: runs of push frames merged into single "\n"-separated text frames, other frames kept as they are. */
-function joinFrames(frames: readonly Buffer[]): Buffer {
+/** The frame of one queued item: a push alone is its own frame, built once and shared by its sockets. */
+function frameOf(q: Queued): Buffer {
+  return q instanceof SharedPush ? q.forJson() : q;
+}
+
+/** One buffer: runs of pushes merged into single "\n"-separated text frames, frames kept as they are. */
+function joinFrames(items: readonly Queued[]): Buffer {
   const parts: Buffer[] = [];
-  let run: Buffer[] = [];
+  const run: SharedPush[] = [];
   let runBytes = 0;
-  let runFirstFrame: Buffer | null = null;
   const endRun = (): void => {
-    if (run.length === 1) parts.push(runFirstFrame!);
-    else if (run.length > 1) {
-      const joined: Buffer[] = [];
-      for (let i = 0; i < run.length; i++) {
-        if (i > 0) joined.push(NEWLINE);
-        joined.push(run[i]!);
-      }
-      parts.push(textFrame(Buffer.concat(joined, runBytes + run.length - 1)));
-    }
-    run = [];
+    if (run.length === 1) parts.push(run[0]!.forJson());
+    else if (run.length > 1) parts.push(linesFrame(run, 0, run.length));
+    run.length = 0;
     runBytes = 0;
   };
-  for (const f of frames) {
-    const payload = pushPayloadOf(f);
-    if (payload === undefined) {
+  for (const q of items) {
+    if (!(q instanceof SharedPush)) {
       endRun();
-      parts.push(f);
+      parts.push(q);
       continue;
     }
-    if (runBytes + payload.length + 1 > MAX_MERGED_PAYLOAD && run.length > 0) endRun();
-    if (run.length === 0) runFirstFrame = f;
-    run.push(payload);
-    runBytes += payload.length;
+    if (runBytes + q.json.length + 1 > MAX_MERGED_PAYLOAD && run.length > 0) endRun();
+    run.push(q);
+    runBytes += q.json.length + 1;
   }
   endRun();
   return parts.length === 1 ? parts[0]! : Buffer.concat(parts);

@@ -23,11 +23,20 @@ import { EndOfTurn } from '../runtime/end-of-turn.js';
 import { isLinkLost } from '../cluster/link-lost.js';
 import { MAX_BATCH_BYTES, MAX_BATCH_ENTRIES, PUBLISH_TEXT_METHOD, decodeReplyBatch, encodeCommandBatch, encodePublishEntry, isBatchFrames, type CommandEntry } from '../cluster/batch.js';
 
+/**
+ * Who a request's outcome goes to: a promise's resolve and reject, or the
+ * caller's own object (publishTextTo: an edge answers a publish without a
+ * promise and its reactions per message).
+ */
+export interface ReplyTarget {
+  resolve(value: unknown): void;
+  reject(err: Error): void;
+}
+
 interface Pending {
   readonly id: number;
   readonly method: string;
-  resolve: (value: unknown) => void;
-  reject: (err: Error) => void;
+  readonly target: ReplyTarget;
   /** When it times out (performance.now(), a monotonic clock), and after how long. */
   readonly deadline: number;
   readonly timeoutMs: number;
@@ -194,15 +203,32 @@ export class CommandClient {
    * text, which the caller may hand on without parsing it.
    */
   publishText(channel: string, dataJson: string, sender: string | null, noHistory: boolean): Promise<RawJson> {
+    return new Promise((resolve, reject) => this.publishTextTo(channel, dataJson, sender, noHistory, { resolve: resolve as (v: unknown) => void, reject }));
+  }
+
+  /**
+   * publishText answering `target` (its resolve gets the RawJson): a
+   * refusal before sending reaches it a microtask later, as a rejected
+   * promise's would.
+   */
+  publishTextTo(channel: string, dataJson: string, sender: string | null, noHistory: boolean, target: ReplyTarget): void {
     let body: Buffer;
     try {
       body = encodePublishEntry({ target: 'channel', name: channel, data: dataJson, sender, noHistory });
     } catch (err) {
-      return Promise.reject(new TidingsError(ErrorCodes.BAD_REQUEST, (err as Error).message));
+      const refusal = new TidingsError(ErrorCodes.BAD_REQUEST, (err as Error).message);
+      queueMicrotask(() => target.reject(refusal));
+      return;
     }
     const timeoutMs = this.opts.timeoutMs;
-    if (this.peer === 'up') return this.sendEncoded(PUBLISH_TEXT_METHOD, body, timeoutMs, 'raw');
-    return this.reachable(timeoutMs).then(() => this.sendEncoded<RawJson>(PUBLISH_TEXT_METHOD, body, timeoutMs, 'raw'));
+    if (this.peer === 'up') {
+      this.startRequest(PUBLISH_TEXT_METHOD, body, timeoutMs, 'raw', target);
+      return;
+    }
+    this.reachable(timeoutMs).then(
+      () => this.startRequest(PUBLISH_TEXT_METHOD, body, timeoutMs, 'raw', target),
+      (err: Error) => target.reject(err),
+    );
   }
 
   /** As request, for replies that carry raw frames after their body. */
@@ -241,23 +267,30 @@ export class CommandClient {
 
   /** Send a command whose body is encoded already (JSON, or publish_text's binary entry). */
   private sendEncoded<T>(method: string, json: Buffer, timeoutMs: number, mode: ReplyMode): Promise<T> {
-    if (!this.queue) return Promise.reject(new TidingsError(ErrorCodes.UNAVAILABLE, 'command client stopped'));
-    if (this.pending.size >= this.opts.maxInFlight) {
-      return Promise.reject(new TidingsError(ErrorCodes.LIMIT_EXCEEDED, 'too many commands in flight'));
-    }
+    return new Promise<T>((resolve, reject) => this.startRequest(method, json, timeoutMs, mode, { resolve: resolve as (v: unknown) => void, reject }));
+  }
+
+  /** Send a request whose outcome goes to `target`; one refused before sending reaches it a microtask later. */
+  private startRequest(method: string, json: Buffer, timeoutMs: number, mode: ReplyMode, target: ReplyTarget): void {
+    let refusal: TidingsError | null = null;
+    if (!this.queue) refusal = new TidingsError(ErrorCodes.UNAVAILABLE, 'command client stopped');
+    else if (this.pending.size >= this.opts.maxInFlight) refusal = new TidingsError(ErrorCodes.LIMIT_EXCEEDED, 'too many commands in flight');
     // The command address drops a peer that sends more than its limit: refuse such a request here.
-    if (json.length > this.opts.link.maxMessageSize) {
-      return Promise.reject(new TidingsError(ErrorCodes.PAYLOAD_TOO_LARGE, `${method} request of ${json.length} bytes > the command link limit ${this.opts.link.maxMessageSize}`));
+    else if (json.length > this.opts.link.maxMessageSize) {
+      refusal = new TidingsError(ErrorCodes.PAYLOAD_TOO_LARGE, `${method} request of ${json.length} bytes > the command link limit ${this.opts.link.maxMessageSize}`);
+    }
+    if (refusal) {
+      const r = refusal;
+      queueMicrotask(() => target.reject(r));
+      return;
     }
     const id = this.nextId++;
     if (this.nextId > 0x7fffffff) this.nextId = 1;
-    return new Promise<T>((resolve, reject) => {
-      const p: Pending = { id, method, resolve: resolve as (v: unknown) => void, reject, deadline: performance.now() + timeoutMs, timeoutMs, mode };
-      this.pending.set(id, p);
-      if (timeoutMs === this.opts.timeoutMs) this.trackDeadline(p);
-      else this.ownTimers.set(id, setTimeout(() => this.expire(p), timeoutMs));
-      this.enqueue({ id, method, body: json });
-    });
+    const p: Pending = { id, method, target, deadline: performance.now() + timeoutMs, timeoutMs, mode };
+    this.pending.set(id, p);
+    if (timeoutMs === this.opts.timeoutMs) this.trackDeadline(p);
+    else this.ownTimers.set(id, setTimeout(() => this.expire(p), timeoutMs));
+    this.enqueue({ id, method, body: json });
   }
 
   /** A request with the client's timeout: its deadline is the latest so far, so it goes at the back. */
@@ -306,7 +339,7 @@ export class CommandClient {
     if (this.pending.get(p.id) !== p) return;
     this.pending.delete(p.id);
     this.ownTimers.delete(p.id);
-    p.reject(new TidingsError(ErrorCodes.TIMEOUT, `director did not answer ${p.method} within ${p.timeoutMs} ms`));
+    p.target.reject(new TidingsError(ErrorCodes.TIMEOUT, `director did not answer ${p.method} within ${p.timeoutMs} ms`));
   }
 
   /**
@@ -376,27 +409,27 @@ export class CommandClient {
       clearTimeout(this.ownTimers.get(id));
       this.ownTimers.delete(id);
     }
-    if (failure) return p.reject(failure);
+    if (failure) return p.target.reject(failure);
     if (ok && p.mode === 'raw') {
       this.setDoubt(false, '');
-      return p.resolve(new RawJson(body!));
+      return p.target.resolve(new RawJson(body!));
     }
     let parsed: unknown;
     try {
       parsed = JSON.parse(body!.toString('utf8'));
     } catch {
-      p.reject(new TidingsError(ErrorCodes.INTERNAL, 'unparsable reply from director'));
+      p.target.reject(new TidingsError(ErrorCodes.INTERNAL, 'unparsable reply from director'));
       return;
     }
     if (ok) {
       this.setDoubt(false, '');
-      return p.resolve(p.mode === 'framed' ? { result: parsed, frames } : parsed);
+      return p.target.resolve(p.mode === 'framed' ? { result: parsed, frames } : parsed);
     }
     const err = this.errorOf(parsed);
     const spec = err.spec;
     // A forwarder answers 113 for a director it cannot reach; any other answer comes from the director.
     this.setDoubt(spec === ErrorCodes.UNAVAILABLE, err.message);
-    p.reject(err);
+    p.target.reject(err);
   }
 
   /** A TidingsError from an error reply's body (JSON text or parsed). */
@@ -444,7 +477,7 @@ export class CommandClient {
     this.ownTimers.clear();
     const stopped = [...this.pending.values()];
     this.pending.clear();
-    for (const p of stopped) p.reject(new TidingsError(ErrorCodes.UNAVAILABLE, 'command client stopped'));
+    for (const p of stopped) p.target.reject(new TidingsError(ErrorCodes.UNAVAILABLE, 'command client stopped'));
     if (socket) socket.close();
     await this.receiving?.catch(() => undefined);
   }

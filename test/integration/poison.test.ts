@@ -19,6 +19,7 @@ import { sign } from '../../src/compat/signer.js';
 import { ErrorCodes, type TidingsError } from '../../src/protocol/errors.js';
 import { Publisher } from '../../src/publisher/publisher.js';
 import { PUBLISH_MARKER } from '../../src/cluster/wire.js';
+import { PUBLISH_TEXT_METHOD, encodePublishBatch, encodePublishEntry } from '../../src/cluster/batch.js';
 import { encode } from '@msgpack/msgpack';
 
 const pack = (v: unknown): Uint8Array => encode(v);
@@ -100,7 +101,7 @@ function assertTooDeep(r: { status: number; body: any }, what: string): void {
 async function command(method: string, body: unknown): Promise<{ status: string; body: any }> {
   const id = Buffer.alloc(4);
   id.writeUInt32BE(Math.floor(Math.random() * 1e9));
-  await dealer.send([id, method, typeof body === 'string' ? body : JSON.stringify(body)]);
+  await dealer.send([id, method, typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body)]);
   for (;;) {
     const [rid, status, reply] = await dealer.receive();
     if (rid!.equals(id)) return { status: status!.toString(), body: JSON.parse(reply!.toString()) };
@@ -215,6 +216,30 @@ test('ZeroMQ publisher address: data that is not JSON is refused with invalid_js
   await zmqPub.send([PUBLISH_MARKER, 'channel', CHANNEL, JSON.stringify({ n: 'after-not-json' })]);
   await arrivesEverywhere('after-not-json');
   assert.equal((await notJson()) - before, texts.length, 'each refusal counted with invalid_json');
+});
+
+test('ZeroMQ publisher address, batched: an entry over max_message_size is refused with payload_too_large and counted; the rest of its batch arrives', async () => {
+  const tooLarge = () => metric(node.http, 'tidings_director_rejected_total', { code: String(ErrorCodes.PAYLOAD_TOO_LARGE.code), door: 'publisher' });
+  const before = await tooLarge();
+  // 70 000 bytes of data: past the default max_message_size (65 536), within what the link takes (twice that).
+  const big = JSON.stringify({ n: 'x'.repeat(70_000) });
+  const after = JSON.stringify({ n: 'after-too-large' });
+  await zmqPub.send(encodePublishBatch([
+    { target: 'channel', name: CHANNEL, data: big, sender: null, noHistory: false },
+    { target: 'channel', name: CHANNEL, data: after, sender: null, noHistory: false },
+  ]));
+  await arrivesEverywhere('after-too-large');
+  assert.equal((await tooLarge()) - before, 1, 'the large entry refused and counted');
+  assert.ok(!json.pushes.some((m) => JSON.stringify(m).length > 65_536), 'the large entry reached no one');
+});
+
+test('command address, publish_text (an edge\'s publish): a channel name that breaks the rules is refused after valid ones', async () => {
+  const entry = (name: string) => encodePublishEntry({ target: 'channel', name, data: '{"n":"text"}', sender: null, noHistory: false });
+  const good = await command(PUBLISH_TEXT_METHOD, entry(CHANNEL));
+  assert.equal(good.status, 'ok', JSON.stringify(good.body));
+  const bad = await command(PUBLISH_TEXT_METHOD, entry('has space'));
+  assert.equal(bad.status, 'error');
+  assert.equal(bad.body.code, ErrorCodes.INVALID_CHANNEL.code, JSON.stringify(bad.body));
 });
 
 test('command address (acknowledged publish, as Publisher.publishAcked and any backend send it): error 126', async () => {

@@ -11,6 +11,7 @@ import {
   decodeCommandBatch,
   decodeMessageBatch,
   decodePublishEntries,
+  publishEntryBytes,
   decodeReplyBatch,
   encodeCommandBatch,
   encodeMessageBatch,
@@ -65,9 +66,11 @@ test('publish entries round-trip every field and refuse malformed bodies', () =>
   const frames = encodePublishBatch(list);
   assert.ok(isPublishBatch(frames));
   assert.equal(frames[0]!.toString(), PUBLISH_BATCH_MARKER);
-  assert.deepEqual(decodePublishEntries(frames[1]!), list);
+  // Each decoded entry carries its size on the wire: what publishEntryBytes measures of it (the director's size limit).
+  const sized = list.map((p) => ({ ...p, bytes: publishEntryBytes(p) }));
+  assert.deepEqual(decodePublishEntries(frames[1]!), sized);
   assert.equal(messagesIn('up', frames), 3);
-  assert.deepEqual(decodePublishEntries(encodePublishEntry(list[0]!), true), [list[0]]);
+  assert.deepEqual(decodePublishEntries(encodePublishEntry(list[0]!), true), [sized[0]]);
   // An entry written alone has the bytes it has in a batch.
   assert.deepEqual(Buffer.concat(list.map((p) => encodePublishEntry(p))), frames[1]);
   assert.throws(() => encodePublishEntry({ ...list[0]!, name: 'é'.repeat(40_000) }), /longer than 65535/);

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { createServer, connect, type Socket } from 'node:net';
 import { EventEmitter } from 'node:events';
 import { Outbox, FlushScheduler } from '../../src/edge/outbox.js';
-import { SharedPush, textFrame, textFrameAround } from '../../src/edge/frames.js';
+import { SharedPush, linesFrame, textFrame, textFrameAround } from '../../src/edge/frames.js';
 
 /** A connected pair: the server side (written by the Outbox) and the client side (read by the test). */
 async function socketPair(): Promise<{ server: Socket; client: Socket; close(): void }> {
@@ -83,13 +83,13 @@ test('pushes of one turn reach each socket in order, merged into one text frame;
     const pushes = [1, 2, 3, 4].map((n) => new SharedPush(Buffer.from(`{"type":"message","channel":"c","offset":${n}}`), 'c', n));
     const reply = textFrame(Buffer.from('{"id":7,"result":{}}'));
     for (const p of pushes.slice(0, 2)) {
-      boxA.push(p.forJson());
-      boxB.push(p.forJson());
+      boxA.push(p);
+      boxB.push(p);
     }
     boxB.push(reply);
     for (const p of pushes.slice(2)) {
-      boxA.push(p.forJson());
-      boxB.push(p.forJson());
+      boxA.push(p);
+      boxB.push(p);
     }
     const payloads = pushes.reduce((n, p) => n + p.json.length, 0);
     // A: one frame (2-byte header), 3 newlines. B: three frames, 2 newlines, and the reply frame.
@@ -216,5 +216,28 @@ test('textFrameAround writes the frame textFrame makes of head + body + tail, at
     for (const [head, tail] of [['{"id":7,"result":', '}'], ['é', ''], ['', 'ü']] as const) {
       assert.deepEqual(textFrameAround(head, body, tail), textFrame(Buffer.concat([Buffer.from(head), body, Buffer.from(tail)])), `${n} bytes around ${head}`);
     }
+  }
+});
+
+test('linesFrame writes the frame textFrame makes of the pushes joined by "\\n"; a push alone is its own frame; an outbox counts a push as its frame', async () => {
+  for (const n of [0, 1, 60, 61, 62, 125, 126, 200, 32_767, 32_768, 65_535, 65_536, 70_000]) {
+    const pushes = [Buffer.from('{"a":"' + 'x'.repeat(n) + '"}'), Buffer.from('{"b":1}'), Buffer.from('{"é":"ü"}')].map((j) => new SharedPush(j, 'c', 1));
+    for (const [from, to] of [[0, 1], [0, 2], [0, 3], [1, 3]] as const) {
+      const lines = Buffer.concat(pushes.slice(from, to).flatMap((p, i) => (i > 0 ? [Buffer.from('\n'), p.json] : [p.json])));
+      assert.deepEqual(linesFrame(pushes, from, to), textFrame(lines), `${n} bytes, pushes ${from}..${to}`);
+    }
+    assert.deepEqual(pushes[0]!.forJson(), textFrame(pushes[0]!.json));
+    assert.equal(pushes[0]!.jsonFrameBytes, pushes[0]!.forJson().length);
+  }
+  const a = await socketPair();
+  try {
+    const box = new Outbox(a.server, 1 << 20, noOverflow, new FlushScheduler());
+    const push = new SharedPush(Buffer.alloc(300, 0x61), 'c', 1);
+    box.push(push);
+    assert.equal(box.pending, push.forJson().length, 'a queued push counts as its frame');
+    const raw = await collect(a.client, push.forJson().length);
+    assert.deepEqual(raw, push.forJson(), 'a push alone in its turn leaves as its own frame');
+  } finally {
+    a.close();
   }
 });
