@@ -28,6 +28,7 @@ import { loadavg } from 'node:os';
 import { pino } from 'pino';
 import { Subscriber } from 'zeromq';
 import { Publisher } from '../src/publisher/publisher.js';
+import { mainNodeArgs } from './lib/servers.js';
 import { CommandClient } from '../src/zmq/command-client.js';
 import { messagesInDownFrames } from '../src/cluster/batch.js';
 import { sample, cpuBetween } from './lib/proc-stats.js';
@@ -64,7 +65,7 @@ interface Run {
 async function once(path: Path, channels: number): Promise<Run> {
   const [port, sub, pub, cmd] = [await freePort(), await freePort(), await freePort(), await freePort()];
   const address = { sub: `tcp://127.0.0.1:${sub}`, pub: `tcp://127.0.0.1:${pub}`, cmd: `tcp://127.0.0.1:${cmd}` };
-  const director = spawn(process.execPath, [...(process.env['CEILING_NODE_ARGS'] ?? '').split(' ').filter(Boolean), CLI, 'serve'], {
+  const director = spawn(process.execPath, [...mainNodeArgs(), ...(process.env['CEILING_NODE_ARGS'] ?? '').split(' ').filter(Boolean), CLI, 'serve'], {
     env: {
       PATH: process.env['PATH'] ?? '',
       TIDINGS_EDGE_ENABLED: 'false',

@@ -3,6 +3,7 @@
  * stops them by PID: Tidings (single node or director + forwarder nodes, from
  * dist/src/cli/main.js) and the peers (bench/peers, nats-server).
  */
+import { MAIN_PROCESS_NODE_ARGS } from '../../src/node/main-process.js';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
@@ -140,8 +141,17 @@ function passedThrough(): Record<string, string> {
   return out;
 }
 
+/**
+ * Node's flags for a Tidings node's main process: as the image and `npm start` launch it
+ * (src/node/main-process.ts), or TIDINGS_BENCH_MAIN_NODE_ARGS ("" for V8's defaults) to compare.
+ */
+export function mainNodeArgs(): string[] {
+  const own = process.env['TIDINGS_BENCH_MAIN_NODE_ARGS'];
+  return own === undefined ? [...MAIN_PROCESS_NODE_ARGS] : own.split(' ').filter((a) => a !== '');
+}
+
 function tidingsNode(name: string, env: Record<string, string>, execArgv: string[]): Proc {
-  const child = spawn(process.execPath, [...execArgv, CLI, 'serve'], {
+  const child = spawn(process.execPath, [...mainNodeArgs(), ...execArgv, CLI, 'serve'], {
     env: { PATH: process.env['PATH'] ?? '', ...passedThrough(), TIDINGS_LOG_LEVEL: 'info', TIDINGS_ALLOW_ANONYMOUS: 'true', TIDINGS_TOKEN_SECRET: BENCH_TOKEN_SECRET, TIDINGS_HISTORY_SIZE: BENCH_HISTORY_SIZE, ...BENCH_LIMITS, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -133,7 +133,9 @@ export class TidingsNode {
 
   private async startWorkers(): Promise<void> {
     const semiSpace = this.opts.config.worker_semi_space_mb;
-    const execArgv = semiSpace > 0 ? [...process.execArgv, `--max-semi-space-size=${semiSpace}`] : process.execArgv;
+    // The main process' own young-generation cap (main-process.ts) is not the workers': theirs, or V8's default.
+    const inherited = process.execArgv.filter((a) => !a.startsWith('--max-semi-space-size'));
+    const execArgv = semiSpace > 0 ? [...inherited, `--max-semi-space-size=${semiSpace}`] : inherited;
     // One edge process: nothing to balance, so it accepts its connections itself. Round-robin
     // (node's default on Linux) would accept each in this process and pass it over IPC, which
     // cost ~15 % of a connect's CPU and grew this process' young generation under a connect storm.
