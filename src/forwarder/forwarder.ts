@@ -229,7 +229,10 @@ export class Forwarder {
       if (callers.length > 0) this.log.info({ callers: callers.length }, 'director link dropped: callers told their requests in flight are lost');
     };
     this.heldFlush = (msgs) => {
-      for (const m of msgs) if (!commands.push(m)) refuse(m);
+      for (const m of msgs) {
+        if (!commands.push(m)) refuse(m);
+        else this.callers.passed(m);
+      }
     };
     this.log.info(
       {
