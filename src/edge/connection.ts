@@ -405,7 +405,7 @@ export class ClientConnection implements Listener {
     }
     this.inFlight++;
     if (method === 'publish') {
-      this.publishAndReply(id, params as Record<string, unknown>);
+      this.publishTo(params as Record<string, unknown>, new PublishReply(this, id));
       return;
     }
     const running = this.run(id, method as Method, params as Record<string, unknown>);
@@ -429,6 +429,7 @@ export class ClientConnection implements Listener {
       .catch((err) => this.failed(err));
   }
 
+  /** Every command but publish (answered by publishTo without run()'s promise). */
   private async run(id: number, method: Method, params: Record<string, unknown>): Promise<unknown> {
     switch (method) {
       case 'connect':
@@ -437,8 +438,6 @@ export class ClientConnection implements Listener {
         return this.subscribe(id, params);
       case 'unsubscribe':
         return this.unsubscribe(params);
-      case 'publish':
-        return this.publish(params);
       case 'history':
         return this.history(id, params);
       case 'ping':
@@ -572,16 +571,12 @@ export class ClientConnection implements Listener {
   }
 
   /**
-   * A publish, the busiest command, answered as run()'s commands are but
-   * without its async frames, and without promises when no identity check
-   * waits: the command client answers a PublishReply (the edge's allocations
-   * per message are most of its GC).
+   * A publish, the busiest command, checked and sent to the director; its
+   * outcome goes to `to` (refusals a microtask later). Answered as run()'s
+   * commands are but without its async frames, and without promises when no
+   * identity check waits: the command client answers a PublishReply (the
+   * edge's allocations per message are most of its GC).
    */
-  private publishAndReply(id: number, params: Record<string, unknown>): void {
-    this.publishTo(params, new PublishReply(this, id));
-  }
-
-  /** A publish checked and sent to the director; its outcome goes to `to` (refusals a microtask later). */
   private publishTo(params: Record<string, unknown>, to: ReplyTarget): void {
     let channel: string;
     try {
@@ -613,11 +608,6 @@ export class ClientConnection implements Listener {
     } catch (err) {
       this.failed(err);
     }
-  }
-
-  /** A publish as a promise (run()'s form). */
-  private publish(params: Record<string, unknown>): Promise<unknown> {
-    return new Promise((resolve, reject) => this.publishTo(params, { resolve, reject }));
   }
 
   /** The data checked and sent to the director; its outcome goes to `to` (refusals a microtask later). */

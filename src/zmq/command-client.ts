@@ -433,7 +433,7 @@ export class CommandClient {
   }
 
   /** A TidingsError from an error reply's body (JSON text or parsed). */
-  private errorOf(body: Buffer | unknown): TidingsError {
+  private errorOf(body: unknown): TidingsError {
     let e: { code?: unknown; message?: unknown } = {};
     try {
       e = (Buffer.isBuffer(body) ? JSON.parse(body.toString('utf8')) : body) ?? {};
