@@ -27,6 +27,12 @@ export const ENTRY_OVERHEAD = 300;
 
 const EMPTY = Buffer.alloc(0);
 
+/** A push written straight into history memory (push-encoding.ts MessagePushBytes). */
+export interface PushWriter {
+  readonly size: number;
+  writeTo(out: Uint8Array, at: number): void;
+}
+
 export interface HistoryEntry {
   readonly offset: number;
   readonly time: number;
@@ -201,13 +207,31 @@ export class ChannelHistory {
       this.trim(time);
       return Buffer.from(text);
     }
-    const push = this.place(text, size);
+    const push = this.place(size);
+    push.write(text, 0, size, 'utf8');
     this.keep({ offset, time, push, cost, owner: this });
     return push;
   }
 
-  /** `text` (of `size` bytes) written into the current slab, a new one, or a buffer of its own. */
-  private place(text: string, size: number): Buffer {
+  /** store() for a push written as bytes (push-encoding.ts MessagePushBytes, placed at `offset`): no text made. */
+  storeBytes(offset: number, time: number, writer: PushWriter): Buffer {
+    const { maxCount, maxBytes } = this.limits;
+    const size = writer.size;
+    const cost = size + ENTRY_OVERHEAD;
+    if (maxCount <= 0 || cost > maxBytes) {
+      this.trim(time);
+      const alone = Buffer.allocUnsafe(size);
+      writer.writeTo(alone, 0);
+      return alone;
+    }
+    const push = this.place(size);
+    writer.writeTo(push, 0);
+    this.keep({ offset, time, push, cost, owner: this });
+    return push;
+  }
+
+  /** Room for a push of `size` bytes: in the current slab, a new one, or a buffer of its own. */
+  private place(size: number): Buffer {
     let slab = this.slab;
     // An entry too large for the current slab's share gets its own buffer and leaves the slab to smaller ones.
     const fitsShare = slab !== null && size * SLAB_ENTRY_SHARE <= slab.length;
@@ -224,13 +248,8 @@ export class ChannelHistory {
     } else if (!fitsShare) {
       slab = null;
     }
-    if (slab === null) {
-      const alone = Buffer.allocUnsafeSlow(size);
-      alone.write(text, 0, size, 'utf8');
-      return alone;
-    }
+    if (slab === null) return Buffer.allocUnsafeSlow(size);
     const at = this.slabUsed;
-    slab.write(text, at, size, 'utf8');
     this.slabUsed = at + size;
     return slab.subarray(at, at + size);
   }
