@@ -138,12 +138,9 @@ export class MessagePushBytes {
     const data = this.data;
     const start = this.dataStart;
     const end = this.dataEnd;
-    if (end - start < 64) {
-      for (let i = start; i < end; i++) out[at++] = data[i]!;
-    } else {
-      out.set(data.subarray(start, end), at);
-      at += end - start;
-    }
+    // A plain view (a Buffer's subarray costs more to make), copied natively.
+    out.set(new Uint8Array(data.buffer, data.byteOffset + start, end - start), at);
+    at += end - start;
     if (this.lineBreak) {
       for (let k = at - (end - start); k < at; k++) if (out[k] === 0x0a || out[k] === 0x0d) out[k] = 0x20;
     }
