@@ -84,7 +84,14 @@ export interface BatchEntry {
   push: Buffer;
 }
 
-const DOWN_ENTRY_HEAD = 12;
+/** Bytes before each push in a message batch: [offset float64 BE][length uint32 BE]. */
+export const DOWN_ENTRY_HEAD = 12;
+
+/** Write a message batch entry's head at `at` (its push follows). */
+export function writeDownEntryHead(out: Buffer, at: number, offset: number, length: number): void {
+  out.writeDoubleBE(offset, at);
+  out.writeUInt32BE(length, at + 8);
+}
 
 export function downEntryBytes(push: Buffer): number {
   return DOWN_ENTRY_HEAD + push.length;
@@ -97,8 +104,7 @@ export function encodeMessageBatch(offsets: readonly number[], pushes: readonly 
   let at = 0;
   for (let i = 0; i < pushes.length; i++) {
     const p = pushes[i]!;
-    out.writeDoubleBE(offsets[i]!, at);
-    out.writeUInt32BE(p.length, at + 8);
+    writeDownEntryHead(out, at, offsets[i]!, p.length);
     out.set(p, at + DOWN_ENTRY_HEAD); // TypedArray#set: Buffer#copy's argument handling costs more than the copy
     at += DOWN_ENTRY_HEAD + p.length;
   }

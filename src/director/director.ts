@@ -128,6 +128,9 @@ export class Director {
    */
   private carriedChecked: string | null = null;
   private nativeChecked: string | null = null;
+  /** The last channel sent a message, and its topic (a run of one channel's messages makes it once). */
+  private topicChannel: string | null = null;
+  private topic: Buffer = Buffer.alloc(0);
   /** Writes the pushes of the byte path (publishBytes), keeping the pieces a run of one channel's publishes shares. */
   private readonly pushBytes = new MessagePushBytes();
   private inFlightWaiters: Array<() => void> = [];
@@ -414,8 +417,8 @@ export class Director {
   }
 
   /** A sequenced message goes down (batched) and to the push observers. */
-  private queueSent(channel: string, offset: number, epoch: string, push: Buffer): void {
-    this.sendMessage(channel, offset, epoch, push);
+  private queueSent(channel: string, offset: number, epoch: string, push: Buffer, framed = false): void {
+    this.sendMessage(channel, offset, epoch, push, framed);
     this.publishedChannel++;
     for (const o of this.pushObservers) o('channel', channel, push, null);
   }
@@ -501,10 +504,14 @@ export class Director {
   }
 
   /** A sequenced channel message, batched with the channel's others of this turn. */
-  private sendMessage(channel: string, offset: number, epoch: string, push: Buffer): void {
+  private sendMessage(channel: string, offset: number, epoch: string, push: Buffer, framed: boolean): void {
     if (!this.batcher) throw new TidingsError(ErrorCodes.UNAVAILABLE, 'director stopped');
     if (push.length > this.frameLimit) throw new TidingsError(ErrorCodes.PAYLOAD_TOO_LARGE, `${push.length} bytes > the node link limit ${this.frameLimit}`);
-    this.batcher.message(channel, () => channelTopic(channel), offset, epoch, push);
+    if (channel !== this.topicChannel) {
+      this.topic = channelTopic(channel);
+      this.topicChannel = channel;
+    }
+    this.batcher.message(channel, this.topic, offset, epoch, push, framed);
   }
 
   /**
@@ -558,7 +565,7 @@ export class Director {
     const w = this.pushBytes;
     w.message(channel, e.sender(), now, e.body, e.dataStart, e.dataEnd, scannedBytes.lineBreak);
     const push = engine.appendBytes(channel, now, !e.noHistory, this.historyLimits(channel), w);
-    this.queueSent(channel, w.offset, w.epoch, push);
+    this.queueSent(channel, w.offset, w.epoch, push, w.framed);
     return true;
   }
 

@@ -91,6 +91,8 @@ export class MessagePushBytes {
   /** Set by `place`: where the push stands in its stream, and its size in bytes. */
   offset = 0;
   epoch = '';
+  /** Set by the history that stored it (history.ts storeBytes): SLAB_GAP free bytes precede the push. */
+  framed = false;
   size = 0;
 
   /** The message: its channel, sender, time and data (data[start..end), JSON; lineBreak: it has a raw CR or LF). */

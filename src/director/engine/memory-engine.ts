@@ -42,6 +42,7 @@ export class MemoryEngine implements StateEngine {
     state.history.trim(now);
     const out = Buffer.allocUnsafe(push.size);
     push.writeTo(out, 0);
+    push.framed = false;
     return out;
   }
 
