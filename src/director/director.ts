@@ -533,7 +533,7 @@ export class Director {
       if (this.inFlight >= MAX_IN_FLIGHT) await new Promise<void>((r) => this.inFlightWaiters.push(r));
       try {
         if (batch.bytes > this.config.max_message_size) throw new TidingsError(ErrorCodes.PAYLOAD_TOO_LARGE, `${batch.bytes} bytes > max_message_size ${this.config.max_message_size}`);
-        if (!this.publishBytes(batch)) this.publishInbound(batch.toPublish());
+        if (this.publishBytes(batch) === null) this.publishInbound(batch.toPublish());
       } catch (err) {
         this.rejectInbound(err);
       }
@@ -541,19 +541,21 @@ export class Director {
   }
 
   /**
-   * The byte path of a batched publish to a channel of the memory engine: the
-   * data is checked as bytes (scanJsonBytes) and the push written from them
-   * straight into history memory, never made into text. False when it does
-   * not apply: a user, the redis engine (its Lua takes text), or data the
-   * byte check does not accept (not JSON, too deep, not UTF-8); publishInbound
-   * then takes the entry as text, exactly as before (its refusal, or for
-   * bytes that are not UTF-8 the push with U+FFFD in their place).
+   * The byte path of a publish entry (publisher address batches, an edge's
+   * publish_text) to a channel of the memory engine: the data is checked as
+   * bytes (scanJsonBytes) and the push written from them straight into
+   * history memory, never made into text. Null when it does not apply: a
+   * user, the redis engine (its Lua takes text), or data the byte check does
+   * not accept (not JSON, too deep, not UTF-8); the caller then takes the
+   * entry as text, exactly as before (its refusal, or for bytes that are not
+   * UTF-8 the push with U+FFFD in their place). Otherwise the writer, which
+   * holds the message's offset and epoch until the next call.
    */
-  private publishBytes(e: PublishEntryReader): boolean {
+  publishBytes(e: PublishEntryReader): MessagePushBytes | null {
     const engine = this.engine;
-    if (!e.isChannel || engine.appendBytes === undefined) return false;
+    if (!e.isChannel || engine.appendBytes === undefined) return null;
     const depth = scanJsonBytes(e.body, e.dataStart, e.dataEnd);
-    if (depth < 0 || depth > MAX_PAYLOAD_DEPTH) return false;
+    if (depth < 0 || depth > MAX_PAYLOAD_DEPTH) return null;
     const channel = e.name();
     if (channel !== this.nativeChecked) {
       const problem = channelProblem(channel);
@@ -566,7 +568,7 @@ export class Director {
     w.message(channel, e.sender(), now, e.body, e.dataStart, e.dataEnd, scannedBytes.lineBreak);
     const push = engine.appendBytes(channel, now, !e.noHistory, this.historyLimits(channel), w);
     this.queueSent(channel, w.offset, w.epoch, push, w.framed);
-    return true;
+    return w;
   }
 
   private handleInbound(frames: Buffer[]): void {
