@@ -128,9 +128,6 @@ export class Director {
    */
   private carriedChecked: string | null = null;
   private nativeChecked: string | null = null;
-  /** The last channel sent a message, and its topic (a run of one channel's messages makes it once). */
-  private topicChannel: string | null = null;
-  private topic: Buffer = Buffer.alloc(0);
   /** Writes the pushes of the byte path (publishBytes), keeping the pieces a run of one channel's publishes shares. */
   private readonly pushBytes = new MessagePushBytes();
   private inFlightWaiters: Array<() => void> = [];
@@ -507,11 +504,8 @@ export class Director {
   private sendMessage(channel: string, offset: number, epoch: string, push: Buffer, framed: boolean): void {
     if (!this.batcher) throw new TidingsError(ErrorCodes.UNAVAILABLE, 'director stopped');
     if (push.length > this.frameLimit) throw new TidingsError(ErrorCodes.PAYLOAD_TOO_LARGE, `${push.length} bytes > the node link limit ${this.frameLimit}`);
-    if (channel !== this.topicChannel) {
-      this.topic = channelTopic(channel);
-      this.topicChannel = channel;
-    }
-    this.batcher.message(channel, this.topic, offset, epoch, push, framed);
+    // The topic is made when a batch starts (no closure per message).
+    this.batcher.message(channel, channelTopic, offset, epoch, push, framed);
   }
 
   /**

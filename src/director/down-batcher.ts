@@ -80,7 +80,7 @@ export class DownBatcher {
    * for this batcher to write (history slabs leave them: history.ts
    * SLAB_GAP), so a run of them goes down as the slab's bytes.
    */
-  message(channel: string, topic: Buffer | (() => Buffer), offset: number, epoch: string, push: Buffer, framed = false): void {
+  message(channel: string, topic: (channel: string) => Buffer, offset: number, epoch: string, push: Buffer, framed = false): void {
     let p = this.pending.get(channel);
     const entry = downEntryBytes(push);
     if (p && (p.epoch !== epoch || offset !== p.offsets[p.offsets.length - 1]! + 1 || p.bytes + entry > this.maxBytes || p.pushes.length >= MAX_BATCH_ENTRIES || this.overBudget || this.runEnds(p, push, framed))) {
@@ -90,7 +90,7 @@ export class DownBatcher {
     }
     if (!p) {
       if (this.full) throw new TidingsError(ErrorCodes.LIMIT_EXCEEDED, 'director send queue full');
-      p = { topic: typeof topic === 'function' ? topic() : topic, epoch, offsets: [], pushes: [], bytes: 0, run: null, runStart: 0, runEnd: 0 };
+      p = { topic: topic(channel), epoch, offsets: [], pushes: [], bytes: 0, run: null, runStart: 0, runEnd: 0 };
       if (framed) {
         p.run = Buffer.from(push.buffer as ArrayBuffer);
         p.runStart = p.runEnd = push.byteOffset - DOWN_ENTRY_HEAD;

@@ -157,7 +157,7 @@ test('a busy channel\'s batches go down as its history slab\'s bytes, uncopied; 
       const push = engine.appendBytes(channel, now, !quiet, limits, w);
       if (w.framed) framed++;
       if (!quiet) expected.push(Buffer.from(push));
-      d.message(channel, Buffer.from(`c${channel}\0`), w.offset, w.epoch, push, w.framed);
+      d.message(channel, (name) => Buffer.from(`c${name}\0`), w.offset, w.epoch, push, w.framed);
     }
     await new Promise((r) => setImmediate(r));
     await new Promise((r) => setImmediate(r));
