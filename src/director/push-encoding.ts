@@ -88,6 +88,8 @@ export class MessagePushBytes {
   private dataStart = 0;
   private dataEnd = 0;
   private lineBreak = false;
+  /** Decimal digits of `offset`. */
+  private digits = 1;
   /** Set by `place`: where the push stands in its stream, and its size in bytes. */
   offset = 0;
   epoch = '';
@@ -121,14 +123,15 @@ export class MessagePushBytes {
     }
     this.offset = offset;
     this.epoch = epoch;
-    this.size = this.head.length + digitCount(offset) + this.mid.length + (this.dataEnd - this.dataStart) + 1;
+    this.digits = digitCount(offset);
+    this.size = this.head.length + this.digits + this.mid.length + (this.dataEnd - this.dataStart) + 1;
   }
 
   /** Write the placed push into out[at .. at + size). */
   writeTo(out: Uint8Array, at: number): void {
     out.set(this.head, at);
     at += this.head.length;
-    const digits = digitCount(this.offset);
+    const digits = this.digits;
     let n = this.offset;
     for (let k = at + digits - 1; k >= at; k--) {
       out[k] = 0x30 + (n % 10);
