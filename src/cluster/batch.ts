@@ -151,6 +151,17 @@ export function eachInMessageBatch(body: Buffer, each: (offset: number, push: Bu
   }
 }
 
+/** As eachInMessageBatch, each push given as its byte range [start, end) of the body (no view made). */
+export function eachRangeInMessageBatch(body: Buffer, each: (offset: number, start: number, end: number) => void): void {
+  let at = 0;
+  while (at < body.length) {
+    const offset = body.readDoubleBE(at);
+    const start = at + DOWN_ENTRY_HEAD;
+    at = start + body.readUInt32BE(at + 8);
+    each(offset, start, at);
+  }
+}
+
 /**
  * The offset of a batch body's last entry, walking its length prefixes only
  * (no copies), or undefined when the body does not add up.

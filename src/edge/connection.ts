@@ -13,7 +13,7 @@ import { channelProblem, grantsAllow } from '../protocol/names.js';
 import type { Identity, RequestInfo } from '../auth/authenticator.js';
 import { Outbox, closeGraceMs } from './outbox.js';
 import { HeldPushes } from './held-pushes.js';
-import { binaryFrame, textFrame, textFrameAround, type SharedPush } from './frames.js';
+import { binaryFrame, textFrame, textFrameAround, type PushRun, type SharedPush } from './frames.js';
 import type { Listener } from './hub.js';
 import type { EdgeContext } from './context.js';
 import { historyQuery } from '../protocol/positions.js';
@@ -141,6 +141,22 @@ export class ClientConnection implements Listener {
       return;
     }
     this.outbox.push(this.format === 'json' ? push : push.forMsgpack());
+  }
+
+  /** A run of a channel's messages: queued whole for a JSON client not holding the channel, else push by push. */
+  deliverRun(run: PushRun): void {
+    if (this.format === 'json' && !this.held.holds(run.channel)) {
+      this.outbox.push(run);
+      return;
+    }
+    // One push this client's format cannot carry is counted and skipped, as the hub does for a push alone.
+    for (let i = 0; i < run.count; i++) {
+      try {
+        this.deliver(run.push(i));
+      } catch (err) {
+        this.ctx.loops.failed('edge-delivery', err, { conn: this.id, channel: run.channel });
+      }
+    }
   }
 
   /** Deliver one push, counting (not throwing) a push this client's format cannot carry. */

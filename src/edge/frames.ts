@@ -62,20 +62,23 @@ function writeTextHeader(out: Buffer, len: number): number {
   return 10;
 }
 
+/** What a merged text frame is made of: one push, or a run of them (each line one push's JSON). */
+export type LineItem = SharedPush | PushRun;
+
 /**
- * One text frame of the pushes' JSON `from`..`to` (exclusive) separated by
- * "\n" (the protocol allows it; pushes are one line each, see
- * director/push-encoding.ts), header and payload written into one buffer:
- * each push is copied once, however many pushes a socket gets in a turn.
+ * One text frame of the items `from`..`to` (exclusive), every push on its
+ * own line ("\n" between them: the protocol allows it; pushes are one line
+ * each, see director/push-encoding.ts), header and payload written into one
+ * buffer: each push is copied once, however many pushes a socket gets in a turn.
  */
-export function linesFrame(pushes: readonly SharedPush[], from: number, to: number): Buffer {
+export function linesFrame(items: readonly LineItem[], from: number, to: number): Buffer {
   let len = to - from - 1;
-  for (let i = from; i < to; i++) len += pushes[i]!.json.length;
+  for (let i = from; i < to; i++) len += items[i]!.lineBytes;
   const out = Buffer.allocUnsafe(frameHeaderBytes(len) + len);
   let at = writeTextHeader(out, len);
   for (let i = from; i < to; i++) {
     if (i > from) out[at++] = 0x0a;
-    at += pushes[i]!.json.copy(out, at);
+    at = items[i]!.writeLines(out, at);
   }
   return out;
 }
@@ -105,6 +108,16 @@ export class SharedPush {
   /** Bytes of forJson()'s frame, without building it (what an outbox counts against its limit). */
   get jsonFrameBytes(): number {
     return frameHeaderBytes(this.json.length) + this.json.length;
+  }
+
+  /** Bytes of this push's line in a merged frame. */
+  get lineBytes(): number {
+    return this.json.length;
+  }
+
+  /** Copy the push's JSON to `out` at `at`; returns where it ends. */
+  writeLines(out: Buffer, at: number): number {
+    return at + this.json.copy(out, at);
   }
 
   /**
@@ -137,5 +150,73 @@ export class SharedPush {
     const v = make(this);
     views.set(key, v);
     return v;
+  }
+}
+
+/**
+ * Consecutive messages of one channel from one batch of the director's, as
+ * every listener of the channel gets them: a socket's outbox queues the run
+ * as one item and its frame (the pushes on their own lines) is built once and
+ * shared by every socket that gets just this run in a turn. So what a
+ * delivery costs is paid per subscriber and batch, not per subscriber and
+ * message (small rooms, issue 17). The pushes stay byte ranges of the batch;
+ * a SharedPush is made for one only when a listener needs it alone (a
+ * MessagePack client, another protocol, pushes held during a recovery).
+ */
+export class PushRun {
+  private readonly starts: number[] = [];
+  private readonly ends: number[] = [];
+  readonly offsets: number[] = [];
+  /** Bytes of the pushes' JSON. */
+  private jsonBytes = 0;
+  /** What an outbox counts for the run: every push's frame as if sent alone (as it counts a SharedPush). */
+  jsonFrameBytes = 0;
+  private pushes: Array<SharedPush | undefined> | null = null;
+  private frame: Buffer | null = null;
+
+  constructor(
+    /** The batch body the pushes are ranges of. */
+    private readonly body: Buffer,
+    readonly channel: string,
+  ) {}
+
+  /** Append the push at body[start, end) with its offset (before the run is delivered). */
+  add(offset: number, start: number, end: number): void {
+    this.starts.push(start);
+    this.ends.push(end);
+    this.offsets.push(offset);
+    const len = end - start;
+    this.jsonBytes += len;
+    this.jsonFrameBytes += frameHeaderBytes(len) + len;
+  }
+
+  get count(): number {
+    return this.offsets.length;
+  }
+
+  /** Push `i` alone, made once and shared by every listener that needs it so. */
+  push(i: number): SharedPush {
+    const pushes = (this.pushes ??= new Array<SharedPush | undefined>(this.offsets.length));
+    return (pushes[i] ??= new SharedPush(this.body.subarray(this.starts[i], this.ends[i]), this.channel, this.offsets[i]));
+  }
+
+  /** The run as one text frame, one push per line (built once). */
+  forJson(): Buffer {
+    return (this.frame ??= linesFrame([this], 0, 1));
+  }
+
+  /** Bytes of the run's lines in a merged frame. */
+  get lineBytes(): number {
+    return this.jsonBytes + this.offsets.length - 1;
+  }
+
+  /** Copy the pushes' JSON to `out` at `at`, "\n" between them; returns where they end. */
+  writeLines(out: Buffer, at: number): number {
+    const n = this.offsets.length;
+    for (let i = 0; i < n; i++) {
+      if (i > 0) out[at++] = 0x0a;
+      at += this.body.copy(out, at, this.starts[i], this.ends[i]);
+    }
+    return at;
   }
 }

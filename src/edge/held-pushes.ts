@@ -16,6 +16,11 @@ export class HeldPushes {
     (this.byChannel ??= new Map()).set(channel, []);
   }
 
+  /** Whether the channel's pushes are held now. */
+  holds(channel: string): boolean {
+    return this.byChannel !== null && this.byChannel.has(channel);
+  }
+
   /** 'held' when the push's channel is held, 'overflow' when it is full, 'pass' otherwise. */
   offer(push: SharedPush): 'held' | 'overflow' | 'pass' {
     if (this.byChannel === null || push.channel === null) return 'pass';

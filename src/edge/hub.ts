@@ -18,17 +18,22 @@ import { ErrorCodes, TidingsError } from '../protocol/errors.js';
 import { TopicKind, channelTopic, userBucket, userBucketTopic, parseTopic, edgeTopic, ALL_TOPIC } from '../cluster/topics.js';
 import { DownKind, decodeHeader } from '../cluster/wire.js';
 import { TICK_OP, tickOf, type MissedPosition, type Tick } from '../cluster/ticks.js';
-import { checkMessageBatch, eachInMessageBatch, pipeSlots } from '../cluster/batch.js';
+import { checkMessageBatch, eachRangeInMessageBatch, pipeSlots } from '../cluster/batch.js';
 import type { CommandClient } from '../zmq/command-client.js';
 import type { LoopGuard } from '../runtime/loop-guard.js';
 import { connectSecured, type ClientLink } from '../zmq/security.js';
-import { SharedPush } from './frames.js';
+import { PushRun, SharedPush } from './frames.js';
 
 /** How a channel's stream broke: a hole in its offsets, or a new epoch (the director restarted). */
 export type GapKind = 'hole' | 'epoch';
 
 export interface Listener {
   deliver(push: SharedPush): void;
+  /**
+   * Consecutive messages of one channel at once (a batch from the director);
+   * a listener without it gets them one by one through deliver().
+   */
+  deliverRun?(run: PushRun): void;
   /** The channel's stream broke at this edge; the listener must recover. */
   onGap(channel: string, kind: GapKind): void;
 }
@@ -460,6 +465,49 @@ export class Hub {
     this.deliverAll(entry.listeners, new SharedPush(body, entry.name, offset));
   }
 
+  /**
+   * A batch of a live channel's messages: each checked as channelMessage
+   * checks one, and the deliverable ones handed to the listeners as runs (one
+   * per stretch between breaks, in order with the breaks).
+   */
+  private channelBatch(entry: Entry, epoch: string, body: Buffer): void {
+    let run: PushRun | null = null;
+    eachRangeInMessageBatch(body, (offset, start, end) => {
+      if (epoch === entry.epoch && offset <= entry.offset) return; // already seen
+      if (epoch !== entry.epoch || offset !== entry.offset + 1) {
+        if (run) this.deliverRun(entry, run);
+        run = null;
+        this.streamBroke(entry, offset, epoch);
+        return;
+      }
+      entry.offset = offset;
+      (run ??= new PushRun(body, entry.name)).add(offset, start, end);
+    });
+    if (run) this.deliverRun(entry, run);
+  }
+
+  /** Hand a run to each listener; one listener's failure is its own (per push for those taking them one by one). */
+  private deliverRun(entry: Entry, run: PushRun): void {
+    this.delivered.message += entry.listeners.size * run.count;
+    for (const l of entry.listeners) {
+      if (l.deliverRun) {
+        try {
+          l.deliverRun(run);
+        } catch (err) {
+          this.opts.loops.failed('edge-delivery', err, { channel: entry.name });
+        }
+        continue;
+      }
+      for (let i = 0; i < run.count; i++) {
+        try {
+          l.deliver(run.push(i));
+        } catch (err) {
+          this.opts.loops.failed('edge-delivery', err, { channel: entry.name });
+        }
+      }
+    }
+  }
+
   private dispatch(topicBuf: Buffer, headerBuf: Buffer, body: Buffer): void {
     const header = decodeHeader(headerBuf);
     if (!header) return;
@@ -483,8 +531,7 @@ export class Hub {
         this.opts.onChannelMessage?.(count);
         const entry = this.channels.get(t.name);
         if (!entry || !entry.live) return;
-        const epoch = header.epoch;
-        eachInMessageBatch(body, (offset, push) => this.channelMessage(entry, offset, epoch, push));
+        this.channelBatch(entry, header.epoch, body);
         return;
       }
       case DownKind.ChannelEvent: {

@@ -13,17 +13,19 @@
  */
 import type { Socket } from 'node:net';
 import { CloseCodes, type CloseSpec } from '../protocol/errors.js';
-import { linesFrame, SharedPush } from './frames.js';
+import { linesFrame, PushRun, SharedPush, type LineItem } from './frames.js';
+
+const isLine = (q: Queued): q is LineItem => q instanceof SharedPush || q instanceof PushRun;
 
 /**
- * What an outbox queues: a frame, or a push (JSON clients) whose frame is
- * only built at the flush, merged with the pushes around it.
+ * What an outbox queues: a frame, or a push or run of pushes (JSON clients)
+ * whose frame is only built at the flush, merged with the pushes around it.
  */
-export type Queued = Buffer | SharedPush;
+export type Queued = Buffer | LineItem;
 
-/** Bytes a queued item stands for: its frame's, or the push's frame were it sent alone (a merged one takes less). */
+/** Bytes a queued item stands for: its frame's, or its pushes' frames were they sent alone (a merged one takes less). */
 function queuedBytes(q: Queued): number {
-  return q instanceof SharedPush ? q.jsonFrameBytes : q.length;
+  return isLine(q) ? q.jsonFrameBytes : q.length;
 }
 
 /**
@@ -307,15 +309,15 @@ function sameFrames(a: readonly Queued[], b: readonly Queued[]): boolean {
   return true;
 }
 
-/** The frame of one queued item: a push alone is its own frame, built once and shared by its sockets. */
+/** The frame of one queued item: a push or run alone is its own frame, built once and shared by its sockets. */
 function frameOf(q: Queued): Buffer {
-  return q instanceof SharedPush ? q.forJson() : q;
+  return isLine(q) ? q.forJson() : q;
 }
 
 /** One buffer: runs of pushes merged into single "\n"-separated text frames, frames kept as they are. */
 function joinFrames(items: readonly Queued[]): Buffer {
   const parts: Buffer[] = [];
-  const run: SharedPush[] = [];
+  const run: LineItem[] = [];
   let runBytes = 0;
   const endRun = (): void => {
     if (run.length === 1) parts.push(run[0]!.forJson());
@@ -324,14 +326,14 @@ function joinFrames(items: readonly Queued[]): Buffer {
     runBytes = 0;
   };
   for (const q of items) {
-    if (!(q instanceof SharedPush)) {
+    if (!isLine(q)) {
       endRun();
       parts.push(q);
       continue;
     }
-    if (runBytes + q.json.length + 1 > MAX_MERGED_PAYLOAD && run.length > 0) endRun();
+    if (runBytes + q.lineBytes + 1 > MAX_MERGED_PAYLOAD && run.length > 0) endRun();
     run.push(q);
-    runBytes += q.json.length + 1;
+    runBytes += q.lineBytes + 1;
   }
   endRun();
   return parts.length === 1 ? parts[0]! : Buffer.concat(parts);

@@ -22,6 +22,7 @@ import { metric } from '../helpers/http.js';
 import { Publisher } from '../../src/publisher/publisher.js';
 import { freePorts } from '../helpers/ports.js';
 import { TestClient } from '../helpers/client.js';
+import { MsgpackClient } from '../helpers/msgpack-client.js';
 import { decodeCommandBatch, encodeMessageBatch, encodeReplyBatch, isBatchFrames } from '../../src/cluster/batch.js';
 import { DownKind, encodeHeader } from '../../src/cluster/wire.js';
 import { channelTopic, userTopic } from '../../src/cluster/topics.js';
@@ -33,6 +34,7 @@ let url = '';
 let xpub: XPublisher;
 let router: Router;
 const clients: TestClient[] = [];
+const mpClients: MsgpackClient[] = [];
 /** Where each channel's stream stands, as the fake director tells probes. */
 const positions = new Map<string, number>();
 
@@ -53,13 +55,41 @@ function answer(method: string, body: Buffer): unknown {
   return {};
 }
 
+/**
+ * A `history` read, answered (raw, as the director does) by what the test
+ * put in `histories`: before the page goes back, `live` is sent down the
+ * channel as a batch and given time to reach the edge, so live messages
+ * arrive while the recovering client's channel is held.
+ */
+const histories = new Map<string, { offsets: number[]; live: number[] }>();
+
+async function answerHistory(route: Buffer[], id: number, body: Buffer): Promise<void> {
+  const q = JSON.parse(body.toString('utf8')) as { channel: string; since?: number };
+  const h = histories.get(q.channel) ?? { offsets: [], live: [] };
+  const offsets = h.offsets.filter((o) => q.since === undefined || o > q.since);
+  if (h.live.length > 0) {
+    await sendBatch(q.channel, h.live);
+    h.live = [];
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const idBuf = Buffer.alloc(4);
+  idBuf.writeUInt32BE(id);
+  const offset = positions.get(q.channel) ?? 0;
+  const head = { channel: q.channel, epoch: EPOCH, offset, complete: true, more: false, available: offsets.length, offsets };
+  await router.send([...route, idBuf, Buffer.from('ok'), Buffer.from(JSON.stringify(head)), ...offsets.map((o) => push(q.channel, o))]);
+}
+
 async function serveCommands(): Promise<void> {
   for await (const frames of router) {
     const route = frames.slice(0, frames.length - 3);
     const [id, method, body] = frames.slice(frames.length - 3) as [Buffer, Buffer, Buffer];
     if (isBatchFrames(id, method)) {
-      const replies = decodeCommandBatch(body).map((e) => ({ id: e.id, ok: true, body: Buffer.from(JSON.stringify(answer(e.method, e.body))) }));
-      await router.send([...route, ...encodeReplyBatch(replies)]);
+      const entries = decodeCommandBatch(body);
+      const replies = entries.filter((e) => e.method !== 'history').map((e) => ({ id: e.id, ok: true, body: Buffer.from(JSON.stringify(answer(e.method, e.body))) }));
+      if (replies.length > 0) await router.send([...route, ...encodeReplyBatch(replies)]);
+      for (const e of entries) if (e.method === 'history') await answerHistory(route, e.id, e.body);
+    } else if (method.toString() === 'history') {
+      await answerHistory(route, id.readUInt32BE(0), body);
     } else {
       await router.send([...route, id, Buffer.from('ok'), Buffer.from(JSON.stringify(answer(method.toString(), body)))]);
     }
@@ -92,6 +122,7 @@ before(async () => {
 
 after(async () => {
   for (const c of clients) c.close();
+  for (const c of mpClients) c.close();
   await node?.stop();
   await single?.stop();
   xpub?.close();
@@ -121,6 +152,36 @@ test('a batch of consecutive offsets is delivered in order; a repeated prefix is
   await c.waitFor(() => c.messages('rooms-ok').length >= 5, 5000, 'five messages');
   await new Promise((r) => setTimeout(r, 100));
   assert.deepEqual(c.messages('rooms-ok').map((m) => m.offset), [11, 12, 13, 14, 15]);
+  assert.equal(c.closeCode, null);
+});
+
+test('a batch reaches JSON and MessagePack subscribers alike, each in its own format', async () => {
+  const json = await subscribed('rooms-formats', 20);
+  const mp = await MsgpackClient.connect(url, 'u-rooms-formats-mp');
+  mpClients.push(mp);
+  const r = await mp.request('subscribe', { channel: 'rooms-formats' });
+  assert.equal(r.result?.offset, 20);
+  await sendBatch('rooms-formats', [21, 22, 23]);
+  await json.waitFor(() => json.messages('rooms-formats').length >= 3, 5000, 'three messages (JSON)');
+  const deadline = Date.now() + 5000;
+  while (mp.pushes.length < 3 && Date.now() < deadline) await new Promise((res) => setTimeout(res, 20));
+  assert.deepEqual(json.messages('rooms-formats').map((m) => m.offset), [21, 22, 23]);
+  assert.deepEqual(mp.pushes.map((m) => [m.type, m.offset, (m.data as { n: number }).n]), [['message', 21, 21], ['message', 22, 22], ['message', 23, 23]], 'decoded as MessagePack values');
+  assert.equal(mp.closeCode, null);
+});
+
+test('a batch that arrives while a client recovers waits behind the recovered messages: every offset once, in order', async () => {
+  const channel = 'rooms-recover';
+  positions.set(channel, 15);
+  // History holds 11..15; the live batch 16..18 reaches the edge while the client's replay is being read.
+  histories.set(channel, { offsets: [11, 12, 13, 14, 15], live: [16, 17, 18] });
+  const c = await TestClient.connect(url, 'u-rooms-recover');
+  clients.push(c);
+  const r = await c.call('subscribe', { channel, recover: { offset: 10, epoch: EPOCH } });
+  assert.equal(r.recovered, true);
+  await c.waitFor(() => c.messages(channel).length >= 8, 5000, 'eight messages');
+  await new Promise((res) => setTimeout(res, 100));
+  assert.deepEqual(c.messages(channel).map((m) => m.offset), [11, 12, 13, 14, 15, 16, 17, 18]);
   assert.equal(c.closeCode, null);
 });
 

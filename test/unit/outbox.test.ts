@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { createServer, connect, type Socket } from 'node:net';
 import { EventEmitter } from 'node:events';
 import { Outbox, FlushScheduler } from '../../src/edge/outbox.js';
-import { SharedPush, linesFrame, textFrame, textFrameAround } from '../../src/edge/frames.js';
+import { PushRun, SharedPush, linesFrame, textFrame, textFrameAround } from '../../src/edge/frames.js';
+import { eachRangeInMessageBatch, encodeMessageBatch } from '../../src/cluster/batch.js';
 
 /** A connected pair: the server side (written by the Outbox) and the client side (read by the test). */
 async function socketPair(): Promise<{ server: Socket; client: Socket; close(): void }> {
@@ -237,6 +238,77 @@ test('linesFrame writes the frame textFrame makes of the pushes joined by "\\n";
     assert.equal(box.pending, push.forJson().length, 'a queued push counts as its frame');
     const raw = await collect(a.client, push.forJson().length);
     assert.deepEqual(raw, push.forJson(), 'a push alone in its turn leaves as its own frame');
+  } finally {
+    a.close();
+  }
+});
+
+/** A run as the hub makes it: the pushes of a director batch, as byte ranges of its body. */
+function runOf(jsons: readonly string[], first = 1): PushRun {
+  const body = encodeMessageBatch(
+    jsons.map((_, i) => first + i),
+    jsons.map((j) => Buffer.from(j)),
+  );
+  const run = new PushRun(body, 'c');
+  eachRangeInMessageBatch(body, (offset, start, end) => run.add(offset, start, end));
+  return run;
+}
+
+test('a run of a batch\'s pushes: its frame is their lines, it counts as their frames alone, a push taken alone is that push, and it merges with the pushes around it', async () => {
+  for (const n of [0, 60, 126, 32_768, 70_000]) {
+    const jsons = ['{"a":"' + 'x'.repeat(n) + '"}', '{"b":1}', '{"é":"ü"}'];
+    const run = runOf(jsons, 7);
+    const alone = jsons.map((j, i) => new SharedPush(Buffer.from(j), 'c', 7 + i));
+    assert.equal(run.count, 3);
+    assert.deepEqual(run.offsets, [7, 8, 9]);
+    assert.deepEqual(run.forJson(), textFrame(Buffer.from(jsons.join('\n'))), `${n} bytes: the run's frame`);
+    assert.equal(run.jsonFrameBytes, alone.reduce((sum, p) => sum + p.jsonFrameBytes, 0), 'counted as its pushes sent alone');
+    for (let i = 0; i < 3; i++) {
+      const p = run.push(i);
+      assert.deepEqual([p.json, p.channel, p.offset], [alone[i]!.json, 'c', 7 + i]);
+      assert.equal(run.push(i), p, 'made once, shared by every listener that takes it alone');
+    }
+    const before = new SharedPush(Buffer.from('{"type":"presence"}'), 'c', 0);
+    const items = [before, run, alone[0]!];
+    assert.deepEqual(linesFrame(items, 0, 3), textFrame(Buffer.from(['{"type":"presence"}', ...jsons, jsons[0]].join('\n'))), `${n} bytes: merged with pushes`);
+  }
+  const a = await socketPair();
+  const b = await socketPair();
+  try {
+    // Two sockets, each a run and a reply: both get the run's lines in one frame, then the reply, in one write.
+    const scheduler = new FlushScheduler();
+    const run = runOf(['{"m":1}', '{"m":2}']);
+    const reply = textFrame(Buffer.from('{"id":1,"result":{}}'));
+    const boxA = new Outbox(a.server, 1 << 20, noOverflow, scheduler);
+    const boxB = new Outbox(b.server, 1 << 20, noOverflow, scheduler);
+    for (const box of [boxA, boxB]) {
+      box.push(run);
+      box.push(reply);
+    }
+    assert.equal(boxA.pending, run.jsonFrameBytes + reply.length, 'a queued run counts as its pushes\' frames');
+    const expected = [
+      [1, '{"m":1}\n{"m":2}'],
+      [1, '{"id":1,"result":{}}'],
+    ];
+    const want = run.forJson().length + reply.length;
+    assert.deepEqual(parseFrames(await collect(a.client, want)), expected);
+    assert.deepEqual(parseFrames(await collect(b.client, want)), expected);
+  } finally {
+    a.close();
+    b.close();
+  }
+});
+
+test('a run past the client\'s send buffer limit cuts the client off as slow (counted whole, not as one item)', async () => {
+  const a = await socketPair();
+  try {
+    let overflows = 0;
+    const run = runOf(Array.from({ length: 50 }, (_, i) => `{"m":${i},"pad":"${'p'.repeat(100)}"}`));
+    // The limit lies between one push's frame and the run's: a run counted as one push would pass.
+    const box = new Outbox(a.server, run.push(0).jsonFrameBytes * 10, { onOverflow: () => overflows++ }, new FlushScheduler());
+    box.push(run);
+    assert.equal(overflows, 1);
+    assert.equal(box.pending, 0, 'nothing of the run was queued');
   } finally {
     a.close();
   }
