@@ -132,10 +132,7 @@ export class TidingsNode {
   }
 
   private async startWorkers(): Promise<void> {
-    const semiSpace = this.opts.config.worker_semi_space_mb;
-    // The main process' own young-generation cap (main-process.ts) is not the workers': theirs, or V8's default.
-    const inherited = process.execArgv.filter((a) => !a.startsWith('--max-semi-space-size'));
-    const execArgv = semiSpace > 0 ? [...inherited, `--max-semi-space-size=${semiSpace}`] : inherited;
+    const execArgv = workerExecArgv(this.opts.config, process.execArgv);
     // One edge process: nothing to balance, so it accepts its connections itself. Round-robin
     // (node's default on Linux) would accept each in this process and pass it over IPC, which
     // cost ~15 % of a connect's CPU and grew this process' young generation under a connect storm.
@@ -224,6 +221,17 @@ export class TidingsNode {
     await this.director?.stop();
     this.opts.log.info('node stopped');
   }
+}
+
+/**
+ * Node's flags for an edge worker: the main process' own, less its
+ * young-generation cap (main-process.ts), which is not the workers': theirs
+ * is `worker_semi_space_mb`, or V8's default.
+ */
+export function workerExecArgv(config: Pick<Config, 'worker_semi_space_mb'>, parent: readonly string[]): string[] {
+  const args = parent.filter((a) => !a.startsWith('--max-semi-space-size'));
+  if (config.worker_semi_space_mb > 0) args.push(`--max-semi-space-size=${config.worker_semi_space_mb}`);
+  return args;
 }
 
 /**

@@ -37,3 +37,11 @@ test('the main process gets its V8 flags from the image, npm start and the tidin
     assert.equal(first, `#!/usr/bin/env -S node ${MAIN_PROCESS_NODE_ARGS.join(' ')}`, file);
   }
 });
+
+test('edge workers get their own young-generation cap, not the main process', async () => {
+  const { workerExecArgv } = await import('../../src/node/tidings-node.js');
+  const parent = ['--max-semi-space-size=4', '--enable-source-maps'];
+  assert.deepEqual(workerExecArgv({ worker_semi_space_mb: 2 }, parent), ['--enable-source-maps', '--max-semi-space-size=2']);
+  // 0: V8's default, whatever the main process was launched with.
+  assert.deepEqual(workerExecArgv({ worker_semi_space_mb: 0 }, parent), ['--enable-source-maps']);
+});
