@@ -84,7 +84,14 @@ export interface BatchEntry {
   push: Buffer;
 }
 
-const DOWN_ENTRY_HEAD = 12;
+/** Bytes before each push in a message batch: [offset float64 BE][length uint32 BE]. */
+export const DOWN_ENTRY_HEAD = 12;
+
+/** Write a message batch entry's head at `at` (its push follows). */
+export function writeDownEntryHead(out: Buffer, at: number, offset: number, length: number): void {
+  out.writeDoubleBE(offset, at);
+  out.writeUInt32BE(length, at + 8);
+}
 
 export function downEntryBytes(push: Buffer): number {
   return DOWN_ENTRY_HEAD + push.length;
@@ -97,9 +104,8 @@ export function encodeMessageBatch(offsets: readonly number[], pushes: readonly 
   let at = 0;
   for (let i = 0; i < pushes.length; i++) {
     const p = pushes[i]!;
-    out.writeDoubleBE(offsets[i]!, at);
-    out.writeUInt32BE(p.length, at + 8);
-    p.copy(out, at + DOWN_ENTRY_HEAD);
+    writeDownEntryHead(out, at, offsets[i]!, p.length);
+    out.set(p, at + DOWN_ENTRY_HEAD); // TypedArray#set: Buffer#copy's argument handling costs more than the copy
     at += DOWN_ENTRY_HEAD + p.length;
   }
   return out;
@@ -281,32 +287,128 @@ export function isPublishBatch(frames: readonly Buffer[]): boolean {
 
 /** Decode publish entries from `body`; one entry exactly when `single`. Throws WireError when malformed. */
 export function decodePublishEntries(body: Buffer, single = false): InboundPublish[] {
+  const r = new PublishEntryReader(body, single);
   const out: InboundPublish[] = [];
-  let at = 0;
-  while (at < body.length) {
-    if (body.length - at < PUB_ENTRY_HEAD) throw new WireError('publish entry cut short');
-    const target = body[at];
-    const flags = body[at + 1]!;
-    const nameLen = body.readUInt16BE(at + 2);
-    const senderLen = body.readUInt16BE(at + 4);
-    const dataLen = body.readUInt32BE(at + 6);
-    const start = at;
-    at += PUB_ENTRY_HEAD;
-    if (target !== TARGET_CHANNEL && target !== TARGET_USER) throw new WireError('publish entry target must be c or u');
-    if (flags & ~(FLAG_NO_HISTORY | FLAG_SENDER)) throw new WireError('unknown publish entry flags');
-    if (!(flags & FLAG_SENDER) && senderLen !== 0) throw new WireError('sender length without a sender');
-    if (nameLen + senderLen + dataLen > body.length - at) throw new WireError('publish entry longer than its batch');
-    const name = body.toString('utf8', at, at + nameLen);
-    at += nameLen;
-    const sender = flags & FLAG_SENDER ? body.toString('utf8', at, at + senderLen) : null;
-    at += senderLen;
-    const data = body.toString('utf8', at, at + dataLen);
-    at += dataLen;
-    out.push({ target: target === TARGET_CHANNEL ? 'channel' : 'user', name, data, sender, noHistory: (flags & FLAG_NO_HISTORY) !== 0, omnibus: false, bytes: at - start });
-  }
-  if (out.length === 0) throw new WireError('empty publish batch');
-  if (single && out.length !== 1) throw new WireError('one publish entry expected');
+  while (r.next()) out.push(r.toPublish());
   return out;
+}
+
+/** Whether b[start..end) holds the same bytes as `same`. */
+function sameBytes(b: Buffer, start: number, end: number, same: Buffer): boolean {
+  if (end - start !== same.length) return false;
+  for (let i = 0; i < same.length; i++) if (b[start + i] !== same[i]) return false;
+  return true;
+}
+
+/**
+ * The entries of a publish batch, walked in place: the body is checked whole
+ * first (as decodePublishEntries checks it: a malformed batch is refused
+ * before any of it is used), then `next()` moves to each entry and its
+ * fields are offsets into the body: no object and no string per entry (the
+ * data can stay bytes). A name or sender equal to the previous entry's is
+ * the same string, decoded once (a small room's publishes repeat them).
+ */
+export class PublishEntryReader {
+  /** Entries in the body. */
+  readonly count: number;
+  private at = 0;
+  target = 0;
+  flags = 0;
+  private nameStart = 0;
+  private nameEnd = 0;
+  private senderStart = 0;
+  private senderEnd = 0;
+  dataStart = 0;
+  dataEnd = 0;
+  /** Bytes of the current entry (publishEntryBytes). */
+  bytes = 0;
+  private lastName = '';
+  private lastNameBytes: Buffer | null = null;
+  private lastSender = '';
+  private lastSenderBytes: Buffer | null = null;
+
+  /** Throws WireError when the body is malformed (one entry exactly when `single`). */
+  constructor(
+    readonly body: Buffer,
+    single = false,
+  ) {
+    let n = 0;
+    let at = 0;
+    while (at < body.length) {
+      if (body.length - at < PUB_ENTRY_HEAD) throw new WireError('publish entry cut short');
+      const target = body[at];
+      const flags = body[at + 1]!;
+      const nameLen = body.readUInt16BE(at + 2);
+      const senderLen = body.readUInt16BE(at + 4);
+      const dataLen = body.readUInt32BE(at + 6);
+      at += PUB_ENTRY_HEAD;
+      if (target !== TARGET_CHANNEL && target !== TARGET_USER) throw new WireError('publish entry target must be c or u');
+      if (flags & ~(FLAG_NO_HISTORY | FLAG_SENDER)) throw new WireError('unknown publish entry flags');
+      if (!(flags & FLAG_SENDER) && senderLen !== 0) throw new WireError('sender length without a sender');
+      if (nameLen + senderLen + dataLen > body.length - at) throw new WireError('publish entry longer than its batch');
+      at += nameLen + senderLen + dataLen;
+      n++;
+    }
+    if (n === 0) throw new WireError('empty publish batch');
+    if (single && n !== 1) throw new WireError('one publish entry expected');
+    this.count = n;
+  }
+
+  /** Move to the next entry; false after the last. */
+  next(): boolean {
+    const b = this.body;
+    const at = this.at;
+    if (at >= b.length) return false;
+    this.target = b[at]!;
+    this.flags = b[at + 1]!;
+    this.nameStart = at + PUB_ENTRY_HEAD;
+    this.nameEnd = this.nameStart + ((b[at + 2]! << 8) | b[at + 3]!);
+    this.senderStart = this.nameEnd;
+    this.senderEnd = this.senderStart + ((b[at + 4]! << 8) | b[at + 5]!);
+    this.dataStart = this.senderEnd;
+    this.dataEnd = this.dataStart + b.readUInt32BE(at + 6);
+    this.bytes = this.dataEnd - at;
+    this.at = this.dataEnd;
+    return true;
+  }
+
+  get isChannel(): boolean {
+    return this.target === TARGET_CHANNEL;
+  }
+
+  get noHistory(): boolean {
+    return (this.flags & FLAG_NO_HISTORY) !== 0;
+  }
+
+  /** The channel or user name. */
+  name(): string {
+    const b = this.body;
+    if (this.lastNameBytes === null || !sameBytes(b, this.nameStart, this.nameEnd, this.lastNameBytes)) {
+      this.lastName = b.toString('utf8', this.nameStart, this.nameEnd);
+      this.lastNameBytes = Buffer.from(b.subarray(this.nameStart, this.nameEnd));
+    }
+    return this.lastName;
+  }
+
+  sender(): string | null {
+    if (!(this.flags & FLAG_SENDER)) return null;
+    const b = this.body;
+    if (this.lastSenderBytes === null || !sameBytes(b, this.senderStart, this.senderEnd, this.lastSenderBytes)) {
+      this.lastSender = b.toString('utf8', this.senderStart, this.senderEnd);
+      this.lastSenderBytes = Buffer.from(b.subarray(this.senderStart, this.senderEnd));
+    }
+    return this.lastSender;
+  }
+
+  /** The data as text (Node's decoder: bytes that are not UTF-8 become U+FFFD). */
+  data(): string {
+    return this.body.toString('utf8', this.dataStart, this.dataEnd);
+  }
+
+  /** The current entry as an object (the paths that take publishes as text). */
+  toPublish(): InboundPublish {
+    return { target: this.isChannel ? 'channel' : 'user', name: this.name(), data: this.data(), sender: this.sender(), noHistory: this.noHistory, omnibus: false, bytes: this.bytes };
+  }
 }
 
 // --- command and reply batches ------------------------------------------------

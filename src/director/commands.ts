@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { ErrorCodes, TidingsError } from '../protocol/errors.js';
 import { carriedChannelProblem, channelProblem, isValidUser } from '../protocol/names.js';
 import type { Director } from './director.js';
-import { PUBLISH_TEXT_METHOD, decodePublishEntries } from '../cluster/batch.js';
+import { PUBLISH_TEXT_METHOD, PublishEntryReader } from '../cluster/batch.js';
 import { encodeHistoryPage, HISTORY_PAGE_BYTES, MAX_HISTORY_PAGE_BYTES, type PageQuery } from './history-page.js';
 import type { EncodedReply } from './encoded-reply.js';
 import { MAX_BODY_DEPTH, checkJsonTextDepth, checkValueDepth } from '../protocol/payload.js';
@@ -126,22 +126,28 @@ export class CommandHandlers {
    * data out once), taken as it is: no parse, no second serialisation here.
    */
   private publishText(body: Buffer): unknown {
-    let entries;
+    let entry: PublishEntryReader;
     try {
-      entries = decodePublishEntries(body, true);
+      entry = new PublishEntryReader(body, true);
     } catch (err) {
       throw new TidingsError(ErrorCodes.BAD_REQUEST, (err as Error).message);
     }
-    const p = entries[0]!;
-    if (p.target !== 'channel') throw new TidingsError(ErrorCodes.MISSING_FIELD, 'publish_text publishes to a channel');
-    if (p.name !== this.textChecked) {
-      const problem = channelProblem(p.name);
+    entry.next();
+    if (!entry.isChannel) throw new TidingsError(ErrorCodes.MISSING_FIELD, 'publish_text publishes to a channel');
+    const name = entry.name();
+    if (name !== this.textChecked) {
+      const problem = channelProblem(name);
       if (problem) throw new TidingsError(ErrorCodes.INVALID_CHANNEL, problem);
-      this.textChecked = p.name;
+      this.textChecked = name;
     }
+    // The memory engine takes the data as bytes (checked as JSON on them, the push written from them); anything that
+    // path does not take goes as text, as before.
+    const sent = this.director.publishBytes(entry);
+    if (sent !== null) return { offset: sent.offset, epoch: sent.epoch };
+    const data = entry.data();
     // The command address is a door too: the data's depth is checked on its text, as `publish` checks its value.
-    checkJsonTextDepth(p.data);
-    return this.director.publishChannel(p.name, p.data, p.sender, p.noHistory);
+    checkJsonTextDepth(data);
+    return this.director.publishChannel(name, data, entry.sender(), entry.noHistory);
   }
 
   /**

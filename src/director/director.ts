@@ -23,15 +23,15 @@ import { bindSecured, linkLimit, type BoundLink } from '../zmq/security.js';
 import { channelTopic, userTopic } from '../cluster/topics.js';
 import { DownKind, encodeHeader, parsePublish, WireError, type InboundPublish } from '../cluster/wire.js';
 import { TICK_INTERVAL_MS, positionIn, tickFrames } from '../cluster/ticks.js';
-import { DOWN_BATCH_BYTES, pipeSlots, queueBytes, decodeCommandBatch, decodePublishEntries, isBatchFrames, isPublishBatch, publishEntryBytes, PUBLISH_TEXT_METHOD } from '../cluster/batch.js';
+import { DOWN_BATCH_BYTES, pipeSlots, queueBytes, decodeCommandBatch, isBatchFrames, isPublishBatch, PublishEntryReader, PUBLISH_TEXT_METHOD } from '../cluster/batch.js';
 import { DownBatcher } from './down-batcher.js';
 import { ReplyBatcher, routeKey } from './reply-batcher.js';
 import { ChannelRegistry } from './channels.js';
 import { HistoryBudget } from './history.js';
 import { EncodedReply } from './encoded-reply.js';
-import { MAX_PAYLOAD_DEPTH, NOT_JSON, checkJsonTextDepth, scanJsonText } from '../protocol/payload.js';
+import { MAX_PAYLOAD_DEPTH, NOT_JSON, checkJsonTextDepth, scanJsonBytes, scanJsonText, scannedBytes } from '../protocol/payload.js';
 import { LogLimiter, LoopGuard } from '../runtime/loop-guard.js';
-import { encodeDirectPush, messagePushParts, assemblePush } from './push-encoding.js';
+import { encodeDirectPush, messagePushParts, assemblePush, MessagePushBytes } from './push-encoding.js';
 import { CommandHandlers } from './commands.js';
 import type { HistoryLimits } from './history.js';
 import type { MaybePromise, StateEngine, StreamPosition } from './engine/engine.js';
@@ -128,6 +128,8 @@ export class Director {
    */
   private carriedChecked: string | null = null;
   private nativeChecked: string | null = null;
+  /** Writes the pushes of the byte path (publishBytes), keeping the pieces a run of one channel's publishes shares. */
+  private readonly pushBytes = new MessagePushBytes();
   private inFlightWaiters: Array<() => void> = [];
   private readonly nodeName: string;
   /** The lease's own Redis connection (redis engine). */
@@ -374,12 +376,7 @@ export class Director {
    * message is stored in Redis and handed to the send queue, in offset order.
    */
   publishChannel(channel: string, dataJson: string, sender: string | null, noHistory: boolean): MaybePromise<PublishOutcome> {
-    if (channel !== this.carriedChecked) {
-      const problem = carriedChannelProblem(channel);
-      if (problem) throw new TidingsError(ErrorCodes.INVALID_CHANNEL, problem);
-      this.carriedChecked = channel;
-    }
-    if (!this.active || !this.down) throw new TidingsError(this.stopping ? ErrorCodes.UNAVAILABLE : ErrorCodes.NOT_ACTIVE);
+    this.checkPublishable(channel);
     const now = Date.now();
     const { head, tail } = messagePushParts(channel, sender, now, dataJson);
     const r = this.engine.append({ channel, head, tail, now, store: !noHistory, limits: this.historyLimits(channel) });
@@ -401,11 +398,26 @@ export class Director {
     );
   }
 
+  /** A channel's name passes the carried rules, and this director sequences. */
+  private checkPublishable(channel: string): void {
+    if (channel !== this.carriedChecked) {
+      const problem = carriedChannelProblem(channel);
+      if (problem) throw new TidingsError(ErrorCodes.INVALID_CHANNEL, problem);
+      this.carriedChecked = channel;
+    }
+    if (!this.active || !this.down) throw new TidingsError(this.stopping ? ErrorCodes.UNAVAILABLE : ErrorCodes.NOT_ACTIVE);
+  }
+
   private sent(channel: string, offset: number, epoch: string, push: Buffer): PublishOutcome {
-    this.sendMessage(channel, offset, epoch, push);
+    this.queueSent(channel, offset, epoch, push);
+    return { offset, epoch };
+  }
+
+  /** A sequenced message goes down (batched) and to the push observers. */
+  private queueSent(channel: string, offset: number, epoch: string, push: Buffer, framed = false): void {
+    this.sendMessage(channel, offset, epoch, push, framed);
     this.publishedChannel++;
     for (const o of this.pushObservers) o('channel', channel, push, null);
-    return { offset, epoch };
   }
 
   private settled(): void {
@@ -489,10 +501,11 @@ export class Director {
   }
 
   /** A sequenced channel message, batched with the channel's others of this turn. */
-  private sendMessage(channel: string, offset: number, epoch: string, push: Buffer): void {
+  private sendMessage(channel: string, offset: number, epoch: string, push: Buffer, framed: boolean): void {
     if (!this.batcher) throw new TidingsError(ErrorCodes.UNAVAILABLE, 'director stopped');
     if (push.length > this.frameLimit) throw new TidingsError(ErrorCodes.PAYLOAD_TOO_LARGE, `${push.length} bytes > the node link limit ${this.frameLimit}`);
-    this.batcher.message(channel, () => channelTopic(channel), offset, epoch, push);
+    // The topic is made when a batch starts (no closure per message).
+    this.batcher.message(channel, channelTopic, offset, epoch, push, framed);
   }
 
   /**
@@ -501,25 +514,55 @@ export class Director {
    * send queue as a lone message does (a batch never overfills it).
    */
   private async handleInboundBatch(body: Buffer): Promise<void> {
-    let batch: InboundPublish[];
+    let batch: PublishEntryReader;
     try {
-      batch = decodePublishEntries(body);
+      batch = new PublishEntryReader(body);
     } catch (err) {
       this.rejectInbound(err);
       return;
     }
-    for (const p of batch) {
+    while (batch.next()) {
       if (this.batcher!.full) await this.batcher!.space();
       // The redis engine: at most MAX_IN_FLIGHT appends wait for Redis, batch or not.
       if (this.inFlight >= MAX_IN_FLIGHT) await new Promise<void>((r) => this.inFlightWaiters.push(r));
       try {
-        const size = p.bytes ?? publishEntryBytes(p);
-        if (size > this.config.max_message_size) throw new TidingsError(ErrorCodes.PAYLOAD_TOO_LARGE, `${size} bytes > max_message_size ${this.config.max_message_size}`);
-        this.publishInbound(p);
+        if (batch.bytes > this.config.max_message_size) throw new TidingsError(ErrorCodes.PAYLOAD_TOO_LARGE, `${batch.bytes} bytes > max_message_size ${this.config.max_message_size}`);
+        if (this.publishBytes(batch) === null) this.publishInbound(batch.toPublish());
       } catch (err) {
         this.rejectInbound(err);
       }
     }
+  }
+
+  /**
+   * The byte path of a publish entry (publisher address batches, an edge's
+   * publish_text) to a channel of the memory engine: the data is checked as
+   * bytes (scanJsonBytes) and the push written from them straight into
+   * history memory, never made into text. Null when it does not apply: a
+   * user, the redis engine (its Lua takes text), or data the byte check does
+   * not accept (not JSON, too deep, not UTF-8); the caller then takes the
+   * entry as text, exactly as before (its refusal, or for bytes that are not
+   * UTF-8 the push with U+FFFD in their place). Otherwise the writer, which
+   * holds the message's offset and epoch until the next call.
+   */
+  publishBytes(e: PublishEntryReader): MessagePushBytes | null {
+    const engine = this.engine;
+    if (!e.isChannel || engine.appendBytes === undefined) return null;
+    const depth = scanJsonBytes(e.body, e.dataStart, e.dataEnd);
+    if (depth < 0 || depth > MAX_PAYLOAD_DEPTH) return null;
+    const channel = e.name();
+    if (channel !== this.nativeChecked) {
+      const problem = channelProblem(channel);
+      if (problem) throw new TidingsError(ErrorCodes.INVALID_CHANNEL, problem);
+      this.nativeChecked = channel;
+    }
+    this.checkPublishable(channel);
+    const now = Date.now();
+    const w = this.pushBytes;
+    w.message(channel, e.sender(), now, e.body, e.dataStart, e.dataEnd, scannedBytes.lineBreak);
+    const push = engine.appendBytes(channel, now, !e.noHistory, this.historyLimits(channel), w);
+    this.queueSent(channel, w.offset, w.epoch, push, w.framed);
+    return w;
   }
 
   private handleInbound(frames: Buffer[]): void {

@@ -20,7 +20,7 @@
  */
 import { ErrorCodes, TidingsError } from '../protocol/errors.js';
 import { DownKind, encodeHeader } from '../cluster/wire.js';
-import { MAX_BATCH_ENTRIES, downEntryBytes, encodeMessageBatch } from '../cluster/batch.js';
+import { DOWN_ENTRY_HEAD, MAX_BATCH_ENTRIES, downEntryBytes, encodeMessageBatch, writeDownEntryHead } from '../cluster/batch.js';
 import type { SendQueue } from '../zmq/send-queue.js';
 import { EndOfTurn } from '../runtime/end-of-turn.js';
 
@@ -30,6 +30,16 @@ interface Pending {
   offsets: number[];
   pushes: Buffer[];
   bytes: number;
+  /**
+   * While every entry so far is a framed push (see `message`) right after the
+   * one before in the same slab: that slab (as a Buffer over all of it) and
+   * where the run of entries starts and ends in it. The batch body is then
+   * those bytes, sent uncopied; null once an entry breaks the run (the body
+   * is then encoded from `pushes`, one copy, as for any other batch).
+   */
+  run: Buffer | null;
+  runStart: number;
+  runEnd: number;
 }
 
 export class DownBatcher {
@@ -66,25 +76,49 @@ export class DownBatcher {
   /**
    * Queue a sequenced channel message. Throws limit_exceeded when the queue
    * is full (the message is already in the stream: edges see the hole).
+   * `framed`: the DOWN_ENTRY_HEAD bytes before `push` in its memory are free
+   * for this batcher to write (history slabs leave them: history.ts
+   * SLAB_GAP), so a run of them goes down as the slab's bytes.
    */
-  message(channel: string, topic: () => Buffer, offset: number, epoch: string, push: Buffer): void {
+  message(channel: string, topic: (channel: string) => Buffer, offset: number, epoch: string, push: Buffer, framed = false): void {
     let p = this.pending.get(channel);
     const entry = downEntryBytes(push);
-    if (p && (p.epoch !== epoch || offset !== p.offsets[p.offsets.length - 1]! + 1 || p.bytes + entry > this.maxBytes || p.pushes.length >= MAX_BATCH_ENTRIES || this.overBudget)) {
+    if (p && (p.epoch !== epoch || offset !== p.offsets[p.offsets.length - 1]! + 1 || p.bytes + entry > this.maxBytes || p.pushes.length >= MAX_BATCH_ENTRIES || this.overBudget || this.runEnds(p, push, framed))) {
       this.pending.delete(channel);
       this.send(p);
       p = undefined;
     }
     if (!p) {
       if (this.full) throw new TidingsError(ErrorCodes.LIMIT_EXCEEDED, 'director send queue full');
-      p = { topic: topic(), epoch, offsets: [], pushes: [], bytes: 0 };
+      p = { topic: topic(channel), epoch, offsets: [], pushes: [], bytes: 0, run: null, runStart: 0, runEnd: 0 };
+      if (framed) {
+        p.run = Buffer.from(push.buffer as ArrayBuffer);
+        p.runStart = p.runEnd = push.byteOffset - DOWN_ENTRY_HEAD;
+      }
       this.pending.set(channel, p);
       this.endOfTurn.request();
+    }
+    if (p.run !== null) {
+      if (framed && push.buffer === p.run.buffer && push.byteOffset - DOWN_ENTRY_HEAD === p.runEnd) {
+        writeDownEntryHead(p.run, p.runEnd, offset, push.length);
+        p.runEnd = push.byteOffset + push.length;
+      } else {
+        p.run = null;
+      }
     }
     p.offsets.push(offset);
     p.pushes.push(push);
     p.bytes += entry;
     this.pendingBytes += entry;
+  }
+
+  /**
+   * A framed push that cannot extend the pending run (its slab is a new
+   * one) ends a run already half the largest batch: sent uncopied now rather
+   * than copied whole with this one later.
+   */
+  private runEnds(p: Pending, push: Buffer, framed: boolean): boolean {
+    return framed && p.run !== null && p.bytes * 2 >= this.maxBytes && (push.buffer !== p.run.buffer || push.byteOffset - DOWN_ENTRY_HEAD !== p.runEnd);
   }
 
   /** Any other frames: what is pending goes first. False when the queue is full or closed. */
@@ -111,7 +145,7 @@ export class DownBatcher {
     const frames =
       n === 1
         ? [p.topic, encodeHeader(DownKind.Message, p.offsets[0]!, p.epoch), p.pushes[0]!]
-        : [p.topic, encodeHeader(DownKind.MessageBatch, p.offsets[0]!, p.epoch), encodeMessageBatch(p.offsets, p.pushes)];
+        : [p.topic, encodeHeader(DownKind.MessageBatch, p.offsets[0]!, p.epoch), p.run !== null ? p.run.subarray(p.runStart, p.runEnd) : encodeMessageBatch(p.offsets, p.pushes)];
     // Room was counted as the batch grew (`full` counts pending batches and their bytes): only a closed queue refuses.
     this.queue.push(frames, true);
   }

@@ -27,6 +27,14 @@ export const ENTRY_OVERHEAD = 300;
 
 const EMPTY = Buffer.alloc(0);
 
+/** A push written straight into history memory (push-encoding.ts MessagePushBytes). */
+export interface PushWriter {
+  readonly size: number;
+  writeTo(out: Uint8Array, at: number): void;
+  /** Set by storeBytes: the push was placed in a slab, SLAB_GAP free bytes before it. */
+  framed: boolean;
+}
+
 export interface HistoryEntry {
   readonly offset: number;
   readonly time: number;
@@ -73,10 +81,19 @@ export interface HistoryRead {
  * Entries are never written twice: a slab is append-only.
  */
 const SLAB_MIN = 2048;
-const SLAB_MAX = 32 * 1024;
+/** As large as a down batch (batch.ts DOWN_BATCH_BYTES): a busy channel's batch is then the run of pushes in one slab. */
+const SLAB_MAX = 64 * 1024;
 const SLAB_SHARE = 32;
 const SLAB_KEEP = 16;
 const SLAB_ENTRY_SHARE = 16;
+
+/**
+ * Free bytes before each push in a slab: the down batcher writes a batch
+ * entry's head there (batch.ts DOWN_ENTRY_HEAD), so a run of a channel's
+ * pushes in a slab goes down as the slab's bytes, uncopied
+ * (down-batcher.ts). Charged within ENTRY_OVERHEAD.
+ */
+export const SLAB_GAP = 12;
 
 /** Largest power of two at most n. */
 function floorPow2(n: number): number {
@@ -162,6 +179,8 @@ export class ChannelHistory {
   private slabUsed = 0;
   /** The largest slab a stored entry may still sit in; 0 when none does. */
   private slabMax = 0;
+  /** Whether the last push placed went into a slab (SLAB_GAP free bytes before it). */
+  private placedInSlab = false;
 
   constructor(
     public limits: HistoryLimits,
@@ -201,20 +220,41 @@ export class ChannelHistory {
       this.trim(time);
       return Buffer.from(text);
     }
-    const push = this.place(text, size);
+    const push = this.place(size);
+    push.write(text, 0, size, 'utf8');
     this.keep({ offset, time, push, cost, owner: this });
     return push;
   }
 
-  /** `text` (of `size` bytes) written into the current slab, a new one, or a buffer of its own. */
-  private place(text: string, size: number): Buffer {
+  /** store() for a push written as bytes (push-encoding.ts MessagePushBytes, placed at `offset`): no text made. */
+  storeBytes(offset: number, time: number, writer: PushWriter): Buffer {
+    const { maxCount, maxBytes } = this.limits;
+    const size = writer.size;
+    const cost = size + ENTRY_OVERHEAD;
+    if (maxCount <= 0 || cost > maxBytes) {
+      this.trim(time);
+      const alone = Buffer.allocUnsafe(size);
+      writer.writeTo(alone, 0);
+      writer.framed = false;
+      return alone;
+    }
+    const push = this.place(size);
+    writer.writeTo(push, 0);
+    writer.framed = this.placedInSlab;
+    this.keep({ offset, time, push, cost, owner: this });
+    return push;
+  }
+
+  /** Room for a push of `size` bytes: in the current slab (after SLAB_GAP free bytes), a new one, or a buffer of its own. */
+  private place(size: number): Buffer {
     let slab = this.slab;
+    const need = size + SLAB_GAP;
     // An entry too large for the current slab's share gets its own buffer and leaves the slab to smaller ones.
-    const fitsShare = slab !== null && size * SLAB_ENTRY_SHARE <= slab.length;
-    if (slab === null || (fitsShare && size > slab.length - this.slabUsed)) {
+    const fitsShare = slab !== null && need * SLAB_ENTRY_SHARE <= slab.length;
+    if (slab === null || (fitsShare && need > slab.length - this.slabUsed)) {
       // A new slab; the old one's free end (shorter than this entry, so at most 1/SLAB_ENTRY_SHARE of it) stays unused.
       const want = Math.min(SLAB_MAX, floorPow2(this.bytes / SLAB_SHARE));
-      if (want >= SLAB_MIN && size * SLAB_ENTRY_SHARE <= want) {
+      if (want >= SLAB_MIN && need * SLAB_ENTRY_SHARE <= want) {
         slab = this.slab = Buffer.allocUnsafeSlow(want);
         this.slabUsed = 0;
         if (want > this.slabMax) this.slabMax = want;
@@ -225,13 +265,12 @@ export class ChannelHistory {
       slab = null;
     }
     if (slab === null) {
-      const alone = Buffer.allocUnsafeSlow(size);
-      alone.write(text, 0, size, 'utf8');
-      return alone;
+      this.placedInSlab = false;
+      return Buffer.allocUnsafeSlow(size);
     }
-    const at = this.slabUsed;
-    slab.write(text, at, size, 'utf8');
+    const at = this.slabUsed + SLAB_GAP;
     this.slabUsed = at + size;
+    this.placedInSlab = true;
     return slab.subarray(at, at + size);
   }
 

@@ -183,6 +183,178 @@ export function scanJsonText(text: string, limit = MAX_PAYLOAD_DEPTH): number {
   }
 }
 
+/** What scanJsonBytes returns for bytes that are not UTF-8 (found inside a string; outside one any byte past ASCII is NOT_JSON). */
+export const NOT_UTF8 = -2;
+
+/** Set by scanJsonBytes: whether the text it accepted has a raw CR or LF (whitespace between tokens: JSON strings cannot hold one). */
+export const scannedBytes = { lineBreak: false };
+
+function skipWsBytes(b: Uint8Array, i: number, end: number): number {
+  while (i < end) {
+    const c = b[i]!;
+    if (c === 0x20 || c === 0x09) i++;
+    else if (c === 0x0a || c === 0x0d) {
+      scannedBytes.lineBreak = true;
+      i++;
+    } else break;
+  }
+  return i;
+}
+
+/** The byte at `i`, or -1 past `end` (a scan never reads beyond its range: the next entry of a batch may follow). */
+const byteAt = (b: Uint8Array, i: number, end: number): number => (i < end ? b[i]! : -1);
+
+const isCont = (c: number): boolean => (c & 0xc0) === 0x80;
+
+/**
+ * End of the UTF-8 sequence whose lead byte (>= 0x80) is at `i`, or NOT_UTF8
+ * (what Node's decoder would replace with U+FFFD: stray continuations,
+ * overlong forms, surrogates, past U+10FFFF, cut short).
+ */
+function skipUtf8(b: Uint8Array, i: number, end: number): number {
+  const c = b[i]!;
+  if (c >= 0xc2 && c <= 0xdf) return isCont(byteAt(b, i + 1, end)) ? i + 2 : NOT_UTF8;
+  if (c >= 0xe0 && c <= 0xef) {
+    const c1 = byteAt(b, i + 1, end);
+    const ok1 = c === 0xe0 ? c1 >= 0xa0 && c1 <= 0xbf : c === 0xed ? c1 >= 0x80 && c1 <= 0x9f : isCont(c1);
+    return ok1 && isCont(byteAt(b, i + 2, end)) ? i + 3 : NOT_UTF8;
+  }
+  if (c >= 0xf0 && c <= 0xf4) {
+    const c1 = byteAt(b, i + 1, end);
+    const ok1 = c === 0xf0 ? c1 >= 0x90 && c1 <= 0xbf : c === 0xf4 ? c1 >= 0x80 && c1 <= 0x8f : isCont(c1);
+    return ok1 && isCont(byteAt(b, i + 2, end)) && isCont(byteAt(b, i + 3, end)) ? i + 4 : NOT_UTF8;
+  }
+  return NOT_UTF8;
+}
+
+/** End of the string starting with the quote at `i`, NOT_JSON or NOT_UTF8. */
+function skipStringBytes(b: Uint8Array, i: number, end: number): number {
+  for (let j = i + 1; j < end; ) {
+    const c = b[j]!;
+    if (c === 0x22) return j + 1;
+    if (c < 0x20) return NOT_JSON;
+    if (c >= 0x80) {
+      if ((j = skipUtf8(b, j, end)) < 0) return NOT_UTF8;
+      continue;
+    }
+    if (c !== 0x5c) {
+      j++;
+      continue;
+    }
+    const e = byteAt(b, j + 1, end);
+    if (e === 0x22 || e === 0x5c || e === 0x2f || e === 0x62 || e === 0x66 || e === 0x6e || e === 0x72 || e === 0x74) j += 2;
+    else if (e === 0x75 && isHex(byteAt(b, j + 2, end)) && isHex(byteAt(b, j + 3, end)) && isHex(byteAt(b, j + 4, end)) && isHex(byteAt(b, j + 5, end))) j += 6;
+    else return NOT_JSON;
+  }
+  return NOT_JSON;
+}
+
+function skipDigitsBytes(b: Uint8Array, i: number, end: number): number {
+  while (i < end && isDigit(b[i]!)) i++;
+  return i;
+}
+
+/** End of the number starting at `i`, or NOT_JSON. */
+function skipNumberBytes(b: Uint8Array, i: number, end: number): number {
+  if (byteAt(b, i, end) === 0x2d) i++;
+  const first = byteAt(b, i, end);
+  if (first === 0x30) i++;
+  else if (first >= 0x31 && first <= 0x39) i = skipDigitsBytes(b, i + 1, end);
+  else return NOT_JSON;
+  if (byteAt(b, i, end) === 0x2e) {
+    if (!isDigit(byteAt(b, i + 1, end))) return NOT_JSON;
+    i = skipDigitsBytes(b, i + 1, end);
+  }
+  const e = byteAt(b, i, end);
+  if (e === 0x65 || e === 0x45) {
+    i++;
+    const sign = byteAt(b, i, end);
+    if (sign === 0x2b || sign === 0x2d) i++;
+    if (!isDigit(byteAt(b, i, end))) return NOT_JSON;
+    i = skipDigitsBytes(b, i, end);
+  }
+  return i;
+}
+
+/** The end of `"key" :` and the space after it, from `i`; NOT_JSON or NOT_UTF8. */
+function skipKeyBytes(b: Uint8Array, i: number, end: number): number {
+  if (byteAt(b, i, end) !== 0x22) return NOT_JSON;
+  i = skipStringBytes(b, i, end);
+  if (i < 0) return i;
+  i = skipWsBytes(b, i, end);
+  if (byteAt(b, i, end) !== 0x3a) return NOT_JSON;
+  return skipWsBytes(b, i + 1, end);
+}
+
+/** Whether b[i..] starts with the ASCII `word` (within `end`). */
+function hasWord(b: Uint8Array, i: number, end: number, word: string): boolean {
+  if (end - i < word.length) return false;
+  for (let k = 0; k < word.length; k++) if (b[i + k] !== word.charCodeAt(k)) return false;
+  return true;
+}
+
+/**
+ * scanJsonText on UTF-8 bytes, b[start..end), without decoding them: for
+ * bytes that are UTF-8 it answers exactly what scanJsonText answers for
+ * their text (the depth, limit + 1 past the limit, or NOT_JSON); bytes that
+ * are not UTF-8 are never accepted (NOT_UTF8, or NOT_JSON when the text is
+ * refused before the bad byte): a caller that must treat them as Node's
+ * decoder does (U+FFFD) decodes them and scans the text. Sets
+ * scannedBytes.lineBreak. Never reads outside [start, end).
+ */
+export function scanJsonBytes(b: Uint8Array, start: number, end: number, limit = MAX_PAYLOAD_DEPTH): number {
+  if (limit >= open.length) throw new RangeError(`scanJsonBytes checks at most ${open.length - 1} levels`);
+  scannedBytes.lineBreak = false;
+  let depth = 0;
+  let max = 0;
+  let i = skipWsBytes(b, start, end);
+  for (;;) {
+    // A value at i.
+    if (i >= end) return NOT_JSON;
+    const c = b[i]!;
+    let closed = false;
+    if (c === 0x7b || c === 0x5b) {
+      if (++depth > max) {
+        max = depth;
+        if (max > limit) return limit + 1;
+      }
+      open[depth] = c === 0x7b ? OBJECT : ARRAY;
+      i = skipWsBytes(b, i + 1, end);
+      if (byteAt(b, i, end) === (c === 0x7b ? 0x7d : 0x5d)) {
+        i++;
+        depth--;
+        closed = true;
+      } else {
+        if (c === 0x7b && (i = skipKeyBytes(b, i, end)) < 0) return i;
+        continue;
+      }
+    }
+    if (!closed) {
+      if (c === 0x22) i = skipStringBytes(b, i, end);
+      else if (c === 0x2d || isDigit(c)) i = skipNumberBytes(b, i, end);
+      else if (c === 0x74 && hasWord(b, i, end, 'true')) i += 4;
+      else if (c === 0x66 && hasWord(b, i, end, 'false')) i += 5;
+      else if (c === 0x6e && hasWord(b, i, end, 'null')) i += 4;
+      else return NOT_JSON;
+      if (i < 0) return i;
+    }
+    // After a value: close containers, or go on to the next value.
+    for (;;) {
+      i = skipWsBytes(b, i, end);
+      if (depth === 0) return i === end ? max : NOT_JSON;
+      const d = byteAt(b, i, end);
+      if (d === 0x2c) {
+        i = skipWsBytes(b, i + 1, end);
+        if (open[depth] === OBJECT && (i = skipKeyBytes(b, i, end)) < 0) return i;
+        break;
+      }
+      if (d !== (open[depth] === OBJECT ? 0x7d : 0x5d)) return NOT_JSON;
+      i++;
+      depth--;
+    }
+  }
+}
+
 /** Nesting depth of a decoded value (arrays, plain objects, maps); stops past `limit`. */
 export function valueDepth(value: unknown, limit = MAX_PAYLOAD_DEPTH): number {
   let max = 0;

@@ -233,6 +233,49 @@ test('ZeroMQ publisher address, batched: an entry over max_message_size is refus
   assert.ok(!json.pushes.some((m) => JSON.stringify(m).length > 65_536), 'the large entry reached no one');
 });
 
+test('ZeroMQ publisher address, batched: data checked as bytes; not JSON, too deep and a bad channel name refused and counted, bytes that are not UTF-8 arrive as the text path reads them, raw line breaks blanked', async () => {
+  const counted = (code: number) => metric(node.http, 'tidings_director_rejected_total', { code: String(code), door: 'publisher' });
+  const [notJson0, deep0, badName0] = [await counted(ErrorCodes.INVALID_JSON.code), await counted(TOO_DEEP), await counted(ErrorCodes.INVALID_CHANNEL.code)];
+  const entry = (data: Buffer | string, sender: string | null = null, name = CHANNEL): Buffer => {
+    const [n, s, d] = [Buffer.from(name), sender === null ? Buffer.alloc(0) : Buffer.from(sender), Buffer.from(data)];
+    const head = Buffer.alloc(10);
+    head[0] = 0x63;
+    head[1] = sender === null ? 0 : 2;
+    head.writeUInt16BE(n.length, 2);
+    head.writeUInt16BE(s.length, 4);
+    head.writeUInt32BE(d.length, 6);
+    return Buffer.concat([head, n, s, d]);
+  };
+  // Inside a string: a byte never in UTF-8, a surrogate half, a sequence cut short. JSON once decoded (U+FFFD), so it is published.
+  const notUtf8 = Buffer.concat([Buffer.from('{"n":"bytes-not-utf8","s":"a'), Buffer.from([0xff, 0xed, 0xa0, 0x80, 0xe2, 0x82]), Buffer.from('z"}')]);
+  const entries = [
+    entry('{"n":"bytes-lines",\r\n "s":"é😀"}\n', 'wörker'),
+    entry('{"n":1,}'),
+    entry(JSON.stringify(deep(33))),
+    entry(notUtf8, 'wörker'),
+    entry('[1'),
+    entry('{"n":"bytes-bad-name"}', null, 'has space'),
+    entry(' {"n":"bytes-after"} '),
+  ];
+  await zmqPub.send(['tidings/1+batch', Buffer.concat(entries)]);
+  await arrivesEverywhere('bytes-after');
+  const got = json.pushes.filter((m: any) => m.type === 'message' && typeof m.data?.n === 'string' && m.data.n.startsWith('bytes-'));
+  assert.deepEqual(got.map((m: any) => m.data), [
+    { n: 'bytes-lines', s: 'é😀' },
+    { n: 'bytes-not-utf8', s: JSON.parse(notUtf8.toString('utf8')).s },
+    { n: 'bytes-after' },
+  ]);
+  assert.match((got[1] as any).data.s, /^a\uFFFD+z$/);
+  assert.deepEqual(got.map((m: any) => m.sender), ['wörker', 'wörker', null]);
+  assert.deepEqual(got.map((m: any) => m.offset - (got[0] as any).offset), [0, 1, 2], 'refused entries take no offset');
+  assert.equal((await counted(ErrorCodes.INVALID_JSON.code)) - notJson0, 2, 'not JSON: counted with invalid_json');
+  assert.equal((await counted(TOO_DEEP)) - deep0, 1, 'too deep: counted with payload_too_deep');
+  assert.equal((await counted(ErrorCodes.INVALID_CHANNEL.code)) - badName0, 1, 'a channel name that breaks the rules: counted with invalid_channel');
+  // History holds the same pushes the subscribers got.
+  const h = (await json.call('history', { channel: CHANNEL, since: { offset: (got[0] as any).offset - 1, epoch: (got[0] as any).epoch }, limit: 3 })) as any;
+  assert.deepEqual(h.messages.map((m: any) => m.data), got.map((m: any) => m.data));
+});
+
 test('command address, publish_text (an edge\'s publish): a channel name that breaks the rules is refused after valid ones', async () => {
   const entry = (name: string) => encodePublishEntry({ target: 'channel', name, data: '{"n":"text"}', sender: null, noHistory: false });
   const good = await command(PUBLISH_TEXT_METHOD, entry(CHANNEL));

@@ -20,6 +20,7 @@ export type MaybePromise<T> = T | Promise<T>;
 /** Bounds of one channel's history (history.ts): count, age, bytes (push + ENTRY_OVERHEAD per message). */
 export type { HistoryLimits } from '../history.js';
 import type { HistoryLimits } from '../history.js';
+import type { MessagePushBytes } from '../push-encoding.js';
 
 export interface AppendRequest {
   channel: string;
@@ -82,6 +83,14 @@ export interface ChannelEngine {
    * bound; rejects with FENCED (156) when this director is no longer the active one.
    */
   append(req: AppendRequest): MaybePromise<Appended>;
+  /**
+   * append() for an engine that builds pushes in this process (memory), with
+   * the push written as bytes by `push` (push-encoding.ts MessagePushBytes):
+   * sequences the message, places `push` at its offset and epoch and returns
+   * its bytes; `push.offset` and `push.epoch` say where it stands. Absent where the push is built
+   * elsewhere (redis: in Lua), and callers then use append().
+   */
+  appendBytes?(channel: string, now: number, store: boolean, limits: HistoryLimits, push: MessagePushBytes): Buffer;
   /** Where the channel's stream stands, creating the channel (a new epoch) when it has no state. */
   position(channel: string, now: number): MaybePromise<StreamPosition>;
   /** A page of history. Does not create the channel; an unknown channel reads as offset 0 with an empty epoch. */

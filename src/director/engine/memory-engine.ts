@@ -6,6 +6,7 @@
  */
 import type { ChannelRegistry } from '../channels.js';
 import type { HistoryLimits } from '../history.js';
+import type { MessagePushBytes } from '../push-encoding.js';
 import { assemblePush, type Appended, type AppendRequest, type HistoryPage, type HistoryQuery, type RecordKind, type StateEngine, type StreamPosition } from './engine.js';
 
 function sameLimits(a: HistoryLimits, b: HistoryLimits): boolean {
@@ -30,6 +31,19 @@ export class MemoryEngine implements StateEngine {
     if (req.store) return { offset, epoch: state.epoch, push: state.history.store(offset, req.now, text) };
     state.history.trim(req.now);
     return { offset, epoch: state.epoch, push: Buffer.from(text, 'utf8') };
+  }
+
+  appendBytes(channel: string, now: number, store: boolean, limits: HistoryLimits, push: MessagePushBytes): Buffer {
+    const state = this.channels.getOrCreate(channel, now);
+    if (!sameLimits(state.history.limits, limits)) state.history.setLimits(limits, now);
+    const offset = state.next(now);
+    push.place(offset, state.epoch);
+    if (store) return state.history.storeBytes(offset, now, push);
+    state.history.trim(now);
+    const out = Buffer.allocUnsafe(push.size);
+    push.writeTo(out, 0);
+    push.framed = false;
+    return out;
   }
 
   position(channel: string, now: number): StreamPosition {
