@@ -31,6 +31,8 @@ const EMPTY = Buffer.alloc(0);
 export interface PushWriter {
   readonly size: number;
   writeTo(out: Uint8Array, at: number): void;
+  /** The push in a buffer of its own (sets framed false). */
+  alone(): Buffer;
   /** Set by storeBytes: the push was placed in a slab, SLAB_GAP free bytes before it. */
   framed: boolean;
 }
@@ -233,10 +235,7 @@ export class ChannelHistory {
     const cost = size + ENTRY_OVERHEAD;
     if (maxCount <= 0 || cost > maxBytes) {
       this.trim(time);
-      const alone = Buffer.allocUnsafe(size);
-      writer.writeTo(alone, 0);
-      writer.framed = false;
-      return alone;
+      return writer.alone();
     }
     const push = this.place(size);
     writer.writeTo(push, 0);

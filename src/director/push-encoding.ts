@@ -9,6 +9,11 @@ function oneLine(json: string): string {
   return json.indexOf('\n') === -1 && json.indexOf('\r') === -1 ? json : json.replace(/[\r\n]/g, ' ');
 }
 
+/** A channel message's push up to its offset: `{"type":"message","channel":<channel>,"offset":`. */
+function messagePushHead(channel: string): string {
+  return `{"type":"message","channel":${JSON.stringify(channel)},"offset":`;
+}
+
 /** The last channel's push head: a director sequences runs of one channel's publishes (one JSON.stringify per run). */
 let lastChannel: string | null = null;
 let lastHead = '';
@@ -16,7 +21,7 @@ let lastHead = '';
 /** The push of a channel message around its offset and epoch (the engines put `<offset>,"epoch":"<epoch>"` between). */
 export function messagePushParts(channel: string, sender: string | null, time: number, dataJson: string): { head: string; tail: string } {
   if (channel !== lastChannel) {
-    lastHead = `{"type":"message","channel":${JSON.stringify(channel)},"offset":`;
+    lastHead = messagePushHead(channel);
     lastChannel = channel;
   }
   return {
@@ -100,7 +105,7 @@ export class MessagePushBytes {
   /** The message: its channel, sender, time and data (data[start..end), JSON; lineBreak: it has a raw CR or LF). */
   message(channel: string, sender: string | null, time: number, data: Uint8Array, start: number, end: number, lineBreak: boolean): void {
     if (channel !== this.channel) {
-      this.head = Buffer.from(`{"type":"message","channel":${JSON.stringify(channel)},"offset":`);
+      this.head = Buffer.from(messagePushHead(channel));
       this.channel = channel;
     }
     if (sender !== this.sender || time !== this.time) {
@@ -125,6 +130,14 @@ export class MessagePushBytes {
     this.epoch = epoch;
     this.digits = digitCount(offset);
     this.size = this.head.length + this.digits + this.mid.length + (this.dataEnd - this.dataStart) + 1;
+  }
+
+  /** The placed push in a buffer of its own (not kept in history: no free bytes before it). */
+  alone(): Buffer {
+    const out = Buffer.allocUnsafe(this.size);
+    this.writeTo(out, 0);
+    this.framed = false;
+    return out;
   }
 
   /** Write the placed push into out[at .. at + size). */

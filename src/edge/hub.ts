@@ -38,6 +38,21 @@ export interface Listener {
   onGap(channel: string, kind: GapKind): void;
 }
 
+/** Where a channel message stands against what this edge has of its stream (streamStep). */
+const SEEN = 0;
+const NEXT = 1;
+const BROKEN = 2;
+
+/**
+ * The next offset of the channel's epoch is delivered; one already seen is
+ * skipped; anything else (a hole, another epoch) breaks the stream. One rule
+ * for messages alone and in batches.
+ */
+function streamStep(entry: Entry, offset: number, epoch: string): typeof SEEN | typeof NEXT | typeof BROKEN {
+  if (epoch === entry.epoch && offset <= entry.offset) return SEEN;
+  return epoch === entry.epoch && offset === entry.offset + 1 ? NEXT : BROKEN;
+}
+
 interface Entry {
   /** A channel, or a bucket of users (topics.ts: one subscription for all users of a bucket). */
   kind: 'channel' | 'user';
@@ -455,8 +470,9 @@ export class Hub {
 
   /** One message of a live channel: the next offset is delivered, an old one skipped, any other breaks the stream. */
   private channelMessage(entry: Entry, offset: number, epoch: string, body: Buffer): void {
-    if (epoch === entry.epoch && offset <= entry.offset) return; // already seen
-    if (epoch !== entry.epoch || offset !== entry.offset + 1) {
+    const step = streamStep(entry, offset, epoch);
+    if (step === SEEN) return;
+    if (step === BROKEN) {
       this.streamBroke(entry, offset, epoch);
       return;
     }
@@ -473,8 +489,9 @@ export class Hub {
   private channelBatch(entry: Entry, epoch: string, body: Buffer): void {
     let run: PushRun | null = null;
     eachRangeInMessageBatch(body, (offset, start, end) => {
-      if (epoch === entry.epoch && offset <= entry.offset) return; // already seen
-      if (epoch !== entry.epoch || offset !== entry.offset + 1) {
+      const step = streamStep(entry, offset, epoch);
+      if (step === SEEN) return;
+      if (step === BROKEN) {
         if (run) this.deliverRun(entry, run);
         run = null;
         this.streamBroke(entry, offset, epoch);

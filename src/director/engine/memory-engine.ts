@@ -40,10 +40,7 @@ export class MemoryEngine implements StateEngine {
     push.place(offset, state.epoch);
     if (store) return state.history.storeBytes(offset, now, push);
     state.history.trim(now);
-    const out = Buffer.allocUnsafe(push.size);
-    push.writeTo(out, 0);
-    push.framed = false;
-    return out;
+    return push.alone();
   }
 
   position(channel: string, now: number): StreamPosition {
