@@ -72,6 +72,7 @@ export function openSubscriber(t: SubscriberTarget, sink: SubscriberSink, timeou
 /** Native protocol: connect (with the subscriber's token, or anonymous), subscribe to each channel, then pushes; several objects per frame split by "\n". */
 function tidings(ws: WebSocket, channels: string[], token: string | undefined, sink: SubscriberSink, ready: () => void): void {
   let live = false;
+  let refused = false;
   let confirmed = 0;
   ws.on('message', (data: Buffer) => {
     const text = data.toString('utf8');
@@ -82,7 +83,10 @@ function tidings(ws: WebSocket, channels: string[], token: string | undefined, s
     }
     for (const line of text.split('\n')) {
       if (line.startsWith('{"id":1,')) {
-        ws.send(channels.map((channel, i) => JSON.stringify({ id: i + 2, method: 'subscribe', params: { channel } })).join('\n'));
+        // A refused connect (the server then closes: counted as failed to open); the subscribes behind it are answered 101.
+        if (!line.includes('"result"')) refused = true;
+      } else if (refused) {
+        continue;
       } else if (line.startsWith('{"id":')) {
         if (!line.includes('"result"')) throw new Error(`subscribe failed: ${line}`);
         if (++confirmed === channels.length) {
@@ -92,7 +96,9 @@ function tidings(ws: WebSocket, channels: string[], token: string | undefined, s
       } else if (live) sink.onText(line);
     }
   });
-  ws.send(JSON.stringify({ id: 1, method: 'connect', params: token === undefined ? {} : { token } }));
+  // As the SDK does (src/client/client.ts): the subscribes go in connect's frame, run once connect settles.
+  const connect = JSON.stringify({ id: 1, method: 'connect', params: token === undefined ? {} : { token } });
+  ws.send([connect, ...channels.map((channel, i) => JSON.stringify({ id: i + 2, method: 'subscribe', params: { channel } }))].join('\n'));
 }
 
 /** The ws peers: the channel is in the URL; the server says "ok" once the socket is in the channel. */

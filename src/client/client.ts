@@ -57,6 +57,13 @@ const noop = (): void => undefined;
 /** Connect errors after which retrying with the same supplier cannot help. */
 const FATAL_CONNECT_ERRORS = new Set<number>([ErrorCodes.TOKEN_INVALID.code, ErrorCodes.BAD_REQUEST.code]);
 
+/**
+ * Most subscribes sent right behind connect, before its reply (the server
+ * holds at most 64 commands pipelined behind connect); the others follow
+ * connect's reply as before.
+ */
+const PIPELINED_SUBSCRIBES = 32;
+
 export class TidingsClient extends Emitter<ClientEvents> implements SubscriptionHost {
   state: ConnectionState = 'disconnected';
   /** The connect reply of the current session, or null. */
@@ -88,6 +95,10 @@ export class TidingsClient extends Emitter<ClientEvents> implements Subscription
   /** Failed attempts since the last connected session. */
   private failures = 0;
   private nextId = 1;
+  /** While connect is being sent: the frames to send with it, as one frame ("\n" between them). */
+  private corked: string[] | null = null;
+  /** The server's in-flight window as the last connect reply gave it: how many subscribes may go behind connect. */
+  private lastWindow = Infinity;
   private readonly pending = new Map<number, Pending>();
   /** Calls beyond the server's `max_inflight`, sent as replies come back (in order). */
   private readonly queued = new Map<number, Queued>();
@@ -235,11 +246,26 @@ export class TidingsClient extends Emitter<ClientEvents> implements Subscription
       // The same edge answers over HTTP where its websocket failed: websockets are blocked on this network.
       if (this.attemptKind === 'sockjs') this.useFallback = true;
       this.lastFrameAt = Date.now();
+      // Over a websocket, connect and the first subscribes leave as one frame (see Subscription.onOpened).
+      const pipelining = this.attemptKind === 'websocket';
+      if (pipelining) this.corked = [];
       this.command('connect', token ? { token } : {}, this.timeoutMs, (err, r) => {
         if (s !== this.session) return;
         if (err) this.fail(s, reasonFromError({ code: err.code, name: err.errorName, message: err.message }, !FATAL_CONNECT_ERRORS.has(err.code)));
         else this.onConnectReply(s, url, r as ConnectResult);
       });
+      if (pipelining) {
+        let room = Math.min(PIPELINED_SUBSCRIBES, this.lastWindow - 1);
+        for (const sub of this.subs.values()) {
+          if (room <= 0) break;
+          if (!sub.isWanted) continue;
+          sub.onOpened(s);
+          room--;
+        }
+        const frames = this.corked!;
+        this.corked = null;
+        if (frames.length > 0 && s === this.session) ws.send(frames.join('\n'));
+      }
     };
     ws.onmessage = (ev: { data: unknown }) => {
       if (s === this.session) this.onFrame(s, ev.data);
@@ -256,6 +282,7 @@ export class TidingsClient extends Emitter<ClientEvents> implements Subscription
     this.failures = 0;
     this.info = { ...r, url, transport: this.transport };
     this.window = typeof r.max_inflight === 'number' && r.max_inflight > 0 ? r.max_inflight : Infinity;
+    this.lastWindow = this.window;
     this.armWatchdog(s, r.ping);
     this.setState('connected', ClientReasons.CONNECTED);
     for (const w of this.waiters) {
@@ -264,7 +291,7 @@ export class TidingsClient extends Emitter<ClientEvents> implements Subscription
     }
     this.waiters.clear();
     this.emit('connected', this.info);
-    for (const sub of this.subs.values()) sub.onConnected();
+    for (const sub of this.subs.values()) sub.onConnected(s);
   }
 
   /** The transport of session `s` failed or closed: reconnect or stop, as `reason` says. */
@@ -492,7 +519,8 @@ export class TidingsClient extends Emitter<ClientEvents> implements Subscription
       return;
     }
     this.pending.set(id, { done, timer });
-    ws.send(frame);
+    if (this.corked) this.corked.push(frame);
+    else ws.send(frame);
   }
 
   /** Send queued calls while the window has room. */

@@ -35,6 +35,8 @@ export class Subscription extends Emitter<SubscriptionEvents> {
   private generation = 0;
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
   private failures = 0;
+  /** The connection session whose connect this subscription's subscribe went right behind (onOpened), or -1. */
+  private sentWith = -1;
 
   constructor(
     readonly channel: string,
@@ -85,8 +87,29 @@ export class Subscription extends Emitter<SubscriptionEvents> {
 
   // --- called by the client -------------------------------------------------
 
-  onConnected(): void {
-    if (this.wanted) this.attempt();
+  /** Whether the application wants this subscription (subscribe() called, not unsubscribed). */
+  get isWanted(): boolean {
+    return this.wanted;
+  }
+
+  /**
+   * The connection of session `session` is open and its connect is being
+   * sent: the subscribe goes right behind it, in the same frame (the server
+   * runs commands pipelined behind connect once it settles, in order, and
+   * answers connect first), a round trip sooner than after connect's reply.
+   * Should connect fail, the session ends before its replies are read.
+   */
+  onOpened(session: number): void {
+    if (!this.wanted) return;
+    this.clearRetry();
+    this.sentWith = session;
+    this.attempt();
+  }
+
+  onConnected(session: number): void {
+    const pipelined = this.sentWith === session;
+    this.sentWith = -1;
+    if (this.wanted && !pipelined) this.attempt();
   }
 
   onDisconnected(): void {

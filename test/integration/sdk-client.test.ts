@@ -172,11 +172,14 @@ async function rawServer(pingEveryMs: number): Promise<{ url: string; connection
     const timer = pingEveryMs > 0 ? setInterval(() => ws.send('{"type":"ping"}'), pingEveryMs) : null;
     ws.on('close', () => timer && clearInterval(timer));
     ws.on('message', (raw) => {
-      const m = JSON.parse(raw.toString()) as { id?: number; method?: string; type?: string };
-      if (m.type === 'pong') pongs++;
-      if (m.method === 'connect') {
-        const result = { client: `raw-${connections}`, user: 'eve', ping: 1, idle_timeout: 60, expires: null, node: 'raw' };
-        ws.send(`${JSON.stringify({ id: m.id, result })}\n{"type":"ping"}`);
+      // A frame may carry several commands, one per line (docs/protocol.md): the SDK sends its first subscribes with connect.
+      for (const line of raw.toString().split('\n')) {
+        const m = JSON.parse(line) as { id?: number; method?: string; type?: string };
+        if (m.type === 'pong') pongs++;
+        if (m.method === 'connect') {
+          const result = { client: `raw-${connections}`, user: 'eve', ping: 1, idle_timeout: 60, expires: null, node: 'raw' };
+          ws.send(`${JSON.stringify({ id: m.id, result })}\n{"type":"ping"}`);
+        }
       }
     });
   });
@@ -223,7 +226,9 @@ test('close 4006 (message gap): the client reconnects and resubscribes from its 
   wss.on('connection', (ws) => {
     const n = ++connections;
     ws.on('message', (raw) => {
-      const m = JSON.parse(raw.toString()) as { id: number; method: string; params: Record<string, unknown> };
+      for (const line of raw.toString().split('\n')) answer(JSON.parse(line) as { id: number; method: string; params: Record<string, unknown> });
+    });
+    const answer = (m: { id: number; method: string; params: Record<string, unknown> }): void => {
       if (m.method === 'connect') ws.send(JSON.stringify({ id: m.id, result: { client: `c${n}`, user: 'gus', ping: 25, idle_timeout: 60, expires: null, node: 'raw' } }));
       if (m.method !== 'subscribe') return;
       subscribeParams.push(m.params);
@@ -237,7 +242,7 @@ test('close 4006 (message gap): the client reconnects and resubscribes from its 
         ws.send(JSON.stringify({ id: m.id, result: { channel: 'gap', offset: 14, epoch: 'E1', recovered: true, replayed: 3 } }));
         ws.send(`${push(12)}\n${push(13)}\n${push(14)}`);
       }
-    });
+    };
   });
   const { c, states } = client({ urls: [`ws://127.0.0.1:${port}/ws`] });
   c.connect();
@@ -255,4 +260,65 @@ test('close 4006 (message gap): the client reconnects and resubscribes from its 
   assert.equal(gap?.state, 'connecting');
   assert.equal(gap?.reason.name, 'message_gap');
   c.disconnect();
+});
+
+/**
+ * A server that records every frame and answers connect and subscribe; `refuseFirst`: the first connection's
+ * connect is refused (113, transient) and every command behind it with 101, as an edge answers commands
+ * pipelined behind a connect that failed.
+ */
+async function recordingServer(refuseFirst: boolean): Promise<{ url: string; frames: string[][]; subscribes: () => number }> {
+  const [port] = await freePorts(1);
+  const wss = new WebSocketServer({ host: '127.0.0.1', port });
+  servers.push(wss);
+  await new Promise((r) => wss.once('listening', r));
+  const frames: string[][] = [];
+  let connections = 0;
+  wss.on('connection', (ws) => {
+    const n = ++connections;
+    let refused = false;
+    ws.on('message', (raw) => {
+      const lines = raw.toString().split('\n');
+      frames.push(lines);
+      const out: string[] = [];
+      for (const line of lines) {
+        const m = JSON.parse(line) as { id: number; method: string; params: { channel?: string } };
+        if (m.method === 'connect') {
+          refused = refuseFirst && n === 1;
+          out.push(JSON.stringify(refused ? { id: m.id, error: { code: 113, name: 'unavailable', message: 'try again' } } : { id: m.id, result: { client: `c${n}`, user: 'pip', ping: 25, idle_timeout: 60, expires: null, node: 'raw', max_inflight: 128 } }));
+        } else if (refused) out.push(JSON.stringify({ id: m.id, error: { code: 101, name: 'unauthorized', message: 'not connected' } }));
+        else if (m.method === 'subscribe') out.push(JSON.stringify({ id: m.id, result: { channel: m.params.channel, offset: 0, epoch: 'E1' } }));
+      }
+      ws.send(out.join('\n'));
+    });
+  });
+  const subscribes = (): number => frames.flat().filter((l) => l.includes('"method":"subscribe"')).length;
+  return { url: `ws://127.0.0.1:${port}/ws`, frames, subscribes };
+}
+
+test('subscriptions made before connect go in connect\'s frame, at most 32, each subscribed once; a refused connect loses none', async () => {
+  const server = await recordingServer(false);
+  const { c } = client({ urls: [server.url] });
+  const subs = Array.from({ length: 40 }, (_, i) => c.subscribe(`pip.${i}`));
+  c.connect();
+  await Promise.all(subs.map((s) => s.ready(5)));
+  const first = server.frames[0]!;
+  assert.equal(first.length, 33, 'connect and 32 subscribes in the first frame');
+  assert.ok(first[0]!.includes('"method":"connect"'));
+  assert.equal(server.subscribes(), 40, 'every channel subscribed once: none again after the connect reply');
+  c.disconnect();
+
+  // The first connect is refused: the subscribes behind it are answered 101, which must not end the subscriptions;
+  // on the next connection they go behind connect again and succeed.
+  const flaky = await recordingServer(true);
+  const second = client({ urls: [flaky.url] });
+  const errors: unknown[] = [];
+  second.c.on('error', (e) => errors.push(e));
+  const sub = second.c.subscribe('pip.flaky');
+  second.c.connect();
+  await sub.ready(5);
+  assert.equal(sub.state, 'subscribed');
+  assert.deepEqual(flaky.frames.map((f) => f.length), [2, 2], 'connect + subscribe on each connection');
+  assert.deepEqual(errors, [], 'the refused session\'s 101 reached no subscription');
+  second.c.disconnect();
 });
