@@ -250,17 +250,36 @@ export class CommandClient {
    */
   publishTextTo(channel: string, dataJson: string, sender: string | null, noHistory: boolean, target: ReplyTarget): void {
     if (this.peer === 'up') {
-      this.addPublish(channel, dataJson, sender, noHistory, target);
+      this.addPublish(channel, sender, noHistory, target, dataJson, null, 0, 0);
       return;
     }
     this.reachable(this.opts.timeoutMs).then(
-      () => this.addPublish(channel, dataJson, sender, noHistory, target),
+      () => this.addPublish(channel, sender, noHistory, target, dataJson, null, 0, 0),
       (err: Error) => target.reject(err),
     );
   }
 
-  /** Add a publish to the open publish batch, which leaves at the end of the turn (or once full). */
-  private addPublish(channel: string, dataJson: string, sender: string | null, noHistory: boolean, target: ReplyTarget): void {
+  /**
+   * publishTextTo with the data as bytes, src[start..end): JSON text as UTF-8
+   * (a client's frame, read in place), copied into the publish batch as it is.
+   * The director checks it as JSON again (on its byte path or as text).
+   */
+  publishBytesTo(channel: string, src: Uint8Array, start: number, end: number, sender: string | null, noHistory: boolean, target: ReplyTarget): void {
+    if (this.peer === 'up') {
+      this.addPublish(channel, sender, noHistory, target, null, src, start, end);
+      return;
+    }
+    this.reachable(this.opts.timeoutMs).then(
+      () => this.addPublish(channel, sender, noHistory, target, null, src, start, end),
+      (err: Error) => target.reject(err),
+    );
+  }
+
+  /**
+   * Add a publish (its data as text, or else as src[start..end)) to the open
+   * publish batch, which leaves at the end of the turn (or once full).
+   */
+  private addPublish(channel: string, sender: string | null, noHistory: boolean, target: ReplyTarget, text: string | null, src: Uint8Array | null, start: number, end: number): void {
     const refusal = this.refusalOf(PUBLISH_BATCH_METHOD, 0);
     if (refusal) {
       queueMicrotask(() => target.reject(refusal));
@@ -270,7 +289,7 @@ export class CommandClient {
     const before = w.bytes;
     let bytes: number;
     try {
-      bytes = w.addText(channel, sender, noHistory, dataJson);
+      bytes = text !== null ? w.addText(channel, sender, noHistory, text) : w.addBytes(channel, sender, noHistory, src!, start, end);
     } catch (err) {
       const bad = new TidingsError(ErrorCodes.BAD_REQUEST, (err as Error).message);
       queueMicrotask(() => target.reject(bad));
@@ -287,7 +306,7 @@ export class CommandClient {
         return;
       }
       this.closePublishBatch();
-      this.addPublish(channel, dataJson, sender, noHistory, target);
+      this.addPublish(channel, sender, noHistory, target, text, src, start, end);
       return;
     }
     this.publishTargets.push(target);
