@@ -7,7 +7,7 @@ import type { WebSocket } from 'ws';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { CloseCodes, ErrorCodes, TidingsError, toErrorBody, type CloseSpec, type ErrorSpec } from '../protocol/errors.js';
-import { PublishLine, decodeFrame, decodeJsonFrameReadingPublishes, encodeMsgpack, type Format } from '../protocol/codec.js';
+import { decodeFrame, decodeJsonFrameReadingPublishes, encodeMsgpack, type Format, type MakePublish } from '../protocol/codec.js';
 import { METHODS, type Method } from '../protocol/messages.js';
 import { channelProblem, grantsAllow } from '../protocol/names.js';
 import type { Identity, RequestInfo } from '../auth/authenticator.js';
@@ -346,7 +346,7 @@ export class ClientConnection implements Listener {
       // A connected JSON client's plain publish commands are read in place (PublishLine): their data is
       // neither parsed into objects nor written out again, but goes to the director as the client's bytes.
       if (this.format !== 'json') items = decodeFrame(this.format, data);
-      else items = this.state === 'connected' ? decodeJsonFrameReadingPublishes(data) : decodeFrame('json', data.toString('utf8'));
+      else items = this.state === 'connected' ? decodeJsonFrameReadingPublishes(data, this.publishLine) : decodeFrame('json', data.toString('utf8'));
     } catch (err) {
       this.close(CloseCodes.BAD_REQUEST, (err as Error).message);
       return;
@@ -386,8 +386,12 @@ export class ClientConnection implements Listener {
       return;
     }
     this.inFlight++;
-    this.publishTo(line, new PublishReply(this, line.id));
+    this.publishTo(line, line);
   }
+
+  /** readPublishLine's maker: a publish line is its command and the target of its reply in one object. */
+  private readonly publishLine: MakePublish<PublishLine> = (id, channel, frame, dataStart, dataEnd, noHistory) =>
+    new PublishLine(this, id, channel, frame, dataStart, dataEnd, noHistory);
 
   private onMessage(item: unknown): void {
     if (typeof item !== 'object' || item === null || Array.isArray(item)) {
@@ -637,6 +641,24 @@ export class ClientConnection implements Listener {
     this.publishChecked(channel, params, to);
   }
 
+  /**
+   * A publish's result as the director's JSON text, body[start..end): for a
+   * JSON client written around it into one frame, {"id":N,"result":<text>}.
+   * Never throws.
+   */
+  answerPublishJson(id: number, body: Buffer, start: number, end: number): void {
+    if (this.format !== 'json' || this.state === 'closed') {
+      this.answerPublish(id, true, new RawJson(body.subarray(start, end)));
+      return;
+    }
+    try {
+      this.commandDone();
+      this.outbox.push(textFrameAround(`{"id":${id},"result":`, body, '}', start, end));
+    } catch (err) {
+      this.failed(err);
+    }
+  }
+
   /** A publish's outcome (PublishReply): the reply written, the in-flight count lowered. Never throws. */
   answerPublish(id: number, ok: boolean, value: unknown): void {
     try {
@@ -757,6 +779,34 @@ export class ClientConnection implements Listener {
       this.lastPing = now;
       this.sendShared(pingFrame);
     }
+  }
+}
+
+/**
+ * A publish command read in place (readPublishLine): its data is
+ * frame[dataStart..dataEnd); it is also where the command client settles it.
+ */
+class PublishLine implements ReplyTarget {
+  constructor(
+    private readonly conn: ClientConnection,
+    readonly id: number,
+    readonly channel: string,
+    readonly frame: Uint8Array,
+    readonly dataStart: number,
+    readonly dataEnd: number,
+    readonly noHistory: boolean,
+  ) {}
+
+  resolve(value: unknown): void {
+    this.conn.answerPublish(this.id, true, value);
+  }
+
+  resolveJson(body: Buffer, start: number, end: number): void {
+    this.conn.answerPublishJson(this.id, body, start, end);
+  }
+
+  reject(err: Error): void {
+    this.conn.answerPublish(this.id, false, err);
   }
 }
 

@@ -48,18 +48,10 @@ export function encodeFrame(format: Format, value: unknown): string | Uint8Array
 /**
  * A `publish` command read in place from a JSON text frame (readPublishLine):
  * its data stays the frame's bytes, frame[dataStart..dataEnd), never parsed
- * into objects nor written out again.
+ * into objects nor written out again. The caller makes its own object of
+ * them (an edge: the command and who its reply goes to, in one).
  */
-export class PublishLine {
-  constructor(
-    readonly id: number,
-    readonly channel: string,
-    readonly frame: Uint8Array,
-    readonly dataStart: number,
-    readonly dataEnd: number,
-    readonly noHistory: boolean,
-  ) {}
-}
+export type MakePublish<T> = (id: number, channel: string, frame: Uint8Array, dataStart: number, dataEnd: number, noHistory: boolean) => T;
 
 const ascii = (s: string): Uint8Array => Uint8Array.from(s, (c) => c.charCodeAt(0));
 const KEY_ID = ascii('"id":');
@@ -110,7 +102,7 @@ function channelAt(b: Uint8Array, start: number, end: number): string {
  * line as JSON and takes the full path, whose answers (to what it refuses
  * too) stay what they were. Never reads outside [start, end).
  */
-export function readPublishLine(b: Uint8Array, start: number, end: number): PublishLine | null {
+export function readPublishLine<T>(b: Uint8Array, start: number, end: number, make: MakePublish<T>): T | null {
   if (end - start < 2 || b[start] !== 0x7b) return null;
   let i = start + 1;
   let id = -1;
@@ -185,24 +177,24 @@ export function readPublishLine(b: Uint8Array, start: number, end: number): Publ
     } else return null;
   }
   if (i !== end || id < 0 || !method || channel === null || dataStart < 0) return null;
-  return new PublishLine(id, channel, b, dataStart, dataEnd, noHistory === true);
+  return make(id, channel, b, dataStart, dataEnd, noHistory === true);
 }
 
 /**
  * decodeJsonFrame of a text frame's bytes, except that a line that is a
- * plain `publish` command (readPublishLine) is a PublishLine instead of its
- * parsed object. As decodeJsonFrame, every line is read before any is
- * returned: one malformed line throws for the whole frame.
+ * plain `publish` command (readPublishLine) is what `make` makes of it
+ * instead of its parsed object. As decodeJsonFrame, every line is read
+ * before any is returned: one malformed line throws for the whole frame.
  */
-export function decodeJsonFrameReadingPublishes(data: Uint8Array): unknown[] {
+export function decodeJsonFrameReadingPublishes<T>(data: Uint8Array, make: MakePublish<T>): unknown[] {
   const len = data.length;
   let nl = data.indexOf(0x0a);
-  if (nl === -1) return [readPublishLine(data, 0, len) ?? JSON.parse(lenient.decode(data))];
+  if (nl === -1) return [readPublishLine(data, 0, len, make) ?? JSON.parse(lenient.decode(data))];
   const out: unknown[] = [];
   let from = 0;
   for (;;) {
     const to = nl === -1 ? len : nl;
-    if (to > from) out.push(readPublishLine(data, from, to) ?? JSON.parse(lenient.decode(data.subarray(from, to))));
+    if (to > from) out.push(readPublishLine(data, from, to, make) ?? JSON.parse(lenient.decode(data.subarray(from, to))));
     if (nl === -1) return out;
     from = nl + 1;
     nl = data.indexOf(0x0a, from);

@@ -46,6 +46,8 @@ import {
 export interface ReplyTarget {
   resolve(value: unknown): void;
   reject(err: Error): void;
+  /** A publish's result as the director's JSON text, body[start..end) (else resolve gets a RawJson of it). */
+  resolveJson?(body: Buffer, start: number, end: number): void;
 }
 
 interface Pending {
@@ -546,9 +548,10 @@ export class CommandClient {
   /** Each publish of a batch gets its outcome: its {offset, epoch} as the director's JSON text, or its refusal. */
   private settlePublishes(targets: ReplyTarget[], body: Buffer): void {
     const whole = eachPublishOutcome(body, targets.length, (i, ok, start, end) => {
-      const json = body.subarray(start, end);
-      if (ok) targets[i]!.resolve(new RawJson(json));
-      else targets[i]!.reject(this.errorOf(json));
+      const t = targets[i]!;
+      if (!ok) t.reject(this.errorOf(body.subarray(start, end)));
+      else if (t.resolveJson) t.resolveJson(body, start, end);
+      else t.resolve(new RawJson(body.subarray(start, end)));
     });
     if (whole) return;
     const err = new TidingsError(ErrorCodes.INTERNAL, 'malformed publish_batch reply from the director');
