@@ -320,6 +320,7 @@ export function scanJsonBytes(b: Uint8Array, start: number, end: number, limit =
 export function scanJsonValueBytes(b: Uint8Array, start: number, end: number, limit = MAX_PAYLOAD_DEPTH): number {
   const c = byteAt(b, start, end);
   if (c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d) return NOT_JSON;
+  scannedBytes.end = -1; // no end unless accepted (past the limit the scan stops short)
   return scanBytes(b, start, end, limit, false);
 }
 
