@@ -29,8 +29,7 @@ export function textFrameAround(head: string, body: Buffer, tail: string, start 
   const out = Buffer.allocUnsafe(frameHeaderBytes(len) + len);
   const hdr = writeTextHeader(out, len);
   let at = hdr + out.write(head, hdr, headLen, 'utf8');
-  out.set(body.subarray(start, end), at);
-  at += end - start;
+  at += body.copy(out, at, start, end);
   out.write(tail, at, tailLen, 'utf8');
   return out;
 }
