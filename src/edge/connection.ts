@@ -678,7 +678,10 @@ export class ClientConnection implements Listener {
         queueMicrotask(() => to.reject(new TidingsError(ErrorCodes.UNAVAILABLE, 'connection closed')));
         return;
       }
-      this.ctx.commands.publishBytesTo(channel, params.frame, params.dataStart, params.dataEnd, this.identity.user, params.noHistory, to);
+      this.ctx.commands.publishBytesTo(channel, params.frame!, params.dataStart, params.dataEnd, this.identity.user, params.noHistory, to);
+      // Copied into the publish batch (or held by the command client): the line no longer keeps the client's frame
+      // alive while its reply is awaited (the frame would outlive the young generation and cost a full collection).
+      params.frame = null;
       return;
     }
     let dataJson: string | undefined;
@@ -791,7 +794,8 @@ class PublishLine implements ReplyTarget {
     private readonly conn: ClientConnection,
     readonly id: number,
     readonly channel: string,
-    readonly frame: Uint8Array,
+    /** Null once the data is handed to the command client. */
+    public frame: Uint8Array | null,
     readonly dataStart: number,
     readonly dataEnd: number,
     readonly noHistory: boolean,
