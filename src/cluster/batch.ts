@@ -559,6 +559,18 @@ export class PublishEntryWriter {
   }
 }
 
+/** Writes the decimal digits of `n` (a safe non-negative integer) at `at`; returns where they end. No string made. */
+function writeDigits(b: Buffer, at: number, n: number): number {
+  let digits = 1;
+  for (let v = n; v >= 10; v = Math.floor(v / 10)) digits++;
+  let i = at + digits;
+  for (let v = n; ; v = Math.floor(v / 10)) {
+    b[--i] = 0x30 + (v % 10);
+    if (v < 10) break;
+  }
+  return at + digits;
+}
+
 /** Bytes before each outcome of a publish_batch reply: [status u8][length u32]. */
 const OUTCOME_HEAD = 5;
 const OFFSET_OPEN = Buffer.from('{"offset":');
@@ -590,7 +602,7 @@ export class PublishOutcomeWriter {
     let at = start + OUTCOME_HEAD;
     b.set(OFFSET_OPEN, at);
     at += OFFSET_OPEN.length;
-    at += b.write(String(offset), at, 'latin1');
+    at = writeDigits(b, at, offset);
     b.set(this.epochTail, at);
     at += this.epochTail.length;
     b.writeUInt32BE(at - start - OUTCOME_HEAD, start + 1);

@@ -133,9 +133,12 @@ test('a publish_batch reply: one outcome per entry, in order; one that does not 
   w.error(b('{"code":121,"message":"bad"}'));
   w.ok(18, 'E1');
   w.ok(1e15, 'é"2');
+  for (const offset of [0, 9, 10, 99, 100, 123456789, Number.MAX_SAFE_INTEGER]) w.ok(offset, 'E1');
   const body = w.finish();
   const seen: Array<[number, boolean, unknown]> = [];
-  assert.equal(eachPublishOutcome(body, 4, (i, ok, start, end) => seen.push([i, ok, JSON.parse(body.toString('utf8', start, end))])), true);
+  assert.equal(eachPublishOutcome(body, 11, (i, ok, start, end) => seen.push([i, ok, JSON.parse(body.toString('utf8', start, end))])), true);
+  assert.deepEqual(seen.slice(4).map(([, , v]) => (v as { offset: number }).offset), [0, 9, 10, 99, 100, 123456789, Number.MAX_SAFE_INTEGER]);
+  seen.length = 4;
   assert.deepEqual(seen, [
     [0, true, { offset: 17, epoch: 'E1' }],
     [1, false, { code: 121, message: 'bad' }],
@@ -145,15 +148,15 @@ test('a publish_batch reply: one outcome per entry, in order; one that does not 
   // What publish_text answers, byte for byte.
   assert.equal(body.toString('utf8', 5, 5 + body.readUInt32BE(1)), JSON.stringify({ offset: 17, epoch: 'E1' }));
   const none = (): void => assert.fail('no outcome of a malformed reply is used');
-  assert.equal(eachPublishOutcome(body, 3, none), false, 'more outcomes than entries');
-  assert.equal(eachPublishOutcome(body, 5, none), false, 'fewer outcomes than entries');
-  assert.equal(eachPublishOutcome(body.subarray(0, body.length - 1), 4, none), false, 'cut short');
+  assert.equal(eachPublishOutcome(body, 10, none), false, 'more outcomes than entries');
+  assert.equal(eachPublishOutcome(body, 12, none), false, 'fewer outcomes than entries');
+  assert.equal(eachPublishOutcome(body.subarray(0, body.length - 1), 11, none), false, 'cut short');
   const badStatus = Buffer.from(body);
   badStatus[0] = 2;
-  assert.equal(eachPublishOutcome(badStatus, 4, none), false, 'unknown status');
+  assert.equal(eachPublishOutcome(badStatus, 11, none), false, 'unknown status');
   const long = Buffer.from(body);
   long.writeUInt32BE(1 << 20, 1);
-  assert.equal(eachPublishOutcome(long, 4, none), false, 'length past the end');
+  assert.equal(eachPublishOutcome(long, 11, none), false, 'length past the end');
 });
 
 test('command and reply batches round-trip; malformed ones are refused', () => {
