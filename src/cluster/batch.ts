@@ -21,6 +21,17 @@
  *   command (an edge's publish: the data already JSON text, parsed once by
  *   the edge, taken as text by the director).
  *
+ * An edge's publishes of one turn, DEALER -> ROUTER: one `publish_batch`
+ *   command (alone or in a command batch) whose body is publish entries as
+ *   above (channels only); each is checked and sequenced by the director as
+ *   if it had come alone in a `publish_text`. Its reply (ok) is one outcome
+ *   per entry, in order: [status u8 (0 ok, 1 error)][length u32][JSON], the
+ *   JSON being what `publish_text` would have answered ({offset, epoch}) or
+ *   refused with (an error body): one refused publish costs none of the
+ *   others. An error reply to the command itself (not active, unreachable,
+ *   a malformed body) answers every entry with that error. Internal to the
+ *   cluster: clients see one reply per `publish` as always.
+ *
  * Commands, DEALER -> ROUTER: [...route, BATCH_ID, BATCH_METHOD, body];
  *   body = entries of [request id u32][method length u8][body length u32]
  *   [method][body]. Replies to a batch: [...route, BATCH_ID, BATCH_METHOD,
@@ -37,6 +48,8 @@ export const BATCH_METHOD = 'batch';
 const BATCH_METHOD_BUF = Buffer.from(BATCH_METHOD);
 /** An edge's publish with the data as JSON text (the body is one publish entry). */
 export const PUBLISH_TEXT_METHOD = 'publish_text';
+/** An edge's publishes of one turn (the body is publish entries, the reply one outcome per entry). */
+export const PUBLISH_BATCH_METHOD = 'publish_batch';
 
 /**
  * What one unit of zmq_high_water_mark stands for, in bytes: the batch size
@@ -217,10 +230,35 @@ export function messagesIn(path: BatchPath, frames: readonly Buffer[]): number {
     return countEntries(body, PUB_ENTRY_HEAD, 6, (at) => body.readUInt16BE(at + 2) + body.readUInt16BE(at + 4)) || 1;
   }
   const n = frames.length;
-  if (n < 3 || !isBatchFrames(frames[n - 3]!, frames[n - 2]!)) return 1;
+  if (n < 3) return 1;
+  if (!isBatchFrames(frames[n - 3]!, frames[n - 2]!)) {
+    // A publish_batch alone (plain form) carries its publishes.
+    if (path !== 'cmd' || !frames[n - 2]!.equals(PUBLISH_BATCH_METHOD_BUF)) return 1;
+    const body = frames[n - 1]!;
+    return countEntries(body, PUB_ENTRY_HEAD, 6, (at) => body.readUInt16BE(at + 2) + body.readUInt16BE(at + 4)) || 1;
+  }
   const body = frames[n - 1]!;
   // Command entries name their method ([id][method length u8][length u32][method][body]); replies do not.
-  return (path === 'cmd' ? countEntries(body, 9, 5, (at) => body[at + 4]!) : countEntries(body, 9, 5)) || 1;
+  return (path === 'cmd' ? countCommands(body) : countEntries(body, 9, 5)) || 1;
+}
+
+const PUBLISH_BATCH_METHOD_BUF = Buffer.from(PUBLISH_BATCH_METHOD);
+
+/** Commands in a command batch body, a publish_batch counted as its publishes; 0 when the body does not add up. */
+function countCommands(body: Buffer): number {
+  let n = 0;
+  let at = 0;
+  while (at < body.length) {
+    if (body.length - at < 9) return 0;
+    const methodLen = body[at + 4]!;
+    const len = body.readUInt32BE(at + 5);
+    const start = at + 9 + methodLen;
+    at = start + len;
+    if (at > body.length) return 0;
+    const publishes = sameBytes(body, start - methodLen, start, PUBLISH_BATCH_METHOD_BUF) ? countEntries(body.subarray(start, at), PUB_ENTRY_HEAD, 6, (e) => body.readUInt16BE(start + e + 2) + body.readUInt16BE(start + e + 4)) : 1;
+    n += publishes || 1;
+  }
+  return n;
 }
 
 // --- publish entries (publisher address batches, publish_text commands) ------
@@ -409,6 +447,215 @@ export class PublishEntryReader {
   toPublish(): InboundPublish {
     return { target: this.isChannel ? 'channel' : 'user', name: this.name(), data: this.data(), sender: this.sender(), noHistory: this.noHistory, omnibus: false, bytes: this.bytes };
   }
+}
+
+/**
+ * Publish entries to channels written one after another into one buffer (an
+ * edge's publishes of a turn, a `publish_batch` body): no buffer per entry; a
+ * name or sender equal to the previous entry's is copied as bytes, not
+ * encoded again. `take()` hands the entries over and starts again.
+ */
+export class PublishEntryWriter {
+  private buf: Buffer;
+  private at = 0;
+  /** Entries written since the last take(). */
+  count = 0;
+  private lastName = '';
+  private lastNameBytes = Buffer.alloc(0);
+  private lastSender: string | null = null;
+  private lastSenderBytes = Buffer.alloc(0);
+
+  constructor(initialBytes = 16 * 1024) {
+    this.buf = Buffer.allocUnsafe(initialBytes);
+  }
+
+  /** Bytes written since the last take(). */
+  get bytes(): number {
+    return this.at;
+  }
+
+  /**
+   * Append a publish to channel `name` with `data` as JSON text; returns the
+   * entry's bytes. Throws WireError (nothing written) for a name or sender
+   * over 65535 bytes.
+   */
+  addText(name: string, sender: string | null, noHistory: boolean, data: string): number {
+    const start = this.head(name, sender, noHistory, data.length * 3);
+    const dataLen = this.buf.write(data, this.at, 'utf8');
+    return this.finish(start, dataLen);
+  }
+
+  /** As addText, the data given as bytes (JSON text as UTF-8): copied as they are. */
+  addBytes(name: string, sender: string | null, noHistory: boolean, src: Uint8Array, start: number, end: number): number {
+    const entry = this.head(name, sender, noHistory, end - start);
+    this.buf.set(src.subarray(start, end), this.at);
+    return this.finish(entry, end - start);
+  }
+
+  /** Writes an entry's head, name and sender, with room for `dataRoom` bytes of data after them; returns the entry's start. */
+  private head(name: string, sender: string | null, noHistory: boolean, dataRoom: number): number {
+    if (name !== this.lastName || this.lastNameBytes.length === 0) {
+      const bytes = Buffer.from(name);
+      if (bytes.length > 0xffff) throw new WireError('name or sender longer than 65535 bytes');
+      this.lastName = name;
+      this.lastNameBytes = bytes;
+    }
+    if (sender !== null && sender !== this.lastSender) {
+      const bytes = Buffer.from(sender);
+      if (bytes.length > 0xffff) throw new WireError('name or sender longer than 65535 bytes');
+      this.lastSender = sender;
+      this.lastSenderBytes = bytes;
+    }
+    const nameBytes = this.lastNameBytes;
+    const senderLen = sender === null ? 0 : this.lastSenderBytes.length;
+    this.room(PUB_ENTRY_HEAD + nameBytes.length + senderLen + dataRoom);
+    const b = this.buf;
+    const start = this.at;
+    b[start] = TARGET_CHANNEL;
+    b[start + 1] = (noHistory ? FLAG_NO_HISTORY : 0) | (sender !== null ? FLAG_SENDER : 0);
+    b[start + 2] = nameBytes.length >>> 8;
+    b[start + 3] = nameBytes.length & 0xff;
+    b[start + 4] = senderLen >>> 8;
+    b[start + 5] = senderLen & 0xff;
+    let at = start + PUB_ENTRY_HEAD;
+    b.set(nameBytes, at);
+    at += nameBytes.length;
+    if (sender !== null) {
+      b.set(this.lastSenderBytes, at);
+      at += senderLen;
+    }
+    this.at = at;
+    return start;
+  }
+
+  /** Forget what was written after the first `bytes` (the last entry, just written: see take()). */
+  dropLast(bytes: number): void {
+    this.at = bytes;
+    this.count--;
+  }
+
+  private finish(start: number, dataLen: number): number {
+    this.buf.writeUInt32BE(dataLen, start + 6);
+    this.at += dataLen;
+    this.count++;
+    return this.at - start;
+  }
+
+  private room(bytes: number): void {
+    if (this.at + bytes <= this.buf.length) return;
+    const grown = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.at + bytes));
+    this.buf.copy(grown, 0, 0, this.at);
+    this.buf = grown;
+  }
+
+  /** The entries written (a buffer of their own) and a fresh start; the scratch memory is kept up to 64 KB. */
+  take(): Buffer {
+    const out = Buffer.allocUnsafe(this.at);
+    this.buf.copy(out, 0, 0, this.at);
+    this.at = 0;
+    this.count = 0;
+    if (this.buf.length > MAX_BATCH_BYTES * 2) this.buf = Buffer.allocUnsafe(MAX_BATCH_BYTES);
+    return out;
+  }
+}
+
+/** Writes the decimal digits of `n` (a safe non-negative integer) at `at`; returns where they end. No string made. */
+function writeDigits(b: Buffer, at: number, n: number): number {
+  let digits = 1;
+  for (let v = n; v >= 10; v = Math.floor(v / 10)) digits++;
+  let i = at + digits;
+  for (let v = n; ; v = Math.floor(v / 10)) {
+    b[--i] = 0x30 + (v % 10);
+    if (v < 10) break;
+  }
+  return at + digits;
+}
+
+/** Bytes before each outcome of a publish_batch reply: [status u8][length u32]. */
+const OUTCOME_HEAD = 5;
+const OFFSET_OPEN = Buffer.from('{"offset":');
+
+/**
+ * A publish_batch reply written outcome by outcome into one buffer. An
+ * accepted entry's outcome is `{"offset":N,"epoch":"E"}` (what publish_text
+ * answers: JSON.stringify({offset, epoch})), written from cached pieces.
+ */
+export class PublishOutcomeWriter {
+  private buf: Buffer;
+  private at = 0;
+  private epoch = '';
+  private epochTail = Buffer.alloc(0);
+
+  constructor(entries: number) {
+    this.buf = Buffer.allocUnsafe(entries * 64);
+  }
+
+  ok(offset: number, epoch: string): void {
+    if (epoch !== this.epoch || this.epochTail.length === 0) {
+      this.epoch = epoch;
+      this.epochTail = Buffer.from(`,"epoch":${JSON.stringify(epoch)}}`);
+    }
+    this.room(OUTCOME_HEAD + OFFSET_OPEN.length + 24 + this.epochTail.length);
+    const b = this.buf;
+    const start = this.at;
+    b[start] = 0;
+    let at = start + OUTCOME_HEAD;
+    b.set(OFFSET_OPEN, at);
+    at += OFFSET_OPEN.length;
+    at = writeDigits(b, at, offset);
+    b.set(this.epochTail, at);
+    at += this.epochTail.length;
+    b.writeUInt32BE(at - start - OUTCOME_HEAD, start + 1);
+    this.at = at;
+  }
+
+  /** A refused entry: its error body (JSON). */
+  error(body: Buffer): void {
+    this.room(OUTCOME_HEAD + body.length);
+    const b = this.buf;
+    b[this.at] = 1;
+    b.writeUInt32BE(body.length, this.at + 1);
+    b.set(body, this.at + OUTCOME_HEAD);
+    this.at += OUTCOME_HEAD + body.length;
+  }
+
+  private room(bytes: number): void {
+    if (this.at + bytes <= this.buf.length) return;
+    const grown = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.at + bytes));
+    this.buf.copy(grown, 0, 0, this.at);
+    this.buf = grown;
+  }
+
+  /** The reply body (a view of the written bytes). */
+  finish(): Buffer {
+    return this.buf.subarray(0, this.at);
+  }
+}
+
+/**
+ * Calls `each` with every outcome of a publish_batch reply (its JSON as the
+ * byte range [start, end) of `body`), after checking the body holds exactly
+ * `count` of them; false (and no call) when it does not.
+ */
+export function eachPublishOutcome(body: Buffer, count: number, each: (i: number, ok: boolean, start: number, end: number) => void): boolean {
+  let n = 0;
+  let at = 0;
+  while (at < body.length) {
+    if (body.length - at < OUTCOME_HEAD || (body[at] !== 0 && body[at] !== 1)) return false;
+    const len = body.readUInt32BE(at + 1);
+    if (len > body.length - at - OUTCOME_HEAD) return false;
+    at += OUTCOME_HEAD + len;
+    n++;
+  }
+  if (n !== count) return false;
+  at = 0;
+  for (let i = 0; i < count; i++) {
+    const start = at + OUTCOME_HEAD;
+    const end = start + body.readUInt32BE(at + 1);
+    each(i, body[at] === 0, start, end);
+    at = end;
+  }
+  return true;
 }
 
 // --- command and reply batches ------------------------------------------------

@@ -5,10 +5,11 @@
 import type { Logger } from 'pino';
 import { ErrorCodes, TidingsError } from '../protocol/errors.js';
 import { carriedChannelProblem, channelProblem, isValidUser } from '../protocol/names.js';
-import type { Director } from './director.js';
-import { PUBLISH_TEXT_METHOD, PublishEntryReader } from '../cluster/batch.js';
+import type { Director, PublishOutcome } from './director.js';
+import type { MaybePromise } from './engine/engine.js';
+import { PUBLISH_BATCH_METHOD, PUBLISH_TEXT_METHOD, PublishEntryReader, PublishOutcomeWriter } from '../cluster/batch.js';
 import { encodeHistoryPage, HISTORY_PAGE_BYTES, MAX_HISTORY_PAGE_BYTES, type PageQuery } from './history-page.js';
-import type { EncodedReply } from './encoded-reply.js';
+import { EncodedReply } from './encoded-reply.js';
 import { MAX_BODY_DEPTH, checkJsonTextDepth, checkValueDepth } from '../protocol/payload.js';
 
 type Handler = (body: Record<string, unknown>) => unknown;
@@ -39,7 +40,10 @@ export class CommandHandlers {
   private readonly table: Record<string, Handler>;
   /** The last channel a publish_text named that passed the check (an edge's publishes keep naming it). */
   private textChecked: string | null = null;
-  private readonly rawTable = new Map<string, RawHandler>([[PUBLISH_TEXT_METHOD, (body) => this.publishText(body)]]);
+  private readonly rawTable = new Map<string, RawHandler>([
+    [PUBLISH_TEXT_METHOD, (body) => this.publishText(body)],
+    [PUBLISH_BATCH_METHOD, (body) => this.publishBatch(body)],
+  ]);
 
   constructor(
     private readonly director: Director,
@@ -133,6 +137,51 @@ export class CommandHandlers {
       throw new TidingsError(ErrorCodes.BAD_REQUEST, (err as Error).message);
     }
     entry.next();
+    const r = this.publishEntry(entry);
+    // The reply is the JSON of the result: {offset, epoch} only (publishBytes' writer holds more).
+    return r instanceof Promise ? r : { offset: r.offset, epoch: r.epoch };
+  }
+
+  /**
+   * publish_batch <publish entries> -> one outcome per entry (src/cluster/batch.ts): an edge's publishes of one
+   * turn, each checked and sequenced exactly as publish_text takes it alone, and answered on its own: one
+   * refused (its error body in its place, counted as a refused publish command) costs none of the others.
+   */
+  private publishBatch(body: Buffer): EncodedReply | Promise<EncodedReply> {
+    let entries: PublishEntryReader;
+    try {
+      entries = new PublishEntryReader(body);
+    } catch (err) {
+      throw new TidingsError(ErrorCodes.BAD_REQUEST, (err as Error).message);
+    }
+    const out = new PublishOutcomeWriter(entries.count);
+    // The redis engine answers with promises (in order): from the first one on, outcomes wait for them all.
+    let later: Array<Promise<PublishOutcome | Buffer>> | null = null;
+    while (entries.next()) {
+      let r: MaybePromise<PublishOutcome>;
+      try {
+        r = this.publishEntry(entries);
+      } catch (err) {
+        if (later) later.push(Promise.resolve(this.director.publishRefusal(err)));
+        else out.error(this.director.publishRefusal(err));
+        continue;
+      }
+      if (r instanceof Promise) (later ??= []).push(r.catch((err: unknown) => this.director.publishRefusal(err)));
+      else if (later) later.push(Promise.resolve(r));
+      else out.ok(r.offset, r.epoch);
+    }
+    if (!later) return new EncodedReply(out.finish());
+    return Promise.all(later).then((results) => {
+      for (const r of results) {
+        if (Buffer.isBuffer(r)) out.error(r);
+        else out.ok(r.offset, r.epoch);
+      }
+      return new EncodedReply(out.finish());
+    });
+  }
+
+  /** One publish entry of an edge (publish_text, publish_batch): checked, sequenced, its {offset, epoch}. */
+  private publishEntry(entry: PublishEntryReader): MaybePromise<PublishOutcome> {
     if (!entry.isChannel) throw new TidingsError(ErrorCodes.MISSING_FIELD, 'publish_text publishes to a channel');
     const name = entry.name();
     if (name !== this.textChecked) {
@@ -143,7 +192,7 @@ export class CommandHandlers {
     // The memory engine takes the data as bytes (checked as JSON on them, the push written from them); anything that
     // path does not take goes as text, as before.
     const sent = this.director.publishBytes(entry);
-    if (sent !== null) return { offset: sent.offset, epoch: sent.epoch };
+    if (sent !== null) return sent; // valid until the next publish: its offset and epoch are read at once
     const data = entry.data();
     // The command address is a door too: the data's depth is checked on its text, as `publish` checks its value.
     checkJsonTextDepth(data);

@@ -23,7 +23,7 @@ import { bindSecured, linkLimit, type BoundLink } from '../zmq/security.js';
 import { channelTopic, userTopic } from '../cluster/topics.js';
 import { DownKind, encodeHeader, parsePublish, WireError, type InboundPublish } from '../cluster/wire.js';
 import { TICK_INTERVAL_MS, positionIn, tickFrames } from '../cluster/ticks.js';
-import { DOWN_BATCH_BYTES, pipeSlots, queueBytes, decodeCommandBatch, isBatchFrames, isPublishBatch, PublishEntryReader, PUBLISH_TEXT_METHOD } from '../cluster/batch.js';
+import { DOWN_BATCH_BYTES, pipeSlots, queueBytes, decodeCommandBatch, isBatchFrames, isPublishBatch, PublishEntryReader, PUBLISH_BATCH_METHOD, PUBLISH_TEXT_METHOD } from '../cluster/batch.js';
 import { DownBatcher } from './down-batcher.js';
 import { ReplyBatcher, routeKey } from './reply-batcher.js';
 import { ChannelRegistry } from './channels.js';
@@ -57,7 +57,7 @@ const COLLECT_INTERVAL_MS = 10_000;
 const OK = Buffer.from('ok');
 /** Commands that publish: their refusals are counted with the publisher address' ones. */
 const ERROR = Buffer.from('error');
-const PUBLISH_COMMANDS = new Set(['publish', PUBLISH_TEXT_METHOD, 'cs_message']);
+const PUBLISH_COMMANDS = new Set(['publish', PUBLISH_TEXT_METHOD, PUBLISH_BATCH_METHOD, 'cs_message']);
 
 /** How a command is answered: (true, [result JSON, raw frames...]) or (false, [error body JSON]). */
 type Answer = (ok: boolean, parts: Buffer[]) => void;
@@ -696,6 +696,17 @@ export class Director {
         (err: unknown) => this.commandFailed(method, err, answer),
       )
       .catch((err) => this.loops.failed('director-commands', err));
+  }
+
+  /**
+   * A publish refused inside a publish_batch: counted and logged as a refused publish command is
+   * (commandFailed); its error body, the entry's outcome.
+   */
+  publishRefusal(err: unknown): Buffer {
+    const e = err instanceof TidingsError ? err : new TidingsError(ErrorCodes.INTERNAL);
+    this.rejected.inc({ code: String(e.code), door: 'command' });
+    if (!(err instanceof TidingsError)) this.log.error({ err, method: PUBLISH_BATCH_METHOD }, 'command failed');
+    return Buffer.from(JSON.stringify(e.toBody()));
   }
 
   private commandFailed(method: string, err: unknown, answer: Answer): void {

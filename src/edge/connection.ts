@@ -7,7 +7,7 @@ import type { WebSocket } from 'ws';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { CloseCodes, ErrorCodes, TidingsError, toErrorBody, type CloseSpec, type ErrorSpec } from '../protocol/errors.js';
-import { decodeFrame, encodeMsgpack, type Format } from '../protocol/codec.js';
+import { decodeFrame, decodeJsonFrameReadingPublishes, encodeMsgpack, type Format, type MakePublish } from '../protocol/codec.js';
 import { METHODS, type Method } from '../protocol/messages.js';
 import { channelProblem, grantsAllow } from '../protocol/names.js';
 import type { Identity, RequestInfo } from '../auth/authenticator.js';
@@ -343,14 +343,18 @@ export class ClientConnection implements Listener {
     let items: unknown[];
     try {
       if (this.format === 'json' && isBinary) throw new Error('binary frame on a JSON connection');
-      items = decodeFrame(this.format, this.format === 'json' ? data.toString('utf8') : data);
+      // A connected JSON client's plain publish commands are read in place (PublishLine): their data is
+      // neither parsed into objects nor written out again, but goes to the director as the client's bytes.
+      if (this.format !== 'json') items = decodeFrame(this.format, data);
+      else items = this.state === 'connected' ? decodeJsonFrameReadingPublishes(data, this.publishLine) : decodeFrame('json', data.toString('utf8'));
     } catch (err) {
       this.close(CloseCodes.BAD_REQUEST, (err as Error).message);
       return;
     }
     for (const item of items) {
       if (this.isClosed()) return;
-      this.onMessage(item);
+      if (item instanceof PublishLine) this.onPublishLine(item);
+      else this.onMessage(item);
     }
     // A client at its in-flight limit is not read until half its commands are answered:
     // pipelining faster than it is served costs it time, not this edge's CPU.
@@ -369,6 +373,25 @@ export class ClientConnection implements Listener {
       this.ws.resume();
     }
   }
+
+  /**
+   * A publish read in place, from a connected client: what onMessage does for
+   * a publish (its id, method and params are well formed), then publishTo.
+   */
+  private onPublishLine(line: PublishLine): void {
+    const limit = this.ctx.config.client_max_inflight;
+    if (this.inFlight >= limit) {
+      this.ctx.metrics.limited.inc({ code: '135' });
+      this.replyError(line.id, new TidingsError(ErrorCodes.TOO_MANY_COMMANDS, `at most ${limit} commands in flight per connection`));
+      return;
+    }
+    this.inFlight++;
+    this.publishTo(line, line);
+  }
+
+  /** readPublishLine's maker: a publish line is its command and the target of its reply in one object. */
+  private readonly publishLine: MakePublish<PublishLine> = (id, channel, frame, dataStart, dataEnd, noHistory) =>
+    new PublishLine(this, id, channel, frame, dataStart, dataEnd, noHistory);
 
   private onMessage(item: unknown): void {
     if (typeof item !== 'object' || item === null || Array.isArray(item)) {
@@ -537,7 +560,10 @@ export class ClientConnection implements Listener {
   }
 
   private channelParam(params: Record<string, unknown>): string {
-    const channel = params['channel'];
+    return this.channelValue(params['channel']);
+  }
+
+  private channelValue(channel: unknown): string {
     const problem = channelProblem(channel);
     if (problem) throw new TidingsError(ErrorCodes.INVALID_CHANNEL, problem);
     return channel as string;
@@ -593,10 +619,10 @@ export class ClientConnection implements Listener {
    * identity check waits: the command client answers a PublishReply (the
    * edge's allocations per message are most of its GC).
    */
-  private publishTo(params: Record<string, unknown>, to: ReplyTarget): void {
+  private publishTo(params: Record<string, unknown> | PublishLine, to: ReplyTarget): void {
     let channel: string;
     try {
-      channel = this.channelParam(params);
+      channel = params instanceof PublishLine ? this.channelValue(params.channel) : this.channelParam(params);
       if (!grantsAllow(this.identity!.publish, channel)) {
         throw new TidingsError(ErrorCodes.PERMISSION_DENIED, `may not publish to ${channel}`);
       }
@@ -615,6 +641,24 @@ export class ClientConnection implements Listener {
     this.publishChecked(channel, params, to);
   }
 
+  /**
+   * A publish's result as the director's JSON text, body[start..end): for a
+   * JSON client written around it into one frame, {"id":N,"result":<text>}.
+   * Never throws.
+   */
+  answerPublishJson(id: number, body: Buffer, start: number, end: number): void {
+    if (this.format !== 'json' || this.state === 'closed') {
+      this.answerPublish(id, true, new RawJson(body.subarray(start, end)));
+      return;
+    }
+    try {
+      this.commandDone();
+      this.outbox.push(textFrameAround(`{"id":${id},"result":`, body, '}', start, end));
+    } catch (err) {
+      this.failed(err);
+    }
+  }
+
   /** A publish's outcome (PublishReply): the reply written, the in-flight count lowered. Never throws. */
   answerPublish(id: number, ok: boolean, value: unknown): void {
     try {
@@ -627,7 +671,19 @@ export class ClientConnection implements Listener {
   }
 
   /** The data checked and sent to the director; its outcome goes to `to` (refusals a microtask later). */
-  private publishChecked(channel: string, params: Record<string, unknown>, to: ReplyTarget): void {
+  private publishChecked(channel: string, params: Record<string, unknown> | PublishLine, to: ReplyTarget): void {
+    if (params instanceof PublishLine) {
+      // Read in place: its data is JSON within the depth limit (readPublishLine), sent as the client's bytes.
+      if (this.identity === null) {
+        queueMicrotask(() => to.reject(new TidingsError(ErrorCodes.UNAVAILABLE, 'connection closed')));
+        return;
+      }
+      this.ctx.commands.publishBytesTo(channel, params.frame!, params.dataStart, params.dataEnd, this.identity.user, params.noHistory, to);
+      // Copied into the publish batch (or held by the command client): the line no longer keeps the client's frame
+      // alive while its reply is awaited (the frame would outlive the young generation and cost a full collection).
+      params.frame = null;
+      return;
+    }
     let dataJson: string | undefined;
     try {
       if (!('data' in params)) throw new TidingsError(ErrorCodes.MISSING_FIELD, 'data is required');
@@ -726,6 +782,35 @@ export class ClientConnection implements Listener {
       this.lastPing = now;
       this.sendShared(pingFrame);
     }
+  }
+}
+
+/**
+ * A publish command read in place (readPublishLine): its data is
+ * frame[dataStart..dataEnd); it is also where the command client settles it.
+ */
+class PublishLine implements ReplyTarget {
+  constructor(
+    private readonly conn: ClientConnection,
+    readonly id: number,
+    readonly channel: string,
+    /** Null once the data is handed to the command client. */
+    public frame: Uint8Array | null,
+    readonly dataStart: number,
+    readonly dataEnd: number,
+    readonly noHistory: boolean,
+  ) {}
+
+  resolve(value: unknown): void {
+    this.conn.answerPublish(this.id, true, value);
+  }
+
+  resolveJson(body: Buffer, start: number, end: number): void {
+    this.conn.answerPublishJson(this.id, body, start, end);
+  }
+
+  reject(err: Error): void {
+    this.conn.answerPublish(this.id, false, err);
   }
 }
 

@@ -17,18 +17,19 @@ export function textFrame(payload: Buffer): Buffer {
 }
 
 /**
- * A text frame of `head` + `body` + `tail`, written into one buffer (the
- * frame header too): what textFrame(Buffer.concat([...])) gives, without the
- * intermediate buffers (an acknowledged publish's reply is one of these).
+ * A text frame of `head` + `body` (its bytes [start, end)) + `tail`, written
+ * into one buffer (the frame header too): what textFrame(Buffer.concat([...]))
+ * gives, without the intermediate buffers (an acknowledged publish's reply is
+ * one of these).
  */
-export function textFrameAround(head: string, body: Buffer, tail: string): Buffer {
+export function textFrameAround(head: string, body: Buffer, tail: string, start = 0, end = body.length): Buffer {
   const headLen = Buffer.byteLength(head);
   const tailLen = Buffer.byteLength(tail);
-  const len = headLen + body.length + tailLen;
+  const len = headLen + (end - start) + tailLen;
   const out = Buffer.allocUnsafe(frameHeaderBytes(len) + len);
   const hdr = writeTextHeader(out, len);
   let at = hdr + out.write(head, hdr, headLen, 'utf8');
-  at += body.copy(out, at);
+  at += body.copy(out, at, start, end);
   out.write(tail, at, tailLen, 'utf8');
   return out;
 }

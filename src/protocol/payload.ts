@@ -186,8 +186,12 @@ export function scanJsonText(text: string, limit = MAX_PAYLOAD_DEPTH): number {
 /** What scanJsonBytes returns for bytes that are not UTF-8 (found inside a string; outside one any byte past ASCII is NOT_JSON). */
 export const NOT_UTF8 = -2;
 
-/** Set by scanJsonBytes: whether the text it accepted has a raw CR or LF (whitespace between tokens: JSON strings cannot hold one). */
-export const scannedBytes = { lineBreak: false };
+/**
+ * Set by scanJsonBytes: whether the text it accepted has a raw CR or LF
+ * (whitespace between tokens: JSON strings cannot hold one); by
+ * scanJsonValueBytes also where the value it accepted ends.
+ */
+export const scannedBytes = { lineBreak: false, end: 0 };
 
 function skipWsBytes(b: Uint8Array, i: number, end: number): number {
   while (i < end) {
@@ -303,6 +307,24 @@ function hasWord(b: Uint8Array, i: number, end: number, word: string): boolean {
  * scannedBytes.lineBreak. Never reads outside [start, end).
  */
 export function scanJsonBytes(b: Uint8Array, start: number, end: number, limit = MAX_PAYLOAD_DEPTH): number {
+  return scanBytes(b, start, end, limit, true);
+}
+
+/**
+ * scanJsonBytes of the one JSON value that starts at b[start] (no
+ * whitespace before it), whatever follows it within `end`: its depth
+ * (limit + 1 past the limit, NOT_JSON, NOT_UTF8 as scanJsonBytes answers),
+ * and, when accepted, scannedBytes.end is the index just past it. For
+ * values inside a larger text (a publish command's data, read in place).
+ */
+export function scanJsonValueBytes(b: Uint8Array, start: number, end: number, limit = MAX_PAYLOAD_DEPTH): number {
+  const c = byteAt(b, start, end);
+  if (c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d) return NOT_JSON;
+  scannedBytes.end = -1; // no end unless accepted (past the limit the scan stops short)
+  return scanBytes(b, start, end, limit, false);
+}
+
+function scanBytes(b: Uint8Array, start: number, end: number, limit: number, whole: boolean): number {
   if (limit >= open.length) throw new RangeError(`scanJsonBytes checks at most ${open.length - 1} levels`);
   scannedBytes.lineBreak = false;
   let depth = 0;
@@ -340,6 +362,10 @@ export function scanJsonBytes(b: Uint8Array, start: number, end: number, limit =
     }
     // After a value: close containers, or go on to the next value.
     for (;;) {
+      if (depth === 0 && !whole) {
+        scannedBytes.end = i;
+        return max;
+      }
       i = skipWsBytes(b, i, end);
       if (depth === 0) return i === end ? max : NOT_JSON;
       const d = byteAt(b, i, end);

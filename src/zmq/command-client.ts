@@ -5,7 +5,12 @@
  *
  * Requests made in one event-loop turn leave together as one command batch
  * (src/cluster/batch.ts) at the end of the turn, and their replies come back
- * batched; a request alone in its turn goes in the plain form.
+ * batched; a request alone in its turn goes in the plain form. Publishes
+ * (publishTextTo) made one after another go as one `publish_batch` request,
+ * answered by one reply with each one's outcome: one request, one deadline
+ * and one reply per batch instead of per publish; each still counts as one
+ * request in flight, and any other request made after them closes the batch,
+ * so the director runs every request in the order it was made.
  *
  * The client watches its connection (socket events, ZMTP heartbeats): while
  * nothing answers at the address, a request waits at most `unreachableGraceMs`
@@ -21,7 +26,17 @@ import type { LoopGuard } from '../runtime/loop-guard.js';
 import { connectSecured, type ClientLink } from './security.js';
 import { EndOfTurn } from '../runtime/end-of-turn.js';
 import { isLinkLost } from '../cluster/link-lost.js';
-import { MAX_BATCH_BYTES, MAX_BATCH_ENTRIES, PUBLISH_TEXT_METHOD, decodeReplyBatch, encodeCommandBatch, encodePublishEntry, isBatchFrames, type CommandEntry } from '../cluster/batch.js';
+import {
+  MAX_BATCH_BYTES,
+  MAX_BATCH_ENTRIES,
+  PUBLISH_BATCH_METHOD,
+  PublishEntryWriter,
+  decodeReplyBatch,
+  eachPublishOutcome,
+  encodeCommandBatch,
+  isBatchFrames,
+  type CommandEntry,
+} from '../cluster/batch.js';
 
 /**
  * Who a request's outcome goes to: a promise's resolve and reject, or the
@@ -31,6 +46,8 @@ import { MAX_BATCH_BYTES, MAX_BATCH_ENTRIES, PUBLISH_TEXT_METHOD, decodeReplyBat
 export interface ReplyTarget {
   resolve(value: unknown): void;
   reject(err: Error): void;
+  /** A publish's result as the director's JSON text, body[start..end) (else resolve gets a RawJson of it). */
+  resolveJson?(body: Buffer, start: number, end: number): void;
 }
 
 interface Pending {
@@ -40,15 +57,31 @@ interface Pending {
   /** When it times out (performance.now(), a monotonic clock), and after how long. */
   readonly deadline: number;
   readonly timeoutMs: number;
+  /** Requests it stands for (in flight): a publish batch's publishes, else 1. */
+  readonly units: number;
   /**
    * How the reply resolves: `parsed`, the result; `framed`, {result, frames}
    * (the reply's frames after the body); `raw`, a RawJson of the result's
-   * JSON text, unparsed (an edge that hands it on as it is).
+   * JSON text, unparsed (an edge that hands it on as it is); `publishes`, a
+   * publish batch's outcomes, each to its own target (PublishTargets).
    */
   mode: ReplyMode;
 }
 
-type ReplyMode = 'parsed' | 'framed' | 'raw';
+type ReplyMode = 'parsed' | 'framed' | 'raw' | 'publishes';
+
+/** Who the publishes of a publish batch answer, in order; a failure of the whole request reaches each of them. */
+class PublishTargets implements ReplyTarget {
+  constructor(readonly list: ReplyTarget[]) {}
+
+  resolve(): void {
+    throw new Error('a publish batch is settled outcome by outcome');
+  }
+
+  reject(err: Error): void {
+    for (const t of this.list) t.reject(err);
+  }
+}
 
 /** A result as the director's JSON text, not parsed (see publishText). */
 export class RawJson {
@@ -85,6 +118,11 @@ export class CommandClient {
   private socket: Dealer | null = null;
   private queue: SendQueue | null = null;
   private pending = new Map<number, Pending>();
+  /** Requests in flight, a publish batch counting its publishes (bounded by maxInFlight). */
+  private units = 0;
+  /** This turn's publishes not yet in a request (publishTextTo): their entries, and who each answers. */
+  private readonly publishEntries = new PublishEntryWriter();
+  private publishTargets: ReplyTarget[] = [];
   /**
    * Every request in flight in order of its deadline, answered ones left in
    * place until they reach the front (or a compaction): one timer, armed for
@@ -139,8 +177,9 @@ export class CommandClient {
     this.receiving = this.receive(socket);
   }
 
+  /** Requests made and not yet answered, a publish counting one (in a batch or not yet sent). */
   get inFlight(): number {
-    return this.pending.size;
+    return this.units + this.publishTargets.length;
   }
 
   private setPeer(state: 'up' | 'down'): void {
@@ -209,26 +248,81 @@ export class CommandClient {
   /**
    * publishText answering `target` (its resolve gets the RawJson): a
    * refusal before sending reaches it a microtask later, as a rejected
-   * promise's would.
+   * promise's would. The publish joins this turn's publish batch.
    */
   publishTextTo(channel: string, dataJson: string, sender: string | null, noHistory: boolean, target: ReplyTarget): void {
-    let body: Buffer;
-    try {
-      body = encodePublishEntry({ target: 'channel', name: channel, data: dataJson, sender, noHistory });
-    } catch (err) {
-      const refusal = new TidingsError(ErrorCodes.BAD_REQUEST, (err as Error).message);
+    if (this.peer === 'up') {
+      this.addPublish(channel, sender, noHistory, target, dataJson, null, 0, 0);
+      return;
+    }
+    this.reachable(this.opts.timeoutMs).then(
+      () => this.addPublish(channel, sender, noHistory, target, dataJson, null, 0, 0),
+      (err: Error) => target.reject(err),
+    );
+  }
+
+  /**
+   * publishTextTo with the data as bytes, src[start..end): JSON text as UTF-8
+   * (a client's frame, read in place), copied into the publish batch as it is.
+   * The director checks it as JSON again (on its byte path or as text).
+   */
+  publishBytesTo(channel: string, src: Uint8Array, start: number, end: number, sender: string | null, noHistory: boolean, target: ReplyTarget): void {
+    if (this.peer === 'up') {
+      this.addPublish(channel, sender, noHistory, target, null, src, start, end);
+      return;
+    }
+    this.reachable(this.opts.timeoutMs).then(
+      () => this.addPublish(channel, sender, noHistory, target, null, src, start, end),
+      (err: Error) => target.reject(err),
+    );
+  }
+
+  /**
+   * Add a publish (its data as text, or else as src[start..end)) to the open
+   * publish batch, which leaves at the end of the turn (or once full).
+   */
+  private addPublish(channel: string, sender: string | null, noHistory: boolean, target: ReplyTarget, text: string | null, src: Uint8Array | null, start: number, end: number): void {
+    const refusal = this.refusalOf(PUBLISH_BATCH_METHOD, 0);
+    if (refusal) {
       queueMicrotask(() => target.reject(refusal));
       return;
     }
-    const timeoutMs = this.opts.timeoutMs;
-    if (this.peer === 'up') {
-      this.startRequest(PUBLISH_TEXT_METHOD, body, timeoutMs, 'raw', target);
+    const w = this.publishEntries;
+    const before = w.bytes;
+    let bytes: number;
+    try {
+      bytes = text !== null ? w.addText(channel, sender, noHistory, text) : w.addBytes(channel, sender, noHistory, src!, start, end);
+    } catch (err) {
+      const bad = new TidingsError(ErrorCodes.BAD_REQUEST, (err as Error).message);
+      queueMicrotask(() => target.reject(bad));
       return;
     }
-    this.reachable(timeoutMs).then(
-      () => this.startRequest(PUBLISH_TEXT_METHOD, body, timeoutMs, 'raw', target),
-      (err: Error) => target.reject(err),
-    );
+    // The command address drops a peer that sends more than its limit: a batch stays under it, and a
+    // publish too large to go even alone is refused here.
+    const limit = this.opts.link.maxMessageSize - 1024;
+    if (w.bytes > limit) {
+      w.dropLast(before);
+      if (before === 0 || bytes > limit) {
+        const tooLarge = new TidingsError(ErrorCodes.PAYLOAD_TOO_LARGE, `publish request of ${bytes} bytes > the command link limit ${this.opts.link.maxMessageSize}`);
+        queueMicrotask(() => target.reject(tooLarge));
+        return;
+      }
+      this.closePublishBatch();
+      this.addPublish(channel, sender, noHistory, target, text, src, start, end);
+      return;
+    }
+    this.publishTargets.push(target);
+    if (w.bytes >= MAX_BATCH_BYTES || w.count >= MAX_BATCH_ENTRIES) this.closePublishBatch();
+    else this.endOfTurn.request();
+  }
+
+  /** The open publish batch becomes a request (it takes its place among this turn's requests). */
+  private closePublishBatch(): void {
+    const targets = this.publishTargets;
+    if (targets.length === 0) return;
+    this.publishTargets = [];
+    const body = this.publishEntries.take();
+    this.register(PUBLISH_BATCH_METHOD, body, this.opts.timeoutMs, 'publishes', new PublishTargets(targets), targets.length);
   }
 
   /** As request, for replies that carry raw frames after their body. */
@@ -270,24 +364,36 @@ export class CommandClient {
     return new Promise<T>((resolve, reject) => this.startRequest(method, json, timeoutMs, mode, { resolve: resolve as (v: unknown) => void, reject }));
   }
 
+  /** Why a request of `bytes` cannot be made now, or null. */
+  private refusalOf(method: string, bytes: number): TidingsError | null {
+    if (!this.queue) return new TidingsError(ErrorCodes.UNAVAILABLE, 'command client stopped');
+    if (this.inFlight >= this.opts.maxInFlight) return new TidingsError(ErrorCodes.LIMIT_EXCEEDED, 'too many commands in flight');
+    // The command address drops a peer that sends more than its limit: refuse such a request here.
+    if (bytes > this.opts.link.maxMessageSize) {
+      return new TidingsError(ErrorCodes.PAYLOAD_TOO_LARGE, `${method} request of ${bytes} bytes > the command link limit ${this.opts.link.maxMessageSize}`);
+    }
+    return null;
+  }
+
   /** Send a request whose outcome goes to `target`; one refused before sending reaches it a microtask later. */
   private startRequest(method: string, json: Buffer, timeoutMs: number, mode: ReplyMode, target: ReplyTarget): void {
-    let refusal: TidingsError | null = null;
-    if (!this.queue) refusal = new TidingsError(ErrorCodes.UNAVAILABLE, 'command client stopped');
-    else if (this.pending.size >= this.opts.maxInFlight) refusal = new TidingsError(ErrorCodes.LIMIT_EXCEEDED, 'too many commands in flight');
-    // The command address drops a peer that sends more than its limit: refuse such a request here.
-    else if (json.length > this.opts.link.maxMessageSize) {
-      refusal = new TidingsError(ErrorCodes.PAYLOAD_TOO_LARGE, `${method} request of ${json.length} bytes > the command link limit ${this.opts.link.maxMessageSize}`);
-    }
+    const refusal = this.refusalOf(method, json.length);
     if (refusal) {
-      const r = refusal;
-      queueMicrotask(() => target.reject(r));
+      queueMicrotask(() => target.reject(refusal));
       return;
     }
+    // Publishes made before this request go before it.
+    this.closePublishBatch();
+    this.register(method, json, timeoutMs, mode, target, 1);
+  }
+
+  /** A request in flight from now: its id, its deadline, its place in this turn's batch. */
+  private register(method: string, json: Buffer, timeoutMs: number, mode: ReplyMode, target: ReplyTarget, units: number): void {
     const id = this.nextId++;
     if (this.nextId > 0x7fffffff) this.nextId = 1;
-    const p: Pending = { id, method, target, deadline: performance.now() + timeoutMs, timeoutMs, mode };
+    const p: Pending = { id, method, target, deadline: performance.now() + timeoutMs, timeoutMs, units, mode };
     this.pending.set(id, p);
+    this.units += units;
     if (timeoutMs === this.opts.timeoutMs) this.trackDeadline(p);
     else this.ownTimers.set(id, setTimeout(() => this.expire(p), timeoutMs));
     this.enqueue({ id, method, body: json });
@@ -338,6 +444,7 @@ export class CommandClient {
   private expire(p: Pending): void {
     if (this.pending.get(p.id) !== p) return;
     this.pending.delete(p.id);
+    this.units -= p.units;
     this.ownTimers.delete(p.id);
     p.target.reject(new TidingsError(ErrorCodes.TIMEOUT, `director did not answer ${p.method} within ${p.timeoutMs} ms`));
   }
@@ -356,6 +463,7 @@ export class CommandClient {
   }
 
   private flush(): void {
+    this.closePublishBatch();
     const entries = this.outgoing;
     if (entries.length === 0) return;
     this.outgoing = [];
@@ -404,6 +512,7 @@ export class CommandClient {
     const p = this.pending.get(id);
     if (!p) return; // answered after its timeout
     this.pending.delete(id);
+    this.units -= p.units;
     // A request with the client's timeout leaves its place in `deadlines` to be skipped there.
     if (p.timeoutMs !== this.opts.timeoutMs) {
       clearTimeout(this.ownTimers.get(id));
@@ -413,6 +522,10 @@ export class CommandClient {
     if (ok && p.mode === 'raw') {
       this.setDoubt(false, '');
       return p.target.resolve(new RawJson(body!));
+    }
+    if (ok && p.mode === 'publishes') {
+      this.setDoubt(false, '');
+      return this.settlePublishes((p.target as PublishTargets).list, body!);
     }
     let parsed: unknown;
     try {
@@ -430,6 +543,19 @@ export class CommandClient {
     // A forwarder answers 113 for a director it cannot reach; any other answer comes from the director.
     this.setDoubt(spec === ErrorCodes.UNAVAILABLE, err.message);
     p.target.reject(err);
+  }
+
+  /** Each publish of a batch gets its outcome: its {offset, epoch} as the director's JSON text, or its refusal. */
+  private settlePublishes(targets: ReplyTarget[], body: Buffer): void {
+    const whole = eachPublishOutcome(body, targets.length, (i, ok, start, end) => {
+      const t = targets[i]!;
+      if (!ok) t.reject(this.errorOf(body.subarray(start, end)));
+      else if (t.resolveJson) t.resolveJson(body, start, end);
+      else t.resolve(new RawJson(body.subarray(start, end)));
+    });
+    if (whole) return;
+    const err = new TidingsError(ErrorCodes.INTERNAL, 'malformed publish_batch reply from the director');
+    for (const t of targets) t.reject(err);
   }
 
   /** A TidingsError from an error reply's body (JSON text or parsed). */
@@ -477,7 +603,12 @@ export class CommandClient {
     this.ownTimers.clear();
     const stopped = [...this.pending.values()];
     this.pending.clear();
+    this.units = 0;
+    const unsent = this.publishTargets;
+    this.publishTargets = [];
+    this.publishEntries.take();
     for (const p of stopped) p.target.reject(new TidingsError(ErrorCodes.UNAVAILABLE, 'command client stopped'));
+    for (const t of unsent) t.reject(new TidingsError(ErrorCodes.UNAVAILABLE, 'command client stopped'));
     if (socket) socket.close();
     await this.receiving?.catch(() => undefined);
   }

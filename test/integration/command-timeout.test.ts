@@ -7,13 +7,15 @@
  * request's timeout still fires (the one shared timer re-arms). Requests in
  * flight on a connection that drops, or behind a forwarder whose link to the
  * director drops ("link lost" reply), fail at once with 113, not at their
- * timeouts: their answers can never come.
+ * timeouts: their answers can never come. Publishes (publishTextTo) made one
+ * after another go as one publish_batch request and are answered one by one,
+ * in order with the requests around them, each counted against the bound.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Router } from 'zeromq';
-import { CommandClient } from '../../src/zmq/command-client.js';
-import { decodeCommandBatch, encodeReplyBatch, isBatchFrames } from '../../src/cluster/batch.js';
+import { CommandClient, RawJson } from '../../src/zmq/command-client.js';
+import { PUBLISH_BATCH_METHOD, PublishEntryReader, PublishOutcomeWriter, decodeCommandBatch, encodeReplyBatch, isBatchFrames } from '../../src/cluster/batch.js';
 import { ErrorCodes, TidingsError } from '../../src/protocol/errors.js';
 import { LINK_LOST_ID } from '../../src/cluster/link-lost.js';
 import { createLogger } from '../../src/log.js';
@@ -164,5 +166,134 @@ test("a forwarder's link-lost reply fails every request in flight with its messa
   } finally {
     await c.stop();
     r.close();
+  }
+});
+
+/**
+ * A ROUTER that answers publish_batch outcome by outcome (a publish to channel `refuse` refused with 121, the
+ * others given offsets from 1) and `echo` with its body, and records what it received: [method, entries].
+ */
+async function publishRouter(): Promise<{ r: Router; address: string; got: Array<[string, number, number]>; done: Promise<void> }> {
+  const r = new Router({ linger: 0 });
+  const address = `tcp://127.0.0.1:${await freePort()}`;
+  await r.bind(address);
+  const got: Array<[string, number, number]> = [];
+  let offset = 0;
+  const answer = (method: string, body: Buffer): Buffer => {
+    if (method !== PUBLISH_BATCH_METHOD) {
+      got.push([method, 1, body.length]);
+      return body;
+    }
+    const entries = new PublishEntryReader(body);
+    got.push([method, entries.count, body.length]);
+    const out = new PublishOutcomeWriter(entries.count);
+    while (entries.next()) {
+      if (entries.name() === 'refuse') out.error(Buffer.from(JSON.stringify(new TidingsError(ErrorCodes.INVALID_CHANNEL, 'refused here').toBody())));
+      else out.ok(++offset, 'E');
+    }
+    return out.finish();
+  };
+  const done = (async () => {
+    try {
+      for await (const frames of r) {
+        const [route, idBuf, method, body] = frames as Buffer[];
+        if (isBatchFrames(idBuf!, method!)) {
+          const entries = decodeCommandBatch(body!);
+          await r.send([route!, ...encodeReplyBatch(entries.map((e) => ({ id: e.id, ok: true, body: answer(e.method, e.body) })))]);
+        } else {
+          await r.send([route!, idBuf!, Buffer.from('ok'), answer(method!.toString(), body!)]);
+        }
+      }
+    } catch {
+      // closed
+    }
+  })();
+  return { r, address, got, done };
+}
+
+test('publishes of a turn go as one publish_batch, each answered on its own; a request between them keeps its place; each counts against the in-flight bound', { timeout: 20_000 }, async () => {
+  const { r, address, got, done } = await publishRouter();
+  const c = new CommandClient({ address, link: { curve: null, maxMessageSize: 1 << 20 }, timeoutMs: 10_000, maxInFlight: 10, highWaterMark: 100, log: createLogger('silent') });
+  c.start();
+  try {
+    await c.request('echo', { warm: true });
+    got.length = 0;
+    const publish = (channel: string, n: number) => track(c.publishText(channel, JSON.stringify({ n }), 'me', false));
+    // One turn: three publishes, a request, then nine more publishes (one refused by the "director").
+    const first = [publish('a', 1), publish('a', 2), publish('refuse', 3)];
+    const echo = track(c.request('echo', { between: true }));
+    const second = Array.from({ length: 9 }, (_, i) => publish('b', 4 + i));
+    assert.equal(c.inFlight, 10, 'every publish counts one');
+    const outcomes = await Promise.all([...first, echo, ...second]);
+    // In order: a batch of the first three, the request, a batch of the six the bound let through.
+    assert.deepEqual(got.map(([m, n]) => [m, n]), [[PUBLISH_BATCH_METHOD, 3], ['echo', 1], [PUBLISH_BATCH_METHOD, 6]]);
+    const offsets = outcomes.filter((o) => o.ok && o.value instanceof RawJson).map((o) => (o.value as RawJson).parse());
+    assert.deepEqual(offsets, [1, 2, 3, 4, 5, 6, 7, 8].map((offset) => ({ offset, epoch: 'E' })), 'each accepted publish gets its own offset');
+    assert.equal(outcomes[2]!.code, ErrorCodes.INVALID_CHANNEL.code, 'a refused publish gets its own error');
+    assert.match(outcomes[2]!.message!, /refused here/);
+    assert.deepEqual(outcomes[3]!.value, { between: true });
+    const limited = outcomes.slice(4 + 6);
+    assert.equal(limited.length, 3);
+    for (const o of limited) assert.equal(o.code, ErrorCodes.LIMIT_EXCEEDED.code, 'past the in-flight bound: refused where made');
+    assert.equal(c.inFlight, 0);
+  } finally {
+    await c.stop();
+    r.close();
+    await done;
+  }
+});
+
+test('publishes stay under the command link limit: a batch closes before it would pass it, one too large alone is refused', { timeout: 20_000 }, async () => {
+  const { r, address, got, done } = await publishRouter();
+  const limit = 8192;
+  const c = new CommandClient({ address, link: { curve: null, maxMessageSize: limit }, timeoutMs: 10_000, maxInFlight: 100, highWaterMark: 100, log: createLogger('silent') });
+  c.start();
+  try {
+    await c.request('echo', { warm: true });
+    const big = 'x'.repeat(2500);
+    const fitting = Array.from({ length: 6 }, (_, i) => track(c.publishText('a', JSON.stringify({ i, big }), null, true)));
+    const tooLarge = track(c.publishText('a', JSON.stringify('y'.repeat(limit)), null, false));
+    const outcomes = await Promise.all(fitting);
+    assert.ok(outcomes.every((o) => o.ok), JSON.stringify(outcomes.filter((o) => !o.ok)));
+    const sizes = got.filter(([m]) => m === PUBLISH_BATCH_METHOD);
+    assert.deepEqual(sizes.reduce((n, [, k]) => n + k, 0), 6);
+    assert.ok(sizes.length >= 3 && sizes.every(([, , bytes]) => bytes <= limit - 1024), JSON.stringify(sizes));
+    const o = await tooLarge;
+    assert.equal(o.code, ErrorCodes.PAYLOAD_TOO_LARGE.code);
+    assert.match(o.message!, /command link limit 8192/);
+  } finally {
+    await c.stop();
+    r.close();
+    await done;
+  }
+});
+
+test('unanswered publishes time out with 114, each once; publishes in flight when the connection drops fail at once with 113', { timeout: 20_000 }, async () => {
+  const r = new Router({ linger: 0 });
+  const address = `tcp://127.0.0.1:${await freePort()}`;
+  await r.bind(address);
+  const c = new CommandClient({ address, link: { curve: null, maxMessageSize: 1 << 20 }, timeoutMs: 300, maxInFlight: 100, highWaterMark: 100, log: createLogger('silent') });
+  c.start();
+  try {
+    const timedOut = await Promise.all([1, 2, 3].map((n) => track(c.publishText('a', String(n), null, false))));
+    for (const o of timedOut) {
+      assert.equal(o.code, ErrorCodes.TIMEOUT.code);
+      assert.equal(o.settled, 1);
+      assert.ok(o.ms >= 299, `timed out after ${o.ms.toFixed(1)} ms`);
+    }
+    assert.equal(c.inFlight, 0);
+  } finally {
+    await c.stop();
+    r.close();
+  }
+  const { r: r2, c: c2 } = await unanswered(1);
+  try {
+    const lost = [1, 2].map((n) => track(c2.publishText('a', String(n), null, false)));
+    await r2.receive();
+    r2.close();
+    for (const o of await Promise.all(lost)) assert.equal(o.code, ErrorCodes.UNAVAILABLE.code);
+    assert.equal(c2.inFlight, 0);
+  } finally {
+    await c2.stop();
   }
 });

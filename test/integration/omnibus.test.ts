@@ -279,6 +279,13 @@ test("authenticators: omnibus' user tokens and anonymous identifiers; the web ap
   assert.equal(byId(1).result.user, 'alice');
   assert.equal(byId(2).error.code, 166);
   assert.equal(byId(3).result.channel, 'news');
+  // Publishes read in place (several in one frame) ask the app too: refused where it says no, the others go.
+  ws.send(['forbidden', 'news', 'forbidden'].map((channel, i) => `{"id":${4 + i},"method":"publish","params":{"channel":"${channel}","data":{"n":${i}}}}`).join('\n'));
+  await staffA.waitFor(() => [4, 5, 6].every((id) => byId(id) !== undefined), 'native publish replies');
+  assert.equal(byId(4).error.code, 166);
+  assert.equal(typeof byId(5).result.offset, 'number');
+  assert.equal(byId(6).error.code, 166);
+  assert.ok(asked.some((q) => q.protocol === 'native' && q.action === 'publish' && q.channel === 'forbidden'), 'the app was asked');
   ws.close();
   const noCookie = new WebSocket(`${A.ws}/ws`);
   await new Promise((r) => noCookie.once('open', r));

@@ -16,16 +16,17 @@ import { MsgpackClient } from '../helpers/msgpack-client.js';
 import { CsClient, csRequest } from '../helpers/channelstream.js';
 import { metric, postJson } from '../helpers/http.js';
 import { sign } from '../../src/compat/signer.js';
-import { ErrorCodes, type TidingsError } from '../../src/protocol/errors.js';
+import { CloseCodes, ErrorCodes, type TidingsError } from '../../src/protocol/errors.js';
 import { Publisher } from '../../src/publisher/publisher.js';
 import { PUBLISH_MARKER } from '../../src/cluster/wire.js';
-import { PUBLISH_TEXT_METHOD, encodePublishBatch, encodePublishEntry } from '../../src/cluster/batch.js';
+import { PUBLISH_BATCH_METHOD, PUBLISH_TEXT_METHOD, PublishEntryWriter, eachPublishOutcome, encodePublishBatch, encodePublishEntry } from '../../src/cluster/batch.js';
 import { encode } from '@msgpack/msgpack';
 
 const pack = (v: unknown): Uint8Array => encode(v);
 
 const SECRET = 'poison-test-channelstream-secret';
 const CHANNEL = 'poison';
+const NO_HISTORY = 'poison-no-history';
 const USER = 'target';
 const TOO_DEEP = ErrorCodes.PAYLOAD_TOO_DEEP.code;
 
@@ -283,6 +284,94 @@ test('command address, publish_text (an edge\'s publish): a channel name that br
   const bad = await command(PUBLISH_TEXT_METHOD, entry('has space'));
   assert.equal(bad.status, 'error');
   assert.equal(bad.body.code, ErrorCodes.INVALID_CHANNEL.code, JSON.stringify(bad.body));
+});
+
+test('command address, publish_batch (an edge\'s publishes of a turn): each entry answered on its own, refused ones counted and costing the others nothing', async () => {
+  const counted = (code: number) => metric(node.http, 'tidings_director_rejected_total', { code: String(code), door: 'command' });
+  const [deep0, name0, field0] = [await counted(TOO_DEEP), await counted(ErrorCodes.INVALID_CHANNEL.code), await counted(ErrorCodes.MISSING_FIELD.code)];
+  const w = new PublishEntryWriter();
+  w.addText(CHANNEL, 'batcher', false, '{"n":"pb-1"}');
+  w.addText('has space', 'batcher', false, '{"n":"pb-x"}');
+  w.addBytes(CHANNEL, 'batcher', false, Buffer.from(JSON.stringify(deep(33))), 0, Buffer.byteLength(JSON.stringify(deep(33))));
+  w.addText(NO_HISTORY, 'batcher', true, '{"n":"pb-nh"}'); // kept out of history (another channel: the last test recovers this one whole)
+  w.addText(CHANNEL, 'batcher', false, '{"n":"pb-2"}');
+  const body = Buffer.concat([w.take(), encodePublishEntry({ target: 'user', name: USER, data: '{"n":"pb-u"}', sender: null, noHistory: false }), encodePublishEntry({ target: 'channel', name: CHANNEL, data: '{"n":"pb-3"}', sender: null, noHistory: false })]);
+  const id = Buffer.alloc(4);
+  id.writeUInt32BE(777);
+  await dealer.send([id, PUBLISH_BATCH_METHOD, body]);
+  let reply: Buffer[];
+  do reply = (await dealer.receive()) as Buffer[];
+  while (!reply[0]!.equals(id));
+  assert.equal(reply[1]!.toString(), 'ok');
+  const out: Array<{ ok: boolean; v: any }> = [];
+  assert.ok(eachPublishOutcome(reply[2]!, 7, (_i, ok, start, end) => out.push({ ok, v: JSON.parse(reply[2]!.toString('utf8', start, end)) })), 'one outcome per entry');
+  assert.deepEqual(out.map((o) => (o.ok ? 'ok' : o.v.code)), ['ok', ErrorCodes.INVALID_CHANNEL.code, TOO_DEEP, 'ok', 'ok', ErrorCodes.MISSING_FIELD.code, 'ok']);
+  const offsets = [0, 4, 6].map((i) => out[i]!.v.offset as number);
+  assert.deepEqual(offsets.map((o) => o - offsets[0]!), [0, 1, 2], 'refused entries take no offset');
+  assert.ok([0, 4, 6].every((i) => out[i]!.v.epoch === out[0]!.v.epoch), 'one epoch');
+  assert.ok(out.filter((o) => o.ok).every((o) => Object.keys(o.v).join() === 'offset,epoch'), 'what publish_text answers');
+  await arrivesEverywhere('pb-3');
+  const got = json.messages(CHANNEL).filter((m) => String((m.data as any)?.n).startsWith('pb-'));
+  assert.deepEqual(got.map((m) => [(m.data as any).n, m.offset, m.sender]), [['pb-1', offsets[0], 'batcher'], ['pb-2', offsets[1], 'batcher'], ['pb-3', offsets[2], null]]);
+  assert.equal((await counted(TOO_DEEP)) - deep0, 1);
+  assert.equal((await counted(ErrorCodes.INVALID_CHANNEL.code)) - name0, 1);
+  assert.equal((await counted(ErrorCodes.MISSING_FIELD.code)) - field0, 1);
+  const h = (await json.call('history', { channel: CHANNEL, since: { offset: offsets[0]! - 1, epoch: got[0]!.epoch }, limit: 10 })) as any;
+  assert.deepEqual(h.messages.map((m: any) => m.data.n), ['pb-1', 'pb-2', 'pb-3']);
+  // no_history: sequenced (an offset), not kept.
+  const nh = (await json.call('history', { channel: NO_HISTORY, limit: 10 })) as any;
+  assert.equal(nh.offset, out[3]!.v.offset);
+  assert.deepEqual(nh.messages, []);
+  // A body that does not add up is refused whole.
+  const bad = await command(PUBLISH_BATCH_METHOD, body.subarray(0, body.length - 1));
+  assert.equal(bad.status, 'error');
+  assert.equal(bad.body.code, ErrorCodes.BAD_REQUEST.code);
+});
+
+test('native websocket publish, several per frame: read in place or parsed, each answered under its own id, refusals cost the others nothing, data arrives as sent; a frame with a malformed line runs none of it', async () => {
+  const replies = new Map<number, any>();
+  const onMessage = (data: Buffer): void => {
+    for (const line of data.toString('utf8').split('\n')) {
+      const m = line ? JSON.parse(line) : null;
+      if (m && typeof m.id === 'number' && m.id >= 5000) replies.set(m.id, m);
+    }
+  };
+  publisher.ws.on('message', onMessage);
+  try {
+    const lines = [
+      `{"id":5001,"method":"publish","params":{"channel":"${CHANNEL}","data":{"n":"ws-1","s":"é\\u00e9 \\"q\\""}}}`,
+      '{"id":5002,"method":"publish","params":{"channel":"has space","data":1}}',
+      `{"id":5003,"method":"publish","params":{"channel":"${CHANNEL}","data":${JSON.stringify(deep(33))}}}`,
+      `{ "id": 5004, "method": "publish", "params": { "channel": "${CHANNEL}", "data": {"n": "ws-2"} } }`,
+      `{"params":{"no_history":true,"data":[1,{"n":"ws-nh"}],"channel":"${NO_HISTORY}"},"method":"publish","id":5005}`,
+      `{"id":5006,"method":"publish","params":{"channel":"${CHANNEL}","data":{"n":"ws-4"}}}`,
+    ];
+    publisher.ws.send(lines.join('\n'));
+    await publisher.waitFor(() => replies.size === 6, 5000, 'six replies');
+    assert.equal(replies.get(5002).error.code, ErrorCodes.INVALID_CHANNEL.code);
+    assert.equal(replies.get(5003).error.code, TOO_DEEP);
+    const offsets = [5001, 5004, 5006].map((i) => replies.get(i).result.offset as number);
+    assert.deepEqual(offsets.map((o) => o - offsets[0]!), [0, 1, 2], 'in the order sent, one offset each');
+    await json.waitFor(() => json.messages(CHANNEL).some((m) => (m.data as any)?.n === 'ws-4'), 5000, 'ws-4');
+    const got = json.messages(CHANNEL).filter((m) => m.offset! >= offsets[0]! && m.offset! <= offsets[2]!);
+    assert.deepEqual(got.map((m) => m.data), [{ n: 'ws-1', s: 'éé "q"' }, { n: 'ws-2' }, { n: 'ws-4' }]);
+    assert.ok(got.every((m) => m.sender === 'publisher'), 'the sender is the token\'s user');
+    const h = (await json.call('history', { channel: CHANNEL, since: { offset: offsets[0]! - 1, epoch: got[0]!.epoch }, limit: 10 })) as any;
+    assert.deepEqual(h.messages.map((m: any) => m.offset), offsets);
+    const nh = (await json.call('history', { channel: NO_HISTORY, limit: 10 })) as any;
+    assert.equal(nh.offset, replies.get(5005).result.offset, 'no_history: sequenced, not kept');
+    assert.deepEqual(nh.messages, []);
+  } finally {
+    publisher.ws.off('message', onMessage);
+  }
+  // A frame whose last line is not JSON: closed with 4000 (bad request) before any of its publishes runs.
+  const rogue = await TestClient.connect(node.url, 'rogue');
+  rogue.ws.send(`{"id":1,"method":"publish","params":{"channel":"${CHANNEL}","data":{"n":"never"}}}\n{"id":2,`);
+  await rogue.waitClosed(5000);
+  assert.equal(rogue.closeCode, CloseCodes.BAD_REQUEST.code);
+  await publisher.call('publish', { channel: CHANNEL, data: { n: 'after-rogue' } });
+  await json.waitFor(() => json.messages(CHANNEL).some((m) => (m.data as any)?.n === 'after-rogue'), 5000, 'after-rogue');
+  assert.ok(!json.messages(CHANNEL).some((m) => (m.data as any)?.n === 'never'), 'nothing of the malformed frame ran');
 });
 
 test('command address (acknowledged publish, as Publisher.publishAcked and any backend send it): error 126', async () => {

@@ -22,6 +22,10 @@ import {
   isPublishBatch,
   messagesIn,
   PUBLISH_BATCH_MARKER,
+  PUBLISH_BATCH_METHOD,
+  PublishEntryWriter,
+  PublishOutcomeWriter,
+  eachPublishOutcome,
 } from '../../src/cluster/batch.js';
 import { decodeHeader, DownKind, WireError, type InboundPublish } from '../../src/cluster/wire.js';
 import { DownBatcher } from '../../src/director/down-batcher.js';
@@ -87,6 +91,72 @@ test('publish entries round-trip every field and refuse malformed bodies', () =>
   senderWithoutFlag[1] = 0;
   assert.throws(() => decodePublishEntries(senderWithoutFlag), /sender length/);
   assert.equal(isPublishBatch([b('tidings/1'), frames[1]!]), false);
+});
+
+test('PublishEntryWriter writes the entries encodePublishEntry writes, from text or bytes, names and senders changing or not', () => {
+  const w = new PublishEntryWriter(16); // small: it grows
+  const list: InboundPublish[] = [];
+  for (let i = 0; i < 300; i++) {
+    const name = ['room', 'room', 'é-room', 'r'][i % 4]!;
+    const sender = i % 5 === 0 ? null : ['alice', 'bob', 'ü'][i % 3]!;
+    const data = JSON.stringify({ i, s: 'x'.repeat(i % 7), u: i % 2 ? 'é😀' : '' });
+    const p: InboundPublish = { target: 'channel', name, data, sender, noHistory: i % 3 === 0, omnibus: false };
+    list.push(p);
+    const bytes = i % 2 ? w.addText(name, sender, p.noHistory, data) : w.addBytes(name, sender, p.noHistory, Buffer.from(`[${data}]`), 1, 1 + Buffer.byteLength(data));
+    assert.equal(bytes, publishEntryBytes(p));
+  }
+  assert.equal(w.count, 300);
+  const body = w.take();
+  assert.deepEqual(body, Buffer.concat(list.map((p) => encodePublishEntry(p))));
+  assert.equal(w.count, 0);
+  assert.equal(w.bytes, 0);
+  // dropLast forgets the entry just written; take() starts afresh.
+  w.addText('a', null, false, '1');
+  const kept = w.bytes;
+  w.addText('b', 'me', true, '2');
+  w.dropLast(kept);
+  assert.deepEqual(decodePublishEntries(w.take()).map((p) => [p.name, p.data]), [['a', '1']]);
+  assert.throws(() => w.addText('é'.repeat(40_000), null, false, '1'), /longer than 65535/);
+  assert.throws(() => w.addText('a', 'é'.repeat(40_000), false, '1'), /longer than 65535/);
+  assert.equal(w.bytes, 0, 'nothing written for a refused entry');
+  // A publish_batch command counts as its publishes where a forwarder counts messages.
+  w.addText('a', null, false, '1');
+  w.addText('a', null, false, '2');
+  const pb = w.take();
+  assert.equal(messagesIn('cmd', [b('route'), ...encodeCommandBatch([{ id: 1, method: PUBLISH_BATCH_METHOD, body: pb }, { id: 2, method: 'ping', body: b('{}') }])]), 3);
+  assert.equal(messagesIn('cmd', [b('route'), Buffer.from([0, 0, 0, 9]), b(PUBLISH_BATCH_METHOD), pb]), 2);
+});
+
+test('a publish_batch reply: one outcome per entry, in order; one that does not hold exactly its entries is refused whole', () => {
+  const w = new PublishOutcomeWriter(1); // small: it grows
+  w.ok(17, 'E1');
+  w.error(b('{"code":121,"message":"bad"}'));
+  w.ok(18, 'E1');
+  w.ok(1e15, 'é"2');
+  for (const offset of [0, 9, 10, 99, 100, 123456789, Number.MAX_SAFE_INTEGER]) w.ok(offset, 'E1');
+  const body = w.finish();
+  const seen: Array<[number, boolean, unknown]> = [];
+  assert.equal(eachPublishOutcome(body, 11, (i, ok, start, end) => seen.push([i, ok, JSON.parse(body.toString('utf8', start, end))])), true);
+  assert.deepEqual(seen.slice(4).map(([, , v]) => (v as { offset: number }).offset), [0, 9, 10, 99, 100, 123456789, Number.MAX_SAFE_INTEGER]);
+  seen.length = 4;
+  assert.deepEqual(seen, [
+    [0, true, { offset: 17, epoch: 'E1' }],
+    [1, false, { code: 121, message: 'bad' }],
+    [2, true, { offset: 18, epoch: 'E1' }],
+    [3, true, { offset: 1e15, epoch: 'é"2' }],
+  ]);
+  // What publish_text answers, byte for byte.
+  assert.equal(body.toString('utf8', 5, 5 + body.readUInt32BE(1)), JSON.stringify({ offset: 17, epoch: 'E1' }));
+  const none = (): void => assert.fail('no outcome of a malformed reply is used');
+  assert.equal(eachPublishOutcome(body, 10, none), false, 'more outcomes than entries');
+  assert.equal(eachPublishOutcome(body, 12, none), false, 'fewer outcomes than entries');
+  assert.equal(eachPublishOutcome(body.subarray(0, body.length - 1), 11, none), false, 'cut short');
+  const badStatus = Buffer.from(body);
+  badStatus[0] = 2;
+  assert.equal(eachPublishOutcome(badStatus, 11, none), false, 'unknown status');
+  const long = Buffer.from(body);
+  long.writeUInt32BE(1 << 20, 1);
+  assert.equal(eachPublishOutcome(long, 11, none), false, 'length past the end');
 });
 
 test('command and reply batches round-trip; malformed ones are refused', () => {

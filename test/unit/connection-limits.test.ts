@@ -58,7 +58,10 @@ test('commands past client_max_inflight get 135 at once; the client is not read 
     edgeId: 'e',
     auth: { authenticate: async () => ({ user: 'u', subscribe: ['*'], publish: ['*'], presence: ['*'], history: ['*'], call: [], register: [], expires: null }) },
     hub: { joinUser: async () => undefined, leaveUser: () => undefined },
-    commands: { request: () => new Promise((resolve) => answers.push(resolve)), publishTextTo: (...args: unknown[]) => answers.push((v) => (args[4] as { resolve(v: unknown): void }).resolve(v)) },
+    commands: { request: () => new Promise((resolve) => answers.push(resolve)), publishTextTo: (...args: unknown[]) => answers.push((v) => (args[4] as { resolve(v: unknown): void }).resolve(v)),
+      // A plain publish line's data goes as the frame's bytes (readPublishLine).
+      publishBytesTo: (...args: unknown[]) => answers.push((v) => (args[6] as { resolve(v: unknown): void }).resolve(v)),
+    },
     scheduler: new FlushScheduler(0),
     metrics: { slowConsumers: { inc: () => undefined }, limited: { inc: (l: { code: string }) => limited.push(l.code) } },
     extraMethods: new Map(),
