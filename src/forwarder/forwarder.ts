@@ -23,6 +23,7 @@ import { DirectorWatch } from '../zmq/director-watch.js';
 import { LoopGuard } from '../runtime/loop-guard.js';
 import { ALL_TOPIC } from '../cluster/topics.js';
 import { TickRelay } from './tick-relay.js';
+import { GcPacer, exposedGc } from './gc-pacer.js';
 import { CommandCallers } from './command-callers.js';
 import { LINK_LOST_ID } from '../cluster/link-lost.js';
 import { bindSecured, connectSecured, nodeClientLink, type BoundLink, type ClientLink } from '../zmq/security.js';
@@ -74,6 +75,8 @@ export class Forwarder {
   private following = -1;
   private readonly switches: Counter;
   private readonly loops: LoopGuard;
+  /** Young-generation collections paced by the batches received (forwarder_minor_gc_mb); off until start(). */
+  private gcPacer = new GcPacer(0, () => undefined);
   /** Set by the node: a forwarding loop died, end the process (its supervisor restarts it). */
   onFatal: (reason: string) => void = () => undefined;
 
@@ -119,6 +122,11 @@ export class Forwarder {
 
   async start(): Promise<void> {
     const c = this.config;
+    if (c.forwarder_minor_gc_mb > 0) {
+      const gc = exposedGc();
+      if (gc) this.gcPacer = new GcPacer(c.forwarder_minor_gc_mb * 1024 * 1024, () => gc({ type: 'minor' }));
+      else this.log.warn('V8 refused to expose gc(): forwarder_minor_gc_mb has no effect');
+    }
     const hwm = c.zmq_high_water_mark;
     const opts = { sendHighWaterMark: hwm, receiveHighWaterMark: hwm, linger: 0 };
 
@@ -296,6 +304,7 @@ export class Forwarder {
     const broadcast = path === 'down' ? 'down-broadcast' : null;
     this.running.push(
       this.relay(`forwarder-${path}`, from, (received: Buffer[]) => {
+        this.gcPacer.received(received);
         const counted = broadcast && isAllTopic(received[0]) ? broadcast : path;
         passed.set(counted, (passed.get(counted) ?? 0) + (batchPath && counted === path ? messagesIn(batchPath, received) : 1));
         const msg = route ? route(received) : received;
