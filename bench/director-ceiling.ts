@@ -28,7 +28,7 @@ import { loadavg } from 'node:os';
 import { pino } from 'pino';
 import { Subscriber } from 'zeromq';
 import { Publisher } from '../src/publisher/publisher.js';
-import { mainNodeArgs } from './lib/servers.js';
+import { mainNodeArgs, mainNodeEnv } from './lib/servers.js';
 import { CommandClient } from '../src/zmq/command-client.js';
 import { messagesInDownFrames } from '../src/cluster/batch.js';
 import { sample, cpuBetween } from './lib/proc-stats.js';
@@ -68,6 +68,7 @@ async function once(path: Path, channels: number): Promise<Run> {
   const director = spawn(process.execPath, [...mainNodeArgs(), ...(process.env['CEILING_NODE_ARGS'] ?? '').split(' ').filter(Boolean), CLI, 'serve'], {
     env: {
       PATH: process.env['PATH'] ?? '',
+      ...mainNodeEnv(),
       TIDINGS_EDGE_ENABLED: 'false',
       TIDINGS_SERVER_HOST: '127.0.0.1',
       TIDINGS_SERVER_PORT: String(port),

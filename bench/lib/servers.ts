@@ -3,7 +3,7 @@
  * stops them by PID: Tidings (single node or director + forwarder nodes, from
  * dist/src/cli/main.js) and the peers (bench/peers, nats-server).
  */
-import { MAIN_PROCESS_NODE_ARGS } from '../../src/node/main-process.js';
+import { MAIN_PROCESS_ENV, MAIN_PROCESS_NODE_ARGS } from '../../src/node/main-process.js';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
@@ -151,9 +151,19 @@ export function mainNodeArgs(): string[] {
   return own === undefined ? [...MAIN_PROCESS_NODE_ARGS] : own.split(' ').filter((a) => a !== '');
 }
 
+/**
+ * The environment of a Tidings node's main process: as the image and `npm start` launch it
+ * (MAIN_PROCESS_ENV), or TIDINGS_BENCH_MAIN_ENV ("" for none, else "NAME=value ...") to compare.
+ */
+export function mainNodeEnv(): Record<string, string> {
+  const own = process.env['TIDINGS_BENCH_MAIN_ENV'];
+  if (own === undefined) return { ...MAIN_PROCESS_ENV };
+  return Object.fromEntries(own.split(' ').filter((a) => a.includes('=')).map((a) => [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)]));
+}
+
 function tidingsNode(name: string, env: Record<string, string>, execArgv: string[]): Proc {
   const child = spawn(process.execPath, [...mainNodeArgs(), ...execArgv, CLI, 'serve'], {
-    env: { PATH: process.env['PATH'] ?? '', ...passedThrough(), TIDINGS_LOG_LEVEL: 'info', TIDINGS_ALLOW_ANONYMOUS: 'true', TIDINGS_TOKEN_SECRET: BENCH_TOKEN_SECRET, TIDINGS_HISTORY_SIZE: BENCH_HISTORY_SIZE, ...BENCH_LIMITS, ...env },
+    env: { PATH: process.env['PATH'] ?? '', ...mainNodeEnv(), ...passedThrough(), TIDINGS_LOG_LEVEL: 'info', TIDINGS_ALLOW_ANONYMOUS: 'true', TIDINGS_TOKEN_SECRET: BENCH_TOKEN_SECRET, TIDINGS_HISTORY_SIZE: BENCH_HISTORY_SIZE, ...BENCH_LIMITS, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   return new Proc(name, child);

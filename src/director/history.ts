@@ -44,7 +44,7 @@ export interface HistoryEntry {
   push: Buffer;
   /** Bytes charged: push length + ENTRY_OVERHEAD. */
   cost: number;
-  /** The history holding it; null once removed. */
+  /** The history it was read from (an edit goes back to it); null when it is not from one. */
   owner: ChannelHistory | null;
 }
 
@@ -111,6 +111,19 @@ function own(push: Buffer): Buffer {
 }
 
 /**
+ * A run of one channel's entries in the budget's queue: the entries that
+ * channel stored as its `first`-th to `first + count - 1`-th (its own count
+ * of entries kept, ChannelHistory.seq). Consecutive entries of one channel
+ * share a run, so a busy channel queues a handful of runs, not an object
+ * per message.
+ */
+interface Run {
+  history: ChannelHistory;
+  first: number;
+  count: number;
+}
+
+/**
  * The director-wide byte budget of history. Entries are queued in the order
  * they were stored; past `maxBytes` the oldest still stored is removed from its
  * channel, whichever channel that is.
@@ -122,14 +135,20 @@ export class HistoryBudget {
   count = 0;
   /** Entries evicted because the budget was full. */
   evicted = 0;
-  private fifo: Array<HistoryEntry | undefined> = [];
+  private fifo: Array<Run | undefined> = [];
   private head = 0;
+  /** Entries the queued runs stand for, some of which may have left their channel already. */
+  private queued = 0;
 
   constructor(readonly maxBytes: number) {}
 
-  add(entry: HistoryEntry): void {
-    this.fifo.push(entry);
-    this.used += entry.cost;
+  /** `history` kept its `seq`-th entry, charged `cost`. */
+  add(history: ChannelHistory, seq: number, cost: number): void {
+    const last = this.fifo.length > this.head ? this.fifo[this.fifo.length - 1] : undefined;
+    if (last !== undefined && last.history === history && last.first + last.count === seq) last.count++;
+    else this.fifo.push({ history, first: seq, count: 1 });
+    this.queued++;
+    this.used += cost;
     this.count++;
     while (this.used > this.maxBytes && this.evictOldest()) this.evicted++;
   }
@@ -141,39 +160,91 @@ export class HistoryBudget {
   }
 
   /** An entry left its channel (count, age or byte bound, or eviction). */
-  release(entry: HistoryEntry): void {
-    this.used -= entry.cost;
+  release(cost: number): void {
+    this.used -= cost;
     this.count--;
-    // Removed entries stay queued until they reach the head; compact when they dominate.
-    const queued = this.fifo.length - this.head;
-    if (queued > 1024 && queued > 2 * this.count) {
-      this.fifo = this.fifo.slice(this.head).filter((e) => e !== undefined && e.owner !== null);
-      this.head = 0;
+    // Runs of entries their channels removed stay queued until they reach the head; compact when they dominate.
+    if (this.queued > 1024 && this.queued > 2 * this.count) this.compact();
+  }
+
+  /** Drop what the channels removed already from the queued runs. */
+  private compact(): void {
+    const kept: Run[] = [];
+    let queued = 0;
+    for (let i = this.head; i < this.fifo.length; i++) {
+      const r = this.fifo[i]!;
+      this.skipRemoved(r);
+      if (r.count > 0) {
+        kept.push(r);
+        queued += r.count;
+      }
+    }
+    this.fifo = kept;
+    this.head = 0;
+    this.queued = queued;
+  }
+
+  /** Advance a run past the entries its channel removed itself (channels remove oldest first). */
+  private skipRemoved(r: Run): void {
+    const gone = Math.min(r.count, r.history.removed - r.first);
+    if (gone > 0) {
+      r.first += gone;
+      r.count -= gone;
+      this.queued -= gone;
     }
   }
 
   private evictOldest(): boolean {
     while (this.head < this.fifo.length) {
-      const e = this.fifo[this.head];
-      this.fifo[this.head] = undefined;
-      this.head++;
-      if (this.head > 1024 && this.head * 2 > this.fifo.length) {
-        this.fifo = this.fifo.slice(this.head);
-        this.head = 0;
-      }
-      if (e && e.owner) {
-        // Channels remove only from their oldest end, so this is its channel's oldest entry.
-        e.owner.dropOldest();
+      const r = this.fifo[this.head]!;
+      this.skipRemoved(r);
+      if (r.count > 0) {
+        // The run's first entry is now its channel's oldest: the oldest entry stored anywhere.
+        r.first++;
+        r.count--;
+        this.queued--;
+        if (r.count === 0) this.popHead();
+        r.history.dropOldest();
         return true;
       }
+      this.popHead();
     }
     return false;
   }
+
+  private popHead(): void {
+    this.fifo[this.head] = undefined;
+    this.head++;
+    if (this.head > 1024 && this.head * 2 > this.fifo.length) {
+      this.fifo = this.fifo.slice(this.head);
+      this.head = 0;
+    }
+  }
 }
 
+const INITIAL_CAPACITY = 16;
+
+/**
+ * One channel's history, kept as columns in a ring rather than an object per
+ * message: offsets and times in Float64Arrays, each push as (buffer, start,
+ * length) with the buffer (a slab or the push's own) in a plain array that
+ * mostly repeats the same few slabs. A channel holding a million messages is
+ * then a few arrays to the garbage collector, not millions of objects to
+ * promote and mark (what history cost the director per message was mostly
+ * that: issue 17). Entries handed out (reads, edits) are made on demand.
+ */
 export class ChannelHistory {
-  private ring: Array<HistoryEntry | undefined> = [];
-  private start = 0;
+  private offsets = new Float64Array(INITIAL_CAPACITY);
+  private times = new Float64Array(INITIAL_CAPACITY);
+  private starts = new Int32Array(INITIAL_CAPACITY);
+  private lengths = new Int32Array(INITIAL_CAPACITY);
+  private buffers: Array<Buffer | undefined> = new Array<Buffer | undefined>(INITIAL_CAPACITY).fill(undefined);
+  /** Ring index of the oldest entry; capacity is a power of two. */
+  private head = 0;
+  private size = 0;
+  /** Entries this channel ever kept, and ever removed: the oldest entry is the `removed`-th (for the budget's runs). */
+  private kept = 0;
+  removed = 0;
   /** Bytes charged by this channel's entries. */
   bytes = 0;
   /** The slab new pushes are written into, and how much of it is used. */
@@ -181,7 +252,9 @@ export class ChannelHistory {
   private slabUsed = 0;
   /** The largest slab a stored entry may still sit in; 0 when none does. */
   private slabMax = 0;
-  /** Whether the last push placed went into a slab (SLAB_GAP free bytes before it). */
+  /** Where the last push was placed: its buffer and start; whether in a slab (SLAB_GAP free bytes before it). */
+  private placedBuffer: Buffer = EMPTY;
+  private placedAt = 0;
   private placedInSlab = false;
 
   constructor(
@@ -190,12 +263,28 @@ export class ChannelHistory {
   ) {}
 
   get length(): number {
-    return this.ring.length - this.start;
+    return this.size;
   }
 
   /** The oldest offset still stored, or null when empty. */
   get oldestOffset(): number | null {
-    return this.length > 0 ? this.ring[this.start]!.offset : null;
+    return this.size > 0 ? this.offsets[this.head]! : null;
+  }
+
+  /** Ring index of the i-th entry, oldest first. */
+  private at(i: number): number {
+    return (this.head + i) & (this.offsets.length - 1);
+  }
+
+  private pushAt(r: number): Buffer {
+    const start = this.starts[r]!;
+    return this.buffers[r]!.subarray(start, start + this.lengths[r]!);
+  }
+
+  private entryAt(i: number): HistoryEntry {
+    const r = this.at(i);
+    const length = this.lengths[r]!;
+    return { offset: this.offsets[r]!, time: this.times[r]!, push: this.pushAt(r), cost: length + ENTRY_OVERHEAD, owner: this };
   }
 
   add(offset: number, time: number, push: Buffer): void {
@@ -206,7 +295,8 @@ export class ChannelHistory {
       this.trim(time);
       return;
     }
-    this.keep({ offset, time, push: own(push), cost, owner: this });
+    const kept = own(push);
+    this.keep(offset, time, kept, 0, kept.length);
   }
 
   /**
@@ -222,10 +312,12 @@ export class ChannelHistory {
       this.trim(time);
       return Buffer.from(text);
     }
-    const push = this.place(size);
-    push.write(text, 0, size, 'utf8');
-    this.keep({ offset, time, push, cost, owner: this });
-    return push;
+    this.place(size);
+    const buffer = this.placedBuffer;
+    const at = this.placedAt;
+    buffer.write(text, at, size, 'utf8');
+    this.keep(offset, time, buffer, at, size);
+    return buffer.subarray(at, at + size);
   }
 
   /** store() for a push written as bytes (push-encoding.ts MessagePushBytes, placed at `offset`): no text made. */
@@ -237,15 +329,17 @@ export class ChannelHistory {
       this.trim(time);
       return writer.alone();
     }
-    const push = this.place(size);
-    writer.writeTo(push, 0);
+    this.place(size);
+    const buffer = this.placedBuffer;
+    const at = this.placedAt;
+    writer.writeTo(buffer, at);
     writer.framed = this.placedInSlab;
-    this.keep({ offset, time, push, cost, owner: this });
-    return push;
+    this.keep(offset, time, buffer, at, size);
+    return buffer.subarray(at, at + size);
   }
 
   /** Room for a push of `size` bytes: in the current slab (after SLAB_GAP free bytes), a new one, or a buffer of its own. */
-  private place(size: number): Buffer {
+  private place(size: number): void {
     let slab = this.slab;
     const need = size + SLAB_GAP;
     // An entry too large for the current slab's share gets its own buffer and leaves the slab to smaller ones.
@@ -265,26 +359,62 @@ export class ChannelHistory {
     }
     if (slab === null) {
       this.placedInSlab = false;
-      return Buffer.allocUnsafeSlow(size);
+      this.placedBuffer = Buffer.allocUnsafeSlow(size);
+      this.placedAt = 0;
+      return;
     }
     const at = this.slabUsed + SLAB_GAP;
     this.slabUsed = at + size;
     this.placedInSlab = true;
-    return slab.subarray(at, at + size);
+    this.placedBuffer = slab;
+    this.placedAt = at;
   }
 
-  private keep(entry: HistoryEntry): void {
-    this.ring.push(entry);
-    this.bytes += entry.cost;
-    this.budget.add(entry);
-    this.trim(entry.time);
+  private keep(offset: number, time: number, buffer: Buffer, start: number, length: number): void {
+    if (this.size === this.offsets.length) this.grow();
+    const r = this.at(this.size);
+    this.offsets[r] = offset;
+    this.times[r] = time;
+    this.buffers[r] = buffer;
+    this.starts[r] = start;
+    this.lengths[r] = length;
+    this.size++;
+    const cost = length + ENTRY_OVERHEAD;
+    this.bytes += cost;
+    this.budget.add(this, this.kept++, cost);
+    this.trim(time);
+  }
+
+  /** Twice the capacity, entries moved to the start (oldest first). */
+  private grow(): void {
+    const capacity = this.offsets.length * 2;
+    const offsets = new Float64Array(capacity);
+    const times = new Float64Array(capacity);
+    const starts = new Int32Array(capacity);
+    const lengths = new Int32Array(capacity);
+    const buffers = new Array<Buffer | undefined>(capacity).fill(undefined);
+    for (let i = 0; i < this.size; i++) {
+      const r = this.at(i);
+      offsets[i] = this.offsets[r]!;
+      times[i] = this.times[r]!;
+      starts[i] = this.starts[r]!;
+      lengths[i] = this.lengths[r]!;
+      buffers[i] = this.buffers[r];
+    }
+    this.offsets = offsets;
+    this.times = times;
+    this.starts = starts;
+    this.lengths = lengths;
+    this.buffers = buffers;
+    this.head = 0;
   }
 
   /** The channel holds too little for its slabs: every entry gets its own buffer (see SLAB_KEEP). */
   private unslab(): void {
-    for (let i = this.start; i < this.ring.length; i++) {
-      const e = this.ring[i]!;
-      e.push = own(e.push);
+    for (let i = 0; i < this.size; i++) {
+      const r = this.at(i);
+      this.buffers[r] = own(this.pushAt(r));
+      this.starts[r] = 0;
     }
     this.slab = null;
     this.slabUsed = 0;
@@ -300,9 +430,8 @@ export class ChannelHistory {
   /** Drop what is past the count, byte or age bound. */
   trim(now: number): void {
     const { maxCount, maxBytes, maxAgeMs } = this.limits;
-    while (this.length > 0) {
-      const oldest = this.ring[this.start]!;
-      const over = this.length > maxCount || this.bytes > maxBytes || (maxAgeMs > 0 && now - oldest.time > maxAgeMs);
+    while (this.size > 0) {
+      const over = this.size > maxCount || this.bytes > maxBytes || (maxAgeMs > 0 && now - this.times[this.head]! > maxAgeMs);
       if (!over) break;
       this.dropOldest();
     }
@@ -310,36 +439,41 @@ export class ChannelHistory {
 
   /** Remove the oldest entry (also called by the budget). */
   dropOldest(): void {
-    const e = this.ring[this.start];
-    if (!e) return;
-    this.ring[this.start] = undefined;
-    this.start++;
-    this.bytes -= e.cost;
-    e.owner = null;
-    e.push = EMPTY;
-    this.budget.release(e);
+    if (this.size === 0) return;
+    const r = this.head;
+    const cost = this.lengths[r]! + ENTRY_OVERHEAD;
+    this.buffers[r] = undefined;
+    this.head = (r + 1) & (this.offsets.length - 1);
+    this.size--;
+    this.removed++;
+    this.bytes -= cost;
+    this.budget.release(cost);
     if (this.slabMax > 0 && this.bytes < SLAB_KEEP * this.slabMax) this.unslab();
-    if (this.start > 256 && this.start * 2 > this.ring.length) {
-      this.ring = this.ring.slice(this.start);
-      this.start = 0;
-    } else if (this.start === this.ring.length) {
-      this.ring = [];
-      this.start = 0;
-    }
+    if (this.size === 0 && this.offsets.length > INITIAL_CAPACITY) this.shrink();
+  }
+
+  /** An emptied channel gives its columns back (a million-message ring must not outlive its messages). */
+  private shrink(): void {
+    this.offsets = new Float64Array(INITIAL_CAPACITY);
+    this.times = new Float64Array(INITIAL_CAPACITY);
+    this.starts = new Int32Array(INITIAL_CAPACITY);
+    this.lengths = new Int32Array(INITIAL_CAPACITY);
+    this.buffers = new Array<Buffer | undefined>(INITIAL_CAPACITY).fill(undefined);
+    this.head = 0;
   }
 
   /** Remove everything (the channel's state is being dropped). */
   clear(): void {
-    while (this.length > 0) this.dropOldest();
+    while (this.size > 0) this.dropOldest();
   }
 
-  /** Index of the first stored entry with offset > `offset` (offsets increase along the ring). */
+  /** Index (oldest first) of the first stored entry with offset > `offset` (offsets increase along the ring). */
   private indexAfter(offset: number): number {
-    let lo = this.start;
-    let hi = this.ring.length;
+    let lo = 0;
+    let hi = this.size;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (this.ring[mid]!.offset <= offset) lo = mid + 1;
+      if (this.offsets[this.at(mid)]! <= offset) lo = mid + 1;
       else hi = mid;
     }
     return lo;
@@ -348,26 +482,25 @@ export class ChannelHistory {
   /** A page of the range (since, until], oldest first; see HistoryRead. */
   read(q: HistoryRead, now: number): HistoryPage {
     this.trim(now);
-    const end = q.until === undefined ? this.ring.length : this.indexAfter(q.until);
-    const begin = q.since === undefined ? Math.max(this.start, end - q.limit) : this.indexAfter(q.since);
+    const end = q.until === undefined ? this.size : this.indexAfter(q.until);
+    const begin = q.since === undefined ? Math.max(0, end - q.limit) : this.indexAfter(q.since);
     const last = Math.min(end, begin + Math.max(0, q.limit));
     const entries: HistoryEntry[] = [];
     let bytes = 0;
     let i = begin;
     for (; i < last; i++) {
-      const e = this.ring[i]!;
-      if (entries.length > 0 && bytes + e.push.length > q.maxBytes) break;
-      entries.push(e);
-      bytes += e.push.length;
+      const length = this.lengths[this.at(i)]!;
+      if (entries.length > 0 && bytes + length > q.maxBytes) break;
+      entries.push(this.entryAt(i));
+      bytes += length;
     }
     return { entries, more: i < last, available: Math.max(0, last - begin) };
   }
 
   /** The newest entry whose push `match`es, or undefined (for edits and deletes). */
   findNewest(match: (push: Buffer) => boolean): HistoryEntry | undefined {
-    for (let i = this.ring.length - 1; i >= this.start; i--) {
-      const e = this.ring[i]!;
-      if (match(e.push)) return e;
+    for (let i = this.size - 1; i >= 0; i--) {
+      if (match(this.pushAt(this.at(i)))) return this.entryAt(i);
     }
     return undefined;
   }
@@ -375,17 +508,26 @@ export class ChannelHistory {
   /** Replace a stored push (an edit or a delete's tombstone), charging the new size. */
   replace(entry: HistoryEntry, push: Buffer): void {
     if (entry.owner !== this) return;
+    const i = this.indexAfter(entry.offset - 1);
+    if (i >= this.size || this.offsets[this.at(i)] !== entry.offset) return; // removed since it was read
+    const r = this.at(i);
     const cost = push.length + ENTRY_OVERHEAD;
-    const delta = cost - entry.cost;
+    const delta = cost - (this.lengths[r]! + ENTRY_OVERHEAD);
+    const kept = own(push);
+    this.buffers[r] = kept;
+    this.starts[r] = 0;
+    this.lengths[r] = kept.length;
     this.bytes += delta;
     entry.cost = cost;
-    entry.push = own(push);
+    entry.push = kept;
     this.budget.adjust(delta);
   }
 
   /** The newest `count` entries, oldest first (for small views such as channelstream's /info). */
   newest(count: number, now: number): HistoryEntry[] {
     this.trim(now);
-    return this.ring.slice(Math.max(this.start, this.ring.length - count)) as HistoryEntry[];
+    const entries: HistoryEntry[] = [];
+    for (let i = Math.max(0, this.size - count); i < this.size; i++) entries.push(this.entryAt(i));
+    return entries;
   }
 }

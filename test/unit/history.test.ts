@@ -76,6 +76,14 @@ test('removed entries do not keep their pushes, and queued references are compac
   for (let i = 1; i <= 5000; i++) h.add(i, i, push(i));
   assert.equal(budget.count, 10);
   assert.ok((budget as unknown as { fifo: unknown[] }).fifo.length < 3000, 'the budget queue does not grow with every message ever stored');
+  // Two channels interleaved: a run per message, each trimmed by its channel; compaction drops the spent runs.
+  const x = new ChannelHistory(limits({ maxCount: 10 }), budget);
+  for (let i = 1; i <= 5000; i++) {
+    h.add(5000 + i, i, push(i));
+    x.add(i, i, push(i));
+  }
+  assert.equal(budget.count, 20);
+  assert.ok((budget as unknown as { fifo: unknown[] }).fifo.length < 3000, 'spent runs of interleaved channels are compacted away');
 });
 
 test('pushes sliced from the shared pool are copied, so one kept message does not keep a whole pool chunk', () => {
@@ -148,6 +156,145 @@ test('slabs keep alive at most about a fifth more than the channel is charged fo
     check('trimmed to 1 at once');
     assert.equal(retained(h).bytes, size, 'a channel left with one message holds it in a buffer of its own');
   }
+});
+
+/**
+ * A reference model of history's rules, kept as plain lists: each channel keeps its newest entries within count,
+ * bytes and age; the director-wide budget removes the oldest entry stored anywhere while it is over. The columns and
+ * runs of history.ts must give the same contents and charges after every step of a random mix of stores (several
+ * channels interleaved, long runs of one), bound changes, clears, edits (some of entries removed since they were read)
+ * and reads, across ring wrap-arounds and growth.
+ */
+test('history and its budget match a plain model of the same rules through a random mix of stores, trims, clears and edits', () => {
+  let seed = 7;
+  const random = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed % n;
+  };
+  interface Kept { ch: number; offset: number; time: number; size: number }
+  const cost = (e: Kept): number => e.size + ENTRY_OVERHEAD;
+  for (let trial = 0; trial < 4; trial++) {
+    const budgetBytes = (200 + random(400)) * 60;
+    const budget = new HistoryBudget(budgetBytes);
+    const model: Kept[] = []; // every kept entry, oldest stored first
+    const lim: HistoryLimits[] = Array.from({ length: 4 }, () => limits({ maxCount: 1 + random(300), maxAgeMs: random(3) === 0 ? 500 : 0 }));
+    const hs = lim.map((l) => new ChannelHistory(l, budget));
+    const next = [0, 0, 0, 0];
+    const of = (ch: number): Kept[] => model.filter((e) => e.ch === ch);
+    const drop = (e: Kept): void => void model.splice(model.indexOf(e), 1);
+    const trimModel = (ch: number, now: number): void => {
+      for (;;) {
+        const mine = of(ch);
+        const bytes = mine.reduce((n, e) => n + cost(e), 0);
+        const l = lim[ch]!;
+        if (mine.length === 0 || !(mine.length > l.maxCount || bytes > l.maxBytes || (l.maxAgeMs > 0 && now - mine[0]!.time > l.maxAgeMs))) return;
+        drop(mine[0]!);
+      }
+    };
+    let now = 0;
+    let ch = 0;
+    for (let step = 0; step < 3000; step++) {
+      now += random(3);
+      const op = random(100);
+      if (op < 88) {
+        if (random(4) === 0) ch = random(4); // runs of one channel, and interleaving
+        const size = 20 + random(random(10) === 0 ? 2000 : 200);
+        const e: Kept = { ch, offset: ++next[ch]!, time: now, size };
+        hs[ch]!.store(e.offset, now, `"${'x'.repeat(size - 2)}"`);
+        if (lim[ch]!.maxCount > 0 && cost(e) <= lim[ch]!.maxBytes) {
+          model.push(e);
+          while (model.reduce((n, k) => n + cost(k), 0) > budgetBytes && model.length > 0) drop(model[0]!);
+        }
+        trimModel(ch, now);
+      } else if (op < 93) {
+        const c = random(4);
+        lim[c] = limits({ maxCount: random(300), maxAgeMs: random(2) === 0 ? 200 : 0, maxBytes: random(3) === 0 ? 3000 : 1 << 30 });
+        hs[c]!.setLimits(lim[c]!, now);
+        trimModel(c, now);
+      } else if (op < 95) {
+        const c = random(4);
+        hs[c]!.clear();
+        for (const e of of(c)) drop(e);
+      } else {
+        // An edit: read an entry, maybe let it be trimmed away first, then replace it.
+        const c = random(4);
+        const read = hs[c]!.read({ limit: 1 + random(5), maxBytes: 1 << 20 }, now).entries;
+        trimModel(c, now);
+        if (read.length === 0) continue;
+        const target = read[random(read.length)]!;
+        if (random(3) === 0) {
+          hs[c]!.setLimits({ ...lim[c]!, maxCount: 0 }, now);
+          hs[c]!.setLimits(lim[c]!, now);
+          for (const e of of(c)) drop(e);
+        }
+        const size = 10 + random(100);
+        hs[c]!.replace(target, Buffer.from(`"${'y'.repeat(size - 2)}"`));
+        const m = model.find((e) => e.ch === c && e.offset === target.offset);
+        if (m) m.size = size;
+        while (model.reduce((n, k) => n + cost(k), 0) > budgetBytes && model.length > 0) drop(model[0]!);
+      }
+      for (let c = 0; c < 4; c++) {
+        const got = hs[c]!.read({ limit: Number.MAX_SAFE_INTEGER, maxBytes: Number.MAX_SAFE_INTEGER }, now).entries;
+        trimModel(c, now);
+        const want = of(c);
+        assert.deepEqual(got.map((e) => [e.offset, e.push.length]), want.map((e) => [e.offset, e.size]), `trial ${trial} step ${step} channel ${c}`);
+        assert.equal(hs[c]!.bytes, want.reduce((n, e) => n + cost(e), 0));
+      }
+      assert.equal(budget.used, model.reduce((n, e) => n + cost(e), 0), `trial ${trial} step ${step}: budget`);
+      assert.equal(budget.count, model.length);
+    }
+  }
+});
+
+test('a channel emptied gives back its columns; one holding many messages keeps them in a few arrays', () => {
+  const h = filled(5000, { maxCount: 100_000 });
+  const columns = (x: ChannelHistory): number => (x as unknown as { offsets: Float64Array }).offsets.length;
+  assert.ok(columns(h) >= 5000);
+  assert.deepEqual([h.oldestOffset, h.length], [1, 5000]);
+  h.clear();
+  assert.equal(h.length, 0);
+  assert.ok(columns(h) <= 16, `an emptied channel keeps ${columns(h)} slots`);
+  // Wrapped around and grown again: every entry in order.
+  const w = filled(0, { maxCount: 10 });
+  for (let i = 1; i <= 25; i++) w.add(i, i, push(i));
+  w.setLimits(limits({ maxCount: 1000 }), 25);
+  for (let i = 26; i <= 100; i++) w.add(i, i, push(i));
+  assert.deepEqual(offsets(w, { limit: 1000, maxBytes: 1 << 30 }), Array.from({ length: 85 }, (_, i) => i + 16));
+  assert.ok(w.read({ limit: 1000, maxBytes: 1 << 30 }, 100).entries.every((e) => e.push.equals(push(e.offset))));
+});
+
+test('the budget queues runs of a channel\'s entries: runs a channel trimmed itself are skipped, runs never mix channels, and an edit of an entry trimmed since it was read changes nothing', () => {
+  const cost = push(1).length + ENTRY_OVERHEAD;
+  // a's first run (1, 2) is trimmed by a itself (count 2), under the budget; then b's 1, stored after that run, is the
+  // oldest entry stored: the budget evicts it, not a's oldest.
+  let budget = new HistoryBudget(cost * 4);
+  let a = new ChannelHistory(limits({ maxCount: 2 }), budget);
+  let b = new ChannelHistory(limits(), budget);
+  a.add(1, 0, push(1));
+  a.add(2, 1, push(2));
+  b.add(1, 2, push(1));
+  a.add(3, 3, push(3));
+  a.add(4, 4, push(4));
+  b.add(2, 5, push(2));
+  b.add(3, 6, push(3)); // over the budget
+  assert.deepEqual([offsets(a, { limit: 10, maxBytes: 1 << 20 }), offsets(b, { limit: 10, maxBytes: 1 << 20 })], [[3, 4], [2, 3]]);
+  // b's 4th entry follows a's 3rd in the queue: its own run, not a's.
+  budget = new HistoryBudget(cost * 6);
+  a = new ChannelHistory(limits(), budget);
+  b = new ChannelHistory(limits(), budget);
+  for (let i = 1; i <= 3; i++) b.add(i, i, push(i));
+  for (let i = 1; i <= 3; i++) a.add(i, 3 + i, push(i));
+  for (let i = 4; i <= 10; i++) b.add(i, 3 + i, push(i));
+  assert.deepEqual([a.length, offsets(b, { limit: 10, maxBytes: 1 << 20 })], [0, [5, 6, 7, 8, 9, 10]]);
+  assert.deepEqual([budget.used, budget.count], [cost * 6, 6]);
+  // An entry read, then trimmed away (newer ones stay): replacing it changes nothing.
+  const h = filled(5);
+  const third = h.read({ since: 2, limit: 1, maxBytes: 1 << 20 }, 0).entries[0]!;
+  h.setLimits(limits({ maxCount: 2 }), 0);
+  const before = h.bytes;
+  h.replace(third, Buffer.from('{"edited":true}'));
+  assert.equal(h.bytes, before);
+  assert.deepEqual(h.read({ limit: 10, maxBytes: 1 << 20 }, 0).entries.map((e) => e.push.toString()), [push(4).toString(), push(5).toString()]);
 });
 
 test('paged reads: since/until/limit, a byte bound that always lets one message through, more and available', () => {

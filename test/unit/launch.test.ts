@@ -9,32 +9,52 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { MAIN_PROCESS_NODE_ARGS } from '../../src/node/main-process.js';
+import { MAIN_PROCESS_ENV, MAIN_PROCESS_NODE_ARGS } from '../../src/node/main-process.js';
 
 /** dist/test/unit -> the repository */
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 
-/** The words between `node` and the script in a launch line. */
+/** The words between `node` and the script in a launch line (after any NAME=value assignments). */
 function nodeArgs(words: readonly string[], script: RegExp): string[] {
+  const node = words.findIndex((w) => !/^[A-Z_]+=/.test(w));
   const at = words.findIndex((w) => script.test(w));
-  assert.ok(at > 0 && /(^|\/)node$/.test(words[0]!), `a node launch: ${words.join(' ')}`);
-  return words.slice(1, at);
+  assert.ok(at > node && /(^|\/)node$/.test(words[node]!), `a node launch: ${words.join(' ')}`);
+  return words.slice(node + 1, at);
 }
 
-test('the main process gets its V8 flags from the image, npm start and the tidings program alike', () => {
-  assert.ok(MAIN_PROCESS_NODE_ARGS.length > 0);
-  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string>; bin: Record<string, string> };
-  assert.deepEqual(nodeArgs(pkg.scripts['start']!.split(/\s+/), /cli\/main\.js$/), MAIN_PROCESS_NODE_ARGS, 'npm start');
+/** The NAME=value assignments before `node` in a launch line. */
+function assignments(words: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const w of words) {
+    const m = /^([A-Z_]+)=(.*)$/.exec(w);
+    if (!m) break;
+    out[m[1]!] = m[2]!;
+  }
+  return out;
+}
 
-  const entry = /^ENTRYPOINT (\[.*\])$/m.exec(readFileSync(join(ROOT, 'deploy/Dockerfile'), 'utf8'));
+test('the main process gets its V8 flags and environment from the image, npm start and the tidings program alike', () => {
+  assert.ok(MAIN_PROCESS_NODE_ARGS.length > 0);
+  assert.ok(Object.keys(MAIN_PROCESS_ENV).length > 0);
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string>; bin: Record<string, string> };
+  const start = pkg.scripts['start']!.split(/\s+/);
+  assert.deepEqual(nodeArgs(start, /cli\/main\.js$/), MAIN_PROCESS_NODE_ARGS, 'npm start');
+  assert.deepEqual(assignments(start), MAIN_PROCESS_ENV, 'npm start');
+
+  const dockerfile = readFileSync(join(ROOT, 'deploy/Dockerfile'), 'utf8');
+  const entry = /^ENTRYPOINT (\[.*\])$/m.exec(dockerfile);
   assert.ok(entry, 'the Dockerfile has an exec-form ENTRYPOINT');
   assert.deepEqual(nodeArgs(JSON.parse(entry[1]!) as string[], /cli\/main\.js$/), MAIN_PROCESS_NODE_ARGS, 'the image');
+  const runtime = dockerfile.slice(dockerfile.lastIndexOf('\nFROM '));
+  const env = Object.fromEntries([...runtime.matchAll(/^ENV ([A-Z_]+)=(\S+)$/gm)].map((m) => [m[1]!, m[2]!]));
+  for (const [name, value] of Object.entries(MAIN_PROCESS_ENV)) assert.equal(env[name], value, `the image's ENV ${name}`);
 
   // The bin is the compiled file: its first line is the source's (tsc keeps it).
   assert.equal(pkg.bin['tidings'], 'dist/src/cli/main.js');
   for (const file of ['src/cli/main.ts', 'dist/src/cli/main.js']) {
     const first = readFileSync(join(ROOT, file), 'utf8').split('\n', 1)[0]!;
-    assert.equal(first, `#!/usr/bin/env -S node ${MAIN_PROCESS_NODE_ARGS.join(' ')}`, file);
+    const env = Object.entries(MAIN_PROCESS_ENV).map(([name, value]) => `${name}=${value} `).join('');
+    assert.equal(first, `#!/usr/bin/env -S ${env}node ${MAIN_PROCESS_NODE_ARGS.join(' ')}`, file);
   }
 });
 
