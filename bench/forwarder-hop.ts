@@ -20,7 +20,8 @@
  * .mjs is run instead of a build, with the same TIDINGS_* addresses (a
  * bare relay, to compare against). For experiments: HOP_NODE_ARGS replaces
  * the node flags (default the main process' --max-semi-space-size=4),
- * HOP_CHILD_ENV adds "NAME=value ..." to the forwarder's environment,
+ * HOP_CHILD_ENV adds "NAME=value ..." to the forwarder's environment
+ * (launched with the main process' own, MAIN_PROCESS_ENV, as the bench's nodes),
  * HOP_CHILD_LOG appends its standard output to a file (--trace-gc).
  */
 import { spawn } from 'node:child_process';
@@ -29,7 +30,7 @@ import { loadavg } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { XPublisher, XSubscriber, Router, Subscriber, Publisher } from 'zeromq';
-import { freePort } from './lib/servers.js';
+import { freePort, mainNodeEnv } from './lib/servers.js';
 import { sample, threadsBetween } from './lib/proc-stats.js';
 import { channelTopic } from '../src/cluster/topics.js';
 import { DownKind, encodeHeader } from '../src/cluster/wire.js';
@@ -104,6 +105,7 @@ async function once(build: string): Promise<Outcome> {
   const child = spawn(process.execPath, [...(process.env['HOP_NODE_ARGS'] ?? '--max-semi-space-size=4').split(' ').filter((a) => a !== ''), ...(build.endsWith('.mjs') ? [build] : [join(build, 'dist', 'src', 'cli', 'main.js'), 'serve'])], {
     env: {
       PATH: process.env['PATH'] ?? '',
+      ...mainNodeEnv(),
       ...(process.env['HOP_CHILD_ENV'] ? Object.fromEntries(process.env['HOP_CHILD_ENV'].split(' ').map((kv) => kv.split('=', 2) as [string, string])) : {}),
       TIDINGS_LOG_LEVEL: 'info',
       TIDINGS_DIRECTOR_ENABLED: 'false',
