@@ -73,6 +73,7 @@ export interface Config {
   readonly overload_lag_ms: number;
   readonly command_timeout: number;
   readonly zmq_high_water_mark: number;
+  readonly forwarder_minor_gc_mb: number;
   readonly zmq_block_timeout: number;
   readonly history_size: number;
   readonly history_ttl: number;

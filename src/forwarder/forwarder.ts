@@ -23,6 +23,7 @@ import { DirectorWatch } from '../zmq/director-watch.js';
 import { LoopGuard } from '../runtime/loop-guard.js';
 import { ALL_TOPIC } from '../cluster/topics.js';
 import { TickRelay } from './tick-relay.js';
+import { GcPacer, exposedGc } from './gc-pacer.js';
 import { CommandCallers } from './command-callers.js';
 import { LINK_LOST_ID } from '../cluster/link-lost.js';
 import { bindSecured, connectSecured, nodeClientLink, type BoundLink, type ClientLink } from '../zmq/security.js';
@@ -38,8 +39,11 @@ const UNREACHABLE_GRACE_MS = 1000;
 const MAX_HELD = 10_000;
 
 interface Receivable {
-  [Symbol.asyncIterator](): AsyncIterator<Buffer[]>;
+  receive(): Promise<Buffer[]>;
 }
+
+/** Whether a topic frame is ALL_TOPIC (the director's signals to every edge), without a native call per batch. */
+const isAllTopic = (t: Buffer | undefined): boolean => t !== undefined && t.length === ALL_TOPIC.length && t[0] === ALL_TOPIC[0] && t[1] === ALL_TOPIC[1];
 
 export class Forwarder {
   private sockets: Array<{ close(): void }> = [];
@@ -47,7 +51,11 @@ export class Forwarder {
   private queues: SendQueue[] = [];
   private running: Promise<void>[] = [];
   private stopping = false;
-  private readonly frames: Counter<'path'>;
+  /**
+   * Messages passed on per path, as plain numbers: tidings_forwarder_messages_total reads them when scraped
+   * (a prom-client label lookup per batch cost more than the rest of a batch's JavaScript here).
+   */
+  private readonly passed = new Map<string, number>();
   /**
    * The DEALER's link to the director's command address (socket events, ZMTP heartbeats): unknown until it
    * connects or is refused. Only a link known to be down answers 113 at once; while it is unknown (a slow
@@ -67,6 +75,8 @@ export class Forwarder {
   private following = -1;
   private readonly switches: Counter;
   private readonly loops: LoopGuard;
+  /** Young-generation collections paced by the batches received (forwarder_minor_gc_mb); off until start(). */
+  private gcPacer = new GcPacer(0, () => undefined);
   /** Set by the node: a forwarding loop died, end the process (its supervisor restarts it). */
   onFatal: (reason: string) => void = () => undefined;
 
@@ -75,11 +85,20 @@ export class Forwarder {
     readonly log: Logger,
     registry: Registry,
   ) {
-    this.frames = new Counter({
+    const passed = this.passed;
+    const reported = new Map<string, number>();
+    new Counter({
       name: 'tidings_forwarder_messages_total',
       help: 'Messages the forwarder passed on (a batch counts the messages it carries), by path (down: director to node, down-broadcast: the director\'s ticks to every edge, up: node to director, sub: subscriptions upstream, cmd/reply: commands)',
       labelNames: ['path'],
       registers: [registry],
+      collect() {
+        for (const [path, n] of passed) {
+          const seen = reported.get(path) ?? 0;
+          if (n > seen) this.inc({ path }, n - seen);
+          reported.set(path, n);
+        }
+      },
     });
     this.switches = new Counter({ name: 'tidings_forwarder_director_switches_total', help: 'Times the forwarder connected to a (new) active director', registers: [registry] });
     this.loops = new LoopGuard(registry, log, (loop, err) => this.onFatal(`${loop} loop died: ${err instanceof Error ? err.message : String(err)}`));
@@ -103,6 +122,11 @@ export class Forwarder {
 
   async start(): Promise<void> {
     const c = this.config;
+    if (c.forwarder_minor_gc_mb > 0) {
+      const gc = exposedGc();
+      if (gc) this.gcPacer = new GcPacer(c.forwarder_minor_gc_mb * 1024 * 1024, () => gc({ type: 'minor' }));
+      else this.log.warn('V8 refused to expose gc(): forwarder_minor_gc_mb has no effect');
+    }
     const hwm = c.zmq_high_water_mark;
     const opts = { sendHighWaterMark: hwm, receiveHighWaterMark: hwm, linger: 0 };
 
@@ -164,7 +188,7 @@ export class Forwarder {
     const ticks = new TickRelay();
     this.pipe('down', downIn, downOut, { maxBlockMs: this.config.zmq_block_timeout * 1000, maxBytes: queueBytes(hwm), markShed: (shed) => ticks.marker(shed) }, (msg) =>
       // Ticks are renumbered as they are sent, in order with the markers.
-      msg[0]?.equals(ALL_TOPIC) ? () => ticks.relay(msg) : msg,
+      isAllTopic(msg[0]) ? () => ticks.relay(msg) : msg,
     );
     this.pipe('sub', downOut, downIn); // subscriptions of local edges go up
     this.pipe('up', upIn, upOut, { maxBytes: queueBytes(hwm) });
@@ -272,30 +296,51 @@ export class Forwarder {
   private pipe(path: string, from: Receivable, to: Sendable, opts: SendQueueOptions = {}, route?: (msg: Buffer[]) => Queued | null): SendQueue {
     const queue = new SendQueue(to, this.config.zmq_high_water_mark, this.log, `forwarder-${path}`, opts);
     this.queues.push(queue);
-    const counter = this.frames.labels(path);
+    const passed = this.passed;
     // Batches (src/cluster/batch.ts) pass unopened; the counter counts the messages they carry.
     const batchPath = (['down', 'up', 'cmd', 'reply'] as const).find((p) => p === path) as BatchPath | undefined;
     // Down the broadcast topic go the director's own signals to every edge (ticks), counted apart
     // so `down` counts only what this node's clients asked for.
-    const broadcast = path === 'down' ? this.frames.labels('down-broadcast') : null;
+    const broadcast = path === 'down' ? 'down-broadcast' : null;
     this.running.push(
-      this.loops.run(
-        `forwarder-${path}`,
-        from,
-        (received: Buffer[]) => {
-          if (broadcast && received[0]?.equals(ALL_TOPIC)) broadcast.inc();
-          else counter.inc(batchPath ? messagesIn(batchPath, received) : 1);
-          const msg = route ? route(received) : received;
-          if (msg === null) return undefined;
-          if (queue.push(msg)) return undefined;
-          return queue.space().then(() => {
-            queue.push(msg);
-          });
-        },
-        () => this.stopping,
-      ),
+      this.relay(`forwarder-${path}`, from, (received: Buffer[]) => {
+        this.gcPacer.received(received);
+        const counted = broadcast && isAllTopic(received[0]) ? broadcast : path;
+        passed.set(counted, (passed.get(counted) ?? 0) + (batchPath && counted === path ? messagesIn(batchPath, received) : 1));
+        const msg = route ? route(received) : received;
+        if (msg === null) return undefined;
+        if (queue.push(msg)) return undefined;
+        return queue.space().then(() => {
+          queue.push(msg);
+        });
+      }),
     );
     return queue;
+  }
+
+  /**
+   * Serve `from` message by message, as LoopGuard.run does (a failing message is counted and skipped; a
+   * loop that ends while the forwarder is not stopping has died), calling `receive()` directly: the socket's
+   * async iterator wraps every receive in one more async function and promise, a cost paid per batch.
+   */
+  private async relay(loop: string, from: Receivable, handle: (msg: Buffer[]) => Promise<void> | undefined): Promise<void> {
+    for (;;) {
+      let msg: Buffer[];
+      try {
+        msg = await from.receive();
+      } catch (err) {
+        // A socket closed by stop() ends its loop; closed otherwise (or failing), the loop has died.
+        if (!this.stopping) this.loops.died(loop, err);
+        return;
+      }
+      try {
+        const waiting = handle(msg);
+        // Only back pressure returns a promise; the hot path does not.
+        if (waiting) await waiting;
+      } catch (err) {
+        this.loops.failed(loop, err);
+      }
+    }
   }
 
   async stop(): Promise<void> {

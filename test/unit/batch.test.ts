@@ -331,3 +331,47 @@ test('ReplyBatcher: the replies of a turn go back per caller in one batch, a lon
   assert.equal(lone[1]!.readUInt32BE(0), 2);
   assert.equal(lone[2]!.toString(), 'error');
 });
+
+test('messagesIn counts what it walks on every path, whatever the entries\' lengths (each byte of a length prefix read in its place)', () => {
+  // Random batches with lengths that use every byte of their prefixes (name and sender over 255 bytes, pushes
+  // and data over 65 535): the count a forwarder adds to tidings_forwarder_messages_total is the decoders' count.
+  let seed = 17;
+  const rnd = (n: number): number => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return seed % n;
+  };
+  const sizes = [0, 1, 255, 256, 300, 65_535, 65_536, 70_001];
+  const header = Buffer.from([DownKind.MessageBatch, ...new Array(8).fill(0)]);
+  for (let round = 0; round < 40; round++) {
+    const n = 1 + rnd(5);
+    const pushes = Array.from({ length: n }, () => Buffer.alloc(sizes[rnd(sizes.length)]!, 0x61));
+    const body = encodeMessageBatch(pushes.map((_, i) => i), pushes);
+    assert.equal(messagesIn('down', [b('t'), header, body]), decodeMessageBatch(body)!.length);
+    const list: InboundPublish[] = Array.from({ length: n }, () => ({
+      target: 'channel',
+      name: 'n'.repeat(1 + rnd(400)),
+      data: JSON.stringify('d'.repeat(sizes[rnd(sizes.length)]!)),
+      sender: rnd(2) === 0 ? null : 's'.repeat(rnd(400)),
+      noHistory: false,
+      omnibus: false,
+    }));
+    const frames = encodePublishBatch(list);
+    assert.equal(messagesIn('up', frames), decodePublishEntries(frames[1]!).length);
+  }
+  // A length whose high bytes point past the end is a body that does not add up: counted as one message.
+  const body = encodeMessageBatch([1, 2], [b('xx'), b('yy')]);
+  for (const at of [8, 9, 10]) {
+    const bad = Buffer.from(body);
+    bad[at] = 1;
+    assert.equal(messagesIn('down', [b('t'), header, bad]), 1, `byte ${at} of the first length`);
+  }
+  const pub = encodePublishBatch([
+    { target: 'channel', name: 'r', data: '1', sender: null, noHistory: false, omnibus: false },
+    { target: 'channel', name: 'r', data: '2', sender: null, noHistory: false, omnibus: false },
+  ]);
+  for (const at of [2, 4, 6, 7, 8]) {
+    const bad = [pub[0]!, Buffer.from(pub[1]!)];
+    bad[1]![at] = 1;
+    assert.equal(messagesIn('up', bad), 1, `byte ${at} of the first entry's head`);
+  }
+});
