@@ -30,6 +30,8 @@ import {
   MAX_BATCH_BYTES,
   MAX_BATCH_ENTRIES,
   PUBLISH_BATCH_METHOD,
+  PUBLISH_TEXT_METHOD,
+  PublishEntryReader,
   PublishEntryWriter,
   decodeReplyBatch,
   eachPublishOutcome,
@@ -72,7 +74,11 @@ type ReplyMode = 'parsed' | 'framed' | 'raw' | 'publishes';
 
 /** Who the publishes of a publish batch answer, in order; a failure of the whole request reaches each of them. */
 class PublishTargets implements ReplyTarget {
-  constructor(readonly list: ReplyTarget[]) {}
+  constructor(
+    readonly list: ReplyTarget[],
+    /** The batch's entries (sent again one by one to a director that does not know publish_batch). */
+    readonly body: Buffer,
+  ) {}
 
   resolve(): void {
     throw new Error('a publish batch is settled outcome by outcome');
@@ -123,6 +129,8 @@ export class CommandClient {
   /** This turn's publishes not yet in a request (publishTextTo): their entries, and who each answers. */
   private readonly publishEntries = new PublishEntryWriter();
   private publishTargets: ReplyTarget[] = [];
+  /** The director answered publish_batch 104 (a version from before it): publishes go as publish_text, one each. */
+  private publishBatchRefused = false;
   /**
    * Every request in flight in order of its deadline, answered ones left in
    * place until they reach the front (or a compaction): one timer, armed for
@@ -322,7 +330,20 @@ export class CommandClient {
     if (targets.length === 0) return;
     this.publishTargets = [];
     const body = this.publishEntries.take();
-    this.register(PUBLISH_BATCH_METHOD, body, this.opts.timeoutMs, 'publishes', new PublishTargets(targets), targets.length);
+    if (this.publishBatchRefused) this.publishOneByOne(new PublishTargets(targets, body));
+    else this.register(PUBLISH_BATCH_METHOD, body, this.opts.timeoutMs, 'publishes', new PublishTargets(targets, body), targets.length);
+  }
+
+  /**
+   * A batch's publishes as publish_text requests, one per entry, in order:
+   * for a director from before publish_batch (a cluster upgraded edges
+   * first), which answers it 104. Each entry of a batch is a publish_text body.
+   */
+  private publishOneByOne(batch: PublishTargets): void {
+    const entries = new PublishEntryReader(batch.body);
+    for (let i = 0; entries.next(); i++) {
+      this.register(PUBLISH_TEXT_METHOD, batch.body.subarray(entries.dataEnd - entries.bytes, entries.dataEnd), this.opts.timeoutMs, 'raw', batch.list[i]!, 1);
+    }
   }
 
   /** As request, for replies that carry raw frames after their body. */
@@ -540,6 +561,12 @@ export class CommandClient {
     }
     const err = this.errorOf(parsed);
     const spec = err.spec;
+    if (p.mode === 'publishes' && spec === ErrorCodes.METHOD_NOT_FOUND) {
+      // A director from before publish_batch: this batch and every later one go one publish at a time.
+      if (!this.publishBatchRefused) this.opts.log.warn('the director does not know publish_batch (an older version): publishes go as publish_text, one each');
+      this.publishBatchRefused = true;
+      return this.publishOneByOne(p.target as PublishTargets);
+    }
     // A forwarder answers 113 for a director it cannot reach; any other answer comes from the director.
     this.setDoubt(spec === ErrorCodes.UNAVAILABLE, err.message);
     p.target.reject(err);

@@ -15,7 +15,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Router } from 'zeromq';
 import { CommandClient, RawJson } from '../../src/zmq/command-client.js';
-import { PUBLISH_BATCH_METHOD, PublishEntryReader, PublishOutcomeWriter, decodeCommandBatch, encodeReplyBatch, isBatchFrames } from '../../src/cluster/batch.js';
+import { PUBLISH_BATCH_METHOD, PUBLISH_TEXT_METHOD, PublishEntryReader, PublishOutcomeWriter, decodeCommandBatch, encodeReplyBatch, isBatchFrames } from '../../src/cluster/batch.js';
 import { ErrorCodes, TidingsError } from '../../src/protocol/errors.js';
 import { LINK_LOST_ID } from '../../src/cluster/link-lost.js';
 import { createLogger } from '../../src/log.js';
@@ -173,13 +173,17 @@ test("a forwarder's link-lost reply fails every request in flight with its messa
  * A ROUTER that answers publish_batch outcome by outcome (a publish to channel `refuse` refused with 121, the
  * others given offsets from 1) and `echo` with its body, and records what it received: [method, entries].
  */
-async function publishRouter(): Promise<{ r: Router; address: string; got: Array<[string, number, number]>; done: Promise<void> }> {
+async function publishRouter(old = false): Promise<{ r: Router; address: string; got: Array<[string, number, number]>; done: Promise<void> }> {
   const r = new Router({ linger: 0 });
   const address = `tcp://127.0.0.1:${await freePort()}`;
   await r.bind(address);
   const got: Array<[string, number, number]> = [];
   let offset = 0;
   const answer = (method: string, body: Buffer): Buffer => {
+    if (method === PUBLISH_TEXT_METHOD) {
+      got.push([method, new PublishEntryReader(body, true).count, body.length]);
+      return Buffer.from(JSON.stringify({ offset: ++offset, epoch: 'E' }));
+    }
     if (method !== PUBLISH_BATCH_METHOD) {
       got.push([method, 1, body.length]);
       return body;
@@ -193,15 +197,24 @@ async function publishRouter(): Promise<{ r: Router; address: string; got: Array
     }
     return out.finish();
   };
+  // `old`: a director from before publish_batch, which answers it 104 as any unknown command.
+  const refuseBatch = (id: number, body: Buffer): { id: number; ok: boolean; body: Buffer } => {
+    got.push([PUBLISH_BATCH_METHOD, new PublishEntryReader(body).count, body.length]);
+    return { id, ok: false, body: Buffer.from(JSON.stringify(new TidingsError(ErrorCodes.METHOD_NOT_FOUND, 'unknown command "publish_batch"').toBody())) };
+  };
   const done = (async () => {
     try {
       for await (const frames of r) {
         const [route, idBuf, method, body] = frames as Buffer[];
         if (isBatchFrames(idBuf!, method!)) {
           const entries = decodeCommandBatch(body!);
-          await r.send([route!, ...encodeReplyBatch(entries.map((e) => ({ id: e.id, ok: true, body: answer(e.method, e.body) })))]);
+          await r.send([route!, ...encodeReplyBatch(entries.map((e) => (old && e.method === PUBLISH_BATCH_METHOD ? refuseBatch(e.id, e.body) : { id: e.id, ok: true, body: answer(e.method, e.body) })))]);
         } else {
-          await r.send([route!, idBuf!, Buffer.from('ok'), answer(method!.toString(), body!)]);
+          const m = method!.toString();
+          if (old && m === PUBLISH_BATCH_METHOD) {
+            const refused = refuseBatch(0, body!);
+            await r.send([route!, idBuf!, Buffer.from('error'), refused.body]);
+          } else await r.send([route!, idBuf!, Buffer.from('ok'), answer(m, body!)]);
         }
       }
     } catch {
@@ -235,6 +248,27 @@ test('publishes of a turn go as one publish_batch, each answered on its own; a r
     const limited = outcomes.slice(4 + 6);
     assert.equal(limited.length, 3);
     for (const o of limited) assert.equal(o.code, ErrorCodes.LIMIT_EXCEEDED.code, 'past the in-flight bound: refused where made');
+    assert.equal(c.inFlight, 0);
+  } finally {
+    await c.stop();
+    r.close();
+    await done;
+  }
+});
+
+test('a director from before publish_batch (it answers 104): that batch\'s publishes go again as publish_text, in order, each answered with its offset, and later ones go so at once', { timeout: 20_000 }, async () => {
+  const { r, address, got, done } = await publishRouter(true);
+  const c = new CommandClient({ address, link: { curve: null, maxMessageSize: 1 << 20 }, timeoutMs: 10_000, maxInFlight: 100, highWaterMark: 100, log: createLogger('silent') });
+  c.start();
+  try {
+    await c.request('echo', { warm: true });
+    got.length = 0;
+    const publish = (n: number) => track(c.publishText('a', JSON.stringify({ n }), 'me', false));
+    const first = await Promise.all([1, 2, 3].map(publish));
+    const later = await Promise.all([4, 5].map(publish));
+    const offsets = [...first, ...later].map((o) => (o.ok && o.value instanceof RawJson ? (o.value.parse() as { offset: number }).offset : o.message));
+    assert.deepEqual(offsets, [1, 2, 3, 4, 5], 'every publish answered with its own offset, in order');
+    assert.deepEqual(got.map(([m, n]) => [m, n]), [[PUBLISH_BATCH_METHOD, 3], ...Array.from({ length: 5 }, () => [PUBLISH_TEXT_METHOD, 1])]);
     assert.equal(c.inFlight, 0);
   } finally {
     await c.stop();
