@@ -219,6 +219,11 @@ function countEntries(body: Buffer, head: number, lengthAt: number, extra?: (at:
   return at === end ? n : 0;
 }
 
+/** Publish entries in a body of them (a publisher's batch, a publish_batch command); 0 when it does not add up. */
+function countPublishes(body: Buffer): number {
+  return countEntries(body, PUB_ENTRY_HEAD, 6, (at) => ((body[at + 2]! << 8) | body[at + 3]!) + ((body[at + 4]! << 8) | body[at + 5]!));
+}
+
 /** The ZeroMQ paths a forwarder passes batches on. */
 export type BatchPath = 'down' | 'up' | 'cmd' | 'reply';
 
@@ -229,17 +234,13 @@ export type BatchPath = 'down' | 'up' | 'cmd' | 'reply';
 export function messagesIn(path: BatchPath, frames: readonly Buffer[]): number {
   if (path === 'down') return frames.length === 3 && frames[1]![0] === DownKind.MessageBatch ? messagesInDownFrames(frames) || 1 : 1;
   if (path === 'up') {
-    if (!isPublishBatch(frames)) return 1;
-    const body = frames[1]!;
-    return countEntries(body, PUB_ENTRY_HEAD, 6, (at) => ((body[at + 2]! << 8) | body[at + 3]!) + ((body[at + 4]! << 8) | body[at + 5]!)) || 1;
+    return isPublishBatch(frames) ? countPublishes(frames[1]!) || 1 : 1;
   }
   const n = frames.length;
   if (n < 3) return 1;
   if (!isBatchFrames(frames[n - 3]!, frames[n - 2]!)) {
     // A publish_batch alone (plain form) carries its publishes.
-    if (path !== 'cmd' || !frames[n - 2]!.equals(PUBLISH_BATCH_METHOD_BUF)) return 1;
-    const body = frames[n - 1]!;
-    return countEntries(body, PUB_ENTRY_HEAD, 6, (at) => body.readUInt16BE(at + 2) + body.readUInt16BE(at + 4)) || 1;
+    return path === 'cmd' && frames[n - 2]!.equals(PUBLISH_BATCH_METHOD_BUF) ? countPublishes(frames[n - 1]!) || 1 : 1;
   }
   const body = frames[n - 1]!;
   // Command entries name their method ([id][method length u8][length u32][method][body]); replies do not.
@@ -259,8 +260,7 @@ function countCommands(body: Buffer): number {
     const start = at + 9 + methodLen;
     at = start + len;
     if (at > body.length) return 0;
-    const publishes = sameBytes(body, start - methodLen, start, PUBLISH_BATCH_METHOD_BUF) ? countEntries(body.subarray(start, at), PUB_ENTRY_HEAD, 6, (e) => body.readUInt16BE(start + e + 2) + body.readUInt16BE(start + e + 4)) : 1;
-    n += publishes || 1;
+    n += sameBytes(body, start - methodLen, start, PUBLISH_BATCH_METHOD_BUF) ? countPublishes(body.subarray(start, at)) || 1 : 1;
   }
   return n;
 }
@@ -453,15 +453,31 @@ export class PublishEntryReader {
   }
 }
 
+/** A buffer written from its start that doubles when it runs out of room (the writers below). */
+class GrowingBuffer {
+  protected buf: Buffer;
+  protected at = 0;
+
+  constructor(initialBytes: number) {
+    this.buf = Buffer.allocUnsafe(initialBytes);
+  }
+
+  /** Room for `bytes` more after `at`. */
+  protected room(bytes: number): void {
+    if (this.at + bytes <= this.buf.length) return;
+    const grown = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.at + bytes));
+    this.buf.copy(grown, 0, 0, this.at);
+    this.buf = grown;
+  }
+}
+
 /**
  * Publish entries to channels written one after another into one buffer (an
  * edge's publishes of a turn, a `publish_batch` body): no buffer per entry; a
  * name or sender equal to the previous entry's is copied as bytes, not
  * encoded again. `take()` hands the entries over and starts again.
  */
-export class PublishEntryWriter {
-  private buf: Buffer;
-  private at = 0;
+export class PublishEntryWriter extends GrowingBuffer {
   /** Entries written since the last take(). */
   count = 0;
   private lastName = '';
@@ -470,7 +486,7 @@ export class PublishEntryWriter {
   private lastSenderBytes = Buffer.alloc(0);
 
   constructor(initialBytes = 16 * 1024) {
-    this.buf = Buffer.allocUnsafe(initialBytes);
+    super(initialBytes);
   }
 
   /** Bytes written since the last take(). */
@@ -545,13 +561,6 @@ export class PublishEntryWriter {
     return this.at - start;
   }
 
-  private room(bytes: number): void {
-    if (this.at + bytes <= this.buf.length) return;
-    const grown = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.at + bytes));
-    this.buf.copy(grown, 0, 0, this.at);
-    this.buf = grown;
-  }
-
   /** The entries written (a buffer of their own) and a fresh start; the scratch memory is kept up to 64 KB. */
   take(): Buffer {
     const out = Buffer.allocUnsafe(this.at);
@@ -584,14 +593,12 @@ const OFFSET_OPEN = Buffer.from('{"offset":');
  * accepted entry's outcome is `{"offset":N,"epoch":"E"}` (what publish_text
  * answers: JSON.stringify({offset, epoch})), written from cached pieces.
  */
-export class PublishOutcomeWriter {
-  private buf: Buffer;
-  private at = 0;
+export class PublishOutcomeWriter extends GrowingBuffer {
   private epoch = '';
   private epochTail = Buffer.alloc(0);
 
   constructor(entries: number) {
-    this.buf = Buffer.allocUnsafe(entries * 64);
+    super(entries * 64);
   }
 
   ok(offset: number, epoch: string): void {
@@ -621,13 +628,6 @@ export class PublishOutcomeWriter {
     b.writeUInt32BE(body.length, this.at + 1);
     b.set(body, this.at + OUTCOME_HEAD);
     this.at += OUTCOME_HEAD + body.length;
-  }
-
-  private room(bytes: number): void {
-    if (this.at + bytes <= this.buf.length) return;
-    const grown = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.at + bytes));
-    this.buf.copy(grown, 0, 0, this.at);
-    this.buf = grown;
   }
 
   /** The reply body (a view of the written bytes). */

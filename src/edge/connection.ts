@@ -786,19 +786,14 @@ export class ClientConnection implements Listener {
 }
 
 /**
- * A publish command read in place (readPublishLine): its data is
- * frame[dataStart..dataEnd); it is also where the command client settles it.
+ * Where the command client settles a publish (no promise per message): the
+ * connection answers its client, a JSON client with its reply written
+ * around the director's outcome bytes.
  */
-class PublishLine implements ReplyTarget {
+class PublishReply implements ReplyTarget {
   constructor(
     private readonly conn: ClientConnection,
     readonly id: number,
-    readonly channel: string,
-    /** Null once the data is handed to the command client. */
-    public frame: Uint8Array | null,
-    readonly dataStart: number,
-    readonly dataEnd: number,
-    readonly noHistory: boolean,
   ) {}
 
   resolve(value: unknown): void {
@@ -814,18 +809,21 @@ class PublishLine implements ReplyTarget {
   }
 }
 
-/** Where the command client settles a publish (no promise per message): the connection answers its client. */
-class PublishReply implements ReplyTarget {
+/**
+ * A publish command read in place (readPublishLine): its data is
+ * frame[dataStart..dataEnd); it is also where the command client settles it.
+ */
+class PublishLine extends PublishReply {
   constructor(
-    private readonly conn: ClientConnection,
-    private readonly id: number,
-  ) {}
-
-  resolve(value: unknown): void {
-    this.conn.answerPublish(this.id, true, value);
-  }
-
-  reject(err: Error): void {
-    this.conn.answerPublish(this.id, false, err);
+    conn: ClientConnection,
+    id: number,
+    readonly channel: string,
+    /** Null once the data is handed to the command client. */
+    public frame: Uint8Array | null,
+    readonly dataStart: number,
+    readonly dataEnd: number,
+    readonly noHistory: boolean,
+  ) {
+    super(conn, id);
   }
 }

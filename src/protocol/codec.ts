@@ -70,6 +70,16 @@ function startsWith(b: Uint8Array, i: number, end: number, word: Uint8Array): bo
   return true;
 }
 
+const NONE = 0;
+const COMMA = 1;
+const CLOSE = 2;
+
+/** What follows an object's member at b[i]: a comma (another member), the object's closing brace, or neither. */
+function separatorAt(b: Uint8Array, i: number, end: number): typeof NONE | typeof COMMA | typeof CLOSE {
+  if (i >= end) return NONE;
+  return b[i] === 0x2c ? COMMA : b[i] === 0x7d ? CLOSE : NONE;
+}
+
 /** The last channel name read, and its bytes: a publisher's lines keep naming the same channel. */
 let lastChannel = '';
 let lastChannelBytes = new Uint8Array(0);
@@ -163,18 +173,14 @@ export function readPublishLine<T>(b: Uint8Array, start: number, end: number, ma
             i += FALSE.length;
           } else return null;
         } else return null;
-        if (i < end && b[i] === 0x2c) i++;
-        else if (i < end && b[i] === 0x7d) {
-          i++;
-          break;
-        } else return null;
+        const sep = separatorAt(b, i++, end);
+        if (sep === NONE) return null;
+        if (sep === CLOSE) break;
       }
     } else return null;
-    if (i < end && b[i] === 0x2c) i++;
-    else if (i < end && b[i] === 0x7d) {
-      i++;
-      break;
-    } else return null;
+    const sep = separatorAt(b, i++, end);
+    if (sep === NONE) return null;
+    if (sep === CLOSE) break;
   }
   if (i !== end || id < 0 || !method || channel === null || dataStart < 0) return null;
   return make(id, channel, b, dataStart, dataEnd, noHistory === true);
