@@ -224,13 +224,28 @@ async function publishRouter(old = false): Promise<{ r: Router; address: string;
   return { r, address, got, done };
 }
 
-test('publishes of a turn go as one publish_batch, each answered on its own; a request between them keeps its place; each counts against the in-flight bound', { timeout: 20_000 }, async () => {
-  const { r, address, got, done } = await publishRouter();
-  const c = new CommandClient({ address, link: { curve: null, maxMessageSize: 1 << 20 }, timeoutMs: 10_000, maxInFlight: 10, highWaterMark: 100, log: createLogger('silent') });
+/**
+ * A command client against publishRouter(old), warmed up by one `echo` (so `got` holds only what `body` sends),
+ * stopped with the router afterwards.
+ */
+async function withPublishClient(opts: { old?: boolean; maxInFlight?: number; maxMessageSize?: number }, body: (c: CommandClient, got: Array<[string, number, number]>) => Promise<void>): Promise<void> {
+  const { r, address, got, done } = await publishRouter(opts.old);
+  const link = { curve: null, maxMessageSize: opts.maxMessageSize ?? 1 << 20 };
+  const c = new CommandClient({ address, link, timeoutMs: 10_000, maxInFlight: opts.maxInFlight ?? 100, highWaterMark: 100, log: createLogger('silent') });
   c.start();
   try {
     await c.request('echo', { warm: true });
     got.length = 0;
+    await body(c, got);
+  } finally {
+    await c.stop();
+    r.close();
+    await done;
+  }
+}
+
+test('publishes of a turn go as one publish_batch, each answered on its own; a request between them keeps its place; each counts against the in-flight bound', { timeout: 20_000 }, async () => {
+  await withPublishClient({ maxInFlight: 10 }, async (c, got) => {
     const publish = (channel: string, n: number) => track(c.publishText(channel, JSON.stringify({ n }), 'me', false));
     // One turn: three publishes, a request, then nine more publishes (one refused by the "director").
     const first = [publish('a', 1), publish('a', 2), publish('refuse', 3)];
@@ -249,20 +264,11 @@ test('publishes of a turn go as one publish_batch, each answered on its own; a r
     assert.equal(limited.length, 3);
     for (const o of limited) assert.equal(o.code, ErrorCodes.LIMIT_EXCEEDED.code, 'past the in-flight bound: refused where made');
     assert.equal(c.inFlight, 0);
-  } finally {
-    await c.stop();
-    r.close();
-    await done;
-  }
+  });
 });
 
 test('a director from before publish_batch (it answers 104): that batch\'s publishes go again as publish_text, in order, each answered with its offset, and later ones go so at once', { timeout: 20_000 }, async () => {
-  const { r, address, got, done } = await publishRouter(true);
-  const c = new CommandClient({ address, link: { curve: null, maxMessageSize: 1 << 20 }, timeoutMs: 10_000, maxInFlight: 100, highWaterMark: 100, log: createLogger('silent') });
-  c.start();
-  try {
-    await c.request('echo', { warm: true });
-    got.length = 0;
+  await withPublishClient({ old: true }, async (c, got) => {
     const publish = (n: number) => track(c.publishText('a', JSON.stringify({ n }), 'me', false));
     const first = await Promise.all([1, 2, 3].map(publish));
     const later = await Promise.all([4, 5].map(publish));
@@ -270,20 +276,12 @@ test('a director from before publish_batch (it answers 104): that batch\'s publi
     assert.deepEqual(offsets, [1, 2, 3, 4, 5], 'every publish answered with its own offset, in order');
     assert.deepEqual(got.map(([m, n]) => [m, n]), [[PUBLISH_BATCH_METHOD, 3], ...Array.from({ length: 5 }, () => [PUBLISH_TEXT_METHOD, 1])]);
     assert.equal(c.inFlight, 0);
-  } finally {
-    await c.stop();
-    r.close();
-    await done;
-  }
+  });
 });
 
 test('publishes stay under the command link limit: a batch closes before it would pass it, one too large alone is refused', { timeout: 20_000 }, async () => {
-  const { r, address, got, done } = await publishRouter();
   const limit = 8192;
-  const c = new CommandClient({ address, link: { curve: null, maxMessageSize: limit }, timeoutMs: 10_000, maxInFlight: 100, highWaterMark: 100, log: createLogger('silent') });
-  c.start();
-  try {
-    await c.request('echo', { warm: true });
+  await withPublishClient({ maxMessageSize: limit }, async (c, got) => {
     const big = 'x'.repeat(2500);
     const fitting = Array.from({ length: 6 }, (_, i) => track(c.publishText('a', JSON.stringify({ i, big }), null, true)));
     const tooLarge = track(c.publishText('a', JSON.stringify('y'.repeat(limit)), null, false));
@@ -295,11 +293,7 @@ test('publishes stay under the command link limit: a batch closes before it woul
     const o = await tooLarge;
     assert.equal(o.code, ErrorCodes.PAYLOAD_TOO_LARGE.code);
     assert.match(o.message!, /command link limit 8192/);
-  } finally {
-    await c.stop();
-    r.close();
-    await done;
-  }
+  });
 });
 
 test('unanswered publishes time out with 114, each once; publishes in flight when the connection drops fail at once with 113', { timeout: 20_000 }, async () => {
