@@ -156,18 +156,20 @@ export class CommandHandlers {
     }
     const out = new PublishOutcomeWriter(entries.count);
     // The redis engine answers with promises (in order): from the first one on, outcomes wait for them all.
-    let later: Array<Promise<PublishOutcome | Buffer>> | null = null;
+    let later: Array<MaybePromise<PublishOutcome | Buffer>> | null = null;
     while (entries.next()) {
       let r: MaybePromise<PublishOutcome>;
       try {
         r = this.publishEntry(entries);
       } catch (err) {
-        if (later) later.push(Promise.resolve(this.director.publishRefusal(err)));
-        else out.error(this.director.publishRefusal(err));
+        const refused = this.director.publishRefusal(err);
+        if (later) later.push(refused);
+        else out.error(refused);
         continue;
       }
       if (r instanceof Promise) (later ??= []).push(r.catch((err: unknown) => this.director.publishRefusal(err)));
-      else if (later) later.push(Promise.resolve(r));
+      // A byte-path outcome is the writer's, valid until the next publish: kept as its values.
+      else if (later) later.push({ offset: r.offset, epoch: r.epoch });
       else out.ok(r.offset, r.epoch);
     }
     if (!later) return new EncodedReply(out.finish());
