@@ -66,8 +66,12 @@ interface Outcome {
   settled: number;
 }
 
-function track(p: Promise<unknown>): Promise<Outcome> {
-  const t0 = performance.now();
+/**
+ * How `p` settles, and how long after `t0`: by default now, after the request was made; a test of how soon a
+ * timeout fires passes the time taken before making it (the client's clock starts while it is made, and a
+ * preemption between that and this call would make the timeout look early).
+ */
+function track(p: Promise<unknown>, t0 = performance.now()): Promise<Outcome> {
   let settled = 0;
   return p.then(
     (value) => ({ ok: true, value, code: null, message: null, ms: performance.now() - t0, settled: ++settled }),
@@ -82,8 +86,9 @@ test('unanswered requests time out with 114 after their timeout, answered ones g
       const answered = i % 3 !== 0;
       // Every 50th unanswered request has a timeout of its own, shorter than the client's.
       const own = !answered && i % 50 === 0 ? 150 : null;
+      const t0 = performance.now();
       const req = own === null ? client.request(answered ? 'echo' : 'ignore', { wave, i }) : client.request('ignore', { wave, i }, own);
-      made.push({ answered, own, outcome: track(req) });
+      made.push({ answered, own, outcome: track(req, t0) });
     }
     // Requests made across several turns and moments: deadlines differ.
     await new Promise((r) => setTimeout(r, 60));
@@ -107,7 +112,8 @@ test('unanswered requests time out with 114 after their timeout, answered ones g
   assert.equal(client.inFlight, 0);
   // A quiet spell, then one more unanswered request: it still times out.
   await new Promise((r) => setTimeout(r, 100));
-  const late = await track(client.request('ignore', {}));
+  const lateAt = performance.now();
+  const late = await track(client.request('ignore', {}), lateAt);
   assert.equal(late.code, ErrorCodes.TIMEOUT.code);
   assert.ok(late.ms >= TIMEOUT_MS - 1 && late.ms < TIMEOUT_MS + 2000, `timed out after ${late.ms.toFixed(1)} ms`);
   assert.equal(client.inFlight, 0);
