@@ -59,10 +59,6 @@ export class ClientConnection implements Listener {
   /** A connect (command or ?token=) has begun: any other connect is refused with 112. */
   private connectStarted = false;
   private queuedBehindConnect = 0;
-  /** Of the commands queued behind connect, the subscribes without recovery (see holdConnectReply). */
-  private subscribesBehindConnect = 0;
-  /** Replies to pipelined subscribes the outbox holds the connect's reply for; 0 when it holds nothing. */
-  private repliesHeld = 0;
   /** Live pushes held per channel during recovery. */
   private readonly held = new HeldPushes();
   /** Commands run and not yet answered (client_max_inflight). */
@@ -296,44 +292,11 @@ export class ClientConnection implements Listener {
       frame = this.encode({ id, error: toErrorBody(new TidingsError(ErrorCodes.INTERNAL, 'the reply could not be encoded')) });
     }
     this.outbox.push(frame);
-    if (this.repliesHeld > 0) this.heldReplyGone();
   }
 
   private replyError(id: number, err: unknown): void {
     if (!(err instanceof TidingsError)) this.log.error({ err }, 'command failed');
     this.send({ id, error: toErrorBody(err) });
-    if (this.repliesHeld > 0) this.heldReplyGone();
-  }
-
-  /**
-   * A connect's reply. When the client sent subscribes in connect's frame (as
-   * the SDK does) and nothing else, the reply waits in the outbox for theirs,
-   * which follow once the director has the joins (a round trip later), so
-   * the three leave in one write: a system call, a TCP segment and a client
-   * read fewer per connect. Only plain subscribes: a recovery's history pages
-   * wait for room in the outbox, and an auth_url check may take long. The
-   * once-a-second sweep (tick) lets a held reply go whatever is still due, so
-   * a subscribe that waits on a slow director does not hold its connect's.
-   */
-  private replyToConnect(id: number, result: unknown): void {
-    const subscribes = this.subscribesBehindConnect;
-    this.subscribesBehindConnect = 0;
-    const hold =
-      subscribes > 0 && subscribes === this.queuedBehindConnect && this.state === 'connected' && this.identity?.check === undefined && this.outbox.hold();
-    this.reply(id, result);
-    if (hold) this.repliesHeld = subscribes;
-  }
-
-  /** One reply the held connect reply waited for has been queued behind it. */
-  private heldReplyGone(): void {
-    if (--this.repliesHeld === 0) this.outbox.release();
-  }
-
-  /** Let a held connect reply (and what queued behind it) go now. */
-  private releaseReplies(): void {
-    if (this.repliesHeld === 0) return;
-    this.repliesHeld = 0;
-    this.outbox.release();
   }
 
   close(spec: CloseSpec, detail?: string): void {
@@ -459,7 +422,6 @@ export class ClientConnection implements Listener {
         return;
       }
       this.queuedBehindConnect++;
-      if (method === 'subscribe' && (params as Record<string, unknown>)['recover'] === undefined) this.subscribesBehindConnect++;
       void this.authenticating.finally(() => {
         this.queuedBehindConnect--;
         try {
@@ -496,8 +458,7 @@ export class ClientConnection implements Listener {
       .then(
         (result) => {
           this.commandDone();
-          if (method === 'connect') this.replyToConnect(id, result);
-          else if (result !== REPLIED) this.reply(id, result);
+          if (result !== REPLIED) this.reply(id, result);
         },
         (err) => {
           this.commandDone();
@@ -808,7 +769,6 @@ export class ClientConnection implements Listener {
       return;
     }
     if (this.state !== 'connected') return;
-    this.releaseReplies();
     const expires = this.identity?.expires ?? null;
     if (expires !== null && now >= expires * 1000) {
       this.close(CloseCodes.TOKEN_EXPIRED);

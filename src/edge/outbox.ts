@@ -135,24 +135,6 @@ export class Outbox {
     else this.reschedule();
   }
 
-  /**
-   * Keep what is pushed from now on until release() (ClientConnection: a
-   * connect's reply and the replies to the subscribes sent in its frame leave
-   * in one write). Marked as if a flush were due, so push() schedules none;
-   * false, holding nothing, when one is due already.
-   */
-  hold(): boolean {
-    if (this.scheduled || this.closed) return false;
-    this.scheduled = true;
-    return true;
-  }
-
-  /** What hold() kept goes at the next flush. */
-  release(): void {
-    this.scheduled = false;
-    this.reschedule();
-  }
-
   /** Write everything queued now, whatever the socket holds (before a close frame that must follow it). */
   flushAll(): void {
     const frames = this.frames;
