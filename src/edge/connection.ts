@@ -13,7 +13,8 @@ import { channelProblem, grantsAllow } from '../protocol/names.js';
 import type { Identity, RequestInfo } from '../auth/authenticator.js';
 import { Outbox, closeGraceMs } from './outbox.js';
 import { HeldPushes } from './held-pushes.js';
-import { binaryFrame, textFrame, textFrameAround, type PushRun, type SharedPush } from './frames.js';
+import { binaryFrame, frameHeaderBytes, textFrame, textFrameAround, type PushRun, type SharedPush } from './frames.js';
+import { ReplyLines, replyLineBytes } from './reply-lines.js';
 import type { Listener } from './hub.js';
 import type { EdgeContext } from './context.js';
 import { historyQuery } from '../protocol/positions.js';
@@ -653,7 +654,16 @@ export class ClientConnection implements Listener {
     }
     try {
       this.commandDone();
-      this.outbox.push(textFrameAround(`{"id":${id},"result":`, body, '}', start, end));
+      // Merged with this turn's other replies into one frame of lines (ReplyLines), unless something was queued after them.
+      const bytes = replyLineBytes(id, end - start);
+      const last = this.outbox.lastQueued();
+      if (last instanceof ReplyLines && last.fits(bytes)) {
+        if (this.outbox.grow(frameHeaderBytes(bytes) + bytes)) last.add(id, body, start, end, bytes);
+        return;
+      }
+      const lines = new ReplyLines();
+      lines.add(id, body, start, end, bytes);
+      this.outbox.push(lines);
     } catch (err) {
       this.failed(err);
     }
