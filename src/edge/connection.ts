@@ -60,6 +60,8 @@ export class ClientConnection implements Listener {
   /** A connect (command or ?token=) has begun: any other connect is refused with 112. */
   private connectStarted = false;
   private queuedBehindConnect = 0;
+  /** The channel last published to, found valid and granted (a publisher keeps naming the same one; the identity does not change). */
+  private publishGranted: string | null = null;
   /** Live pushes held per channel during recovery. */
   private readonly held = new HeldPushes();
   /** Commands run and not yet answered (client_max_inflight). */
@@ -623,9 +625,14 @@ export class ClientConnection implements Listener {
   private publishTo(params: Record<string, unknown> | PublishLine, to: ReplyTarget): void {
     let channel: string;
     try {
-      channel = params instanceof PublishLine ? this.channelValue(params.channel) : this.channelParam(params);
-      if (!grantsAllow(this.identity!.publish, channel)) {
-        throw new TidingsError(ErrorCodes.PERMISSION_DENIED, `may not publish to ${channel}`);
+      const named = params instanceof PublishLine ? params.channel : params['channel'];
+      if (named === this.publishGranted && typeof named === 'string') channel = named;
+      else {
+        channel = this.channelValue(named);
+        if (!grantsAllow(this.identity!.publish, channel)) {
+          throw new TidingsError(ErrorCodes.PERMISSION_DENIED, `may not publish to ${channel}`);
+        }
+        this.publishGranted = channel;
       }
     } catch (err) {
       queueMicrotask(() => to.reject(err as Error)); // a microtask later, as a rejected promise's reactions run

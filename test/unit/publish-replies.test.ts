@@ -62,18 +62,26 @@ class FakeSocket extends EventEmitter {
 }
 
 /** A connected JSON client whose publishes wait in `targets` for the test to settle them. */
-async function publisherConnection(env: Record<string, string> = {}) {
+async function publisherConnection(env: Record<string, string> = {}, publish = ['*']) {
   const config = resolveConfig({ env: { TIDINGS_CLIENT_MAX_INFLIGHT: '20000', ...env } });
   const targets: ReplyTarget[] = [];
+  /** The channel of each publish that went to the director. */
+  const channels: string[] = [];
   const slow: number[] = [];
   const ctx = {
     config,
     edgeId: 'e',
-    auth: { authenticate: async () => ({ user: 'u', subscribe: ['*'], publish: ['*'], presence: ['*'], history: ['*'], call: [], register: [], expires: null }) },
+    auth: { authenticate: async () => ({ user: 'u', subscribe: ['*'], publish, presence: ['*'], history: ['*'], call: [], register: [], expires: null }) },
     hub: { joinUser: async () => undefined, leaveUser: () => undefined },
     commands: {
-      publishBytesTo: (...args: unknown[]) => targets.push(args[6] as ReplyTarget),
-      publishTextTo: (...args: unknown[]) => targets.push(args[4] as ReplyTarget),
+      publishBytesTo: (...args: unknown[]) => {
+        channels.push(args[0] as string);
+        targets.push(args[6] as ReplyTarget);
+      },
+      publishTextTo: (...args: unknown[]) => {
+        channels.push(args[0] as string);
+        targets.push(args[4] as ReplyTarget);
+      },
     },
     scheduler: new FlushScheduler(0),
     metrics: { slowConsumers: { inc: () => slow.push(1) }, limited: { inc: () => undefined } },
@@ -106,7 +114,7 @@ async function publisherConnection(env: Record<string, string> = {}) {
     return { body: Buffer.from(parts.join('')), ranges };
   };
   const flushed = (): Promise<void> => new Promise((r) => setTimeout(r, 10));
-  return { conn, ws, socket, targets, send, outcomes, flushed, slow };
+  return { conn, ws, socket, targets, channels, send, outcomes, flushed, slow };
 }
 
 test('a turn\'s publish replies: one text frame of lines, in order, each its own id and result; a push or a refusal queued between them keeps its place', async () => {
@@ -196,5 +204,25 @@ test('ReplyLines writes each reply as {"id":N,"result":R}, ids of any length, re
   assert.deepEqual(
     text.split('\n').map((l) => JSON.parse(l)),
     items.map(([id, b, s, e]) => ({ id, result: JSON.parse(b.toString('utf8', s, e)) })),
+  );
+});
+
+test('each channel a connection publishes to is checked against the rules and its grants; only a granted one is remembered', async () => {
+  const { ws, socket, channels, flushed } = await publisherConnection({}, ['room.*']);
+  const line = (id: number, channel: string, parsed = false): string =>
+    parsed ? JSON.stringify({ id, method: 'publish', params: { data: id, channel } }) : `{"id":${id},"method":"publish","params":{"channel":"${channel}","data":${id}}}`;
+  const frame = [line(1, 'room.a'), line(2, 'other'), line(3, 'other'), line(4, 'room.a', true), line(5, 'room'), line(6, 'room.a'), line(7, 'room.b'), line(8, 'has space'), line(9, 'room.b', true)];
+  ws.emit('message', Buffer.from(frame.join('\n')), false);
+  await flushed();
+  assert.deepEqual(channels, ['room.a', 'room.a', 'room.a', 'room.b', 'room.b']);
+  const refused = socket.lines as Array<{ id: number; error: { code: number } }>;
+  assert.deepEqual(
+    refused.map((r) => [r.id, r.error.code]),
+    [
+      [2, ErrorCodes.PERMISSION_DENIED.code],
+      [3, ErrorCodes.PERMISSION_DENIED.code],
+      [5, ErrorCodes.PERMISSION_DENIED.code],
+      [8, ErrorCodes.INVALID_CHANNEL.code],
+    ],
   );
 });
