@@ -75,8 +75,7 @@ export const MAX_BATCH_BYTES = 64 * 1024;
  * on every node and edge it crosses (about 330 µs of CPU per zeromq.js
  * receive + send on this project's test machine) whatever its size, and a
  * busy channel fills 64 KB in a turn. Their pipes are sized in these units
- * (downPipeSlots); an edge hands them to its sockets in runs of at most
- * MAX_BATCH_BYTES (hub.ts), so a client's outbox sees what it saw before.
+ * (downPipeSlots).
  */
 export const DOWN_BATCH_BYTES = 256 * 1024;
 /** Fewest ZeroMQ messages a pipe holds, whatever the mark. */

@@ -18,7 +18,7 @@ import { ErrorCodes, TidingsError } from '../protocol/errors.js';
 import { TopicKind, channelTopic, userBucket, userBucketTopic, parseTopic, edgeTopic, ALL_TOPIC } from '../cluster/topics.js';
 import { DownKind, decodeHeader } from '../cluster/wire.js';
 import { TICK_OP, tickOf, type MissedPosition, type Tick } from '../cluster/ticks.js';
-import { checkMessageBatch, eachRangeInMessageBatch, downPipeSlots, MAX_BATCH_BYTES } from '../cluster/batch.js';
+import { checkMessageBatch, eachRangeInMessageBatch, downPipeSlots } from '../cluster/batch.js';
 import type { CommandClient } from '../zmq/command-client.js';
 import type { LoopGuard } from '../runtime/loop-guard.js';
 import { connectSecured, type ClientLink } from '../zmq/security.js';
@@ -37,11 +37,6 @@ export interface Listener {
   /** The channel's stream broke at this edge; the listener must recover. */
   onGap(channel: string, kind: GapKind): void;
 }
-
-/** Most bytes of one run of pushes handed to the listeners (what an outbox counts for it: PushRun.jsonFrameBytes). */
-const RUN_BYTES = MAX_BATCH_BYTES;
-/** A push's frame header, at most (frames.ts frameHeaderBytes). */
-const RUN_ENTRY_SLACK = 10;
 
 /** Where a channel message stands against what this edge has of its stream (streamStep). */
 const SEEN = 0;
@@ -489,9 +484,7 @@ export class Hub {
   /**
    * A batch of a live channel's messages: each checked as channelMessage
    * checks one, and the deliverable ones handed to the listeners as runs (one
-   * per stretch between breaks, in order with the breaks, and at most
-   * RUN_BYTES each: a down batch is larger than what a client's outbox was
-   * sized for, client_send_buffer's least is 64 KB).
+   * per stretch between breaks, in order with the breaks).
    */
   private channelBatch(entry: Entry, epoch: string, body: Buffer): void {
     let run: PushRun | null = null;
@@ -505,10 +498,6 @@ export class Hub {
         return;
       }
       entry.offset = offset;
-      if (run !== null && run.jsonFrameBytes + RUN_ENTRY_SLACK + (end - start) > RUN_BYTES) {
-        this.deliverRun(entry, run);
-        run = null;
-      }
       (run ??= new PushRun(body, entry.name)).add(offset, start, end);
     });
     if (run) this.deliverRun(entry, run);
