@@ -416,8 +416,19 @@ export class CommandClient {
     this.pending.set(id, p);
     this.units += units;
     if (timeoutMs === this.opts.timeoutMs) this.trackDeadline(p);
-    else this.ownTimers.set(id, setTimeout(() => this.expire(p), timeoutMs));
+    else this.ownTimers.set(id, setTimeout(() => this.onOwnTimer(p), timeoutMs));
     this.enqueue({ id, method, body: json });
+  }
+
+  /**
+   * A request with a timeout of its own has its own timer. Node's timers count from the event loop's clock,
+   * taken when the turn began, so one may fire before the deadline: then it waits again for what is left.
+   */
+  private onOwnTimer(p: Pending): void {
+    if (this.pending.get(p.id) !== p) return;
+    const left = p.deadline - performance.now();
+    if (left > 0) this.ownTimers.set(p.id, setTimeout(() => this.onOwnTimer(p), left));
+    else this.expire(p);
   }
 
   /** A request with the client's timeout: its deadline is the latest so far, so it goes at the back. */

@@ -105,8 +105,8 @@ test('unanswered requests time out with 114 after their timeout, answered ones g
     assert.equal(o.ok, false, `request ${k} was never answered`);
     assert.equal(o.code, ErrorCodes.TIMEOUT.code);
     const limit = m.own ?? TIMEOUT_MS;
-    // Not before its timeout (1 ms of timer rounding); late only by the load.
-    assert.ok(o.ms >= limit - 1, `request ${k} timed out after ${o.ms.toFixed(1)} ms, before its ${limit} ms`);
+    // Not before its timeout; late only by the load.
+    assert.ok(o.ms >= limit, `request ${k} timed out after ${o.ms.toFixed(1)} ms, before its ${limit} ms`);
     assert.ok(o.ms < limit + 2000, `request ${k} timed out after ${o.ms.toFixed(1)} ms, long after its ${limit} ms`);
   });
   assert.equal(client.inFlight, 0);
@@ -115,8 +115,31 @@ test('unanswered requests time out with 114 after their timeout, answered ones g
   const lateAt = performance.now();
   const late = await track(client.request('ignore', {}), lateAt);
   assert.equal(late.code, ErrorCodes.TIMEOUT.code);
-  assert.ok(late.ms >= TIMEOUT_MS - 1 && late.ms < TIMEOUT_MS + 2000, `timed out after ${late.ms.toFixed(1)} ms`);
+  assert.ok(late.ms >= TIMEOUT_MS && late.ms < TIMEOUT_MS + 2000, `timed out after ${late.ms.toFixed(1)} ms`);
   assert.equal(client.inFlight, 0);
+});
+
+test('no timeout fires early, not even by the event loop\'s millisecond rounding: own timeouts and the client\'s', { timeout: 20_000 }, async () => {
+  // Node's timers run on a clock of whole milliseconds: a timer armed 0.7 ms into one fires up to 0.7 ms
+  // before its time by performance.now(). Requests made at different moments within a millisecond: each one
+  // must still wait its whole timeout, to the microsecond.
+  const started: Array<{ limit: number; t0: number; outcome: Promise<Outcome> }> = [];
+  for (let k = 0; k < 24; k++) {
+    await new Promise((r) => setImmediate(r));
+    const busyUntil = performance.now() + 0.13 * (k % 8);
+    while (performance.now() < busyUntil) {
+      // a moment within the millisecond
+    }
+    const t0 = performance.now();
+    const own = k % 4 !== 3;
+    const limit = own ? 40 : TIMEOUT_MS;
+    started.push({ limit, t0, outcome: track(own ? client.request('ignore', { k }, limit) : client.request('ignore', { k }), t0) });
+  }
+  for (const s of started) {
+    const o = await s.outcome;
+    assert.equal(o.code, ErrorCodes.TIMEOUT.code);
+    assert.ok(o.ms >= s.limit, `a ${s.limit} ms timeout fired after ${o.ms.toFixed(3)} ms`);
+  }
 });
 
 /** A ROUTER that answers nothing, a client with a long timeout, and `n` requests the ROUTER has received. */
