@@ -63,8 +63,20 @@ function writeTextHeader(out: Buffer, len: number): number {
   return 10;
 }
 
-/** What a merged text frame is made of: one push, or a run of them (each line one push's JSON). */
-export type LineItem = SharedPush | PushRun;
+/**
+ * What a merged text frame is made of: one push, a run of them (each line one
+ * push's JSON), or a client's publish replies (reply-lines.ts).
+ */
+export interface LineItem {
+  /** Bytes of the item's lines in a merged frame ("\n" between them). */
+  readonly lineBytes: number;
+  /** What an outbox counts for the item: its lines' frames as if each were sent alone. */
+  readonly jsonFrameBytes: number;
+  /** Copy the lines to `out` at `at`; returns where they end. */
+  writeLines(out: Buffer, at: number): number;
+  /** The item alone in one text frame. */
+  forJson(): Buffer;
+}
 
 /**
  * One text frame of the items `from`..`to` (exclusive), every push on its
