@@ -572,10 +572,16 @@ export class PublishEntryWriter extends GrowingBuffer {
   }
 }
 
-/** Writes the decimal digits of `n` (a safe non-negative integer) at `at`; returns where they end. No string made. */
-function writeDigits(b: Buffer, at: number, n: number): number {
+/** Decimal digits of `n` (a safe non-negative integer). */
+export function digitCount(n: number): number {
   let digits = 1;
   for (let v = n; v >= 10; v = Math.floor(v / 10)) digits++;
+  return digits;
+}
+
+/** Writes the decimal digits of `n` (a safe non-negative integer) at `at`; returns where they end. No string made. */
+export function writeDigits(b: Uint8Array, at: number, n: number): number {
+  const digits = digitCount(n);
   let i = at + digits;
   for (let v = n; ; v = Math.floor(v / 10)) {
     b[--i] = 0x30 + (v % 10);

@@ -13,7 +13,8 @@ import { channelProblem, grantsAllow } from '../protocol/names.js';
 import type { Identity, RequestInfo } from '../auth/authenticator.js';
 import { Outbox, closeGraceMs } from './outbox.js';
 import { HeldPushes } from './held-pushes.js';
-import { binaryFrame, textFrame, textFrameAround, type PushRun, type SharedPush } from './frames.js';
+import { binaryFrame, frameHeaderBytes, textFrame, textFrameAround, type PushRun, type SharedPush } from './frames.js';
+import { ReplyLines, replyLineBytes } from './reply-lines.js';
 import type { Listener } from './hub.js';
 import type { EdgeContext } from './context.js';
 import { historyQuery } from '../protocol/positions.js';
@@ -59,6 +60,8 @@ export class ClientConnection implements Listener {
   /** A connect (command or ?token=) has begun: any other connect is refused with 112. */
   private connectStarted = false;
   private queuedBehindConnect = 0;
+  /** The channel last published to, found valid and granted (a publisher keeps naming the same one; the identity does not change). */
+  private publishGranted: string | null = null;
   /** Live pushes held per channel during recovery. */
   private readonly held = new HeldPushes();
   /** Commands run and not yet answered (client_max_inflight). */
@@ -622,9 +625,14 @@ export class ClientConnection implements Listener {
   private publishTo(params: Record<string, unknown> | PublishLine, to: ReplyTarget): void {
     let channel: string;
     try {
-      channel = params instanceof PublishLine ? this.channelValue(params.channel) : this.channelParam(params);
-      if (!grantsAllow(this.identity!.publish, channel)) {
-        throw new TidingsError(ErrorCodes.PERMISSION_DENIED, `may not publish to ${channel}`);
+      const named = params instanceof PublishLine ? params.channel : params['channel'];
+      if (named === this.publishGranted && typeof named === 'string') channel = named;
+      else {
+        channel = this.channelValue(named);
+        if (!grantsAllow(this.identity!.publish, channel)) {
+          throw new TidingsError(ErrorCodes.PERMISSION_DENIED, `may not publish to ${channel}`);
+        }
+        this.publishGranted = channel;
       }
     } catch (err) {
       queueMicrotask(() => to.reject(err as Error)); // a microtask later, as a rejected promise's reactions run
@@ -653,7 +661,16 @@ export class ClientConnection implements Listener {
     }
     try {
       this.commandDone();
-      this.outbox.push(textFrameAround(`{"id":${id},"result":`, body, '}', start, end));
+      // Merged with this turn's other replies into one frame of lines (ReplyLines), unless something was queued after them.
+      const bytes = replyLineBytes(id, end - start);
+      const last = this.outbox.lastQueued();
+      if (last instanceof ReplyLines && last.fits(bytes)) {
+        if (this.outbox.grow(frameHeaderBytes(bytes) + bytes)) last.add(id, body, start, end, bytes);
+        return;
+      }
+      const lines = new ReplyLines();
+      lines.add(id, body, start, end, bytes);
+      this.outbox.push(lines);
     } catch (err) {
       this.failed(err);
     }

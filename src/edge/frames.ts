@@ -63,8 +63,20 @@ function writeTextHeader(out: Buffer, len: number): number {
   return 10;
 }
 
-/** What a merged text frame is made of: one push, or a run of them (each line one push's JSON). */
-export type LineItem = SharedPush | PushRun;
+/**
+ * What a merged text frame is made of: one push, a run of them (each line one
+ * push's JSON), or a client's publish replies (reply-lines.ts).
+ */
+export interface LineItem {
+  /** Bytes of the item's lines in a merged frame ("\n" between them). */
+  readonly lineBytes: number;
+  /** What an outbox counts for the item: its lines' frames as if each were sent alone. */
+  readonly jsonFrameBytes: number;
+  /** Copy the lines to `out` at `at`; returns where they end. */
+  writeLines(out: Buffer, at: number): number;
+  /** The item alone in one text frame. */
+  forJson(): Buffer;
+}
 
 /**
  * One text frame of the items `from`..`to` (exclusive), every push on its
@@ -165,9 +177,9 @@ export class SharedPush {
  * MessagePack client, another protocol, pushes held during a recovery).
  */
 export class PushRun {
-  private readonly starts: number[] = [];
-  private readonly ends: number[] = [];
-  readonly offsets: number[] = [];
+  private starts: ArrayLike<number> = [];
+  private ends: ArrayLike<number> = [];
+  offsets: ArrayLike<number> = [];
   /** Bytes of the pushes' JSON. */
   private jsonBytes = 0;
   /** What an outbox counts for the run: every push's frame as if sent alone (as it counts a SharedPush). */
@@ -181,11 +193,35 @@ export class PushRun {
     readonly channel: string,
   ) {}
 
-  /** Append the push at body[start, end) with its offset (before the run is delivered). */
+  /**
+   * The run of the entries `from`..`to` (exclusive) of a batch already
+   * walked (ranges from a BatchRanges): copied in one slice per column
+   * instead of appended one push at a time.
+   */
+  static of(body: Buffer, channel: string, ranges: BatchRanges, from: number, to: number): PushRun {
+    const run = new PushRun(body, channel);
+    run.offsets = ranges.offsets.slice(from, to);
+    const starts = ranges.starts.slice(from, to);
+    const ends = ranges.ends.slice(from, to);
+    run.starts = starts;
+    run.ends = ends;
+    let json = 0;
+    let headers = 0;
+    for (let i = 0; i < starts.length; i++) {
+      const len = ends[i]! - starts[i]!;
+      json += len;
+      headers += len < 126 ? 2 : len < 0x10000 ? 4 : 10; // frameHeaderBytes
+    }
+    run.jsonBytes = json;
+    run.jsonFrameBytes = json + headers;
+    return run;
+  }
+
+  /** Append the push at body[start, end) with its offset (before the run is delivered; runs made by `new` only). */
   add(offset: number, start: number, end: number): void {
-    this.starts.push(start);
-    this.ends.push(end);
-    this.offsets.push(offset);
+    (this.starts as number[]).push(start);
+    (this.ends as number[]).push(end);
+    (this.offsets as number[]).push(offset);
     const len = end - start;
     this.jsonBytes += len;
     this.jsonFrameBytes += frameHeaderBytes(len) + len;
@@ -219,5 +255,26 @@ export class PushRun {
       at += this.body.copy(out, at, this.starts[i], this.ends[i]);
     }
     return at;
+  }
+}
+
+/**
+ * Where the entries of a down batch are (offset, and the push's byte range
+ * in the body), read once by a walk that also checks the batch (hub.ts), in
+ * columns reused from batch to batch: at most `capacity` entries (a larger
+ * batch is walked entry by entry instead).
+ */
+export class BatchRanges {
+  /** Entries recorded by the last walk (0 when it had more than `capacity`). */
+  filled = 0;
+  /** Whether the last walk's offsets each follow the one before. */
+  consecutive = false;
+  readonly offsets: Float64Array;
+  readonly starts: Uint32Array;
+  readonly ends: Uint32Array;
+  constructor(readonly capacity: number) {
+    this.offsets = new Float64Array(capacity);
+    this.starts = new Uint32Array(capacity);
+    this.ends = new Uint32Array(capacity);
   }
 }

@@ -13,9 +13,9 @@
  */
 import type { Socket } from 'node:net';
 import { CloseCodes, type CloseSpec } from '../protocol/errors.js';
-import { linesFrame, PushRun, SharedPush, type LineItem } from './frames.js';
+import { linesFrame, type LineItem } from './frames.js';
 
-const isLine = (q: Queued): q is LineItem => q instanceof SharedPush || q instanceof PushRun;
+const isLine = (q: Queued): q is LineItem => !Buffer.isBuffer(q);
 
 /**
  * What an outbox queues: a frame, or a push or run of pushes (JSON clients)
@@ -99,6 +99,27 @@ export class Outbox {
       this.scheduled = true;
       this.scheduler.schedule(this);
     }
+  }
+
+  /** The item queued last and not written yet, if any: one that may still grow (grow). */
+  lastQueued(): Queued | undefined {
+    return this.frames[this.frames.length - 1];
+  }
+
+  /**
+   * Count `size` more bytes for the last item queued (lastQueued), which is
+   * about to grow by them (a reply line merged into a client's replies,
+   * reply-lines.ts), against the limit as push counts a new item: false when
+   * that passes the limit (the owner is told, as by push).
+   */
+  grow(size: number): boolean {
+    if (this.closed) return false;
+    if (this.bytes + this.socket.writableLength + size > this.limit) {
+      this.owner.onOverflow();
+      return false;
+    }
+    this.bytes += size;
+    return true;
   }
 
   flush(): void {

@@ -23,7 +23,7 @@ import { Publisher } from '../../src/publisher/publisher.js';
 import { freePorts } from '../helpers/ports.js';
 import { TestClient } from '../helpers/client.js';
 import { MsgpackClient } from '../helpers/msgpack-client.js';
-import { decodeCommandBatch, encodeMessageBatch, encodeReplyBatch, isBatchFrames } from '../../src/cluster/batch.js';
+import { MAX_BATCH_ENTRIES, decodeCommandBatch, encodeMessageBatch, encodeReplyBatch, isBatchFrames } from '../../src/cluster/batch.js';
 import { DownKind, encodeHeader } from '../../src/cluster/wire.js';
 import { channelTopic, userTopic } from '../../src/cluster/topics.js';
 
@@ -191,6 +191,25 @@ test('a hole inside a batch closes the subscriber with 4006 after what came befo
   await c.waitClosed(5000);
   assert.equal(c.closeCode, 4006);
   assert.deepEqual(c.messages('rooms-gap').map((m) => m.offset), [1, 2], 'nothing after the hole is delivered as if it followed');
+});
+
+test('a batch that starts past the next offset closes the subscriber with 4006, nothing of it delivered', async () => {
+  const c = await subscribed('rooms-gap-start', 1);
+  await sendBatch('rooms-gap-start', [3, 4, 5]); // 2 is missing: the batch is consecutive but does not follow on
+  await c.waitClosed(5000);
+  assert.equal(c.closeCode, 4006);
+  assert.equal(c.messages('rooms-gap-start').length, 0);
+});
+
+test(`a batch of more entries than a sender makes (${MAX_BATCH_ENTRIES}) is delivered whole, in order`, async () => {
+  const c = await subscribed('rooms-wide', 0);
+  const n = MAX_BATCH_ENTRIES + 100;
+  await sendBatch('rooms-wide', Array.from({ length: n }, (_, i) => i + 1));
+  await c.waitFor(() => c.messages('rooms-wide').length >= n, 10000, `${n} messages`);
+  const offsets = c.messages('rooms-wide').map((m) => m.offset);
+  assert.equal(offsets.length, n);
+  assert.ok(offsets.every((o, i) => o === i + 1), 'every offset once, in order');
+  assert.equal(c.closeCode, null);
 });
 
 test('a batch of another epoch closes the subscriber with 4008 (unavailable: the director restarted)', async () => {

@@ -1,0 +1,88 @@
+/**
+ * A JSON client's publish acknowledgements of one turn, as lines of one text
+ * frame: {"id":N,"result":<the director's outcome>} each, written at the flush
+ * straight into the socket's buffer (merged with the pushes around them, see
+ * outbox.ts). A publisher pipelining hundreds of publishes gets their replies
+ * in one frame, as it gets pushes (docs/protocol.md: a frame holds one or more
+ * "\n"-separated objects), instead of a frame, a buffer and a string each.
+ *
+ * The item grows while it is the last one queued in the connection's outbox
+ * (Outbox.grow); anything queued after it (an error reply, a push) closes it,
+ * so replies and pushes keep their order.
+ */
+import { frameHeaderBytes, linesFrame, type LineItem } from './frames.js';
+import { writeDigits, digitCount } from '../cluster/batch.js';
+
+/** `{"id":` */
+const OPEN = [0x7b, 0x22, 0x69, 0x64, 0x22, 0x3a];
+/** `,"result":` */
+const RESULT = [0x2c, 0x22, 0x72, 0x65, 0x73, 0x75, 0x6c, 0x74, 0x22, 0x3a];
+/** Bytes of a reply line around its id's digits and its result: `{"id":` `,"result":` `}`. */
+const AROUND = OPEN.length + RESULT.length + 1;
+
+/** Most bytes of lines one item holds: a longer run of replies goes on in a new item (a frame of its own). */
+export const MAX_REPLY_LINES_BYTES = 64 * 1024;
+
+/** Bytes of the reply line for request `id` with a result of `resultBytes` bytes. */
+export function replyLineBytes(id: number, resultBytes: number): number {
+  return AROUND + digitCount(id) + resultBytes;
+}
+
+export class ReplyLines implements LineItem {
+  private readonly ids: number[] = [];
+  /** Each result is bodies[i][starts[i]..ends[i]) (the director's reply to a publish batch, shared by its outcomes). */
+  private readonly bodies: Uint8Array[] = [];
+  private readonly starts: number[] = [];
+  private readonly ends: number[] = [];
+  /** Bytes of the lines, "\n" between them. */
+  lineBytes = 0;
+  /** What an outbox counts for the item: each line's frame as if sent alone (as for a run of pushes). */
+  jsonFrameBytes = 0;
+
+  get count(): number {
+    return this.ids.length;
+  }
+
+  /** Whether a line of `bytes` (replyLineBytes) still fits this item. */
+  fits(bytes: number): boolean {
+    return this.lineBytes + 1 + bytes <= MAX_REPLY_LINES_BYTES;
+  }
+
+  /** Append the reply to `id`, its result body[start..end) (JSON text); `bytes` is its replyLineBytes. Returns what the outbox counts for it. */
+  add(id: number, body: Uint8Array, start: number, end: number, bytes: number): number {
+    this.ids.push(id);
+    this.bodies.push(body);
+    this.starts.push(start);
+    this.ends.push(end);
+    this.lineBytes += this.ids.length > 1 ? bytes + 1 : bytes;
+    const framed = frameHeaderBytes(bytes) + bytes;
+    this.jsonFrameBytes += framed;
+    return framed;
+  }
+
+  writeLines(out: Buffer, at: number): number {
+    const n = this.ids.length;
+    for (let i = 0; i < n; i++) {
+      if (i > 0) out[at++] = 0x0a;
+      for (let k = 0; k < OPEN.length; k++) out[at++] = OPEN[k]!;
+      at = writeDigits(out, at, this.ids[i]!);
+      for (let k = 0; k < RESULT.length; k++) out[at++] = RESULT[k]!;
+      const body = this.bodies[i]!;
+      const end = this.ends[i]!;
+      let s = this.starts[i]!;
+      // A result is a few dozen bytes ({"offset":N,"epoch":"E"}): copied here rather than through a native call.
+      if (end - s <= 128) while (s < end) out[at++] = body[s++]!;
+      else {
+        out.set(body.subarray(s, end), at);
+        at += end - s;
+      }
+      out[at++] = 0x7d;
+    }
+    return at;
+  }
+
+  /** The lines alone in one text frame (the outbox merges them with their neighbours instead when it can). */
+  forJson(): Buffer {
+    return linesFrame([this], 0, 1);
+  }
+}
