@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
 import { SignJWT } from 'jose';
 import { Authenticator } from '../../src/auth/authenticator.js';
 import { signToken } from '../../src/auth/sign.js';
@@ -106,6 +107,31 @@ test('HS256 verification (hs256.ts): crit, a tampered payload or signature, bad 
   assert.equal((await uncapped.authenticate(await handSigned({ alg: 'HS256' }, { sub: 'a', exp: now - 2 }))).user, 'a', 'exp 2 s ago is skew');
   await fails(await handSigned({ alg: 'HS256' }, { sub: 'a', exp: now - 30 }), auth, ErrorCodes.TOKEN_EXPIRED.code);
 });
+
+test('HS256 (hs256.ts): header and claims set must be canonical base64url of a JSON object, even under a good signature', async () => {
+  const now = Math.floor(Date.now() / 1000);
+  const b64 = (v: string): string => Buffer.from(v).toString('base64url');
+  const claims = b64(JSON.stringify({ sub: 'a', exp: now + 60 }));
+  const header = b64('{"alg":"HS256"}');
+  assert.equal((await auth.authenticate(rawSigned(`${header}.${claims}`))).user, 'a');
+  // Padding, base64 (not base64url) characters, a length no base64 has, JSON that is not an object, no JSON at all.
+  await fails(rawSigned(`${header}.${claims}==`), auth, ErrorCodes.TOKEN_INVALID.code);
+  await fails(rawSigned(`${header}.${claims.slice(0, 4)}+${claims.slice(5)}`), auth, ErrorCodes.TOKEN_INVALID.code);
+  // A claims set whose base64url is 4n characters, with one more (Buffer would drop it and decode the same JSON).
+  const whole = ['a', 'ab', 'abc', 'abcd'].map((sub) => b64(JSON.stringify({ sub, exp: now + 60 }))).find((c) => c.length % 4 === 0)!;
+  assert.ok((await auth.authenticate(rawSigned(`${header}.${whole}`))).user);
+  await fails(rawSigned(`${header}.${whole}A`), auth, ErrorCodes.TOKEN_INVALID.code);
+  await fails(rawSigned(`${header}=.${claims}`), auth, ErrorCodes.TOKEN_INVALID.code);
+  await fails(rawSigned(`${header}.${b64('"a"')}`), auth, ErrorCodes.TOKEN_INVALID.code);
+  await fails(rawSigned(`${header}.${b64('null')}`), auth, ErrorCodes.TOKEN_INVALID.code);
+  await fails(rawSigned(`${header}.${b64('{"sub":"a"')}`), auth, ErrorCodes.TOKEN_INVALID.code);
+  await fails(rawSigned(`${b64('["HS256"]')}.${claims}`), auth, ErrorCodes.TOKEN_INVALID.code);
+});
+
+/** `input` (header.claims, as spelled) with the test secret's HS256 signature. */
+function rawSigned(input: string): string {
+  return `${input}.${createHmac('sha256', secret).update(input).digest('base64url')}`;
+}
 
 /** A token signed with the test secret whatever its header says (jose checks what it signs). */
 async function handSigned(header: object, claims: unknown): Promise<string> {
