@@ -270,7 +270,10 @@ test("authenticators: omnibus' user tokens and anonymous identifiers; the web ap
   const ws = new WebSocket(`${A.ws}/ws`, { headers: { cookie: 'session=alice' } });
   await new Promise((r) => ws.once('open', r));
   const replies: any[] = [];
-  ws.on('message', (d: Buffer) => replies.push(JSON.parse(d.toString())));
+  // A frame holds one or more lines (docs/protocol.md): a publish's reply may share one with the message it published.
+  ws.on('message', (d: Buffer) => {
+    for (const line of d.toString().split('\n')) if (line) replies.push(JSON.parse(line));
+  });
   ws.send(JSON.stringify({ id: 1, method: 'connect', params: {} }));
   ws.send(JSON.stringify({ id: 2, method: 'subscribe', params: { channel: 'forbidden' } }));
   ws.send(JSON.stringify({ id: 3, method: 'subscribe', params: { channel: 'news' } }));
