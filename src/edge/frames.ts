@@ -4,6 +4,7 @@
  */
 import * as wsModule from 'ws';
 import { encodeMsgpack } from '../protocol/codec.js';
+import type { BatchRanges } from '../cluster/batch.js';
 
 const TEXT = { fin: true, rsv1: false, opcode: 1, mask: false, readOnly: false } as const;
 const BINARY = { fin: true, rsv1: false, opcode: 2, mask: false, readOnly: false } as const;
@@ -210,7 +211,7 @@ export class PushRun {
     for (let i = 0; i < starts.length; i++) {
       const len = ends[i]! - starts[i]!;
       json += len;
-      headers += len < 126 ? 2 : len < 0x10000 ? 4 : 10; // frameHeaderBytes
+      headers += frameHeaderBytes(len);
     }
     run.jsonBytes = json;
     run.jsonFrameBytes = json + headers;
@@ -255,26 +256,5 @@ export class PushRun {
       at += this.body.copy(out, at, this.starts[i], this.ends[i]);
     }
     return at;
-  }
-}
-
-/**
- * Where the entries of a down batch are (offset, and the push's byte range
- * in the body), read once by a walk that also checks the batch (hub.ts), in
- * columns reused from batch to batch: at most `capacity` entries (a larger
- * batch is walked entry by entry instead).
- */
-export class BatchRanges {
-  /** Entries recorded by the last walk (0 when it had more than `capacity`). */
-  filled = 0;
-  /** Whether the last walk's offsets each follow the one before. */
-  consecutive = false;
-  readonly offsets: Float64Array;
-  readonly starts: Uint32Array;
-  readonly ends: Uint32Array;
-  constructor(readonly capacity: number) {
-    this.offsets = new Float64Array(capacity);
-    this.starts = new Uint32Array(capacity);
-    this.ends = new Uint32Array(capacity);
   }
 }

@@ -18,11 +18,11 @@ import { ErrorCodes, TidingsError } from '../protocol/errors.js';
 import { TopicKind, channelTopic, userBucket, userBucketTopic, parseTopic, edgeTopic, ALL_TOPIC } from '../cluster/topics.js';
 import { DownKind, decodeHeader } from '../cluster/wire.js';
 import { TICK_OP, tickOf, type MissedPosition, type Tick } from '../cluster/ticks.js';
-import { DOWN_ENTRY_HEAD, MAX_BATCH_ENTRIES, eachRangeInMessageBatch, pipeSlots } from '../cluster/batch.js';
+import { BatchRanges, MAX_BATCH_ENTRIES, eachRangeInMessageBatch, pipeSlots, walkMessageBatch } from '../cluster/batch.js';
 import type { CommandClient } from '../zmq/command-client.js';
 import type { LoopGuard } from '../runtime/loop-guard.js';
 import { connectSecured, type ClientLink } from '../zmq/security.js';
-import { BatchRanges, PushRun, SharedPush } from './frames.js';
+import { PushRun, SharedPush } from './frames.js';
 
 /** How a channel's stream broke: a hole in its offsets, or a new epoch (the director restarted). */
 export type GapKind = 'hole' | 'epoch';
@@ -36,45 +36,6 @@ export interface Listener {
   deliverRun?(run: PushRun): void;
   /** The channel's stream broke at this edge; the listener must recover. */
   onGap(channel: string, kind: GapKind): void;
-}
-
-/**
- * Walks a message batch body once: checks it as checkMessageBatch does
- * (batch.ts; the number of entries, 0 when malformed) and records where
- * each entry is in `ranges` (when they fit), noting whether the offsets are
- * consecutive (what the director sends: then the batch is delivered as one
- * run without a check per message). A DataView's reads, not Buffer's, which
- * cost a JavaScript call each while the edge's code is not yet optimised.
- */
-export function walkMessageBatch(body: Buffer, ranges: BatchRanges): number {
-  const view = new DataView(body.buffer, body.byteOffset, body.length);
-  const size = body.length;
-  const record = ranges.capacity;
-  const { offsets, starts, ends } = ranges;
-  let consecutive = true;
-  let prev = -1;
-  let n = 0;
-  let at = 0;
-  ranges.filled = 0;
-  while (at < size) {
-    if (size - at < DOWN_ENTRY_HEAD) return 0;
-    const offset = view.getFloat64(at);
-    const len = view.getUint32(at + 8);
-    at += DOWN_ENTRY_HEAD;
-    if (len > size - at || !Number.isSafeInteger(offset) || offset < 0) return 0;
-    if (n < record) {
-      offsets[n] = offset;
-      starts[n] = at;
-      ends[n] = at + len;
-    }
-    if (n > 0 && offset !== prev + 1) consecutive = false;
-    prev = offset;
-    at += len;
-    n++;
-  }
-  ranges.filled = n <= record ? n : 0;
-  ranges.consecutive = consecutive;
-  return n;
 }
 
 /** Where a channel message stands against what this edge has of its stream (streamStep). */

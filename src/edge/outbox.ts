@@ -87,14 +87,8 @@ export class Outbox {
 
   /** Queue a frame, or a push for a JSON client (its frame built at the flush, merged with its neighbours). */
   push(item: Queued): void {
-    if (this.closed) return;
-    const size = queuedBytes(item);
-    if (this.bytes + this.socket.writableLength + size > this.limit) {
-      this.owner.onOverflow();
-      return;
-    }
+    if (!this.grow(queuedBytes(item))) return;
     this.frames.push(item);
-    this.bytes += size;
     if (!this.scheduled) {
       this.scheduled = true;
       this.scheduler.schedule(this);
@@ -107,10 +101,10 @@ export class Outbox {
   }
 
   /**
-   * Count `size` more bytes for the last item queued (lastQueued), which is
-   * about to grow by them (a reply line merged into a client's replies,
-   * reply-lines.ts), against the limit as push counts a new item: false when
-   * that passes the limit (the owner is told, as by push).
+   * Count `size` more bytes against the limit: for a new item (push), or for
+   * the last item queued (lastQueued), which is about to grow by them (a
+   * reply line merged into a client's replies, reply-lines.ts). False when
+   * closed, or when that passes the limit (the owner is told).
    */
   grow(size: number): boolean {
     if (this.closed) return false;

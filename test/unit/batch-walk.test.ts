@@ -1,8 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkMessageBatch, eachRangeInMessageBatch, encodeMessageBatch } from '../../src/cluster/batch.js';
-import { walkMessageBatch } from '../../src/edge/hub.js';
-import { BatchRanges, PushRun } from '../../src/edge/frames.js';
+import { BatchRanges, checkMessageBatch, eachRangeInMessageBatch, encodeMessageBatch, walkMessageBatch } from '../../src/cluster/batch.js';
+import { PushRun } from '../../src/edge/frames.js';
 
 /** A deterministic generator, so a failure names a reproducible case. */
 function rng(seed: number): () => number {
@@ -22,20 +21,32 @@ function body(r: () => number, n: number, first: number, step = () => 1): Buffer
   return encodeMessageBatch(offsets, pushes);
 }
 
-test('walkMessageBatch checks a batch as checkMessageBatch does and records every entry where eachRangeInMessageBatch finds it', () => {
+test('walkMessageBatch counts the entries of a well-formed batch (0 when malformed), as checkMessageBatch does, and records every entry where eachRangeInMessageBatch finds it', () => {
   const r = rng(17);
   const ranges = new BatchRanges(64);
   for (let k = 0; k < 300; k++) {
     const n = 1 + Math.floor(r() * 80);
     const gappy = r() < 0.3;
     let b = body(r, n, Math.floor(r() * 1000), gappy ? () => (r() < 0.1 ? 2 : 1) : () => 1);
+    // Where each whole entry ends: a body cut there is a shorter well-formed batch.
+    const ends: number[] = [];
+    eachRangeInMessageBatch(b, (_offset, _start, end) => ends.push(end));
     // Corruptions the check must refuse: a cut body, a length past the end, an offset that is not a safe integer or negative.
+    let expected = n;
     const cut = r();
-    if (cut < 0.15) b = b.subarray(0, Math.floor(r() * b.length));
-    else if (cut < 0.25) b.writeUInt32BE(b.length, 8);
-    else if (cut < 0.3) b.writeDoubleBE([-1, 0.5, NaN, 2 ** 60][Math.floor(r() * 4)]!, 0);
+    if (cut < 0.15) {
+      b = b.subarray(0, Math.floor(r() * b.length));
+      expected = ends.indexOf(b.length) + 1; // 0 when the cut is inside an entry (or the body is empty)
+    } else if (cut < 0.25) {
+      b.writeUInt32BE(b.length, 8);
+      expected = 0;
+    } else if (cut < 0.3) {
+      b.writeDoubleBE([-1, 0.5, NaN, 2 ** 60][Math.floor(r() * 4)]!, 0);
+      expected = 0;
+    }
     const count = walkMessageBatch(b, ranges);
-    assert.equal(count, checkMessageBatch(b), `case ${k}: the same count (0 when malformed)`);
+    assert.equal(count, expected, `case ${k}: the entries of a well-formed batch, 0 when malformed`);
+    assert.equal(checkMessageBatch(b), expected, `case ${k}: checkMessageBatch counts the same`);
     if (count === 0) continue;
     const seen: Array<[number, number, number]> = [];
     eachRangeInMessageBatch(b, (offset, start, end) => seen.push([offset, start, end]));
