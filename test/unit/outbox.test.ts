@@ -313,3 +313,59 @@ test('a run past the client\'s send buffer limit cuts the client off as slow (co
     a.close();
   }
 });
+
+/** A socket that takes every write (its buffer stays empty) and keeps the buffers it was given. */
+function takingSocket(): { socket: Socket; writes: Buffer[] } {
+  const writes: Buffer[] = [];
+  const socket = Object.assign(new EventEmitter(), {
+    destroyed: false,
+    writableLength: 0,
+    write(buf: Buffer): boolean {
+      writes.push(buf);
+      return true;
+    },
+  });
+  return { socket: socket as unknown as Socket, writes };
+}
+
+test('sockets behind by the same frames (each flush over 256 KiB) write one shared buffer per write, joined once', async () => {
+  const scheduler = new FlushScheduler(0);
+  const runs = Array.from({ length: 6 }, (_, r) => runOf(Array.from({ length: 40 }, (_, i) => `{"m":${r * 40 + i},"pad":"${'p'.repeat(1500)}"}`), r * 40 + 1));
+  const sockets = [takingSocket(), takingSocket(), takingSocket()];
+  for (const { socket } of sockets) {
+    const box = new Outbox(socket, 1 << 22, noOverflow, scheduler);
+    for (const run of runs) box.push(run);
+  }
+  for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+  const [first, ...others] = sockets.map((s) => s.writes);
+  assert.ok(first!.length >= 2, `the frames leave in several writes of at most 256 KiB (${first!.map((b) => b.length).join(', ')})`);
+  for (const w of first!) assert.ok(w.length <= 256 * 1024);
+  for (const writes of others) {
+    assert.equal(writes.length, first!.length);
+    writes.forEach((w, i) => assert.equal(w, first![i], `write ${i}: the same buffer as the first socket's`));
+  }
+  const lines = parseFrames(Buffer.concat(first!)).flatMap(([, text]) => text.split('\n'));
+  assert.deepEqual(
+    lines.map((l) => (JSON.parse(l) as { m: number }).m),
+    Array.from({ length: 240 }, (_, i) => i),
+    'every push once, in order',
+  );
+});
+
+test('a run written into several sockets\' merged frames: the same lines each time, kept from the second socket on', () => {
+  const jsons = ['{"m":1}', '{"m":2,"é":"ü"}', '{"m":3}'];
+  const run = runOf(jsons);
+  const body = (run as unknown as { body: Buffer }).body;
+  const other = new SharedPush(Buffer.from('{"x":0}'), 'c', 0);
+  const expected = textFrame(Buffer.from(['{"x":0}', ...jsons].join('\n')));
+  assert.deepEqual(linesFrame([other, run], 0, 2), expected, 'first socket');
+  assert.deepEqual(linesFrame([other, run], 0, 2), expected, 'second socket');
+  // The lines are the run's own bytes from the second socket on: what the batch body holds is not read again.
+  body.fill(0x20);
+  assert.deepEqual(linesFrame([other, run], 0, 2), expected, 'third socket: the kept lines');
+  // A run whose frame was built alone copies its lines from that frame.
+  const alone = runOf(jsons);
+  assert.deepEqual(alone.forJson(), textFrame(Buffer.from(jsons.join('\n'))));
+  (alone as unknown as { body: Buffer }).body.fill(0x20);
+  assert.deepEqual(linesFrame([other, alone], 0, 2), expected, 'after its frame alone: the frame\'s lines');
+});
