@@ -2,7 +2,8 @@
  * What one hop between two processes costs in latency when messages are
  * spaced out (issue 15's first-subscriber figure at 20 msg/s): a ZeroMQ hop
  * shaped like the director's (XPUB bound, SUB connected, over tcp on
- * loopback) against a plain TCP socket (what a websocket server's hop is),
+ * loopback; the same over ipc://, a unix socket, as edges on the director's
+ * host could use) against a plain TCP socket (what a websocket server's hop is),
  * each between this process and a forked receiver. One-way times come from
  * the monotonic clock both processes share; runs of the two kinds alternate,
  * medians of `--repeat` and the same-run ratio.
@@ -16,7 +17,8 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { createServer, connect, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { loadavg } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Subscriber, XPublisher } from 'zeromq';
 import { median } from './lib/report.js';
 
@@ -30,7 +32,8 @@ const GAP_MS = flag('gap-ms', 20);
 const REPEAT = flag('repeat', 3);
 const PAYLOAD = 100;
 
-type Kind = 'zeromq' | 'tcp';
+type Kind = 'zeromq' | 'zeromq-ipc' | 'tcp';
+const KINDS: readonly Kind[] = ['zeromq', 'zeromq-ipc', 'tcp'];
 /** Parent → receiver: where to connect. Receiver → parent: ready, then the one-way times (µs). */
 type ToReceiver = { kind: Kind; address: string };
 type FromReceiver = { ready: true } | { micros: number[] };
@@ -42,7 +45,7 @@ async function receiver(): Promise<void> {
   const msg = await new Promise<ToReceiver>((resolve) => process.once('message', (m) => resolve(m as ToReceiver)));
   const micros: number[] = [];
   const took = (b: Buffer): void => void micros.push(nowMicros() - Number(b.readBigUInt64BE(0)));
-  if (msg.kind === 'zeromq') {
+  if (msg.kind !== 'tcp') {
     const sub = new Subscriber({ linger: 0 });
     sub.connect(msg.address);
     sub.subscribe();
@@ -93,9 +96,9 @@ function stamped(): Buffer {
 async function run(kind: Kind): Promise<number[]> {
   const child = fork(fileURLToPath(import.meta.url), ['--receiver', ...args], { stdio: 'inherit' });
   try {
-    if (kind === 'zeromq') {
+    if (kind !== 'tcp') {
       const xpub = new XPublisher({ linger: 0 });
-      await xpub.bind('tcp://127.0.0.1:*');
+      await xpub.bind(kind === 'zeromq' ? 'tcp://127.0.0.1:*' : `ipc://${join(tmpdir(), `tidings-hop-${process.pid}.sock`)}`);
       child.send({ kind, address: xpub.lastEndpoint! } satisfies ToReceiver);
       await waitMessage(child);
       await xpub.receive(); // the subscription arrived: the path is live
@@ -133,13 +136,13 @@ async function run(kind: Kind): Promise<number[]> {
 const pct = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))]!;
 
 async function main(): Promise<void> {
-  const p50: Record<Kind, number[]> = { zeromq: [], tcp: [] };
-  const p99: Record<Kind, number[]> = { zeromq: [], tcp: [] };
+  const p50: Record<Kind, number[]> = { zeromq: [], 'zeromq-ipc': [], tcp: [] };
+  const p99: Record<Kind, number[]> = { zeromq: [], 'zeromq-ipc': [], tcp: [] };
   const ratios: number[] = [];
   console.log(`one hop between two processes, ${MESSAGES} messages of ${PAYLOAD} B, ${GAP_MS} ms apart; load average ${loadavg()[0]!.toFixed(1)}`);
   for (let r = 1; r <= REPEAT; r++) {
     const line: string[] = [];
-    for (const kind of ['zeromq', 'tcp'] as const) {
+    for (const kind of KINDS) {
       const times = (await run(kind)).sort((a, b) => a - b);
       if (times.length !== MESSAGES) throw new Error(`${kind}: ${times.length} of ${MESSAGES} messages arrived`);
       p50[kind].push(pct(times, 50));
@@ -149,8 +152,8 @@ async function main(): Promise<void> {
     ratios.push(p50.zeromq.at(-1)! / p50.tcp.at(-1)!);
     console.log(`[${r}/${REPEAT}] ${line.join('; ')}; p50 ratio ${ratios.at(-1)!.toFixed(2)}x (load ${loadavg()[0]!.toFixed(1)})`);
   }
-  const [z, t] = [median(p50.zeromq), median(p50.tcp)];
-  console.log(`\nmedians of ${REPEAT}: ZeroMQ p50 ${z} µs (p99 ${median(p99.zeromq)}), TCP p50 ${t} µs (p99 ${median(p99.tcp)}); a ZeroMQ hop adds ${z - t} µs at the median, ${median(ratios).toFixed(2)}x (same-run ratio, median)`);
+  const [z, zi, t] = [median(p50.zeromq), median(p50['zeromq-ipc']), median(p50.tcp)];
+  console.log(`\nmedians of ${REPEAT}: ZeroMQ p50 ${z} µs (p99 ${median(p99.zeromq)}), ZeroMQ over ipc p50 ${zi} µs (p99 ${median(p99['zeromq-ipc'])}), TCP p50 ${t} µs (p99 ${median(p99.tcp)}); a ZeroMQ hop adds ${z - t} µs at the median, ${median(ratios).toFixed(2)}x (same-run ratio, median)`);
 }
 
 if (args.includes('--receiver')) void receiver();
