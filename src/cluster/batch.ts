@@ -69,8 +69,15 @@ export const HWM_UNIT_BYTES = 2048;
  * instead of one per 2 KB (each costs a send and a receive on every hop).
  */
 export const MAX_BATCH_BYTES = 64 * 1024;
-/** Batches of channel messages going down (director -> forwarders -> edges). */
-export const DOWN_BATCH_BYTES = MAX_BATCH_BYTES;
+/**
+ * Batches of channel messages going down (director -> forwarders -> edges):
+ * larger than the other hops' batches. A busy channel fills 64 KB several
+ * times in a turn, and each ZeroMQ message costs every hop it crosses a
+ * receive and a send whatever its size (about 330 µs of CPU on the test
+ * machine, mostly the threads' wake-ups: bench/forwarder-hop.ts). Their
+ * pipes are sized in these units (downPipeSlots).
+ */
+export const DOWN_BATCH_BYTES = 256 * 1024;
 /** Fewest ZeroMQ messages a pipe holds, whatever the mark. */
 const MIN_SLOTS = 8;
 
@@ -81,6 +88,15 @@ const MIN_SLOTS = 8;
  */
 export function pipeSlots(hwm: number): number {
   return Math.max(MIN_SLOTS, Math.ceil((hwm * HWM_UNIT_BYTES) / MAX_BATCH_BYTES));
+}
+
+/**
+ * The high-water mark (messages) of a socket on the down path (the
+ * director's XPUB, a forwarder's down pipes, an edge's SUB): full
+ * DOWN_BATCH_BYTES batches fill it at hwm x HWM_UNIT_BYTES bytes.
+ */
+export function downPipeSlots(hwm: number): number {
+  return Math.max(MIN_SLOTS, Math.ceil((hwm * HWM_UNIT_BYTES) / DOWN_BATCH_BYTES));
 }
 
 /** The byte budget of a send queue of batches for a configured mark of `hwm`. */

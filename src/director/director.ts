@@ -23,7 +23,7 @@ import { bindSecured, linkLimit, type BoundLink } from '../zmq/security.js';
 import { channelTopic, userTopic } from '../cluster/topics.js';
 import { DownKind, encodeHeader, parsePublish, WireError, type InboundPublish } from '../cluster/wire.js';
 import { TICK_INTERVAL_MS, positionIn, tickFrames } from '../cluster/ticks.js';
-import { DOWN_BATCH_BYTES, pipeSlots, queueBytes, decodeCommandBatch, isBatchFrames, isPublishBatch, PublishEntryReader, PUBLISH_BATCH_METHOD, PUBLISH_TEXT_METHOD } from '../cluster/batch.js';
+import { DOWN_BATCH_BYTES, downPipeSlots, pipeSlots, queueBytes, decodeCommandBatch, isBatchFrames, isPublishBatch, PublishEntryReader, PUBLISH_BATCH_METHOD, PUBLISH_TEXT_METHOD } from '../cluster/batch.js';
 import { DownBatcher } from './down-batcher.js';
 import { ReplyBatcher, routeKey } from './reply-batcher.js';
 import { ChannelRegistry } from './channels.js';
@@ -300,8 +300,9 @@ export class Director {
     if (this.stopping || this.active) return;
     const hwm = this.config.zmq_high_water_mark;
     // noDrop: at the high-water mark sends wait instead of silently dropping.
-    // Batches reach MAX_BATCH_BYTES: the pipes carrying them hold as many bytes as `hwm` 2 KB batches (pipeSlots).
-    this.xpub = new XPublisher({ sendHighWaterMark: pipeSlots(hwm), receiveHighWaterMark: hwm, noDrop: true, linger: 0 });
+    // Batches reach DOWN_BATCH_BYTES down and MAX_BATCH_BYTES up: the pipes carrying them hold as many bytes as `hwm`
+    // 2 KB batches (downPipeSlots, pipeSlots).
+    this.xpub = new XPublisher({ sendHighWaterMark: downPipeSlots(hwm), receiveHighWaterMark: hwm, noDrop: true, linger: 0 });
     this.xsub = new XSubscriber({ receiveHighWaterMark: pipeSlots(hwm), sendHighWaterMark: hwm, linger: 0 });
     this.links.push(await bindSecured(this.xpub, this.config.subscriber_address, 'subscriber', this.config, this.log));
     this.links.push(await bindSecured(this.xsub, this.config.publisher_address, 'publisher', this.config, this.log));

@@ -18,7 +18,7 @@ import { ErrorCodes, TidingsError } from '../protocol/errors.js';
 import { TopicKind, channelTopic, userBucket, userBucketTopic, parseTopic, edgeTopic, ALL_TOPIC } from '../cluster/topics.js';
 import { DownKind, decodeHeader } from '../cluster/wire.js';
 import { TICK_OP, tickOf, type MissedPosition, type Tick } from '../cluster/ticks.js';
-import { BatchRanges, MAX_BATCH_ENTRIES, eachRangeInMessageBatch, pipeSlots, walkMessageBatch } from '../cluster/batch.js';
+import { BatchRanges, MAX_BATCH_ENTRIES, downPipeSlots, eachRangeInMessageBatch, walkMessageBatch } from '../cluster/batch.js';
 import type { CommandClient } from '../zmq/command-client.js';
 import type { LoopGuard } from '../runtime/loop-guard.js';
 import { connectSecured, type ClientLink } from '../zmq/security.js';
@@ -162,7 +162,7 @@ export class Hub {
 
   start(): void {
     // Down batches reach DOWN_BATCH_BYTES: the pipe holds as many bytes as `highWaterMark` 2 KB batches.
-    const sub = new Subscriber({ receiveHighWaterMark: pipeSlots(this.opts.highWaterMark), linger: 0 });
+    const sub = new Subscriber({ receiveHighWaterMark: downPipeSlots(this.opts.highWaterMark), linger: 0 });
     sub.events.on('connect', () => (this.connected = true));
     sub.events.on('disconnect', () => (this.connected = false));
     connectSecured(sub, this.opts.subscriberAddress, this.opts.link);

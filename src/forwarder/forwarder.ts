@@ -27,7 +27,7 @@ import { GcPacer, exposedGc } from './gc-pacer.js';
 import { CommandCallers } from './command-callers.js';
 import { LINK_LOST_ID } from '../cluster/link-lost.js';
 import { bindSecured, connectSecured, nodeClientLink, type BoundLink, type ClientLink } from '../zmq/security.js';
-import { decodeCommandBatch, pipeSlots, queueBytes, isBatchFrames, messagesIn, type BatchPath, type CommandEntry } from '../cluster/batch.js';
+import { decodeCommandBatch, downPipeSlots, pipeSlots, queueBytes, isBatchFrames, messagesIn, type BatchPath, type CommandEntry } from '../cluster/batch.js';
 
 /** How often a forwarder asks every director which one is active, and how long an answer counts. */
 const WATCH_INTERVAL_MS = 200;
@@ -130,10 +130,10 @@ export class Forwarder {
     const hwm = c.zmq_high_water_mark;
     const opts = { sendHighWaterMark: hwm, receiveHighWaterMark: hwm, linger: 0 };
 
-    // Channel messages and publishes go in batches of up to MAX_BATCH_BYTES: the pipes carrying them hold as many
-    // bytes as `hwm` 2 KB batches (the subscriptions going the other way keep `hwm`).
-    const downIn = new XSubscriber({ ...opts, receiveHighWaterMark: pipeSlots(hwm) });
-    const downOut = new XPublisher({ ...opts, sendHighWaterMark: pipeSlots(hwm), noDrop: true });
+    // Channel messages go in batches of up to DOWN_BATCH_BYTES, publishes of up to MAX_BATCH_BYTES: the pipes
+    // carrying them hold as many bytes as `hwm` 2 KB batches (the subscriptions going the other way keep `hwm`).
+    const downIn = new XSubscriber({ ...opts, receiveHighWaterMark: downPipeSlots(hwm) });
+    const downOut = new XPublisher({ ...opts, sendHighWaterMark: downPipeSlots(hwm), noDrop: true });
     const upIn = new XSubscriber({ ...opts, receiveHighWaterMark: pipeSlots(hwm) });
     const upOut = new XPublisher({ ...opts, sendHighWaterMark: pipeSlots(hwm), noDrop: true });
     const cmdIn = new Router(opts);

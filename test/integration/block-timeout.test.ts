@@ -34,10 +34,11 @@ const BURST = 8000;
 const MAX_STOPPED_BURSTS = 5;
 const PAD = 'x'.repeat(1000);
 /**
- * Small messages for a raw peer, in batches of about 12: well more than the pipes and buffers in front of it
- * hold (about 2000 batches, 19 000-24 000 messages, seen here).
+ * Small messages for a raw peer, which the director batches (up to DOWN_BATCH_BYTES each, 18-25 batches for the
+ * burst here): well more than the pipes and buffers in front of it hold (24 000-30 000 of 32 000 messages seen
+ * with 256 KB batches).
  */
-const BATCHED_BURST = 32_000;
+const BATCHED_BURST = 40_000;
 
 let cluster: Cluster;
 const clients: TidingsClient[] = [];
@@ -309,7 +310,7 @@ test(`a forwarder node stopped for longer than zmq_block_timeout holds back no o
 const RAW_PEERS = [
   { hop: 'director', batched: false },
   { hop: 'forwarder', batched: false },
-  // Small messages: the director batches them (2 KB batches, src/cluster/batch.ts) and the forwarder sheds a batch;
+  // Small messages: the director batches them (src/cluster/batch.ts) and the forwarder sheds a batch;
   // the ticks it renumbers go down between batches. Such a burst takes the hop more than a tick interval to pass on,
   // so ticks it drops show the hole too (the marker naming a shed batch: test/unit/tick-relay.test.ts).
   { hop: 'forwarder', batched: true },
@@ -325,8 +326,9 @@ for (const { hop, batched } of RAW_PEERS) {
     const burst = batched ? BATCHED_BURST : 5000;
     const pad = batched ? '' : PAD;
     let batches = 0;
-    // Small buffers: the burst must be more than the pipes and socket buffers in front of it hold.
-    const sub = new Subscriber({ receiveHighWaterMark: 10, receiveBufferSize: 16384, receiveTimeout: 100, linger: 0 });
+    // Small buffers: the burst must be more than the pipes and socket buffers in front of it hold. Batches reach
+    // DOWN_BATCH_BYTES (256 KB): 2 of them hold about what 10 batches of 64 KB held when this was calibrated.
+    const sub = new Subscriber({ receiveHighWaterMark: batched ? 2 : 10, receiveBufferSize: 16384, receiveTimeout: 100, linger: 0 });
     sub.subscribe(ALL_TOPIC, channelTopic(channel));
     sub.connect(at.subscriber);
     type Got = { kind: 'message'; i: number } | { kind: 'tick'; seq: number; missed?: { channel: string; offset: number } };
@@ -391,7 +393,7 @@ for (const { hop, batched } of RAW_PEERS) {
     }
     const lastIndex = got.map((g) => g.kind).lastIndexOf('message');
     const lastGot = got[lastIndex] as { i: number };
-    assert.ok(lastGot.i < burst - 1, `the peer missed the end of the burst (got up to ${lastGot.i})`);
+    assert.ok(lastGot.i < burst - 1, `the peer missed the end of the burst (got up to ${lastGot.i} of ${burst}): ${trace(got, offsets)}`);
     if (batched) assert.ok(batches > 0, 'the messages came in batches');
     const lastOffset = offsets.get(lastGot.i)!;
     // What an edge does with them (Hub.onTick): after the last message it got, a tick skips a number or names a later offset.

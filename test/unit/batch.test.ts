@@ -4,6 +4,7 @@ import { pino } from 'pino';
 import {
   BATCH_ID,
   DOWN_BATCH_BYTES,
+  downPipeSlots,
   pipeSlots,
   queueBytes,
   HWM_UNIT_BYTES,
@@ -305,15 +306,21 @@ test('DownBatcher: pending batches count against the send queue\'s byte budget; 
   assert.equal(messagesIn('down', sent[0]!), 9);
 });
 
-test('pipes and send queues of batches hold as many bytes in MAX_BATCH_BYTES batches as zmq_high_water_mark 2 KB batches did', () => {
-  for (const hwm of [1000, 200_000, 1_000_000]) {
-    const slots = pipeSlots(hwm);
-    assert.ok(slots * MAX_BATCH_BYTES <= hwm * HWM_UNIT_BYTES + MAX_BATCH_BYTES, `${hwm}: ${slots} slots of ${MAX_BATCH_BYTES} bytes`);
-    assert.ok(slots * MAX_BATCH_BYTES >= hwm * HWM_UNIT_BYTES, `${hwm}: no fewer bytes than before`);
+test('pipes and send queues of batches hold as many bytes in full batches as zmq_high_water_mark 2 KB batches did', () => {
+  for (const hwm of [8000, 200_000, 1_000_000]) {
+    for (const [slots, size] of [
+      [pipeSlots(hwm), MAX_BATCH_BYTES],
+      [downPipeSlots(hwm), DOWN_BATCH_BYTES],
+    ] as const) {
+      assert.ok(slots * size <= hwm * HWM_UNIT_BYTES + size, `${hwm}: ${slots} slots of ${size} bytes`);
+      assert.ok(slots * size >= hwm * HWM_UNIT_BYTES, `${hwm}: no fewer bytes than before`);
+    }
     assert.equal(queueBytes(hwm), hwm * HWM_UNIT_BYTES);
   }
+  // The smallest marks keep a few ZeroMQ messages in every pipe, whatever the batches' size.
+  assert.equal(downPipeSlots(1000), 8);
   assert.equal(HWM_UNIT_BYTES, 2048);
-  assert.equal(DOWN_BATCH_BYTES, MAX_BATCH_BYTES);
+  assert.ok(DOWN_BATCH_BYTES > MAX_BATCH_BYTES);
 });
 
 test('ReplyBatcher: the replies of a turn go back per caller in one batch, a lone one plain', async () => {

@@ -146,9 +146,9 @@ test('a busy channel\'s batches go down as its history slab\'s bytes, uncopied; 
   const expected: Buffer[] = [];
   const now = 1_764_000_000_000;
   let framed = 0;
-  // Turns of 500 messages; every 7th goes to a channel without history (not framed) and breaks the busy one's run.
-  for (let turn = 0; turn < 20; turn++) {
-    for (let k = 0; k < 500; k++) {
+  // Turns of 150 messages; every 7th goes to a channel without history (not framed) and breaks the busy one's run.
+  for (let turn = 0; turn < 60; turn++) {
+    for (let k = 0; k < 150; k++) {
       const quiet = k % 7 === 3 && turn % 2 === 1;
       const channel = quiet ? 'quiet' : 'busy';
       const data = Buffer.from(JSON.stringify({ turn, k, pad: 'z'.repeat(k % 90) }));
