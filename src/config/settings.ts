@@ -65,7 +65,7 @@ export const SETTINGS: readonly SettingSpec[] = Object.freeze([
   s({ name: 'idle_timeout', type: 'duration', default: 60, min: 2, max: 86400, describe: 'Seconds of client silence before the connection is closed (4004)' }),
   s({ name: 'connect_timeout', type: 'duration', default: 10, min: 1, max: 600, describe: 'Seconds a new connection has to authenticate (4003)' }),
   s({ name: 'max_message_size', type: 'int', default: 65536, min: 256, max: 16777216, describe: 'Largest client frame, HTTP body or published payload, in bytes' }),
-  s({ name: 'client_send_buffer', type: 'int', default: 4194304, min: 65536, max: 1073741824, describe: 'Bytes queued to one client before it is cut off as a slow consumer (4005)' }),
+  s({ name: 'client_send_buffer', type: 'int', default: 4194304, min: 65536, max: 1073741824, describe: 'Bytes queued to one client before it is cut off as a slow consumer (4005); a busy channel\'s messages reach an edge in batches of up to 256 KB, queued at once, so below about 300 KB a client that keeps up can be cut at saturation' }),
   s({ name: 'client_max_inflight', type: 'int', default: 128, min: 1, max: 100000, describe: 'Commands one connection may have in flight (sent, not yet answered); more are refused with 135 too_many_commands' }),
   s({ name: 'client_history_bytes', type: 'int', default: 67108864, min: 65536, max: 1099511627776, describe: 'Bytes of history (history replies and recoveries) one connection may read per client_history_window; past it history commands get 136 history_limit and recoveries wait' }),
   s({ name: 'client_history_window', type: 'duration', default: 10, min: 0.1, max: 3600, describe: 'Seconds in which a connection\'s client_history_bytes allowance refills (continuously)' }),

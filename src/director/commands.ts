@@ -157,10 +157,13 @@ export class CommandHandlers {
     const out = new PublishOutcomeWriter(entries.count);
     // The redis engine answers with promises (in order): from the first one on, outcomes wait for them all.
     let later: Array<MaybePromise<PublishOutcome | Buffer>> | null = null;
+    // The batch's publishes are sequenced in this one synchronous pass: they get one time, read once
+    // (a clock read per publish was ~2 % of the director's time in small rooms).
+    const now = Date.now();
     while (entries.next()) {
       let r: MaybePromise<PublishOutcome>;
       try {
-        r = this.publishEntry(entries);
+        r = this.publishEntry(entries, now);
       } catch (err) {
         const refused = this.director.publishRefusal(err);
         if (later) later.push(refused);
@@ -183,7 +186,7 @@ export class CommandHandlers {
   }
 
   /** One publish entry of an edge (publish_text, publish_batch): checked, sequenced, its {offset, epoch}. */
-  private publishEntry(entry: PublishEntryReader): MaybePromise<PublishOutcome> {
+  private publishEntry(entry: PublishEntryReader, now = Date.now()): MaybePromise<PublishOutcome> {
     if (!entry.isChannel) throw new TidingsError(ErrorCodes.MISSING_FIELD, 'publish_text publishes to a channel');
     const name = entry.name();
     if (name !== this.textChecked) {
@@ -193,7 +196,7 @@ export class CommandHandlers {
     }
     // The memory engine takes the data as bytes (checked as JSON on them, the push written from them); anything that
     // path does not take goes as text, as before.
-    const sent = this.director.publishBytes(entry);
+    const sent = this.director.publishBytes(entry, now);
     if (sent !== null) return sent; // valid until the next publish: its offset and epoch are read at once
     const data = entry.data();
     // The command address is a door too: the data's depth is checked on its text, as `publish` checks its value.

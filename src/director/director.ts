@@ -544,9 +544,11 @@ export class Director {
    * not accept (not JSON, too deep, not UTF-8); the caller then takes the
    * entry as text, exactly as before (its refusal, or for bytes that are not
    * UTF-8 the push with U+FFFD in their place). Otherwise the writer, which
-   * holds the message's offset and epoch until the next call.
+   * holds the message's offset and epoch until the next call. `now`: the
+   * message's time (an edge's publish batch is sequenced at one time, read
+   * once for the batch).
    */
-  publishBytes(e: PublishEntryReader): MessagePushBytes | null {
+  publishBytes(e: PublishEntryReader, now = Date.now()): MessagePushBytes | null {
     const engine = this.engine;
     if (!e.isChannel || engine.appendBytes === undefined) return null;
     const depth = scanJsonBytes(e.body, e.dataStart, e.dataEnd);
@@ -558,7 +560,6 @@ export class Director {
       this.nativeChecked = channel;
     }
     this.checkPublishable(channel);
-    const now = Date.now();
     const w = this.pushBytes;
     w.message(channel, e.sender(), now, e.body, e.dataStart, e.dataEnd, scannedBytes.lineBreak);
     const push = engine.appendBytes(channel, now, !e.noHistory, this.historyLimits(channel), w);

@@ -143,7 +143,9 @@ export class Outbox {
     while (n < frames.length && (n === 0 || size + queuedBytes(frames[n]!) <= MAX_WRITE)) size += queuedBytes(frames[n++]!);
     const batch = frames.splice(0, n);
     this.bytes -= size;
-    const out = batch.length === 1 ? frameOf(batch[0]!) : joinFrames(batch);
+    // Shared as a turn's frames are: sockets behind by the same frames (a saturated channel's subscribers,
+    // whose flushes all carry more than MAX_WRITE) split them alike and write one buffer, joined once.
+    const out = batch.length === 1 ? frameOf(batch[0]!) : this.scheduler.joined(batch);
     this.scheduler.sentBytes += out.length;
     this.socket.write(out);
     if (this.socket.writableLength >= MAX_WRITE) this.waitDrain();

@@ -29,18 +29,26 @@ export function replyLineBytes(id: number, resultBytes: number): number {
 }
 
 export class ReplyLines implements LineItem {
-  private readonly ids: number[] = [];
-  /** Each result is bodies[i][starts[i]..ends[i]) (the director's reply to a publish batch, shared by its outcomes). */
+  /**
+   * Per reply, three numbers: its id and its result's start and end in its body. One array
+   * rather than one per field: a publisher's turn of replies grows one array, not four
+   * (the edge's allocations per message are most of its garbage collection, issue 17).
+   */
+  private readonly slots: number[] = [];
+  /**
+   * The bodies the results are ranges of, each with the number of replies up to the end of its
+   * run: the replies of one director reply (a publish batch's outcomes) share one body, so
+   * this holds a body per batch, not per reply.
+   */
   private readonly bodies: Uint8Array[] = [];
-  private readonly starts: number[] = [];
-  private readonly ends: number[] = [];
+  private readonly bodyRunEnds: number[] = [];
   /** Bytes of the lines, "\n" between them. */
   lineBytes = 0;
   /** What an outbox counts for the item: each line's frame as if sent alone (as for a run of pushes). */
   jsonFrameBytes = 0;
 
   get count(): number {
-    return this.ids.length;
+    return this.slots.length / 3;
   }
 
   /** Whether a line of `bytes` (replyLineBytes) still fits this item. */
@@ -50,26 +58,33 @@ export class ReplyLines implements LineItem {
 
   /** Append the reply to `id`, its result body[start..end) (JSON text); `bytes` is its replyLineBytes. Returns what the outbox counts for it. */
   add(id: number, body: Uint8Array, start: number, end: number, bytes: number): number {
-    this.ids.push(id);
-    this.bodies.push(body);
-    this.starts.push(start);
-    this.ends.push(end);
-    this.lineBytes += this.ids.length > 1 ? bytes + 1 : bytes;
+    const n = this.slots.length / 3;
+    this.slots.push(id, start, end);
+    const runs = this.bodies.length;
+    if (runs > 0 && this.bodies[runs - 1] === body) this.bodyRunEnds[runs - 1] = n + 1;
+    else {
+      this.bodies.push(body);
+      this.bodyRunEnds.push(n + 1);
+    }
+    this.lineBytes += n > 0 ? bytes + 1 : bytes;
     const framed = frameHeaderBytes(bytes) + bytes;
     this.jsonFrameBytes += framed;
     return framed;
   }
 
   writeLines(out: Buffer, at: number): number {
-    const n = this.ids.length;
+    const slots = this.slots;
+    const n = slots.length / 3;
+    let run = 0;
+    let body = this.bodies[0]!;
     for (let i = 0; i < n; i++) {
+      if (i === this.bodyRunEnds[run]) body = this.bodies[++run]!;
       if (i > 0) out[at++] = 0x0a;
       for (let k = 0; k < OPEN.length; k++) out[at++] = OPEN[k]!;
-      at = writeDigits(out, at, this.ids[i]!);
+      at = writeDigits(out, at, slots[3 * i]!);
       for (let k = 0; k < RESULT.length; k++) out[at++] = RESULT[k]!;
-      const body = this.bodies[i]!;
-      const end = this.ends[i]!;
-      let s = this.starts[i]!;
+      let s = slots[3 * i + 1]!;
+      const end = slots[3 * i + 2]!;
       // A result is a few dozen bytes ({"offset":N,"epoch":"E"}): copied here rather than through a native call.
       if (end - s <= 128) while (s < end) out[at++] = body[s++]!;
       else {

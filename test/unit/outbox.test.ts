@@ -9,7 +9,7 @@ import { createServer, connect, type Socket } from 'node:net';
 import { EventEmitter } from 'node:events';
 import { Outbox, FlushScheduler } from '../../src/edge/outbox.js';
 import { PushRun, SharedPush, linesFrame, textFrame, textFrameAround } from '../../src/edge/frames.js';
-import { eachRangeInMessageBatch, encodeMessageBatch } from '../../src/cluster/batch.js';
+import { BatchRanges, eachRangeInMessageBatch, encodeMessageBatch } from '../../src/cluster/batch.js';
 
 /** A connected pair: the server side (written by the Outbox) and the client side (read by the test). */
 async function socketPair(): Promise<{ server: Socket; client: Socket; close(): void }> {
@@ -311,5 +311,106 @@ test('a run past the client\'s send buffer limit cuts the client off as slow (co
     assert.equal(box.pending, 0, 'nothing of the run was queued');
   } finally {
     a.close();
+  }
+});
+
+/** A socket that takes every write (its buffer stays empty) and keeps the buffers it was given. */
+function takingSocket(): { socket: Socket; writes: Buffer[] } {
+  const writes: Buffer[] = [];
+  const socket = Object.assign(new EventEmitter(), {
+    destroyed: false,
+    writableLength: 0,
+    write(buf: Buffer): boolean {
+      writes.push(buf);
+      return true;
+    },
+  });
+  return { socket: socket as unknown as Socket, writes };
+}
+
+test('sockets behind by the same frames (each flush over 256 KiB) write one shared buffer per write, joined once', async () => {
+  const scheduler = new FlushScheduler(0);
+  const runs = Array.from({ length: 6 }, (_, r) => runOf(Array.from({ length: 40 }, (_, i) => `{"m":${r * 40 + i},"pad":"${'p'.repeat(1500)}"}`), r * 40 + 1));
+  const sockets = [takingSocket(), takingSocket(), takingSocket()];
+  for (const { socket } of sockets) {
+    const box = new Outbox(socket, 1 << 22, noOverflow, scheduler);
+    for (const run of runs) box.push(run);
+  }
+  for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+  const [first, ...others] = sockets.map((s) => s.writes);
+  assert.ok(first!.length >= 2, `the frames leave in several writes of at most 256 KiB (${first!.map((b) => b.length).join(', ')})`);
+  for (const w of first!) assert.ok(w.length <= 256 * 1024);
+  for (const writes of others) {
+    assert.equal(writes.length, first!.length);
+    writes.forEach((w, i) => assert.equal(w, first![i], `write ${i}: the same buffer as the first socket's`));
+  }
+  const lines = parseFrames(Buffer.concat(first!)).flatMap(([, text]) => text.split('\n'));
+  assert.deepEqual(
+    lines.map((l) => (JSON.parse(l) as { m: number }).m),
+    Array.from({ length: 240 }, (_, i) => i),
+    'every push once, in order',
+  );
+});
+
+test('a run written into several sockets\' merged frames: the same lines each time, kept from the second socket on', () => {
+  const jsons = ['{"m":1}', '{"m":2,"é":"ü"}', '{"m":3}'];
+  const run = runOf(jsons);
+  const body = (run as unknown as { body: Buffer }).body;
+  const other = new SharedPush(Buffer.from('{"x":0}'), 'c', 0);
+  const expected = textFrame(Buffer.from(['{"x":0}', ...jsons].join('\n')));
+  assert.deepEqual(linesFrame([other, run], 0, 2), expected, 'first socket');
+  assert.deepEqual(linesFrame([other, run], 0, 2), expected, 'second socket');
+  // The lines are the run's own bytes from the second socket on: what the batch body holds is not read again.
+  body.fill(0x20);
+  assert.deepEqual(linesFrame([other, run], 0, 2), expected, 'third socket: the kept lines');
+  // A run whose frame was built alone copies its lines from that frame.
+  const alone = runOf(jsons);
+  assert.deepEqual(alone.forJson(), textFrame(Buffer.from(jsons.join('\n'))));
+  (alone as unknown as { body: Buffer }).body.fill(0x20);
+  assert.deepEqual(linesFrame([other, alone], 0, 2), expected, 'after its frame alone: the frame\'s lines');
+});
+
+test('a run copies its pushes\' span of the batch in one copy and closes the gaps; pushes out of order or without a gap are copied one by one', () => {
+  /** A batch body that counts its copies. */
+  class CountingBuffer extends Uint8Array {
+    copies = 0;
+  }
+  const counted = (b: Buffer): Buffer & CountingBuffer => {
+    const c = Buffer.from(b) as Buffer & CountingBuffer;
+    c.copies = 0;
+    const copy = c.copy.bind(c);
+    c.copy = (...a: Parameters<Buffer['copy']>) => (c.copies++, copy(...a));
+    return c;
+  };
+  const jsons = ['{"m":1}', '{"m":22}', '{"é":"ü"}', '{"m":4444}'];
+  const body = counted(encodeMessageBatch([1, 2, 3, 4], jsons.map((j) => Buffer.from(j))));
+  const run = new PushRun(body, 'c');
+  eachRangeInMessageBatch(body, (offset, start, end) => run.add(offset, start, end));
+  const other = new SharedPush(Buffer.from('{"x":0}'), 'c', 0);
+  const expected = (js: string[]): Buffer => textFrame(Buffer.from(['{"x":0}', ...js, '{"x":0}'].join('\n')));
+  assert.deepEqual(linesFrame([other, run, other], 0, 3), expected(jsons), 'the run between two pushes');
+  assert.equal(body.copies, 1, 'one copy of the span');
+  assert.deepEqual(run.forJson(), textFrame(Buffer.from(jsons.join('\n'))), 'the run alone');
+  // Ranges a batch does not make (a span wide enough for the one-copy path all the same): out of order, and touching (no gap for the newline).
+  const text = Buffer.from('AAA{"a":1}{"b":2}BB{"c":3}ZZZZZZZZZZ{"d":4}');
+  const [a, b, c, d]: Array<[number, number]> = [[3, 10], [10, 17], [19, 26], [36, 43]];
+  const odd = counted(text);
+  const unordered = new PushRun(odd, 'c');
+  [a, c, b, d].forEach(([s, e], i) => unordered.add(i + 1, s!, e!));
+  assert.deepEqual(linesFrame([other, unordered, other], 0, 3), expected(['{"a":1}', '{"c":3}', '{"b":2}', '{"d":4}']));
+  assert.equal(odd.copies, 4, 'push by push');
+  const touching = new PushRun(counted(text), 'c');
+  [a, b, d].forEach(([s, e], i) => touching.add(i + 1, s!, e!));
+  assert.deepEqual(linesFrame([other, touching, other], 0, 3), expected(['{"a":1}', '{"b":2}', '{"d":4}']));
+  // The same ranges as a walked batch gives them (PushRun.of).
+  for (const order of [[a, c, b, d], [a, b, d]]) {
+    const ranges = new BatchRanges(order.length);
+    order.forEach(([s, e], i) => {
+      ranges.offsets[i] = i + 1;
+      ranges.starts[i] = s!;
+      ranges.ends[i] = e!;
+    });
+    const viaOf = PushRun.of(text, 'c', ranges, 0, order.length);
+    assert.deepEqual(linesFrame([other, viaOf, other], 0, 3), expected(order.map(([s, e]) => text.toString('utf8', s, e))));
   }
 });
