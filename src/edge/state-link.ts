@@ -19,7 +19,7 @@
  * (a lone event goes at the end of its turn). Each report costs a ZeroMQ
  * round trip, the director's turn and a wake-up of four threads: under a burst
  * of connects, reports sent every turn (3-4 connects each) made presence about
- * a third of a connect's server CPU. A join waits at most one more round trip.
+ * a quarter of a connect's server CPU. A join waits at most one more round trip.
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
