@@ -6,7 +6,6 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 import { pino } from 'pino';
@@ -14,40 +13,7 @@ import { ClientConnection } from '../../src/edge/connection.js';
 import { FlushScheduler } from '../../src/edge/outbox.js';
 import { resolveConfig } from '../../src/config/resolve.js';
 import type { EdgeContext } from '../../src/edge/context.js';
-
-class FakeWs extends EventEmitter {
-  paused = false;
-  readonly protocol = '';
-  pause(): void {
-    this.paused = true;
-  }
-  resume(): void {
-    this.paused = false;
-  }
-  close(): void {}
-  terminate(): void {}
-}
-
-/** Collects what the outbox writes: JSON objects out of unmasked text frames. */
-class FakeSocket extends EventEmitter {
-  readonly replies: Array<{ id?: number; error?: { code: number } }> = [];
-  writableLength = 0;
-  destroyed = false;
-  write(buf: Buffer): boolean {
-    let at = 0;
-    while (at < buf.length) {
-      let len = buf[at + 1]! & 0x7f;
-      let head = 2;
-      if (len === 126) {
-        len = buf.readUInt16BE(at + 2);
-        head = 4;
-      }
-      for (const line of buf.subarray(at + head, at + head + len).toString().split('\n')) this.replies.push(JSON.parse(line));
-      at += head + len;
-    }
-    return true;
-  }
-}
+import { FakeSocket, FakeWs } from '../helpers/fake-client-socket.js';
 
 test('commands past client_max_inflight get 135 at once; the client is not read until half are answered', async () => {
   const config = resolveConfig({ env: { TIDINGS_CLIENT_MAX_INFLIGHT: '10' } });
@@ -76,12 +42,13 @@ test('commands past client_max_inflight get 135 at once; the client is not read 
   const frame = (from: number, n: number): Buffer =>
     Buffer.from(Array.from({ length: n }, (_, i) => JSON.stringify({ id: from + i, method: 'publish', params: { channel: 'c', data: i } })).join('\n'));
   const flushed = (): Promise<void> => new Promise((r) => setTimeout(r, 10));
+  const replies = (): Array<{ id?: number; error?: { code: number } }> => socket.lines as Array<{ id?: number; error?: { code: number } }>;
 
   ws.emit('message', frame(1, 25), false);
   await flushed();
   assert.equal(answers.length, 10, 'ten publishes went to the director');
-  assert.deepEqual(socket.replies.map((r) => r.error?.code), Array(15).fill(135), 'the other fifteen were refused at once');
-  assert.deepEqual(socket.replies.map((r) => r.id), Array.from({ length: 15 }, (_, i) => 11 + i));
+  assert.deepEqual(replies().map((r) => r.error?.code), Array(15).fill(135), 'the other fifteen were refused at once');
+  assert.deepEqual(replies().map((r) => r.id), Array.from({ length: 15 }, (_, i) => 11 + i));
   assert.equal(limited.length, 15);
   assert.equal(ws.paused, true, 'not read while at the limit');
 

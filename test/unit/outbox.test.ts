@@ -10,6 +10,7 @@ import { EventEmitter } from 'node:events';
 import { Outbox, FlushScheduler } from '../../src/edge/outbox.js';
 import { PushRun, SharedPush, linesFrame, textFrame, textFrameAround } from '../../src/edge/frames.js';
 import { BatchRanges, eachRangeInMessageBatch, encodeMessageBatch } from '../../src/cluster/batch.js';
+import { eachFramePayload } from '../../src/sockjs/native.js';
 
 /** A connected pair: the server side (written by the Outbox) and the client side (read by the test). */
 async function socketPair(): Promise<{ server: Socket; client: Socket; close(): void }> {
@@ -30,24 +31,10 @@ async function socketPair(): Promise<{ server: Socket; client: Socket; close(): 
   };
 }
 
-/** Unmasked server frames -> [opcode, payload text]. */
+/** Unmasked server frames -> [opcode, payload text] (read as the SockJS native transport reads them). */
 function parseFrames(buf: Buffer): Array<[number, string]> {
   const out: Array<[number, string]> = [];
-  let pos = 0;
-  while (pos < buf.length) {
-    const opcode = buf[pos]! & 0x0f;
-    let len = buf[pos + 1]! & 0x7f;
-    let head = 2;
-    if (len === 126) {
-      len = buf.readUInt16BE(pos + 2);
-      head = 4;
-    } else if (len === 127) {
-      len = Number(buf.readBigUInt64BE(pos + 2));
-      head = 10;
-    }
-    out.push([opcode, buf.toString('utf8', pos + head, pos + head + len)]);
-    pos += head + len;
-  }
+  eachFramePayload(buf, (opcode, payload) => out.push([opcode, payload.toString('utf8')]));
   return out;
 }
 

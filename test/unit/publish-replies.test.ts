@@ -9,7 +9,6 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 import { pino } from 'pino';
@@ -21,45 +20,7 @@ import { resolveConfig } from '../../src/config/resolve.js';
 import type { EdgeContext } from '../../src/edge/context.js';
 import type { ReplyTarget } from '../../src/zmq/command-client.js';
 import { CloseCodes, TidingsError, ErrorCodes } from '../../src/protocol/errors.js';
-
-class FakeWs extends EventEmitter {
-  readonly protocol = '';
-  closedWith: number | null = null;
-  pause(): void {}
-  resume(): void {}
-  close(code: number): void {
-    this.closedWith = code;
-  }
-  terminate(): void {}
-}
-
-/** Keeps what the outbox writes as text frames (payloads), each split into its lines. */
-class FakeSocket extends EventEmitter {
-  readonly frames: string[][] = [];
-  writableLength = 0;
-  destroyed = false;
-  write(buf: Buffer): boolean {
-    let at = 0;
-    while (at < buf.length) {
-      assert.equal(buf[at], 0x81, 'a text frame');
-      let len = buf[at + 1]! & 0x7f;
-      let head = 2;
-      if (len === 126) {
-        len = buf.readUInt16BE(at + 2);
-        head = 4;
-      } else if (len === 127) {
-        len = Number(buf.readBigUInt64BE(at + 2));
-        head = 10;
-      }
-      this.frames.push(buf.toString('utf8', at + head, at + head + len).split('\n'));
-      at += head + len;
-    }
-    return true;
-  }
-  get lines(): unknown[] {
-    return this.frames.flat().map((l) => JSON.parse(l) as unknown);
-  }
-}
+import { FakeSocket, FakeWs } from '../helpers/fake-client-socket.js';
 
 /** A connected JSON client whose publishes wait in `targets` for the test to settle them. */
 async function publisherConnection(env: Record<string, string> = {}, publish = ['*']) {
