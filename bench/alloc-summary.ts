@@ -9,6 +9,7 @@
  *   node dist/bench/alloc-summary.js <profile.heapprofile> [--messages N] [--top 20]
  */
 import { readFileSync } from 'node:fs';
+import { textFlag } from './lib/flags.js';
 
 interface Node {
   id: number;
@@ -21,10 +22,7 @@ interface Profile {
 }
 
 const args = process.argv.slice(2);
-const opt = (name: string): string | undefined => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : undefined;
-};
+const opt = (name: string): string | undefined => textFlag(args, name);
 const file = args[0];
 if (!file) throw new Error('usage: alloc-summary.js <profile.heapprofile> [--messages N] [--top 20]');
 const messages = Number(opt('messages') ?? 0);

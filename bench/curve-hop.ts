@@ -13,12 +13,10 @@ import { pino } from 'pino';
 import { resolveConfig } from '../src/config/resolve.js';
 import { bindSecured, connectSecured, nodeClientLink } from '../src/zmq/security.js';
 import { median } from './lib/report.js';
+import { numberFlag } from './lib/flags.js';
 
 const args = process.argv.slice(2);
-const flag = (name: string, def: number): number => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? Number(args[i + 1]) : def;
-};
+const flag = (name: string, dflt: number): number => numberFlag(args, name, dflt);
 const MESSAGES = flag('messages', 100_000);
 const REPEAT = flag('repeat', 5);
 const log = pino({ level: 'warn' });

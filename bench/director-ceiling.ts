@@ -34,12 +34,10 @@ import { messagesInDownFrames } from '../src/cluster/batch.js';
 import { sample, cpuBetween } from './lib/proc-stats.js';
 import { freePort } from './lib/servers.js';
 import { median } from './lib/report.js';
+import { textFlag } from './lib/flags.js';
 
 const args = process.argv.slice(2);
-const flag = (name: string, dflt: string): string => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1]! : dflt;
-};
+const flag = (name: string, dflt: string): string => textFlag(args, name) ?? dflt;
 const repeat = Number(flag('repeat', '3'));
 const seconds = Number(flag('seconds', '5'));
 const channelCounts = flag('channels', '1,1000').split(',').map(Number);

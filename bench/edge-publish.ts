@@ -26,13 +26,11 @@ import { EventEmitter } from 'node:events';
 import { loadavg } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { textFlag } from './lib/flags.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
-const flag = (name: string, dflt: string): string => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1]! : dflt;
-};
+const flag = (name: string, dflt: string): string => textFlag(args, name) ?? dflt;
 
 interface Result {
   cold: number;

@@ -35,13 +35,11 @@ import { sample, threadsBetween } from './lib/proc-stats.js';
 import { channelTopic } from '../src/cluster/topics.js';
 import { DownKind, encodeHeader } from '../src/cluster/wire.js';
 import { encodeMessageBatch, PUBLISH_BATCH_MARKER } from '../src/cluster/batch.js';
+import { textFlag } from './lib/flags.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
-const flag = (name: string, dflt: string): string => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1]! : dflt;
-};
+const flag = (name: string, dflt: string): string => textFlag(args, name) ?? dflt;
 const builds = flag('builds', resolve(here, '..', '..')).split(',').map((b) => (b.endsWith('.mjs') ? resolve(b) : resolve(b)));
 const repeat = Number(flag('repeat', '3'));
 const seconds = Number(flag('seconds', '5'));

@@ -17,12 +17,10 @@ import { Generator } from './lib/generator.js';
 import { processTree } from './lib/proc-stats.js';
 import { channelName } from './lib/scenario.js';
 import { summariseHeap, type HeapSummary } from './lib/heap-summary.js';
+import { textFlag } from './lib/flags.js';
 
 const args = process.argv.slice(2);
-const flag = (name: string): string | undefined => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : undefined;
-};
+const flag = (name: string): string | undefined => textFlag(args, name);
 const connections = Number(flag('connections') ?? 5000);
 const anonymous = args.includes('--anonymous');
 const cluster = args.includes('--cluster');

@@ -14,12 +14,10 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { Publisher } from '../src/publisher/publisher.js';
 import { freePorts } from '../test/helpers/ports.js';
+import { numberFlag } from './lib/flags.js';
 
 const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.js');
-const arg = (name: string, def: number): number => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : def;
-};
+const arg = (name: string, def: number): number => numberFlag(process.argv, name, def);
 const MESSAGES = arg('messages', 100_000);
 const SIZE = arg('size', 1000);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -20,15 +20,13 @@ import { ChannelHistory, ENTRY_OVERHEAD, HistoryBudget } from '../src/director/h
 import { assemblePush, messagePushParts } from '../src/director/push-encoding.js';
 import { channelTopic } from '../src/cluster/topics.js';
 import { DownKind, encodeHeader } from '../src/cluster/wire.js';
+import { numberFlag } from './lib/flags.js';
 
 
 const SIZES = [100, 1000, 16_000, 60_000];
 const CHANNELS = 100;
 
-const arg = (name: string, def: number): number => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : def;
-};
+const arg = (name: string, def: number): number => numberFlag(process.argv, name, def);
 
 interface Row {
   mixed: boolean;

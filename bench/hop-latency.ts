@@ -21,12 +21,10 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Subscriber, XPublisher } from 'zeromq';
 import { median } from './lib/report.js';
+import { numberFlag } from './lib/flags.js';
 
 const args = process.argv.slice(2);
-const flag = (name: string, def: number): number => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? Number(args[i + 1]) : def;
-};
+const flag = (name: string, dflt: number): number => numberFlag(args, name, dflt);
 const MESSAGES = flag('messages', 250);
 const GAP_MS = flag('gap-ms', 20);
 const REPEAT = flag('repeat', 3);

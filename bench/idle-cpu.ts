@@ -13,12 +13,10 @@
 import { startServer } from './lib/servers.js';
 import type { ServerKind } from './lib/protocols.js';
 import { sample, cpuBetween } from './lib/proc-stats.js';
+import { textFlag } from './lib/flags.js';
 
 const args = process.argv.slice(2);
-const flag = (name: string): string | undefined => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : undefined;
-};
+const flag = (name: string): string | undefined => textFlag(args, name);
 const repeat = Number(flag('repeat') ?? 3);
 const seconds = Number(flag('seconds') ?? 20);
 const kinds = (flag('kinds') ?? 'tidings,tidings-cluster,nats').split(',');

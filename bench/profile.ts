@@ -22,14 +22,12 @@ import { join } from 'node:path';
 import { startServer } from './lib/servers.js';
 import { runWorkload, oneChannel, manyChannels, roomsOf, type Workload } from './lib/scenario.js';
 import type { ServerKind } from './lib/protocols.js';
+import { textFlag } from './lib/flags.js';
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   const valued = ['--out', '--nodes', '--rate'];
-  const opt = (name: string): string | undefined => {
-    const i = argv.indexOf(`--${name}`);
-    return i >= 0 ? argv[i + 1] : undefined;
-  };
+  const opt = (name: string): string | undefined => textFlag(argv, name);
   const [kind = 'tidings', scenario = 'fanout-1k'] = argv.filter((a, i) => !a.startsWith('--') && !valued.includes(argv[i - 1] ?? ''));
   const quick = argv.includes('--quick');
   const nodes = opt('nodes') === undefined ? undefined : Number(opt('nodes'));

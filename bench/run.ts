@@ -14,12 +14,10 @@ import { startServer, type ServerOptions } from './lib/servers.js';
 import { runWorkload, oneChannel, manyChannels, roomsOf, type RunResult, type Workload } from './lib/scenario.js';
 import { barChart, clusterLine, markdownTable, summarise } from './lib/report.js';
 import type { ServerKind } from './lib/protocols.js';
+import { textFlag } from './lib/flags.js';
 
 const args = process.argv.slice(2);
-const flag = (name: string): string | undefined => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : undefined;
-};
+const flag = (name: string): string | undefined => textFlag(args, name);
 const quick = args.includes('--quick');
 const repeat = Number(flag('repeat') ?? 1);
 const only = flag('only')?.split(',');

@@ -22,12 +22,10 @@ import { linkLimit } from '../src/zmq/security.js';
 import { startRedis, type RedisServer } from '../test/helpers/redis.js';
 import { freePorts } from '../test/helpers/ports.js';
 import { sample, cpuBetween } from './lib/proc-stats.js';
+import { numberFlag } from './lib/flags.js';
 
 const args = process.argv.slice(2);
-const flag = (name: string, dflt: number): number => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? Number(args[i + 1]) : dflt;
-};
+const flag = (name: string, dflt: number): number => numberFlag(args, name, dflt);
 const repeat = flag('repeat', 3);
 const seconds = flag('seconds', 5);
 const channels = flag('channels', 100);

@@ -28,12 +28,10 @@ import { cpuBetween, processTree, sample } from './lib/proc-stats.js';
 import { makePayload, monotonicMicros, nowMicros } from './lib/payload.js';
 import type { StormFromWorker, StormToWorker } from './lib/storm-worker.js';
 import { closeWorker } from './lib/ipc.js';
+import { textFlag } from './lib/flags.js';
 
 const args = process.argv.slice(2);
-const flag = (name: string): string | undefined => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : undefined;
-};
+const flag = (name: string): string | undefined => textFlag(args, name);
 const quick = args.includes('--quick');
 const stormClients = Number(flag('clients') ?? (quick ? 2000 : 10_000));
 const liveClients = Number(flag('live') ?? (quick ? 300 : 1000));
