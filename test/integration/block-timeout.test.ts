@@ -327,8 +327,10 @@ for (const { hop, batched } of RAW_PEERS) {
     const pad = batched ? '' : PAD;
     let batches = 0;
     // Small buffers: the burst must be more than the pipes and socket buffers in front of it hold. Batches reach
-    // DOWN_BATCH_BYTES (256 KB): 2 of them hold about what 10 batches of 64 KB held when this was calibrated.
-    const sub = new Subscriber({ receiveHighWaterMark: batched ? 2 : 10, receiveBufferSize: 16384, receiveTimeout: 100, linger: 0 });
+    // DOWN_BATCH_BYTES (256 KB), the 1 KB messages' too when a turn of the hop takes several publish batches: 2 of
+    // them hold about what 10 batches of 64 KB held when this was calibrated (with 10, the pipes sometimes held
+    // all 5 000 1 KB messages and nothing was shed).
+    const sub = new Subscriber({ receiveHighWaterMark: 2, receiveBufferSize: 16384, receiveTimeout: 100, linger: 0 });
     sub.subscribe(ALL_TOPIC, channelTopic(channel));
     sub.connect(at.subscriber);
     type Got = { kind: 'message'; i: number } | { kind: 'tick'; seq: number; missed?: { channel: string; offset: number } };
