@@ -116,6 +116,40 @@ export function serve(name: string, env: Record<string, string>, args: string[] 
   return new TidingsProcess(name, child);
 }
 
+/** Where a test's stand-in director listens (its XPUB, XSUB and ROUTER), and the node's HTTP port. */
+export interface StandInPorts {
+  http: number;
+  subscriber: number;
+  publisher: number;
+  command: number;
+}
+
+/**
+ * An edge-only node (no director of its own, one edge worker) on 127.0.0.1 whose cluster
+ * addresses are those of a director the test plays; resolves once the node is ready, and
+ * stops it when it does not get there.
+ */
+export async function serveEdgeOnly(ports: StandInPorts, env: Record<string, string> = {}): Promise<TidingsProcess> {
+  const node = serve('edge-only', {
+    TIDINGS_DIRECTOR_ENABLED: 'false',
+    TIDINGS_SERVER_HOST: '127.0.0.1',
+    TIDINGS_SERVER_PORT: String(ports.http),
+    TIDINGS_SUBSCRIBER_ADDRESS: `tcp://127.0.0.1:${ports.subscriber}`,
+    TIDINGS_PUBLISHER_ADDRESS: `tcp://127.0.0.1:${ports.publisher}`,
+    TIDINGS_COMMAND_ADDRESS: `tcp://127.0.0.1:${ports.command}`,
+    TIDINGS_TOKEN_SECRET: TOKEN_SECRET,
+    TIDINGS_WORKERS: '1',
+    ...env,
+  });
+  try {
+    await node.waitFor(/"msg":"node ready"/);
+  } catch (err) {
+    await node.stop();
+    throw err;
+  }
+  return node;
+}
+
 export function runCli(args: string[], env: Record<string, string> = {}, timeoutMs = 20000): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env['PATH'] ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -17,7 +17,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Router, XPublisher } from 'zeromq';
-import { serve, startSingleNode, TOKEN_SECRET, type SingleNode, type TidingsProcess } from '../helpers/processes.js';
+import { serveEdgeOnly, startSingleNode, type SingleNode, type TidingsProcess } from '../helpers/processes.js';
 import { metric } from '../helpers/http.js';
 import { Publisher } from '../../src/publisher/publisher.js';
 import { freePorts } from '../helpers/ports.js';
@@ -106,17 +106,7 @@ before(async () => {
   void (async () => {
     for await (const _ of xpub); // subscriptions from the edge: XPUB needs them read
   })().catch(() => undefined);
-  node = serve('edge-only', {
-    TIDINGS_DIRECTOR_ENABLED: 'false',
-    TIDINGS_SERVER_HOST: '127.0.0.1',
-    TIDINGS_SERVER_PORT: String(port),
-    TIDINGS_SUBSCRIBER_ADDRESS: `tcp://127.0.0.1:${sub}`,
-    TIDINGS_PUBLISHER_ADDRESS: `tcp://127.0.0.1:${pub}`,
-    TIDINGS_COMMAND_ADDRESS: `tcp://127.0.0.1:${cmd}`,
-    TIDINGS_TOKEN_SECRET: TOKEN_SECRET,
-    TIDINGS_WORKERS: '1',
-  });
-  await node.waitFor(/"msg":"node ready"/);
+  node = await serveEdgeOnly({ http: port, subscriber: sub, publisher: pub, command: cmd });
   url = `ws://127.0.0.1:${port}/ws`;
 });
 

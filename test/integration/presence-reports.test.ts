@@ -11,7 +11,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Router, XPublisher } from 'zeromq';
-import { serve, TOKEN_SECRET, type TidingsProcess } from '../helpers/processes.js';
+import { serveEdgeOnly, type TidingsProcess } from '../helpers/processes.js';
 import { freePorts } from '../helpers/ports.js';
 import { TestClient } from '../helpers/client.js';
 import { decodeCommandBatch, isBatchFrames } from '../../src/cluster/batch.js';
@@ -89,17 +89,7 @@ before(async () => {
   void (async () => {
     for await (const _ of xpub); // the edge's subscriptions: an XPUB needs them read
   })().catch(() => undefined);
-  node = serve('edge-only', {
-    TIDINGS_DIRECTOR_ENABLED: 'false',
-    TIDINGS_SERVER_HOST: '127.0.0.1',
-    TIDINGS_SERVER_PORT: String(port),
-    TIDINGS_SUBSCRIBER_ADDRESS: `tcp://127.0.0.1:${sub}`,
-    TIDINGS_PUBLISHER_ADDRESS: `tcp://127.0.0.1:${pub}`,
-    TIDINGS_COMMAND_ADDRESS: `tcp://127.0.0.1:${cmd}`,
-    TIDINGS_TOKEN_SECRET: TOKEN_SECRET,
-    TIDINGS_WORKERS: '1',
-  });
-  await node.waitFor(/"msg":"node ready"/);
+  node = await serveEdgeOnly({ http: port, subscriber: sub, publisher: pub, command: cmd });
   url = `ws://127.0.0.1:${port}/ws`;
   // The link's first events go in a full snapshot; from then on, in event reports.
   const first = await TestClient.connect(url, 'first');
