@@ -1,21 +1,10 @@
 """Inclusive share of samples per frame symbol for one tid (or all of a comm); usage: incl.py x.script TID [N] [filter]"""
-import collections, re, sys
+import collections, sys
+from perf_samples import read_samples
 f, tid = sys.argv[1], sys.argv[2]
 n = int(sys.argv[3]) if len(sys.argv) > 3 else 60
 flt = sys.argv[4] if len(sys.argv) > 4 else None
-samples, cur = [], None
-for line in open(f, errors='replace'):
-    m = re.match(r'\s*(\S+)\s+(\d+)\s+(\d+\.\d+):', line)
-    if m:
-        if cur: samples.append(cur)
-        cur = {'comm': m.group(1), 'tid': m.group(2), 'st': []}
-    elif cur is not None and line.strip():
-        parts = line.strip().split(' ', 1)
-        sym = parts[1] if len(parts) > 1 else parts[0]
-        sym = re.sub(r'\s*\(\S+\)$', '', sym)
-        sym = re.sub(r'^(JS:|LazyCompile:|Function:)[*~^+]?', 'JS:', sym)
-        cur['st'].append(sym)
-if cur: samples.append(cur)
+samples = read_samples(f)
 w = [s for s in samples if s['tid'] == tid or s['comm'] == tid]
 c = collections.Counter()
 for s in w:

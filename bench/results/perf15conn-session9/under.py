@@ -1,20 +1,9 @@
 """For samples of TID whose stack holds FRAME: inclusive share of the frames called below it (depth 1..D). usage: under.py x.script TID FRAME [depth]"""
-import collections, re, sys
+import collections, sys
+from perf_samples import read_samples
 f, tid, frame = sys.argv[1], sys.argv[2], sys.argv[3]
 depth = int(sys.argv[4]) if len(sys.argv) > 4 else 1
-samples, cur = [], None
-for line in open(f, errors='replace'):
-    m = re.match(r'\s*(\S+)\s+(\d+)\s+(\d+\.\d+):', line)
-    if m:
-        if cur: samples.append(cur)
-        cur = {'tid': m.group(2), 'comm': m.group(1), 'st': []}
-    elif cur is not None and line.strip():
-        parts = line.strip().split(' ', 1)
-        sym = parts[1] if len(parts) > 1 else parts[0]
-        sym = re.sub(r'\s*\(\S+\)$', '', sym)
-        sym = re.sub(r'^(JS:|LazyCompile:|Function:)[*~^+]?', 'JS:', sym)
-        cur['st'].append(sym)
-if cur: samples.append(cur)
+samples = read_samples(f)
 w = [s for s in samples if s['tid'] == tid]
 tot = len(w)
 c = collections.Counter(); k = 0
