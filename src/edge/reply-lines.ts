@@ -56,8 +56,8 @@ export class ReplyLines implements LineItem {
     return this.lineBytes + 1 + bytes <= MAX_REPLY_LINES_BYTES;
   }
 
-  /** Append the reply to `id`, its result body[start..end) (JSON text); `bytes` is its replyLineBytes. Returns what the outbox counts for it. */
-  add(id: number, body: Uint8Array, start: number, end: number, bytes: number): number {
+  /** Append the reply to `id`, its result body[start..end) (JSON text); `bytes` is its replyLineBytes (the caller counted its frame against the outbox). */
+  add(id: number, body: Uint8Array, start: number, end: number, bytes: number): void {
     const n = this.slots.length / 3;
     this.slots.push(id, start, end);
     const runs = this.bodies.length;
@@ -67,9 +67,7 @@ export class ReplyLines implements LineItem {
       this.bodyRunEnds.push(n + 1);
     }
     this.lineBytes += n > 0 ? bytes + 1 : bytes;
-    const framed = frameHeaderBytes(bytes) + bytes;
-    this.jsonFrameBytes += framed;
-    return framed;
+    this.jsonFrameBytes += frameHeaderBytes(bytes) + bytes;
   }
 
   writeLines(out: Buffer, at: number): number {

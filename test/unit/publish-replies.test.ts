@@ -14,7 +14,7 @@ import type { WebSocket } from 'ws';
 import { pino } from 'pino';
 import { ClientConnection } from '../../src/edge/connection.js';
 import { FlushScheduler } from '../../src/edge/outbox.js';
-import { SharedPush } from '../../src/edge/frames.js';
+import { SharedPush, frameHeaderBytes } from '../../src/edge/frames.js';
 import { MAX_REPLY_LINES_BYTES, ReplyLines, replyLineBytes } from '../../src/edge/reply-lines.js';
 import { resolveConfig } from '../../src/config/resolve.js';
 import type { EdgeContext } from '../../src/edge/context.js';
@@ -157,7 +157,8 @@ test('ReplyLines writes each reply as {"id":N,"result":R}, ids of any length, re
   for (const [id, b, s, e] of items) {
     const bytes = replyLineBytes(id, e - s);
     assert.equal(bytes, Buffer.byteLength(`{"id":${id},"result":${b.toString('utf8', s, e)}}`));
-    framed += r.add(id, b, s, e, bytes);
+    r.add(id, b, s, e, bytes);
+    framed += frameHeaderBytes(bytes) + bytes;
   }
   assert.equal(r.jsonFrameBytes, framed);
   const frame = r.forJson();
