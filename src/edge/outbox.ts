@@ -248,14 +248,16 @@ interface Joined {
  * "Behind" means that at the rate channel messages came in over the last
  * cycle (from one flush's start to the next's), the time a flush takes brings
  * several of them (BEHIND_MESSAGES); a flush's time is the shorter of the
- * last two. Both guard against a trap a busy machine sets (issue 15): a flush
+ * last two, each at most the CPU time it used (when the process's CPU clock
+ * is given). These guard against a trap a busy machine sets (issue 15): a flush
  * that lost its core for tens of ms carries several messages and looks long;
  * judged by its message count and its own duration, it grew the gap, the
  * next flush then carried the messages of that wait as well and kept it grown,
  * adding up to 50 ms to every message for as long as the machine stayed busy
  * at a rate the edge met without waiting. A rate is not raised by the gap
- * (the messages of a longer cycle are divided by it), and one long flush alone
- * (the shorter of two) does not grow it.
+ * (the messages of a longer cycle are divided by it), one long flush alone
+ * (the shorter of two) does not grow it, and neither do flushes that are long
+ * only because other processes held the cores (their CPU time).
  */
 export class FlushScheduler {
   /** Bytes written to client sockets so far (a plain count; metrics read it when scraped). */
@@ -277,6 +279,8 @@ export class FlushScheduler {
   constructor(
     private readonly minGapMs = 1,
     private readonly now: () => number = () => performance.now(),
+    /** CPU time of this process (ms), if known: a flush's duration is at most the CPU it used. */
+    private readonly cpuNow?: () => number,
   ) {}
   /** Joined buffers of this turn, by first frame; dropped at the end of the turn. */
   private readonly cache = new Map<Queued, Joined[]>();
@@ -340,6 +344,7 @@ export class FlushScheduler {
     this.dirty = [];
     this.running = true;
     const start = this.now();
+    const cpuStart = this.cpuNow?.() ?? 0;
     const cycle = start - this.lastStart;
     this.rate = cycle > 0 ? this.messages / cycle : 0;
     this.messages = 0;
@@ -351,7 +356,9 @@ export class FlushScheduler {
       this.cache.clear();
       this.lastRun = this.now();
       this.previousDuration = this.lastDuration;
-      this.lastDuration = this.lastRun - start;
+      const wall = this.lastRun - start;
+      // Time it waited for a core is not the flush's work: waiting that long after it would only add delay.
+      this.lastDuration = this.cpuNow ? Math.min(wall, this.cpuNow() - cpuStart) : wall;
     }
   };
 }
