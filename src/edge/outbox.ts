@@ -249,7 +249,9 @@ interface Joined {
  * cycle (from one flush's start to the next's), the time a flush takes brings
  * several of them (BEHIND_MESSAGES); a flush's time is the shorter of the
  * last two, each at most the CPU time it used (when the process's CPU clock
- * is given). These guard against a trap a busy machine sets (issue 15): a flush
+ * is given). Once behind, the gap is the shorter of the two flushes' wall
+ * times, as long as a saturated edge's flushes really take on a busy machine.
+ * These guard against a trap a busy machine sets (issue 15): a flush
  * that lost its core for tens of ms carries several messages and looks long;
  * judged by its message count and its own duration, it grew the gap, the
  * next flush then carried the messages of that wait as well and kept it grown,
@@ -268,9 +270,12 @@ export class FlushScheduler {
   private lastRun = 0;
   /** When the last flush began (ms); none yet: no rate. */
   private lastStart = Number.NEGATIVE_INFINITY;
-  /** How long the last flush and the one before took (ms). */
+  /** How long the last flush and the one before took (ms of wall time). */
   private lastDuration = 0;
   private previousDuration = 0;
+  /** The same flushes' own work: their wall time, at most the CPU time the process used in them. */
+  private lastWork = 0;
+  private previousWork = 0;
   /** Channel messages received since the last flush began. */
   private messages = 0;
   /** Channel messages per ms from the start of the flush before the last to the last's start. */
@@ -297,9 +302,8 @@ export class FlushScheduler {
    */
   gapMs(): number {
     if (this.minGapMs <= 0) return 0;
-    const flushMs = Math.min(this.lastDuration, this.previousDuration);
-    if (this.rate * flushMs < BEHIND_MESSAGES) return 0;
-    return Math.max(this.minGapMs, Math.min(flushMs, MAX_GAP_MS));
+    if (this.rate * Math.min(this.lastWork, this.previousWork) < BEHIND_MESSAGES) return 0;
+    return Math.max(this.minGapMs, Math.min(this.lastDuration, this.previousDuration, MAX_GAP_MS));
   }
 
   /**
@@ -356,9 +360,10 @@ export class FlushScheduler {
       this.cache.clear();
       this.lastRun = this.now();
       this.previousDuration = this.lastDuration;
-      const wall = this.lastRun - start;
-      // Time it waited for a core is not the flush's work: waiting that long after it would only add delay.
-      this.lastDuration = this.cpuNow ? Math.min(wall, this.cpuNow() - cpuStart) : wall;
+      this.previousWork = this.lastWork;
+      this.lastDuration = this.lastRun - start;
+      // Time it waited for a core is not the flush's work: judged by it, a rate the edge meets looks behind.
+      this.lastWork = this.cpuNow ? Math.min(this.lastDuration, this.cpuNow() - cpuStart) : this.lastDuration;
     }
   };
 }

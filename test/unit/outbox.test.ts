@@ -174,9 +174,9 @@ test('the flush gap grows to the flush time only when, at the rate messages come
   assert.equal(everyTurn.nextFlushAt(), Number.NEGATIVE_INFINITY, 'write_coalesce_ms 0: every turn');
 });
 
-test('flushes long only because other processes held the cores do not grow the gap; the same flushes on a free core do', async () => {
+test('flushes long only because other processes held the cores do not grow the gap; flushes whose own work brings several messages grow it to their wall time', async () => {
   // Fake wall and CPU clocks: each write takes 45 ms of the wall clock and `cpuMs` of this process's CPU.
-  const run = async (cpuMs: number): Promise<number> => {
+  const run = async (cpuMs: number, messages = 5): Promise<number> => {
     let t = 1000;
     let cpu = 0;
     let writes = 0;
@@ -187,7 +187,7 @@ test('flushes long only because other processes held the cores do not grow the g
     for (let n = 1; n <= 3; n++) {
       // 100 msg/s: the 45 ms of each flush (and the ms before it) bring 5 messages.
       t += 5;
-      scheduler.noteMessage(5);
+      scheduler.noteMessage(messages);
       box.push(frame);
       for (let i = 0; i < 200 && writes < n; i++) await new Promise((r) => setTimeout(r, 1));
       assert.equal(writes, n, 'the flush ran');
@@ -196,6 +196,7 @@ test('flushes long only because other processes held the cores do not grow the g
   };
   assert.equal(await run(12), 0, '12 ms of work in 45 ms of wall time: 1.2 messages per flush, the edge keeps up');
   assert.equal(await run(45), 45, 'the edge itself busy for 45 ms per flush: 5 messages per flush, behind');
+  assert.equal(await run(20, 12), 45, '12 messages per 50 ms cycle, 20 ms of work per flush: behind, and the gap is the flush\'s wall time');
 });
 
 test('a socket that does not drain: frames wait here, leave in writes of at most 256 KiB, and are dropped on close', async () => {
