@@ -408,42 +408,6 @@ function sameBytes(b: Buffer, start: number, end: number, same: Buffer): boolean
 }
 
 /**
- * Entries of a body of publish entries, checked whole as the director checks
- * it before using any of it (PublishEntryReader); throws WireError when it is
- * malformed.
- */
-export function publishEntriesIn(body: Buffer): number {
-  let n = 0;
-  let at = 0;
-  while (at < body.length) {
-    if (body.length - at < PUB_ENTRY_HEAD) throw new WireError('publish entry cut short');
-    const target = body[at];
-    const flags = body[at + 1]!;
-    const nameLen = body.readUInt16BE(at + 2);
-    const senderLen = body.readUInt16BE(at + 4);
-    const dataLen = body.readUInt32BE(at + 6);
-    at += PUB_ENTRY_HEAD;
-    if (target !== TARGET_CHANNEL && target !== TARGET_USER) throw new WireError('publish entry target must be c or u');
-    if (flags & ~(FLAG_NO_HISTORY | FLAG_SENDER)) throw new WireError('unknown publish entry flags');
-    if (!(flags & FLAG_SENDER) && senderLen !== 0) throw new WireError('sender length without a sender');
-    if (nameLen + senderLen + dataLen > body.length - at) throw new WireError('publish entry longer than its batch');
-    at += nameLen + senderLen + dataLen;
-    n++;
-  }
-  if (n === 0) throw new WireError('empty publish batch');
-  return n;
-}
-
-/** Entries of a publish batch body the director would take (publishEntriesIn), 0 when it would refuse it whole. */
-export function checkPublishBatch(body: Buffer): number {
-  try {
-    return publishEntriesIn(body);
-  } catch {
-    return 0;
-  }
-}
-
-/**
  * The entries of a publish batch, walked in place: the body is checked whole
  * first (as decodePublishEntries checks it: a malformed batch is refused
  * before any of it is used), then `next()` moves to each entry and its
@@ -475,7 +439,24 @@ export class PublishEntryReader {
     readonly body: Buffer,
     single = false,
   ) {
-    const n = publishEntriesIn(body);
+    let n = 0;
+    let at = 0;
+    while (at < body.length) {
+      if (body.length - at < PUB_ENTRY_HEAD) throw new WireError('publish entry cut short');
+      const target = body[at];
+      const flags = body[at + 1]!;
+      const nameLen = body.readUInt16BE(at + 2);
+      const senderLen = body.readUInt16BE(at + 4);
+      const dataLen = body.readUInt32BE(at + 6);
+      at += PUB_ENTRY_HEAD;
+      if (target !== TARGET_CHANNEL && target !== TARGET_USER) throw new WireError('publish entry target must be c or u');
+      if (flags & ~(FLAG_NO_HISTORY | FLAG_SENDER)) throw new WireError('unknown publish entry flags');
+      if (!(flags & FLAG_SENDER) && senderLen !== 0) throw new WireError('sender length without a sender');
+      if (nameLen + senderLen + dataLen > body.length - at) throw new WireError('publish entry longer than its batch');
+      at += nameLen + senderLen + dataLen;
+      n++;
+    }
+    if (n === 0) throw new WireError('empty publish batch');
     if (single && n !== 1) throw new WireError('one publish entry expected');
     this.count = n;
   }

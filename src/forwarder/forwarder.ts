@@ -27,9 +27,7 @@ import { GcPacer, exposedGc } from './gc-pacer.js';
 import { CommandCallers } from './command-callers.js';
 import { LINK_LOST_ID } from '../cluster/link-lost.js';
 import { bindSecured, connectSecured, nodeClientLink, type BoundLink, type ClientLink } from '../zmq/security.js';
-import { DOWN_BATCH_BYTES, MAX_BATCH_BYTES, decodeCommandBatch, downPipeSlots, pipeSlots, queueBytes, isBatchFrames, messagesIn, type BatchPath, type CommandEntry } from '../cluster/batch.js';
-import { channelJoiner, publishJoiner, type Joiner, type Run } from './batch-joins.js';
-import { TurnMerger } from './turn-merger.js';
+import { decodeCommandBatch, downPipeSlots, pipeSlots, queueBytes, isBatchFrames, messagesIn, type BatchPath, type CommandEntry } from '../cluster/batch.js';
 
 /** How often a forwarder asks every director which one is active, and how long an answer counts. */
 const WATCH_INTERVAL_MS = 200;
@@ -51,8 +49,6 @@ export class Forwarder {
   private sockets: Array<{ close(): void }> = [];
   private links: BoundLink[] = [];
   private queues: SendQueue[] = [];
-  /** The paths whose batches of one turn leave joined (down, up): flushed before stop() drains the queues. */
-  readonly mergers: Array<TurnMerger<Run>> = [];
   private running: Promise<void>[] = [];
   private stopping = false;
   /**
@@ -190,18 +186,12 @@ export class Forwarder {
     // shed is followed by a marker tick, see TickRelay); publishes going up wait for the director as long as it
     // takes (nothing downstream would notice their loss).
     const ticks = new TickRelay();
-    // A turn's channel batches (and publish batches going up) leave joined where they can (turn-merger.ts).
-    this.pipe(
-      'down',
-      downIn,
-      downOut,
-      { maxBlockMs: this.config.zmq_block_timeout * 1000, maxBytes: queueBytes(hwm), markShed: (shed) => ticks.marker(shed) },
+    this.pipe('down', downIn, downOut, { maxBlockMs: this.config.zmq_block_timeout * 1000, maxBytes: queueBytes(hwm), markShed: (shed) => ticks.marker(shed) }, (msg) =>
       // Ticks are renumbered as they are sent, in order with the markers.
-      (msg) => (isAllTopic(msg[0]) ? () => ticks.relay(msg) : msg),
-      channelJoiner(DOWN_BATCH_BYTES),
+      isAllTopic(msg[0]) ? () => ticks.relay(msg) : msg,
     );
     this.pipe('sub', downOut, downIn); // subscriptions of local edges go up
-    this.pipe('up', upIn, upOut, { maxBytes: queueBytes(hwm) }, undefined, publishJoiner(MAX_BATCH_BYTES));
+    this.pipe('up', upIn, upOut, { maxBytes: queueBytes(hwm) });
     const pubsub = this.pipe('pubsub', upOut, upIn); // the director's subscribe-all reaches local publishers
     // When the director's publisher link drops, withdraw its subscribe-all from local publishers: XSUB keeps a
     // subscription until told otherwise, so they would keep sending into an XPUB with no subscriber (dropped).
@@ -303,11 +293,9 @@ export class Forwarder {
    * Pass every message of `from` to `to`, as `route` makes it ready (a builder
    * called when its turn to be sent comes), except those `route` takes (null).
    */
-  private pipe(path: string, from: Receivable, to: Sendable, opts: SendQueueOptions = {}, route?: (msg: Buffer[]) => Queued | null, joiner?: Joiner<Run>): SendQueue {
+  private pipe(path: string, from: Receivable, to: Sendable, opts: SendQueueOptions = {}, route?: (msg: Buffer[]) => Queued | null): SendQueue {
     const queue = new SendQueue(to, this.config.zmq_high_water_mark, this.log, `forwarder-${path}`, opts);
     this.queues.push(queue);
-    const merger = joiner ? new TurnMerger(queue, joiner) : null;
-    if (merger) this.mergers.push(merger);
     const passed = this.passed;
     // Batches (src/cluster/batch.ts) pass unopened; the counter counts the messages they carry.
     const batchPath = (['down', 'up', 'cmd', 'reply'] as const).find((p) => p === path) as BatchPath | undefined;
@@ -321,7 +309,6 @@ export class Forwarder {
         passed.set(counted, (passed.get(counted) ?? 0) + (batchPath && counted === path ? messagesIn(batchPath, received) : 1));
         const msg = route ? route(received) : received;
         if (msg === null) return undefined;
-        if (merger) return merger.take(msg);
         if (queue.push(msg)) return undefined;
         return queue.space().then(() => {
           queue.push(msg);
@@ -360,12 +347,11 @@ export class Forwarder {
     if (this.stopping) return;
     this.stopping = true;
     await this.watch?.stop();
-    for (const m of this.mergers) void m.flush();
     await Promise.all(this.queues.map((q) => q.drain(500)));
     for (const q of this.queues) q.close();
     for (const s of this.sockets) s.close();
     await Promise.allSettled(this.running);
     await Promise.allSettled(this.links.splice(0).map((l) => l.release()));
-    this.log.info({ joined: this.mergers.map((m) => ({ in: m.joinedIn, out: m.joinedOut })) }, 'forwarder stopped');
+    this.log.info('forwarder stopped');
   }
 }
