@@ -4,8 +4,11 @@
  *
  * - `publisher`: the project's ZeroMQ Publisher on the publisher address (a
  *   backend worker's path);
- * - `command`: acknowledged `publish` commands on the command address (the
- *   path of a websocket client's publish, which its edge sends on).
+ * - `command`: acknowledged `publish` commands on the command address, a
+ *   JSON body each (the HTTP API's and a backend's path);
+ * - `batch`: acknowledged publishes as an edge sends a websocket client's:
+ *   the command client's `publish_batch` requests (a turn's publishes in one
+ *   request, an outcome per publish in its reply).
  *
  *   node dist/bench/director-ceiling.js [--repeat 3] [--seconds 5] [--channels 1,1000] [--window 20000] [--paths publisher,command]
  *
@@ -42,13 +45,13 @@ const repeat = Number(flag('repeat', '3'));
 const seconds = Number(flag('seconds', '5'));
 const channelCounts = flag('channels', '1,1000').split(',').map(Number);
 const window = Number(flag('window', '20000'));
-const paths = flag('paths', 'publisher,command').split(',') as Path[];
+const paths = flag('paths', 'publisher,command,batch').split(',') as Path[];
 const here = dirname(fileURLToPath(import.meta.url));
 const CLI = join(here, '..', 'src', 'cli', 'main.js');
 const log = pino({ level: 'silent' });
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-type Path = 'publisher' | 'command';
+type Path = 'publisher' | 'command' | 'batch';
 
 interface Run {
   path: Path;
@@ -92,7 +95,7 @@ async function once(path: Path, channels: number): Promise<Run> {
   const notUp = (why: string): Error => new Error(`the director did not come up (${why}); its last output:\n${output.trim().split('\n').slice(-8).join('\n')}`);
   const down = new Subscriber({ receiveHighWaterMark: 1_000_000, linger: 0 });
   const publisher = path === 'publisher' ? new Publisher({ address: address.pub, maxQueue: 1_000_000 }) : null;
-  const commands = path === 'command' ? new CommandClient({ address: address.cmd, timeoutMs: 20_000, maxInFlight: window * 2, highWaterMark: 1_000_000, link: { curve: null, maxMessageSize: 64 << 20 }, log }) : null;
+  const commands = path !== 'publisher' ? new CommandClient({ address: address.cmd, timeoutMs: 20_000, maxInFlight: window * 2, highWaterMark: 1_000_000, link: { curve: null, maxMessageSize: 64 << 20 }, log }) : null;
   try {
     down.maxMessageSize = 64 << 20;
     down.connect(address.sub);
@@ -115,6 +118,7 @@ async function once(path: Path, channels: number): Promise<Run> {
     }
     await sleep(200);
     const data = { text: 'x'.repeat(88) }; // ~100 bytes of JSON
+    const dataJson = JSON.stringify(data);
     let sent = received;
     let acked = 0;
     let errors = 0;
@@ -133,6 +137,11 @@ async function once(path: Path, channels: number): Promise<Run> {
           const channel = names[n++ % channels]!;
           sent++;
           if (publisher) await publisher.publish(channel, data);
+          else if (path === 'batch')
+            commands!.publishText(channel, dataJson, null, false).then(
+              () => acked++,
+              () => errors++,
+            );
           else
             commands!.request('publish', { channel, data }).then(
               () => acked++,

@@ -11,7 +11,7 @@
  * shared machine's load moves it less.
  *
  *   node dist/bench/forwarder-hop.js [--builds dirA,dirB] [--repeat 3] [--seconds 5]
- *     [--down 200] [--up 130] [--down-entries 230] [--up-entries 370]
+ *     [--down 200] [--up 130] [--down-entries 230] [--up-entries 370] [--burst 1]
  *
  * `--builds` takes worktrees with a built dist/ (default: this one); with
  * several, runs alternate between them (A B A B ...), and each run prints one
@@ -34,7 +34,7 @@ import { freePort, mainNodeEnv } from './lib/servers.js';
 import { sample, threadsBetween } from './lib/proc-stats.js';
 import { channelTopic } from '../src/cluster/topics.js';
 import { DownKind, encodeHeader } from '../src/cluster/wire.js';
-import { encodeMessageBatch, PUBLISH_BATCH_MARKER } from '../src/cluster/batch.js';
+import { encodeMessageBatch, messagesIn, messagesInDownFrames, PUBLISH_BATCH_MARKER } from '../src/cluster/batch.js';
 import { textFlag } from './lib/flags.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -47,6 +47,7 @@ const downRate = Number(flag('down', '200'));
 const upRate = Number(flag('up', '130'));
 const downEntries = Number(flag('down-entries', '230'));
 const upEntries = Number(flag('up-entries', '370'));
+const burst = Number(flag('burst', '1'));
 const HOST = '127.0.0.1';
 const CHANNEL = 'room-0';
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -84,6 +85,8 @@ interface Outcome {
   downPerS: number;
   upPerS: number;
   msgsPerS: number;
+  /** ZeroMQ messages out of the forwarder per second (batches joined count once). */
+  outPerS: number;
   cpuMsPerS: number;
   main: { ms: number; wakes: number };
   io: { ms: number; wakes: number };
@@ -142,19 +145,29 @@ async function once(build: string): Promise<Outcome> {
     // Wait until a probe passes both ways.
     let downSeen = 0;
     let upSeen = 0;
+    /** ZeroMQ messages that came out of the forwarder (fewer than the batches when it joined some). */
+    let downMessages = 0;
+    let upMessages = 0;
     let downOrder = true;
     // Checked from the paced phase on (probes sent before the edge's subscription arrived are not delivered).
     let nextDown = 0;
     const edgeLoop = (async () => {
-      for await (const [, header] of edge) {
-        const first = header!.readDoubleBE(1);
+      // Counted in entries, as batches sent: a forwarder that joined batches (tried in session 11) passes this check too.
+      for await (const frames of edge) {
+        const first = frames[1]!.readDoubleBE(1);
+        const entries = messagesInDownFrames(frames);
         if (nextDown > 0 && first !== nextDown) downOrder = false;
-        if (nextDown > 0) nextDown = first + downEntries;
-        downSeen++;
+        if (nextDown > 0) nextDown = first + entries;
+        downSeen += entries / downEntries;
+        downMessages++;
       }
     })().catch(() => undefined);
     const upLoop = (async () => {
-      for await (const msg of director.up) if (msg.length === 2) upSeen++;
+      for await (const msg of director.up) {
+        if (msg.length !== 2) continue;
+        upSeen += messagesIn('up', msg) / upEntries;
+        upMessages++;
+      }
     })().catch(() => undefined);
     const up = upBatch(0, upEntries);
     for (let i = 0; downSeen === 0 || upSeen === 0; i++) {
@@ -182,25 +195,32 @@ async function once(build: string): Promise<Outcome> {
     let offset = 1_000_000;
     nextDown = offset;
     const senders = [
-      pace(downRate, async () => {
-        await director.down.send(downBatch(offset, downEntries));
-        offset += downEntries;
-        downSent++;
+      // --burst k: k batches back to back each time (the same batch rate), as a busy director or publisher sends them.
+      pace(downRate / burst, async () => {
+        for (let k = 0; k < burst; k++) {
+          await director.down.send(downBatch(offset, downEntries));
+          offset += downEntries;
+          downSent++;
+        }
       }),
-      pace(upRate, async () => {
-        await publisher.send(up);
-        upSent++;
+      pace(upRate / burst, async () => {
+        for (let k = 0; k < burst; k++) {
+          await publisher.send(up);
+          upSent++;
+        }
       }),
     ];
     await sleep(1500); // warm-up: JIT, buffers
     const before = sample([child.pid!], true);
     const down0 = downSeen;
+    const out0 = downMessages + upMessages;
     const up0 = upSeen;
     const t0 = performance.now();
     await sleep(seconds * 1000);
     const after = sample([child.pid!], true);
     const elapsed = (performance.now() - t0) / 1000;
     const downN = downSeen - down0;
+    const outN = downMessages + upMessages - out0;
     const upN = upSeen - up0;
     running = false;
     await Promise.all(senders);
@@ -221,6 +241,7 @@ async function once(build: string): Promise<Outcome> {
       downPerS: downN / elapsed,
       upPerS: upN / elapsed,
       msgsPerS: (downN * downEntries + upN * upEntries) / elapsed,
+      outPerS: outN / elapsed,
       cpuMsPerS: (total / elapsed) * 1000,
       main,
       io,
@@ -237,7 +258,7 @@ async function once(build: string): Promise<Outcome> {
 }
 
 async function main(): Promise<void> {
-  console.log(`forwarder alone: ${downRate} down batches/s of ${downEntries} messages, ${upRate} up batches/s of ${upEntries}; ${seconds} s measured; load ${loadavg()[0]!.toFixed(1)}`);
+  console.log(`forwarder alone: ${downRate} down batches/s of ${downEntries} messages, ${upRate} up batches/s of ${upEntries}${burst > 1 ? `, ${burst} at a time` : ""}; ${seconds} s measured; load ${loadavg()[0]!.toFixed(1)}`);
   const all: Outcome[] = [];
   for (let r = 0; r < repeat; r++) {
     for (const b of builds) {
@@ -247,7 +268,7 @@ async function main(): Promise<void> {
       console.log(
         `${b}: ${o.cpuMsPerS.toFixed(1)} ms CPU/s = ${((o.cpuMsPerS * 1000) / batches).toFixed(1)} µs/batch, ${((o.cpuMsPerS * 1000) / o.msgsPerS).toFixed(3)} µs/msg ` +
           `(main ${o.main.ms.toFixed(1)} ms, ${o.main.wakes.toFixed(0)} wakes/s; I/O ${o.io.ms.toFixed(1)} ms, ${o.io.wakes.toFixed(0)} wakes/s; other ${o.other.toFixed(1)} ms); ` +
-          `${o.downPerS.toFixed(0)} + ${o.upPerS.toFixed(0)} batches/s, ${(o.msgsPerS / 1000).toFixed(1)} k msg/s, lost ${o.lost}, load ${o.load.toFixed(1)}`,
+          `${o.downPerS.toFixed(0)} + ${o.upPerS.toFixed(0)} batches/s (${o.outPerS.toFixed(0)} out), ${(o.msgsPerS / 1000).toFixed(1)} k msg/s, lost ${o.lost}, load ${o.load.toFixed(1)}`,
       );
     }
   }

@@ -62,6 +62,10 @@ export class ClientConnection implements Listener {
   private queuedBehindConnect = 0;
   /** The channel last published to, found valid and granted (a publisher keeps naming the same one; the identity does not change). */
   private publishGranted: string | null = null;
+  /** The array readFrame reads a frame's items into, reused (null while a frame is being read). */
+  private frameItems: unknown[] | null = [];
+  /** Publish replies in this connection's newest ReplyLines: the next one is made ready for as many. */
+  private repliesInItem = 0;
   /** Live pushes held per channel during recovery. */
   private readonly held = new HeldPushes();
   /** Commands run and not yet answered (client_max_inflight). */
@@ -344,20 +348,30 @@ export class ClientConnection implements Listener {
     this.lastSeen = Date.now();
     if (this.state === 'closed') return;
     let items: unknown[];
+    // The array a connected JSON client's frames are read into, reused frame after frame (none while one is
+    // being read: a frame read meanwhile would get an array of its own).
+    const reused = this.frameItems ?? [];
+    this.frameItems = null;
     try {
-      if (this.format === 'json' && isBinary) throw new Error('binary frame on a JSON connection');
-      // A connected JSON client's plain publish commands are read in place (PublishLine): their data is
-      // neither parsed into objects nor written out again, but goes to the director as the client's bytes.
-      if (this.format !== 'json') items = decodeFrame(this.format, data);
-      else items = this.state === 'connected' ? decodeJsonFrameReadingPublishes(data, this.publishLine) : decodeFrame('json', data.toString('utf8'));
-    } catch (err) {
-      this.close(CloseCodes.BAD_REQUEST, (err as Error).message);
-      return;
-    }
-    for (const item of items) {
-      if (this.isClosed()) return;
-      if (item instanceof PublishLine) this.onPublishLine(item);
-      else this.onMessage(item);
+      try {
+        if (this.format === 'json' && isBinary) throw new Error('binary frame on a JSON connection');
+        // A connected JSON client's plain publish commands are read in place (PublishLine): their data is
+        // neither parsed into objects nor written out again, but goes to the director as the client's bytes.
+        if (this.format !== 'json') items = decodeFrame(this.format, data);
+        else items = this.state === 'connected' ? decodeJsonFrameReadingPublishes(data, this.publishLine, reused) : decodeFrame('json', data.toString('utf8'));
+      } catch (err) {
+        this.close(CloseCodes.BAD_REQUEST, (err as Error).message);
+        return;
+      }
+      for (const item of items) {
+        if (this.isClosed()) return;
+        if (item instanceof PublishLine) this.onPublishLine(item);
+        else this.onMessage(item);
+      }
+    } finally {
+      // Emptied, so it keeps no line (nor the frame its lines read) alive until the next frame.
+      reused.length = 0;
+      this.frameItems = reused;
     }
     // A client at its in-flight limit is not read until half its commands are answered:
     // pipelining faster than it is served costs it time, not this edge's CPU.
@@ -686,10 +700,15 @@ export class ClientConnection implements Listener {
       const bytes = replyLineBytes(id, end - start);
       const last = this.outbox.lastQueued();
       if (last instanceof ReplyLines && last.fits(bytes)) {
-        if (this.outbox.grow(frameHeaderBytes(bytes) + bytes)) last.add(id, body, start, end, bytes);
+        if (this.outbox.grow(frameHeaderBytes(bytes) + bytes)) {
+          last.add(id, body, start, end, bytes);
+          this.repliesInItem++;
+        }
         return;
       }
-      const lines = new ReplyLines();
+      // Made ready for as many replies as the last item held (a publisher's turns are alike).
+      const lines = new ReplyLines(this.repliesInItem);
+      this.repliesInItem = 1;
       lines.add(id, body, start, end, bytes);
       this.outbox.push(lines);
     } catch (err) {
@@ -868,18 +887,31 @@ class PublishReply implements ReplyTarget {
 /**
  * A publish command read in place (readPublishLine): its data is
  * frame[dataStart..dataEnd); it is also where the command client settles it.
+ * A class of its own rather than derived from PublishReply: V8 builds a derived
+ * class' instances through its generic construct stub, and one is made per
+ * publish (issue 17).
  */
-class PublishLine extends PublishReply {
+class PublishLine implements ReplyTarget {
   constructor(
-    conn: ClientConnection,
-    id: number,
+    private readonly conn: ClientConnection,
+    readonly id: number,
     readonly channel: string,
     /** Null once the data is handed to the command client. */
     public frame: Uint8Array | null,
     readonly dataStart: number,
     readonly dataEnd: number,
     readonly noHistory: boolean,
-  ) {
-    super(conn, id);
+  ) {}
+
+  resolve(value: unknown): void {
+    this.conn.answerPublish(this.id, true, value);
+  }
+
+  resolveJson(body: Buffer, start: number, end: number): void {
+    this.conn.answerPublishJson(this.id, body, start, end);
+  }
+
+  reject(err: Error): void {
+    this.conn.answerPublish(this.id, false, err);
   }
 }

@@ -23,6 +23,9 @@ const AROUND = OPEN.length + RESULT.length + 1;
 /** Most bytes of lines one item holds: a longer run of replies goes on in a new item (a frame of its own). */
 export const MAX_REPLY_LINES_BYTES = 64 * 1024;
 
+/** Most replies an item is made ready for: about as many as fit MAX_REPLY_LINES_BYTES. */
+const MAX_EXPECTED = 2048;
+
 /** Bytes of the reply line for request `id` with a result of `resultBytes` bytes. */
 export function replyLineBytes(id: number, resultBytes: number): number {
   return AROUND + digitCount(id) + resultBytes;
@@ -33,8 +36,12 @@ export class ReplyLines implements LineItem {
    * Per reply, three numbers: its id and its result's start and end in its body. One array
    * rather than one per field: a publisher's turn of replies grows one array, not four
    * (the edge's allocations per message are most of its garbage collection, issue 17).
+   * Made at the size the caller expects (a publisher's turns carry about as many replies
+   * as its last), so it is not regrown reply by reply; past it, it grows.
    */
-  private readonly slots: number[] = [];
+  private readonly slots: number[];
+  /** Replies held. */
+  private n = 0;
   /**
    * The bodies the results are ranges of, each with the number of replies up to the end of its
    * run: the replies of one director reply (a publish batch's outcomes) share one body, so
@@ -47,8 +54,13 @@ export class ReplyLines implements LineItem {
   /** What an outbox counts for the item: each line's frame as if sent alone (as for a run of pushes). */
   jsonFrameBytes = 0;
 
+  /** `expected`: replies the caller expects this item to hold (a hint; 0 when unknown). */
+  constructor(expected = 0) {
+    this.slots = expected > 0 ? new Array<number>(3 * Math.min(expected, MAX_EXPECTED)) : [];
+  }
+
   get count(): number {
-    return this.slots.length / 3;
+    return this.n;
   }
 
   /** Whether a line of `bytes` (replyLineBytes) still fits this item. */
@@ -58,8 +70,15 @@ export class ReplyLines implements LineItem {
 
   /** Append the reply to `id`, its result body[start..end) (JSON text); `bytes` is its replyLineBytes (the caller counted its frame against the outbox). */
   add(id: number, body: Uint8Array, start: number, end: number, bytes: number): void {
-    const n = this.slots.length / 3;
-    this.slots.push(id, start, end);
+    const n = this.n;
+    const slots = this.slots;
+    const at = 3 * n;
+    if (at < slots.length) {
+      slots[at] = id;
+      slots[at + 1] = start;
+      slots[at + 2] = end;
+    } else slots.push(id, start, end);
+    this.n = n + 1;
     const runs = this.bodies.length;
     if (runs > 0 && this.bodies[runs - 1] === body) this.bodyRunEnds[runs - 1] = n + 1;
     else {
@@ -72,7 +91,7 @@ export class ReplyLines implements LineItem {
 
   writeLines(out: Buffer, at: number): number {
     const slots = this.slots;
-    const n = slots.length / 3;
+    const n = this.n;
     let run = 0;
     let body = this.bodies[0]!;
     for (let i = 0; i < n; i++) {

@@ -191,12 +191,17 @@ export function readPublishLine<T>(b: Uint8Array, start: number, end: number, ma
  * plain `publish` command (readPublishLine) is what `make` makes of it
  * instead of its parsed object. As decodeJsonFrame, every line is read
  * before any is returned: one malformed line throws for the whole frame.
+ * The items are appended to `out` (empty; a caller's array reused frame after
+ * frame spares a publisher's hundreds of lines an array grown per frame), which
+ * is returned; after a throw it may hold some of them.
  */
-export function decodeJsonFrameReadingPublishes<T>(data: Uint8Array, make: MakePublish<T>): unknown[] {
+export function decodeJsonFrameReadingPublishes<T>(data: Uint8Array, make: MakePublish<T>, out: unknown[] = []): unknown[] {
   const len = data.length;
   let nl = data.indexOf(0x0a);
-  if (nl === -1) return [readPublishLine(data, 0, len, make) ?? JSON.parse(lenient.decode(data))];
-  const out: unknown[] = [];
+  if (nl === -1) {
+    out.push(readPublishLine(data, 0, len, make) ?? JSON.parse(lenient.decode(data)));
+    return out;
+  }
   let from = 0;
   for (;;) {
     const to = nl === -1 ? len : nl;

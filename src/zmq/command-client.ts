@@ -64,7 +64,15 @@ function rejectLater(target: ReplyTarget, err: Error): void {
 interface Pending {
   readonly id: number;
   readonly method: string;
-  readonly target: ReplyTarget;
+  /**
+   * Who gets the outcome; SETTLED once it has had it. `deadlines` keeps an
+   * answered request until the timer reaches it (up to a timeout later), so
+   * settling lets go of its target: a publish batch's (its body and every
+   * publish's target) would otherwise live that long and be promoted, the
+   * edge's old generation and external memory growing with every batch
+   * until a full collection (issue 17).
+   */
+  target: ReplyTarget;
   /** When it times out (performance.now(), a monotonic clock), and after how long. */
   readonly deadline: number;
   readonly timeoutMs: number;
@@ -80,6 +88,12 @@ interface Pending {
 }
 
 type ReplyMode = 'parsed' | 'framed' | 'raw' | 'publishes';
+
+/** A settled request's target: nothing is kept for it, and a second outcome (there is none) would go nowhere. */
+const SETTLED: ReplyTarget = {
+  resolve: () => undefined,
+  reject: () => undefined,
+};
 
 /** Who the publishes of a publish batch answer, in order; a failure of the whole request reaches each of them. */
 class PublishTargets implements ReplyTarget {
@@ -492,7 +506,9 @@ export class CommandClient {
     this.pending.delete(p.id);
     this.units -= p.units;
     this.ownTimers.delete(p.id);
-    p.target.reject(new TidingsError(ErrorCodes.TIMEOUT, `director did not answer ${p.method} within ${p.timeoutMs} ms`));
+    const target = p.target;
+    p.target = SETTLED;
+    target.reject(new TidingsError(ErrorCodes.TIMEOUT, `director did not answer ${p.method} within ${p.timeoutMs} ms`));
   }
 
   /**
@@ -559,30 +575,32 @@ export class CommandClient {
     if (!p) return; // answered after its timeout
     this.pending.delete(id);
     this.units -= p.units;
+    const target = p.target;
+    p.target = SETTLED;
     // A request with the client's timeout leaves its place in `deadlines` to be skipped there.
     if (p.timeoutMs !== this.opts.timeoutMs) {
       clearTimeout(this.ownTimers.get(id));
       this.ownTimers.delete(id);
     }
-    if (failure) return p.target.reject(failure);
+    if (failure) return target.reject(failure);
     if (ok && p.mode === 'raw') {
       this.setDoubt(false, '');
-      return p.target.resolve(new RawJson(body!));
+      return target.resolve(new RawJson(body!));
     }
     if (ok && p.mode === 'publishes') {
       this.setDoubt(false, '');
-      return this.settlePublishes((p.target as PublishTargets).list, body!);
+      return this.settlePublishes((target as PublishTargets).list, body!);
     }
     let parsed: unknown;
     try {
       parsed = JSON.parse(body!.toString('utf8'));
     } catch {
-      p.target.reject(new TidingsError(ErrorCodes.INTERNAL, 'unparsable reply from director'));
+      target.reject(new TidingsError(ErrorCodes.INTERNAL, 'unparsable reply from director'));
       return;
     }
     if (ok) {
       this.setDoubt(false, '');
-      return p.target.resolve(p.mode === 'framed' ? { result: parsed, frames } : parsed);
+      return target.resolve(p.mode === 'framed' ? { result: parsed, frames } : parsed);
     }
     const err = this.errorOf(parsed);
     const spec = err.spec;
@@ -590,11 +608,11 @@ export class CommandClient {
       // A director from before publish_batch: this batch and every later one go one publish at a time.
       if (!this.publishBatchRefused) this.opts.log.warn('the director does not know publish_batch (an older version): publishes go as publish_text, one each');
       this.publishBatchRefused = true;
-      return this.publishOneByOne(p.target as PublishTargets);
+      return this.publishOneByOne(target as PublishTargets);
     }
     // A forwarder answers 113 for a director it cannot reach; any other answer comes from the director.
     this.setDoubt(spec === ErrorCodes.UNAVAILABLE, err.message);
-    p.target.reject(err);
+    target.reject(err);
   }
 
   /** Each publish of a batch gets its outcome: its {offset, epoch} as the director's JSON text, or its refusal. */

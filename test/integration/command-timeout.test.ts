@@ -13,6 +13,8 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { Router } from 'zeromq';
 import { CommandClient, RawJson } from '../../src/zmq/command-client.js';
 import { PUBLISH_BATCH_METHOD, PUBLISH_TEXT_METHOD, PublishEntryReader, PublishOutcomeWriter, decodeCommandBatch, encodeReplyBatch, isBatchFrames } from '../../src/cluster/batch.js';
@@ -293,6 +295,40 @@ test('publishes of a turn go as one publish_batch, each answered on its own; a r
     assert.equal(limited.length, 3);
     for (const o of limited) assert.equal(o.code, ErrorCodes.LIMIT_EXCEEDED.code, 'past the in-flight bound: refused where made');
     assert.equal(c.inFlight, 0);
+  });
+});
+
+/** A full garbage collection, without starting node with --expose-gc. */
+function collectGarbage(): void {
+  setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as () => void)();
+}
+
+test('an answered request lets go of what it was made with at once: a publish batch\'s body and targets are not kept until its deadline', { timeout: 20_000 }, async () => {
+  await withPublishClient({}, async (c) => {
+    const made: Array<WeakRef<object>> = [];
+    const answered: Array<Promise<void>> = [];
+    for (let i = 0; i < 3; i++) {
+      // Targets of the edge's kind (an object per publish, not a promise): nothing but the client refers to them.
+      answered.push(
+        new Promise<void>((resolve, reject) => {
+          const target = { resolve: () => resolve(), reject };
+          made.push(new WeakRef(target));
+          c.publishTextTo('a', JSON.stringify({ i }), null, false, target);
+        }),
+      );
+    }
+    await Promise.all(answered);
+    // The client's timeout is 10 s: its deadline queue still holds the answered batch's request.
+    for (let i = 0; i < 5 && made.some((w) => w.deref() !== undefined); i++) {
+      await new Promise((r) => setImmediate(r));
+      collectGarbage();
+    }
+    assert.deepEqual(
+      made.map((w) => w.deref() === undefined),
+      [true, true, true],
+      'every target of the answered batch was collected',
+    );
   });
 });
 

@@ -188,3 +188,40 @@ test('each channel a connection publishes to is checked against the rules and it
     ],
   );
 });
+
+test('a ReplyLines made ready for more or fewer replies than it gets writes each of them once, in order, as one made for none', () => {
+  const body = Buffer.from('{"offset":5,"epoch":"e"}');
+  const lines = (expected: number, n: number): string => {
+    const r = new ReplyLines(expected);
+    for (let id = 1; id <= n; id++) r.add(id, body, 0, body.length, replyLineBytes(id, body.length));
+    assert.equal(r.count, n);
+    const frame = r.forJson();
+    return frame.toString('utf8', frame.length - r.lineBytes);
+  };
+  for (const n of [1, 3, 40]) {
+    const plain = lines(0, n);
+    assert.deepEqual(
+      plain.split('\n').map((l) => (JSON.parse(l) as { id: number }).id),
+      Array.from({ length: n }, (_, i) => i + 1),
+    );
+    for (const expected of [1, 2, 3, 10, 4096]) assert.equal(lines(expected, n), plain, `${n} replies in an item made for ${expected}`);
+  }
+});
+
+test('a publisher\'s frames are each read once: every publish of consecutive frames goes to the director once, in order', async () => {
+  const { channels, targets, send, flushed, ws } = await publisherConnection();
+  send(1, 5);
+  send(6, 3);
+  // A frame with a malformed line closes the connection without sending any of its publishes.
+  send(9, 2);
+  await flushed();
+  assert.equal(channels.length, 10);
+  assert.deepEqual(
+    targets.map((t) => (t as unknown as { id: number }).id),
+    Array.from({ length: 10 }, (_, i) => i + 1),
+  );
+  ws.emit('message', Buffer.from('{"id":11,"method":"publish","params":{"channel":"c","data":1}}\n{"id":12,'), false);
+  await flushed();
+  assert.equal(channels.length, 10, 'nothing of the malformed frame was sent');
+  assert.equal(ws.closedWith, CloseCodes.BAD_REQUEST.code);
+});
