@@ -58,9 +58,10 @@ const MAX_WRITE = 256 * 1024;
 /** Longest wait between flushes under load, whatever the last flush took. */
 const MAX_GAP_MS = 50;
 /**
- * Channel messages one flush must carry before the gap grows: more than a
- * steady rate's one or two (a flush that ran late), which waiting would only
- * delay, and fewer than a receive side that is really behind brings.
+ * Channel messages that must arrive, at the last cycle's rate, in the time one
+ * flush takes before the gap grows: more than a steady rate's one or two,
+ * which waiting would only delay, and fewer than a receive side that is
+ * really behind brings.
  */
 const BEHIND_MESSAGES = 4;
 
@@ -230,20 +231,35 @@ interface Joined {
 
 /**
  * Flushes every outbox that received frames, once per event-loop turn, and
- * under load at most once per `minGapMs`: when flushes follow each other back
- * to back, waiting up to that long lets each socket's write carry more
- * messages (with many channels a socket otherwise gets one write per message).
- * An idle edge flushes on the next turn, so light traffic pays no delay.
+ * under load at most once per `minGapMs` (from one flush's start to the
+ * next's): when short flushes follow each other back to back, waiting up to
+ * that long lets each socket's write carry more messages (with many channels
+ * a socket otherwise gets one write per message). An idle edge, or one whose
+ * last flush took longer than that, flushes on the next turn, so light
+ * traffic and a steady rate the edge meets pay no delay.
  *
- * When the receive side is behind, the gap also grows to the time the last
- * flush took (up to MAX_GAP_MS): when writing takes most of the edge's time
- * (many channels, few subscribers each: one system call per delivery), the
- * edge keeps at least as much time for receiving, so the next flush finds
- * several messages per socket and each write carries them together, instead
- * of the writes starving the receive loop. "Behind" means the last flush
- * carried several channel messages (`noteMessage`, BEHIND_MESSAGES): at a
- * steady rate below saturation a flush carries one or two, and waiting would
- * only add latency.
+ * When the receive side is behind, the gap also grows to the time a flush
+ * takes (up to MAX_GAP_MS): when writing takes most of the edge's time (many
+ * channels, few subscribers each: one system call per delivery), the edge
+ * keeps at least as much time for receiving, so the next flush finds several
+ * messages per socket and each write carries them together, instead of the
+ * writes starving the receive loop.
+ *
+ * "Behind" means that at the rate channel messages came in over the last
+ * cycle (from one flush's start to the next's), the time a flush takes brings
+ * several of them (BEHIND_MESSAGES); a flush's time is the shorter of the
+ * last two, each at most the CPU time it used (when the process's CPU clock
+ * is given). Once behind, the gap is the shorter of the two flushes' wall
+ * times, as long as a saturated edge's flushes really take on a busy machine.
+ * These guard against a trap a busy machine sets (issue 15): a flush
+ * that lost its core for tens of ms carries several messages and looks long;
+ * judged by its message count and its own duration, it grew the gap, the
+ * next flush then carried the messages of that wait as well and kept it grown,
+ * adding up to 50 ms to every message for as long as the machine stayed busy
+ * at a rate the edge met without waiting. A rate is not raised by the gap
+ * (the messages of a longer cycle are divided by it), one long flush alone
+ * (the shorter of two) does not grow it, and neither do flushes that are long
+ * only because other processes held the cores (their CPU time).
  */
 export class FlushScheduler {
   /** Bytes written to client sockets so far (a plain count; metrics read it when scraped). */
@@ -252,15 +268,24 @@ export class FlushScheduler {
   private armed = false;
   private running = false;
   private lastRun = 0;
-  /** How long the last flush took (ms). */
+  /** When the last flush began (ms); none yet: no rate. */
+  private lastStart = Number.NEGATIVE_INFINITY;
+  /** How long the last flush and the one before took (ms of wall time). */
   private lastDuration = 0;
-  /** Channel messages received since the last flush began, and how many the last flush carried. */
+  private previousDuration = 0;
+  /** The same flushes' own work: their wall time, at most the CPU time the process used in them. */
+  private lastWork = 0;
+  private previousWork = 0;
+  /** Channel messages received since the last flush began. */
   private messages = 0;
-  private lastMessages = 0;
+  /** Channel messages per ms from the start of the flush before the last to the last's start. */
+  private rate = 0;
 
   constructor(
     private readonly minGapMs = 1,
     private readonly now: () => number = () => performance.now(),
+    /** CPU time of this process (ms), if known: a flush's duration is at most the CPU it used. */
+    private readonly cpuNow?: () => number,
   ) {}
   /** Joined buffers of this turn, by first frame; dropped at the end of the turn. */
   private readonly cache = new Map<Queued, Joined[]>();
@@ -270,18 +295,34 @@ export class FlushScheduler {
     this.messages += count;
   }
 
-  /** The wait between the end of one flush and the start of the next, in ms. */
+  /**
+   * The wait between the end of one flush and the start of the next when the
+   * receive side is behind (ms), else 0: then only the minimum from one
+   * flush's start to the next's holds (nextFlushAt).
+   */
   gapMs(): number {
     if (this.minGapMs <= 0) return 0;
-    if (this.lastMessages < BEHIND_MESSAGES) return this.minGapMs;
-    return Math.max(this.minGapMs, Math.min(this.lastDuration, MAX_GAP_MS));
+    if (this.rate * Math.min(this.lastWork, this.previousWork) < BEHIND_MESSAGES) return 0;
+    return Math.max(this.minGapMs, Math.min(this.lastDuration, this.previousDuration, MAX_GAP_MS));
+  }
+
+  /**
+   * The earliest time the next flush may start: `minGapMs` after the last one
+   * started (so a flush that took longer than that is followed on the next
+   * turn: waiting after it would gather a fraction of a message at a rate it
+   * meets), or the grown gap after it ended.
+   */
+  nextFlushAt(): number {
+    if (this.minGapMs <= 0) return Number.NEGATIVE_INFINITY;
+    const gap = this.gapMs();
+    return gap > 0 ? this.lastRun + gap : this.lastStart + this.minGapMs;
   }
 
   schedule(box: Outbox): void {
     this.dirty.push(box);
     if (!this.armed) {
       this.armed = true;
-      const wait = this.lastRun + this.gapMs() - this.now();
+      const wait = this.nextFlushAt() - this.now();
       if (wait > 0) setTimeout(this.run, wait);
       else setImmediate(this.run);
     }
@@ -306,16 +347,23 @@ export class FlushScheduler {
     const boxes = this.dirty;
     this.dirty = [];
     this.running = true;
-    this.lastMessages = this.messages;
-    this.messages = 0;
     const start = this.now();
+    const cpuStart = this.cpuNow?.() ?? 0;
+    const cycle = start - this.lastStart;
+    this.rate = cycle > 0 ? this.messages / cycle : 0;
+    this.messages = 0;
+    this.lastStart = start;
     try {
       for (const b of boxes) b.flush();
     } finally {
       this.running = false;
       this.cache.clear();
       this.lastRun = this.now();
+      this.previousDuration = this.lastDuration;
+      this.previousWork = this.lastWork;
       this.lastDuration = this.lastRun - start;
+      // Time it waited for a core is not the flush's work: judged by it, a rate the edge meets looks behind.
+      this.lastWork = this.cpuNow ? Math.min(this.lastDuration, this.cpuNow() - cpuStart) : this.lastDuration;
     }
   };
 }
