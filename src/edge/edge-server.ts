@@ -188,6 +188,7 @@ export class EdgeServer implements EdgeContext {
       onControl: (body) => this.onControl(body),
       loops: this.loops,
       onChannelMessage: (count) => this.scheduler.noteMessage(count),
+      onChannelDelivered: () => this.scheduler.messageDelivered(),
     });
     this.history = new HistoryReader(commandPageFetch(this.commands));
     this.directorWatch = new DirectorWatch(this.commands, () => this.hub.reprobe(), opts.log.child({ component: 'director-watch' }));

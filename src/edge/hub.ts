@@ -94,8 +94,10 @@ export interface HubOptions {
   onControl: (body: Record<string, unknown>) => void;
   /** Counts and logs what one message or one listener breaks, so the receive loop goes on. */
   loops: LoopGuard;
-  /** Called with the number of channel messages received (the flush scheduler's measure of load). */
+  /** Called with the number of channel messages received (the flush scheduler's measure of load), before they are delivered. */
   onChannelMessage?: (count: number) => void;
+  /** Called once the channel messages announced by onChannelMessage are delivered (or found not deliverable). */
+  onChannelDelivered?: () => void;
 }
 
 /**
@@ -541,11 +543,15 @@ export class Hub {
       case DownKind.Message: {
         this.receivedMessages++;
         this.opts.onChannelMessage?.(1);
-        const t = parseTopic(topicBuf);
-        if (!t || t.kind !== TopicKind.Channel) return;
-        const entry = this.channels.get(t.name);
-        if (!entry || !entry.live) return; // before the probe: part of history, not of this edge's stream
-        this.channelMessage(entry, header.offset, header.epoch, body);
+        try {
+          const t = parseTopic(topicBuf);
+          if (!t || t.kind !== TopicKind.Channel) return;
+          const entry = this.channels.get(t.name);
+          if (!entry || !entry.live) return; // before the probe: part of history, not of this edge's stream
+          this.channelMessage(entry, header.offset, header.epoch, body);
+        } finally {
+          this.opts.onChannelDelivered?.();
+        }
         return;
       }
       case DownKind.MessageBatch: {
@@ -555,9 +561,13 @@ export class Hub {
         if (count === 0 || !t || t.kind !== TopicKind.Channel) return;
         this.receivedMessages += count;
         this.opts.onChannelMessage?.(count);
-        const entry = this.channels.get(t.name);
-        if (!entry || !entry.live) return;
-        this.channelBatch(entry, header.epoch, body, count);
+        try {
+          const entry = this.channels.get(t.name);
+          if (!entry || !entry.live) return;
+          this.channelBatch(entry, header.epoch, body, count);
+        } finally {
+          this.opts.onChannelDelivered?.();
+        }
         return;
       }
       case DownKind.ChannelEvent: {

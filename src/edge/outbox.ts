@@ -70,6 +70,8 @@ export class Outbox {
   private readonly frames: Queued[] = [];
   private bytes = 0;
   private scheduled = false;
+  /** The scheduler's direct pass this outbox last wrote in (at most one write per pass; later items queue). */
+  private directPass = 0;
   /** Waiting for the socket's 'drain' before writing more. */
   private draining = false;
   closed = false;
@@ -89,6 +91,16 @@ export class Outbox {
   /** Queue a frame, or a push for a JSON client (its frame built at the flush, merged with its neighbours). */
   push(item: Queued): void {
     if (!this.grow(queuedBytes(item))) return;
+    const pass = this.scheduler.directPass;
+    if (pass !== 0 && this.directPass !== pass && this.frames.length === 0 && !this.scheduled && !this.draining && !this.socket.destroyed && this.socket.writableLength < MAX_WRITE) {
+      // An idle edge writes a channel message as it delivers it (FlushScheduler.noteMessage): nothing waits here.
+      this.directPass = pass;
+      this.bytes = 0;
+      const out = frameOf(item);
+      this.scheduler.sentBytes += out.length;
+      this.socket.write(out);
+      return;
+    }
     this.frames.push(item);
     if (!this.scheduled) {
       this.scheduled = true;
@@ -260,6 +272,19 @@ interface Joined {
  * (the messages of a longer cycle are divided by it), one long flush alone
  * (the shorter of two) does not grow it, and neither do flushes that are long
  * only because other processes held the cores (their CPU time).
+ *
+ * An idle edge does not wait for the end of the turn at all: when a channel
+ * message arrives while nothing is queued, a flush could start now and the
+ * edge has been idle at least as long as its last flush took, its
+ * delivery is a flush of its own (a direct pass): each subscriber's socket is
+ * written as the message reaches it, so the first one is written at once
+ * instead of after the delivery to every other subscriber (about 1 ms for
+ * 1 000 of them) and a setImmediate (issue 15, the first subscriber's
+ * latency). At most one direct pass per turn and one write per socket per
+ * pass; what comes later in the turn queues and follows with the usual gap.
+ * A busier edge keeps to the end of the turn: measured at 100 msg/s x 1 000
+ * (flushes of ~10 ms back to back), passes without that condition raised the
+ * first subscriber's and the p99 latency against ws-batched (4 pairs).
  */
 export class FlushScheduler {
   /** Bytes written to client sockets so far (a plain count; metrics read it when scraped). */
@@ -280,6 +305,16 @@ export class FlushScheduler {
   private messages = 0;
   /** Channel messages per ms from the start of the flush before the last to the last's start. */
   private rate = 0;
+  /** The open direct pass' number (outboxes write at once while it is open), 0 when none is. */
+  directPass = 0;
+  private passes = 0;
+  /** A direct pass was opened this turn (cleared at the end of the turn). */
+  private directThisTurn = false;
+  private directStart = 0;
+  private directCpuStart = 0;
+  private readonly endTurn = (): void => {
+    this.directThisTurn = false;
+  };
 
   constructor(
     private readonly minGapMs = 1,
@@ -290,9 +325,31 @@ export class FlushScheduler {
   /** Joined buffers of this turn, by first frame; dropped at the end of the turn. */
   private readonly cache = new Map<Queued, Joined[]>();
 
-  /** Counts channel messages received from the cluster (whatever they fan out to). */
+  /**
+   * Counts channel messages received from the cluster (whatever they fan out
+   * to), before they are delivered; when the edge is idle (nothing queued, a
+   * flush could start now, none direct this turn yet) their delivery opens a
+   * direct pass, closed by messageDelivered.
+   */
   noteMessage(count = 1): void {
     this.messages += count;
+    if (this.directPass !== 0 || this.armed || this.running || this.directThisTurn) return;
+    const start = this.now();
+    // Only an edge idle at least as long as its last flush took (at most half busy): a busier one keeps to
+    // the end of the turn, where what came in meanwhile goes out with it.
+    if (start < this.nextFlushAt() || start - this.lastRun < this.lastDuration) return;
+    this.directThisTurn = true;
+    setImmediate(this.endTurn);
+    this.directPass = ++this.passes;
+    this.directStart = start;
+    this.directCpuStart = this.begin(start);
+  }
+
+  /** The messages announced by noteMessage are delivered: a direct pass ends as a flush does. */
+  messageDelivered(): void {
+    if (this.directPass === 0) return;
+    this.directPass = 0;
+    this.finish(this.directStart, this.directCpuStart);
   }
 
   /**
@@ -348,24 +405,34 @@ export class FlushScheduler {
     this.dirty = [];
     this.running = true;
     const start = this.now();
-    const cpuStart = this.cpuNow?.() ?? 0;
-    const cycle = start - this.lastStart;
-    this.rate = cycle > 0 ? this.messages / cycle : 0;
-    this.messages = 0;
-    this.lastStart = start;
+    const cpuStart = this.begin(start);
     try {
       for (const b of boxes) b.flush();
     } finally {
       this.running = false;
       this.cache.clear();
-      this.lastRun = this.now();
-      this.previousDuration = this.lastDuration;
-      this.previousWork = this.lastWork;
-      this.lastDuration = this.lastRun - start;
-      // Time it waited for a core is not the flush's work: judged by it, a rate the edge meets looks behind.
-      this.lastWork = this.cpuNow ? Math.min(this.lastDuration, this.cpuNow() - cpuStart) : this.lastDuration;
+      this.finish(start, cpuStart);
     }
   };
+
+  /** A flush (or direct pass) begins at `start`: the rate of the cycle it ends; returns the CPU clock. */
+  private begin(start: number): number {
+    const cycle = start - this.lastStart;
+    this.rate = cycle > 0 ? this.messages / cycle : 0;
+    this.messages = 0;
+    this.lastStart = start;
+    return this.cpuNow?.() ?? 0;
+  }
+
+  /** A flush (or direct pass) that began at `start` ended: its wall time and its work. */
+  private finish(start: number, cpuStart: number): void {
+    this.lastRun = this.now();
+    this.previousDuration = this.lastDuration;
+    this.previousWork = this.lastWork;
+    this.lastDuration = this.lastRun - start;
+    // Time it waited for a core is not the flush's work: judged by it, a rate the edge meets looks behind.
+    this.lastWork = this.cpuNow ? Math.min(this.lastDuration, this.cpuNow() - cpuStart) : this.lastDuration;
+  }
 }
 
 function sameFrames(a: readonly Queued[], b: readonly Queued[]): boolean {

@@ -131,9 +131,11 @@ test('the flush gap grows to the flush time only when, at the rate messages come
   const cycle = async (ms: number, messages: number, flushMs: number): Promise<void> => {
     t += ms;
     writeMs = flushMs;
-    scheduler.noteMessage(messages);
     const before = writes.length;
+    // As the hub delivers a channel message: announced, pushed, delivered (an idle edge's push is written at once).
+    scheduler.noteMessage(messages);
     box.push(frame);
+    scheduler.messageDelivered();
     for (let i = 0; i < 200 && writes.length === before; i++) await new Promise((r) => setTimeout(r, 1));
     assert.equal(writes.length, before + 1, 'the flush ran');
   };
@@ -189,6 +191,7 @@ test('flushes long only because other processes held the cores do not grow the g
       t += 5;
       scheduler.noteMessage(messages);
       box.push(frame);
+      scheduler.messageDelivered();
       for (let i = 0; i < 200 && writes < n; i++) await new Promise((r) => setTimeout(r, 1));
       assert.equal(writes, n, 'the flush ran');
     }
@@ -342,6 +345,104 @@ test('a run past the client\'s send buffer limit cuts the client off as slow (co
 });
 
 /** A socket that takes every write (its buffer stays empty) and keeps the buffers it was given. */
+test('an idle edge writes a channel message to each socket as it delivers it; a second item for a socket, later messages of the turn and a busy scheduler queue for the flush', async () => {
+  let t = 1000;
+  const scheduler = new FlushScheduler(1, () => t);
+  const [a, b, c] = [takingSocket(), takingSocket(), takingSocket()];
+  const [boxA, boxB, boxC] = [a, b, c].map((s) => new Outbox(s.socket, 1 << 20, noOverflow, scheduler));
+  const frame = (text: string): Buffer => textFrame(Buffer.from(text));
+  const texts = (writes: Buffer[]): string[] => writes.map((w) => parseFrames(w).map(([, p]) => p).join('|'));
+  const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
+  const flushed = async (s: { writes: Buffer[] }, n: number): Promise<void> => {
+    for (let i = 0; i < 200 && s.writes.length < n; i++) await new Promise((r) => setTimeout(r, 1));
+  };
+
+  // Idle: the first message's pushes are written as they are delivered, before the delivery ends.
+  scheduler.noteMessage(1);
+  boxA.push(frame('m1'));
+  assert.deepEqual(texts(a.writes), ['m1'], 'written at once, not at the end of the turn');
+  boxB.push(frame('m1'));
+  assert.deepEqual(texts(b.writes), ['m1']);
+  scheduler.messageDelivered();
+  // A second message in the same turn, though the pass took longer than the minimum gap: queued.
+  t += 5;
+  scheduler.noteMessage(1);
+  boxB.push(frame('m2'));
+  scheduler.messageDelivered();
+  assert.equal(b.writes.length, 1, 'one pass per turn: the next message queues');
+  // Outside a delivery (a reply), nothing is written at once.
+  boxC.push(frame('reply'));
+  assert.equal(c.writes.length, 0, 'a reply is queued');
+  t += 1; // the flush's minimum gap from the pass' start
+  await flushed(b, 2);
+  await flushed(c, 1);
+  assert.deepEqual(texts(b.writes), ['m1', 'm2'], 'in order');
+  assert.deepEqual(texts(c.writes), ['reply']);
+
+  // A later turn: a pass again, one write per socket in it (a second item for a socket waits for the flush).
+  await turn();
+  t += 5;
+  scheduler.noteMessage(2);
+  boxA.push(frame('m1b'));
+  boxA.push(frame('m1c'));
+  scheduler.messageDelivered();
+  assert.deepEqual(texts(a.writes), ['m1', 'm1b'], 'the first item at once, the second waits');
+  t += 1;
+  await flushed(a, 3);
+  assert.deepEqual(texts(a.writes), ['m1', 'm1b', 'm1c'], 'in order');
+
+  // A later turn, the gap passed: a pass again. A scheduler with a flush armed: no pass.
+  await turn();
+  t += 5;
+  scheduler.noteMessage(1);
+  boxC.push(frame('m3'));
+  scheduler.messageDelivered();
+  assert.deepEqual(texts(c.writes), ['reply', 'm3'], 'idle again: written at once');
+  await turn();
+  t += 5;
+  boxA.push(frame('reply2')); // a reply: queued, and a flush armed for it
+  scheduler.noteMessage(1);
+  boxB.push(frame('m4'));
+  scheduler.messageDelivered();
+  assert.equal(b.writes.length, 2, 'a flush is armed: the message waits for it');
+  t += 1;
+  await flushed(b, 3);
+  assert.deepEqual(texts(b.writes), ['m1', 'm2', 'm4']);
+  assert.deepEqual(texts(a.writes), ['m1', 'm1b', 'm1c', 'reply2']);
+
+  // An edge busy most of the time (a pass of 10 ms, 2 ms idle after it) keeps to the end of the turn.
+  await turn();
+  t += 5;
+  (a.socket as unknown as { write: (b: Buffer) => boolean }).write = (buf: Buffer): boolean => {
+    a.writes.push(buf);
+    t += 10;
+    return true;
+  };
+  scheduler.noteMessage(1);
+  boxA.push(frame('m6'));
+  scheduler.messageDelivered();
+  assert.equal(a.writes.length, 5, 'idle: written at once (the write takes 10 ms)');
+  await turn();
+  t += 2;
+  scheduler.noteMessage(1);
+  boxB.push(frame('m7'));
+  scheduler.messageDelivered();
+  assert.equal(b.writes.length, 3, 'idle 2 ms after a 10 ms pass: queued for the flush');
+  await flushed(b, 4);
+  assert.deepEqual(texts(b.writes), ['m1', 'm2', 'm4', 'm7']);
+
+  // A socket whose own buffer is full (a slow reader) is not written at once: its frames wait here.
+  await turn();
+  t += 50;
+  (c.socket as unknown as { writableLength: number }).writableLength = 300 * 1024;
+  scheduler.noteMessage(1);
+  boxC.push(frame('m5'));
+  boxA.push(frame('m5'));
+  scheduler.messageDelivered();
+  assert.equal(c.writes.length, 2, 'a full socket buffer: queued');
+  assert.deepEqual(texts(a.writes), ['m1', 'm1b', 'm1c', 'reply2', 'm6', 'm5'], 'the others are written at once');
+});
+
 function takingSocket(): { socket: Socket; writes: Buffer[] } {
   const writes: Buffer[] = [];
   const socket = Object.assign(new EventEmitter(), {
