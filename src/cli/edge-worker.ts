@@ -60,10 +60,6 @@ async function main(): Promise<void> {
     edgeId,
     websocket: true,
     siblings,
-    cpuClock: () => {
-      const used = process.cpuUsage();
-      return (used.user + used.system) / 1000;
-    },
     metricsText: () =>
       new Promise<string>((resolve) => {
         const id = seq++;

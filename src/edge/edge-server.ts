@@ -75,11 +75,6 @@ export interface EdgeServerOptions {
   onFatal?: (reason: string) => void;
   /** The node's other edge workers, for requests that must reach the worker holding a session. */
   siblings?: SiblingOptions;
-  /**
-   * This process's CPU time in ms: the flush scheduler measures a flush by
-   * its own work, not by the time it waited for a core (wall time without it).
-   */
-  cpuClock?: () => number;
 }
 
 /** Credential headers and address of a request, as authenticators see them. */
@@ -151,7 +146,7 @@ export class EdgeServer implements EdgeContext {
     this.config = opts.config;
     this.edgeId = opts.edgeId;
     this.log = opts.log;
-    this.scheduler = new FlushScheduler(opts.config.write_coalesce_ms, undefined, opts.cpuClock);
+    this.scheduler = new FlushScheduler(opts.config.write_coalesce_ms);
     const c = opts.config;
     this.loops = new LoopGuard(opts.registry, opts.log.child({ component: 'loops' }), (loop, err) =>
       this.opts.onFatal?.(`${loop} loop died: ${err instanceof Error ? err.message : String(err)}`),

@@ -58,10 +58,9 @@ const MAX_WRITE = 256 * 1024;
 /** Longest wait between flushes under load, whatever the last flush took. */
 const MAX_GAP_MS = 50;
 /**
- * Channel messages that must arrive, at the last cycle's rate, in the time one
- * flush takes before the gap grows: more than a steady rate's one or two,
- * which waiting would only delay, and fewer than a receive side that is
- * really behind brings.
+ * Channel messages one flush must carry before the gap grows: more than a
+ * steady rate's one or two (a flush that ran late), which waiting would only
+ * delay, and fewer than a receive side that is really behind brings.
  */
 const BEHIND_MESSAGES = 4;
 
@@ -243,48 +242,33 @@ interface Joined {
 
 /**
  * Flushes every outbox that received frames, once per event-loop turn, and
- * under load at most once per `minGapMs` (from one flush's start to the
- * next's): when short flushes follow each other back to back, waiting up to
- * that long lets each socket's write carry more messages (with many channels
- * a socket otherwise gets one write per message). An idle edge, or one whose
- * last flush took longer than that, flushes on the next turn, so light
- * traffic and a steady rate the edge meets pay no delay.
+ * under load at most once per `minGapMs`: when flushes follow each other back
+ * to back, waiting up to that long lets each socket's write carry more
+ * messages (with many channels a socket otherwise gets one write per message).
+ * An idle edge flushes on the next turn, so light traffic pays no delay.
  *
- * When the receive side is behind, the gap also grows to the time a flush
- * takes (up to MAX_GAP_MS): when writing takes most of the edge's time (many
- * channels, few subscribers each: one system call per delivery), the edge
- * keeps at least as much time for receiving, so the next flush finds several
- * messages per socket and each write carries them together, instead of the
- * writes starving the receive loop.
- *
- * "Behind" means that at the rate channel messages came in over the last
- * cycle (from one flush's start to the next's), the time a flush takes brings
- * several of them (BEHIND_MESSAGES); a flush's time is the shorter of the
- * last two, each at most the CPU time it used (when the process's CPU clock
- * is given). Once behind, the gap is the shorter of the two flushes' wall
- * times, as long as a saturated edge's flushes really take on a busy machine.
- * These guard against a trap a busy machine sets (issue 15): a flush
- * that lost its core for tens of ms carries several messages and looks long;
- * judged by its message count and its own duration, it grew the gap, the
- * next flush then carried the messages of that wait as well and kept it grown,
- * adding up to 50 ms to every message for as long as the machine stayed busy
- * at a rate the edge met without waiting. A rate is not raised by the gap
- * (the messages of a longer cycle are divided by it), one long flush alone
- * (the shorter of two) does not grow it, and neither do flushes that are long
- * only because other processes held the cores (their CPU time).
+ * When the receive side is behind, the gap also grows to the time the last
+ * flush took (up to MAX_GAP_MS): when writing takes most of the edge's time
+ * (many channels, few subscribers each: one system call per delivery), the
+ * edge keeps at least as much time for receiving, so the next flush finds
+ * several messages per socket and each write carries them together, instead
+ * of the writes starving the receive loop. "Behind" means the last flush
+ * carried several channel messages (`noteMessage`, BEHIND_MESSAGES): at a
+ * steady rate below saturation a flush carries one or two, and waiting would
+ * only add latency.
  *
  * An idle edge does not wait for the end of the turn at all: when a channel
  * message arrives while nothing is queued, a flush could start now and the
- * edge has been idle at least as long as its last flush took, its
- * delivery is a flush of its own (a direct pass): each subscriber's socket is
- * written as the message reaches it, so the first one is written at once
- * instead of after the delivery to every other subscriber (about 1 ms for
- * 1 000 of them) and a setImmediate (issue 15, the first subscriber's
- * latency). At most one direct pass per turn and one write per socket per
- * pass; what comes later in the turn queues and follows with the usual gap.
- * A busier edge keeps to the end of the turn: measured at 100 msg/s x 1 000
- * (flushes of ~10 ms back to back), passes without that condition raised the
- * first subscriber's and the p99 latency against ws-batched (4 pairs).
+ * edge has been idle at least as long as its last flush took, its delivery
+ * is a flush of its own (a direct pass): each subscriber's socket is written
+ * as the message reaches it, so the first one is written at once instead of
+ * after the delivery to every other subscriber (about 1 ms for 1 000 of them)
+ * and a setImmediate (issue 15, the first subscriber's latency). At most one
+ * direct pass per turn and one write per socket per pass; what comes later in
+ * the turn queues and follows with the usual gap. A busier edge keeps to the
+ * end of the turn: measured at 100 msg/s x 1 000 (flushes of ~10 ms back to
+ * back), passes without that condition raised the first subscriber's and the
+ * p99 latency against ws-batched (4 pairs).
  */
 export class FlushScheduler {
   /** Bytes written to client sockets so far (a plain count; metrics read it when scraped). */
@@ -293,25 +277,17 @@ export class FlushScheduler {
   private armed = false;
   private running = false;
   private lastRun = 0;
-  /** When the last flush began (ms); none yet: no rate. */
-  private lastStart = Number.NEGATIVE_INFINITY;
-  /** How long the last flush and the one before took (ms of wall time). */
+  /** How long the last flush took (ms). */
   private lastDuration = 0;
-  private previousDuration = 0;
-  /** The same flushes' own work: their wall time, at most the CPU time the process used in them. */
-  private lastWork = 0;
-  private previousWork = 0;
-  /** Channel messages received since the last flush began. */
+  /** Channel messages received since the last flush began, and how many the last flush carried. */
   private messages = 0;
-  /** Channel messages per ms from the start of the flush before the last to the last's start. */
-  private rate = 0;
+  private lastMessages = 0;
   /** The open direct pass' number (outboxes write at once while it is open), 0 when none is. */
   directPass = 0;
   private passes = 0;
   /** A direct pass was opened this turn (cleared at the end of the turn). */
   private directThisTurn = false;
   private directStart = 0;
-  private directCpuStart = 0;
   private readonly endTurn = (): void => {
     this.directThisTurn = false;
   };
@@ -319,8 +295,6 @@ export class FlushScheduler {
   constructor(
     private readonly minGapMs = 1,
     private readonly now: () => number = () => performance.now(),
-    /** CPU time of this process (ms), if known: a flush's duration is at most the CPU it used. */
-    private readonly cpuNow?: () => number,
   ) {}
   /** Joined buffers of this turn, by first frame; dropped at the end of the turn. */
   private readonly cache = new Map<Queued, Joined[]>();
@@ -328,58 +302,41 @@ export class FlushScheduler {
   /**
    * Counts channel messages received from the cluster (whatever they fan out
    * to), before they are delivered; when the edge is idle (nothing queued, a
-   * flush could start now, none direct this turn yet) their delivery opens a
-   * direct pass, closed by messageDelivered.
+   * flush could start now, idle at least as long as its last flush took, none
+   * direct this turn yet) their delivery opens a direct pass, closed by
+   * messageDelivered.
    */
   noteMessage(count = 1): void {
     this.messages += count;
     if (this.directPass !== 0 || this.armed || this.running || this.directThisTurn) return;
     const start = this.now();
-    // Only an edge idle at least as long as its last flush took (at most half busy): a busier one keeps to
-    // the end of the turn, where what came in meanwhile goes out with it.
-    if (start < this.nextFlushAt() || start - this.lastRun < this.lastDuration) return;
+    if (start < this.lastRun + this.gapMs() || start - this.lastRun < this.lastDuration) return;
     this.directThisTurn = true;
     setImmediate(this.endTurn);
     this.directPass = ++this.passes;
     this.directStart = start;
-    this.directCpuStart = this.begin(start);
+    this.begin();
   }
 
   /** The messages announced by noteMessage are delivered: a direct pass ends as a flush does. */
   messageDelivered(): void {
     if (this.directPass === 0) return;
     this.directPass = 0;
-    this.finish(this.directStart, this.directCpuStart);
+    this.finish(this.directStart);
   }
 
-  /**
-   * The wait between the end of one flush and the start of the next when the
-   * receive side is behind (ms), else 0: then only the minimum from one
-   * flush's start to the next's holds (nextFlushAt).
-   */
+  /** The wait between the end of one flush and the start of the next, in ms. */
   gapMs(): number {
     if (this.minGapMs <= 0) return 0;
-    if (this.rate * Math.min(this.lastWork, this.previousWork) < BEHIND_MESSAGES) return 0;
-    return Math.max(this.minGapMs, Math.min(this.lastDuration, this.previousDuration, MAX_GAP_MS));
-  }
-
-  /**
-   * The earliest time the next flush may start: `minGapMs` after the last one
-   * started (so a flush that took longer than that is followed on the next
-   * turn: waiting after it would gather a fraction of a message at a rate it
-   * meets), or the grown gap after it ended.
-   */
-  nextFlushAt(): number {
-    if (this.minGapMs <= 0) return Number.NEGATIVE_INFINITY;
-    const gap = this.gapMs();
-    return gap > 0 ? this.lastRun + gap : this.lastStart + this.minGapMs;
+    if (this.lastMessages < BEHIND_MESSAGES) return this.minGapMs;
+    return Math.max(this.minGapMs, Math.min(this.lastDuration, MAX_GAP_MS));
   }
 
   schedule(box: Outbox): void {
     this.dirty.push(box);
     if (!this.armed) {
       this.armed = true;
-      const wait = this.nextFlushAt() - this.now();
+      const wait = this.lastRun + this.gapMs() - this.now();
       if (wait > 0) setTimeout(this.run, wait);
       else setImmediate(this.run);
     }
@@ -404,34 +361,27 @@ export class FlushScheduler {
     const boxes = this.dirty;
     this.dirty = [];
     this.running = true;
+    this.begin();
     const start = this.now();
-    const cpuStart = this.begin(start);
     try {
       for (const b of boxes) b.flush();
     } finally {
       this.running = false;
       this.cache.clear();
-      this.finish(start, cpuStart);
+      this.finish(start);
     }
   };
 
-  /** A flush (or direct pass) begins at `start`: the rate of the cycle it ends; returns the CPU clock. */
-  private begin(start: number): number {
-    const cycle = start - this.lastStart;
-    this.rate = cycle > 0 ? this.messages / cycle : 0;
+  /** A flush (or direct pass) begins: it carries the messages received since the last one began. */
+  private begin(): void {
+    this.lastMessages = this.messages;
     this.messages = 0;
-    this.lastStart = start;
-    return this.cpuNow?.() ?? 0;
   }
 
-  /** A flush (or direct pass) that began at `start` ended: its wall time and its work. */
-  private finish(start: number, cpuStart: number): void {
+  /** A flush (or direct pass) that began at `start` ended. */
+  private finish(start: number): void {
     this.lastRun = this.now();
-    this.previousDuration = this.lastDuration;
-    this.previousWork = this.lastWork;
     this.lastDuration = this.lastRun - start;
-    // Time it waited for a core is not the flush's work: judged by it, a rate the edge meets looks behind.
-    this.lastWork = this.cpuNow ? Math.min(this.lastDuration, this.cpuNow() - cpuStart) : this.lastDuration;
   }
 }
 
