@@ -22,11 +22,11 @@
  * sequencing one busy channel ran 2-7 full collections a second, each
  * starting with the heap at 13 of its 25 MB (--trace-gc, 2026-12-02). With
  * the floor: 20 -> 3 in a director-ceiling run, 6-7 -> 0 in a small-rooms
- * run. Measured alternating with the base (8 pairs, load 7-16): the
+ * run. Measured alternating with the base (11 pairs, load 7-16): the
  * director's publishes per CPU-second with one channel (director-ceiling.js)
- * on the publisher path x1.11 (per pair 0.77-1.83, 7 of 8 above 1), in
- * edge-style batches x1.32 (1.22-1.67, 8 of 8), one command a publish
- * x0.87 (0.51-1.71: noise); small rooms and cluster small rooms unchanged
+ * on the publisher path x1.12 (per pair 0.77-1.83, 9 of 11 above 1), in
+ * edge-style batches x1.33 (0.76-1.67, 10 of 11), one command a publish
+ * x0.88 (0.51-1.71: noise); small rooms and cluster small rooms unchanged
  * within the noise; idle memory per authenticated connection at 10 000
  * 5.8 -> 6.3 KB (medians of 3).
  */
