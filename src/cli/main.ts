@@ -1,4 +1,4 @@
-#!/usr/bin/env -S GLIBC_TUNABLES=glibc.malloc.hugetlb=1 node --max-semi-space-size=4
+#!/usr/bin/env -S GLIBC_TUNABLES=glibc.malloc.hugetlb=1 node --max-semi-space-size=4 --initial-old-space-size=64
 /** The `tidings` program: one yargs command module per command. */
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
