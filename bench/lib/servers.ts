@@ -316,26 +316,52 @@ export function natsBinary(): string | null {
   return find();
 }
 
-async function startNats(): Promise<RunningServer> {
+/** One nats-server's config: a client port, a websocket port, and (in a pair) a route to the other server. */
+function natsConf(port: number, wsPort: number, route?: { listen: number; to: number }): string {
+  // max_pending raised so a burst within the bench's credit window is never cut as a slow consumer.
+  const cluster = route ? `cluster {\n  name: bench\n  listen: "${HOST}:${route.listen}"\n  routes: ["nats-route://${HOST}:${route.to}"]\n}\n` : '';
+  return `listen: ${HOST}:${port}\nmax_payload: 1MB\nmax_pending: 256MB\nmax_connections: 1000000\nwebsocket {\n  listen: "${HOST}:${wsPort}"\n  no_tls: true\n  compression: false\n}\n${cluster}`;
+}
+
+/**
+ * NATS alone, or (`cluster: 'pair'`) two routed nats-servers laid out as
+ * Tidings' pair: subscribers spread over both, the publisher at the second,
+ * so every message crosses the route to reach the first server's subscribers.
+ * It is the reference for what a cluster costs a native server on this
+ * machine (issue 17.4, 15.3).
+ */
+async function startNats(opts: ServerOptions = {}): Promise<RunningServer> {
   const bin = natsBinary();
   if (!bin) throw new Error('nats-server is not installed and apt-get install -y nats-server failed');
-  const [port, wsPort] = [await freePort(), await freePort()];
+  const pair = opts.cluster === 'pair';
   const dir = mkdtempSync(join(tmpdir(), 'tidings-bench-nats-'));
-  const conf = join(dir, 'nats.conf');
-  // max_pending raised so a burst within the bench's credit window is never cut as a slow consumer.
-  writeFileSync(conf, `listen: ${HOST}:${port}\nmax_payload: 1MB\nmax_pending: 256MB\nmax_connections: 1000000\nwebsocket {\n  listen: "${HOST}:${wsPort}"\n  no_tls: true\n  compression: false\n}\n`);
-  const p = new Proc('nats', spawn(bin, ['-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] }));
-  await p.waitFor(/Server is ready/);
+  const servers: Array<{ port: number; wsPort: number; route: number }> = [];
+  for (let i = 0; i < (pair ? 2 : 1); i++) servers.push({ port: await freePort(), wsPort: await freePort(), route: await freePort() });
+  const procs = servers.map((s, i) => {
+    const conf = join(dir, `nats-${i}.conf`);
+    const other = servers[1 - i];
+    writeFileSync(conf, natsConf(s.port, s.wsPort, pair && other ? { listen: s.route, to: other.route } : undefined));
+    return new Proc(pair ? `nats-${i + 1}` : 'nats', spawn(bin, ['-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] }));
+  });
+  const stop = async (): Promise<void> => {
+    await Promise.all(procs.map((p) => p.stop()));
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    await Promise.all(procs.map((p) => p.waitFor(/Server is ready/)));
+    // Both ends log the route once it is up; before it, the second server would not see the first's subscribers.
+    if (pair) await Promise.all(procs.map((p) => p.waitFor(/Route connection created/)));
+  } catch (err) {
+    await stop();
+    throw err;
+  }
   return {
     kind: 'nats',
-    label: 'nats',
-    urls: [`ws://${HOST}:${wsPort}/`],
-    publishTo: `${HOST}:${port}`,
-    pids: [p.child.pid!],
-    stop: async () => {
-      await p.stop();
-      rmSync(dir, { recursive: true, force: true });
-    },
+    label: pair ? 'nats-cluster' : 'nats',
+    urls: servers.map((s) => `ws://${HOST}:${s.wsPort}/`),
+    publishTo: `${HOST}:${servers[servers.length - 1]!.port}`,
+    pids: procs.map((p) => p.child.pid!),
+    stop,
   };
 }
 
@@ -355,6 +381,6 @@ export function startServer(kind: ServerKind, opts: ServerOptions = {}): Promise
     case 'socketio':
       return startNodePeer(kind, 'socketio.js', opts.execArgv ?? []);
     case 'nats':
-      return startNats();
+      return startNats(opts);
   }
 }
