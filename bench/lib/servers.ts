@@ -101,10 +101,11 @@ class Proc {
     this.exited = new Promise((r) => child.once('exit', () => r()));
   }
 
-  async waitFor(pattern: RegExp, timeoutMs = 60_000): Promise<void> {
+  /** Until the output shows `pattern` (`times` times: give a /g pattern). */
+  async waitFor(pattern: RegExp, timeoutMs = 60_000, times = 1): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
-      if (pattern.test(this.out)) return;
+      if (times === 1 ? pattern.test(this.out) : (this.out.match(pattern)?.length ?? 0) >= times) return;
       if (this.child.exitCode !== null) throw new Error(`${this.name} exited (${this.child.exitCode}):\n${this.out.slice(-2000)}`);
       await new Promise((r) => setTimeout(r, 20));
     }
@@ -316,32 +317,35 @@ export function natsBinary(): string | null {
   return find();
 }
 
-/** One nats-server's config: a client port, a websocket port, and (in a pair) a route to the other server. */
-function natsConf(port: number, wsPort: number, route?: { listen: number; to: number }): string {
+/** One nats-server's config: a client port, a websocket port, and in a cluster its route port and the others'. */
+function natsConf(port: number, wsPort: number, route?: { listen: number; to: number[] }): string {
   // max_pending raised so a burst within the bench's credit window is never cut as a slow consumer.
-  const cluster = route ? `cluster {\n  name: bench\n  listen: "${HOST}:${route.listen}"\n  routes: ["nats-route://${HOST}:${route.to}"]\n}\n` : '';
+  const routes = route ? route.to.map((r) => `"nats-route://${HOST}:${r}"`).join(', ') : '';
+  const cluster = route ? `cluster {\n  name: bench\n  listen: "${HOST}:${route.listen}"\n  routes: [${routes}]\n}\n` : '';
   return `listen: ${HOST}:${port}\nmax_payload: 1MB\nmax_pending: 256MB\nmax_connections: 1000000\nwebsocket {\n  listen: "${HOST}:${wsPort}"\n  no_tls: true\n  compression: false\n}\n${cluster}`;
 }
 
 /**
- * NATS alone, or (`cluster: 'pair'`) two routed nats-servers laid out as
- * Tidings' pair: subscribers spread over both, the publisher at the second,
- * so every message crosses the route to reach the first server's subscribers.
- * It is the reference for what a cluster costs a native server on this
- * machine (issue 17.4, 15.3).
+ * NATS alone, or routed nats-servers laid out as Tidings' clusters, the
+ * reference for what a cluster costs a native server on this machine (issue
+ * 17.4, 15.3): `cluster: 'pair'` is two servers with subscribers spread over
+ * both and the publisher at the second (every message crosses the route to
+ * reach the first's subscribers); `cluster: true` is a server for the
+ * publisher alone, as Tidings' director without edges, and `nodes` (default
+ * 2) servers for the subscribers.
  */
 async function startNats(opts: ServerOptions = {}): Promise<RunningServer> {
   const bin = natsBinary();
   if (!bin) throw new Error('nats-server is not installed and apt-get install -y nats-server failed');
-  const pair = opts.cluster === 'pair';
+  const count = opts.cluster === 'pair' ? 2 : opts.cluster ? 1 + (opts.nodes ?? 2) : 1;
   const dir = mkdtempSync(join(tmpdir(), 'tidings-bench-nats-'));
   const servers: Array<{ port: number; wsPort: number; route: number }> = [];
-  for (let i = 0; i < (pair ? 2 : 1); i++) servers.push({ port: await freePort(), wsPort: await freePort(), route: await freePort() });
+  for (let i = 0; i < count; i++) servers.push({ port: await freePort(), wsPort: await freePort(), route: await freePort() });
   const procs = servers.map((s, i) => {
     const conf = join(dir, `nats-${i}.conf`);
-    const other = servers[1 - i];
-    writeFileSync(conf, natsConf(s.port, s.wsPort, pair && other ? { listen: s.route, to: other.route } : undefined));
-    return new Proc(pair ? `nats-${i + 1}` : 'nats', spawn(bin, ['-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] }));
+    const others = servers.filter((_, j) => j !== i).map((o) => o.route);
+    writeFileSync(conf, natsConf(s.port, s.wsPort, count > 1 ? { listen: s.route, to: others } : undefined));
+    return new Proc(count > 1 ? `nats-${i + 1}` : 'nats', spawn(bin, ['-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] }));
   });
   const stop = async (): Promise<void> => {
     await Promise.all(procs.map((p) => p.stop()));
@@ -349,17 +353,20 @@ async function startNats(opts: ServerOptions = {}): Promise<RunningServer> {
   };
   try {
     await Promise.all(procs.map((p) => p.waitFor(/Server is ready/)));
-    // Both ends log the route once it is up; before it, the second server would not see the first's subscribers.
-    if (pair) await Promise.all(procs.map((p) => p.waitFor(/Route connection created/)));
+    // Each server logs each of its routes once up; before that a publisher's server would not see the others' subscribers.
+    if (count > 1) await Promise.all(procs.map((p) => p.waitFor(/Route connection created/g, 60_000, count - 1)));
   } catch (err) {
     await stop();
     throw err;
   }
+  const pair = opts.cluster === 'pair';
+  const subscriberServers = count > 1 && !pair ? servers.slice(1) : servers;
+  const publisherServer = pair ? servers[1]! : servers[0]!;
   return {
     kind: 'nats',
-    label: pair ? 'nats-cluster' : 'nats',
-    urls: servers.map((s) => `ws://${HOST}:${s.wsPort}/`),
-    publishTo: `${HOST}:${servers[servers.length - 1]!.port}`,
+    label: count > 1 ? `nats-cluster${opts.cluster === true && opts.nodes !== undefined ? `-${opts.nodes}` : ''}` : 'nats',
+    urls: subscriberServers.map((s) => `ws://${HOST}:${s.wsPort}/`),
+    publishTo: `${HOST}:${publisherServer.port}`,
     pids: procs.map((p) => p.child.pid!),
     stop,
   };
