@@ -198,3 +198,18 @@ function between(before: Map<number, number>, after: Usage, roots: readonly numb
   for (const [pid, v] of values) if (!keep || keep.has(after.rootOf.get(pid)!)) total += v - (before.get(pid) ?? 0);
   return total;
 }
+
+/**
+ * The kernel's TCP counters of the whole machine (/proc/net/netstat,
+ * TcpExt): listen-queue overflows and SYN retransmissions show a storm of
+ * connections arriving faster than a server accepts them. Machine-wide: read
+ * them around a run with nothing else connecting.
+ */
+export function tcpListenCounters(): { listenOverflows: number; synRetransmits: number } {
+  const lines = readFileSync('/proc/net/netstat', 'utf8').split('\n');
+  const i = lines.findIndex((l) => l.startsWith('TcpExt:'));
+  const names = lines[i]?.split(/\s+/) ?? [];
+  const values = lines[i + 1]?.split(/\s+/) ?? [];
+  const at = (name: string): number => Number(values[names.indexOf(name)] ?? NaN);
+  return { listenOverflows: at('ListenOverflows'), synRetransmits: at('TCPSynRetrans') };
+}

@@ -15,7 +15,7 @@ import { dirname, join } from 'node:path';
 import * as hdr from 'hdr-histogram-js';
 import { startServer, BENCH_TOKEN_SECRET } from './servers.js';
 import { openPublisher } from './publishers.js';
-import { cpuBetween, processTree, sample } from './proc-stats.js';
+import { cpuBetween, processTree, sample, tcpListenCounters } from './proc-stats.js';
 import { makePayload, monotonicMicros, nowMicros } from './payload.js';
 import type { StormFromWorker, StormToWorker } from './storm-worker.js';
 import { closeWorker } from './ipc.js';
@@ -76,12 +76,25 @@ export interface StormResult {
   subscribedP99Ms: number;
   /** Server CPU (director + surviving node) from the kill until all recovered, per storm client, µs. */
   cpuPerReconnectUs: number;
+  /**
+   * The same less what the surviving servers spent at their calm-phase rate over the storm's length (the
+   * live traffic goes on meanwhile): what the reconnects themselves cost, µs each.
+   */
+  extraCpuPerReconnectUs: number;
+  /**
+   * The kernel's listen-queue overflows and SYN retransmissions from the kill until all recovered (the whole
+   * machine's counters): connections arriving faster than the edge accepts them wait for TCP's retransmit
+   * timers (1, 3, 7, 15 s ...), which sets how long a storm lasts more than the server's CPU does.
+   */
+  listenOverflows: number;
+  synRetransmits: number;
   calm: { p50: number; p99: number };
   storm: { p50: number; p99: number };
   p99Ratio: number;
   recoveredFalse: number;
   gaps: number;
   repeats: number;
+  /** Reconnect attempts that failed (reset by the kernel, refused, timed out); each was tried again. */
   failedReconnects: number;
   /** Live clients' deliveries counted in the storm phase (latency samples). */
   stormDeliveries: number;
@@ -125,18 +138,23 @@ export async function runStorm(opts: StormOptions): Promise<StormResult> {
     }, 10);
     await sleep(1000);
     for (const w of all) w.child.send({ cmd: 'phase', phase: 'calm' } satisfies StormToWorker);
+    const survivors = server.pids.filter((p) => p !== doomedPid);
+    const calm0 = sample(survivors);
+    const calmT0 = performance.now();
     await sleep(opts.calmMs);
     // Kill node 1 and everything under it at once.
     const victims = processTree([doomedPid]).map((p) => p.pid);
-    const survivors = server.pids.filter((p) => p !== doomedPid);
     const loadAverage = loadavg()[0]!;
     const cpu0 = sample(survivors);
+    const calmCpuPerMs = cpuBetween(calm0, cpu0) / (performance.now() - calmT0);
+    const net0 = tcpListenCounters();
     const t0 = performance.now();
     for (const pid of victims) process.kill(pid, 'SIGKILL');
     for (const w of all) w.child.send({ cmd: 'phase', phase: 'storm' } satisfies StormToWorker);
     while (storm.reduce((a, w) => a + w.recovered, 0) < stormClients && performance.now() - t0 < opts.timeoutMs) await sleep(20);
     const allRecoveredMs = performance.now() - t0;
     const cpu1 = sample(survivors);
+    const net1 = tcpListenCounters();
     for (const w of all) w.child.send({ cmd: 'phase', phase: 'after' } satisfies StormToWorker);
     await sleep(1000);
     clearInterval(ticker);
@@ -164,6 +182,9 @@ export async function runStorm(opts: StormOptions): Promise<StormResult> {
       subscribedP50Ms: subscribed.getValueAtPercentile(50) / 1000,
       subscribedP99Ms: subscribed.getValueAtPercentile(99) / 1000,
       cpuPerReconnectUs: (cpuBetween(cpu0, cpu1) / stormClients) * 1e6,
+      extraCpuPerReconnectUs: ((cpuBetween(cpu0, cpu1) - calmCpuPerMs * allRecoveredMs) / stormClients) * 1e6,
+      listenOverflows: net1.listenOverflows - net0.listenOverflows,
+      synRetransmits: net1.synRetransmits - net0.synRetransmits,
       calm: { p50: calm.getValueAtPercentile(50) / 1000, p99: calm.getValueAtPercentile(99) / 1000 },
       storm: { p50: during.getValueAtPercentile(50) / 1000, p99: during.getValueAtPercentile(99) / 1000 },
       stormDeliveries: during.totalCount,
