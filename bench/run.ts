@@ -68,7 +68,8 @@ const cases: Case[] = [
   { workload: { scenario: 'idle-10k', subscriptions: oneChannel(q(10_000, 2000)), channels: 1, payload: 0, mode: 'idle', durationMs: 0, warmupMs: 0, processes: 2, manySourceAddresses: true }, servers: ALL },
   // One process may hold 20 000 descriptors here (hard limit): 50 000 connections need 3 edge workers and 5 generator processes.
   { workload: { scenario: 'idle-50k', subscriptions: oneChannel(q(50_000, 5000)), channels: 1, payload: 0, mode: 'idle', durationMs: 0, warmupMs: 0, processes: 5, manySourceAddresses: true }, servers: ['tidings'], options: { workers: 3 } },
-  { workload: { ...fan('cluster-fanout-1k', q(1000, 300), 100) }, servers: ['tidings', 'tidings-curve'], options: { cluster: true } },
+  // NATS as a server for the publisher and two for the subscribers, laid out as this cluster (bench/lib/servers.ts).
+  { workload: { ...fan('cluster-fanout-1k', q(1000, 300), 100) }, servers: ['tidings', 'tidings-curve', 'nats'], options: { cluster: true } },
   // Fan-out as forwarder nodes are added (docs/scaling.md): the same 1 000 subscribers spread over 1, 2, 3 nodes,
   // and 1 000 subscribers per node (each node carrying the same load).
   ...[1, 2, 3].map((n): Case => ({ workload: { ...fan(`scale-fanout-${n}n`, q(1000, 300), 100), processes: 2 }, servers: ['tidings'], options: { cluster: true, nodes: n } })),
@@ -81,8 +82,8 @@ const cases: Case[] = [
     options: { cluster: true, nodes: n },
   })),
   // 20 msg/s through a director node with its edge and a forwarder node, the 1 000 subscribers split over both.
-  { workload: { scenario: 'cluster-latency-20', subscriptions: oneChannel(q(1000, 300)), channels: 1, payload: 100, mode: 'rate', rate: 20, durationMs: dur, warmupMs: warm, processes: 2 }, servers: ['tidings'], options: { cluster: 'pair' } },
-  { workload: { scenario: 'cluster-latency-1k', subscriptions: oneChannel(q(1000, 300)), channels: 1, payload: 100, mode: 'rate', rate: 100, durationMs: dur, warmupMs: warm, processes: 2 }, servers: ['tidings'], options: { cluster: true } },
+  { workload: { scenario: 'cluster-latency-20', subscriptions: oneChannel(q(1000, 300)), channels: 1, payload: 100, mode: 'rate', rate: 20, durationMs: dur, warmupMs: warm, processes: 2 }, servers: ['tidings', 'nats'], options: { cluster: 'pair' } },
+  { workload: { scenario: 'cluster-latency-1k', subscriptions: oneChannel(q(1000, 300)), channels: 1, payload: 100, mode: 'rate', rate: 100, durationMs: dur, warmupMs: warm, processes: 2 }, servers: ['tidings', 'nats'], options: { cluster: true } },
   // The cost of the cluster hops alone: few subscribers, so the edge's socket writes do not dominate.
   { workload: { scenario: 'latency-10', subscriptions: oneChannel(10), channels: 1, payload: 100, mode: 'rate', rate: 100, durationMs: dur, warmupMs: warm, processes: 1 }, servers: ['tidings', 'nats'] },
   { workload: { scenario: 'cluster-latency-10', subscriptions: oneChannel(10), channels: 1, payload: 100, mode: 'rate', rate: 100, durationMs: dur, warmupMs: warm, processes: 1 }, servers: ['tidings', 'tidings-curve'], options: { cluster: true } },
@@ -94,8 +95,9 @@ const cases: Case[] = [
     workload: { scenario: 'many-channels-1k', subscriptions: roomsOf(q(1000, 200), 10), channels: q(1000, 200), payload: 100, mode: 'saturate', window: q(10_000, 2000), durationMs: dur, warmupMs: warm, processes: 2 },
     servers: SMALL,
   },
-  // Small rooms through the cluster: a director node with its edge and a forwarder node, 5 subscribers on each, publishing at the forwarder node.
-  { workload: { scenario: 'cluster-small-rooms', subscriptions: oneChannel(10), channels: 1, payload: 100, mode: 'saturate', window: 2000, durationMs: dur, warmupMs: warm, processes: 1 }, servers: ['tidings', 'tidings-ws'], options: { cluster: 'pair' } },
+  // Small rooms through the cluster: a director node with its edge and a forwarder node, 5 subscribers on each, publishing at the forwarder node;
+  // NATS as two routed servers laid out the same way (the publisher at the second), what a cluster costs a native server.
+  { workload: { scenario: 'cluster-small-rooms', subscriptions: oneChannel(10), channels: 1, payload: 100, mode: 'saturate', window: 2000, durationMs: dur, warmupMs: warm, processes: 1 }, servers: ['tidings', 'tidings-ws', 'nats'], options: { cluster: 'pair' } },
   { workload: fan('payload-16B', q(1000, 300), 16), servers: ALL },
   { workload: fan('payload-1KB', q(1000, 300), 1024), servers: ALL },
   { workload: fan('payload-16KB', q(1000, 300), 16_384), servers: ALL },

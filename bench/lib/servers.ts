@@ -101,10 +101,11 @@ class Proc {
     this.exited = new Promise((r) => child.once('exit', () => r()));
   }
 
-  async waitFor(pattern: RegExp, timeoutMs = 60_000): Promise<void> {
+  /** Until the output shows `pattern` (`times` times: give a /g pattern). */
+  async waitFor(pattern: RegExp, timeoutMs = 60_000, times = 1): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
-      if (pattern.test(this.out)) return;
+      if (times === 1 ? pattern.test(this.out) : (this.out.match(pattern)?.length ?? 0) >= times) return;
       if (this.child.exitCode !== null) throw new Error(`${this.name} exited (${this.child.exitCode}):\n${this.out.slice(-2000)}`);
       await new Promise((r) => setTimeout(r, 20));
     }
@@ -316,26 +317,58 @@ export function natsBinary(): string | null {
   return find();
 }
 
-async function startNats(): Promise<RunningServer> {
+/** One nats-server's config: a client port, a websocket port, and in a cluster its route port and the others'. */
+function natsConf(port: number, wsPort: number, route?: { listen: number; to: number[] }): string {
+  // max_pending raised so a burst within the bench's credit window is never cut as a slow consumer.
+  const routes = route ? route.to.map((r) => `"nats-route://${HOST}:${r}"`).join(', ') : '';
+  const cluster = route ? `cluster {\n  name: bench\n  listen: "${HOST}:${route.listen}"\n  routes: [${routes}]\n}\n` : '';
+  return `listen: ${HOST}:${port}\nmax_payload: 1MB\nmax_pending: 256MB\nmax_connections: 1000000\nwebsocket {\n  listen: "${HOST}:${wsPort}"\n  no_tls: true\n  compression: false\n}\n${cluster}`;
+}
+
+/**
+ * NATS alone, or routed nats-servers laid out as Tidings' clusters, the
+ * reference for what a cluster costs a native server on this machine (issue
+ * 17.4, 15.3): `cluster: 'pair'` is two servers with subscribers spread over
+ * both and the publisher at the second (every message crosses the route to
+ * reach the first's subscribers); `cluster: true` is a server for the
+ * publisher alone, as Tidings' director without edges, and `nodes` (default
+ * 2) servers for the subscribers.
+ */
+async function startNats(opts: ServerOptions = {}): Promise<RunningServer> {
   const bin = natsBinary();
   if (!bin) throw new Error('nats-server is not installed and apt-get install -y nats-server failed');
-  const [port, wsPort] = [await freePort(), await freePort()];
+  const count = opts.cluster === 'pair' ? 2 : opts.cluster ? 1 + (opts.nodes ?? 2) : 1;
   const dir = mkdtempSync(join(tmpdir(), 'tidings-bench-nats-'));
-  const conf = join(dir, 'nats.conf');
-  // max_pending raised so a burst within the bench's credit window is never cut as a slow consumer.
-  writeFileSync(conf, `listen: ${HOST}:${port}\nmax_payload: 1MB\nmax_pending: 256MB\nmax_connections: 1000000\nwebsocket {\n  listen: "${HOST}:${wsPort}"\n  no_tls: true\n  compression: false\n}\n`);
-  const p = new Proc('nats', spawn(bin, ['-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] }));
-  await p.waitFor(/Server is ready/);
+  const servers: Array<{ port: number; wsPort: number; route: number }> = [];
+  for (let i = 0; i < count; i++) servers.push({ port: await freePort(), wsPort: await freePort(), route: await freePort() });
+  const procs = servers.map((s, i) => {
+    const conf = join(dir, `nats-${i}.conf`);
+    const others = servers.filter((_, j) => j !== i).map((o) => o.route);
+    writeFileSync(conf, natsConf(s.port, s.wsPort, count > 1 ? { listen: s.route, to: others } : undefined));
+    return new Proc(count > 1 ? `nats-${i + 1}` : 'nats', spawn(bin, ['-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] }));
+  });
+  const stop = async (): Promise<void> => {
+    await Promise.all(procs.map((p) => p.stop()));
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    await Promise.all(procs.map((p) => p.waitFor(/Server is ready/)));
+    // Each server logs each of its routes once up; before that a publisher's server would not see the others' subscribers.
+    if (count > 1) await Promise.all(procs.map((p) => p.waitFor(/Route connection created/g, 60_000, count - 1)));
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  const pair = opts.cluster === 'pair';
+  const subscriberServers = count > 1 && !pair ? servers.slice(1) : servers;
+  const publisherServer = pair ? servers[1]! : servers[0]!;
   return {
     kind: 'nats',
-    label: 'nats',
-    urls: [`ws://${HOST}:${wsPort}/`],
-    publishTo: `${HOST}:${port}`,
-    pids: [p.child.pid!],
-    stop: async () => {
-      await p.stop();
-      rmSync(dir, { recursive: true, force: true });
-    },
+    label: count > 1 ? `nats-cluster${opts.cluster === true && opts.nodes !== undefined ? `-${opts.nodes}` : ''}` : 'nats',
+    urls: subscriberServers.map((s) => `ws://${HOST}:${s.wsPort}/`),
+    publishTo: `${HOST}:${publisherServer.port}`,
+    pids: procs.map((p) => p.child.pid!),
+    stop,
   };
 }
 
@@ -355,6 +388,6 @@ export function startServer(kind: ServerKind, opts: ServerOptions = {}): Promise
     case 'socketio':
       return startNodePeer(kind, 'socketio.js', opts.execArgv ?? []);
     case 'nats':
-      return startNats();
+      return startNats(opts);
   }
 }
