@@ -17,8 +17,10 @@
  * --initial-old-space-size=64: a 64 MB floor under the heap size at which V8
  * runs its next full (mark-compact) collection. The main process' heap is
  * small (about 13 MB live) and V8 set that limit at about twice it, while
- * received ZeroMQ frames that outlive two young collections count against
- * it too (zeromq.js reports them to V8 as external memory): a director
+ * it counts external memory allocated since the last full collection
+ * against it too: history's slabs, allocated at the rate the director
+ * sequences and kept until evicted (received ZeroMQ frames stay a few MB;
+ * heap snapshots, docs/benchmarks/gc-received-frames.md). A director
  * sequencing one busy channel ran 2-7 full collections a second, each
  * starting with the heap at 13 of its 25 MB (--trace-gc, 2026-12-02). With
  * the floor: 20 -> 3 in a director-ceiling run, 6-7 -> 0 in a small-rooms
