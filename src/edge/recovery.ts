@@ -8,7 +8,9 @@
  * reply (it tells whether history covers the position), the others after it,
  * each once the client's send buffer has drained below a quarter and its
  * history allowance has room, so a recovery larger than the send buffer
- * completes at the pace the client reads.
+ * completes at the pace the client reads. The first page is small
+ * (FIRST_RECOVERY_PAGE_BYTES), so the many short recoveries of a reconnect
+ * storm share the edge's bound on history reads in flight.
  *
  * A position from another epoch (the director restarted, or the channel was
  * collected) gets the current epoch's whole retained history with
@@ -21,7 +23,7 @@ import type { StreamPosition } from '../protocol/messages.js';
 import type { ClientConnection } from './connection.js';
 import type { Position } from './hub.js';
 import type { SubscribeOutcome } from './context.js';
-import type { HistoryReader, Page, PageQuery } from './history-reader.js';
+import { FIRST_RECOVERY_PAGE_BYTES, type HistoryReader, type Page, type PageQuery } from './history-reader.js';
 
 /** Errors after which a page read is tried again (within the command timeout). */
 const TRANSIENT = new Set<number>([ErrorCodes.UNAVAILABLE.code, ErrorCodes.TIMEOUT.code]);
@@ -46,7 +48,7 @@ export async function recoverInto(deps: RecoveryDeps, conn: ClientConnection, ch
   const query: PageQuery = { channel, since, until: live.offset, epoch: live.epoch, limit: live.offset - since };
   let first: Page;
   try {
-    first = await readPage(deps, conn, channel, token, query);
+    first = await readPage(deps, conn, channel, token, query, FIRST_RECOVERY_PAGE_BYTES);
   } catch (err) {
     conn.endRecovery(channel, token);
     throw err;
@@ -78,7 +80,7 @@ async function stream(deps: RecoveryDeps, conn: ClientConnection, channel: strin
       conn.replay(page.pushes);
       if (offsets.length > 0) last = offsets[offsets.length - 1]!;
       if (!page.meta.more || last >= live.offset) break;
-      page = await readPage(deps, conn, channel, token, { ...query, since: last, limit: live.offset - last });
+      page = await readPage(deps, conn, channel, token, { ...query, since: last, limit: live.offset - last }, Infinity);
     }
     if (complete && last < live.offset) throw new GapError('hole');
     if (conn.recoveryWanted(channel, token)) conn.release(channel, live.offset);
@@ -98,17 +100,18 @@ class GapError extends Error {
 }
 
 /**
- * One page for the connection once its send buffer has room and its
- * allowance has some, retrying a director that does not answer until the timeout.
+ * One page of at most `largest` bytes (and the connection's page size) for
+ * the connection once its send buffer has room and its allowance has some,
+ * retrying a director that does not answer until the timeout.
  */
-async function readPage(deps: RecoveryDeps, conn: ClientConnection, channel: string, token: object, query: PageQuery): Promise<Page> {
+async function readPage(deps: RecoveryDeps, conn: ClientConnection, channel: string, token: object, query: PageQuery, largest: number): Promise<Page> {
   const deadline = Date.now() + deps.timeoutMs;
   let delay = 50;
   for (;;) {
     if (!conn.recoveryWanted(channel, token)) throw new TidingsError(ErrorCodes.UNAVAILABLE, 'recovery stopped');
     const allowance = conn.allowance;
     // A recovery is never refused for its allowance: it waits for it to refill.
-    const wait = allowance.waitMs(Math.min(conn.pageBytes, 64 * 1024), Date.now());
+    const wait = allowance.waitMs(Math.min(conn.pageBytes, largest, 64 * 1024), Date.now());
     if (wait > 0) {
       await new Promise((r) => setTimeout(r, wait));
       continue;
@@ -120,7 +123,7 @@ async function readPage(deps: RecoveryDeps, conn: ClientConnection, channel: str
         if (!(await conn.whenBelow(pageBytes, Math.max(deps.timeoutMs, 1)))) {
           throw new TidingsError(conn.isClosed() ? ErrorCodes.UNAVAILABLE : ErrorCodes.TIMEOUT, 'the send buffer did not drain');
         }
-        const maxBytes = Math.max(1, Math.min(pageBytes, Math.floor(allowance.available(Date.now()))));
+        const maxBytes = Math.max(1, Math.min(pageBytes, largest, Math.floor(allowance.available(Date.now()))));
         const page = await deps.history.page(conn, query, maxBytes, () => conn.recoveryWanted(channel, token));
         if (!page) throw new TidingsError(ErrorCodes.UNAVAILABLE, 'recovery stopped');
         allowance.take(page.bytes, Date.now());

@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { recoverInto } from '../../src/edge/recovery.js';
-import { HistoryAllowance, HistoryReader, type Page, type PageQuery } from '../../src/edge/history-reader.js';
+import { FIRST_RECOVERY_PAGE_BYTES, HISTORY_PAGE_BYTES, HistoryAllowance, HistoryReader, IN_FLIGHT_BYTES, type Page, type PageQuery } from '../../src/edge/history-reader.js';
 import type { ClientConnection } from '../../src/edge/connection.js';
 
 /** A channel history of offsets 1..n (minus `missing`) in epoch 'e2', served `perPage` at a time. */
@@ -36,7 +36,7 @@ class FakeConnection {
   private lane: Promise<unknown> = Promise.resolve();
   private drained: Array<() => void> = [];
   readonly allowance = new HistoryAllowance(1 << 30, 1000, Date.now());
-  readonly pageBytes = 1000;
+  constructor(readonly pageBytes = 1000) {}
 
   beginRecovery(channel: string): object {
     const t = {};
@@ -133,4 +133,44 @@ test('a recovery announced complete that meets a hole between pages closes with 
   assert.deepEqual(conn.written, [3, 4, 5]);
   assert.deepEqual(conn.gaps, ['c:hole']);
   assert.deepEqual(conn.released, [], 'nothing goes live after a broken replay');
+});
+
+test("a storm's recoveries share the edge's bound on history reads at once: small first pages, full pages after", async () => {
+  // Every read waits until the test lets it answer, as a director a round trip away would.
+  const asked: number[] = [];
+  const answers: Array<() => void> = [];
+  const reader = new HistoryReader(
+    (q: PageQuery, maxBytes: number) =>
+      new Promise<Page>((resolve) => {
+        asked.push(maxBytes);
+        const since = q.since ?? 0;
+        // 3 messages per page, offsets up to 9.
+        const offsets = [since + 1, since + 2, since + 3].filter((o) => o <= 9);
+        answers.push(() => resolve({ meta: { channel: 'c', epoch: 'e2', offset: 9, complete: true, more: offsets[offsets.length - 1]! < 9, available: 9 - since, offsets }, pushes: offsets.map((o) => Buffer.from(`{"offset":${o}}`)), bytes: 30 }));
+      }),
+    IN_FLIGHT_BYTES,
+  );
+  const clients = 40;
+  const conns = Array.from({ length: clients }, () => new FakeConnection(HISTORY_PAGE_BYTES));
+  const outs = conns.map((conn) => recoverInto({ history: reader, timeoutMs: 5000 }, conn as unknown as ClientConnection, 'c', { offset: 9, epoch: 'e2' }, { offset: 0, epoch: 'e2' }));
+  await tick();
+  // With full 1 MB first pages the edge's 4 MB bound let 4 run; 40 x 64 KB fit together.
+  assert.equal(asked.length, clients, `first pages in flight at once: ${asked.length}`);
+  assert.ok(asked.every((b) => b <= FIRST_RECOVERY_PAGE_BYTES), `first pages ask for at most ${FIRST_RECOVERY_PAGE_BYTES} bytes: ${asked[0]}`);
+  for (const a of answers.splice(0)) a();
+  const results = await Promise.all(outs);
+  for (const r of results) r.afterReply();
+  conns.forEach((c) => c.drain());
+  await tick();
+  assert.ok(asked.length > clients, 'the rest of each recovery was asked for');
+  assert.ok(asked.slice(clients).every((b) => b === HISTORY_PAGE_BYTES), `later pages are full pages: ${asked.slice(clients, clients + 3).join(', ')}`);
+  // Finish every recovery: all offsets 1..9 reach every client, in order.
+  // Later pages are full 1 MB ones again: 4 at a time, so 40 clients x 2 more pages take 20 rounds.
+  for (let round = 0; round < 40 && answers.length > 0; round++) {
+    for (const a of answers.splice(0)) a();
+    await tick();
+    conns.forEach((c) => c.drain());
+    await tick();
+  }
+  for (const c of conns) assert.deepEqual(c.written, [1, 2, 3, 4, 5, 6, 7, 8, 9]);
 });
