@@ -83,8 +83,8 @@ export interface StormResult {
   extraCpuPerReconnectUs: number;
   /**
    * The kernel's listen-queue overflows and SYN retransmissions from the kill until all recovered (the whole
-   * machine's counters): connections arriving faster than the edge accepts them wait for TCP's retransmit
-   * timers (1, 3, 7, 15 s ...), which sets how long a storm lasts more than the server's CPU does.
+   * machine's counters): connections arriving faster than the edge takes them wait for TCP's retransmit
+   * timers (1, 3, 7 s ...), and a handshake the kernel gives up on is reset (a failed reconnect).
    */
   listenOverflows: number;
   synRetransmits: number;
