@@ -95,7 +95,7 @@ export class CommandHandlers {
   }
 
   /**
-   * history {channel, since?, until?, epoch?, limit?, max_bytes?, raw?} ->
+   * history {channel, since?, until?, epoch?, limit?, max_bytes?, raw?, packed?} ->
    * {channel, epoch, offset, complete, more, available, messages}: one page of
    * the range, oldest first (historyPage).
    */
@@ -113,6 +113,7 @@ export class CommandHandlers {
       maxBytes,
       epoch: field(b, 'epoch', isOptString, 'a string') ?? null,
       raw: b['raw'] === true,
+      packed: b['packed'] === true,
       now,
     };
     const engine = this.director.engine;

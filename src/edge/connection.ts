@@ -18,7 +18,7 @@ import { ReplyLines, replyLineBytes } from './reply-lines.js';
 import type { Listener } from './hub.js';
 import type { EdgeContext } from './context.js';
 import { historyQuery } from '../protocol/positions.js';
-import { HistoryAllowance, HISTORY_PAGE_BYTES, type Page } from './history-reader.js';
+import { HistoryAllowance, HISTORY_PAGE_BYTES, readInSteps, type Page } from './history-reader.js';
 import type { GapKind } from './hub.js';
 import { checkValueDepth } from '../protocol/payload.js';
 import { RawJson, type ReplyTarget } from '../zmq/command-client.js';
@@ -758,8 +758,8 @@ export class ClientConnection implements Listener {
 
   /**
    * One page of history (see history-reader.ts): refused with 136 when the
-   * connection's allowance is used up, fetched once the send buffer has room,
-   * and written as the director sent it (the pushes are not parsed for JSON
+   * connection's allowance is used up, fetched once the send buffer has room
+   * (in steps: readInSteps), and written as the director sent it (the pushes are not parsed for JSON
    * clients). `more: true` says the page stopped at its byte bound: ask again
    * from the last message's offset.
    */
@@ -778,7 +778,7 @@ export class ClientConnection implements Listener {
       }
       const room = Math.floor(allowance.available(Date.now()));
       if (room <= 0) throw this.historyLimit();
-      const page = await this.ctx.history.page(this, query, Math.max(1, Math.min(this.pageBytes, room)), () => !this.isClosed());
+      const page = await readInSteps(this.ctx.history, this, query, Math.max(1, Math.min(this.pageBytes, room)), () => !this.isClosed());
       if (!page) throw new TidingsError(ErrorCodes.UNAVAILABLE, 'connection closed');
       allowance.take(page.bytes, Date.now());
       this.sendHistoryReply(id, page);

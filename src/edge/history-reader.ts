@@ -18,18 +18,45 @@
  *   at the pace the client reads instead of being cut off as a slow consumer.
  */
 import type { CommandClient } from '../zmq/command-client.js';
+import { ErrorCodes, TidingsError } from '../protocol/errors.js';
 
 /** Asks the director for one page (the command client's raw history read). */
 export type PageFetch = (query: PageQuery, maxBytes: number) => Promise<Page>;
 
-/** The director's raw history reply as a Page. */
+/** The director's raw history reply as a Page (packed: one frame for all pushes). */
 export function commandPageFetch(commands: CommandClient): PageFetch {
   return async (query, maxBytes) => {
-    const r = await commands.requestFramed<PageMeta>('history', { ...query, max_bytes: maxBytes, raw: true });
-    let bytes = 0;
-    for (const f of r.frames) bytes += f.length;
-    return { meta: r.result, pushes: r.frames, bytes };
+    const r = await commands.requestFramed<PageMeta & { lengths?: unknown }>('history', { ...query, max_bytes: maxBytes, raw: true, packed: true });
+    return pageOfReply(r.result, r.frames);
   };
+}
+
+/**
+ * A raw history reply's body and frames as a Page: with `lengths`, the pushes
+ * are views into its one frame (a director of an earlier version ignores
+ * `packed` and sends a frame per push). A packed frame whose lengths do not
+ * add up is refused whole (100), never cut into wrong messages.
+ */
+export function pageOfReply(result: PageMeta & { lengths?: unknown }, frames: Buffer[]): Page {
+  const { lengths, ...meta } = result;
+  if (lengths === undefined) {
+    let bytes = 0;
+    for (const f of frames) bytes += f.length;
+    return { meta, pushes: frames, bytes };
+  }
+  const all = frames[0] ?? Buffer.alloc(0);
+  const fits = Array.isArray(lengths) && lengths.length === meta.offsets.length && frames.length <= 1;
+  const pushes: Buffer[] = [];
+  let at = 0;
+  for (const n of fits ? (lengths as unknown[]) : []) {
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || at + n > all.length) break;
+    pushes.push(all.subarray(at, at + n));
+    at += n;
+  }
+  if (!fits || pushes.length !== meta.offsets.length || at !== all.length) {
+    throw new TidingsError(ErrorCodes.INTERNAL, `a packed history page does not add up: ${frames.length} frame(s) of ${all.length} B for lengths ${JSON.stringify(lengths).slice(0, 80)}`);
+  }
+  return { meta, pushes, bytes: at };
 }
 
 /** Most bytes of history pages an edge has asked the director for and not yet received. */
@@ -37,15 +64,15 @@ export const IN_FLIGHT_BYTES = 4 * 1024 * 1024;
 /** Largest page an edge asks for. */
 export const HISTORY_PAGE_BYTES = 1024 * 1024;
 /**
- * Largest first page of a recovery. A read holds its whole `maxBytes` of
- * IN_FLIGHT_BYTES for a round trip to the director, however little comes
- * back; most reconnects miss seconds of messages, a few KB. With full 1 MB
- * pages only four recoveries ran at once, and the 10 000 clients of a dead
- * node queued behind them (about 350 recovered a second in the storm bench,
- * the edge's CPU half idle). At 64 KB, 64 run at once; a longer catch-up goes
- * on with full pages.
+ * Largest first read of a recovery or of a `history` command. A read holds
+ * its whole `maxBytes` of IN_FLIGHT_BYTES for a round trip to the director,
+ * however little comes back; most reconnects miss seconds of messages, and
+ * most history pages are a few KB. With full 1 MB reads only four ran at
+ * once, and the 10 000 clients of a dead node queued behind them (about 350
+ * recovered a second in the storm bench, the edge's CPU half idle). At 64 KB,
+ * 64 run at once; a longer read goes on with the bytes left.
  */
-export const FIRST_RECOVERY_PAGE_BYTES = 64 * 1024;
+export const FIRST_READ_BYTES = 64 * 1024;
 /** Waiting owners looked at to find the one with the fewest reads in flight. */
 const TURN_SCAN = 64;
 
@@ -198,4 +225,48 @@ export class HistoryReader {
       w.grant();
     }
   }
+}
+
+/**
+ * One `history` page of at most `maxBytes`, read in steps: at most
+ * FIRST_READ_BYTES first, then on from the last message with the bytes left,
+ * each step holding only its own size of the edge's bound, so a burst of
+ * small history commands runs as many at once as small recoveries do. The
+ * page is the one a single read of `maxBytes` would have given when the first
+ * step was read (later steps stop at the channel's offset then; a message that
+ * does not fit what is left stays for the next page, `more: true`), except
+ * where the channel changed between steps (another epoch, or messages expired
+ * so the next step does not go on from the last offset): the page stops
+ * there with `more: true`, and asking on from its last offset says what
+ * happened. Null when `alive` turned false.
+ */
+export async function readInSteps(reader: HistoryReader, owner: object, query: PageQuery, maxBytes: number, alive: () => boolean): Promise<Page | null> {
+  const first = await reader.page(owner, query, Math.min(maxBytes, FIRST_READ_BYTES), alive);
+  if (first === null || !first.meta.more || first.bytes >= maxBytes || first.pushes.length === 0) return first;
+  const pushes = [...first.pushes];
+  const offsets = [...first.meta.offsets];
+  let bytes = first.bytes;
+  let more = true;
+  const until = query.until ?? first.meta.offset;
+  while (more && offsets.length < query.limit && bytes < maxBytes) {
+    const last = offsets[offsets.length - 1]!;
+    const left = maxBytes - bytes;
+    const next = await reader.page(owner, { ...query, since: last, until, epoch: first.meta.epoch, limit: query.limit - offsets.length }, left, alive);
+    if (next === null) return null;
+    const m = next.meta;
+    // Messages expired between the steps, or the director restarted (a reply for another epoch carries none).
+    if (m.offsets[0] !== last + 1) break;
+    // The director sends a step's first message whatever its size; a single read would have stopped before it.
+    let taken = 0;
+    let size = 0;
+    while (taken < next.pushes.length && size + next.pushes[taken]!.length <= left) size += next.pushes[taken++]!.length;
+    if (taken === 0) break;
+    for (let i = 0; i < taken; i++) {
+      pushes.push(next.pushes[i]!);
+      offsets.push(m.offsets[i]!);
+    }
+    bytes += size;
+    more = taken < next.pushes.length || m.more;
+  }
+  return { meta: { ...first.meta, more, offsets }, pushes, bytes };
 }

@@ -9,7 +9,7 @@
  * each once the client's send buffer has drained below a quarter and its
  * history allowance has room, so a recovery larger than the send buffer
  * completes at the pace the client reads. The first page is small
- * (FIRST_RECOVERY_PAGE_BYTES), so the many short recoveries of a reconnect
+ * (FIRST_READ_BYTES), so the many short recoveries of a reconnect
  * storm share the edge's bound on history reads in flight.
  *
  * A position from another epoch (the director restarted, or the channel was
@@ -23,7 +23,7 @@ import type { StreamPosition } from '../protocol/messages.js';
 import type { ClientConnection } from './connection.js';
 import type { Position } from './hub.js';
 import type { SubscribeOutcome } from './context.js';
-import { FIRST_RECOVERY_PAGE_BYTES, type HistoryReader, type Page, type PageQuery } from './history-reader.js';
+import { FIRST_READ_BYTES, type HistoryReader, type Page, type PageQuery } from './history-reader.js';
 
 /** Errors after which a page read is tried again (within the command timeout). */
 const TRANSIENT = new Set<number>([ErrorCodes.UNAVAILABLE.code, ErrorCodes.TIMEOUT.code]);
@@ -48,7 +48,7 @@ export async function recoverInto(deps: RecoveryDeps, conn: ClientConnection, ch
   const query: PageQuery = { channel, since, until: live.offset, epoch: live.epoch, limit: live.offset - since };
   let first: Page;
   try {
-    first = await readPage(deps, conn, channel, token, query, FIRST_RECOVERY_PAGE_BYTES);
+    first = await readPage(deps, conn, channel, token, query, FIRST_READ_BYTES);
   } catch (err) {
     conn.endRecovery(channel, token);
     throw err;

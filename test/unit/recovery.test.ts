@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { recoverInto } from '../../src/edge/recovery.js';
-import { FIRST_RECOVERY_PAGE_BYTES, HISTORY_PAGE_BYTES, HistoryAllowance, HistoryReader, IN_FLIGHT_BYTES, type Page, type PageQuery } from '../../src/edge/history-reader.js';
+import { FIRST_READ_BYTES, HISTORY_PAGE_BYTES, HistoryAllowance, HistoryReader, IN_FLIGHT_BYTES, type Page, type PageQuery } from '../../src/edge/history-reader.js';
 import type { ClientConnection } from '../../src/edge/connection.js';
 
 /** A channel history of offsets 1..n (minus `missing`) in epoch 'e2', served `perPage` at a time. */
@@ -156,7 +156,7 @@ test("a storm's recoveries share the edge's bound on history reads at once: smal
   await tick();
   // With full 1 MB first pages the edge's 4 MB bound let 4 run; 40 x 64 KB fit together.
   assert.equal(asked.length, clients, `first pages in flight at once: ${asked.length}`);
-  assert.ok(asked.every((b) => b <= FIRST_RECOVERY_PAGE_BYTES), `first pages ask for at most ${FIRST_RECOVERY_PAGE_BYTES} bytes: ${asked[0]}`);
+  assert.ok(asked.every((b) => b <= FIRST_READ_BYTES), `first pages ask for at most ${FIRST_READ_BYTES} bytes: ${asked[0]}`);
   for (const a of answers.splice(0)) a();
   const results = await Promise.all(outs);
   for (const r of results) r.afterReply();
